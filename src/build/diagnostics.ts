@@ -1,0 +1,49 @@
+/** gcc, Kbuild and modpost diagnostics, as data. */
+
+export type Severity = 'error' | 'warning' | 'note';
+
+export interface Diagnostic {
+  severity: Severity;
+  /** Path as the user knows it (mapped back from the build copy). */
+  file: string | undefined;
+  line: number | undefined;
+  column: number | undefined;
+  message: string;
+}
+
+const GCC_LINE = /^(.+?):(\d+):(?:(\d+):)?\s+(fatal error|error|warning|note):\s+(.*)$/;
+const MODPOST_LINE = /^(ERROR|WARNING): modpost: (.*)$/;
+
+/**
+ * Parse compiler output. `mapPath` turns a path in the out-of-tree build copy
+ * back into the path of the user's source file.
+ */
+export function parseDiagnostics(output: string, mapPath: (p: string) => string = (p) => p): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  for (const line of output.split('\n')) {
+    const g = GCC_LINE.exec(line);
+    if (g) {
+      out.push({
+        severity: g[4] === 'note' ? 'note' : g[4] === 'warning' ? 'warning' : 'error',
+        file: mapPath(g[1]!),
+        line: Number(g[2]),
+        column: g[3] === undefined ? undefined : Number(g[3]),
+        message: g[5]!,
+      });
+      continue;
+    }
+    const m = MODPOST_LINE.exec(line);
+    if (m) out.push({ severity: m[1] === 'ERROR' ? 'error' : 'warning', file: undefined, line: undefined, column: undefined, message: `modpost: ${mapPath(m[2]!)}` });
+  }
+  return out;
+}
+
+export function formatDiagnostic(d: Diagnostic): string {
+  const where = d.file ? `${d.file}${d.line === undefined ? '' : `:${d.line}`}${d.column === undefined ? '' : `:${d.column}`}: ` : '';
+  return `${where}${d.severity}: ${d.message}`;
+}
+
+/** Replace every occurrence of the build copy's directory with the source directory. */
+export function pathMapper(buildDir: string, sourceDir: string): (p: string) => string {
+  return (p) => p.split(`${buildDir}/`).join(`${sourceDir}/`).split(buildDir).join(sourceDir);
+}

@@ -1,0 +1,142 @@
+/**
+ * Command-line wiring only: options are declared here and handed to command
+ * functions, which return data; renderers turn it into text or JSON. One catch
+ * at the top turns every error into a one-line message and an exit code.
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { resolve } from 'node:path';
+import { formatKernelSpec, parseKernelSpec } from '../kernel/spec.js';
+import { ExitCode, isMmaplabError, type MmaplabError } from '../util/errors.js';
+import { executedCommands } from '../util/exec.js';
+import { cacheRoot, stateRoot } from '../util/paths.js';
+import { VERSION } from '../util/version.js';
+import { makeStyle } from '../report/style.js';
+
+function positiveInt(name: string, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1 || n > max) throw new InvalidArgumentError(`${name} must be a whole number from 1 to ${max}`);
+    return n;
+  };
+}
+
+function kernelSpecArg(v: string): string {
+  try {
+    return formatKernelSpec(parseKernelSpec(v));
+  } catch (e) {
+    throw new InvalidArgumentError(isMmaplabError(e) ? `${e.message} (${e.hint ?? ''})` : String(e));
+  }
+}
+
+function buildProgram(): Command {
+  const program = new Command('mmaplab')
+    .description('Build a Linux driver and a test program, boot a real Debian kernel in QEMU, map the driver from userspace, and explain what happens.')
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(`mmaplab: ${str}`) })
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 every outcome as expected, 1 an outcome differs, 2 usage error,
+3 infrastructure failure (missing tool, kernel fetch, build, boot).
+Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_STATE_DIR).`,
+    );
+
+  program
+    .command('run')
+    .description('build the lab driver, boot it in a guest, and map it with MAP_PRIVATE and MAP_SHARED')
+    .addOption(new Option('--kernel <spec>', 'kernel to boot: debian:<suite>, e.g. debian:bookworm').default('debian:bookworm').argParser(kernelSpecArg))
+    .option('--flavour <flavour>', 'Debian kernel flavour (cloud-amd64 boots fastest)', 'cloud-amd64')
+    .option('--strategy <name>', 'the driver strategy to load', 'seed')
+    .option('--module-dir <dir>', 'driver sources to build instead of the bundled kernel-module/ (same device and parameters)')
+    .addOption(new Option('--accel <accel>', 'accelerator: auto probes KVM and falls back to TCG').choices(['auto', 'kvm', 'tcg']).default('auto'))
+    .addOption(new Option('--timeout <seconds>', 'hard deadline for the guest, boot included').default(120).argParser(positiveInt('--timeout', 3600)))
+    .addOption(new Option('--memory <MiB>', 'guest memory').default(256).argParser(positiveInt('--memory', 16384)))
+    .option('--json', 'print the result as one JSON document (schemaVersion 1)')
+    .option('--output-dir <dir>', 'keep this run\'s artefacts here instead of the state directory')
+    .addOption(new Option('--archive-uri <uri>', 'Debian archive to fetch kernels from (default: from this host\'s apt sources)').env('MMAPLAB_DEBIAN_ARCHIVE'))
+    .addOption(new Option('--security-uri <uri>', 'Debian security archive (default: from this host\'s apt sources)').env('MMAPLAB_DEBIAN_SECURITY_ARCHIVE'))
+    .option('--refresh-kernel', 'look up the newest kernel of the suite even when one is cached')
+    .option('--no-color', 'plain output even on a terminal')
+    .option('-v, --verbose', 'show progress and every command run')
+    .action(async (o: RunCliOptions) => {
+      const { runLab } = await import('../commands/run.js');
+      const { STRATEGIES } = await import('../diagnose/expectations.js');
+      if (!STRATEGIES.includes(o.strategy)) {
+        throw new CommanderError(2, 'mmaplab.usage', `--strategy must be one of: ${STRATEGIES.join(', ')}`);
+      }
+      const err = makeStyle({ color: o.color === false ? false : undefined, stream: process.stderr });
+      const showProgress = o.verbose || (process.stderr.isTTY && !o.json);
+      const report = await runLab({
+        kernel: o.kernel,
+        flavour: o.flavour,
+        moduleDir: o.moduleDir ? resolve(o.moduleDir) : (await import('../util/paths.js')).projectPaths.kernelModule,
+        strategy: o.strategy,
+        modes: ['private', 'shared'],
+        pages: 16,
+        accel: o.accel,
+        timeoutS: o.timeout,
+        memoryMb: o.memory,
+        outputDir: o.outputDir,
+        archiveUri: o.archiveUri,
+        securityUri: o.securityUri,
+        refreshKernel: !!o.refreshKernel,
+        onProgress: showProgress ? (phase, msg) => process.stderr.write(err.dim(`[${phase}] ${msg}\n`)) : undefined,
+      });
+      if (o.verbose) for (const c of executedCommands()) process.stderr.write(err.dim(`$ ${c}\n`));
+      if (o.json) {
+        const { renderRunJson } = await import('../report/json.js');
+        process.stdout.write(renderRunJson(report));
+      } else {
+        const { renderRunText } = await import('../report/text.js');
+        process.stdout.write(renderRunText(report, makeStyle({ color: o.color === false ? false : undefined })));
+      }
+      process.exitCode = report.exitCode;
+    });
+  return program;
+}
+
+interface RunCliOptions {
+  kernel: string;
+  flavour: string;
+  strategy: string;
+  moduleDir?: string;
+  accel: 'auto' | 'kvm' | 'tcg';
+  timeout: number;
+  memory: number;
+  json?: boolean;
+  outputDir?: string;
+  archiveUri?: string;
+  securityUri?: string;
+  refreshKernel?: boolean;
+  color?: boolean;
+  verbose?: boolean;
+}
+
+function reportError(e: MmaplabError): void {
+  const c = makeStyle({ color: process.argv.includes('--no-color') ? false : undefined, stream: process.stderr });
+  process.stderr.write(`${c.red.bold('mmaplab: error:')} ${e.message}\n`);
+  for (const d of e.details) process.stderr.write(`  ${d}\n`);
+  if (e.hint) process.stderr.write(`${c.yellow('hint:')} ${e.hint}\n`);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return ExitCode.ok;
+      if (e.code === 'mmaplab.usage') process.stderr.write(`mmaplab: error: ${e.message}\n`);
+      return ExitCode.usage;
+    }
+    if (isMmaplabError(e)) {
+      reportError(e);
+      return e.exitCode;
+    }
+    process.stderr.write(`mmaplab: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return ExitCode.infra;
+  }
+}

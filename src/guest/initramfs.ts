@@ -1,0 +1,66 @@
+/**
+ * The lab guest's initramfs: static busybox with its applets as symlinks
+ * (made here, so the guest spends no time on `busybox --install`), the agent
+ * as /init, and the kernel's virtio modules for the job channel. It holds
+ * nothing of the driver under test: that arrives as a job, so one initramfs
+ * (and later one snapshot) serves every driver on a kernel.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Kernel } from '../kernel/types.js';
+import { resolveModules } from '../kernel/modules.js';
+import { MmaplabError } from '../util/errors.js';
+import { runChecked } from '../util/exec.js';
+import { exists, Hasher, writeFileAtomic } from '../util/fsx.js';
+import { isStaticElfFile } from '../util/elf.js';
+import { projectPaths } from '../util/paths.js';
+import { which } from '../util/tools.js';
+import { cpioArchive, withParents, type CpioEntry } from './cpio.js';
+
+/** Modules the agent loads, roots only; dependencies are resolved per kernel. */
+export const GUEST_MODULES = ['virtio_pci', 'virtio_console'] as const;
+
+export interface Initramfs {
+  path: string;
+  key: string;
+  busybox: string;
+}
+
+export async function findStaticBusybox(): Promise<string> {
+  const candidates = [process.env.MMAPLAB_BUSYBOX, '/bin/busybox', '/usr/bin/busybox', which('busybox')].filter((p): p is string => !!p);
+  for (const c of candidates) {
+    if ((await exists(c)) && (await isStaticElfFile(c))) return c;
+  }
+  throw new MmaplabError('missing-tool', 'a statically linked busybox was not found', {
+    hint: 'install the Debian/Ubuntu package busybox-static (sudo apt-get install busybox-static), or run bin/install-deps',
+  });
+}
+
+export async function buildInitramfs(kernel: Kernel, cacheDir: string): Promise<Initramfs> {
+  const busybox = await findStaticBusybox();
+  const initPath = join(projectPaths.vm, 'init');
+  const key = (
+    await (await new Hasher().add('kernel', kernel.release).add('modules', GUEST_MODULES.join(',')).addFile('busybox', busybox)).addFile('init', initPath)
+  ).digest();
+  const path = join(cacheDir, 'initramfs', `${kernel.release}-${key}.cpio`);
+  if (await exists(path)) return { path, key, busybox };
+
+  const applets = (await runChecked('guest', 'busybox --list', busybox, ['--list'])).stdout.split('\n').filter((a) => /^[\w.[-]+$/.test(a));
+  const modules = await resolveModules(kernel.modulesDir, GUEST_MODULES);
+  const entries: CpioEntry[] = [
+    { type: 'dir', path: 'dev' },
+    { type: 'chardev', path: 'dev/console', major: 5, minor: 1 },
+    { type: 'chardev', path: 'dev/null', major: 1, minor: 3, mode: 0o666 },
+    { type: 'dir', path: 'proc' },
+    { type: 'dir', path: 'sys' },
+    { type: 'dir', path: 'tmp', mode: 0o1777 },
+    { type: 'dir', path: 'sbin' },
+    { type: 'file', path: 'bin/busybox', data: await readFile(busybox), mode: 0o755 },
+    ...applets.filter((a) => a !== 'busybox').map((a): CpioEntry => ({ type: 'symlink', path: `bin/${a}`, target: 'busybox' })),
+    { type: 'file', path: 'init', data: await readFile(initPath), mode: 0o755 },
+    { type: 'file', path: 'etc/mmaplab/modules', data: `${modules.map((m) => m.name).join('\n')}\n` },
+    ...modules.map((m): CpioEntry => ({ type: 'file', path: `lib/mmaplab/${m.name}.ko`, data: m.data })),
+  ];
+  await writeFileAtomic(path, cpioArchive(withParents(entries)));
+  return { path, key, busybox };
+}

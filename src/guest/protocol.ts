@@ -1,0 +1,63 @@
+/**
+ * The guest<->host job protocol, on the guest's own virtio-serial port.
+ *
+ * Host to guest: header lines (`JOB <id> <bytes>` + a cpio payload,
+ * `POWEROFF`). Guest to host: one JSON object per line, typed by "t". Records
+ * come from the agent (vm/init), the job script (vm/job.sh) and the test
+ * program (userspace/mmap-test.c); this module is their one schema.
+ */
+
+export type MapMode = 'private' | 'shared';
+
+export type GuestRecord =
+  | { t: 'ready'; kernel: string; uptime: string }
+  | { t: 'job-end'; id: number; status: number }
+  | { t: 'job-done'; id: number }
+  | { t: 'step'; step: string; status: number; output: string }
+  | { t: 'kmsg'; line: string }
+  | { t: 'exit'; mode: MapMode; status: number }
+  // From the test program:
+  | { t: 'start'; mode: MapMode; device: string; pages: number; pageSize: number; pattern: string }
+  | { t: 'open'; ok: boolean; errno?: number; err?: string; msg?: string }
+  | { t: 'mmap'; ok: boolean; addr?: string; len?: number; errno?: number; err?: string; msg?: string }
+  | { t: 'seed-printf'; text: string }
+  | { t: 'page'; page: number; addr: string; word: string; index: number; ok: boolean }
+  | { t: 'fault'; signal: 'SIGBUS' | 'SIGSEGV'; signo: number; code: string; codeNum: number; addr: string; page: number | null }
+  | { t: 'done'; pagesOk: number; pages: number }
+  /** A line that was not a record (a stray message); kept, never dropped. */
+  | { t: 'text'; text: string };
+
+export function parseRecordLine(line: string): GuestRecord {
+  const trimmed = line.replace(/\r$/, '');
+  if (trimmed.startsWith('{')) {
+    try {
+      const v = JSON.parse(trimmed) as { t?: unknown };
+      if (v && typeof v === 'object' && typeof v.t === 'string') return v as GuestRecord;
+    } catch {
+      /* fall through: keep it as text */
+    }
+  }
+  return { t: 'text', text: trimmed };
+}
+
+/** Splits a byte stream into lines; the last partial line is held until complete. */
+export class LineSplitter {
+  private rest = '';
+  push(chunk: string): string[] {
+    const text = this.rest + chunk;
+    const lines = text.split('\n');
+    this.rest = lines.pop() ?? '';
+    return lines;
+  }
+  flush(): string[] {
+    const r = this.rest;
+    this.rest = '';
+    return r ? [r] : [];
+  }
+}
+
+export function jobHeader(id: number, payloadBytes: number): string {
+  return `JOB ${id} ${payloadBytes}\n`;
+}
+
+export const POWEROFF = 'POWEROFF\n';

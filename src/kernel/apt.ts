@@ -1,0 +1,100 @@
+/**
+ * A private apt: its own sources list, lists and cache directories, so that
+ * fetching kernels of any Debian release needs no root and leaves the host's
+ * apt state untouched.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MmaplabError } from '../util/errors.js';
+import { run, runChecked, type ExecResult } from '../util/exec.js';
+
+export interface AptLine {
+  uri: string;
+  suite: string;
+  components: string[];
+  signedBy: string | undefined;
+}
+
+export class PrivateApt {
+  private constructor(
+    readonly dir: string,
+    private readonly opts: string[],
+  ) {}
+
+  static async create(dir: string, lines: readonly AptLine[], extraOptions: readonly string[] = []): Promise<PrivateApt> {
+    await mkdir(join(dir, 'lists', 'partial'), { recursive: true });
+    await mkdir(join(dir, 'cache', 'archives', 'partial'), { recursive: true });
+    const list = lines
+      .map((l) => `deb [arch=amd64${l.signedBy ? ` signed-by=${l.signedBy}` : ''}] ${l.uri} ${l.suite} ${l.components.join(' ')}`)
+      .join('\n');
+    await writeFile(join(dir, 'sources.list'), `${list}\n`);
+    await writeFile(join(dir, 'status'), '');
+    const o = (k: string, v: string) => ['-o', `${k}=${v}`];
+    const opts = [
+      ...o('Dir::Etc::SourceList', join(dir, 'sources.list')),
+      ...o('Dir::Etc::SourceParts', '/dev/null'),
+      ...o('Dir::Etc::Preferences', '/dev/null'),
+      ...o('Dir::Etc::PreferencesParts', '/dev/null'),
+      ...o('Dir::State::Lists', join(dir, 'lists')),
+      ...o('Dir::State::status', join(dir, 'status')),
+      ...o('Dir::Cache', join(dir, 'cache')),
+      ...o('Debug::NoLocking', '1'),
+      ...o('APT::Architecture', 'amd64'),
+      ...o('APT::Architectures', 'amd64'),
+      ...o('Acquire::Languages', 'none'),
+      ...o('Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled', 'false'),
+      // As root apt would drop to _apt, which cannot write into a user's cache.
+      ...(process.getuid?.() === 0 ? o('APT::Sandbox::User', 'root') : []),
+      ...extraOptions,
+    ];
+    return new PrivateApt(dir, opts);
+  }
+
+  async update(): Promise<void> {
+    const r = await run('apt-get', [...this.opts, '-q', 'update'], { timeoutMs: 180_000 });
+    // apt-get update exits 0 on some fetch failures; treat its warnings as failures too.
+    const failed = !r.ok || /^(E:|W: Failed to fetch|Err:)/m.test(r.all);
+    if (failed) {
+      throw new MmaplabError('fetch', 'apt-get update of the private kernel sources failed', {
+        details: r.all.trimEnd().split('\n').filter((l) => /^(E:|W:|Err:)/.test(l)).slice(0, 10),
+        hint: 'check the network, or give another archive with --archive-uri / MMAPLAB_DEBIAN_ARCHIVE',
+      });
+    }
+  }
+
+  async candidate(pkg: string): Promise<string | undefined> {
+    const r = await runChecked('fetch', 'apt-cache policy', 'apt-cache', [...this.opts, 'policy', pkg]);
+    const v = /Candidate:\s*(\S+)/.exec(r.stdout)?.[1];
+    return v && v !== '(none)' ? v : undefined;
+  }
+
+  /** The Depends field of pkg=version, as package names (alternatives flattened, versions dropped). */
+  async depends(pkg: string, version?: string): Promise<string[]> {
+    const r = await this.show(pkg, version);
+    if (!r.ok) return [];
+    const field = /^Depends:\s*(.*)$/m.exec(r.stdout)?.[1] ?? '';
+    return field
+      .split(',')
+      .flatMap((alt) => alt.split('|'))
+      .map((d) => d.trim().split(/[\s(]/)[0]!)
+      .filter(Boolean);
+  }
+
+  async has(pkg: string): Promise<boolean> {
+    const r = await this.show(pkg);
+    return r.ok && /^Package:/m.test(r.stdout);
+  }
+
+  private show(pkg: string, version?: string): Promise<ExecResult> {
+    return run('apt-cache', [...this.opts, 'show', '--no-all-versions', version ? `${pkg}=${version}` : pkg]);
+  }
+
+  async download(pkgs: readonly string[], into: string): Promise<void> {
+    await mkdir(into, { recursive: true });
+    await runChecked('fetch', 'apt-get download', 'apt-get', [...this.opts, '-q', 'download', ...pkgs], {
+      cwd: into,
+      timeoutMs: 600_000,
+      hint: 'check the network; a killed download leaves nothing behind, so simply retry',
+    });
+  }
+}

@@ -1,0 +1,23 @@
+/** A kernel ready to boot and to build modules against. */
+export interface Kernel {
+  /** The spec it was resolved from, e.g. debian:bookworm. */
+  spec: string;
+  /** `uname -r` inside the guest, e.g. 6.1.0-56-cloud-amd64. */
+  release: string;
+  /** Debian package version, e.g. 6.1.192-2. */
+  packageVersion: string;
+  suite: string;
+  flavour: string;
+  /** Cache entry holding everything below. */
+  dir: string;
+  /** bzImage to boot. */
+  image: string;
+  config: string;
+  systemMap: string | undefined;
+  /** lib/modules/<release> with the kernel's own modules (virtio, ...). */
+  modulesDir: string;
+  /** The Kbuild directory to pass as `make -C`. */
+  headersDir: string;
+  /** CONFIG_CC_VERSION_TEXT: the compiler the kernel was built with. */
+  compilerText: string;
+}

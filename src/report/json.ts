@@ -1,0 +1,6 @@
+/** The machine report: the RunReport itself, versioned by schemaVersion. */
+import type { RunReport } from './model.js';
+
+export function renderRunJson(report: RunReport): string {
+  return `${JSON.stringify(report, null, 2)}\n`;
+}

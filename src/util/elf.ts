@@ -1,0 +1,29 @@
+/** Just enough ELF reading to tell a static executable from a dynamic one. */
+import { open } from 'node:fs/promises';
+
+const PT_INTERP = 3;
+
+/** True for a 64-bit little-endian ELF executable with no program interpreter. */
+export function isStaticElf(head: Buffer): boolean {
+  if (head.length < 64 || head.readUInt32BE(0) !== 0x7f454c46 || head[4] !== 2 || head[5] !== 1) return false;
+  const phoff = Number(head.readBigUInt64LE(32));
+  const phentsize = head.readUInt16LE(54);
+  const phnum = head.readUInt16LE(56);
+  for (let i = 0; i < phnum; i++) {
+    const at = phoff + i * phentsize;
+    if (at + 4 > head.length) return false;
+    if (head.readUInt32LE(at) === PT_INTERP) return false;
+  }
+  return true;
+}
+
+export async function isStaticElfFile(path: string): Promise<boolean> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(8192);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    return isStaticElf(buf.subarray(0, bytesRead));
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * Typed errors, thrown deep and caught once in the CLI. Each carries the exit
+ * code class it maps to and, where we know one, a hint that tells the user what
+ * to do next (install a package, pass an option, look at a log).
+ */
+
+export const ExitCode = {
+  ok: 0,
+  /** Some outcome differs from what the lab expects. */
+  mismatch: 1,
+  /** Bad flag, bad spec, bad configuration. */
+  usage: 2,
+  /** The tool could not do its job: missing tool, fetch, build, boot. */
+  infra: 3,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+export type ErrorKind =
+  | 'usage'
+  | 'missing-tool'
+  | 'fetch'
+  | 'build'
+  | 'boot'
+  | 'guest'
+  | 'internal';
+
+export class MmaplabError extends Error {
+  readonly kind: ErrorKind;
+  readonly hint: string | undefined;
+  /** Extra lines shown under the one-line message (e.g. compiler diagnostics). */
+  readonly details: readonly string[];
+  /** Files the user should look at (console log, build log). */
+  readonly artifacts: Readonly<Record<string, string>>;
+
+  constructor(
+    kind: ErrorKind,
+    message: string,
+    opts: {
+      hint?: string;
+      details?: readonly string[];
+      artifacts?: Record<string, string>;
+      cause?: unknown;
+    } = {},
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'MmaplabError';
+    this.kind = kind;
+    this.hint = opts.hint;
+    this.details = opts.details ?? [];
+    this.artifacts = opts.artifacts ?? {};
+  }
+
+  get exitCode(): ExitCode {
+    return this.kind === 'usage' ? ExitCode.usage : ExitCode.infra;
+  }
+}
+
+export function usageError(message: string, hint?: string): MmaplabError {
+  return new MmaplabError('usage', message, hint === undefined ? {} : { hint });
+}
+
+export function isMmaplabError(e: unknown): e is MmaplabError {
+  return e instanceof MmaplabError;
+}

@@ -1,0 +1,89 @@
+/**
+ * Choosing KVM or TCG. /dev/kvm existing proves nothing (nested KVM can hang
+ * right after the firmware), so KVM is *probed*: a guest with a short deadline
+ * must boot to the agent. The verdict is cached per machine, QEMU and host
+ * kernel, so the probe's cost is paid once.
+ */
+import { accessSync, constants, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { hostname, release } from 'node:os';
+import { join } from 'node:path';
+import { usageError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/fsx.js';
+import type { Accel } from './qemu-args.js';
+
+export type AccelRequest = 'auto' | Accel;
+
+export interface AccelChoice {
+  accel: Accel;
+  /** Why, in one line, for the report. */
+  reason: string;
+  /** True when this run paid for a probe (say so once, not on every run). */
+  probed: boolean;
+}
+
+export function parseAccel(text: string): AccelRequest {
+  if (text === 'auto' || text === 'kvm' || text === 'tcg') return text;
+  throw usageError(`--accel must be auto, kvm or tcg, not '${text}'`);
+}
+
+function kvmUsable(): string | undefined {
+  try {
+    accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
+    return undefined;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no /dev/kvm' : 'no read/write access to /dev/kvm (join the kvm group)';
+  }
+}
+
+export function accelCacheKey(qemuVersion: string): string {
+  let rdev = 0;
+  try {
+    rdev = statSync('/dev/kvm').rdev;
+  } catch {
+    /* no device */
+  }
+  return [hostname(), release(), qemuVersion, rdev].join('|');
+}
+
+interface CachedVerdict {
+  key: string;
+  kvmWorks: boolean;
+  detail: string;
+  checkedAt: string;
+}
+
+export async function chooseAccel(opts: {
+  requested: AccelRequest;
+  cacheDir: string;
+  qemuVersion: string;
+  /** Boots a probe guest under KVM; resolves to undefined on success or a reason it failed. */
+  probe: () => Promise<string | undefined>;
+}): Promise<AccelChoice> {
+  if (opts.requested === 'tcg') return { accel: 'tcg', reason: 'TCG requested (--accel tcg)', probed: false };
+  const unusable = kvmUsable();
+  if (opts.requested === 'kvm') {
+    if (unusable) throw usageError(`--accel kvm, but ${unusable}`);
+    return { accel: 'kvm', reason: 'KVM requested (--accel kvm)', probed: false };
+  }
+  if (unusable) return { accel: 'tcg', reason: `TCG: ${unusable}`, probed: false };
+
+  const file = join(opts.cacheDir, 'accel.json');
+  const key = accelCacheKey(opts.qemuVersion);
+  try {
+    const cached = JSON.parse(await readFile(file, 'utf8')) as CachedVerdict;
+    if (cached.key === key) {
+      return cached.kvmWorks
+        ? { accel: 'kvm', reason: 'KVM (probed and working)', probed: false }
+        : { accel: 'tcg', reason: `TCG: KVM is present but a probe guest ${cached.detail} (verdict cached ${cached.checkedAt.slice(0, 10)}; delete ${file} to probe again)`, probed: false };
+    }
+  } catch {
+    /* no verdict yet */
+  }
+  const failure = await opts.probe();
+  const verdict: CachedVerdict = { key, kvmWorks: failure === undefined, detail: failure ?? 'booted', checkedAt: new Date().toISOString() };
+  await writeFileAtomic(file, `${JSON.stringify(verdict, null, 2)}\n`);
+  return failure === undefined
+    ? { accel: 'kvm', reason: 'KVM (probed and working)', probed: true }
+    : { accel: 'tcg', reason: `TCG: KVM is present but a probe guest ${failure}; falling back (verdict cached in ${file})`, probed: true };
+}

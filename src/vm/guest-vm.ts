@@ -1,0 +1,198 @@
+/**
+ * One running lab guest: QEMU with the console on stdio (teed to a log file as
+ * it arrives) and the job channel on a Unix socket this process listens on.
+ * Every way out (ready, job done, guest died, deadline, Ctrl-C) ends with QEMU
+ * reaped and the console log flushed.
+ */
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnLogged } from '../util/exec.js';
+import { requireTool } from '../util/tools.js';
+import { jobHeader, LineSplitter, parseRecordLine, POWEROFF, type GuestRecord } from '../guest/protocol.js';
+import { qemuArgs, type VmSpec } from './qemu-args.js';
+
+export type BootResult =
+  | { kind: 'ready'; vm: GuestVm; kernel: string; bootMs: number }
+  /** QEMU ended before the guest was ready: a panic, a bad option, a missing file. */
+  | { kind: 'exited'; exitCode: number | undefined; signal: string | undefined; stderr: string; console: string }
+  | { kind: 'timeout'; console: string };
+
+export type JobResult =
+  | { kind: 'done'; records: GuestRecord[]; status: number }
+  /** The guest went away mid-job (panic, reboot, QEMU killed). */
+  | { kind: 'guest-died'; records: GuestRecord[]; console: string }
+  | { kind: 'timeout'; records: GuestRecord[]; console: string };
+
+export interface StartOptions {
+  qemu?: string;
+  consoleLog: string;
+  bootTimeoutMs: number;
+  onConsoleLine?: (line: string) => void;
+}
+
+type Subprocess = ReturnType<typeof spawnLogged>;
+
+export class GuestVm {
+  private consoleText = '';
+  private stderrText = '';
+  private readonly waiters = new Set<() => void>();
+  private records: GuestRecord[] = [];
+  private socket: Socket | undefined;
+  private exited = false;
+  private exitInfo: { exitCode: number | undefined; signal: string | undefined } = { exitCode: undefined, signal: undefined };
+  private readonly exitPromise: Promise<void>;
+  private readonly offSignals: () => void;
+
+  private constructor(
+    private readonly proc: Subprocess,
+    private readonly server: Server,
+    private readonly tmp: string,
+    private readonly log: WriteStream,
+    onConsoleLine: ((line: string) => void) | undefined,
+  ) {
+    const consoleLines = new LineSplitter();
+    proc.stdout?.on('data', (chunk: string | Buffer) => {
+      const text = chunk.toString();
+      this.consoleText += text;
+      log.write(text);
+      if (onConsoleLine) for (const l of consoleLines.push(text)) onConsoleLine(l.replace(/\r$/, ''));
+      this.wake();
+    });
+    proc.stderr?.on('data', (chunk: string | Buffer) => {
+      this.stderrText += chunk.toString();
+    });
+    this.exitPromise = (async () => {
+      const r = await proc;
+      this.exited = true;
+      this.exitInfo = { exitCode: r.exitCode, signal: r.signal };
+      this.wake();
+    })();
+    server.on('connection', (s) => {
+      this.socket = s;
+      s.setEncoding('utf8');
+      const lines = new LineSplitter();
+      s.on('data', (chunk: string) => {
+        for (const l of lines.push(chunk)) this.records.push(parseRecordLine(l));
+        this.wake();
+      });
+      s.on('error', () => {});
+    });
+    // Ctrl-C or a kill of mmaplab must not leave QEMU behind.
+    const onSignal = (sig: NodeJS.Signals) => {
+      this.kill();
+      process.exitCode = sig === 'SIGINT' ? 130 : 143;
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    this.offSignals = () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    };
+  }
+
+  static async start(spec: Omit<VmSpec, 'channelSocket'>, opts: StartOptions): Promise<BootResult> {
+    const qemu = opts.qemu ?? requireTool('qemu-system-x86_64');
+    // Socket paths are limited to 108 bytes: keep them in a short private directory.
+    const tmp = await mkdtemp(join(tmpdir(), 'mmaplab-'));
+    const channelSocket = join(tmp, 'jobs.sock');
+    const server = createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(channelSocket, () => resolve());
+    });
+    const log = createWriteStream(opts.consoleLog);
+    const proc = spawnLogged(qemu, qemuArgs({ ...spec, channelSocket }));
+    const vm = new GuestVm(proc, server, tmp, log, opts.onConsoleLine);
+    const started = performance.now();
+    const ready = await vm.waitFor(() => vm.records.find((r) => r.t === 'ready'), opts.bootTimeoutMs);
+    if (ready.kind === 'found' && ready.value.t === 'ready') {
+      return { kind: 'ready', vm, kernel: ready.value.kernel, bootMs: performance.now() - started };
+    }
+    await vm.kill();
+    if (ready.kind === 'exited') {
+      return { kind: 'exited', ...vm.exitInfo, stderr: vm.stderrText, console: vm.consoleText };
+    }
+    return { kind: 'timeout', console: vm.consoleText };
+  }
+
+  get console(): string {
+    return this.consoleText;
+  }
+
+  get stderr(): string {
+    return this.stderrText;
+  }
+
+  /** Send one job and collect its records until the agent says it ended. */
+  async runJob(id: number, payload: Buffer, timeoutMs: number): Promise<JobResult> {
+    const from = this.records.length;
+    if (!this.socket || this.exited) return { kind: 'guest-died', records: [], console: this.consoleText };
+    this.socket.write(jobHeader(id, payload.length));
+    this.socket.write(payload);
+    const end = await this.waitFor(() => this.records.slice(from).find((r) => r.t === 'job-end' && r.id === id), timeoutMs);
+    const records = this.records.slice(from);
+    switch (end.kind) {
+      case 'found':
+        return { kind: 'done', records, status: end.value.t === 'job-end' ? end.value.status : -1 };
+      case 'exited':
+        return { kind: 'guest-died', records, console: this.consoleText };
+      case 'timeout':
+        return { kind: 'timeout', records, console: this.consoleText };
+    }
+  }
+
+  /** Ask the guest to power off; kill QEMU if it has not gone within the deadline. */
+  async powerOff(timeoutMs: number): Promise<void> {
+    if (!this.exited && this.socket) this.socket.write(POWEROFF);
+    const r = await this.waitFor(() => undefined, timeoutMs);
+    if (r.kind !== 'exited') await this.kill();
+    await this.close();
+  }
+
+  /** Kill QEMU now (idempotent) and release everything. */
+  async kill(): Promise<void> {
+    if (!this.exited) this.proc.kill('SIGKILL');
+    await this.close();
+  }
+
+  private closed = false;
+  private async close(): Promise<void> {
+    if (this.closed) {
+      await this.exitPromise;
+      return;
+    }
+    this.closed = true;
+    await this.exitPromise;
+    this.offSignals();
+    this.socket?.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await new Promise<void>((resolve) => this.log.end(() => resolve()));
+    await rm(this.tmp, { recursive: true, force: true });
+  }
+
+  private wake(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  private waitFor<T>(pick: () => T | undefined, timeoutMs: number): Promise<{ kind: 'found'; value: T } | { kind: 'exited' } | { kind: 'timeout' }> {
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const check = () => {
+        const v = pick();
+        if (v !== undefined) finish({ kind: 'found', value: v });
+        else if (this.exited) finish({ kind: 'exited' });
+      };
+      const finish = (r: { kind: 'found'; value: T } | { kind: 'exited' } | { kind: 'timeout' }) => {
+        this.waiters.delete(check);
+        if (timer) clearTimeout(timer);
+        resolve(r);
+      };
+      this.waiters.add(check);
+      timer = setTimeout(() => finish({ kind: 'timeout' }), timeoutMs);
+      check();
+    });
+  }
+}
