@@ -13,7 +13,8 @@ export interface Compiler {
 }
 
 export function compilerMajor(ccVersionText: string): { name: string; major: number } | undefined {
-  const m = /^(gcc|clang)(?:-(\d+))?\b.*?\s(\d+)\.\d+(?:\.\d+)?\s*$/.exec(ccVersionText.trim());
+  // "gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0", "gcc-10 (Debian 10.2.1-6) 10.2.1 20210110"
+  const m = /^(gcc|clang)(?:-(\d+))?\s+(?:\([^)]*\)\s+)?(\d+)\./.exec(ccVersionText.trim());
   if (!m) return undefined;
   return { name: m[1]!, major: Number(m[2] ?? m[3]) };
 }

@@ -24,6 +24,8 @@ export interface ModuleBuild {
   warnings: Diagnostic[];
   cached: boolean;
   compiler: string;
+  /** Parameters the module declares (from its .modinfo parmtype= entries). */
+  parameters: string[];
 }
 
 /** Files a previous in-tree build may have left; they are not sources. */
@@ -62,7 +64,8 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
     throw new MmaplabError('usage', `${displayDir} has no Kbuild or Makefile`);
   }
   const compiler = await compilerFor(kernel.compilerText);
-  const hasher = new Hasher().add('kernel', `${kernel.release} ${kernel.packageVersion}`).add('cc', `${compiler.cc} ${compiler.version}`);
+  // The source path is compiled in (__FILE__ in WARN_ON, debug info): it is part of the key.
+  const hasher = new Hasher().add('source', sourceDir).add('kernel', `${kernel.release} ${kernel.packageVersion}`).add('cc', `${compiler.cc} ${compiler.version}`);
   for (const f of files) hasher.add(`src/${f}`, await readFile(join(sourceDir, f)));
   const key = hasher.digest();
   const entry = join(cacheDir, 'builds', `module-${kernel.release}-${key}`);
@@ -80,7 +83,9 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
       await mkdir(join(build, f, '..'), { recursive: true });
       await copyFile(join(sourceDir, f), join(build, f));
     }
-    const r = await run('make', ['-C', kernel.headersDir, `M=${build}`, `CC=${compiler.cc}`, `-j${Math.max(1, cpus().length)}`, 'modules'], {
+    // Compile as if from the user's own tree, so WARN_ON() lines and debug info name their files.
+    const kcflags = `KCFLAGS=-ffile-prefix-map=${build}=${sourceDir}`;
+    const r = await run('make', ['-C', kernel.headersDir, `M=${build}`, `CC=${compiler.cc}`, kcflags, `-j${Math.max(1, cpus().length)}`, 'modules'], {
       timeoutMs: 300_000,
     });
     // Paths are reported as they will be after the rename, then mapped to the user's tree.
@@ -107,7 +112,8 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
     }
     const ko = kos[0]!;
     await copyFile(join(build, ko), join(staging, ko));
-    const name = modinfo(await readFile(join(build, ko)), 'name')[0] ?? ko.replace(/\.ko$/, '');
+    const koData = await readFile(join(build, ko));
+    const name = modinfo(koData, 'name')[0] ?? ko.replace(/\.ko$/, '');
     result = {
       ko: join(entry, ko),
       name,
@@ -115,6 +121,7 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
       warnings: diagnostics.filter((d) => d.severity === 'warning'),
       cached: false,
       compiler: `${compiler.cc} ${compiler.version}`,
+      parameters: modinfo(koData, 'parmtype').map((p) => p.split(':')[0]!),
     };
     await writeFile(join(staging, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
   }).catch((e: unknown) => {

@@ -9,6 +9,7 @@ import { join, relative, resolve } from 'node:path';
 import { buildModule } from '../build/kbuild.js';
 import { buildTestProgram } from '../build/userspace.js';
 import { assessJob } from '../diagnose/assess.js';
+import { CUSTOM_DRIVER } from '../diagnose/expectations.js';
 import { buildInitramfs } from '../guest/initramfs.js';
 import { jobPayload, type LabJob } from '../guest/job.js';
 import type { MapMode } from '../guest/protocol.js';
@@ -177,11 +178,14 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
   const booted = await bootGuest(qemu, accel.accel, kernel, initramfs.path, runDir, opts, notes);
   const tBoot = performance.now();
 
+  // The bundled driver takes strategy=; a driver of the user's own is judged as 'custom'.
+  const takesStrategy = module.parameters.includes('strategy');
+  const strategy = takesStrategy ? opts.strategy : CUSTOM_DRIVER;
   progress('job', `loading the driver and mapping ${opts.pages} pages: ${opts.modes.map((m) => `MAP_${m.toUpperCase()}`).join(', ')}`);
   const job: LabJob = {
     id: 1,
     modulePath: module.ko,
-    moduleParams: [`strategy=${opts.strategy}`],
+    moduleParams: takesStrategy ? [`strategy=${opts.strategy}`] : [],
     deviceName: 'mmaplab',
     device: '/dev/mmaplab0',
     testProgram: program.path,
@@ -195,13 +199,15 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
   try {
     jobEnd = await booted.vm.runJob(job.id, await jobPayload(job), remainingMs);
   } finally {
-    await booted.vm.powerOff(10_000);
+    // A guest that finished powers off politely; a stuck one is killed at once.
+    if (jobEnd?.kind === 'done') await booted.vm.powerOff(10_000);
+    else await booted.vm.kill();
   }
   const tJob = performance.now();
 
   progress('report', 'assessing');
   const assessment = assessJob({
-    strategy: opts.strategy,
+    strategy,
     modes: opts.modes,
     pages: opts.pages,
     jobId: job.id,
@@ -226,7 +232,7 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
     machine: { accel: accel.accel, accelReason: accel.reason, qemu: qemu.version, bootAttempts: booted.attempts },
     module: {
       name: module.name,
-      strategy: opts.strategy,
+      strategy,
       compiler: module.compiler,
       buildCached: module.cached,
       buildWarnings: module.warnings,

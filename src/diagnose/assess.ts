@@ -5,12 +5,12 @@
  */
 import type { GuestRecord, MapMode } from '../guest/protocol.js';
 import { isMarker, modeWindow, observeJob, describeExitStatus, type ModeObservation } from '../parse/job-records.js';
-import { findProblems, isRoutineNoise, parseKernelLog, type KernelLine, type KernelProblem } from '../parse/kmsg.js';
+import { findProblems, isAmbient, isRoutineNoise, parseKernelLog, type KernelLine, type KernelProblem } from '../parse/kmsg.js';
 import type { ModeResult, Outcome, StepResult } from '../report/model.js';
 import { expectationFor, matchesExpected } from './expectations.js';
 import { explain } from './explain.js';
 
-export type JobEnd = 'done' | 'guest-died' | 'timeout';
+export type JobEnd = 'done' | 'guest-died' | 'timeout' | 'stalled';
 
 export interface AssessInput {
   strategy: string;
@@ -51,8 +51,12 @@ export function lastStep(lines: readonly KernelLine[]): string {
 function stoppedOutcome(end: JobEnd, mode: MapMode, lines: readonly KernelLine[], problems: readonly KernelProblem[]): Outcome {
   const step = lastStep(lines);
   if (step !== `the ${mode} test`) return { kind: 'not-run', reason: `the guest stopped during ${step}` };
-  const fatal = problems.find((p) => p.kind === 'panic') ?? problems[0];
-  if (end === 'guest-died' || fatal) return { kind: 'crash', title: fatal?.title ?? 'the guest died without a kernel message' };
+  // A lockup report is the kernel noticing the hang, not a crash.
+  const lockup = problems.find((p) => p.kind === 'soft-lockup' || p.kind === 'hung-task' || p.kind === 'rcu-stall');
+  const fatal = problems.find((p) => p.kind === 'panic') ?? problems.find((p) => p !== lockup && p.kind !== 'warning');
+  if (fatal || end === 'guest-died') return { kind: 'crash', title: fatal?.title ?? 'the guest died without a kernel message' };
+  if (lockup) return { kind: 'hang', step, evidence: lockup.title };
+  if (end === 'stalled') return { kind: 'crash', title: problems[0]?.title ?? 'the kernel reported a problem and stopped' };
   return { kind: 'hang', step };
 }
 
@@ -62,7 +66,16 @@ export function assessJob(input: AssessInput): Assessment {
   // Prefer the job's own dmesg slice; fall back to the console when the job never finished.
   const lines = obs.complete && obs.kmsg.length ? obs.kmsg : consoleSlice(input.console, input.jobId);
   const problems = findProblems(lines);
-  if (!obs.complete) notes.push(input.end === 'timeout' ? `the guest stopped responding during ${lastStep(lines)}; the console so far is kept` : 'the guest went down before the job finished');
+  if (!obs.complete) {
+    const step = lastStep(lines);
+    notes.push(
+      input.end === 'timeout'
+        ? `the guest stopped responding during ${step} and was killed at the deadline; the console so far is kept`
+        : input.end === 'stalled'
+          ? `the kernel crashed during ${step} and the guest made no progress after it; it was killed`
+          : `the guest went down during ${step} before the job finished`,
+    );
+  }
 
   const insmod = obs.steps.insmod;
   let blamed = false;
@@ -77,7 +90,14 @@ export function assessJob(input: AssessInput): Assessment {
       }
     }
     const window = modeWindow(lines, m.mode);
-    const modeLog = window ? lines.slice(window.from + 1, window.to).filter((l) => !isMarker(l.text) && !isRoutineNoise(l.text)) : [];
+    // The mode's own lines: a problem report shows as its title only (it is rendered in full once).
+    const modeLog = window
+      ? lines.slice(window.from + 1, window.to).filter((l, k) => {
+          const i = window.from + 1 + k;
+          const inBody = problems.some((p) => i > p.line && i < p.endLine);
+          return !inBody && !isMarker(l.text) && !isRoutineNoise(l.text) && !isAmbient(l.text);
+        })
+      : [];
     const expected = expectationFor(input.strategy, m.mode);
     const pagesOk = m.pageReports.filter((p) => p.ok).length;
     return {
@@ -93,9 +113,21 @@ export function assessJob(input: AssessInput): Assessment {
       pageReports: m.pageReports,
       seedPrintf: m.seedPrintf,
       kernelLog: modeLog,
-      explanation: explain({ strategy: input.strategy, mode: m.mode, outcome, pages: m.pages, kernelLog: modeLog, seedPrintf: m.seedPrintf }),
+      explanation: undefined,
     };
   });
+  // Explanations may compare modes (EINVAL only under MAP_PRIVATE points at copy-on-write).
+  for (const r of results) {
+    r.explanation = explain({
+      strategy: r.strategy,
+      mode: r.mode,
+      outcome: r.outcome,
+      pages: r.pages,
+      kernelLog: r.kernelLog,
+      seedPrintf: r.seedPrintf,
+      others: results.filter((o) => o !== r).map((o) => ({ mode: o.mode, outcome: o.outcome })),
+    });
+  }
   if (obs.stray.length) notes.push(`the guest printed ${obs.stray.length} line(s) outside the protocol: ${obs.stray.slice(0, 3).join(' | ')}`);
   return {
     results,

@@ -14,6 +14,9 @@ export const EXPECTATIONS: Readonly<Record<string, Readonly<Record<MapMode, Expe
 
 export const STRATEGIES = Object.keys(EXPECTATIONS);
 
+/** A driver of the user's own (run --module-dir): it should simply work in every mode. */
+export const CUSTOM_DRIVER = 'custom';
+
 export function expectationFor(strategy: string, mode: MapMode): Expected {
   return EXPECTATIONS[strategy]?.[mode] ?? { kind: 'ok' };
 }

@@ -15,6 +15,8 @@ export interface ExplainContext {
   /** The driver's kernel log lines while this mode ran. */
   kernelLog: readonly KernelLine[];
   seedPrintf: string | undefined;
+  /** What the other modes saw, for explanations that compare them. */
+  others: ReadonlyArray<{ mode: MapMode; outcome: Outcome }>;
 }
 
 const FIXES_FOR_PRIVATE = [
@@ -56,6 +58,12 @@ function explainSigbus(ctx: ExplainContext, o: Extract<Outcome, { kind: 'sigbus'
   };
 }
 
+/** EINVAL under MAP_PRIVATE only, with MAP_SHARED working: the copy-on-write refusal. */
+function cowRefusal(ctx: ExplainContext, o: Extract<Outcome, { kind: 'mmap-failed' }>): boolean {
+  const shared = ctx.others.find((x) => x.mode === 'shared');
+  return ctx.mode === 'private' && o.errno === 'EINVAL' && shared?.outcome.kind === 'ok';
+}
+
 export function explain(ctx: ExplainContext): Explanation | undefined {
   const o = ctx.outcome;
   switch (o.kind) {
@@ -86,12 +94,13 @@ export function explain(ctx: ExplainContext): Explanation | undefined {
     case 'mmap-failed':
       return {
         summary: `mmap() failed with ${o.errno} (${o.message}): the driver's mmap handler returned an error`,
-        why: [
-          o.errno === 'EINVAL' && ctx.mode === 'private'
-            ? 'Under MAP_PRIVATE the mapping is copy-on-write; remap_pfn_range() refuses anything but one range covering the whole VMA with -EINVAL, and the driver passed the error on.'
-            : `The driver's file_operations.mmap returned -${o.errno}, which mmap() reports to userspace.`,
-        ],
-        fixes: ctx.mode === 'private' ? FIXES_FOR_PRIVATE : ['look at the driver\'s kernel log lines below for why its mmap() refused'],
+        why: cowRefusal(ctx, o)
+          ? [
+              'Under MAP_PRIVATE the mapping is copy-on-write, while MAP_SHARED of the same device worked.',
+              'remap_pfn_range() refuses a copy-on-write mapping anything but one range covering the whole VMA, with -EINVAL, and the driver passed the error on: a clean failure, but no mapping.',
+            ]
+          : [`The driver's file_operations.mmap returned -${o.errno}, which mmap() reports to userspace.`],
+        fixes: cowRefusal(ctx, o) ? FIXES_FOR_PRIVATE.slice(0, 1).concat(FIXES_FOR_PRIVATE.slice(2)) : ['look at the driver\'s kernel log lines for why its mmap() refused'],
       };
     case 'open-failed':
       return {

@@ -27,10 +27,14 @@ export interface KernelProblem {
   time: number | undefined;
   /** Where the fault happened, from the RIP line, e.g. "seed_mmap+0x1a/0x80 [mmaplab]". */
   location: string | undefined;
+  /** The source line the kernel named, for WARNING and "kernel BUG at", e.g. "drivers/x.c:15". */
+  source: string | undefined;
   modules: string[];
   callTrace: StackFrame[];
   /** Index of the first line of the report in the lines it was parsed from. */
   line: number;
+  /** Index just past the report's last line (its "end trace" marker when it has one). */
+  endLine: number;
 }
 
 const TIMESTAMP = /^\s*(?:<\d>)?\[\s*(\d+\.\d+)\]\s?(.*)$/;
@@ -80,36 +84,53 @@ export function findProblems(lines: readonly KernelLine[]): KernelProblem[] {
     const prev = out[out.length - 1];
     // "BUG: kernel NULL pointer dereference" is followed by "#PF: ..." and "Oops: 0000 [#1]": one report.
     if (kind === 'oops' && /^Oops: /.test(text) && prev && i - prev.line < 8 && prev.kind !== 'warning' && prev.kind !== 'panic') continue;
-    out.push({ kind, title: text.trim(), time: lines[i]!.time, location: undefined, modules: [], callTrace: [], line: i });
+    out.push({ kind, title: text.trim(), time: lines[i]!.time, location: undefined, source: /\bat (\S+:\d+)/.exec(text)?.[1]?.replace(/!$/, ''), modules: [], callTrace: [], line: i, endLine: i + 1 });
   }
   // Attach RIP, module list and call trace from the lines that follow each starter.
+  const REGISTERS = /^(RIP|Code|RSP|RAX|RDX|RBP|R0[89]|R1[0-5]|FS|CS|CR2|Kernel Offset)\b/;
+  const TAIL = /^(Modules linked in|CR2|Kernel Offset|---\[ end )/;
   for (let p = 0; p < out.length; p++) {
     const problem = out[p]!;
     const end = Math.min(lines.length, out[p + 1]?.line ?? lines.length, problem.line + 120);
     let inTrace = false;
+    let traceDone = false;
     for (let i = problem.line + 1; i < end; i++) {
-      const text = lines[i]!.text;
+      const text = lines[i]!.text.trim();
+      // After the trace only the report's tail may follow; anything else is the log going on.
+      if (traceDone && !TAIL.test(text) && !REGISTERS.test(text)) break;
+      problem.endLine = i + 1;
+      if (/^---\[ end (trace|Kernel panic)/.test(text)) {
+        // An oops repeats the registers after its end marker; they still belong to it.
+        let j = i + 1;
+        while (j < end && REGISTERS.test(lines[j]!.text.trim())) j++;
+        problem.endLine = j;
+        break;
+      }
       const rip = /^RIP: 0010:(\S+)/.exec(text);
       if (rip && !problem.location) problem.location = rip[1];
       const mods = /^Modules linked in: (.*)$/.exec(text);
       if (mods) problem.modules = mods[1]!.split(/\s+/).filter(Boolean).map((m) => m.replace(/\(.*\)$/, ''));
-      if (/^(Call Trace:|<TASK>)/.test(text.trim())) {
+      if (/^(Call Trace:|<TASK>)/.test(text)) {
         inTrace = true;
         continue;
       }
-      if (inTrace) {
-        if (/^(<\/TASK>|---\[ end trace|RIP: 0033|Kernel Offset)/.test(text.trim())) break;
-        if (/^<\/?(IRQ|NMI|SOFTIRQ)>$/.test(text.trim())) continue;
-        const f = parseFrame(text);
-        if (f) problem.callTrace.push(f);
+      if (!inTrace) continue;
+      if (/^<\/TASK>$/.test(text)) {
+        inTrace = false;
+        traceDone = true;
+        continue;
       }
-    }
-    // A WARNING names its location on the title line: "... at mm/memory.c:123 fn+0x1/0x2 [mod]".
-    if (!problem.location && problem.kind === 'warning') {
-      problem.location = /\bat (\S+:\d+ \S+)/.exec(problem.title)?.[1];
+      if (/^<\/?(IRQ|NMI|SOFTIRQ)>$/.test(text)) continue;
+      const f = parseFrame(text);
+      if (f) problem.callTrace.push(f);
     }
   }
   return out;
+}
+
+/** Kernel housekeeping that can land in any window of the log; not the driver's doing. */
+export function isAmbient(text: string): boolean {
+  return /^(tsc: |clocksource: |random: |sched_clock: |hrtimer: |------------\[ cut here \]------------$)/.test(text);
 }
 
 /** Lines every out-of-tree module load prints on Debian: expected, never a finding. */

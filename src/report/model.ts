@@ -20,7 +20,8 @@ export type Outcome =
   | { kind: 'killed'; signal: string; status: number }
   /** The kernel oopsed or panicked while this mode ran. */
   | { kind: 'crash'; title: string }
-  | { kind: 'hang'; step: string }
+  /** No progress until the deadline; evidence is a lockup report when the kernel printed one. */
+  | { kind: 'hang'; step: string; evidence?: string }
   | { kind: 'not-run'; reason: string };
 
 export type OutcomeKind = Outcome['kind'];

@@ -18,7 +18,7 @@ const VERDICT: Formatters = {
   'open-failed': (o) => `open() failed: ${o.errno} (${o.message})`,
   killed: (o) => `killed by ${o.signal} (exit status ${o.status})`,
   crash: (o) => `kernel crash: ${o.title}`,
-  hang: (o) => `hang in ${o.step}`,
+  hang: (o) => `hang in ${o.step}${o.evidence ? ` (${o.evidence})` : ''}`,
   'not-run': (o) => `not run: ${o.reason}`,
 };
 
@@ -33,8 +33,8 @@ function seconds(ms: number): string {
 }
 
 function renderProblem(p: KernelProblem, c: ChalkInstance): string[] {
-  const lines = [c.red(`  ${p.kind.toUpperCase()}: ${p.title}`)];
-  if (p.location) lines.push(`    at ${p.location}`);
+  const lines = [c.red(`  ${p.title}`)];
+  if (p.location) lines.push(`    at ${p.location}${p.source ? ` (${p.source})` : ''}`);
   const frames = p.callTrace.filter((f) => f.reliable).slice(0, 8);
   for (const f of frames) lines.push(c.dim(`    ${f.fn}${f.offset ? `+${f.offset}` : ''}${f.module ? ` [${f.module}]` : ''}`));
   return lines;
@@ -65,10 +65,11 @@ function renderMode(r: ModeResult, c: ChalkInstance): string[] {
 export function renderRunText(report: RunReport, c: ChalkInstance): string {
   const out: string[] = [];
   const k = report.kernel;
-  out.push(c.bold(`mmaplab run: the ${report.module.strategy} driver on ${k.spec}`));
+  const driver = report.module.strategy === 'custom' ? `driver ${report.module.name}` : `${report.module.strategy} driver`;
+  out.push(c.bold(`mmaplab run: the ${driver} on ${k.spec}`));
   out.push(`  kernel   ${k.release} (Debian ${k.packageVersion})`);
   out.push(`  machine  ${report.machine.accel.toUpperCase()}, QEMU ${report.machine.qemu}${report.machine.accel === 'tcg' ? c.dim(` (${report.machine.accelReason})`) : ''}`);
-  out.push(`  driver   ${report.module.name}.ko, strategy ${report.module.strategy}, built with ${report.module.compiler}${report.module.buildCached ? c.dim(' (cached build)') : ''}`);
+  out.push(`  driver   ${report.module.name}.ko${report.module.strategy === 'custom' ? '' : `, strategy ${report.module.strategy}`}, built with ${report.module.compiler}${report.module.buildCached ? c.dim(' (cached build)') : ''}`);
   for (const w of report.module.buildWarnings) out.push(c.yellow(`           ${formatDiagnostic(w)}`));
   const ins = report.module.insmod;
   out.push(`  insmod   ${ins === undefined ? c.red('never reported') : ins.ok ? c.green('ok') : c.red(`failed (status ${ins.status}) ${ins.output}`)}`);
@@ -92,7 +93,7 @@ export function renderRunText(report: RunReport, c: ChalkInstance): string {
   const t = report.timings;
   out.push(
     report.status === 'pass'
-      ? c.green.bold(`PASS: every outcome is what the lab expects of the ${report.module.strategy} driver`)
+      ? c.green.bold(`PASS: every outcome is what the lab expects of the ${driver}`)
       : c.red.bold(`FAIL: ${report.results.filter((r) => !r.matchesExpected).length} outcome(s) differ from what the lab expects${problems.length ? `, ${problems.length} kernel problem(s)` : ''}`),
   );
   out.push(c.dim(`artefacts  ${report.artifacts.dir} (console.log, results.json, ${report.module.name}.ko)`));

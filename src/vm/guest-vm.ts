@@ -24,7 +24,14 @@ export type JobResult =
   | { kind: 'done'; records: GuestRecord[]; status: number }
   /** The guest went away mid-job (panic, reboot, QEMU killed). */
   | { kind: 'guest-died'; records: GuestRecord[]; console: string }
-  | { kind: 'timeout'; records: GuestRecord[]; console: string };
+  | { kind: 'timeout'; records: GuestRecord[]; console: string }
+  /** The kernel reported an oops/BUG/panic and then went quiet: it will not finish the job. */
+  | { kind: 'stalled'; records: GuestRecord[]; console: string };
+
+/** After an oops, this much silence (no console output, no record) means the guest is stuck. */
+export const STALL_AFTER_OOPS_MS = 6_000;
+
+const FATAL_LINE = /(BUG: |Oops: |general protection fault|Kernel panic - not syncing|kernel BUG at)/;
 
 export interface StartOptions {
   qemu?: string;
@@ -42,6 +49,8 @@ export class GuestVm {
   private records: GuestRecord[] = [];
   private socket: Socket | undefined;
   private exited = false;
+  private fatalSeenAt: number | undefined;
+  private lastActivity = performance.now();
   private exitInfo: { exitCode: number | undefined; signal: string | undefined } = { exitCode: undefined, signal: undefined };
   private readonly exitPromise: Promise<void>;
   private readonly offSignals: () => void;
@@ -57,6 +66,8 @@ export class GuestVm {
     proc.stdout?.on('data', (chunk: string | Buffer) => {
       const text = chunk.toString();
       this.consoleText += text;
+      this.lastActivity = performance.now();
+      if (this.fatalSeenAt === undefined && FATAL_LINE.test(text)) this.fatalSeenAt = this.lastActivity;
       log.write(text);
       if (onConsoleLine) for (const l of consoleLines.push(text)) onConsoleLine(l.replace(/\r$/, ''));
       this.wake();
@@ -76,6 +87,7 @@ export class GuestVm {
       const lines = new LineSplitter();
       s.on('data', (chunk: string) => {
         for (const l of lines.push(chunk)) this.records.push(parseRecordLine(l));
+        this.lastActivity = performance.now();
         this.wake();
       });
       s.on('error', () => {});
@@ -130,12 +142,18 @@ export class GuestVm {
   async runJob(id: number, payload: Buffer, timeoutMs: number): Promise<JobResult> {
     const from = this.records.length;
     if (!this.socket || this.exited) return { kind: 'guest-died', records: [], console: this.consoleText };
+    this.fatalSeenAt = undefined;
     this.socket.write(jobHeader(id, payload.length));
     this.socket.write(payload);
-    const end = await this.waitFor(() => this.records.slice(from).find((r) => r.t === 'job-end' && r.id === id), timeoutMs);
+    // Re-check once a second for a guest that oopsed and then stopped making progress.
+    const ticker = setInterval(() => this.wake(), 1000);
+    const stalled = () => this.fatalSeenAt !== undefined && performance.now() - this.lastActivity > STALL_AFTER_OOPS_MS;
+    const end = await this.waitFor(() => this.records.slice(from).find((r) => r.t === 'job-end' && r.id === id) ?? (stalled() ? 'stalled' : undefined), timeoutMs);
+    clearInterval(ticker);
     const records = this.records.slice(from);
     switch (end.kind) {
       case 'found':
+        if (end.value === 'stalled') return { kind: 'stalled', records, console: this.consoleText };
         return { kind: 'done', records, status: end.value.t === 'job-end' ? end.value.status : -1 };
       case 'exited':
         return { kind: 'guest-died', records, console: this.consoleText };

@@ -1,0 +1,24 @@
+#!/bin/sh
+# Re-record the real guest consoles the parser tests run on. Boots real guests;
+# run after changing the guest, the driver or the job script, then refresh the
+# golden outputs: MMAPLAB_UPDATE_GOLDEN=1 npx vitest run test/unit
+set -eu
+cd "$(dirname "$0")/.."
+out=test/fixtures/consoles
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+capture() { # name, then mmaplab run options
+  name=$1; shift
+  node bin/mmaplab.js run --json --output-dir "$tmp/$name" "$@" > /dev/null || true
+  cp "$tmp/$name/console.log" "$out/$name.console.log"
+  cp "$tmp/$name/records.jsonl" "$out/$name.records.jsonl"
+  echo "captured $name"
+}
+capture seed
+capture null-deref-mmap --module-dir test/fixtures/drivers/null-deref-mmap
+capture warn-mmap --module-dir test/fixtures/drivers/warn-mmap
+# A panic before init: the kernel booted with no initramfs at all.
+kernel=$(node -e "import('./dist/kernel/index.js').then(async k => console.log((await k.acquireKernel(k.parseKernelSpec('debian:bookworm'), { cacheDir: (await import('./dist/util/paths.js')).cacheRoot() })).image))")
+timeout 120 qemu-system-x86_64 -accel tcg -m 256 -display none -monitor none -serial stdio -no-reboot -nodefaults \
+  -net none -kernel "$kernel" -append "console=ttyS0 quiet panic=-1" < /dev/null > "$out/early-panic.console.log" 2>&1 || true
+echo "captured early-panic"

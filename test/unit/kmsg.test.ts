@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { findProblems, parseFrame, parseKernelLine, parseKernelLog, reachedInit } from '../../src/parse/kmsg.js';
+import { fixture } from '../helpers.js';
+
+describe('printk lines', () => {
+  it('splits the timestamp from the text', () => {
+    expect(parseKernelLine('[    2.285222] mmaplab: strategy seed, 16 pages')).toEqual({ time: 2.285222, text: 'mmaplab: strategy seed, 16 pages' });
+    expect(parseKernelLine('Bus error')).toEqual({ time: undefined, text: 'Bus error' });
+  });
+
+  it('parses stack frames, telling guesses from reliable frames', () => {
+    expect(parseFrame(' broken_mmap+0x11/0x1d [null_deref]')).toEqual({ fn: 'broken_mmap', offset: '0x11/0x1d', module: 'null_deref', reliable: true });
+    expect(parseFrame(' ? rest_init+0xd0/0xd0')).toEqual({ fn: 'rest_init', offset: '0xd0/0xd0', module: undefined, reliable: false });
+    expect(parseFrame('RSP: 0018:ffffd3c9405cfa38 EFLAGS: 00000246')).toBeUndefined();
+  });
+});
+
+describe('problems in real guest consoles', () => {
+  it('finds the NULL dereference oops in the driver, with its location and call trace', () => {
+    const lines = parseKernelLog(fixture('consoles', 'null-deref-mmap.console.log'));
+    const problems = findProblems(lines);
+    expect(problems).toHaveLength(1);
+    const [oops] = problems;
+    expect(oops).toMatchObject({ kind: 'oops', title: expect.stringMatching(/^BUG: kernel NULL pointer dereference/) });
+    expect(oops!.location).toMatch(/^broken_mmap\+0x[0-9a-f]+\/0x[0-9a-f]+$/);
+    expect(oops!.modules).toContain('null_deref');
+    expect(oops!.callTrace.map((f) => f.fn)).toEqual(expect.arrayContaining(['mmap_region', 'do_mmap', 'ksys_mmap_pgoff']));
+    // The body ends with the register dump after "end trace", not at the end of the log.
+    expect(lines[oops!.endLine - 1]!.text).toMatch(/^CR2: /);
+  });
+
+  it('finds one WARNING per mapping, located at the driver source line', () => {
+    const problems = findProblems(parseKernelLog(fixture('consoles', 'warn-mmap.console.log')));
+    expect(problems.map((p) => p.kind)).toEqual(['warning', 'warning']);
+    expect(problems[0]!.source).toMatch(/\/test\/fixtures\/drivers\/warn-mmap\/warn_mmap\.c:15$/);
+    expect(problems[0]!.location).toMatch(/^broken_mmap\+/);
+    expect(problems[0]!.callTrace[0]!.fn).toBe('mmap_file');
+  });
+
+  it('finds the panic before init and knows init never ran', () => {
+    const text = fixture('consoles', 'early-panic.console.log');
+    const problems = findProblems(parseKernelLog(text));
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatchObject({ kind: 'panic', title: 'Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)' });
+    expect(problems[0]!.callTrace.filter((f) => f.reliable).map((f) => f.fn)).toContain('mount_block_root');
+    expect(reachedInit(text)).toBe(false);
+    expect(reachedInit(fixture('consoles', 'seed.console.log'))).toBe(true);
+  });
+
+  it('finds nothing wrong in the seed driver run', () => {
+    expect(findProblems(parseKernelLog(fixture('consoles', 'seed.console.log')))).toEqual([]);
+  });
+});

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { jobEnv, type LabJob } from '../../src/guest/job.js';
+import { LineSplitter, parseRecordLine } from '../../src/guest/protocol.js';
+import { describeExitStatus, signalOfStatus } from '../../src/parse/job-records.js';
+import { modinfo } from '../../src/kernel/modules.js';
+
+describe('guest protocol', () => {
+  it('keeps a partial line until the rest arrives', () => {
+    const s = new LineSplitter();
+    expect(s.push('{"t":"ready","kern')).toEqual([]);
+    expect(s.push('el":"6.1"}\n{"t":"job-end"')).toEqual(['{"t":"ready","kernel":"6.1"}']);
+    expect(s.flush()).toEqual(['{"t":"job-end"']);
+  });
+
+  it('types JSON records and keeps anything else as text', () => {
+    expect(parseRecordLine('{"t":"exit","mode":"private","status":135}')).toEqual({ t: 'exit', mode: 'private', status: 135 });
+    expect(parseRecordLine('insmod: can\'t insert x.ko\r')).toEqual({ t: 'text', text: "insmod: can't insert x.ko" });
+    expect(parseRecordLine('{"no":"type"}')).toEqual({ t: 'text', text: '{"no":"type"}' });
+  });
+
+  it('writes a job.env the guest shell can source safely', () => {
+    const job: LabJob = {
+      id: 3, modulePath: '/c/mmaplab.ko', moduleParams: ['strategy=seed'], deviceName: 'mmaplab', device: '/dev/mmaplab0',
+      testProgram: '/c/mmap-test', modes: ['private', 'shared'], pages: 16, pattern: 0xaabbccdd, stepTimeoutS: 20,
+    };
+    expect(jobEnv(job)).toBe(
+      "JOB_ID='3'\nMODULE='mmaplab.ko'\nMODULE_PARAMS='strategy=seed'\nDEVICE_NAME='mmaplab'\nDEVICE='/dev/mmaplab0'\n" +
+        "MODES='private shared'\nPAGES='16'\nPATTERN='0xaabbccdd'\nSTEP_TIMEOUT='20'\n",
+    );
+    expect(jobEnv({ ...job, deviceName: "it's" })).toContain("DEVICE_NAME='it'\\''s'");
+  });
+});
+
+describe('exit statuses as a shell reports them', () => {
+  it('names the signal behind 128+n', () => {
+    expect(signalOfStatus(135)).toEqual({ name: 'SIGBUS', description: 'Bus error', number: 7 });
+    expect(describeExitStatus(135)).toBe('Bus error (exit status 135, SIGBUS)');
+    expect(describeExitStatus(139)).toBe('Segmentation fault (exit status 139, SIGSEGV)');
+    expect(describeExitStatus(2)).toBe('exit status 2');
+    expect(describeExitStatus(null)).toBe('did not exit');
+  });
+});
+
+describe('module .modinfo', () => {
+  it('reads every value of a key', () => {
+    const ko = Buffer.concat([Buffer.from('\x7fELF junk\0'), Buffer.from('depends=virtio,virtio_ring\0name=virtio_pci\0parmtype=strategy:charp\0parmtype=npages:uint\0')]);
+    expect(modinfo(ko, 'depends')).toEqual(['virtio,virtio_ring']);
+    expect(modinfo(ko, 'parmtype')).toEqual(['strategy:charp', 'npages:uint']);
+    expect(modinfo(ko, 'license')).toEqual([]);
+  });
+});

@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    root: new URL('..', import.meta.url).pathname,
+    include: ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts'],
+    // Guests are real QEMU processes on a 2-core machine: one test file at a time.
+    fileParallelism: false,
+    testTimeout: 20_000,
+    hookTimeout: 600_000,
+    reporters: ['default'],
+  },
+});
