@@ -121,12 +121,34 @@ function reportError(e: MmaplabError): void {
   if (e.hint) process.stderr.write(`${c.yellow('hint:')} ${e.hint}\n`);
 }
 
+/**
+ * Ctrl-C or a kill: reap every guest (flushing its console log), then leave with
+ * 128+signal. Child processes started through execa are killed on exit too.
+ */
+let stopping = false;
+
+function handleSignals(): void {
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`\nmmaplab: interrupted (${sig}); stopping the guest\n`);
+    void import('../vm/guest-vm.js')
+      .then(({ GuestVm }) => GuestVm.killAll())
+      .finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
+
 export async function main(argv: string[]): Promise<number> {
+  handleSignals();
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
   } catch (e) {
+    // Reaping the guest makes the run fail; that is not worth a message of its own.
+    if (stopping) return 130;
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return ExitCode.ok;
       if (e.code === 'mmaplab.usage') process.stderr.write(`mmaplab: error: ${e.message}\n`);

@@ -53,7 +53,6 @@ export class GuestVm {
   private lastActivity = performance.now();
   private exitInfo: { exitCode: number | undefined; signal: string | undefined } = { exitCode: undefined, signal: undefined };
   private readonly exitPromise: Promise<void>;
-  private readonly offSignals: () => void;
 
   private constructor(
     private readonly proc: Subprocess,
@@ -92,17 +91,14 @@ export class GuestVm {
       });
       s.on('error', () => {});
     });
-    // Ctrl-C or a kill of mmaplab must not leave QEMU behind.
-    const onSignal = (sig: NodeJS.Signals) => {
-      this.kill();
-      process.exitCode = sig === 'SIGINT' ? 130 : 143;
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    this.offSignals = () => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    };
+    GuestVm.live.add(this);
+  }
+
+  /** Every guest still running in this process, so an interrupted CLI can reap them all. */
+  private static readonly live = new Set<GuestVm>();
+
+  static async killAll(): Promise<void> {
+    await Promise.all([...GuestVm.live].map((vm) => vm.kill()));
   }
 
   static async start(spec: Omit<VmSpec, 'channelSocket'>, opts: StartOptions): Promise<BootResult> {
@@ -184,7 +180,7 @@ export class GuestVm {
     }
     this.closed = true;
     await this.exitPromise;
-    this.offSignals();
+    GuestVm.live.delete(this);
     this.socket?.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     await new Promise<void>((resolve) => this.log.end(() => resolve()));

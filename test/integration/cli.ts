@@ -1,0 +1,43 @@
+/** Running the real CLI the way a user does, for integration tests. */
+import { execa, type ResultPromise } from 'execa';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT } from '../helpers.js';
+
+export const BIN = join(ROOT, 'bin', 'mmaplab.js');
+
+export interface CliResult {
+  exitCode: number | undefined;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+}
+
+/** A private state dir per test file, so run artefacts do not pile up in the user's. */
+export const STATE_DIR = mkdtempSync(join(tmpdir(), 'mmaplab-test-state-'));
+
+export function startCli(args: string[], env: Record<string, string> = {}): ResultPromise<{ reject: false }> {
+  return execa(process.execPath, [BIN, ...args], {
+    reject: false,
+    cwd: ROOT,
+    env: { MMAPLAB_STATE_DIR: STATE_DIR, NO_COLOR: '1', ...env },
+    stdin: 'ignore',
+  });
+}
+
+export async function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  const t0 = performance.now();
+  const r = await startCli(args, env);
+  return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr), durationMs: performance.now() - t0 };
+}
+
+/** QEMU processes running on this machine right now (tests run one file at a time). */
+export function qemuProcesses(): string[] {
+  try {
+    return execFileSync('pgrep', ['-a', '-f', 'qemu-system-x86_64'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes('mmaplab'));
+  } catch {
+    return [];
+  }
+}
