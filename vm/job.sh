@@ -27,11 +27,12 @@ step() { # name status output
 
 finish() {
   mark "job $JOB_ID end"
-  # The job's slice of the kernel log, from its begin marker on.
-  dmesg | awk -v m="mmaplab: job $JOB_ID begin" 'found || index($0, m) { found = 1; print }' |
-    while IFS= read -r line; do
-      printf '{"t":"kmsg","line":"%s"}\n' "$(printf '%s' "$line" | json_str)"
-    done
+  # The job's slice of the kernel log, from its begin marker on, one record per line.
+  dmesg | awk -v m="mmaplab: job $JOB_ID begin" 'found || index($0, m) {
+    found = 1
+    gsub(/\\/, "\\\\"); gsub(/"/, "\\\""); gsub(/\t/, "\\t"); gsub(/\r/, "")
+    printf "{\"t\":\"kmsg\",\"line\":\"%s\"}\n", $0
+  }'
   printf '{"t":"job-done","id":%s}\n' "$JOB_ID"
   exit 0
 }

@@ -11,7 +11,7 @@ import { buildTestProgram } from '../build/userspace.js';
 import { assessJob } from '../diagnose/assess.js';
 import { CUSTOM_DRIVER } from '../diagnose/expectations.js';
 import { buildInitramfs } from '../guest/initramfs.js';
-import { jobPayload, type LabJob } from '../guest/job.js';
+import { jobPayload, labJob } from '../guest/job.js';
 import type { MapMode } from '../guest/protocol.js';
 import { acquireKernel, parseKernelSpec, type Kernel } from '../kernel/index.js';
 import { reachedInit } from '../parse/kmsg.js';
@@ -59,7 +59,6 @@ export const DEFAULT_RUN_OPTIONS = {
   memoryMb: 256,
 };
 
-const PATTERN = 0xaabbccdd;
 
 async function makeRunDir(opts: RunOptions): Promise<string> {
   if (opts.outputDir) {
@@ -182,18 +181,14 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
   const takesStrategy = module.parameters.includes('strategy');
   const strategy = takesStrategy ? opts.strategy : CUSTOM_DRIVER;
   progress('job', `loading the driver and mapping ${opts.pages} pages: ${opts.modes.map((m) => `MAP_${m.toUpperCase()}`).join(', ')}`);
-  const job: LabJob = {
+  const job = labJob({
     id: 1,
     modulePath: module.ko,
     moduleParams: takesStrategy ? [`strategy=${opts.strategy}`] : [],
-    deviceName: 'mmaplab',
-    device: '/dev/mmaplab0',
     testProgram: program.path,
     modes: opts.modes,
     pages: opts.pages,
-    pattern: PATTERN,
-    stepTimeoutS: 20,
-  };
+  });
   const remainingMs = Math.max(5_000, opts.timeoutS * 1000 - (tBoot - tBoot0));
   let jobEnd;
   try {

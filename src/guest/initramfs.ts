@@ -20,6 +20,9 @@ import { cpioArchive, withParents, type CpioEntry } from './cpio.js';
 /** Modules the agent loads, roots only; dependencies are resolved per kernel. */
 export const GUEST_MODULES = ['virtio_pci', 'virtio_console'] as const;
 
+/** Bump when what goes into the initramfs changes in a way its inputs' hashes do not show. */
+const INITRAMFS_FORMAT = 3;
+
 export interface Initramfs {
   path: string;
   key: string;
@@ -40,7 +43,7 @@ export async function buildInitramfs(kernel: Kernel, cacheDir: string): Promise<
   const busybox = await findStaticBusybox();
   const initPath = join(projectPaths.vm, 'init');
   const key = (
-    await (await new Hasher().add('kernel', kernel.release).add('modules', GUEST_MODULES.join(',')).addFile('busybox', busybox)).addFile('init', initPath)
+    await (await new Hasher().add('format', String(INITRAMFS_FORMAT)).add('kernel', kernel.release).add('modules', GUEST_MODULES.join(',')).addFile('busybox', busybox)).addFile('init', initPath)
   ).digest();
   const path = join(cacheDir, 'initramfs', `${kernel.release}-${key}.cpio`);
   if (await exists(path)) return { path, key, busybox };

@@ -26,6 +26,11 @@ export interface LabJob {
   stepTimeoutS: number;
 }
 
+/** The lab's job: the bundled driver's device, the seed's pattern, both modes. */
+export function labJob(opts: { id: number; modulePath: string; moduleParams: string[]; testProgram: string; modes: readonly MapMode[]; pages: number }): LabJob {
+  return { ...opts, deviceName: 'mmaplab', device: '/dev/mmaplab0', pattern: 0xaabbccdd, stepTimeoutS: 20 };
+}
+
 function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
@@ -47,12 +52,15 @@ export function jobEnv(job: LabJob): string {
     .join('');
 }
 
-export async function jobPayload(job: LabJob): Promise<Buffer> {
+/** The job as a cpio; `dir` puts it in a directory (the benchmark appends it to an initramfs). */
+export async function jobPayload(job: LabJob, dir?: string): Promise<Buffer> {
+  const at = (name: string) => (dir ? `${dir}/${name}` : name);
   const entries: CpioEntry[] = [
-    { type: 'file', path: 'run.sh', data: await readFile(join(projectPaths.vm, 'job.sh')), mode: 0o755 },
-    { type: 'file', path: 'job.env', data: jobEnv(job) },
-    { type: 'file', path: basename(job.modulePath), data: await readFile(job.modulePath) },
-    { type: 'file', path: 'mmap-test', data: await readFile(job.testProgram), mode: 0o755 },
+    ...(dir ? [{ type: 'dir' as const, path: dir }] : []),
+    { type: 'file', path: at('run.sh'), data: await readFile(join(projectPaths.vm, 'job.sh')), mode: 0o755 },
+    { type: 'file', path: at('job.env'), data: jobEnv(job) },
+    { type: 'file', path: at(basename(job.modulePath)), data: await readFile(job.modulePath) },
+    { type: 'file', path: at('mmap-test'), data: await readFile(job.testProgram), mode: 0o755 },
   ];
   return cpioArchive(entries);
 }

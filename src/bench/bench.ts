@@ -1,0 +1,140 @@
+/**
+ * npm run bench: how long `mmaplab run` takes, against a raw QEMU boot of the
+ * same kernel and initramfs measured in the same session.
+ *
+ *   cold      mmaplab run with an empty cache (download, extract, build, KVM probe, boot)
+ *   warm      mmaplab run with everything cached (N runs)
+ *   raw-job   QEMU alone, same argv, the same job appended to the initramfs and run by
+ *             init with no host in the loop (the work mmaplab does, minus mmaplab)
+ *   raw-boot  QEMU alone, booting to init and powering off (the floor)
+ *
+ * Figures go to test/bench/results.json and results.md (or --out DIR).
+ */
+import { execa } from 'execa';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildInitramfs } from '../guest/initramfs.js';
+import { jobPayload, labJob } from '../guest/job.js';
+import { acquireKernel, parseKernelSpec } from '../kernel/index.js';
+import type { RunReport } from '../report/model.js';
+import { cacheRoot, PACKAGE_ROOT } from '../util/paths.js';
+import { BASE_APPEND, qemuArgs } from '../vm/qemu-args.js';
+import { qemuInfo } from '../vm/qemu.js';
+
+const BIN = join(PACKAGE_ROOT, 'bin', 'mmaplab.js');
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(name);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+async function timed<T>(f: () => Promise<T>): Promise<[number, T]> {
+  const t0 = performance.now();
+  const v = await f();
+  return [(performance.now() - t0) / 1000, v];
+}
+
+async function mmaplabRun(env: Record<string, string>): Promise<[number, RunReport]> {
+  const [s, r] = await timed(() => execa(process.execPath, [BIN, 'run', '--json'], { env, reject: false }));
+  if (r.exitCode !== 0) throw new Error(`mmaplab run failed (${r.exitCode}): ${r.stderr}`);
+  return [s, JSON.parse(r.stdout) as RunReport];
+}
+
+async function rawQemu(args: string[], socket: string, expect: RegExp): Promise<number> {
+  // The same device set as mmaplab's guest, so the channel's socket needs a listener.
+  const server = createServer((c) => c.on('error', () => {}));
+  await new Promise<void>((r) => server.listen(socket, r));
+  try {
+    const [s, r] = await timed(() => execa('qemu-system-x86_64', args, { reject: false, timeout: 120_000 }));
+    if (!expect.test(r.stdout)) throw new Error(`raw boot did not do its work:\n${r.stdout.slice(-2000)}`);
+    return s;
+  } finally {
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+}
+
+async function main(): Promise<void> {
+  const runs = Number(arg('--runs', '5'));
+  const out = arg('--out', join(PACKAGE_ROOT, 'test', 'bench'));
+  const base = { ...process.env, NO_COLOR: '1' } as Record<string, string>;
+  const state = mkdtempSync(join(tmpdir(), 'mmaplab-bench-state-'));
+  base.MMAPLAB_STATE_DIR = state;
+
+  process.stderr.write('cold run (empty cache)...\n');
+  const coldCache = mkdtempSync(join(tmpdir(), 'mmaplab-bench-cache-'));
+  const [cold, coldReport] = await mmaplabRun({ ...base, MMAPLAB_CACHE_DIR: coldCache });
+  rmSync(coldCache, { recursive: true, force: true });
+
+  process.stderr.write(`warm runs x${runs}...\n`);
+  await mmaplabRun(base); // fills the user's cache if it was empty
+  const warm: number[] = [];
+  let last: RunReport = coldReport;
+  for (let i = 0; i < runs; i++) {
+    const [s, r] = await mmaplabRun(base);
+    warm.push(s);
+    last = r;
+  }
+
+  process.stderr.write(`raw QEMU boots x${runs}...\n`);
+  const qemu = await qemuInfo();
+  const kernel = await acquireKernel(parseKernelSpec(last.kernel.spec), { cacheDir: cacheRoot() });
+  const initramfs = await buildInitramfs(kernel, cacheRoot());
+  const job = labJob({ id: 1, modulePath: last.artifacts.module, moduleParams: ['strategy=seed'], testProgram: last.artifacts.testProgram, modes: ['private', 'shared'], pages: 16 });
+  const tmp = mkdtempSync(join(tmpdir(), 'mmaplab-bench-'));
+  const rawInitrd = join(tmp, 'raw.cpio');
+  await writeFile(rawInitrd, Buffer.concat([await readFile(initramfs.path), await jobPayload(job, 'rawjob')]));
+  const spec = { accel: last.machine.accel, memoryMb: 256, kernelImage: kernel.image, firmware: qemu.firmware, channelSocket: join(tmp, 'jobs.sock') };
+  const rawJob: number[] = [];
+  const rawBoot: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    rawJob.push(await rawQemu(qemuArgs({ ...spec, initrd: rawInitrd, append: [...BASE_APPEND, 'mmaplab.raw'] }), spec.channelSocket, /"t":"job-done"/));
+    rawBoot.push(await rawQemu(qemuArgs({ ...spec, initrd: initramfs.path, append: [...BASE_APPEND, 'mmaplab.probe'] }), spec.channelSocket, /probe ok/));
+  }
+  rmSync(tmp, { recursive: true, force: true });
+  rmSync(state, { recursive: true, force: true });
+
+  const m = { warm: median(warm), rawJob: median(rawJob), rawBoot: median(rawBoot) };
+  const results = {
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', accel: last.machine.accel, qemu: qemu.version, kernel: last.kernel.release },
+    runs,
+    seconds: { cold, warm, rawJob, rawBoot },
+    medians: m,
+    ratios: { warmOverRawJob: m.warm / m.rawJob, warmOverRawBoot: m.warm / m.rawBoot, coldOverWarm: cold / m.warm },
+    coldBreakdownMs: coldReport.timings,
+  };
+  await mkdir(out, { recursive: true });
+  await writeFile(join(out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  const f = (x: number) => `${x.toFixed(2)} s`;
+  const md = [
+    `# mmaplab benchmark (${results.date.slice(0, 10)})`,
+    '',
+    `${results.machine.cpus} cores (${results.machine.cpu}), ${results.machine.accel.toUpperCase()}, QEMU ${results.machine.qemu}, kernel ${results.machine.kernel}; medians of ${runs} runs.`,
+    '',
+    '| what | wall time | × raw boot | × raw job boot |',
+    '|---|---|---|---|',
+    `| raw QEMU boot to init and power-off | ${f(m.rawBoot)} | 1.00 | |`,
+    `| raw QEMU boot running the same job in init (baseline) | ${f(m.rawJob)} | ${(m.rawJob / m.rawBoot).toFixed(2)} | 1.00 |`,
+    `| \`mmaplab run\`, warm cache | ${f(m.warm)} | ${results.ratios.warmOverRawBoot.toFixed(2)} | **${results.ratios.warmOverRawJob.toFixed(2)}** |`,
+    `| \`mmaplab run\`, cold (empty cache: fetch, build, KVM probe) | ${f(cold)} | ${(cold / m.rawBoot).toFixed(1)} | ${(cold / m.rawJob).toFixed(1)} |`,
+    '',
+    `Cold run breakdown: kernel ${(coldReport.timings.kernelMs / 1000).toFixed(1)} s, build ${(coldReport.timings.buildMs / 1000).toFixed(1)} s, boot ${(coldReport.timings.bootMs / 1000).toFixed(1)} s, job ${(coldReport.timings.jobMs / 1000).toFixed(1)} s.`,
+    '',
+  ].join('\n');
+  await writeFile(join(out, 'results.md'), md);
+  process.stdout.write(md);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench failed: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exitCode = 1;
+});
