@@ -63,7 +63,7 @@ async function rawQemu(args: string[], socket: string, expect: RegExp): Promise<
 }
 
 async function main(): Promise<void> {
-  const runs = Number(arg('--runs', '5'));
+  const runs = Number(arg('--runs', '9'));
   const out = arg('--out', join(PACKAGE_ROOT, 'test', 'bench'));
   const base = { ...process.env, NO_COLOR: '1' } as Record<string, string>;
   const state = mkdtempSync(join(tmpdir(), 'mmaplab-bench-state-'));
@@ -74,28 +74,27 @@ async function main(): Promise<void> {
   const [cold, coldReport] = await mmaplabRun({ ...base, MMAPLAB_CACHE_DIR: coldCache });
   rmSync(coldCache, { recursive: true, force: true });
 
-  process.stderr.write(`warm runs x${runs}...\n`);
   await mmaplabRun(base); // fills the user's cache if it was empty
+  const qemu = await qemuInfo();
+  const first = (await mmaplabRun(base))[1];
+  const kernel = await acquireKernel(parseKernelSpec(first.kernel.spec), { cacheDir: cacheRoot() });
+  const initramfs = await buildInitramfs(kernel, cacheRoot());
+  const job = labJob({ id: 1, modulePath: first.artifacts.module, moduleParams: ['strategy=seed'], testProgram: first.artifacts.testProgram, modes: ['private', 'shared'], pages: 16 });
+  const tmp = mkdtempSync(join(tmpdir(), 'mmaplab-bench-'));
+  const rawInitrd = join(tmp, 'raw.cpio');
+  await writeFile(rawInitrd, Buffer.concat([await readFile(initramfs.path), await jobPayload(job, 'rawjob')]));
+  const spec = { accel: first.machine.accel, memoryMb: 256, kernelImage: kernel.image, firmware: qemu.firmware, channelSocket: join(tmp, 'jobs.sock') };
+
+  // TCG timings drift with the host's load: interleave the three so drift hits them alike.
+  process.stderr.write(`warm runs and raw boots, interleaved, x${runs}...\n`);
   const warm: number[] = [];
-  let last: RunReport = coldReport;
+  const rawJob: number[] = [];
+  const rawBoot: number[] = [];
+  let last: RunReport = first;
   for (let i = 0; i < runs; i++) {
     const [s, r] = await mmaplabRun(base);
     warm.push(s);
     last = r;
-  }
-
-  process.stderr.write(`raw QEMU boots x${runs}...\n`);
-  const qemu = await qemuInfo();
-  const kernel = await acquireKernel(parseKernelSpec(last.kernel.spec), { cacheDir: cacheRoot() });
-  const initramfs = await buildInitramfs(kernel, cacheRoot());
-  const job = labJob({ id: 1, modulePath: last.artifacts.module, moduleParams: ['strategy=seed'], testProgram: last.artifacts.testProgram, modes: ['private', 'shared'], pages: 16 });
-  const tmp = mkdtempSync(join(tmpdir(), 'mmaplab-bench-'));
-  const rawInitrd = join(tmp, 'raw.cpio');
-  await writeFile(rawInitrd, Buffer.concat([await readFile(initramfs.path), await jobPayload(job, 'rawjob')]));
-  const spec = { accel: last.machine.accel, memoryMb: 256, kernelImage: kernel.image, firmware: qemu.firmware, channelSocket: join(tmp, 'jobs.sock') };
-  const rawJob: number[] = [];
-  const rawBoot: number[] = [];
-  for (let i = 0; i < runs; i++) {
     rawJob.push(await rawQemu(qemuArgs({ ...spec, initrd: rawInitrd, append: [...BASE_APPEND, 'mmaplab.raw'] }), spec.channelSocket, /"t":"job-done"/));
     rawBoot.push(await rawQemu(qemuArgs({ ...spec, initrd: initramfs.path, append: [...BASE_APPEND, 'mmaplab.probe'] }), spec.channelSocket, /probe ok/));
   }

@@ -15,6 +15,9 @@ import { exists, Hasher, installDirAtomic } from '../util/fsx.js';
 import { compilerFor } from './compiler.js';
 import { formatDiagnostic, parseDiagnostics, pathMapper, type Diagnostic } from './diagnostics.js';
 
+/** Bump when the build itself changes (flags, result fields) so old cache entries are not reused. */
+const BUILD_FORMAT = 2;
+
 export interface ModuleBuild {
   /** The built module, in the cache. */
   ko: string;
@@ -65,7 +68,7 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
   }
   const compiler = await compilerFor(kernel.compilerText);
   // The source path is compiled in (__FILE__ in WARN_ON, debug info): it is part of the key.
-  const hasher = new Hasher().add('source', sourceDir).add('kernel', `${kernel.release} ${kernel.packageVersion}`).add('cc', `${compiler.cc} ${compiler.version}`);
+  const hasher = new Hasher().add('format', String(BUILD_FORMAT)).add('source', sourceDir).add('kernel', `${kernel.release} ${kernel.packageVersion}`).add('cc', `${compiler.cc} ${compiler.version}`);
   for (const f of files) hasher.add(`src/${f}`, await readFile(join(sourceDir, f)));
   const key = hasher.digest();
   const entry = join(cacheDir, 'builds', `module-${kernel.release}-${key}`);

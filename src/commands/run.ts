@@ -91,6 +91,7 @@ function kvmProbe(qemu: QemuInfo, kernel: Kernel, initrd: string, runDir: string
 interface Booted {
   vm: GuestVm;
   bootMs: number;
+  guestUptimeS: number;
   attempts: number;
 }
 
@@ -111,7 +112,7 @@ async function bootGuest(
       { accel, memoryMb: opts.memoryMb, kernelImage: kernel.image, initrd, append: [...BASE_APPEND], firmware: qemu.firmware },
       { qemu: qemu.binary, consoleLog, bootTimeoutMs: Math.min(90_000, opts.timeoutS * 1000) },
     );
-    if (r.kind === 'ready') return { vm: r.vm, bootMs: r.bootMs, attempts: attempt };
+    if (r.kind === 'ready') return { vm: r.vm, bootMs: r.bootMs, guestUptimeS: r.guestUptimeS, attempts: attempt };
     last = r;
     const earlyPanic = r.kind === 'exited' && /Kernel panic/.test(r.console) && !reachedInit(r.console);
     if (!earlyPanic || attempt === 2) break;
@@ -237,6 +238,7 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
     results: assessment.results,
     kernelLog: assessment.kernelLog,
     notes: [...notes, ...assessment.notes],
+    consoleTail: assessment.consoleTail,
     artifacts: {
       dir: runDir,
       consoleLog: join(runDir, 'console.log'),
@@ -249,6 +251,7 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
       kernelMs: Math.round(tKernel - t0),
       buildMs: Math.round(tBuild - tKernel),
       bootMs: Math.round(booted.bootMs),
+      guestReadyMs: Math.round(booted.guestUptimeS * 1000),
       jobMs: Math.round(tJob - tBoot),
     },
   };

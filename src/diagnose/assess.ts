@@ -29,6 +29,7 @@ export interface Assessment {
   rmmod: StepResult | undefined;
   kernelLog: { lines: KernelLine[]; problems: KernelProblem[] };
   notes: string[];
+  consoleTail: string[];
 }
 
 /** The console from the job's begin marker on (the console also carries boot messages). */
@@ -135,5 +136,6 @@ export function assessJob(input: AssessInput): Assessment {
     rmmod: obs.steps.rmmod,
     kernelLog: { lines: lines.filter((l) => !isMarker(l.text)), problems },
     notes,
+    consoleTail: obs.complete ? [] : input.console.trimEnd().split('\n').slice(-15),
   };
 }

@@ -94,8 +94,11 @@ export interface RunReport {
   results: ModeResult[];
   kernelLog: { lines: KernelLine[]; problems: KernelProblem[] };
   notes: string[];
+  /** The end of the console when the job did not finish (crash, hang): what the user needs first. */
+  consoleTail: string[];
   artifacts: { dir: string; consoleLog: string; resultsJson: string; module: string; testProgram: string };
-  timings: { totalMs: number; kernelMs: number; buildMs: number; bootMs: number; jobMs: number };
+  /** bootMs is host wall time to the guest's ready; guestReadyMs the guest's own uptime then. */
+  timings: { totalMs: number; kernelMs: number; buildMs: number; bootMs: number; guestReadyMs: number; jobMs: number };
 }
 
 /** One place decides the exit code: 0 when every outcome is as expected, else 1. */

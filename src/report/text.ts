@@ -89,6 +89,10 @@ export function renderRunText(report: RunReport, c: ChalkInstance): string {
     for (const p of problems) out.push(...renderProblem(p, c));
   }
   for (const n of report.notes) out.push(c.dim(`note       ${n}`));
+  if (report.consoleTail.length) {
+    out.push(c.bold('console, last lines:'));
+    for (const l of report.consoleTail) out.push(c.dim(`  ${l.replace(/\r$/, '')}`));
+  }
   out.push('');
   const t = report.timings;
   out.push(

@@ -15,7 +15,8 @@ import { jobHeader, LineSplitter, parseRecordLine, POWEROFF, type GuestRecord } 
 import { qemuArgs, type VmSpec } from './qemu-args.js';
 
 export type BootResult =
-  | { kind: 'ready'; vm: GuestVm; kernel: string; bootMs: number }
+  /** guestUptimeS: the guest's own clock when it said ready, to tell QEMU/host time from guest time. */
+  | { kind: 'ready'; vm: GuestVm; kernel: string; bootMs: number; guestUptimeS: number }
   /** QEMU ended before the guest was ready: a panic, a bad option, a missing file. */
   | { kind: 'exited'; exitCode: number | undefined; signal: string | undefined; stderr: string; console: string }
   | { kind: 'timeout'; console: string };
@@ -117,7 +118,7 @@ export class GuestVm {
     const started = performance.now();
     const ready = await vm.waitFor(() => vm.records.find((r) => r.t === 'ready'), opts.bootTimeoutMs);
     if (ready.kind === 'found' && ready.value.t === 'ready') {
-      return { kind: 'ready', vm, kernel: ready.value.kernel, bootMs: performance.now() - started };
+      return { kind: 'ready', vm, kernel: ready.value.kernel, bootMs: performance.now() - started, guestUptimeS: Number(ready.value.uptime) };
     }
     await vm.kill();
     if (ready.kind === 'exited') {

@@ -24,8 +24,9 @@ function seedReport(): RunReport {
     results: a.results,
     kernelLog: a.kernelLog,
     notes: a.notes,
+    consoleTail: a.consoleTail,
     artifacts: { dir: '/runs/x', consoleLog: '/runs/x/console.log', resultsJson: '/runs/x/results.json', module: '/runs/x/mmaplab.ko', testProgram: '/runs/x/mmap-test' },
-    timings: { totalMs: 3000, kernelMs: 1, buildMs: 1, bootMs: 2200, jobMs: 600 },
+    timings: { totalMs: 3000, kernelMs: 1, buildMs: 1, bootMs: 2200, guestReadyMs: 1700, jobMs: 600 },
   };
 }
 
