@@ -113,7 +113,9 @@ export function spawnLogged(file: string, args: readonly string[], opts: { cwd?:
   return execa(file, args, {
     reject: false,
     cleanup: true,
-    stdin: 'ignore',
+    // A pipe that stays open and silent: QEMU's stdio chardev polls stdin, and on
+    // /dev/null it would spin on end-of-file, taking CPU from the guest.
+    stdin: 'pipe',
     buffer: false,
     encoding: 'utf8',
     ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),
