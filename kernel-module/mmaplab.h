@@ -22,6 +22,8 @@
 struct mmaplab_buffer {
 	void *vaddr;		/* kernel virtual address of the pages */
 	unsigned long npages;
+	struct page **pages;	/* insert-page: the pages, for vm_map_pages() */
+	struct page *block;	/* contiguous: the first page of the block */
 };
 
 struct mmaplab_strategy {
@@ -33,11 +35,27 @@ struct mmaplab_strategy {
 	int (*mmap)(struct mmaplab_buffer *buf, struct vm_area_struct *vma);
 };
 
-/* Shared allocators: the seed's vmalloc() with every page marked reserved. */
+/* Shared allocators: the seed's vmalloc() with every page marked reserved, and plain vmalloc(). */
 int mmaplab_vmalloc_reserved_alloc(struct mmaplab_buffer *buf);
 void mmaplab_vmalloc_reserved_free(struct mmaplab_buffer *buf);
+int mmaplab_vmalloc_alloc(struct mmaplab_buffer *buf);
+void mmaplab_vmalloc_free(struct mmaplab_buffer *buf);
+
+/* Does [vm_pgoff, vm_pgoff + pages of vma) fit in the buffer? */
+static inline bool mmaplab_fits(const struct mmaplab_buffer *buf, struct vm_area_struct *vma)
+{
+	unsigned long pages = vma_pages(vma);
+
+	return vma->vm_pgoff < buf->npages && pages <= buf->npages - vma->vm_pgoff;
+}
 
 extern const struct mmaplab_strategy mmaplab_strategy_seed;
+extern const struct mmaplab_strategy mmaplab_strategy_checked;
+extern const struct mmaplab_strategy mmaplab_strategy_no_maywrite;
+extern const struct mmaplab_strategy mmaplab_strategy_remap_vmalloc_range;
+extern const struct mmaplab_strategy mmaplab_strategy_insert_page;
+extern const struct mmaplab_strategy mmaplab_strategy_fault;
+extern const struct mmaplab_strategy mmaplab_strategy_contiguous;
 
 /* vm_flags became read-only in 6.3: these compile on both sides of the change. */
 static inline void mmaplab_vm_flags_set(struct vm_area_struct *vma, vm_flags_t flags)

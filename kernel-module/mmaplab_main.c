@@ -16,7 +16,7 @@ MODULE_LICENSE("GPL");
 
 static char *strategy = "seed";
 module_param(strategy, charp, 0444);
-MODULE_PARM_DESC(strategy, "how mmap() maps the buffer: seed");
+MODULE_PARM_DESC(strategy, "how mmap() maps the buffer: seed, checked, no-maywrite, remap-vmalloc-range, insert-page, fault, contiguous");
 
 static unsigned int npages = 16;
 module_param(npages, uint, 0444);
@@ -24,6 +24,12 @@ MODULE_PARM_DESC(npages, "number of pages in the buffer");
 
 static const struct mmaplab_strategy *const strategies[] = {
 	&mmaplab_strategy_seed,
+	&mmaplab_strategy_checked,
+	&mmaplab_strategy_no_maywrite,
+	&mmaplab_strategy_remap_vmalloc_range,
+	&mmaplab_strategy_insert_page,
+	&mmaplab_strategy_fault,
+	&mmaplab_strategy_contiguous,
 };
 
 static const struct mmaplab_strategy *active;
@@ -50,6 +56,17 @@ void mmaplab_vmalloc_reserved_free(struct mmaplab_buffer *buf)
 
 	for (i = 0; i < buf->npages; i++)
 		ClearPageReserved(vmalloc_to_page(buf->vaddr + i * PAGE_SIZE));
+	vfree(buf->vaddr);
+}
+
+int mmaplab_vmalloc_alloc(struct mmaplab_buffer *buf)
+{
+	buf->vaddr = vmalloc(buf->npages * PAGE_SIZE);
+	return buf->vaddr ? 0 : -ENOMEM;
+}
+
+void mmaplab_vmalloc_free(struct mmaplab_buffer *buf)
+{
 	vfree(buf->vaddr);
 }
 

@@ -14,7 +14,8 @@ capture() { # name, then mmaplab run options
   cp "$tmp/$name/records.jsonl" "$out/$name.records.jsonl"
   echo "captured $name"
 }
-capture seed
+capture seed --strategy seed
+capture grid
 capture null-deref-mmap --module-dir test/fixtures/drivers/null-deref-mmap
 capture warn-mmap --module-dir test/fixtures/drivers/warn-mmap
 # A panic before init: the kernel booted with no initramfs at all.

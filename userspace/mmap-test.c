@@ -2,16 +2,28 @@
 /*
  * mmap-test: map a device's pages and check what userspace really sees.
  *
- *   mmap-test --device /dev/mmaplab0 --mode private|shared [--pages 16]
- *             [--pattern 0xaabbccdd]
+ *   mmap-test --device /dev/mmaplab0 --check CHECK [--pages 16] [--pattern 0xaabbccdd]
  *
- * Every finding is one JSON object per line on stdout, so the host can parse
- * the run without scraping prose. A SIGBUS or SIGSEGV is caught to say which
- * page and address faulted and why (si_code); the handler then lets the signal
- * kill the process as it would have killed the question's program, so the
- * caller also sees the raw exit status (135 for "Bus error").
+ * Checks (each one mapping experiment):
+ *   private            MAP_PRIVATE, read-only, the whole area; read every page
+ *   shared             MAP_SHARED, read-only, the whole area; read every page
+ *   private-per-page   one MAP_PRIVATE mapping per page, at offset i * PAGE_SIZE
+ *   shared-write       MAP_SHARED read-write: a write must reach the driver (read())
+ *   private-isolation  MAP_PRIVATE read-write: a write must reach neither the
+ *                      driver (read()) nor a MAP_SHARED mapping of the same page
+ *   mprotect           MAP_PRIVATE read-only, then mprotect(PROT_READ | PROT_WRITE)
+ *   offset             MAP_SHARED at page offset 3: its first page must be page 3
+ *   oversize           MAP_SHARED one page larger than the buffer: must be refused
  *
- * Exit status: 0 every page as expected, 1 wrong data, 2 mmap() failed,
+ * Every page carries the 32-bit pattern at offset 0 and its own index at offset
+ * 4. Every finding is one JSON object per line on stdout, so the host can parse
+ * the run without scraping prose; the host decides what the findings mean.
+ * A SIGBUS or SIGSEGV is caught to say which page and address faulted and why
+ * (si_code); the handler then lets the signal kill the process as it would have
+ * killed the question's program, so the caller sees the raw exit status (135
+ * for "Bus error").
+ *
+ * Exit status: 0 done (the host judges the records), 2 mmap() failed,
  * 3 open() failed, 4 usage; or death by the signal that was caught.
  */
 #define _GNU_SOURCE
@@ -26,6 +38,7 @@
 #include <unistd.h>
 
 static volatile uintptr_t map_base;
+static volatile long map_first_page;	/* the page the mapping at map_base starts with */
 static volatile long page_size;
 
 /* --- async-signal-safe output for the fault handler --- */
@@ -108,7 +121,7 @@ static void on_fault(int sig, siginfo_t *si, void *uctx)
 	n = put_hex(buf, n, addr);
 	n = put_str(buf, n, "\",\"page\":");
 	if (map_base && addr >= map_base)
-		n = put_dec(buf, n, (long)((addr - map_base) / (uintptr_t)page_size));
+		n = put_dec(buf, n, map_first_page + (long)((addr - map_base) / (uintptr_t)page_size));
 	else
 		n = put_str(buf, n, "null");
 	n = put_str(buf, n, "}\n");
@@ -122,7 +135,7 @@ static void on_fault(int sig, siginfo_t *si, void *uctx)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: mmap-test --device PATH --mode private|shared [--pages N] [--pattern 0xWORD]\n");
+	fprintf(stderr, "usage: mmap-test --device PATH --check CHECK [--pages N] [--pattern 0xWORD]\n");
 	exit(4);
 }
 
@@ -133,21 +146,194 @@ static const char *errno_name(int e)
 	return n ? n : "E?";
 }
 
+static const char *device;
+static unsigned long pages = 16;
+static uint32_t pattern = 0xaabbccddU;
+static long psize;
+
+/* Markers written through mappings; away from the pattern (offset 0) and index (offset 4). */
+#define WRITE_OFFSET 8
+#define SHARED_MARK 0x5eed0001U
+#define PRIVATE_MARK 0x5eed0002U
+
+static int open_device(int flags)
+{
+	int fd = open(device, flags);
+
+	if (fd < 0) {
+		int e = errno;
+
+		printf("{\"t\":\"open\",\"ok\":false,\"errno\":%d,\"err\":\"%s\",\"msg\":\"%s\"}\n", e, errno_name(e), strerror(e));
+		exit(3);
+	}
+	printf("{\"t\":\"open\",\"ok\":true,\"mode\":\"%s\"}\n", (flags & O_ACCMODE) == O_RDWR ? "rw" : "r");
+	return fd;
+}
+
+/* mmap() and report it; page says which page a per-page mapping is for (-1: whole area). */
+static void *map(int fd, unsigned long npages, unsigned long pgoff, int prot, int flags, long page)
+{
+	void *m = mmap(NULL, npages * (unsigned long)psize, prot, flags, fd, (off_t)(pgoff * (unsigned long)psize));
+
+	if (m == MAP_FAILED) {
+		int e = errno;
+
+		printf("{\"t\":\"mmap\",\"ok\":false,\"page\":%ld,\"errno\":%d,\"err\":\"%s\",\"msg\":\"%s\"}\n", page, e, errno_name(e), strerror(e));
+		exit(2);
+	}
+	printf("{\"t\":\"mmap\",\"ok\":true,\"page\":%ld,\"addr\":\"%p\",\"len\":%lu,\"pgoff\":%lu,\"prot\":\"%s\",\"flags\":\"%s\"}\n",
+	       page, m, npages * (unsigned long)psize, pgoff, prot & PROT_WRITE ? "rw" : "r",
+	       flags & MAP_SHARED ? "shared" : "private");
+	return m;
+}
+
+static void catch_faults(void *base, long first_page)
+{
+	struct sigaction sa;
+
+	map_base = (uintptr_t)base;
+	map_first_page = first_page;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_fault;
+	sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
+	sigaction(SIGBUS, &sa, NULL);
+	sigaction(SIGSEGV, &sa, NULL);
+}
+
+/* Read one page: the pattern word and the index; expect the index `want`. */
+static int read_page(const void *p, unsigned long page, unsigned long want)
+{
+	const volatile uint32_t *w = p;
+	uint32_t word = w[0], index = w[1];
+	int ok = word == pattern && index == want;
+
+	if (page == 0 && want == 0)
+		/* What the question's printf("[%x]", ((char *)m)[0]) prints: a sign-extended char. */
+		printf("{\"t\":\"seed-printf\",\"text\":\"[%x]\"}\n", ((const volatile char *)p)[0]);
+	printf("{\"t\":\"page\",\"page\":%lu,\"addr\":\"%p\",\"word\":\"0x%08x\",\"index\":%u,\"expectIndex\":%lu,\"ok\":%s}\n",
+	       page, p, word, index, want, ok ? "true" : "false");
+	return ok;
+}
+
+static void done(unsigned long ok, unsigned long n)
+{
+	printf("{\"t\":\"done\",\"pagesOk\":%lu,\"pages\":%lu}\n", ok, n);
+}
+
+/* What read() on the device returns for the word at page 0 + WRITE_OFFSET. */
+static uint32_t driver_word(int fd)
+{
+	uint32_t v = 0;
+	ssize_t n = pread(fd, &v, sizeof(v), WRITE_OFFSET);
+
+	if (n != (ssize_t)sizeof(v)) {
+		int e = n < 0 ? errno : EIO;
+
+		printf("{\"t\":\"readback\",\"via\":\"read\",\"ok\":false,\"err\":\"%s\"}\n", errno_name(e));
+		return 0;
+	}
+	return v;
+}
+
+static void whole_area(int flags, unsigned long npages, unsigned long pgoff)
+{
+	int fd = open_device(O_RDONLY);
+	char *m = map(fd, npages, pgoff, PROT_READ, flags, -1);
+	unsigned long i, ok = 0;
+
+	close(fd);
+	catch_faults(m, 0);
+	for (i = 0; i < npages; i++)
+		ok += read_page(m + i * (unsigned long)psize, i, pgoff + i);
+	done(ok, npages);
+}
+
+static void private_per_page(void)
+{
+	int fd = open_device(O_RDONLY);
+	unsigned long i, ok = 0;
+	char *m[4096];
+
+	for (i = 0; i < pages && i < 4096; i++)
+		m[i] = map(fd, 1, i, PROT_READ, MAP_PRIVATE, (long)i);
+	close(fd);
+	for (i = 0; i < pages && i < 4096; i++) {
+		catch_faults(m[i], (long)i);
+		ok += read_page(m[i], i, i);
+	}
+	done(ok, pages);
+}
+
+static void shared_write(void)
+{
+	int fd = open_device(O_RDWR);
+	char *m = map(fd, pages, 0, PROT_READ | PROT_WRITE, MAP_SHARED, -1);
+	uint32_t seen;
+
+	catch_faults(m, 0);
+	*(volatile uint32_t *)(m + WRITE_OFFSET) = SHARED_MARK;
+	printf("{\"t\":\"write\",\"page\":0,\"offset\":%d,\"value\":\"0x%08x\"}\n", WRITE_OFFSET, SHARED_MARK);
+	seen = driver_word(fd);
+	printf("{\"t\":\"readback\",\"via\":\"read\",\"ok\":true,\"value\":\"0x%08x\",\"matches\":%s}\n", seen, seen == SHARED_MARK ? "true" : "false");
+	/* Leave the buffer as it was for the checks that follow. */
+	*(volatile uint32_t *)(m + WRITE_OFFSET) = 0;
+	close(fd);
+	done(seen == SHARED_MARK, 1);
+}
+
+static void private_isolation(void)
+{
+	int fd = open_device(O_RDONLY);
+	char *m = map(fd, pages, 0, PROT_READ | PROT_WRITE, MAP_PRIVATE, -1);
+	char *s;
+	uint32_t seen_read, seen_shared;
+	int ok;
+
+	catch_faults(m, 0);
+	ok = read_page(m, 0, 0);
+	*(volatile uint32_t *)(m + WRITE_OFFSET) = PRIVATE_MARK;
+	printf("{\"t\":\"write\",\"page\":0,\"offset\":%d,\"value\":\"0x%08x\"}\n", WRITE_OFFSET, PRIVATE_MARK);
+	seen_read = driver_word(fd);
+	printf("{\"t\":\"readback\",\"via\":\"read\",\"ok\":true,\"value\":\"0x%08x\",\"matches\":%s}\n", seen_read, seen_read == PRIVATE_MARK ? "true" : "false");
+	s = map(fd, 1, 0, PROT_READ, MAP_SHARED, 0);
+	catch_faults(s, 0);
+	seen_shared = *(volatile uint32_t *)(s + WRITE_OFFSET);
+	printf("{\"t\":\"readback\",\"via\":\"shared\",\"ok\":true,\"value\":\"0x%08x\",\"matches\":%s}\n", seen_shared, seen_shared == PRIVATE_MARK ? "true" : "false");
+	/* The private copy still holds the pattern and the write. */
+	ok = ok && *(volatile uint32_t *)(m + WRITE_OFFSET) == PRIVATE_MARK;
+	close(fd);
+	done(ok, 1);
+}
+
+static void mprotect_check(void)
+{
+	int fd = open_device(O_RDONLY);
+	char *m = map(fd, pages, 0, PROT_READ, MAP_PRIVATE, -1);
+	int r = mprotect(m, pages * (unsigned long)psize, PROT_READ | PROT_WRITE);
+	int e = errno;
+
+	close(fd);
+	if (r) {
+		printf("{\"t\":\"mprotect\",\"ok\":false,\"errno\":%d,\"err\":\"%s\",\"msg\":\"%s\"}\n", e, errno_name(e), strerror(e));
+		return;
+	}
+	printf("{\"t\":\"mprotect\",\"ok\":true}\n");
+	catch_faults(m, 0);
+	/* Writable now: a write lands in a private copy. */
+	*(volatile uint32_t *)(m + WRITE_OFFSET) = PRIVATE_MARK;
+	done(read_page(m, 0, 0), 1);
+}
+
 int main(int argc, char **argv)
 {
-	const char *device = NULL, *mode = NULL;
-	unsigned long pages = 16, pages_ok = 0, i;
-	uint32_t pattern = 0xaabbccddU;
-	struct sigaction sa;
-	int fd, flags;
-	void *m;
+	const char *check = NULL;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (int a = 1; a < argc; a++) {
 		if (!strcmp(argv[a], "--device") && a + 1 < argc)
 			device = argv[++a];
-		else if (!strcmp(argv[a], "--mode") && a + 1 < argc)
-			mode = argv[++a];
+		else if (!strcmp(argv[a], "--check") && a + 1 < argc)
+			check = argv[++a];
 		else if (!strcmp(argv[a], "--pages") && a + 1 < argc)
 			pages = strtoul(argv[++a], NULL, 0);
 		else if (!strcmp(argv[a], "--pattern") && a + 1 < argc)
@@ -155,58 +341,29 @@ int main(int argc, char **argv)
 		else
 			usage();
 	}
-	if (!device || !mode || !pages)
+	if (!device || !check || !pages || pages > 4096)
 		usage();
-	if (!strcmp(mode, "private"))
-		flags = MAP_PRIVATE;
-	else if (!strcmp(mode, "shared"))
-		flags = MAP_SHARED;
+	psize = sysconf(_SC_PAGESIZE);
+	page_size = psize;
+	printf("{\"t\":\"start\",\"check\":\"%s\",\"device\":\"%s\",\"pages\":%lu,\"pageSize\":%ld,\"pattern\":\"0x%08x\"}\n",
+	       check, device, pages, psize, pattern);
+	if (!strcmp(check, "private"))
+		whole_area(MAP_PRIVATE, pages, 0);
+	else if (!strcmp(check, "shared"))
+		whole_area(MAP_SHARED, pages, 0);
+	else if (!strcmp(check, "private-per-page"))
+		private_per_page();
+	else if (!strcmp(check, "shared-write"))
+		shared_write();
+	else if (!strcmp(check, "private-isolation"))
+		private_isolation();
+	else if (!strcmp(check, "mprotect"))
+		mprotect_check();
+	else if (!strcmp(check, "offset"))
+		whole_area(MAP_SHARED, pages > 3 ? pages - 3 : 1, 3);
+	else if (!strcmp(check, "oversize"))
+		whole_area(MAP_SHARED, pages + 1, 0);
 	else
 		usage();
-
-	page_size = sysconf(_SC_PAGESIZE);
-	printf("{\"t\":\"start\",\"mode\":\"%s\",\"device\":\"%s\",\"pages\":%lu,\"pageSize\":%ld,\"pattern\":\"0x%08x\"}\n",
-	       mode, device, pages, page_size, pattern);
-
-	/* As the question's program: read-only open, PROT_READ. */
-	fd = open(device, O_RDONLY);
-	if (fd < 0) {
-		int e = errno;
-		printf("{\"t\":\"open\",\"ok\":false,\"errno\":%d,\"err\":\"%s\",\"msg\":\"%s\"}\n", e, errno_name(e), strerror(e));
-		return 3;
-	}
-	printf("{\"t\":\"open\",\"ok\":true}\n");
-
-	m = mmap(NULL, pages * (unsigned long)page_size, PROT_READ, flags, fd, 0);
-	close(fd);
-	if (m == MAP_FAILED) {
-		int e = errno;
-		printf("{\"t\":\"mmap\",\"ok\":false,\"errno\":%d,\"err\":\"%s\",\"msg\":\"%s\"}\n", e, errno_name(e), strerror(e));
-		return 2;
-	}
-	map_base = (uintptr_t)m;
-	printf("{\"t\":\"mmap\",\"ok\":true,\"addr\":\"%p\",\"len\":%lu}\n", m, pages * (unsigned long)page_size);
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = on_fault;
-	sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
-	sigaction(SIGBUS, &sa, NULL);
-	sigaction(SIGSEGV, &sa, NULL);
-
-	for (i = 0; i < pages; i++) {
-		volatile uint32_t *p = (volatile uint32_t *)((char *)m + i * (unsigned long)page_size);
-		uint32_t word = p[0];
-		uint32_t index = p[1];
-		int ok = word == pattern && index == i;
-
-		if (i == 0) {
-			/* What the question's printf("[%x]", ((char *)m)[0]) prints: a sign-extended char. */
-			printf("{\"t\":\"seed-printf\",\"text\":\"[%x]\"}\n", ((volatile char *)p)[0]);
-		}
-		printf("{\"t\":\"page\",\"page\":%lu,\"addr\":\"%p\",\"word\":\"0x%08x\",\"index\":%u,\"ok\":%s}\n",
-		       i, (void *)p, word, index, ok ? "true" : "false");
-		pages_ok += ok;
-	}
-	printf("{\"t\":\"done\",\"pagesOk\":%lu,\"pages\":%lu}\n", pages_ok, pages);
-	return pages_ok == pages ? 0 : 1;
+	return 0;
 }

@@ -1,11 +1,13 @@
 #!/bin/sh
-# mmaplab job: load the driver, run the test program under each mapping mode,
-# unload, and report every step as one JSON line on stdout. Runs inside the lab
-# guest, and (for SSH targets) on a real machine, so it needs only POSIX sh,
-# awk, insmod/rmmod and dmesg.
+# mmaplab job: load the driver, run the test program for each check, unload,
+# and report every step as one JSON line on stdout. Runs inside the lab guest,
+# and (for SSH targets) on a real machine, so it needs only POSIX sh, awk,
+# insmod/rmmod, dmesg and, for tracing, tracefs with kprobe events.
 #
-# Usage: run.sh DIR, where DIR/job.env sets JOB_ID, MODULE, MODULE_PARAMS,
-# DEVICE_NAME, DEVICE, MODES, PAGES, PATTERN, STEP_TIMEOUT.
+# Usage: run.sh DIR, where DIR/job.env sets JOB_ID, STRATEGY, MODULE (a path
+# relative to DIR), MODULE_NAME, MODULE_PARAMS, DEVICE_NAME, DEVICE, TEST
+# (relative to DIR), CHECKS, PAGES, PATTERN, STEP_TIMEOUT and TRACE_KEEP (1:
+# leave the kprobe events registered for the next job, as a guest does).
 set -u
 dir=${1:-$(dirname "$0")}
 . "$dir/job.env"
@@ -19,25 +21,62 @@ json_str() {
   }'
 }
 
+# One record per input line (comment lines skipped): {"t":TYPE,"check":CHECK,"line":LINE}.
+json_lines() {
+  awk -v t="$1" -v c="${2:-}" '!/^#/ {
+    gsub(/\\/, "\\\\"); gsub(/"/, "\\\""); gsub(/\t/, "\\t"); gsub(/\r/, "")
+    printf "{\"t\":\"%s\",\"check\":\"%s\",\"line\":\"%s\"}\n", t, c, $0
+  }'
+}
+
 mark() { echo "mmaplab: $*" > /dev/kmsg; }
 
 step() { # name status output
-  printf '{"t":"step","step":"%s","status":%d,"output":"%s"}\n' "$1" "$2" "$(printf '%s' "$3" | json_str)"
+  if [ -z "$3" ]; then
+    printf '{"t":"step","step":"%s","status":%d,"output":""}\n' "$1" "$2"
+  else
+    printf '{"t":"step","step":"%s","status":%d,"output":"%s"}\n' "$1" "$2" "$(printf '%s' "$3" | json_str)"
+  fi
+}
+
+# Kernel calls the mapping strategies make, traced with kprobe events: the
+# return value of each, and where remap_pfn_range() was asked to map.
+T=/sys/kernel/tracing
+TRACED="remap_pfn_range vm_insert_page remap_vmalloc_range vm_map_pages"
+tracing=0
+trace_setup() {
+  [ -d "$T/events" ] || mount -t tracefs nodev "$T" 2> /dev/null
+  [ -w "$T/kprobe_events" ] || return 0
+  # Registering a kprobe costs tens of milliseconds: reuse those of an earlier job.
+  if [ -d "$T/events/mmaplab" ]; then
+    echo 1 > "$T/events/mmaplab/enable" 2> /dev/null && tracing=1
+    return 0
+  fi
+  for fn in $TRACED; do
+    echo "r:mmaplab/$fn $fn ret=\$retval:s32" >> "$T/kprobe_events" 2> /dev/null || return 0
+  done
+  # x86-64 arguments: vma in %di, addr in %si, pfn in %dx, size in %cx.
+  echo 'p:mmaplab/remap_pfn_range_args remap_pfn_range addr=%si:x64 pfn=%dx:x64 size=%cx:x64' >> "$T/kprobe_events" 2> /dev/null
+  echo 1 > "$T/events/mmaplab/enable" 2> /dev/null && tracing=1
+}
+trace_teardown() {
+  [ "$tracing" = 1 ] && [ "${TRACE_KEEP:-0}" != 1 ] || return 0
+  echo 0 > "$T/events/mmaplab/enable"
+  for e in $TRACED remap_pfn_range_args; do echo "-:mmaplab/$e" >> "$T/kprobe_events" 2> /dev/null; done
 }
 
 finish() {
+  trace_teardown
   mark "job $JOB_ID end"
   # The job's slice of the kernel log, from its begin marker on, one record per line.
-  dmesg | awk -v m="mmaplab: job $JOB_ID begin" 'found || index($0, m) {
-    found = 1
-    gsub(/\\/, "\\\\"); gsub(/"/, "\\\""); gsub(/\t/, "\\t"); gsub(/\r/, "")
-    printf "{\"t\":\"kmsg\",\"line\":\"%s\"}\n", $0
-  }'
+  dmesg | awk -v m="mmaplab: job $JOB_ID begin" 'found || index($0, m) { found = 1; print }' | json_lines kmsg
   printf '{"t":"job-done","id":%s}\n' "$JOB_ID"
   exit 0
 }
 
 mark "job $JOB_ID begin"
+trace_setup
+printf '{"t":"tracing","on":%s}\n' "$([ "$tracing" = 1 ] && echo true || echo false)"
 
 mark "step insmod"
 out=$(timeout "$STEP_TIMEOUT" insmod "$dir/$MODULE" $MODULE_PARAMS 2>&1)
@@ -54,16 +93,18 @@ else
   step device $? "$DEVICE $major:0 $out"
 fi
 
-for mode in $MODES; do
-  mark "test $mode begin"
-  timeout "$STEP_TIMEOUT" "$dir/mmap-test" --device "$DEVICE" --mode "$mode" --pages "$PAGES" --pattern "$PATTERN"
+for check in $CHECKS; do
+  [ "$tracing" = 1 ] && : > "$T/trace"
+  mark "check $check begin"
+  timeout "$STEP_TIMEOUT" "$dir/$TEST" --device "$DEVICE" --check "$check" --pages "$PAGES" --pattern "$PATTERN"
   rc=$?
-  printf '{"t":"exit","mode":"%s","status":%d}\n' "$mode" "$rc"
-  mark "test $mode end status $rc"
+  mark "check $check end status $rc"
+  printf '{"t":"exit","check":"%s","status":%d}\n' "$check" "$rc"
+  [ "$tracing" = 1 ] && json_lines trace "$check" < "$T/trace"
 done
 
 mark "step rmmod"
-out=$(timeout "$STEP_TIMEOUT" rmmod "${MODULE%.ko}" 2>&1)
+out=$(timeout "$STEP_TIMEOUT" rmmod "$MODULE_NAME" 2>&1)
 step rmmod $? "$out"
 rm -f "$DEVICE"
 finish

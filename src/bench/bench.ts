@@ -79,10 +79,16 @@ async function main(): Promise<void> {
   const first = (await mmaplabRun(base))[1];
   const kernel = await acquireKernel(parseKernelSpec(first.kernel.spec), { cacheDir: cacheRoot() });
   const initramfs = await buildInitramfs(kernel, cacheRoot());
-  const job = labJob({ id: 1, modulePath: first.artifacts.module, moduleParams: ['strategy=seed'], testProgram: first.artifacts.testProgram, modes: ['private', 'shared'], pages: 16 });
+  // The raw baseline runs the same work: one job per strategy, every check, chained in one init.
+  const inGuest = new Set<string>();
+  const jobs: Buffer[] = [];
+  for (const [i, s] of first.strategies.entries()) {
+    const job = labJob({ id: i + 1, strategy: s.strategy, modulePath: first.artifacts.module, moduleName: first.module.name, moduleParams: [`strategy=${s.strategy}`], testProgram: first.artifacts.testProgram, checks: first.checks, pages: 16 });
+    jobs.push(await jobPayload(job, { dir: 'rawjob', inGuest }));
+  }
   const tmp = mkdtempSync(join(tmpdir(), 'mmaplab-bench-'));
   const rawInitrd = join(tmp, 'raw.cpio');
-  await writeFile(rawInitrd, Buffer.concat([await readFile(initramfs.path), await jobPayload(job, 'rawjob')]));
+  await writeFile(rawInitrd, Buffer.concat([await readFile(initramfs.path), ...jobs]));
   const spec = { accel: first.machine.accel, memoryMb: 256, kernelImage: kernel.image, firmware: qemu.firmware, channelSocket: join(tmp, 'jobs.sock') };
 
   // TCG timings drift with the host's load: interleave the three so drift hits them alike.

@@ -1,25 +1,27 @@
 /**
  * `mmaplab run`: acquire the kernel -> build driver, test program and
- * initramfs -> boot the guest -> run the job -> assess -> a RunReport.
- * Returns data; never prints (progress goes to the caller's callback).
+ * initramfs -> boot a guest -> one job per strategy (every check) -> assess ->
+ * a RunReport. A strategy that crashes or hangs its guest is charged with it;
+ * the strategies after it run in a fresh boot. Returns data; never prints
+ * (progress goes to the caller's callback).
  */
-import { copyFile, mkdir, rename, writeFile } from 'node:fs/promises';
+import { appendFile, copyFile, mkdir, rename, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join, relative, resolve } from 'node:path';
 import { buildModule } from '../build/kbuild.js';
 import { buildTestProgram } from '../build/userspace.js';
-import { assessJob } from '../diagnose/assess.js';
-import { CUSTOM_DRIVER } from '../diagnose/expectations.js';
+import { assessJob, type Assessment } from '../diagnose/assess.js';
+import { CUSTOM_DRIVER, STRATEGIES } from '../diagnose/expectations.js';
 import { buildInitramfs } from '../guest/initramfs.js';
 import { jobPayload, labJob } from '../guest/job.js';
-import type { MapMode } from '../guest/protocol.js';
+import { CHECK_NAMES, type CheckName } from '../guest/checks.js';
 import { acquireKernel, parseKernelSpec, type Kernel } from '../kernel/index.js';
 import { reachedInit } from '../parse/kmsg.js';
-import { runStatus, SCHEMA_VERSION, type RunReport } from '../report/model.js';
+import { assembleReport } from '../report/assemble.js';
+import type { RunReport } from '../report/model.js';
 import { MmaplabError } from '../util/errors.js';
 import { cacheRoot, projectPaths, stateRoot } from '../util/paths.js';
 import { requireTool } from '../util/tools.js';
-import { VERSION } from '../util/version.js';
 import { chooseAccel, type AccelRequest } from '../vm/accel.js';
 import { GuestVm, type BootResult } from '../vm/guest-vm.js';
 import { BASE_APPEND, type Accel } from '../vm/qemu-args.js';
@@ -31,11 +33,16 @@ export interface RunOptions {
   kernel: string;
   flavour: string;
   moduleDir: string;
-  strategy: string;
-  modes: readonly MapMode[];
+  /**
+   * Strategies to run, in order, each loaded as strategy=NAME. Default: every
+   * strategy of the bundled driver; for a driver of the user's own, one run
+   * without a strategy parameter, judged as 'custom'.
+   */
+  strategies: readonly string[] | undefined;
+  checks: readonly CheckName[];
   pages: number;
   accel: AccelRequest;
-  /** Hard deadline for the guest, boot included. */
+  /** Hard deadline for each job, including the boot it may need. */
   timeoutS: number;
   memoryMb: number;
   outputDir: string | undefined;
@@ -51,8 +58,8 @@ export const DEFAULT_RUN_OPTIONS = {
   kernel: 'debian:bookworm',
   flavour: 'cloud-amd64',
   moduleDir: projectPaths.kernelModule,
-  strategy: 'seed',
-  modes: ['private', 'shared'] as MapMode[],
+  strategies: undefined,
+  checks: CHECK_NAMES,
   pages: 16,
   accel: 'auto' as AccelRequest,
   timeoutS: 120,
@@ -104,8 +111,8 @@ async function bootGuest(
   runDir: string,
   opts: RunOptions,
   notes: string[],
+  consoleLog: string,
 ): Promise<Booted> {
-  const consoleLog = join(runDir, 'console.log');
   let last: Exclude<BootResult, { kind: 'ready' }> | undefined;
   for (let attempt = 1; attempt <= 2; attempt++) {
     const r = await GuestVm.start(
@@ -116,8 +123,9 @@ async function bootGuest(
     last = r;
     const earlyPanic = r.kind === 'exited' && /Kernel panic/.test(r.console) && !reachedInit(r.console);
     if (!earlyPanic || attempt === 2) break;
-    await rename(consoleLog, join(runDir, `console-attempt${attempt}.log`));
-    notes.push(`the kernel panicked before init on boot attempt ${attempt} (an infrastructure flake, not the driver); retried (console-attempt${attempt}.log)`);
+    const kept = consoleLog.replace(/\.log$/, `-attempt${attempt}.log`);
+    await rename(consoleLog, kept);
+    notes.push(`the kernel panicked before init on boot attempt ${attempt} (an infrastructure flake, not the driver); retried (${kept})`);
   }
   const tail = (last?.console ?? '').trimEnd().split('\n').slice(-15);
   if (last?.kind === 'timeout') {
@@ -173,75 +181,71 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
     probe: kvmProbe(qemu, kernel, initramfs.path, runDir, opts.memoryMb),
   });
 
-  progress('boot', `booting ${kernel.release} under ${accel.accel.toUpperCase()}`);
-  const tBoot0 = performance.now();
-  const booted = await bootGuest(qemu, accel.accel, kernel, initramfs.path, runDir, opts, notes);
-  const tBoot = performance.now();
-
-  // The bundled driver takes strategy=; a driver of the user's own is judged as 'custom'.
+  // One job per strategy; a boot serves jobs until one of them leaves the guest unusable.
   const takesStrategy = module.parameters.includes('strategy');
-  const strategy = takesStrategy ? opts.strategy : CUSTOM_DRIVER;
-  progress('job', `loading the driver and mapping ${opts.pages} pages: ${opts.modes.map((m) => `MAP_${m.toUpperCase()}`).join(', ')}`);
-  const job = labJob({
-    id: 1,
-    modulePath: module.ko,
-    moduleParams: takesStrategy ? [`strategy=${opts.strategy}`] : [],
-    testProgram: program.path,
-    modes: opts.modes,
-    pages: opts.pages,
-  });
-  const remainingMs = Math.max(5_000, opts.timeoutS * 1000 - (tBoot - tBoot0));
-  let jobEnd;
+  const bundled = resolve(opts.moduleDir) === projectPaths.kernelModule;
+  const strategies = opts.strategies ?? (bundled ? STRATEGIES : [CUSTOM_DRIVER]);
+  const assessments: Assessment[] = [];
+  let vm: GuestVm | undefined;
+  let boots = 0;
+  let bootAttempts = 0;
+  let first: Booted | undefined;
+  const consoleLogs: string[] = [];
+  const tJobs = performance.now();
   try {
-    jobEnd = await booted.vm.runJob(job.id, await jobPayload(job), remainingMs);
+    for (const [i, strategy] of strategies.entries()) {
+      if (!vm) {
+        boots++;
+        const consoleLog = join(runDir, boots === 1 ? 'console.log' : `console-boot${boots}.log`);
+        consoleLogs.push(consoleLog);
+        progress('boot', `booting ${kernel.release} under ${accel.accel.toUpperCase()}${boots > 1 ? ` (boot ${boots}, after a crash)` : ''}`);
+        const booted = await bootGuest(qemu, accel.accel, kernel, initramfs.path, runDir, opts, notes, consoleLog);
+        first ??= booted;
+        bootAttempts += booted.attempts;
+        vm = booted.vm;
+      }
+      progress('job', `${strategy}: ${opts.checks.join(', ')}`);
+      const job = labJob({
+        id: i + 1,
+        strategy,
+        modulePath: module.ko,
+        moduleName: module.name,
+        moduleParams: takesStrategy && strategy !== CUSTOM_DRIVER ? [`strategy=${strategy}`] : [],
+        testProgram: program.path,
+        checks: opts.checks,
+        pages: opts.pages,
+      });
+      const end = await vm.runJob(job.id, await jobPayload(job, { inGuest: vm.filesInGuest }), opts.timeoutS * 1000);
+      await appendFile(join(runDir, 'records.jsonl'), end.records.map((r) => `${JSON.stringify({ job: job.id, strategy, ...r })}\n`).join(''));
+      assessments.push(assessJob({ strategy, checks: opts.checks, jobId: job.id, end: end.kind, records: end.records, console: vm.console, boot: boots }));
+      if (end.kind !== 'done') {
+        // The guest is unusable: kill it now; the next strategy gets a fresh boot.
+        await vm.kill();
+        vm = undefined;
+      }
+    }
   } finally {
     // A guest that finished powers off politely; a stuck one is killed at once.
-    if (jobEnd?.kind === 'done') await booted.vm.powerOff(10_000);
-    else await booted.vm.kill();
+    if (vm) await vm.powerOff(10_000);
   }
   const tJob = performance.now();
 
   progress('report', 'assessing');
-  const assessment = assessJob({
-    strategy,
-    modes: opts.modes,
-    pages: opts.pages,
-    jobId: job.id,
-    end: jobEnd.kind,
-    records: jobEnd.records,
-    console: booted.vm.console,
-  });
   const moduleCopy = join(runDir, `${module.name}.ko`);
   const testCopy = join(runDir, 'mmap-test');
   await copyFile(module.ko, moduleCopy);
   await copyFile(program.path, testCopy);
-  await writeFile(join(runDir, 'records.jsonl'), jobEnd.records.map((r) => JSON.stringify(r)).join('\n') + '\n');
 
-  const { status, exitCode } = runStatus(assessment.results, assessment.kernelLog.problems);
-  const report: RunReport = {
-    schemaVersion: SCHEMA_VERSION,
-    tool: { name: 'mmaplab', version: VERSION },
-    command: 'run',
-    status,
-    exitCode,
+  const report = assembleReport({
     kernel: { spec: kernel.spec, release: kernel.release, packageVersion: kernel.packageVersion, flavour: kernel.flavour },
-    machine: { accel: accel.accel, accelReason: accel.reason, qemu: qemu.version, bootAttempts: booted.attempts },
-    module: {
-      name: module.name,
-      strategy,
-      compiler: module.compiler,
-      buildCached: module.cached,
-      buildWarnings: module.warnings,
-      insmod: assessment.insmod,
-      rmmod: assessment.rmmod,
-    },
-    results: assessment.results,
-    kernelLog: assessment.kernelLog,
-    notes: [...notes, ...assessment.notes],
-    consoleTail: assessment.consoleTail,
+    machine: { accel: accel.accel, accelReason: accel.reason, qemu: qemu.version, boots, bootAttempts },
+    module: { name: module.name, compiler: module.compiler, buildCached: module.cached, buildWarnings: module.warnings },
+    checks: opts.checks,
+    assessments,
+    notes,
     artifacts: {
       dir: runDir,
-      consoleLog: join(runDir, 'console.log'),
+      consoleLog: consoleLogs[0] ?? join(runDir, 'console.log'),
       resultsJson: join(runDir, 'results.json'),
       module: moduleCopy,
       testProgram: testCopy,
@@ -250,11 +254,11 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
       totalMs: Math.round(performance.now() - t0),
       kernelMs: Math.round(tKernel - t0),
       buildMs: Math.round(tBuild - tKernel),
-      bootMs: Math.round(booted.bootMs),
-      guestReadyMs: Math.round(booted.guestUptimeS * 1000),
-      jobMs: Math.round(tJob - tBoot),
+      bootMs: Math.round(first?.bootMs ?? 0),
+      guestReadyMs: Math.round((first?.guestUptimeS ?? 0) * 1000),
+      jobMs: Math.round(tJob - tJobs - (first?.bootMs ?? 0)),
     },
-  };
+  });
   await writeFile(report.artifacts.resultsJson, `${JSON.stringify(report, null, 2)}\n`);
   return report;
 }

@@ -1,140 +1,227 @@
 /**
  * Observations -> explanations. This is where the lab's knowledge lives: the
- * kernel rule behind each outcome, checked against mm/ in Debian's 5.10-7.2
- * sources (see the notes in the README), and the fixes that follow from it.
+ * kernel rule behind each outcome (checked against mm/ in Debian's 5.10-7.2
+ * sources: remap_pfn_range's copy-on-write rule, do_fault()'s SIGBUS,
+ * vm_map_pages' bounds), evidence from the traced calls when there is some,
+ * and the fixes that follow. Each explanation has an id, so a report shows one
+ * per distinct failure however many cells share it.
  */
-import type { MapMode } from '../guest/protocol.js';
+import type { CheckName, MapMode } from '../guest/checks.js';
 import type { KernelLine } from '../parse/kmsg.js';
-import type { Explanation, Outcome } from '../report/model.js';
+import { describeCalls } from '../parse/trace.js';
+import type { Explanation, Outcome, TracedCalls } from '../report/model.js';
 
 export interface ExplainContext {
   strategy: string;
+  check: CheckName;
   mode: MapMode;
   outcome: Outcome;
   pages: number;
-  /** The driver's kernel log lines while this mode ran. */
+  /** The driver's kernel log lines while this check ran. */
   kernelLog: readonly KernelLine[];
   seedPrintf: string | undefined;
-  /** What the other modes saw, for explanations that compare them. */
-  others: ReadonlyArray<{ mode: MapMode; outcome: Outcome }>;
+  traced: readonly TracedCalls[];
 }
 
-const FIXES_FOR_PRIVATE = [
-  'map with MAP_SHARED (the answer\'s option 1): a shared mapping is not copy-on-write, so per-page remap_pfn_range() succeeds',
-  'return remap_pfn_range()\'s error from mmap(), so the mapping fails cleanly with EINVAL instead of a SIGBUS on first use',
-  'or make MAP_PRIVATE work: clear VM_MAYWRITE before remapping (option 3; read-only, vm_flags_clear() on 6.3+), map one page per mmap() (option 2), or use an API built for vmalloc memory: remap_vmalloc_range() on vmalloc_user() memory, vm_map_pages()/vm_insert_page(), or a .fault handler returning vmalloc_to_page()',
-];
+const FIX_SHARED = "map with MAP_SHARED (the answer's option 1): a shared mapping is not copy-on-write, so per-page remap_pfn_range() succeeds";
+const FIX_RETURN = "return remap_pfn_range()'s error from mmap(), so the mapping fails cleanly with EINVAL instead of a SIGBUS on first use";
+const FIX_PRIVATE =
+  'or make MAP_PRIVATE work: remap_vmalloc_range() on vmalloc_user() memory, vm_map_pages()/vm_insert_page(), or a .fault handler returning vmalloc_to_page(); clearing VM_MAYWRITE first (option 3) works too, read-only';
 
-/** The driver logs how the kernel classified the VMA: "..., MAP_PRIVATE, copy-on-write". */
-function driverSawCow(log: readonly KernelLine[]): boolean | undefined {
-  const line = log.find((l) => /mmaplab: mmap .*(not )?copy-on-write/.test(l.text));
-  if (!line) return undefined;
-  return !/not copy-on-write/.test(line.text);
+/** remap_pfn_range() calls that failed with -EINVAL, as the trace saw them. */
+function failedRemaps(ctx: ExplainContext): TracedCalls | undefined {
+  return ctx.traced.find((c) => c.fn === 'remap_pfn_range' && (c.returns['-22'] ?? 0) > 0);
 }
 
-function explainSigbus(ctx: ExplainContext, o: Extract<Outcome, { kind: 'sigbus' }>): Explanation {
+function remapEvidence(ctx: ExplainContext): string {
+  const t = failedRemaps(ctx);
+  return t ? `traced: ${describeCalls(t)}, called from ${t.caller}` : 'the driver maps one page per call';
+}
+
+function cowRule(ctx: ExplainContext): string[] {
+  const t = failedRemaps(ctx);
+  return [
+    'A MAP_PRIVATE mapping that may later be made writable (VM_MAYWRITE set, VM_SHARED clear) is copy-on-write: is_cow_mapping() is true.',
+    `For a copy-on-write mapping remap_pfn_range() accepts only one range covering exactly vm_start..vm_end and returns -EINVAL for anything else (mm/memory.c), before touching a page table; the driver maps single pages, so ${t ? `${t.returns['-22'] === 1 ? 'its first call failed' : `all ${t.returns['-22']} calls failed`} (${remapEvidence(ctx)})` : 'every call fails'}.`,
+  ];
+}
+
+function sigbus(ctx: ExplainContext, o: Extract<Outcome, { kind: 'sigbus' }>): Explanation {
   const where = `page ${o.page ?? '?'} (address ${o.addr}, ${o.code})`;
-  if (ctx.mode === 'private' && ctx.strategy === 'seed') {
-    const cow = driverSawCow(ctx.kernelLog);
+  if (ctx.mode === 'private' && (failedRemaps(ctx) || ctx.strategy === 'seed')) {
     return {
-      summary: `MAP_PRIVATE made the mapping copy-on-write, so each per-page remap_pfn_range() returned -EINVAL; the driver ignored it and the first read raised SIGBUS at ${where}`,
+      id: 'cow-remap-ignored',
+      summary: 'MAP_PRIVATE made the mapping copy-on-write, so each per-page remap_pfn_range() returned -EINVAL; the driver ignored it and the first access raised SIGBUS',
       why: [
-        `A MAP_PRIVATE mapping that may later be made writable (VM_MAYWRITE set, VM_SHARED clear) is copy-on-write: is_cow_mapping() is true${cow === true ? ' (the driver logged "copy-on-write" for this VMA)' : ''}.`,
-        `For a copy-on-write mapping remap_pfn_range() accepts only one range covering exactly vm_start..vm_end, and returns -EINVAL for anything else (mm/memory.c); the driver maps ${ctx.pages} single pages, so all ${ctx.pages} calls fail before touching a page table.`,
-        'The driver ignores remap_pfn_range()\'s return value and returns 0, so mmap() succeeds with nothing mapped, and nothing appears in the kernel log.',
-        `The VMA has no ->fault handler, so the first access to its empty page table ends in VM_FAULT_SIGBUS: the kernel sends SIGBUS with si_code ${o.code} at the first address touched, ${o.addr}.`,
+        ...cowRule(ctx),
+        "The driver ignores remap_pfn_range()'s return value and returns 0, so mmap() succeeds with nothing mapped, and nothing appears in the kernel log.",
+        `The VMA has no ->fault handler, so the first access to its empty page table ends in VM_FAULT_SIGBUS: SIGBUS with si_code ${o.code} at the first address touched (here ${where}).`,
       ],
-      fixes: FIXES_FOR_PRIVATE,
+      fixes: [FIX_SHARED, FIX_RETURN, FIX_PRIVATE],
     };
   }
   return {
-    summary: `the read of ${where} raised SIGBUS: the mapping had no page there and no ->fault handler to supply one`,
+    id: 'sigbus-unmapped',
+    summary: 'a read raised SIGBUS: the mapping had no page there and no ->fault handler to supply one',
     why: [
-      'mmap() succeeded, so the driver accepted the mapping, but the page table entry for the faulting address was empty.',
+      `mmap() succeeded, but the page table entry for ${where} was empty.`,
       'With no vm_ops->fault to fill it, the kernel answers the page fault with VM_FAULT_SIGBUS.',
-      'Check that every page-mapping call in the driver\'s mmap() succeeded (their return values), and that the whole VMA is covered.',
     ],
-    fixes: ['check and return the result of every remap_pfn_range()/vm_insert_page() call', 'or provide a .fault handler that supplies the page'],
+    fixes: ['check and return the result of every remap_pfn_range()/vm_insert_page() call, and cover the whole VMA', 'or provide a .fault handler that supplies the page'],
   };
 }
 
-/** EINVAL under MAP_PRIVATE only, with MAP_SHARED working: the copy-on-write refusal. */
-function cowRefusal(ctx: ExplainContext, o: Extract<Outcome, { kind: 'mmap-failed' }>): boolean {
-  const shared = ctx.others.find((x) => x.mode === 'shared');
-  return ctx.mode === 'private' && o.errno === 'EINVAL' && shared?.outcome.kind === 'ok';
+function mmapFailed(ctx: ExplainContext, o: Extract<Outcome, { kind: 'mmap-failed' }>): Explanation {
+  if (ctx.check === 'oversize') {
+    const who =
+      o.errno === 'ENXIO'
+        ? 'vm_map_pages() refuses a VMA larger than the pages it is given, with -ENXIO'
+        : o.errno === 'EIO'
+          ? "the driver's own length check (length > NPAGES * PAGE_SIZE) returns -EIO"
+          : o.errno === 'EINVAL'
+            ? 'the size check (the driver\'s, or remap_vmalloc_range()\'s against the vmalloc area) returns -EINVAL'
+            : `the driver returned -${o.errno}`;
+    return {
+      id: `oversize-refused-${o.errno}`,
+      summary: `a mapping one page larger than the buffer is refused at mmap() with ${o.errno}, as it should be`,
+      why: [`Here ${who}; userspace gets a clean error instead of a mapping that would fault past the buffer.`],
+      fixes: [],
+    };
+  }
+  if (o.errno === 'EINVAL' && ctx.mode === 'private' && (failedRemaps(ctx) || ctx.strategy === 'checked')) {
+    return {
+      id: 'cow-remap-returned',
+      summary: 'MAP_PRIVATE is refused with EINVAL: remap_pfn_range() rejects the per-page calls on a copy-on-write mapping, and the driver passes the error on',
+      why: [...cowRule(ctx), 'The driver returns the error, so mmap() fails cleanly: no mapping, but no SIGBUS later either.'],
+      fixes: [FIX_SHARED, FIX_PRIVATE],
+    };
+  }
+  if (o.errno === 'EACCES' && ctx.check === 'private-isolation') {
+    return {
+      id: 'no-maywrite-refuses-write',
+      summary: 'a writable MAP_PRIVATE mapping is refused with EACCES: the driver makes private mappings read-only by clearing VM_MAYWRITE',
+      why: [
+        'Clearing VM_MAYWRITE makes a private mapping non-copy-on-write, which is what lets the per-page remap_pfn_range() calls succeed.',
+        'A mapping that can never become writable cannot honour PROT_WRITE, so the driver refuses it rather than hand out pages that are not the process\'s own.',
+      ],
+      fixes: ['when private writable mappings matter, use an API that maps real pages (remap_vmalloc_range(), vm_map_pages(), a .fault handler): copy-on-write then just works'],
+    };
+  }
+  return {
+    id: `mmap-${o.errno}`,
+    summary: `mmap() failed with ${o.errno} (${o.message}): the driver's mmap handler returned an error`,
+    why: [`The driver's file_operations.mmap returned -${o.errno}, which mmap() reports to userspace.`],
+    fixes: ["look at the driver's kernel log lines and traced calls for why its mmap() refused"],
+  };
+}
+
+function wrongData(ctx: ExplainContext, o: Extract<Outcome, { kind: 'wrong-data' }>): Explanation {
+  const b = o.firstBad;
+  if (b.word === '0xaabbccdd' && b.index !== b.expectIndex) {
+    return {
+      id: 'ignores-pgoff',
+      summary: `the mapping shows the wrong pages: where page ${b.expectIndex} was asked for, page ${b.index} appears; the driver ignores vm_pgoff`,
+      why: [
+        'mmap()\'s offset reaches the driver as vma->vm_pgoff, the first buffer page the mapping must show.',
+        'The driver maps from the start of its buffer whatever vm_pgoff says, so any mapping at a non-zero offset shows the buffer\'s first pages.',
+        ...(ctx.check === 'private-per-page'
+          ? ["That is why the answer's option 2 (one MAP_PRIVATE mapping per page) does not work with this driver: each single-page mapping is legal under copy-on-write, but every one of them shows page 0."]
+          : []),
+      ],
+      fixes: ['start at the page vm_pgoff names: vmalloc_to_pfn(buf + (vma->vm_pgoff + i) * PAGE_SIZE), and refuse a VMA that runs past the buffer; remap_vmalloc_range(vma, buf, vma->vm_pgoff) and vm_map_pages() do both'],
+    };
+  }
+  return {
+    id: 'wrong-data',
+    summary: `${o.pagesOk}/${o.pages} pages read as written; page ${b.page} held ${b.word} (index ${b.index}, expected ${b.expectIndex})`,
+    why: ['The mapped memory does not hold the pattern the driver wrote: the mapping points at other memory than the buffer.'],
+    fixes: ['compute each page from the buffer (vmalloc_to_pfn/vmalloc_to_page of buffer + i * PAGE_SIZE), never virt_to_phys() on vmalloc memory'],
+  };
 }
 
 export function explain(ctx: ExplainContext): Explanation | undefined {
   const o = ctx.outcome;
   switch (o.kind) {
     case 'ok':
-      if (ctx.seedPrintf && ctx.seedPrintf !== '[aabbccdd]' && /^\[f{6}/.test(ctx.seedPrintf)) {
+      // Said once per strategy, on the check that reads the whole area as the question did.
+      if (ctx.check === 'shared' && ctx.seedPrintf && /^\[f{6}/.test(ctx.seedPrintf)) {
         return {
-          summary: `every page reads 0xaabbccdd; the question's printf("[%x]", ((char *)m)[0]) would still print ${ctx.seedPrintf}`,
+          id: 'sign-extension',
+          summary: `the data is right, but the question's printf("[%x]", ((char *)m)[0]) prints ${ctx.seedPrintf}`,
           why: [
-            'The first byte is 0xdd; as a (signed) char it is negative, and printf\'s %x receives it sign-extended to int: ffffffdd.',
-            'The data is right; the way it was printed was not.',
+            "The first byte is 0xdd; as a (signed) char it is negative, and printf's %x receives it sign-extended to int: ffffffdd.",
           ],
           fixes: ['read the word as an unsigned 32-bit value: printf("[%x]", ((unsigned int *)m)[0]) prints [aabbccdd]'],
         };
       }
       return undefined;
     case 'sigbus':
-      return explainSigbus(ctx, o);
+      return sigbus(ctx, o);
     case 'sigsegv':
       return {
+        id: `sigsegv-${o.code}`,
         summary: `SIGSEGV (${o.code}) at page ${o.page ?? '?'}, address ${o.addr}`,
         why: [
           o.code === 'SEGV_ACCERR'
-            ? 'The access was not allowed by the mapping\'s protection (e.g. a write to a read-only mapping).'
+            ? "The access was not allowed by the mapping's protection (e.g. a write to a read-only mapping)."
             : 'The address is not inside any mapping: the area may be smaller than the test assumed.',
         ],
-        fixes: ['compare the mapping\'s size and protection with what the test program accesses'],
+        fixes: ["compare the mapping's size and protection with what the test program accesses"],
       };
     case 'mmap-failed':
+      return mmapFailed(ctx, o);
+    case 'wrong-data':
+      return wrongData(ctx, o);
+    case 'mprotect-denied':
       return {
-        summary: `mmap() failed with ${o.errno} (${o.message}): the driver's mmap handler returned an error`,
-        why: cowRefusal(ctx, o)
-          ? [
-              'Under MAP_PRIVATE the mapping is copy-on-write, while MAP_SHARED of the same device worked.',
-              'remap_pfn_range() refuses a copy-on-write mapping anything but one range covering the whole VMA, with -EINVAL, and the driver passed the error on: a clean failure, but no mapping.',
-            ]
-          : [`The driver's file_operations.mmap returned -${o.errno}, which mmap() reports to userspace.`],
-        fixes: cowRefusal(ctx, o) ? FIXES_FOR_PRIVATE.slice(0, 1).concat(FIXES_FOR_PRIVATE.slice(2)) : ['look at the driver\'s kernel log lines for why its mmap() refused'],
+        id: `mprotect-${o.errno}`,
+        summary: `mprotect(PROT_READ | PROT_WRITE) is refused with ${o.errno}: the mapping was made unable ever to become writable`,
+        why: [
+          'mprotect() may add PROT_WRITE only where VM_MAYWRITE is set; the driver cleared it (the answer\'s option 3), which is exactly what made its per-page remap legal under MAP_PRIVATE.',
+        ],
+        fixes: ['this is the intended trade-off of clearing VM_MAYWRITE; for a private mapping that can become writable, map real pages instead'],
+      };
+    case 'write-lost':
+      return {
+        id: 'write-lost',
+        summary: `a write through MAP_SHARED did not reach the driver: read() returned ${o.seen}`,
+        why: ['A shared mapping must show the driver\'s own pages; if a write does not appear in the buffer, the mapping points at a copy or at other memory.'],
+        fixes: ['map the buffer\'s own pages (their pfn or struct page), never a copy'],
+      };
+    case 'write-leaked':
+      return {
+        id: 'write-leaked',
+        summary: `a write into a MAP_PRIVATE mapping reached ${o.via === 'read' ? 'the driver\'s buffer (read())' : 'a MAP_SHARED mapping of the same page'}`,
+        why: ['A private mapping must be copy-on-write: the first write gives the process its own copy. Here the write landed in the driver\'s page itself.'],
+        fixes: ['do not clear copy-on-write on a writable private mapping; map real pages and let the kernel copy them'],
       };
     case 'open-failed':
       return {
+        id: 'open-failed',
         summary: `open() of the device failed with ${o.errno} (${o.message})`,
         why: ['The device node could not be opened: the driver may not have registered its character device, or registered another name.'],
         fixes: ['check the driver registers a character device (alloc_chrdev_region/cdev_add) and that insmod succeeded'],
       };
-    case 'wrong-data':
-      return {
-        summary: `${o.pagesOk}/${o.pages} pages read the expected data; page ${o.firstBad.page} held ${o.firstBad.word} (page index ${o.firstBad.index})`,
-        why: [
-          o.firstBad.index !== o.firstBad.page && o.firstBad.word === '0xaabbccdd'
-            ? `Page ${o.firstBad.page} of the mapping shows buffer page ${o.firstBad.index}: the driver mapped the wrong page there (check the pfn/page computed for each address and vm_pgoff).`
-            : 'The mapped memory does not hold the pattern the driver wrote: the mapping points at other memory than the buffer.',
-        ],
-        fixes: ['compute each page from the buffer (vmalloc_to_pfn/vmalloc_to_page of buffer + i * PAGE_SIZE) and honour vma->vm_pgoff'],
-      };
     case 'killed':
       return {
+        id: `killed-${o.signal}`,
         summary: `the test program was killed by ${o.signal} (exit status ${o.status})`,
         why: ['A signal the test program does not catch ended it; if the kernel log shows an oops, the kernel killed it while running driver code.'],
         fixes: ['read the kernel log below'],
       };
     case 'crash':
       return {
-        summary: `the kernel crashed while this mode ran: ${o.title}`,
-        why: ['The driver\'s code faulted inside the kernel; the call trace below shows where.'],
+        id: 'crash',
+        summary: `the kernel crashed while this check ran: ${o.title}`,
+        why: ["The driver's code faulted inside the kernel; the call trace shows where."],
         fixes: ['look at the first frame in the driver (the RIP line) and check every pointer it dereferences'],
       };
     case 'hang':
       return {
+        id: 'hang',
         summary: `the guest stopped responding during ${o.step}`,
-        why: ['No progress was reported before the deadline: a loop that never ends, or a lock never released, in the driver\'s code for this step.'],
-        fixes: ['look at the console log for a soft-lockup report, and at the loops in the driver\'s code for this step'],
+        why: ["No progress was reported before the deadline: a loop that never ends, or a lock never released, in the driver's code for this step."],
+        fixes: ["look at the console for a soft-lockup report, and at the loops in the driver's code for this step"],
       };
     case 'not-run':
       return undefined;

@@ -1,24 +1,31 @@
 /**
  * A job for the guest: the driver, the test program, and what to run. Packed
- * as a cpio payload holding run.sh (vm/job.sh) and job.env, so the same job
- * runs in a booted guest, a restored snapshot, or (later) over SSH.
+ * as a cpio payload: job-<id>/run.sh (vm/job.sh) and job-<id>/job.env, plus the
+ * files it needs under files/, named by content hash so a guest that already
+ * has one from an earlier job is not sent it again. The same job runs in a
+ * booted guest, a restored snapshot, or (later) over SSH.
  */
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { projectPaths } from '../util/paths.js';
-import { cpioArchive, type CpioEntry } from './cpio.js';
-import type { MapMode } from './protocol.js';
+import { cpioArchive, withParents, type CpioEntry } from './cpio.js';
+import type { CheckName } from './checks.js';
 
 export interface LabJob {
   id: number;
+  /** The strategy this job loads (for the report; the module learns it from moduleParams). */
+  strategy: string;
   /** The built driver. */
   modulePath: string;
+  /** The name rmmod knows it by. */
+  moduleName: string;
   moduleParams: string[];
   /** The driver's name in /proc/devices, and the node the job creates for it. */
   deviceName: string;
   device: string;
   testProgram: string;
-  modes: readonly MapMode[];
+  checks: readonly CheckName[];
   pages: number;
   /** The 32-bit word expected at the start of every page. */
   pattern: number;
@@ -27,7 +34,16 @@ export interface LabJob {
 }
 
 /** The lab's job: the bundled driver's device, the seed's pattern, both modes. */
-export function labJob(opts: { id: number; modulePath: string; moduleParams: string[]; testProgram: string; modes: readonly MapMode[]; pages: number }): LabJob {
+export function labJob(opts: {
+  id: number;
+  strategy: string;
+  modulePath: string;
+  moduleName: string;
+  moduleParams: string[];
+  testProgram: string;
+  checks: readonly CheckName[];
+  pages: number;
+}): LabJob {
   return { ...opts, deviceName: 'mmaplab', device: '/dev/mmaplab0', pattern: 0xaabbccdd, stepTimeoutS: 20 };
 }
 
@@ -35,32 +51,62 @@ function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-export function jobEnv(job: LabJob): string {
+interface JobFile {
+  /** Name under files/: content hash and original name. */
+  name: string;
+  data: Buffer;
+  mode: number;
+}
+
+async function jobFile(path: string, mode: number): Promise<JobFile> {
+  const data = await readFile(path);
+  const hash = createHash('sha256').update(data).digest('hex').slice(0, 12);
+  return { name: `${hash}-${basename(path)}`, data, mode };
+}
+
+export function jobEnv(job: LabJob, files: { module: string; test: string }, traceKeep: boolean): string {
   const vars: Record<string, string> = {
     JOB_ID: String(job.id),
-    MODULE: basename(job.modulePath),
+    STRATEGY: job.strategy,
+    MODULE: `../files/${files.module}`,
+    MODULE_NAME: job.moduleName,
     MODULE_PARAMS: job.moduleParams.join(' '),
     DEVICE_NAME: job.deviceName,
     DEVICE: job.device,
-    MODES: job.modes.join(' '),
+    TEST: `../files/${files.test}`,
+    CHECKS: job.checks.join(' '),
     PAGES: String(job.pages),
     PATTERN: `0x${job.pattern.toString(16).padStart(8, '0')}`,
     STEP_TIMEOUT: String(job.stepTimeoutS),
+    TRACE_KEEP: traceKeep ? '1' : '0',
   };
   return Object.entries(vars)
     .map(([k, v]) => `${k}=${shellQuote(v)}\n`)
     .join('');
 }
 
-/** The job as a cpio; `dir` puts it in a directory (the benchmark appends it to an initramfs). */
-export async function jobPayload(job: LabJob, dir?: string): Promise<Buffer> {
-  const at = (name: string) => (dir ? `${dir}/${name}` : name);
+export interface PayloadOptions {
+  /** Put everything under this directory (the benchmark appends jobs to an initramfs). */
+  dir?: string;
+  /** Files the guest already holds (names under files/): not sent again, and added to. */
+  inGuest?: Set<string>;
+}
+
+/** The job as a cpio, to be unpacked in the guest's /tmp (or under `dir`). */
+export async function jobPayload(job: LabJob, opts: PayloadOptions = {}): Promise<Buffer> {
+  const at = (name: string) => (opts.dir ? `${opts.dir}/${name}` : name);
+  const module = await jobFile(job.modulePath, 0o644);
+  const test = await jobFile(job.testProgram, 0o755);
+  const jobDir = `job-${job.id}`;
   const entries: CpioEntry[] = [
-    ...(dir ? [{ type: 'dir' as const, path: dir }] : []),
-    { type: 'file', path: at('run.sh'), data: await readFile(join(projectPaths.vm, 'job.sh')), mode: 0o755 },
-    { type: 'file', path: at('job.env'), data: jobEnv(job) },
-    { type: 'file', path: at(basename(job.modulePath)), data: await readFile(job.modulePath) },
-    { type: 'file', path: at('mmap-test'), data: await readFile(job.testProgram), mode: 0o755 },
+    { type: 'file', path: at(`${jobDir}/run.sh`), data: await readFile(join(projectPaths.vm, 'job.sh')), mode: 0o755 },
+    // A guest keeps its kprobe events between jobs; it is thrown away afterwards anyway.
+    { type: 'file', path: at(`${jobDir}/job.env`), data: jobEnv(job, { module: module.name, test: test.name }, true) },
   ];
-  return cpioArchive(entries);
+  for (const f of [module, test]) {
+    if (opts.inGuest?.has(f.name)) continue;
+    entries.push({ type: 'file', path: at(`files/${f.name}`), data: f.data, mode: f.mode });
+    opts.inGuest?.add(f.name);
+  }
+  return cpioArchive(withParents(entries));
 }

@@ -7,21 +7,29 @@
  * program (userspace/mmap-test.c); this module is their one schema.
  */
 
-export type MapMode = 'private' | 'shared';
+import type { CheckName } from './checks.js';
+
+export type { MapMode } from './checks.js';
 
 export type GuestRecord =
   | { t: 'ready'; kernel: string; uptime: string }
   | { t: 'job-end'; id: number; status: number }
   | { t: 'job-done'; id: number }
   | { t: 'step'; step: string; status: number; output: string }
+  | { t: 'tracing'; on: boolean }
   | { t: 'kmsg'; line: string }
-  | { t: 'exit'; mode: MapMode; status: number }
+  /** A tracefs line while a check ran (kprobe events on the mapping calls). */
+  | { t: 'trace'; check: CheckName; line: string }
+  | { t: 'exit'; check: CheckName; status: number }
   // From the test program:
-  | { t: 'start'; mode: MapMode; device: string; pages: number; pageSize: number; pattern: string }
-  | { t: 'open'; ok: boolean; errno?: number; err?: string; msg?: string }
-  | { t: 'mmap'; ok: boolean; addr?: string; len?: number; errno?: number; err?: string; msg?: string }
+  | { t: 'start'; check: CheckName; device: string; pages: number; pageSize: number; pattern: string }
+  | { t: 'open'; ok: boolean; mode?: string; errno?: number; err?: string; msg?: string }
+  | { t: 'mmap'; ok: boolean; page: number; addr?: string; len?: number; pgoff?: number; prot?: string; flags?: string; errno?: number; err?: string; msg?: string }
   | { t: 'seed-printf'; text: string }
-  | { t: 'page'; page: number; addr: string; word: string; index: number; ok: boolean }
+  | { t: 'page'; page: number; addr: string; word: string; index: number; expectIndex: number; ok: boolean }
+  | { t: 'write'; page: number; offset: number; value: string }
+  | { t: 'readback'; via: 'read' | 'shared'; ok: boolean; value?: string; matches?: boolean; err?: string }
+  | { t: 'mprotect'; ok: boolean; errno?: number; err?: string; msg?: string }
   | { t: 'fault'; signal: 'SIGBUS' | 'SIGSEGV'; signo: number; code: string; codeNum: number; addr: string; page: number | null }
   | { t: 'done'; pagesOk: number; pages: number }
   /** A line that was not a record (a stray message); kept, never dropped. */

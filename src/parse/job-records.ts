@@ -1,25 +1,29 @@
 /**
  * Folding a job's record stream into what happened: the steps (insmod,
- * device, rmmod), and per mapping mode the outcome userspace saw.
+ * device, rmmod), and per check the outcome userspace saw.
  */
-import type { GuestRecord, MapMode } from '../guest/protocol.js';
+import type { CheckName } from '../guest/checks.js';
+import type { GuestRecord } from '../guest/protocol.js';
 import type { Outcome, PageReport, StepResult } from '../report/model.js';
 import { parseKernelLine, type KernelLine } from './kmsg.js';
 
-export interface ModeObservation {
-  mode: MapMode;
-  /** Undefined when the mode never finished (the job ended early: crash, hang). */
+export interface CheckObservation {
+  check: CheckName;
+  /** Undefined when the check never finished (the job ended early: crash, hang). */
   outcome: Outcome | undefined;
   exitStatus: number | null;
   pages: number;
   pageReports: PageReport[];
   seedPrintf: string | undefined;
+  /** tracefs lines recorded while this check ran. */
+  trace: string[];
 }
 
 export interface JobObservation {
   steps: Partial<Record<'insmod' | 'device' | 'rmmod', StepResult>>;
-  modes: ModeObservation[];
+  checks: CheckObservation[];
   kmsg: KernelLine[];
+  tracing: boolean;
   /** The job script reached its end. */
   complete: boolean;
   /** Lines that were not records: kept for the report. */
@@ -56,35 +60,46 @@ export function describeExitStatus(status: number | null): string {
   return sig ? `${sig.description} (exit status ${status}, ${sig.name})` : `exit status ${status}`;
 }
 
-function outcomeOf(recs: readonly GuestRecord[], exitStatus: number, pages: number, pageReports: PageReport[]): Outcome {
+type Rec<T extends GuestRecord['t']> = Extract<GuestRecord, { t: T }>;
+
+function outcomeOf(check: CheckName, recs: readonly GuestRecord[], exitStatus: number, pageReports: PageReport[]): Outcome {
   const pagesOk = pageReports.filter((p) => p.ok).length;
   for (const r of recs) {
     if (r.t === 'open' && !r.ok) return { kind: 'open-failed', errno: r.err ?? `errno ${r.errno}`, message: r.msg ?? '' };
-    if (r.t === 'mmap' && !r.ok) return { kind: 'mmap-failed', errno: r.err ?? `errno ${r.errno}`, message: r.msg ?? '' };
+    if (r.t === 'mmap' && !r.ok) return { kind: 'mmap-failed', errno: r.err ?? `errno ${r.errno}`, message: r.msg ?? '', page: r.page };
+    if (r.t === 'mprotect' && !r.ok) return { kind: 'mprotect-denied', errno: r.err ?? `errno ${r.errno}`, message: r.msg ?? '' };
     if (r.t === 'fault') {
       const base = { page: r.page, addr: r.addr, code: r.code, pagesOk };
       return r.signal === 'SIGBUS' ? { kind: 'sigbus', ...base } : { kind: 'sigsegv', ...base };
     }
   }
+  const done = recs.find((r): r is Rec<'done'> => r.t === 'done');
   const sig = signalOfStatus(exitStatus);
+  if (!done && (exitStatus === 124 || sig?.name === 'SIGTERM')) return { kind: 'hang', step: `the ${check} check` };
   if (sig) return { kind: 'killed', signal: sig.name, status: exitStatus };
-  const done = recs.find((r) => r.t === 'done');
-  if (!done && exitStatus === 124) return { kind: 'hang', step: 'test program' };
+  const readbacks = recs.filter((r): r is Rec<'readback'> => r.t === 'readback');
+  if (check === 'shared-write') {
+    const seen = readbacks.find((r) => r.via === 'read');
+    if (seen && !seen.matches) return { kind: 'write-lost', seen: seen.value ?? 'nothing' };
+  }
+  if (check === 'private-isolation') {
+    const leak = readbacks.find((r) => r.matches);
+    if (leak) return { kind: 'write-leaked', via: leak.via };
+  }
   const bad = pageReports.find((p) => !p.ok);
-  if (done && !bad && pagesOk === pages) return { kind: 'ok', pagesOk, pages };
-  if (bad) return { kind: 'wrong-data', pagesOk, pages, firstBad: { page: bad.page, word: bad.word, index: bad.index } };
+  if (bad) {
+    return { kind: 'wrong-data', pagesOk, pages: done?.pages ?? pageReports.length, firstBad: { page: bad.page, word: bad.word, index: bad.index, expectIndex: bad.expectIndex } };
+  }
+  if (done && done.pagesOk === done.pages) return { kind: 'ok', pagesOk: done.pagesOk, pages: done.pages };
   return { kind: 'killed', signal: 'unknown', status: exitStatus };
 }
 
-export function observeJob(records: readonly GuestRecord[], modes: readonly MapMode[], pages: number): JobObservation {
-  const obs: JobObservation = { steps: {}, modes: [], kmsg: [], complete: false, stray: [] };
-  let current: { mode: MapMode; recs: GuestRecord[] } | undefined;
-  const finished = new Map<MapMode, ModeObservation>();
-  const partial = new Map<MapMode, GuestRecord[]>();
-
-  const pagesOf = (recs: GuestRecord[]) =>
-    recs.filter((r): r is Extract<GuestRecord, { t: 'page' }> => r.t === 'page').map(({ page, addr, word, index, ok }) => ({ page, addr, word, index, ok }));
-  const seedPrintfOf = (recs: GuestRecord[]) => recs.find((r): r is Extract<GuestRecord, { t: 'seed-printf' }> => r.t === 'seed-printf')?.text;
+export function observeJob(records: readonly GuestRecord[], checks: readonly CheckName[]): JobObservation {
+  const obs: JobObservation = { steps: {}, checks: [], kmsg: [], tracing: false, complete: false, stray: [] };
+  const recsOf = new Map<CheckName, GuestRecord[]>();
+  const exits = new Map<CheckName, number>();
+  const traces = new Map<CheckName, string[]>();
+  let current: GuestRecord[] | undefined;
 
   for (const r of records) {
     switch (r.t) {
@@ -92,25 +107,21 @@ export function observeJob(records: readonly GuestRecord[], modes: readonly MapM
         if (r.step === 'insmod' || r.step === 'device' || r.step === 'rmmod') obs.steps[r.step] = { ok: r.status === 0, status: r.status, output: r.output };
         break;
       case 'start':
-        current = { mode: r.mode, recs: [r] };
-        partial.set(r.mode, current.recs);
+        current = [r];
+        recsOf.set(r.check, current);
         break;
-      case 'exit': {
-        const recs = current?.mode === r.mode ? current.recs : [];
-        const pageReports = pagesOf(recs);
-        finished.set(r.mode, {
-          mode: r.mode,
-          outcome: outcomeOf(recs, r.status, pages, pageReports),
-          exitStatus: r.status,
-          pages,
-          pageReports,
-          seedPrintf: seedPrintfOf(recs),
-        });
+      case 'exit':
+        exits.set(r.check, r.status);
         current = undefined;
         break;
-      }
+      case 'trace':
+        traces.set(r.check, [...(traces.get(r.check) ?? []), r.line]);
+        break;
       case 'kmsg':
         obs.kmsg.push(parseKernelLine(r.line));
+        break;
+      case 'tracing':
+        obs.tracing = r.on;
         break;
       case 'job-done':
         obs.complete = true;
@@ -122,29 +133,36 @@ export function observeJob(records: readonly GuestRecord[], modes: readonly MapM
       case 'job-end':
         break;
       default:
-        current?.recs.push(r);
+        current?.push(r);
     }
   }
-  for (const mode of modes) {
-    const done = finished.get(mode);
-    if (done) {
-      obs.modes.push(done);
-      continue;
-    }
-    const recs = partial.get(mode) ?? [];
-    obs.modes.push({ mode, outcome: undefined, exitStatus: null, pages, pageReports: pagesOf(recs), seedPrintf: seedPrintfOf(recs) });
+  for (const check of checks) {
+    const recs = recsOf.get(check) ?? [];
+    const pageReports = recs
+      .filter((r): r is Rec<'page'> => r.t === 'page')
+      .map(({ page, addr, word, index, expectIndex, ok }) => ({ page, addr, word, index, expectIndex, ok }));
+    const status = exits.get(check);
+    obs.checks.push({
+      check,
+      outcome: status === undefined ? undefined : outcomeOf(check, recs, status, pageReports),
+      exitStatus: status ?? null,
+      pages: recs.find((r): r is Rec<'done'> => r.t === 'done')?.pages ?? pageReports.length,
+      pageReports,
+      seedPrintf: recs.find((r): r is Rec<'seed-printf'> => r.t === 'seed-printf')?.text,
+      trace: traces.get(check) ?? [],
+    });
   }
   return obs;
 }
 
-/** The kernel log lines between a job's "test <mode> begin" and "end" markers. */
-export function modeWindow(lines: readonly KernelLine[], mode: MapMode): { from: number; to: number } | undefined {
-  const from = lines.findIndex((l) => l.text === `mmaplab: test ${mode} begin`);
+/** The kernel log lines between a job's "check <name> begin" and "end" markers. */
+export function checkWindow(lines: readonly KernelLine[], check: CheckName): { from: number; to: number } | undefined {
+  const from = lines.findIndex((l) => l.text === `mmaplab: check ${check} begin`);
   if (from < 0) return undefined;
-  const rel = lines.slice(from + 1).findIndex((l) => l.text.startsWith(`mmaplab: test ${mode} end`));
+  const rel = lines.slice(from + 1).findIndex((l) => l.text.startsWith(`mmaplab: check ${check} end`));
   return { from, to: rel < 0 ? lines.length : from + 1 + rel };
 }
 
 export function isMarker(text: string): boolean {
-  return /^mmaplab: (job \d+ (begin|end)|step \w+|test \w+ (begin|end.*))$/.test(text);
+  return /^mmaplab: (job \d+ (begin|end)|step \w+|check [\w-]+ (begin|end.*))$/.test(text);
 }

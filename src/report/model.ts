@@ -1,24 +1,29 @@
 /**
- * The result model every renderer reads: what happened in each mode, what the
- * lab expected, and why. JSON output is this model, versioned.
+ * The result model every renderer reads: for each strategy and check, what
+ * happened, what the lab expected, and why. JSON output is this model, versioned.
  */
 import type { Diagnostic } from '../build/diagnostics.js';
-import type { MapMode } from '../guest/protocol.js';
+import type { CheckName, MapMode } from '../guest/checks.js';
 import type { KernelLine, KernelProblem } from '../parse/kmsg.js';
 
 export const SCHEMA_VERSION = 1;
 
-/** What userspace saw in one mode. */
+/** What userspace saw in one check. */
 export type Outcome =
   | { kind: 'ok'; pagesOk: number; pages: number }
-  | { kind: 'wrong-data'; pagesOk: number; pages: number; firstBad: { page: number; word: string; index: number } }
+  | { kind: 'wrong-data'; pagesOk: number; pages: number; firstBad: { page: number; word: string; index: number; expectIndex: number } }
   | { kind: 'sigbus'; page: number | null; addr: string; code: string; pagesOk: number }
   | { kind: 'sigsegv'; page: number | null; addr: string; code: string; pagesOk: number }
-  | { kind: 'mmap-failed'; errno: string; message: string }
+  | { kind: 'mmap-failed'; errno: string; message: string; page: number }
   | { kind: 'open-failed'; errno: string; message: string }
+  /** A write through MAP_SHARED that read() did not see. */
+  | { kind: 'write-lost'; seen: string }
+  /** A write into MAP_PRIVATE that reached the driver or a shared mapping. */
+  | { kind: 'write-leaked'; via: 'read' | 'shared' }
+  | { kind: 'mprotect-denied'; errno: string; message: string }
   /** Killed by a signal the test program did not catch (e.g. the oops killed it). */
   | { kind: 'killed'; signal: string; status: number }
-  /** The kernel oopsed or panicked while this mode ran. */
+  /** The kernel oopsed or panicked while this check ran. */
   | { kind: 'crash'; title: string }
   /** No progress until the deadline; evidence is a lockup report when the kernel printed one. */
   | { kind: 'hang'; step: string; evidence?: string }
@@ -26,10 +31,11 @@ export type Outcome =
 
 export type OutcomeKind = Outcome['kind'];
 
-/** What the lab expects of a strategy in a mode: an outcome kind, and for faults, the page. */
+/** What the lab expects of a strategy in a check: an outcome kind, and where it matters, the page or errno. */
 export interface Expected {
   kind: OutcomeKind;
   page?: number;
+  errno?: string;
 }
 
 export interface PageReport {
@@ -37,10 +43,23 @@ export interface PageReport {
   addr: string;
   word: string;
   index: number;
+  expectIndex: number;
   ok: boolean;
 }
 
+/** A traced kernel call made while a check ran, e.g. remap_pfn_range() returning -22. */
+export interface TracedCalls {
+  fn: string;
+  /** Who called it, e.g. "seed_mmap+0x55/0x90 [mmaplab]". */
+  caller: string;
+  calls: number;
+  /** Return value -> how many times. */
+  returns: Record<string, number>;
+}
+
 export interface Explanation {
+  /** Stable key: one explanation per distinct failure in a report. */
+  id: string;
   /** One line: what happened, in the kernel's terms. */
   summary: string;
   /** The chain of reasons, each a sentence. */
@@ -48,8 +67,10 @@ export interface Explanation {
   fixes: string[];
 }
 
-export interface ModeResult {
+export interface CheckResult {
   strategy: string;
+  check: CheckName;
+  /** The mapping mode the check uses. */
   mode: MapMode;
   outcome: Outcome;
   pagesOk: number;
@@ -58,12 +79,14 @@ export interface ModeResult {
   matchesExpected: boolean;
   /** The raw exit status as a shell saw it (135 = killed by SIGBUS), or null if it never exited. */
   exitStatus: number | null;
-  /** e.g. "Bus error (signal 7)", as the seed's user saw it. */
+  /** e.g. "Bus error (exit status 135, SIGBUS)", as the seed's user saw it. */
   exitDescription: string;
   pageReports: PageReport[];
   /** What the question's printf("[%x]", ((char *)m)[0]) printed, when page 0 was readable. */
   seedPrintf: string | undefined;
-  /** The driver's kernel log lines while this mode ran. */
+  /** The kernel's mapping calls while this check ran (empty when tracing is unavailable). */
+  traced: TracedCalls[];
+  /** The driver's kernel log lines while this check ran. */
   kernelLog: KernelLine[];
   explanation: Explanation | undefined;
 }
@@ -74,6 +97,18 @@ export interface StepResult {
   output: string;
 }
 
+export interface StrategyRun {
+  strategy: string;
+  insmod: StepResult | undefined;
+  rmmod: StepResult | undefined;
+  /** Which boot of the run served this strategy (a crash moves the rest to a fresh boot). */
+  boot: number;
+  tracing: boolean;
+  /** How the job ended: done, or the guest crashed/hung/stalled. */
+  end: 'done' | 'guest-died' | 'timeout' | 'stalled';
+  problems: KernelProblem[];
+}
+
 export interface RunReport {
   schemaVersion: typeof SCHEMA_VERSION;
   tool: { name: 'mmaplab'; version: string };
@@ -81,29 +116,23 @@ export interface RunReport {
   status: 'pass' | 'fail';
   exitCode: 0 | 1;
   kernel: { spec: string; release: string; packageVersion: string; flavour: string };
-  machine: { accel: 'kvm' | 'tcg'; accelReason: string; qemu: string; bootAttempts: number };
-  module: {
-    name: string;
-    strategy: string;
-    compiler: string;
-    buildCached: boolean;
-    buildWarnings: Diagnostic[];
-    insmod: StepResult | undefined;
-    rmmod: StepResult | undefined;
-  };
-  results: ModeResult[];
+  machine: { accel: 'kvm' | 'tcg'; accelReason: string; qemu: string; boots: number; bootAttempts: number };
+  module: { name: string; compiler: string; buildCached: boolean; buildWarnings: Diagnostic[] };
+  strategies: StrategyRun[];
+  checks: CheckName[];
+  /** The grid: one cell per strategy and check, strategies in order, checks in order. */
+  results: CheckResult[];
   kernelLog: { lines: KernelLine[]; problems: KernelProblem[] };
   notes: string[];
-  /** The end of the console when the job did not finish (crash, hang): what the user needs first. */
+  /** The end of the console when a job did not finish (crash, hang): what the user needs first. */
   consoleTail: string[];
   artifacts: { dir: string; consoleLog: string; resultsJson: string; module: string; testProgram: string };
-  /** bootMs is host wall time to the guest's ready; guestReadyMs the guest's own uptime then. */
+  /** bootMs is host wall time to the first guest's ready; guestReadyMs the guest's own uptime then. */
   timings: { totalMs: number; kernelMs: number; buildMs: number; bootMs: number; guestReadyMs: number; jobMs: number };
 }
 
-/** One place decides the exit code: 0 when every outcome is as expected, else 1. */
-export function runStatus(results: readonly ModeResult[], problems: readonly KernelProblem[]): { status: 'pass' | 'fail'; exitCode: 0 | 1 } {
-  const unexpectedProblem = problems.length > 0;
-  const pass = results.length > 0 && results.every((r) => r.matchesExpected) && !unexpectedProblem;
+/** One place decides the exit code: 0 when every outcome is as expected and the kernel logged no problem. */
+export function runStatus(results: readonly CheckResult[], problems: readonly KernelProblem[]): { status: 'pass' | 'fail'; exitCode: 0 | 1 } {
+  const pass = results.length > 0 && results.every((r) => r.matchesExpected) && problems.length === 0;
   return pass ? { status: 'pass', exitCode: 0 } : { status: 'fail', exitCode: 1 };
 }

@@ -1,32 +1,70 @@
-/** The terminal report: what happened, whether the lab expected it, and why. */
+/**
+ * The terminal report: the grid of strategies x checks (or, for one strategy,
+ * each check in detail), whether the lab expected each outcome, and why.
+ */
 import type { ChalkInstance } from 'chalk';
 import { formatDiagnostic } from '../build/diagnostics.js';
 import { describeExpected } from '../diagnose/expectations.js';
+import type { CheckName } from '../guest/checks.js';
 import type { KernelProblem } from '../parse/kmsg.js';
 import { isRoutineNoise } from '../parse/kmsg.js';
-import type { ModeResult, Outcome, OutcomeKind, RunReport } from './model.js';
+import { describeCalls } from '../parse/trace.js';
+import type { CheckResult, Explanation, Outcome, OutcomeKind, RunReport, StrategyRun } from './model.js';
 
 type Formatters = { [K in OutcomeKind]: (o: Extract<Outcome, { kind: K }>) => string };
 
-/** Every outcome kind must have a verdict here, or this fails to compile. */
+/** The long verdict. Every outcome kind must have one here, or this fails to compile. */
 const VERDICT: Formatters = {
-  ok: (o) => `${o.pagesOk}/${o.pages} pages 0xaabbccdd`,
-  'wrong-data': (o) => `wrong data: ${o.pagesOk}/${o.pages} pages ok, page ${o.firstBad.page} holds ${o.firstBad.word} (index ${o.firstBad.index})`,
+  ok: (o) => `${o.pagesOk}/${o.pages} page${o.pages === 1 ? '' : 's'} as written`,
+  'wrong-data': (o) => `wrong data: ${o.pagesOk}/${o.pages} pages ok; page ${o.firstBad.page} shows page ${o.firstBad.index} (${o.firstBad.word}), expected page ${o.firstBad.expectIndex}`,
   sigbus: (o) => `SIGBUS at page ${o.page ?? '?'} (${o.code}, addr ${o.addr})`,
   sigsegv: (o) => `SIGSEGV at page ${o.page ?? '?'} (${o.code}, addr ${o.addr})`,
   'mmap-failed': (o) => `mmap() failed: ${o.errno} (${o.message})`,
   'open-failed': (o) => `open() failed: ${o.errno} (${o.message})`,
+  'write-lost': (o) => `the write did not reach the driver (read() saw ${o.seen})`,
+  'write-leaked': (o) => `the private write leaked into ${o.via === 'read' ? 'the driver' : 'a shared mapping'}`,
+  'mprotect-denied': (o) => `mprotect(PROT_WRITE) refused: ${o.errno}`,
   killed: (o) => `killed by ${o.signal} (exit status ${o.status})`,
   crash: (o) => `kernel crash: ${o.title}`,
   hang: (o) => `hang in ${o.step}${o.evidence ? ` (${o.evidence})` : ''}`,
   'not-run': (o) => `not run: ${o.reason}`,
 };
 
+/** The grid cell: at most 9 characters. */
+const CELL: Formatters = {
+  ok: () => 'ok',
+  'wrong-data': (o) => `wrong@${o.firstBad.page}`,
+  sigbus: (o) => `SIGBUS@${o.page ?? '?'}`,
+  sigsegv: (o) => `SEGV@${o.page ?? '?'}`,
+  'mmap-failed': (o) => o.errno,
+  'open-failed': (o) => `open:${o.errno}`.slice(0, 9),
+  'write-lost': () => 'lost',
+  'write-leaked': () => 'leaked',
+  'mprotect-denied': (o) => `mp:${o.errno}`,
+  killed: (o) => o.signal.replace(/^SIG/, '').slice(0, 9),
+  crash: () => 'CRASH',
+  hang: () => 'HANG',
+  'not-run': () => '-',
+};
+
 export function verdict(o: Outcome): string {
   return (VERDICT[o.kind] as (x: Outcome) => string)(o);
 }
 
-const MODE_LABEL = { private: 'MAP_PRIVATE', shared: 'MAP_SHARED' } as const;
+export function cell(o: Outcome): string {
+  return (CELL[o.kind] as (x: Outcome) => string)(o);
+}
+
+const SHORT: Record<CheckName, string> = {
+  private: 'private',
+  shared: 'shared',
+  'private-per-page': 'per-page',
+  'shared-write': 'sh-write',
+  'private-isolation': 'isolation',
+  mprotect: 'mprotect',
+  offset: 'offset',
+  oversize: 'oversize',
+};
 
 function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
@@ -35,29 +73,70 @@ function seconds(ms: number): string {
 function renderProblem(p: KernelProblem, c: ChalkInstance): string[] {
   const lines = [c.red(`  ${p.title}`)];
   if (p.location) lines.push(`    at ${p.location}${p.source ? ` (${p.source})` : ''}`);
-  const frames = p.callTrace.filter((f) => f.reliable).slice(0, 8);
-  for (const f of frames) lines.push(c.dim(`    ${f.fn}${f.offset ? `+${f.offset}` : ''}${f.module ? ` [${f.module}]` : ''}`));
+  for (const f of p.callTrace.filter((x) => x.reliable).slice(0, 8)) lines.push(c.dim(`    ${f.fn}${f.offset ? `+${f.offset}` : ''}${f.module ? ` [${f.module}]` : ''}`));
   return lines;
 }
 
-function renderMode(r: ModeResult, c: ChalkInstance): string[] {
-  const good = r.outcome.kind === 'ok';
-  const head = good ? c.green(verdict(r.outcome)) : c.yellow(verdict(r.outcome));
-  const mark = r.matchesExpected ? c.green('as expected') : c.red.bold(`UNEXPECTED (expected ${describeExpected(r.expected)})`);
-  const out = [`${c.bold(MODE_LABEL[r.mode].padEnd(12))} ${head}  ${mark}`];
-  const pad = ' '.repeat(13);
-  out.push(`${pad}${c.dim('exit:')} ${r.exitDescription}`);
-  if (r.kernelLog.length) {
-    out.push(`${pad}${c.dim('kernel log:')}`);
-    for (const l of r.kernelLog.slice(0, 12)) out.push(`${pad}  ${l.text}`);
+function stepLine(label: string, s: StrategyRun['insmod'], c: ChalkInstance): string {
+  return `${label} ${s === undefined ? c.dim('not reached') : s.ok ? c.green('ok') : c.red(`failed (status ${s.status}) ${s.output}`)}`;
+}
+
+function colourCell(r: CheckResult, text: string, c: ChalkInstance): string {
+  if (!r.matchesExpected) return c.red.bold(text);
+  return r.outcome.kind === 'ok' ? c.green(text) : c.yellow(text);
+}
+
+function renderGrid(report: RunReport, c: ChalkInstance): string[] {
+  const W = 11;
+  const first = Math.max(10, ...report.strategies.map((s) => s.strategy.length)) + 2;
+  const out = [c.bold(('strategy'.padEnd(first) + report.checks.map((k) => SHORT[k].padEnd(W)).join('')).trimEnd())];
+  for (const s of report.strategies) {
+    const cells = report.checks.map((k) => {
+      const r = report.results.find((x) => x.strategy === s.strategy && x.check === k);
+      if (!r) return ''.padEnd(W);
+      const text = `${cell(r.outcome)}${r.matchesExpected ? '' : '!'}`;
+      return colourCell(r, text, c) + ' '.repeat(Math.max(1, W - text.length));
+    });
+    out.push(s.strategy.padEnd(first) + cells.join('').trimEnd());
   }
-  if (r.explanation) {
-    out.push(`${pad}${c.bold('why:')} ${r.explanation.summary}`);
-    r.explanation.why.forEach((w, i) => out.push(`${pad}  ${i + 1}. ${w}`));
-    if (r.explanation.fixes.length) {
-      out.push(`${pad}${c.bold('fix:')}`);
-      for (const f of r.explanation.fixes) out.push(`${pad}  - ${f}`);
+  out.push(c.dim(`${' '.repeat(first)}! = not what the lab expects; yellow = an expected failure`));
+  return out;
+}
+
+function renderDetail(r: CheckResult, c: ChalkInstance): string[] {
+  const mark = r.matchesExpected ? c.green('as expected') : c.red.bold(`UNEXPECTED (expected ${describeExpected(r.expected)})`);
+  const out = [`${c.bold(r.check.padEnd(18))} ${colourCell(r, verdict(r.outcome), c)}  ${mark}`];
+  const pad = ' '.repeat(19);
+  out.push(`${pad}${c.dim('exit:')} ${r.exitDescription}`);
+  for (const t of r.traced) out.push(`${pad}${c.dim('traced:')} ${describeCalls(t)} ${c.dim(`(from ${t.caller})`)}`);
+  for (const l of r.kernelLog.slice(0, 8)) out.push(`${pad}${c.dim('kernel:')} ${l.text}`);
+  return out;
+}
+
+/** One explanation per distinct failure, with the cells it explains. */
+function renderExplanations(results: readonly CheckResult[], c: ChalkInstance): string[] {
+  const groups = new Map<string, { e: Explanation; cells: CheckResult[] }>();
+  for (const r of results) {
+    if (!r.explanation) continue;
+    const g = groups.get(r.explanation.id) ?? { e: r.explanation, cells: [] };
+    g.cells.push(r);
+    groups.set(r.explanation.id, g);
+  }
+  const out: string[] = [];
+  for (const { e, cells } of groups.values()) {
+    // Group strategies that share the same checks: "private, mprotect in seed, checked".
+    const bySet = new Map<string, string[]>();
+    for (const s of new Set(cells.map((x) => x.strategy))) {
+      const checks = cells.filter((x) => x.strategy === s).map((x) => x.check).join(', ');
+      bySet.set(checks, [...(bySet.get(checks) ?? []), s]);
     }
+    const where = [...bySet].map(([checks, ss]) => `${checks} in ${ss.join(', ')}`).join('; ');
+    const unexpected = cells.some((x) => !x.matchesExpected);
+    out.push(`${unexpected ? c.red.bold('✗') : c.yellow('•')} ${c.bold(e.summary)}`);
+    out.push(c.dim(`  (${where})`));
+    e.why.forEach((w, i) => out.push(`  ${i + 1}. ${w}`));
+    for (const f of e.fixes) out.push(`  ${c.green('fix:')} ${f}`);
+    out.push('');
   }
   return out;
 }
@@ -65,21 +144,37 @@ function renderMode(r: ModeResult, c: ChalkInstance): string[] {
 export function renderRunText(report: RunReport, c: ChalkInstance): string {
   const out: string[] = [];
   const k = report.kernel;
-  const driver = report.module.strategy === 'custom' ? `driver ${report.module.name}` : `${report.module.strategy} driver`;
-  out.push(c.bold(`mmaplab run: the ${driver} on ${k.spec}`));
+  const custom = report.strategies.length === 1 && report.strategies[0]!.strategy === 'custom';
+  const what = custom
+    ? `driver ${report.module.name}`
+    : report.strategies.length === 1
+      ? `the ${report.strategies[0]!.strategy} driver`
+      : `${report.strategies.length} strategies x ${report.checks.length} checks`;
+  out.push(c.bold(`mmaplab run: ${what} on ${k.spec}`));
   out.push(`  kernel   ${k.release} (Debian ${k.packageVersion})`);
-  out.push(`  machine  ${report.machine.accel.toUpperCase()}, QEMU ${report.machine.qemu}${report.machine.accel === 'tcg' ? c.dim(` (${report.machine.accelReason})`) : ''}`);
-  out.push(`  driver   ${report.module.name}.ko${report.module.strategy === 'custom' ? '' : `, strategy ${report.module.strategy}`}, built with ${report.module.compiler}${report.module.buildCached ? c.dim(' (cached build)') : ''}`);
+  out.push(`  machine  ${report.machine.accel.toUpperCase()}, QEMU ${report.machine.qemu}${report.machine.accel === 'tcg' ? c.dim(` (${report.machine.accelReason})`) : ''}${report.machine.boots > 1 ? `, ${report.machine.boots} boots` : ''}`);
+  out.push(`  driver   ${report.module.name}.ko, built with ${report.module.compiler}${report.module.buildCached ? c.dim(' (cached build)') : ''}`);
   for (const w of report.module.buildWarnings) out.push(c.yellow(`           ${formatDiagnostic(w)}`));
-  const ins = report.module.insmod;
-  out.push(`  insmod   ${ins === undefined ? c.red('never reported') : ins.ok ? c.green('ok') : c.red(`failed (status ${ins.status}) ${ins.output}`)}`);
-  out.push('');
-  for (const r of report.results) {
-    out.push(...renderMode(r, c));
-    out.push('');
+  for (const s of report.strategies) {
+    if (s.insmod?.ok && s.rmmod?.ok && s.end === 'done') continue;
+    out.push(`  ${s.strategy}: ${stepLine('insmod', s.insmod, c)}, ${stepLine('rmmod', s.rmmod, c)}${s.end === 'done' ? '' : c.red(`, job ${s.end}`)}`);
   }
-  const rm = report.module.rmmod;
-  out.push(`rmmod      ${rm === undefined ? c.dim('not reached') : rm.ok ? c.green('ok') : c.red(`failed (status ${rm.status}) ${rm.output}`)}`);
+  if (report.strategies.length > 0 && report.strategies.every((s) => !s.tracing)) out.push(c.dim('  tracing  unavailable in this kernel (no kprobe events): no traced calls'));
+  out.push('');
+
+  if (report.strategies.length === 1) {
+    for (const r of report.results) out.push(...renderDetail(r, c));
+  } else {
+    out.push(...renderGrid(report, c));
+    const odd = report.results.filter((r) => !r.matchesExpected);
+    if (odd.length) {
+      out.push('', c.bold('cells that differ from what the lab expects:'));
+      for (const r of odd) out.push(...renderDetail({ ...r, check: r.check }, c).map((l, i) => (i === 0 ? `${r.strategy} / ${l}` : l)));
+    }
+  }
+  out.push('');
+  out.push(...renderExplanations(report.results, c));
+
   const problems = report.kernelLog.problems;
   const noise = report.kernelLog.lines.filter((l) => isRoutineNoise(l.text)).length;
   if (problems.length === 0) {
@@ -94,13 +189,14 @@ export function renderRunText(report: RunReport, c: ChalkInstance): string {
     for (const l of report.consoleTail) out.push(c.dim(`  ${l.replace(/\r$/, '')}`));
   }
   out.push('');
+  const differ = report.results.filter((r) => !r.matchesExpected).length;
   const t = report.timings;
   out.push(
     report.status === 'pass'
-      ? c.green.bold(`PASS: every outcome is what the lab expects of the ${driver}`)
-      : c.red.bold(`FAIL: ${report.results.filter((r) => !r.matchesExpected).length} outcome(s) differ from what the lab expects${problems.length ? `, ${problems.length} kernel problem(s)` : ''}`),
+      ? c.green.bold(`PASS: all ${report.results.length} outcomes are what the lab expects`)
+      : c.red.bold(`FAIL: ${differ} of ${report.results.length} outcomes differ from what the lab expects${problems.length ? `; ${problems.length} kernel problem(s)` : ''}`),
   );
-  out.push(c.dim(`artefacts  ${report.artifacts.dir} (console.log, results.json, ${report.module.name}.ko)`));
-  out.push(c.dim(`time       ${seconds(t.totalMs)} (kernel ${seconds(t.kernelMs)}, build ${seconds(t.buildMs)}, boot ${seconds(t.bootMs)}, job ${seconds(t.jobMs)})`));
+  out.push(c.dim(`artefacts  ${report.artifacts.dir} (console.log, results.json, records.jsonl, ${report.module.name}.ko)`));
+  out.push(c.dim(`time       ${seconds(t.totalMs)} (kernel ${seconds(t.kernelMs)}, build ${seconds(t.buildMs)}, boot ${seconds(t.bootMs)}, jobs ${seconds(t.jobMs)})`));
   return `${out.join('\n')}\n`;
 }

@@ -50,6 +50,8 @@ export class GuestVm {
   private records: GuestRecord[] = [];
   private socket: Socket | undefined;
   private exited = false;
+  /** Job files this guest already holds (see jobPayload), so later jobs need not send them. */
+  readonly filesInGuest = new Set<string>();
   private fatalSeenAt: number | undefined;
   private lastActivity = performance.now();
   private exitInfo: { exitCode: number | undefined; signal: string | undefined } = { exitCode: undefined, signal: undefined };

@@ -21,7 +21,7 @@ describe('kernel cache', () => {
   const env = { MMAPLAB_CACHE_DIR: cache };
 
   it('two runs at once on an empty cache both succeed and leave one complete kernel, no staging', async () => {
-    const [a, b] = await Promise.all([runCli(['run', '--json', '--accel', 'tcg'], env), runCli(['run', '--json', '--accel', 'tcg'], env)]);
+    const [a, b] = await Promise.all([runCli(['run', '--json', '--accel', 'tcg', '--strategy', 'seed', '--check', 'private,shared'], env), runCli(['run', '--json', '--accel', 'tcg', '--strategy', 'seed', '--check', 'private,shared'], env)]);
     expect([a.exitCode, b.exitCode], a.stderr + b.stderr).toEqual([0, 0]);
     const ra = JSON.parse(a.stdout) as RunReport;
     const rb = JSON.parse(b.stdout) as RunReport;
@@ -32,7 +32,7 @@ describe('kernel cache', () => {
   }, 240_000);
 
   it('reuses the cached kernel with no network', async () => {
-    const r = await runCli(['run', '--json', '--accel', 'tcg', '--archive-uri', DEAD_ARCHIVE], env);
+    const r = await runCli(['run', '--json', '--accel', 'tcg', '--strategy', 'seed', '--check', 'private,shared', '--archive-uri', DEAD_ARCHIVE], env);
     expect(r.exitCode, r.stderr).toBe(0);
   }, 60_000);
 

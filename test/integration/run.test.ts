@@ -5,6 +5,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { EXPECTATIONS, STRATEGIES } from '../../src/diagnose/expectations.js';
+import { CHECK_NAMES } from '../../src/guest/checks.js';
 import type { RunReport } from '../../src/report/model.js';
 import { qemuProcesses, runCli, startCli } from './cli.js';
 
@@ -18,44 +20,67 @@ afterEach(() => {
   expect(qemuProcesses()).toEqual([]);
 });
 
-describe('mmaplab run on debian:bookworm', () => {
-  let seed: { exitCode: number | undefined; stdout: string; stderr: string };
+describe('mmaplab run on debian:bookworm: every strategy x every check', () => {
+  let grid: { exitCode: number | undefined; stdout: string; stderr: string };
 
   beforeAll(async () => {
     // The first run may download the kernel and probe KVM; later runs reuse both.
-    seed = await runCli(['run', '--json']);
+    grid = await runCli(['run', '--json']);
   });
 
-  it('reproduces the seed: insmod ok, SIGBUS at page 0 under MAP_PRIVATE, 16 good pages under MAP_SHARED, exit 0', () => {
-    expect(seed.stderr).toBe('');
-    expect(seed.exitCode).toBe(0);
-    const r = report(seed.stdout);
+  it('the real grid equals the expectations table, and the run exits 0', () => {
+    expect(grid.stderr).toBe('');
+    const r = report(grid.stdout);
     expect(r.schemaVersion).toBe(1);
     expect(r.kernel.release).toMatch(/^6\.1\.0-\d+-cloud-amd64$/);
-    expect(r.module.insmod).toEqual({ ok: true, status: 0, output: '' });
-    expect(r.module.rmmod?.ok).toBe(true);
-    const [priv, shared] = r.results;
-    expect(priv).toMatchObject({ strategy: 'seed', mode: 'private', outcome: { kind: 'sigbus', page: 0, code: 'BUS_ADRERR' }, exitStatus: 135, matchesExpected: true });
-    expect(shared).toMatchObject({ strategy: 'seed', mode: 'shared', outcome: { kind: 'ok', pagesOk: 16 }, exitStatus: 0, matchesExpected: true });
-    expect(shared!.pageReports.map((p) => [p.page, p.word, p.index])).toEqual(Array.from({ length: 16 }, (_, i) => [i, '0xaabbccdd', i]));
+    expect(r.strategies.map((s) => s.strategy)).toEqual(STRATEGIES);
+    expect(r.checks).toEqual(CHECK_NAMES);
+    const actual = Object.fromEntries(STRATEGIES.map((s) => [s, Object.fromEntries(r.results.filter((x) => x.strategy === s).map((x) => [x.check, x.outcome.kind]))]));
+    const expected = Object.fromEntries(STRATEGIES.map((s) => [s, Object.fromEntries(CHECK_NAMES.map((c) => [c, EXPECTATIONS[s]![c].kind]))]));
+    expect(actual).toEqual(expected);
+    expect(r.results.filter((x) => !x.matchesExpected)).toEqual([]);
     expect(r.kernelLog.problems).toEqual([]);
+    expect(grid.exitCode).toBe(0);
   });
 
-  it('keeps the console log, the results and the built module where the report says', () => {
-    const r = report(seed.stdout);
+  it('reproduces the seed: insmod ok, SIGBUS at page 0 under MAP_PRIVATE after 16 traced -EINVALs, 16 good pages under MAP_SHARED', () => {
+    const r = report(grid.stdout);
+    expect(r.strategies.every((s) => s.insmod?.ok && s.rmmod?.ok && s.tracing)).toBe(true);
+    const cell = (check: string) => r.results.find((x) => x.strategy === 'seed' && x.check === check)!;
+    expect(cell('private')).toMatchObject({ mode: 'private', outcome: { kind: 'sigbus', page: 0, code: 'BUS_ADRERR' }, exitStatus: 135, matchesExpected: true });
+    expect(cell('private').traced).toEqual([expect.objectContaining({ fn: 'remap_pfn_range', calls: 16, returns: { '-22': 16 } })]);
+    expect(cell('shared')).toMatchObject({ mode: 'shared', outcome: { kind: 'ok', pagesOk: 16 }, exitStatus: 0, matchesExpected: true });
+    expect(cell('shared').pageReports.map((p) => [p.page, p.word, p.index])).toEqual(Array.from({ length: 16 }, (_, i) => [i, '0xaabbccdd', i]));
+  });
+
+  it('keeps the console log, the records, the results and the built module where the report says', () => {
+    const r = report(grid.stdout);
     expect(readFileSync(r.artifacts.consoleLog, 'utf8')).toMatch(/mmaplab: mmap seed: 16 pages at pgoff 0, MAP_PRIVATE, copy-on-write/);
     expect(JSON.parse(readFileSync(r.artifacts.resultsJson, 'utf8'))).toEqual(r);
     expect(existsSync(r.artifacts.module)).toBe(true);
-    expect(readFileSync(join(r.artifacts.dir, 'records.jsonl'), 'utf8')).toMatch(/"t":"fault","signal":"SIGBUS"/);
+    expect(readFileSync(join(r.artifacts.dir, 'records.jsonl'), 'utf8')).toMatch(/"strategy":"seed","t":"fault","signal":"SIGBUS"/);
   });
 
-  it('prints a plain text report with the explanation when not on a terminal', async () => {
-    const r = await runCli(['run']);
+  it('prints a plain text report for one strategy, with the explanation, when not on a terminal', async () => {
+    const r = await runCli(['run', '--strategy', 'seed', '--check', 'shared,private']);
     expect(r.exitCode).toBe(0);
     expect(r.stdout).not.toMatch(/\x1b\[/);
-    expect(r.stdout).toMatch(/^MAP_PRIVATE +SIGBUS at page 0 \(BUS_ADRERR, addr 0x[0-9a-f]+\) +as expected$/m);
-    expect(r.stdout).toMatch(/remap_pfn_range\(\) returned -EINVAL/);
-    expect(r.stdout).toMatch(/^PASS: /m);
+    expect(r.stdout).toMatch(/^private +SIGBUS at page 0 \(BUS_ADRERR, addr 0x[0-9a-f]+\) +as expected$/m);
+    expect(r.stdout).toMatch(/traced: remap_pfn_range\(\) returned -EINVAL 16×/);
+    expect(r.stdout).toMatch(/^PASS: all 2 outcomes are what the lab expects$/m);
+  });
+
+  it('a strategy that crashes its guest is charged with it; the next one runs in a fresh boot', async () => {
+    const r = await runCli(['run', '--json', '--module-dir', `${DRIVERS}/crashing-strategy`, '--strategy', 'crash,good', '--check', 'private,shared,oversize']);
+    expect(r.exitCode).toBe(1);
+    const rep = report(r.stdout);
+    expect(rep.machine.boots).toBe(2);
+    expect(rep.strategies.map((s) => [s.strategy, s.end, s.boot])).toEqual([['crash', 'stalled', 1], ['good', 'done', 2]]);
+    expect(rep.results.map((x) => `${x.strategy}/${x.check}:${x.outcome.kind}`)).toEqual([
+      'crash/private:crash', 'crash/shared:not-run', 'crash/oversize:not-run',
+      'good/private:ok', 'good/shared:ok', 'good/oversize:mmap-failed',
+    ]);
+    expect(existsSync(join(rep.artifacts.dir, 'console-boot2.log'))).toBe(true);
   });
 });
 
@@ -69,12 +94,12 @@ describe('failures a user can cause', () => {
     expect(log && readFileSync(log, 'utf8')).toMatch(/compile_error\.c:15:9: error/);
   });
 
-  it('a driver that oopses: the crash, parsed, against the mode that caused it; exit 1', async () => {
+  it('a driver that oopses: the crash, parsed, against the check that caused it; exit 1', async () => {
     const r = await runCli(['run', '--json', '--module-dir', `${DRIVERS}/null-deref-mmap`]);
     expect(r.exitCode).toBe(1);
     const rep = report(r.stdout);
     expect(rep.results[0]!.outcome).toMatchObject({ kind: 'crash', title: expect.stringMatching(/NULL pointer dereference/) });
-    expect(rep.results[1]!.outcome.kind).toBe('not-run');
+    expect(rep.results.slice(1).every((x) => x.outcome.kind === 'not-run')).toBe(true);
     expect(rep.kernelLog.problems[0]!.location).toMatch(/^broken_mmap\+/);
     expect(readFileSync(rep.artifacts.consoleLog, 'utf8')).toMatch(/Oops: /);
   });
@@ -83,9 +108,9 @@ describe('failures a user can cause', () => {
     const r = await runCli(['run', '--json', '--timeout', '15', '--module-dir', `${DRIVERS}/endless-loop-mmap`]);
     expect(r.exitCode).toBe(1);
     const rep = report(r.stdout);
-    expect(rep.results[0]!.outcome).toMatchObject({ kind: 'hang', step: 'the private test' });
+    expect(rep.results[0]!.outcome).toMatchObject({ kind: 'hang', step: 'the private check' });
     expect(rep.notes.join(' ')).toMatch(/killed at the deadline/);
-    expect(readFileSync(rep.artifacts.consoleLog, 'utf8')).toMatch(/mmaplab: test private begin/);
+    expect(readFileSync(rep.artifacts.consoleLog, 'utf8')).toMatch(/mmaplab: check private begin/);
     expect(r.durationMs).toBeLessThan(40_000);
   });
 
@@ -119,7 +144,7 @@ describe('failures a user can cause', () => {
   });
 
   it('bad flags: exit 2 with a one-line reason', async () => {
-    for (const args of [['run', '--bogus'], ['run', '--timeout', 'soon'], ['run', '--kernel', 'ubuntu:jammy'], ['run', '--strategy', 'nope'], ['run', '--accel', 'hvf']]) {
+    for (const args of [['run', '--bogus'], ['run', '--timeout', 'soon'], ['run', '--kernel', 'ubuntu:jammy'], ['run', '--strategy', 'nope'], ['run', '--strategy', 'seed,nope'], ['run', '--check', 'private,sideways'], ['run', '--accel', 'hvf']]) {
       const r = await runCli(args);
       expect(r.exitCode, args.join(' ')).toBe(2);
       expect(r.stderr, args.join(' ')).toMatch(/^mmaplab: error: /m);

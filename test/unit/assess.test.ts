@@ -1,73 +1,85 @@
 import { describe, expect, it } from 'vitest';
-import { assessJob, type AssessInput } from '../../src/diagnose/assess.js';
-import { parseRecordLine } from '../../src/guest/protocol.js';
+import { assessJob } from '../../src/diagnose/assess.js';
+import { EXPECTATIONS, STRATEGIES } from '../../src/diagnose/expectations.js';
+import { CHECK_NAMES } from '../../src/guest/checks.js';
 import { runStatus } from '../../src/report/model.js';
-import { expectGolden, fixture } from '../helpers.js';
-
-function input(name: string, strategy: string, end: AssessInput['end']): AssessInput {
-  return {
-    strategy,
-    modes: ['private', 'shared'],
-    pages: 16,
-    jobId: 1,
-    end,
-    records: fixture('consoles', `${name}.records.jsonl`).split('\n').filter(Boolean).map(parseRecordLine),
-    console: fixture('consoles', `${name}.console.log`),
-  };
-}
+import { expectGolden } from '../helpers.js';
+import { assessFixture, fixtureJobs } from './fixture-runs.js';
 
 describe('assessing real guest runs', () => {
-  it('seed driver: SIGBUS at page 0 under MAP_PRIVATE, 16 good pages under MAP_SHARED, both as expected', async () => {
-    const a = assessJob(input('seed', 'seed', 'done'));
-    const [priv, shared] = a.results;
-    expect(a.insmod?.ok).toBe(true);
-    expect(a.rmmod?.ok).toBe(true);
-    expect(priv!.outcome).toMatchObject({ kind: 'sigbus', page: 0, code: 'BUS_ADRERR' });
-    expect(priv!.exitStatus).toBe(135);
-    expect(priv!.exitDescription).toMatch(/^Bus error/);
-    expect(priv!.matchesExpected).toBe(true);
-    expect(priv!.explanation?.summary).toMatch(/copy-on-write.*-EINVAL/);
-    expect(priv!.kernelLog.map((l) => l.text)).toContain('mmaplab: mmap seed: 16 pages at pgoff 0, MAP_PRIVATE, copy-on-write');
-    expect(shared!.outcome).toEqual({ kind: 'ok', pagesOk: 16, pages: 16 });
-    expect(shared!.pageReports.every((p) => p.word === '0xaabbccdd')).toBe(true);
-    expect(shared!.seedPrintf).toBe('[ffffffdd]');
-    expect(shared!.explanation?.fixes[0]).toMatch(/unsigned/);
-    expect(a.kernelLog.problems).toEqual([]);
-    expect(runStatus(a.results, a.kernelLog.problems)).toEqual({ status: 'pass', exitCode: 0 });
+  it('seed driver: SIGBUS at page 0 under MAP_PRIVATE with 16 traced -EINVALs, 16 good pages under MAP_SHARED', async () => {
+    const [a] = assessFixture('seed');
+    const cell = (check: string) => a!.results.find((r) => r.check === check)!;
+    expect(a!.strategy).toMatchObject({ strategy: 'seed', insmod: { ok: true }, rmmod: { ok: true }, tracing: true, problems: [] });
+    expect(cell('private').outcome).toMatchObject({ kind: 'sigbus', page: 0, code: 'BUS_ADRERR' });
+    expect(cell('private').exitStatus).toBe(135);
+    expect(cell('private').exitDescription).toMatch(/^Bus error/);
+    expect(cell('private').traced).toEqual([{ fn: 'remap_pfn_range', caller: expect.stringMatching(/^seed_mmap\+/), calls: 16, returns: { '-22': 16 } }]);
+    expect(cell('private').explanation?.id).toBe('cow-remap-ignored');
+    expect(cell('private').explanation?.why.join(' ')).toMatch(/all 16 calls failed \(traced: remap_pfn_range\(\) returned -EINVAL 16×/);
+    expect(cell('private').kernelLog.map((l) => l.text)).toContain('mmaplab: mmap seed: 16 pages at pgoff 0, MAP_PRIVATE, copy-on-write');
+    expect(cell('shared').outcome).toEqual({ kind: 'ok', pagesOk: 16, pages: 16 });
+    expect(cell('shared').traced[0]!.returns).toEqual({ '0': 16 });
+    expect(cell('shared').pageReports.every((p) => p.word === '0xaabbccdd' && p.index === p.expectIndex)).toBe(true);
+    expect(cell('shared').seedPrintf).toBe('[ffffffdd]');
+    expect(cell('shared').explanation?.id).toBe('sign-extension');
+    expect(cell('offset').outcome).toMatchObject({ kind: 'wrong-data', firstBad: { page: 0, index: 0, expectIndex: 3 } });
+    expect(cell('offset').explanation?.id).toBe('ignores-pgoff');
+    expect(cell('oversize').outcome).toMatchObject({ kind: 'mmap-failed', errno: 'EIO' });
+    expect(a!.results.every((r) => r.matchesExpected)).toBe(true);
     await expectGolden('assess-seed', a);
   });
 
-  it('the same records fail when the lab expected something else', () => {
-    const a = assessJob(input('seed', 'custom', 'done'));
-    expect(a.results[0]!.matchesExpected).toBe(false);
-    expect(runStatus(a.results, a.kernelLog.problems).exitCode).toBe(1);
+  it('the whole real grid on bookworm equals the expectations table', () => {
+    const grid = assessFixture('grid');
+    expect(grid.map((a) => a.strategy.strategy)).toEqual(STRATEGIES);
+    for (const a of grid) {
+      for (const r of a.results) {
+        expect({ cell: `${r.strategy}/${r.check}`, kind: r.outcome.kind }).toEqual({ cell: `${r.strategy}/${r.check}`, kind: EXPECTATIONS[r.strategy]![r.check].kind });
+        expect(r.matchesExpected, `${r.strategy}/${r.check}`).toBe(true);
+      }
+    }
+    const results = grid.flatMap((a) => a.results);
+    expect(results).toHaveLength(STRATEGIES.length * CHECK_NAMES.length);
+    expect(runStatus(results, grid.flatMap((a) => a.strategy.problems))).toEqual({ status: 'pass', exitCode: 0 });
   });
 
-  it('NULL dereference in mmap: a crash in the private test, the shared test not run', async () => {
-    const a = assessJob(input('null-deref-mmap', 'custom', 'stalled'));
-    expect(a.results[0]!.outcome).toMatchObject({ kind: 'crash', title: expect.stringMatching(/NULL pointer dereference/) });
-    expect(a.results[1]!.outcome).toMatchObject({ kind: 'not-run' });
-    expect(a.kernelLog.problems[0]!.location).toMatch(/^broken_mmap/);
-    expect(a.notes.join(' ')).toMatch(/crashed during the private test/);
+  it('the same records fail when the lab expected something else', () => {
+    const [j] = fixtureJobs('seed');
+    const a = assessJob({ strategy: 'custom', checks: CHECK_NAMES, jobId: 1, end: 'done', records: j!.records, console: '' });
+    expect(a.results.find((r) => r.check === 'private')!.matchesExpected).toBe(false);
+    expect(runStatus(a.results, []).exitCode).toBe(1);
+  });
+
+  it('NULL dereference in mmap: a crash in the private check, the rest not run', async () => {
+    const [a] = assessFixture('null-deref-mmap', 'stalled');
+    expect(a!.results[0]!.outcome).toMatchObject({ kind: 'crash', title: expect.stringMatching(/NULL pointer dereference/) });
+    expect(a!.results.slice(1).every((r) => r.outcome.kind === 'not-run')).toBe(true);
+    expect(a!.strategy.problems[0]!.location).toMatch(/^broken_mmap/);
+    expect(a!.notes.join(' ')).toMatch(/crashed during the private check/);
     await expectGolden('assess-null-deref-mmap', a);
   });
 
-  it('WARNING then -EINVAL: mmap() fails in both modes and both warnings are problems', async () => {
-    const a = assessJob(input('warn-mmap', 'custom', 'done'));
-    expect(a.results.map((r) => r.outcome.kind)).toEqual(['mmap-failed', 'mmap-failed']);
-    expect(a.results[0]!.kernelLog.some((l) => /^WARNING: /.test(l.text))).toBe(true);
-    // The register dump is part of the problem, not the mode's own log.
-    expect(a.results[0]!.kernelLog.some((l) => /^RAX: /.test(l.text))).toBe(false);
-    expect(a.kernelLog.problems.map((p) => p.kind)).toEqual(['warning', 'warning']);
-    expect(runStatus(a.results, a.kernelLog.problems).exitCode).toBe(1);
+  it('WARNING then -EINVAL: mmap() fails in every check and every warning is a problem', async () => {
+    const [a] = assessFixture('warn-mmap');
+    expect(new Set(a!.results.map((r) => r.outcome.kind))).toEqual(new Set(['mmap-failed']));
+    const priv = a!.results.find((r) => r.check === 'private')!;
+    expect(priv.kernelLog.some((l) => /^WARNING: /.test(l.text))).toBe(true);
+    // The register dump is part of the problem, not the check's own log.
+    expect(priv.kernelLog.some((l) => /^RAX: /.test(l.text))).toBe(false);
+    expect(a!.strategy.problems.every((p) => p.kind === 'warning')).toBe(true);
+    expect(a!.strategy.problems.length).toBeGreaterThanOrEqual(7);
+    expect(runStatus(a!.results, a!.strategy.problems).exitCode).toBe(1);
     await expectGolden('assess-warn-mmap', a);
   });
 
-  it('a job that timed out in a test is a hang in that test', () => {
-    const records = input('seed', 'seed', 'timeout').records.filter((r) => !(r.t === 'exit' && r.mode === 'private') && r.t !== 'kmsg' && r.t !== 'job-done');
-    const console = 'mmaplab-agent: started\n[    2.0] mmaplab: job 1 begin\n[    2.1] mmaplab: step insmod\n[    2.2] mmaplab: test private begin\n';
-    const a = assessJob({ ...input('seed', 'seed', 'timeout'), records: records.filter((r) => r.t !== 'start' || r.mode === 'private').slice(0, 4), console });
-    expect(a.results[0]!.outcome).toEqual({ kind: 'hang', step: 'the private test' });
-    expect(a.results[1]!.outcome.kind).toBe('not-run');
+  it('a job that timed out in a check is a hang in that check', () => {
+    const [j] = fixtureJobs('seed');
+    const upToShared = j!.records.slice(0, j!.records.findIndex((r) => r.t === 'start' && r.check === 'shared') + 3);
+    const console = 'mmaplab-agent: started\n[    2.0] mmaplab: job 1 begin\n[    2.1] mmaplab: step insmod\n[    2.2] mmaplab: check private begin\n[    2.3] mmaplab: check private end status 135\n[    2.4] mmaplab: check shared begin\n';
+    const a = assessJob({ strategy: 'seed', checks: CHECK_NAMES, jobId: 1, end: 'timeout', records: upToShared, console });
+    expect(a.results[0]!.outcome.kind).toBe('sigbus');
+    expect(a.results[1]!.outcome).toEqual({ kind: 'hang', step: 'the shared check' });
+    expect(a.results[2]!.outcome.kind).toBe('not-run');
   });
 });

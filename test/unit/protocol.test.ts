@@ -13,21 +13,23 @@ describe('guest protocol', () => {
   });
 
   it('types JSON records and keeps anything else as text', () => {
-    expect(parseRecordLine('{"t":"exit","mode":"private","status":135}')).toEqual({ t: 'exit', mode: 'private', status: 135 });
+    expect(parseRecordLine('{"t":"exit","check":"private","status":135}')).toEqual({ t: 'exit', check: 'private', status: 135 });
     expect(parseRecordLine('insmod: can\'t insert x.ko\r')).toEqual({ t: 'text', text: "insmod: can't insert x.ko" });
     expect(parseRecordLine('{"no":"type"}')).toEqual({ t: 'text', text: '{"no":"type"}' });
   });
 
   it('writes a job.env the guest shell can source safely', () => {
     const job: LabJob = {
-      id: 3, modulePath: '/c/mmaplab.ko', moduleParams: ['strategy=seed'], deviceName: 'mmaplab', device: '/dev/mmaplab0',
-      testProgram: '/c/mmap-test', modes: ['private', 'shared'], pages: 16, pattern: 0xaabbccdd, stepTimeoutS: 20,
+      id: 3, strategy: 'seed', modulePath: '/c/mmaplab.ko', moduleName: 'mmaplab', moduleParams: ['strategy=seed'], deviceName: 'mmaplab',
+      device: '/dev/mmaplab0', testProgram: '/c/mmap-test', checks: ['private', 'shared'], pages: 16, pattern: 0xaabbccdd, stepTimeoutS: 20,
     };
-    expect(jobEnv(job)).toBe(
-      "JOB_ID='3'\nMODULE='mmaplab.ko'\nMODULE_PARAMS='strategy=seed'\nDEVICE_NAME='mmaplab'\nDEVICE='/dev/mmaplab0'\n" +
-        "MODES='private shared'\nPAGES='16'\nPATTERN='0xaabbccdd'\nSTEP_TIMEOUT='20'\n",
+    const env = jobEnv(job, { module: 'abc-mmaplab.ko', test: 'def-mmap-test' }, true);
+    expect(env).toBe(
+      "JOB_ID='3'\nSTRATEGY='seed'\nMODULE='../files/abc-mmaplab.ko'\nMODULE_NAME='mmaplab'\nMODULE_PARAMS='strategy=seed'\n" +
+        "DEVICE_NAME='mmaplab'\nDEVICE='/dev/mmaplab0'\nTEST='../files/def-mmap-test'\nCHECKS='private shared'\nPAGES='16'\n" +
+        "PATTERN='0xaabbccdd'\nSTEP_TIMEOUT='20'\nTRACE_KEEP='1'\n",
     );
-    expect(jobEnv({ ...job, deviceName: "it's" })).toContain("DEVICE_NAME='it'\\''s'");
+    expect(jobEnv({ ...job, deviceName: "it's" }, { module: 'm', test: 't' }, false)).toContain("DEVICE_NAME='it'\\''s'");
   });
 });
 

@@ -1,79 +1,79 @@
-import { describe, expect, it } from 'vitest';
 import { Chalk } from 'chalk';
-import { assessJob } from '../../src/diagnose/assess.js';
-import { parseRecordLine } from '../../src/guest/protocol.js';
+import { describe, expect, it } from 'vitest';
 import { renderRunJson } from '../../src/report/json.js';
-import { runStatus, SCHEMA_VERSION, type RunReport } from '../../src/report/model.js';
-import { renderRunText, verdict } from '../../src/report/text.js';
-import { fixture } from '../helpers.js';
+import { runStatus } from '../../src/report/model.js';
+import { cell, renderRunText, verdict } from '../../src/report/text.js';
+import { fixtureReport } from './fixture-runs.js';
 
-function seedReport(): RunReport {
-  const a = assessJob({
-    strategy: 'seed', modes: ['private', 'shared'], pages: 16, jobId: 1, end: 'done',
-    records: fixture('consoles', 'seed.records.jsonl').split('\n').filter(Boolean).map(parseRecordLine),
-    console: fixture('consoles', 'seed.console.log'),
-  });
-  return {
-    schemaVersion: SCHEMA_VERSION,
-    tool: { name: 'mmaplab', version: '0.0.0-test' },
-    command: 'run',
-    ...runStatus(a.results, a.kernelLog.problems),
-    kernel: { spec: 'debian:bookworm', release: '6.1.0-56-cloud-amd64', packageVersion: '6.1.192-2', flavour: 'cloud-amd64' },
-    machine: { accel: 'tcg', accelReason: 'TCG: no /dev/kvm', qemu: '7.2.22', bootAttempts: 1 },
-    module: { name: 'mmaplab', strategy: 'seed', compiler: 'gcc-12 12.2.0', buildCached: true, buildWarnings: [], insmod: a.insmod, rmmod: a.rmmod },
-    results: a.results,
-    kernelLog: a.kernelLog,
-    notes: a.notes,
-    consoleTail: a.consoleTail,
-    artifacts: { dir: '/runs/x', consoleLog: '/runs/x/console.log', resultsJson: '/runs/x/results.json', module: '/runs/x/mmaplab.ko', testProgram: '/runs/x/mmap-test' },
-    timings: { totalMs: 3000, kernelMs: 1, buildMs: 1, bootMs: 2200, guestReadyMs: 1700, jobMs: 600 },
-  };
-}
+const plain = new Chalk({ level: 0 });
 
-describe('terminal report', () => {
-  const plain = new Chalk({ level: 0 });
-
-  it('states each mode\'s verdict, the expectation, the reason and the fixes', () => {
-    const text = renderRunText(seedReport(), plain);
-    expect(text).toMatch(/^MAP_PRIVATE +SIGBUS at page 0 \(BUS_ADRERR, addr 0x[0-9a-f]+\) +as expected$/m);
-    expect(text).toMatch(/^MAP_SHARED +16\/16 pages 0xaabbccdd +as expected$/m);
+describe('terminal report, one strategy', () => {
+  it("details each check: verdict, expectation, exit status, traced calls, the driver's log; then the reasons and fixes", () => {
+    const text = renderRunText(fixtureReport('seed'), plain);
+    expect(text).toMatch(/^mmaplab run: the seed driver on debian:bookworm$/m);
+    expect(text).toMatch(/^private +SIGBUS at page 0 \(BUS_ADRERR, addr 0x[0-9a-f]+\) +as expected$/m);
+    expect(text).toMatch(/^shared +16\/16 pages as written +as expected$/m);
     expect(text).toContain('exit: Bus error (exit status 135, SIGBUS)');
-    expect(text).toMatch(/why: MAP_PRIVATE made the mapping copy-on-write/);
-    expect(text).toMatch(/map with MAP_SHARED/);
+    expect(text).toMatch(/traced: remap_pfn_range\(\) returned -EINVAL 16× \(from seed_mmap\+/);
+    expect(text).toMatch(/MAP_PRIVATE made the mapping copy-on-write/);
+    expect(text).toMatch(/fix: map with MAP_SHARED/);
     expect(text).toContain('[ffffffdd]');
-    expect(text).toMatch(/^PASS: /m);
-    expect(text).toContain('/runs/x');
+    expect(text).toMatch(/^PASS: all 8 outcomes are what the lab expects$/m);
   });
 
   it('has no escape codes without colour, and colours with it', () => {
-    expect(renderRunText(seedReport(), plain)).not.toMatch(/\x1b\[/);
-    expect(renderRunText(seedReport(), new Chalk({ level: 1 }))).toMatch(/\x1b\[/);
+    expect(renderRunText(fixtureReport('seed'), plain)).not.toMatch(/\x1b\[/);
+    expect(renderRunText(fixtureReport('seed'), new Chalk({ level: 1 }))).toMatch(/\x1b\[/);
+  });
+});
+
+describe('terminal report, the grid', () => {
+  const text = renderRunText(fixtureReport('grid'), plain);
+
+  it('shows strategies x checks with short verdicts', () => {
+    expect(text).toMatch(/^mmaplab run: 7 strategies x 8 checks on debian:bookworm$/m);
+    expect(text).toMatch(/^strategy +private +shared +per-page +sh-write +isolation +mprotect +offset +oversize$/m);
+    expect(text).toMatch(/^seed +SIGBUS@0 +ok +wrong@1 +ok +SIGBUS@0 +SIGBUS@0 +wrong@0 +EIO$/m);
+    expect(text).toMatch(/^no-maywrite +ok +ok +wrong@1 +ok +EACCES +mp:EACCES +wrong@0 +EIO$/m);
+    expect(text).toMatch(/^insert-page +ok +ok +ok +ok +ok +ok +ok +ENXIO$/m);
   });
 
-  it('marks an outcome that differs from the expectation', () => {
-    const r = seedReport();
-    r.results[0]!.matchesExpected = false;
+  it('explains each distinct failure once, naming the cells', () => {
+    expect(text.match(/copy-on-write, so each per-page remap_pfn_range\(\) returned -EINVAL/g)).toHaveLength(1);
+    expect(text).toMatch(/\(private, private-isolation, mprotect in seed\)/);
+    expect(text).toMatch(/ignores vm_pgoff/);
+    expect(text).toMatch(/\(shared in seed, checked, no-maywrite, remap-vmalloc-range, insert-page, fault, contiguous\)/);
+    expect(text).toMatch(/^PASS: all 56 outcomes are what the lab expects$/m);
+  });
+
+  it('marks a cell that differs from the expectation and fails the run', () => {
+    const r = fixtureReport('grid');
+    const c = r.results.find((x) => x.strategy === 'fault' && x.check === 'offset')!;
+    c.matchesExpected = false;
     Object.assign(r, runStatus(r.results, []));
-    const text = renderRunText(r, plain);
-    expect(text).toMatch(/UNEXPECTED \(expected SIGBUS at page 0\)/);
-    expect(text).toMatch(/^FAIL: 1 outcome\(s\) differ/m);
+    const t = renderRunText(r, plain);
+    expect(t).toMatch(/^fault +ok +ok +ok +ok +ok +ok +ok! +EINVAL$/m);
+    expect(t).toMatch(/^fault \/ offset +13\/13 pages as written +UNEXPECTED \(expected every page as written\)$/m);
+    expect(t).toMatch(/^FAIL: 1 of 56 outcomes differ/m);
   });
 
-  it('has a verdict for every outcome kind', () => {
-    expect(verdict({ kind: 'mmap-failed', errno: 'EINVAL', message: 'Invalid argument' })).toBe('mmap() failed: EINVAL (Invalid argument)');
-    expect(verdict({ kind: 'hang', step: 'the private test', evidence: 'watchdog: BUG: soft lockup' })).toBe('hang in the private test (watchdog: BUG: soft lockup)');
-    expect(verdict({ kind: 'not-run', reason: 'x' })).toBe('not run: x');
+  it('has a verdict and a cell for every outcome kind', () => {
+    expect(verdict({ kind: 'mmap-failed', errno: 'EINVAL', message: 'Invalid argument', page: -1 })).toBe('mmap() failed: EINVAL (Invalid argument)');
+    expect(verdict({ kind: 'hang', step: 'the private check', evidence: 'watchdog: BUG: soft lockup' })).toBe('hang in the private check (watchdog: BUG: soft lockup)');
+    expect(cell({ kind: 'mprotect-denied', errno: 'EACCES', message: '' })).toBe('mp:EACCES');
+    expect(cell({ kind: 'crash', title: 'x' })).toBe('CRASH');
   });
 });
 
 describe('JSON report', () => {
-  it('is one document with a schema version and, per mode, strategy, mode, outcome.kind, pagesOk, expected, matchesExpected', () => {
-    const doc = JSON.parse(renderRunJson(seedReport()));
+  it('carries the whole grid: per cell strategy, check, mode, outcome.kind, pagesOk, expected, matchesExpected and the traced calls', () => {
+    const doc = JSON.parse(renderRunJson(fixtureReport('grid'))) as ReturnType<typeof fixtureReport>;
     expect(doc.schemaVersion).toBe(1);
     expect(doc.exitCode).toBe(0);
-    expect(doc.results.map((r: { strategy: string; mode: string; outcome: { kind: string }; pagesOk: number; expected: unknown; matchesExpected: boolean }) => [r.strategy, r.mode, r.outcome.kind, r.pagesOk, r.expected, r.matchesExpected])).toEqual([
-      ['seed', 'private', 'sigbus', 0, { kind: 'sigbus', page: 0 }, true],
-      ['seed', 'shared', 'ok', 16, { kind: 'ok' }, true],
-    ]);
+    expect(doc.results).toHaveLength(56);
+    const seedPrivate = doc.results.find((r) => r.strategy === 'seed' && r.check === 'private')!;
+    expect(seedPrivate).toMatchObject({ mode: 'private', outcome: { kind: 'sigbus' }, pagesOk: 0, expected: { kind: 'sigbus', page: 0 }, matchesExpected: true });
+    expect(seedPrivate.traced[0]).toMatchObject({ fn: 'remap_pfn_range', calls: 16, returns: { '-22': 16 } });
+    expect(doc.strategies.map((s) => s.strategy)).toEqual(['seed', 'checked', 'no-maywrite', 'remap-vmalloc-range', 'insert-page', 'fault', 'contiguous']);
   });
 });
