@@ -35,7 +35,9 @@ function failedRemaps(ctx: ExplainContext): TracedCalls | undefined {
 
 function remapEvidence(ctx: ExplainContext): string {
   const t = failedRemaps(ctx);
-  return t ? `traced: ${describeCalls(t)}, called from ${t.caller}` : 'the driver maps one page per call';
+  if (!t) return 'the driver maps one page per call';
+  const sizes = t.sizes?.length ? `, each for ${t.sizes.map((b) => `${b} bytes`).join(' or ')}` : '';
+  return `traced: ${describeCalls(t)}${sizes}, called from ${t.caller}`;
 }
 
 function cowRule(ctx: ExplainContext): string[] {
@@ -120,10 +122,10 @@ function wrongData(ctx: ExplainContext, o: Extract<Outcome, { kind: 'wrong-data'
   if (b.word === '0xaabbccdd' && b.index !== b.expectIndex) {
     return {
       id: 'ignores-pgoff',
-      summary: `the mapping shows the wrong pages: where page ${b.expectIndex} was asked for, page ${b.index} appears; the driver ignores vm_pgoff`,
+      summary: 'a mapping at a non-zero offset shows the wrong pages: the driver ignores vm_pgoff',
       why: [
         'mmap()\'s offset reaches the driver as vma->vm_pgoff, the first buffer page the mapping must show.',
-        'The driver maps from the start of its buffer whatever vm_pgoff says, so any mapping at a non-zero offset shows the buffer\'s first pages.',
+        `The driver maps from the start of its buffer whatever vm_pgoff says: where page ${b.expectIndex} was asked for, page ${b.index} appears.`,
         ...(ctx.check === 'private-per-page'
           ? ["That is why the answer's option 2 (one MAP_PRIVATE mapping per page) does not work with this driver: each single-page mapping is legal under copy-on-write, but every one of them shows page 0."]
           : []),

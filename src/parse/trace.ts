@@ -19,10 +19,21 @@ export function parseTraceLine(line: string): TraceEvent | undefined {
   return { fn: m[3]!, caller: m[2]!, ret: Number(m[4]) };
 }
 
+/** "... remap_pfn_range_args: (remap_pfn_range+0x0/0x90) addr=0x7f.. pfn=0x.. size=0x1000": what the driver asked to map. */
+const REMAP_ARGS = /:\s+remap_pfn_range_args:\s+\(\S+\)\s+addr=(0x[0-9a-f]+)\s+pfn=(0x[0-9a-f]+)\s+size=(0x[0-9a-f]+)/;
+
+export function parseRemapArgs(line: string): { addr: string; pfn: string; size: number } | undefined {
+  const m = REMAP_ARGS.exec(line);
+  return m ? { addr: m[1]!, pfn: m[2]!, size: Number.parseInt(m[3]!, 16) } : undefined;
+}
+
 /** Calls grouped by function and caller, in the order they first appeared. */
 export function summariseTrace(lines: readonly string[]): TracedCalls[] {
   const out: TracedCalls[] = [];
+  const remapSizes = new Set<number>();
   for (const line of lines) {
+    const args = parseRemapArgs(line);
+    if (args) remapSizes.add(args.size);
     const e = parseTraceLine(line);
     if (!e) continue;
     let entry = out.find((c) => c.fn === e.fn && c.caller === e.caller);
@@ -33,6 +44,7 @@ export function summariseTrace(lines: readonly string[]): TracedCalls[] {
     entry.calls++;
     entry.returns[String(e.ret)] = (entry.returns[String(e.ret)] ?? 0) + 1;
   }
+  for (const c of out) if (c.fn === 'remap_pfn_range' && remapSizes.size) c.sizes = [...remapSizes];
   return out;
 }
 

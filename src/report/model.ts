@@ -55,6 +55,8 @@ export interface TracedCalls {
   calls: number;
   /** Return value -> how many times. */
   returns: Record<string, number>;
+  /** remap_pfn_range() only: the sizes (bytes) the driver asked to map. */
+  sizes?: number[];
 }
 
 export interface Explanation {

@@ -14,9 +14,9 @@ describe('assessing real guest runs', () => {
     expect(cell('private').outcome).toMatchObject({ kind: 'sigbus', page: 0, code: 'BUS_ADRERR' });
     expect(cell('private').exitStatus).toBe(135);
     expect(cell('private').exitDescription).toMatch(/^Bus error/);
-    expect(cell('private').traced).toEqual([{ fn: 'remap_pfn_range', caller: expect.stringMatching(/^seed_mmap\+/), calls: 16, returns: { '-22': 16 } }]);
+    expect(cell('private').traced).toEqual([{ fn: 'remap_pfn_range', caller: expect.stringMatching(/^seed_mmap\+/), calls: 16, returns: { '-22': 16 }, sizes: [4096] }]);
     expect(cell('private').explanation?.id).toBe('cow-remap-ignored');
-    expect(cell('private').explanation?.why.join(' ')).toMatch(/all 16 calls failed \(traced: remap_pfn_range\(\) returned -EINVAL 16×/);
+    expect(cell('private').explanation?.why.join(' ')).toMatch(/all 16 calls failed \(traced: remap_pfn_range\(\) returned -EINVAL 16×, each for 4096 bytes/);
     expect(cell('private').kernelLog.map((l) => l.text)).toContain('mmaplab: mmap seed: 16 pages at pgoff 0, MAP_PRIVATE, copy-on-write');
     expect(cell('shared').outcome).toEqual({ kind: 'ok', pagesOk: 16, pages: 16 });
     expect(cell('shared').traced[0]!.returns).toEqual({ '0': 16 });

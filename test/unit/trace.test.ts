@@ -30,3 +30,14 @@ describe('traced mapping calls', () => {
     expect(traceOf('fault', 'shared')).toEqual([]);
   });
 });
+
+describe('what the driver asked remap_pfn_range() to map', () => {
+  it('records the sizes from the entry probe: one page per call for the seed, the whole VMA for contiguous', () => {
+    const sizesOf = (strategy: string) => {
+      const job = fixtureJobs('grid').find((j) => j.strategy === strategy)!;
+      return summariseTrace(job.records.flatMap((r) => (r.t === 'trace' && r.check === 'private' ? [r.line] : [])))[0]!.sizes;
+    };
+    expect(sizesOf('seed')).toEqual([4096]);
+    expect(sizesOf('contiguous')).toEqual([65536]);
+  });
+});
