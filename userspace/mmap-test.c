@@ -2,7 +2,15 @@
 /*
  * mmap-test: map a device's pages and check what userspace really sees.
  *
- *   mmap-test --device /dev/mmaplab0 --check CHECK [--pages 16] [--pattern 0xaabbccdd]
+ *   mmap-test --device /dev/mmaplab0 --checks CHECK[,CHECK...] [--pages 16]
+ *             [--pattern 0xaabbccdd] [--timeout SECONDS] [--kmsg] [--trace TRACEFS]
+ *
+ * Each check runs in a child process of its own (fork, no exec: cheap under
+ * emulation), so a fault in one cannot hide another; its exit status is
+ * reported as a shell would see it (135 for "Bus error"), as {"t":"exit"}.
+ * --kmsg marks each check's begin and end in the kernel log, so its lines can
+ * be told apart; --trace reports what tracefs recorded during each check, as
+ * {"t":"trace"} lines.
  *
  * Checks (each one mapping experiment):
  *   private            MAP_PRIVATE, read-only, the whole area; read every page
@@ -23,8 +31,9 @@
  * killed the question's program, so the caller sees the raw exit status (135
  * for "Bus error").
  *
- * Exit status: 0 done (the host judges the records), 2 mmap() failed,
- * 3 open() failed, 4 usage; or death by the signal that was caught.
+ * A check's own exit status: 0 done (the host judges the records), 2 mmap()
+ * failed, 3 open() failed; or death by the signal that was caught; 124 if it
+ * ran past --timeout and was killed. The program exits 0, or 4 on bad usage.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,6 +44,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static volatile uintptr_t map_base;
@@ -135,7 +146,7 @@ static void on_fault(int sig, siginfo_t *si, void *uctx)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: mmap-test --device PATH --check CHECK [--pages N] [--pattern 0xWORD]\n");
+	fprintf(stderr, "usage: mmap-test --device PATH --checks CHECK[,CHECK...] [--pages N] [--pattern 0xWORD] [--timeout S] [--kmsg] [--trace DIR]\n");
 	exit(4);
 }
 
@@ -324,27 +335,8 @@ static void mprotect_check(void)
 	done(read_page(m, 0, 0), 1);
 }
 
-int main(int argc, char **argv)
+static int run_check(const char *check)
 {
-	const char *check = NULL;
-
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	for (int a = 1; a < argc; a++) {
-		if (!strcmp(argv[a], "--device") && a + 1 < argc)
-			device = argv[++a];
-		else if (!strcmp(argv[a], "--check") && a + 1 < argc)
-			check = argv[++a];
-		else if (!strcmp(argv[a], "--pages") && a + 1 < argc)
-			pages = strtoul(argv[++a], NULL, 0);
-		else if (!strcmp(argv[a], "--pattern") && a + 1 < argc)
-			pattern = (uint32_t)strtoul(argv[++a], NULL, 0);
-		else
-			usage();
-	}
-	if (!device || !check || !pages || pages > 4096)
-		usage();
-	psize = sysconf(_SC_PAGESIZE);
-	page_size = psize;
 	printf("{\"t\":\"start\",\"check\":\"%s\",\"device\":\"%s\",\"pages\":%lu,\"pageSize\":%ld,\"pattern\":\"0x%08x\"}\n",
 	       check, device, pages, psize, pattern);
 	if (!strcmp(check, "private"))
@@ -364,6 +356,168 @@ int main(int argc, char **argv)
 	else if (!strcmp(check, "oversize"))
 		whole_area(MAP_SHARED, pages + 1, 0);
 	else
+		return 4;
+	return 0;
+}
+
+static const char *const known_checks[] = {
+	"private", "shared", "private-per-page", "shared-write", "private-isolation", "mprotect", "offset", "oversize",
+};
+
+static int known(const char *check)
+{
+	for (size_t i = 0; i < sizeof(known_checks) / sizeof(known_checks[0]); i++)
+		if (!strcmp(known_checks[i], check))
+			return 1;
+	return 0;
+}
+
+static void kmsg(const char *fmt, const char *check, int status)
+{
+	char line[256];
+	int fd = open("/dev/kmsg", O_WRONLY);
+	int n;
+
+	if (fd < 0)
+		return;
+	n = snprintf(line, sizeof(line), fmt, check, status);
+	if (n > 0 && write(fd, line, (size_t)n) < 0)
+		n = 0;
+	close(fd);
+}
+
+/* Print one tracefs line as a JSON string. */
+static void json_string(const char *s)
+{
+	for (; *s && *s != '\n'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c == '\t')
+			fputs("\\t", stdout);
+		else if (c >= 0x20)
+			putchar(c);
+	}
+}
+
+/*
+ * Report the trace lines recorded since the last call. Clearing tracefs's
+ * buffer instead would cost an RCU grace period per check, a lot under
+ * emulation; skipping the lines already reported costs almost nothing.
+ */
+static void report_trace(const char *dir, const char *check)
+{
+	static unsigned long seen;
+	unsigned long n = 0;
+	char path[512], line[1024];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/trace", dir);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (line[0] == '#' || n++ < seen || !check)
+			continue;
+		printf("{\"t\":\"trace\",\"check\":\"%s\",\"line\":\"", check);
+		json_string(line);
+		fputs("\"}\n", stdout);
+	}
+	seen = n;
+	fclose(f);
+}
+
+/* Wait for the check's child, killing it after timeout_s; the status as a shell reports it. */
+static int wait_check(pid_t pid, long timeout_s)
+{
+	struct timespec start, now, nap = { 0, 2000000 };
+	int status;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid)
+			break;
+		if (r < 0)
+			return 127;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - start.tv_sec >= timeout_s) {
+			kill(pid, SIGKILL);
+			/* A child stuck in the kernel may never go; do not wait for it forever. */
+			for (int i = 0; i < 500 && waitpid(pid, &status, WNOHANG) == 0; i++)
+				nanosleep(&nap, NULL);
+			return 124;
+		}
+		nanosleep(&nap, NULL);
+	}
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return 127;
+}
+
+int main(int argc, char **argv)
+{
+	const char *trace_dir = NULL;
+	char *checks = NULL, *save = NULL, *check;
+	long timeout_s = 20;
+	int mark = 0, traced_before = 0;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (int a = 1; a < argc; a++) {
+		if (!strcmp(argv[a], "--device") && a + 1 < argc)
+			device = argv[++a];
+		else if ((!strcmp(argv[a], "--checks") || !strcmp(argv[a], "--check")) && a + 1 < argc)
+			checks = strdup(argv[++a]);
+		else if (!strcmp(argv[a], "--pages") && a + 1 < argc)
+			pages = strtoul(argv[++a], NULL, 0);
+		else if (!strcmp(argv[a], "--pattern") && a + 1 < argc)
+			pattern = (uint32_t)strtoul(argv[++a], NULL, 0);
+		else if (!strcmp(argv[a], "--timeout") && a + 1 < argc)
+			timeout_s = strtol(argv[++a], NULL, 0);
+		else if (!strcmp(argv[a], "--trace") && a + 1 < argc)
+			trace_dir = argv[++a];
+		else if (!strcmp(argv[a], "--kmsg"))
+			mark = 1;
+		else
+			usage();
+	}
+	if (!device || !checks || !pages || pages > 4096 || timeout_s < 1)
 		usage();
+	psize = sysconf(_SC_PAGESIZE);
+	page_size = psize;
+
+	/* Refuse an unknown check before running any. */
+	{
+		char *copy = strdup(checks), *s2 = NULL;
+
+		for (check = strtok_r(copy, ",", &s2); check; check = strtok_r(NULL, ",", &s2))
+			if (!known(check))
+				usage();
+		free(copy);
+	}
+
+	for (check = strtok_r(checks, ",", &save); check; check = strtok_r(NULL, ",", &save)) {
+		pid_t pid;
+		int status;
+
+		if (trace_dir && !traced_before++)
+			report_trace(trace_dir, NULL);
+		if (mark)
+			kmsg("mmaplab: check %s begin\n", check, 0);
+		fflush(stdout);
+		pid = fork();
+		if (pid == 0)
+			exit(run_check(check));
+		status = pid < 0 ? 127 : wait_check(pid, timeout_s);
+		if (mark)
+			kmsg("mmaplab: check %s end status %d\n", check, status);
+		printf("{\"t\":\"exit\",\"check\":\"%s\",\"status\":%d}\n", check, status);
+		if (trace_dir)
+			report_trace(trace_dir, check);
+	}
 	return 0;
 }

@@ -6,7 +6,7 @@
 #
 # Usage: run.sh DIR, where DIR/job.env sets JOB_ID, STRATEGY, MODULE (a path
 # relative to DIR), MODULE_NAME, MODULE_PARAMS, DEVICE_NAME, DEVICE, TEST
-# (relative to DIR), CHECKS, PAGES, PATTERN, STEP_TIMEOUT and TRACE_KEEP (1:
+# (relative to DIR), CHECKS (comma-separated), PAGES, PATTERN, STEP_TIMEOUT and TRACE_KEEP (1:
 # leave the kprobe events registered for the next job, as a guest does).
 set -u
 dir=${1:-$(dirname "$0")}
@@ -84,7 +84,11 @@ rc=$?
 step insmod "$rc" "$out"
 [ "$rc" -eq 0 ] || finish
 
-major=$(awk -v n="$DEVICE_NAME" '$2 == n { print $1; exit }' /proc/devices)
+# The driver's major from /proc/devices, with the shell's own read (no process per step).
+major=
+while read -r num name; do
+  [ "$name" = "$DEVICE_NAME" ] && major=$num && break
+done < /proc/devices
 if [ -z "$major" ]; then
   step device 1 "no '$DEVICE_NAME' in /proc/devices"
 else
@@ -93,15 +97,11 @@ else
   step device $? "$DEVICE $major:0 $out"
 fi
 
-for check in $CHECKS; do
-  [ "$tracing" = 1 ] && : > "$T/trace"
-  mark "check $check begin"
-  timeout "$STEP_TIMEOUT" "$dir/$TEST" --device "$DEVICE" --check "$check" --pages "$PAGES" --pattern "$PATTERN"
-  rc=$?
-  mark "check $check end status $rc"
-  printf '{"t":"exit","check":"%s","status":%d}\n' "$check" "$rc"
-  [ "$tracing" = 1 ] && json_lines trace "$check" < "$T/trace"
-done
+# The test program runs every check in a child of its own, marks each in the
+# kernel log, and reports the traced calls of each.
+if [ "$tracing" = 1 ]; then set -- --trace "$T"; else set --; fi
+"$dir/$TEST" --device "$DEVICE" --checks "$CHECKS" --pages "$PAGES" --pattern "$PATTERN" \
+  --timeout "$STEP_TIMEOUT" --kmsg "$@"
 
 mark "step rmmod"
 out=$(timeout "$STEP_TIMEOUT" rmmod "$MODULE_NAME" 2>&1)

@@ -74,7 +74,7 @@ export function jobEnv(job: LabJob, files: { module: string; test: string }, tra
     DEVICE_NAME: job.deviceName,
     DEVICE: job.device,
     TEST: `../files/${files.test}`,
-    CHECKS: job.checks.join(' '),
+    CHECKS: job.checks.join(','),
     PAGES: String(job.pages),
     PATTERN: `0x${job.pattern.toString(16).padStart(8, '0')}`,
     STEP_TIMEOUT: String(job.stepTimeoutS),
