@@ -129,7 +129,10 @@ export interface RunReport {
   /** The end of the console when a job did not finish (crash, hang): what the user needs first. */
   consoleTail: string[];
   artifacts: { dir: string; consoleLog: string; resultsJson: string; module: string; testProgram: string };
-  /** bootMs is host wall time to the first guest's ready; guestReadyMs the guest's own uptime then. */
+  /**
+   * bootMs: wall time from QEMU's start to the first guest's ready. guestReadyMs: the
+   * guest's uptime then, by its own clock (under TCG not comparable with wall time).
+   */
   timings: { totalMs: number; kernelMs: number; buildMs: number; bootMs: number; guestReadyMs: number; jobMs: number };
 }
 
