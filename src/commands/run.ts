@@ -14,7 +14,7 @@ import { assessJob, type Assessment } from '../diagnose/assess.js';
 import { CUSTOM_DRIVER, STRATEGIES } from '../diagnose/expectations.js';
 import { buildInitramfs } from '../guest/initramfs.js';
 import { jobPayload, labJob } from '../guest/job.js';
-import { CHECK_NAMES, type CheckName } from '../guest/checks.js';
+import type { CheckName } from '../guest/checks.js';
 import { acquireKernel, parseKernelSpec, type Kernel } from '../kernel/index.js';
 import { reachedInit } from '../parse/kmsg.js';
 import { assembleReport } from '../report/assemble.js';
@@ -53,19 +53,6 @@ export interface RunOptions {
   stateDir?: string;
   onProgress?: (phase: Phase, message: string) => void;
 }
-
-export const DEFAULT_RUN_OPTIONS = {
-  kernel: 'debian:bookworm',
-  flavour: 'cloud-amd64',
-  moduleDir: projectPaths.kernelModule,
-  strategies: undefined,
-  checks: CHECK_NAMES,
-  pages: 16,
-  accel: 'auto' as AccelRequest,
-  timeoutS: 120,
-  memoryMb: 256,
-};
-
 
 async function makeRunDir(opts: RunOptions): Promise<string> {
   if (opts.outputDir) {
@@ -108,7 +95,6 @@ async function bootGuest(
   accel: Accel,
   kernel: Kernel,
   initrd: string,
-  runDir: string,
   opts: RunOptions,
   notes: string[],
   consoleLog: string,
@@ -199,7 +185,7 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
         const consoleLog = join(runDir, boots === 1 ? 'console.log' : `console-boot${boots}.log`);
         consoleLogs.push(consoleLog);
         progress('boot', `booting ${kernel.release} under ${accel.accel.toUpperCase()}${boots > 1 ? ` (boot ${boots}, after a crash)` : ''}`);
-        const booted = await bootGuest(qemu, accel.accel, kernel, initramfs.path, runDir, opts, notes, consoleLog);
+        const booted = await bootGuest(qemu, accel.accel, kernel, initramfs.path, opts, notes, consoleLog);
         first ??= booted;
         bootAttempts += booted.attempts;
         vm = booted.vm;
