@@ -13,8 +13,9 @@ export interface Compiler {
 }
 
 export function compilerMajor(ccVersionText: string): { name: string; major: number } | undefined {
-  // "gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0", "gcc-10 (Debian 10.2.1-6) 10.2.1 20210110"
-  const m = /^(gcc|clang)(?:-(\d+))?\s+(?:\([^)]*\)\s+)?(\d+)\./.exec(ccVersionText.trim());
+  // "gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0", "gcc-10 (Debian 10.2.1-6) 10.2.1 20210110",
+  // "x86_64-linux-gnu-gcc-14 (Debian 14.2.0-19) 14.2.0" (newer kernels name the cross prefix)
+  const m = /^(?:[\w.]+-linux-gnu-)?(gcc|clang)(?:-(\d+))?\s+(?:\([^)]*\)\s+)?(\d+)\./.exec(ccVersionText.trim());
   if (!m) return undefined;
   return { name: m[1]!, major: Number(m[2] ?? m[3]) };
 }

@@ -12,6 +12,7 @@ import { modinfo } from '../kernel/modules.js';
 import { MmaplabError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { exists, Hasher, installDirAtomic } from '../util/fsx.js';
+import { missingToolError } from '../util/tools.js';
 import { compilerFor } from './compiler.js';
 import { formatDiagnostic, parseDiagnostics, pathMapper, type Diagnostic } from './diagnostics.js';
 
@@ -100,6 +101,13 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
       await mkdir(opts.logDir, { recursive: true });
       const logPath = join(opts.logDir, 'module-build.log');
       await writeFile(logPath, `$ ${r.command}\n${log}`);
+      // Kbuild calling a host tool that is not installed (pahole for BTF on 6.x) is not the driver's fault.
+      const missing = /(?:^|\n)\/bin\/sh: \d+: ([\w.+-]+): not found/.exec(r.all)?.[1];
+      if (missing) {
+        const e = missingToolError(missing);
+        failure = new MmaplabError('missing-tool', `${missing} not found: Kbuild for ${kernel.release} needs it`, { hint: `${e.hint}; full build log: ${logPath}`, artifacts: { buildLog: logPath } });
+        throw failure;
+      }
       const errors = diagnostics.filter((d) => d.severity !== 'note' || diagnostics.some((e) => e.severity === 'error'));
       failure = new MmaplabError('build', `the driver in ${displayDir} does not compile for ${kernel.release} (${errors.filter((d) => d.severity === 'error').length || 'make'} error${errors.filter((d) => d.severity === 'error').length === 1 ? '' : 's'})`, {
         details: errors.length ? errors.map(formatDiagnostic) : log.trimEnd().split('\n').slice(-20),

@@ -16,6 +16,11 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   'dpkg-deb': 'dpkg',
   xz: 'xz-utils',
   zstd: 'zstd',
+  pahole: 'dwarves',
+  bc: 'bc',
+  flex: 'flex',
+  bison: 'bison',
+  perl: 'perl',
 };
 
 export function packageFor(tool: string): string | undefined {

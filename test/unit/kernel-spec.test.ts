@@ -30,6 +30,7 @@ describe('the compiler a kernel was built with', () => {
     expect(compilerMajor('gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0')).toEqual({ name: 'gcc', major: 12 });
     expect(compilerMajor('gcc-10 (Debian 10.2.1-6) 10.2.1 20210110')).toEqual({ name: 'gcc', major: 10 });
     expect(compilerMajor('gcc (GCC) 14.1.1 20240522')).toEqual({ name: 'gcc', major: 14 });
+    expect(compilerMajor('x86_64-linux-gnu-gcc-14 (Debian 14.2.0-19) 14.2.0')).toEqual({ name: 'gcc', major: 14 });
     expect(compilerMajor('Debian clang version 16.0.6')).toBeUndefined();
   });
 });
