@@ -96,6 +96,26 @@ Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_ST
       }
       process.exitCode = report.exitCode;
     });
+  program
+    .command('parse')
+    .description('re-read a saved run (its directory, or a console.log) and print the same report, without a guest')
+    .argument('<path>', 'a run directory (console.log, records.jsonl, results.json) or a console log')
+    .option('--json', 'print the result as JSON')
+    .option('--no-color', 'plain output even on a terminal')
+    .action(async (path: string, o: { json?: boolean; color?: boolean }) => {
+      const { parseSaved } = await import('../commands/parse.js');
+      const { renderRunText, renderConsoleText } = await import('../report/text.js');
+      const { renderRunJson } = await import('../report/json.js');
+      const r = await parseSaved(path);
+      const style = makeStyle({ color: o.color === false ? false : undefined });
+      if (r.kind === 'run') {
+        process.stdout.write(o.json ? renderRunJson(r.report) : renderRunText(r.report, style));
+        process.exitCode = r.report.exitCode;
+      } else {
+        process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : renderConsoleText(r, style));
+        process.exitCode = r.problems.length ? 1 : 0;
+      }
+    });
   return program;
 }
 

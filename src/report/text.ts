@@ -200,3 +200,14 @@ export function renderRunText(report: RunReport, c: ChalkInstance): string {
   out.push(c.dim(`time       ${seconds(t.totalMs)} (kernel ${seconds(t.kernelMs)}, build ${seconds(t.buildMs)}, boot ${seconds(t.bootMs)}, jobs ${seconds(t.jobMs)})`));
   return `${out.join('\n')}\n`;
 }
+
+/** A console on its own (no job records): what the kernel reported. */
+export function renderConsoleText(r: { path: string; problems: readonly KernelProblem[]; reachedInit: boolean; lines: readonly unknown[] }, c: ChalkInstance): string {
+  const out = [c.bold(`mmaplab parse: ${r.path}`), `  ${r.lines.length} lines; the guest ${r.reachedInit ? 'reached its init' : c.red('never reached its init')}`];
+  if (r.problems.length === 0) out.push(`kernel     ${c.green('no oops, BUG, WARNING or panic')}`);
+  else {
+    out.push(c.red.bold(`kernel     ${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}:`));
+    for (const p of r.problems) out.push(...renderProblem(p, c));
+  }
+  return `${out.join('\n')}\n`;
+}

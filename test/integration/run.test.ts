@@ -61,6 +61,13 @@ describe('mmaplab run on debian:bookworm: every strategy x every check', () => {
     expect(readFileSync(join(r.artifacts.dir, 'records.jsonl'), 'utf8')).toMatch(/"strategy":"seed","t":"fault","signal":"SIGBUS"/);
   });
 
+  it('mmaplab parse re-reads the run directory into the same report', async () => {
+    const r = report(grid.stdout);
+    const again = await runCli(['parse', r.artifacts.dir, '--json']);
+    expect(again.exitCode).toBe(0);
+    expect(report(again.stdout).results).toEqual(r.results);
+  });
+
   it('prints a plain text report for one strategy, with the explanation, when not on a terminal', async () => {
     const r = await runCli(['run', '--strategy', 'seed', '--check', 'shared,private']);
     expect(r.exitCode).toBe(0);
