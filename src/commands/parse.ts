@@ -11,6 +11,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { symbolizeProblems, symbolizer } from '../build/symbolize.js';
 import { assessJob, type Assessment } from '../diagnose/assess.js';
 import { CHECK_NAMES, isCheckName, type CheckName } from '../guest/checks.js';
 import { parseRecordLine, type GuestRecord } from '../guest/protocol.js';
@@ -90,6 +91,11 @@ export async function parseSaved(path: string): Promise<ParseResult> {
     const boot = before?.boot ?? 1;
     const end = before?.end ?? (j.records.some((r) => r.t === 'job-end') ? 'done' : 'timeout');
     assessments.push(assessJob({ strategy: j.strategy, checks, jobId: j.id, end, records: j.records, console: await consoleOf(boot), boot }));
+  }
+  // The run kept its module: oops frames in it can still be resolved to source lines.
+  if (prior?.artifacts.module && (await exists(prior.artifacts.module))) {
+    const symbols = await symbolizer(prior.artifacts.module, prior.module.name);
+    if (symbols) for (const a of assessments) await symbolizeProblems(a.strategy.problems, symbols);
   }
   const unknown = 'unknown (not in the saved run)';
   const report = assembleReport({

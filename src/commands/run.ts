@@ -9,6 +9,7 @@ import { appendFile, copyFile, mkdir, rename, writeFile } from 'node:fs/promises
 import { randomBytes } from 'node:crypto';
 import { join, relative, resolve } from 'node:path';
 import { buildModule } from '../build/kbuild.js';
+import { symbolizeProblems, symbolizer } from '../build/symbolize.js';
 import { buildTestProgram } from '../build/userspace.js';
 import { assessJob, type Assessment } from '../diagnose/assess.js';
 import { CUSTOM_DRIVER, STRATEGIES } from '../diagnose/expectations.js';
@@ -217,6 +218,9 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
   const tJob = performance.now();
 
   progress('report', 'assessing');
+  // Oops frames inside the driver, resolved to its own source lines.
+  const symbols = await symbolizer(module.ko, module.name);
+  if (symbols) for (const a of assessments) await symbolizeProblems(a.strategy.problems, symbols);
   const moduleCopy = join(runDir, `${module.name}.ko`);
   const testCopy = join(runDir, 'mmap-test');
   await copyFile(module.ko, moduleCopy);

@@ -19,14 +19,20 @@ export interface StackFrame {
   module: string | undefined;
   /** "? fn" frames are guesses the unwinder found on the stack. */
   reliable: boolean;
+  /** file:line in the module's source, when the built module could resolve it. */
+  source?: string;
 }
 
 export interface KernelProblem {
   kind: ProblemKind;
   title: string;
   time: number | undefined;
-  /** Where the fault happened, from the RIP line, e.g. "seed_mmap+0x1a/0x80 [mmaplab]". */
+  /** Where the fault happened, from the RIP line, e.g. "seed_mmap+0x1a/0x80". */
   location: string | undefined;
+  /** The module the RIP was in, e.g. "mmaplab". */
+  locationModule?: string;
+  /** file:line of the RIP in the module's source, when the built module could resolve it. */
+  locationSource?: string;
   /** The source line the kernel named, for WARNING and "kernel BUG at", e.g. "drivers/x.c:15". */
   source: string | undefined;
   modules: string[];
@@ -106,8 +112,11 @@ export function findProblems(lines: readonly KernelLine[]): KernelProblem[] {
         problem.endLine = j;
         break;
       }
-      const rip = /^RIP: 0010:(\S+)/.exec(text);
-      if (rip && !problem.location) problem.location = rip[1];
+      const rip = /^RIP: 0010:(\S+)(?: \[([\w-]+)\])?/.exec(text);
+      if (rip && !problem.location) {
+        problem.location = rip[1];
+        if (rip[2]) problem.locationModule = rip[2];
+      }
       const mods = /^Modules linked in: (.*)$/.exec(text);
       if (mods) problem.modules = mods[1]!.split(/\s+/).filter(Boolean).map((m) => m.replace(/\(.*\)$/, ''));
       if (/^(Call Trace:|<TASK>)/.test(text)) {

@@ -72,8 +72,11 @@ function seconds(ms: number): string {
 
 function renderProblem(p: KernelProblem, c: ChalkInstance): string[] {
   const lines = [c.red(`  ${p.title}`)];
-  if (p.location) lines.push(`    at ${p.location}${p.source ? ` (${p.source})` : ''}`);
-  for (const f of p.callTrace.filter((x) => x.reliable).slice(0, 8)) lines.push(c.dim(`    ${f.fn}${f.offset ? `+${f.offset}` : ''}${f.module ? ` [${f.module}]` : ''}`));
+  const where = p.locationSource ?? p.source;
+  if (p.location) lines.push(`    at ${p.location}${p.locationModule ? ` [${p.locationModule}]` : ''}${where ? ` ${c.bold(where)}` : ''}`);
+  for (const f of p.callTrace.filter((x) => x.reliable).slice(0, 8)) {
+    lines.push(c.dim(`    ${f.fn}${f.offset ? `+${f.offset}` : ''}${f.module ? ` [${f.module}]` : ''}`) + (f.source ? ` ${c.bold(f.source)}` : ''));
+  }
   return lines;
 }
 

@@ -17,6 +17,8 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   xz: 'xz-utils',
   zstd: 'zstd',
   pahole: 'dwarves',
+  readelf: 'binutils',
+  addr2line: 'binutils',
   bc: 'bc',
   flex: 'flex',
   bison: 'bison',

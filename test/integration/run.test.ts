@@ -108,6 +108,8 @@ describe('failures a user can cause', () => {
     expect(rep.results[0]!.outcome).toMatchObject({ kind: 'crash', title: expect.stringMatching(/NULL pointer dereference/) });
     expect(rep.results.slice(1).every((x) => x.outcome.kind === 'not-run')).toBe(true);
     expect(rep.kernelLog.problems[0]!.location).toMatch(/^broken_mmap\+/);
+    // Resolved against the built module's debug info, to the line of the driver that faulted.
+    expect(rep.kernelLog.problems[0]!.locationSource).toBe('test/fixtures/drivers/null-deref-mmap/null_deref.c:19');
     expect(readFileSync(rep.artifacts.consoleLog, 'utf8')).toMatch(/Oops: /);
   });
 
