@@ -15,9 +15,10 @@ import { exists, Hasher, installDirAtomic } from '../util/fsx.js';
 import { missingToolError } from '../util/tools.js';
 import { compilerFor } from './compiler.js';
 import { formatDiagnostic, parseDiagnostics, pathMapper, type Diagnostic } from './diagnostics.js';
+import { resolveDriverSource } from './driver-source.js';
 
 /** Bump when the build itself changes (flags, result fields) so old cache entries are not reused. */
-const BUILD_FORMAT = 2;
+const BUILD_FORMAT = 3;
 
 export interface ModuleBuild {
   /** The built module, in the cache. */
@@ -32,45 +33,27 @@ export interface ModuleBuild {
   parameters: string[];
 }
 
-/** Files a previous in-tree build may have left; they are not sources. */
-const ARTEFACT = /(\.(o|ko|mod|mod\.c|cmd|order|symvers|d|a|tmp)$)|^\.tmp_versions$|^Module\.symvers$|^modules\.order$/;
-
-async function sourceFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  async function walk(d: string): Promise<void> {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      if (ARTEFACT.test(e.name) || e.name.startsWith('.')) continue;
-      const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (e.isFile()) out.push(relative(dir, p));
-    }
-  }
-  await walk(dir);
-  return out.sort();
-}
-
 export interface ModuleBuildOptions {
-  sourceDir: string;
+  /** The driver: a folder (with or without its own Kbuild/Makefile) or a single .c file. */
+  source: string;
   kernel: Kernel;
   cacheDir: string;
-  /** How to name the source directory in messages (relative to the user's cwd). */
-  displayDir?: string;
   /** Where a failed build's full log is kept. */
   logDir: string;
+  /** Paths in messages are shown relative to this (the user's cwd). */
+  cwd?: string;
 }
 
 export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild> {
-  const { sourceDir, kernel, cacheDir } = opts;
-  const displayDir = opts.displayDir ?? sourceDir;
-  if (!(await exists(sourceDir))) throw new MmaplabError('usage', `driver source directory ${sourceDir} does not exist`);
-  const files = await sourceFiles(sourceDir);
-  if (!files.some((f) => f === 'Kbuild' || f === 'Makefile')) {
-    throw new MmaplabError('usage', `${displayDir} has no Kbuild or Makefile`);
-  }
+  const { kernel, cacheDir } = opts;
+  const cwd = opts.cwd ?? process.cwd();
+  const show = (p: string) => relative(cwd, p) || '.';
+  const src = await resolveDriverSource(opts.source);
+  const displayDir = show(opts.source);
   const compiler = await compilerFor(kernel.compilerText);
   // The source path is compiled in (__FILE__ in WARN_ON, debug info): it is part of the key.
-  const hasher = new Hasher().add('format', String(BUILD_FORMAT)).add('source', sourceDir).add('kernel', `${kernel.release} ${kernel.packageVersion}`).add('cc', `${compiler.cc} ${compiler.version}`);
-  for (const f of files) hasher.add(`src/${f}`, await readFile(join(sourceDir, f)));
+  const hasher = new Hasher().add('format', String(BUILD_FORMAT)).add('source', `${src.root}|${src.subdir}|${src.generatedKbuild ?? ''}`).add('kernel', `${kernel.release} ${kernel.packageVersion}`).add('cc', `${compiler.cc} ${compiler.version}`);
+  for (const f of src.files) hasher.add(`src/${f}`, await readFile(join(src.root, f)));
   const key = hasher.digest();
   const entry = join(cacheDir, 'builds', `module-${kernel.release}-${key}`);
 
@@ -82,18 +65,20 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
   let result: ModuleBuild | undefined;
   let failure: MmaplabError | undefined;
   await installDirAtomic(entry, async (staging) => {
-    const build = join(staging, 'src');
-    for (const f of files) {
-      await mkdir(join(build, f, '..'), { recursive: true });
-      await copyFile(join(sourceDir, f), join(build, f));
+    const tree = join(staging, 'src');
+    for (const f of src.files) {
+      await mkdir(join(tree, f, '..'), { recursive: true });
+      await copyFile(join(src.root, f), join(tree, f));
     }
+    const build = join(tree, src.subdir);
+    if (src.generatedKbuild) await writeFile(join(build, 'Kbuild'), src.generatedKbuild);
     // Compile as if from the user's own tree, so WARN_ON() lines and debug info name their files.
-    const kcflags = `KCFLAGS=-ffile-prefix-map=${build}=${sourceDir}`;
+    const kcflags = `KCFLAGS=-ffile-prefix-map=${tree}=${src.root}`;
     const r = await run('make', ['-C', kernel.headersDir, `M=${build}`, `CC=${compiler.cc}`, kcflags, `-j${Math.max(1, cpus().length)}`, 'modules'], {
       timeoutMs: 300_000,
     });
     // Paths are reported as they will be after the rename, then mapped to the user's tree.
-    const toUser = pathMapper(build, displayDir);
+    const toUser = pathMapper(tree, show(src.root));
     const log = toUser(r.all);
     const diagnostics = parseDiagnostics(r.all, toUser);
     await writeFile(join(staging, 'build.log'), `$ ${r.command}\n${log}`);
@@ -113,6 +98,7 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
         details: errors.length ? errors.map(formatDiagnostic) : log.trimEnd().split('\n').slice(-20),
         hint: `fix the first error above; full build log: ${logPath}`,
         artifacts: { buildLog: logPath },
+        locations: diagnostics,
       });
       throw failure;
     }

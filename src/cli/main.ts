@@ -50,7 +50,7 @@ Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_ST
     .option('--flavour <flavour>', 'Debian kernel flavour (cloud-amd64 boots fastest)', 'cloud-amd64')
     .option('--strategy <names>', 'driver strategies to run, comma-separated (default: all)')
     .option('--check <names>', 'checks to run, comma-separated (default: all)')
-    .option('--module-dir <dir>', 'driver sources to build instead of the bundled kernel-module/ (same device and parameters)')
+    .option('--module-dir <path>', 'build this driver (a folder, with or without a Kbuild/Makefile, or one .c file) instead of the bundled kernel-module/; it must register a character device named "mmaplab"')
     .addOption(new Option('--accel <accel>', 'accelerator: auto probes KVM and falls back to TCG').choices(['auto', 'kvm', 'tcg']).default('auto'))
     .addOption(new Option('--timeout <seconds>', 'hard deadline for the guest, boot included').default(120).argParser(positiveInt('--timeout', 3600)))
     .addOption(new Option('--memory <MiB>', 'guest memory').default(256).argParser(positiveInt('--memory', 16384)))
@@ -149,7 +149,17 @@ interface RunCliOptions {
   verbose?: boolean;
 }
 
+/** GitHub Actions turns these stdout lines into annotations at the file and line. */
+export function githubAnnotations(e: MmaplabError): string[] {
+  const esc = (v: string) => v.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
+  const prop = (v: string) => esc(v).replace(/:/g, '%3A').replace(/,/g, '%2C');
+  return e.locations
+    .filter((l) => l.file && l.severity !== 'note')
+    .map((l) => `::${l.severity} file=${prop(l.file!)}${l.line ? `,line=${l.line}` : ''}${l.column ? `,col=${l.column}` : ''}::${esc(l.message)}`);
+}
+
 function reportError(e: MmaplabError): void {
+  if (process.env.GITHUB_ACTIONS === 'true') for (const a of githubAnnotations(e)) process.stdout.write(`${a}\n`);
   const c = makeStyle({ color: process.argv.includes('--no-color') ? false : undefined, stream: process.stderr });
   process.stderr.write(`${c.red.bold('mmaplab: error:')} ${e.message}\n`);
   for (const d of e.details) process.stderr.write(`  ${d}\n`);

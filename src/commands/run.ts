@@ -7,7 +7,7 @@
  */
 import { appendFile, copyFile, mkdir, rename, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { join, relative, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { buildModule } from '../build/kbuild.js';
 import { symbolizeProblems, symbolizer } from '../build/symbolize.js';
 import { buildTestProgram } from '../build/userspace.js';
@@ -153,9 +153,8 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
   const tKernel = performance.now();
 
   progress('build', `building the driver for ${kernel.release}, the test program and the initramfs`);
-  const displayDir = relative(process.cwd(), opts.moduleDir) || '.';
   const [module, program, initramfs] = await Promise.all([
-    buildModule({ sourceDir: opts.moduleDir, kernel, cacheDir, displayDir, logDir: runDir }),
+    buildModule({ source: opts.moduleDir, kernel, cacheDir, logDir: runDir }),
     buildTestProgram(join(projectPaths.userspace, 'mmap-test.c'), cacheDir),
     buildInitramfs(kernel, cacheDir),
   ]);

@@ -226,6 +226,7 @@ export function explain(ctx: ExplainContext): Explanation | undefined {
         fixes: ["look at the console for a soft-lockup report, and at the loops in the driver's code for this step"],
       };
     case 'not-run':
+    case 'skipped':
       return undefined;
   }
 }

@@ -79,7 +79,11 @@ function outcomeOf(check: CheckName, recs: readonly GuestRecord[], exitStatus: n
   if (sig) return { kind: 'killed', signal: sig.name, status: exitStatus };
   const readbacks = recs.filter((r): r is Rec<'readback'> => r.t === 'readback');
   if (check === 'shared-write') {
-    const seen = readbacks.find((r) => r.via === 'read');
+    if (readbacks.some((r) => r.via === 'read' && !r.ok)) {
+      const err = readbacks.find((r) => r.via === 'read' && !r.ok)?.err ?? 'an error';
+      return { kind: 'skipped', reason: `the driver offers no read() to read the write back (read() gave ${err})` };
+    }
+    const seen = readbacks.find((r) => r.via === 'read' && r.ok && r.value !== undefined);
     if (seen && !seen.matches) return { kind: 'write-lost', seen: seen.value ?? 'nothing' };
   }
   if (check === 'private-isolation') {

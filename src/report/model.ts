@@ -27,7 +27,9 @@ export type Outcome =
   | { kind: 'crash'; title: string }
   /** No progress until the deadline; evidence is a lockup report when the kernel printed one. */
   | { kind: 'hang'; step: string; evidence?: string }
-  | { kind: 'not-run'; reason: string };
+  | { kind: 'not-run'; reason: string }
+  /** The check cannot judge this driver (e.g. it offers no read() to read a write back); neither pass nor fail. */
+  | { kind: 'skipped'; reason: string };
 
 export type OutcomeKind = Outcome['kind'];
 

@@ -28,6 +28,7 @@ const VERDICT: Formatters = {
   crash: (o) => `kernel crash: ${o.title}`,
   hang: (o) => `hang in ${o.step}${o.evidence ? ` (${o.evidence})` : ''}`,
   'not-run': (o) => `not run: ${o.reason}`,
+  skipped: (o) => `skipped: ${o.reason}`,
 };
 
 /** The grid cell: at most 9 characters. */
@@ -45,6 +46,7 @@ const CELL: Formatters = {
   crash: () => 'CRASH',
   hang: () => 'HANG',
   'not-run': () => '-',
+  skipped: () => 'skip',
 };
 
 export function verdict(o: Outcome): string {
@@ -107,7 +109,8 @@ function renderGrid(report: RunReport, c: ChalkInstance): string[] {
 }
 
 function renderDetail(r: CheckResult, c: ChalkInstance): string[] {
-  const mark = r.matchesExpected ? c.green('as expected') : c.red.bold(`UNEXPECTED (expected ${describeExpected(r.expected)})`);
+  const mark =
+    r.outcome.kind === 'skipped' ? c.dim('(no verdict)') : r.matchesExpected ? c.green('as expected') : c.red.bold(`UNEXPECTED (expected ${describeExpected(r.expected)})`);
   const out = [`${c.bold(r.check.padEnd(18))} ${colourCell(r, verdict(r.outcome), c)}  ${mark}`];
   const pad = ' '.repeat(19);
   out.push(`${pad}${c.dim('exit:')} ${r.exitDescription}`);

@@ -24,6 +24,14 @@ export type ErrorKind =
   | 'guest'
   | 'internal';
 
+export interface SourceLocation {
+  severity: 'error' | 'warning' | 'note';
+  file: string | undefined;
+  line: number | undefined;
+  column: number | undefined;
+  message: string;
+}
+
 export class MmaplabError extends Error {
   readonly kind: ErrorKind;
   readonly hint: string | undefined;
@@ -31,6 +39,8 @@ export class MmaplabError extends Error {
   readonly details: readonly string[];
   /** Files the user should look at (console log, build log). */
   readonly artifacts: Readonly<Record<string, string>>;
+  /** Source locations the error is about (compiler diagnostics), for CI annotations. */
+  readonly locations: readonly SourceLocation[];
 
   constructor(
     kind: ErrorKind,
@@ -39,6 +49,7 @@ export class MmaplabError extends Error {
       hint?: string;
       details?: readonly string[];
       artifacts?: Record<string, string>;
+      locations?: readonly SourceLocation[];
       cause?: unknown;
     } = {},
   ) {
@@ -48,6 +59,7 @@ export class MmaplabError extends Error {
     this.hint = opts.hint;
     this.details = opts.details ?? [];
     this.artifacts = opts.artifacts ?? {};
+    this.locations = opts.locations ?? [];
   }
 
   get exitCode(): ExitCode {

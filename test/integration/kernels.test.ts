@@ -19,7 +19,7 @@ describe('debian:bookworm-backports (6.12)', () => {
     expect(kernel.release).toMatch(/^6\.12\./);
     expect(kernel.compilerText).toMatch(/gcc-12/);
     const build = await buildModule({
-      sourceDir: projectPaths.kernelModule,
+      source: projectPaths.kernelModule,
       kernel,
       cacheDir: cacheRoot(),
       logDir: mkdtempSync(join(tmpdir(), 'mmaplab-test-build-')),

@@ -2,7 +2,7 @@
  * The real thing: the CLI fetches a Debian kernel, builds the driver and the
  * test program, boots QEMU and reports. Nothing here is mocked.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EXPECTATIONS, STRATEGIES } from '../../src/diagnose/expectations.js';
@@ -91,6 +91,19 @@ describe('mmaplab run on debian:bookworm: every strategy x every check', () => {
   });
 });
 
+describe('a driver of the student\'s own', () => {
+  it('in the lab layout (no Kbuild, "../test/mmap-test.h") builds unchanged and passes; the tree stays as it was', async () => {
+    const before = readdirSync(join(DRIVERS, 'lab-layout'), { recursive: true }).sort();
+    const r = await runCli(['run', '--json', '--module-dir', `${DRIVERS}/lab-layout/vmmap`]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const rep = report(r.stdout);
+    expect(rep.module.name).toBe('vmmap');
+    expect(rep.results.find((x) => x.check === 'shared-write')!.outcome.kind).toBe('skipped');
+    expect(rep.results.filter((x) => x.check !== 'shared-write').every((x) => x.outcome.kind === (x.check === 'oversize' ? 'mmap-failed' : 'ok'))).toBe(true);
+    expect(readdirSync(join(DRIVERS, 'lab-layout'), { recursive: true }).sort()).toEqual(before);
+  });
+});
+
 describe('failures a user can cause', () => {
   it('a driver that does not compile: gcc diagnostics with file:line:col, exit 3, the build log kept', async () => {
     const r = await runCli(['run', '--module-dir', `${DRIVERS}/compile-error`]);
@@ -99,6 +112,13 @@ describe('failures a user can cause', () => {
     expect(r.stderr).toContain('test/fixtures/drivers/compile-error/compile_error.c:15:9: error:');
     const log = /full build log: (\S+)/.exec(r.stderr)?.[1];
     expect(log && readFileSync(log, 'utf8')).toMatch(/compile_error\.c:15:9: error/);
+  });
+
+  it('under GitHub Actions, compile errors are also annotations at the file and line', async () => {
+    const r = await runCli(['run', '--module-dir', `${DRIVERS}/compile-error`], { GITHUB_ACTIONS: 'true' });
+    expect(r.exitCode).toBe(3);
+    expect(r.stdout).toMatch(/^::error file=test\/fixtures\/drivers\/compile-error\/compile_error\.c,line=15,col=9::expected ‘,’ or ‘;’ before ‘return’$/m);
+    expect(r.stdout).toMatch(/^::warning file=.*compile_error\.c,line=14,col=23::unused variable/m);
   });
 
   it('a driver that oopses: the crash, parsed, against the check that caused it; exit 1', async () => {

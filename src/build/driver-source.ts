@@ -1,0 +1,102 @@
+/**
+ * What to build for a driver the user points at: a directory with its own
+ * Kbuild/Makefile, a directory of .c files, or a single .c file. Student
+ * drivers often include headers from a sibling folder (the memory-mapping lab's
+ * drivers include "../test/mmap-test.h"), so when a driver reaches outside its
+ * folder the folder above is copied too and the driver built in place there,
+ * unchanged.
+ */
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { basename, dirname, join, relative } from 'node:path';
+import { MmaplabError } from '../util/errors.js';
+
+export interface DriverSource {
+  /** The tree copied into the build area. */
+  root: string;
+  /** The driver's folder inside root ('' when root is the driver's folder). */
+  subdir: string;
+  /** Files to copy, relative to root. */
+  files: string[];
+  /** A Kbuild to write into the driver's folder when it has none. */
+  generatedKbuild: string | undefined;
+}
+
+const SOURCE_LIKE = /\.(c|h|S|s|inc)$|^(Kbuild|Makefile|Kconfig)$|\.(mk|mak)$/;
+const SKIP_DIR = /^(\.git|node_modules|\.cache|dist|build)$/;
+const ARTEFACT = /(\.(o|ko|mod|mod\.c|cmd|order|symvers|d|a|tmp)$)|^Module\.symvers$|^modules\.order$/;
+const MAX_FILES = 500;
+const MAX_FILE_BYTES = 1 << 20;
+
+async function listSources(dir: string, recurse: boolean): Promise<string[]> {
+  const out: string[] = [];
+  async function walk(d: string): Promise<void> {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      if (e.name.startsWith('.') || ARTEFACT.test(e.name)) continue;
+      const p = join(d, e.name);
+      if (e.isDirectory()) {
+        if (recurse && !SKIP_DIR.test(e.name)) await walk(p);
+      } else if (e.isFile() && SOURCE_LIKE.test(e.name) && (await stat(p)).size <= MAX_FILE_BYTES) {
+        out.push(relative(dir, p));
+        if (out.length > MAX_FILES) throw new MmaplabError('usage', `${dir} holds more than ${MAX_FILES} source files; point mmaplab at the driver's own folder`);
+      }
+    }
+  }
+  await walk(dir);
+  return out.sort();
+}
+
+/** How many folders up the driver's sources reach with "../" includes or -I$(src)/../ flags. */
+export function reachUp(texts: readonly string[]): number {
+  let up = 0;
+  for (const t of texts) {
+    for (const m of t.matchAll(/#\s*include\s*"((?:\.\.\/)+)/g)) up = Math.max(up, m[1]!.length / 3);
+    for (const m of t.matchAll(/-I\s*\$\((?:src|srctree|M|PWD)\)\/((?:\.\.\/?)+)/g)) up = Math.max(up, m[1]!.split('..').length - 1);
+  }
+  return Math.min(up, 2);
+}
+
+/** The module name Kbuild will give a single-file driver. */
+export function moduleNameOf(file: string): string {
+  return basename(file).replace(/\.c$/, '').replace(/-/g, '_');
+}
+
+export async function resolveDriverSource(path: string): Promise<DriverSource> {
+  const info = await stat(path).catch(() => undefined);
+  if (!info) throw new MmaplabError('usage', `${path} does not exist`);
+  const single = info.isFile() ? path : undefined;
+  if (single && !single.endsWith('.c')) throw new MmaplabError('usage', `${path} is not a .c file or a driver folder`);
+  const dir = single ? dirname(path) : path;
+
+  const own = await listSources(dir, false);
+  const hasKbuild = own.includes('Kbuild') || own.includes('Makefile');
+  let driverFiles: string[];
+  let generatedKbuild: string | undefined;
+  if (single) {
+    // One file named: build just it (and the folder's headers), whatever else the folder holds.
+    driverFiles = [basename(single), ...own.filter((f) => f.endsWith('.h'))];
+    generatedKbuild = `obj-m := ${basename(single, '.c')}.o\n`;
+  } else if (hasKbuild) {
+    driverFiles = own;
+  } else {
+    const cs = own.filter((f) => f.endsWith('.c'));
+    if (cs.length === 0) throw new MmaplabError('usage', `${dir} has no Kbuild, Makefile or .c file`);
+    driverFiles = own;
+    if (cs.length === 1) {
+      generatedKbuild = `obj-m := ${basename(cs[0]!, '.c')}.o\n`;
+    } else {
+      // Several files make one module, named after the folder.
+      const name = moduleNameOf(`${basename(dir)}.c`);
+      if (cs.includes(`${name}.c`)) throw new MmaplabError('usage', `${dir}: cannot make one module of ${cs.join(', ')}: add a Kbuild`);
+      generatedKbuild = `obj-m := ${name}.o\n${name}-y := ${cs.map((c) => c.replace(/\.c$/, '.o')).join(' ')}\n`;
+    }
+  }
+
+  const texts = await Promise.all(driverFiles.map((f) => readFile(join(dir, f), 'utf8')));
+  const up = reachUp(texts);
+  if (up === 0) return { root: dir, subdir: '', files: driverFiles, generatedKbuild };
+  let root = dir;
+  for (let i = 0; i < up; i++) root = dirname(root);
+  const subdir = relative(root, dir);
+  const siblings = (await listSources(root, true)).filter((f) => !f.startsWith(`${subdir}/`));
+  return { root, subdir, files: [...driverFiles.map((f) => join(subdir, f)), ...siblings].sort(), generatedKbuild };
+}
