@@ -94,7 +94,8 @@ function outcomeOf(check: CheckName, recs: readonly GuestRecord[], exitStatus: n
   if (bad) {
     return { kind: 'wrong-data', pagesOk, pages: done?.pages ?? pageReports.length, firstBad: { page: bad.page, word: bad.word, index: bad.index, expectIndex: bad.expectIndex } };
   }
-  if (done && done.pagesOk === done.pages) return { kind: 'ok', pagesOk: done.pagesOk, pages: done.pages };
+  const pattern = recs.find((r): r is Rec<'start'> => r.t === 'start')?.pattern;
+  if (done && done.pagesOk === done.pages) return { kind: 'ok', pagesOk: done.pagesOk, pages: done.pages, ...(pattern ? { pattern } : {}) };
   return { kind: 'killed', signal: 'unknown', status: exitStatus };
 }
 

@@ -10,7 +10,8 @@ export const SCHEMA_VERSION = 1;
 
 /** What userspace saw in one check. */
 export type Outcome =
-  | { kind: 'ok'; pagesOk: number; pages: number }
+  /** pattern: the 32-bit word every page started with, as the check expected it. */
+  | { kind: 'ok'; pagesOk: number; pages: number; pattern?: string }
   | { kind: 'wrong-data'; pagesOk: number; pages: number; firstBad: { page: number; word: string; index: number; expectIndex: number } }
   | { kind: 'sigbus'; page: number | null; addr: string; code: string; pagesOk: number }
   | { kind: 'sigsegv'; page: number | null; addr: string; code: string; pagesOk: number }

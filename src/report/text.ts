@@ -15,7 +15,7 @@ type Formatters = { [K in OutcomeKind]: (o: Extract<Outcome, { kind: K }>) => st
 
 /** The long verdict. Every outcome kind must have one here, or this fails to compile. */
 const VERDICT: Formatters = {
-  ok: (o) => `${o.pagesOk}/${o.pages} page${o.pages === 1 ? '' : 's'} as written`,
+  ok: (o) => `${o.pagesOk}/${o.pages} page${o.pages === 1 ? '' : 's'} ${o.pattern ?? 'as written'}`,
   'wrong-data': (o) => `wrong data: ${o.pagesOk}/${o.pages} pages ok; page ${o.firstBad.page} shows page ${o.firstBad.index} (${o.firstBad.word}), expected page ${o.firstBad.expectIndex}`,
   sigbus: (o) => `SIGBUS at page ${o.page ?? '?'} (${o.code}, addr ${o.addr})`,
   sigsegv: (o) => `SIGSEGV at page ${o.page ?? '?'} (${o.code}, addr ${o.addr})`,
@@ -51,6 +51,17 @@ const CELL: Formatters = {
 
 export function verdict(o: Outcome): string {
   return (VERDICT[o.kind] as (x: Outcome) => string)(o);
+}
+
+/** The long verdict of a cell: a passing write, isolation or mprotect check says what passed. */
+export function cellVerdict(r: CheckResult): string {
+  if (r.outcome.kind === 'ok') {
+    const page = r.outcome.pattern ? `page 0 still reads ${r.outcome.pattern}` : 'page 0 still reads as written';
+    if (r.check === 'shared-write') return 'the write reached the driver (read() sees it)';
+    if (r.check === 'private-isolation') return `the write stayed private (neither read() nor MAP_SHARED sees it); ${page}`;
+    if (r.check === 'mprotect') return `mprotect(PROT_WRITE) allowed; ${page}`;
+  }
+  return verdict(r.outcome);
 }
 
 export function cell(o: Outcome): string {
@@ -111,7 +122,7 @@ function renderGrid(report: RunReport, c: ChalkInstance): string[] {
 function renderDetail(r: CheckResult, c: ChalkInstance): string[] {
   const mark =
     r.outcome.kind === 'skipped' ? c.dim('(no verdict)') : r.matchesExpected ? c.green('as expected') : c.red.bold(`UNEXPECTED (expected ${describeExpected(r.expected)})`);
-  const out = [`${c.bold(r.check.padEnd(18))} ${colourCell(r, verdict(r.outcome), c)}  ${mark}`];
+  const out = [`${c.bold(r.check.padEnd(18))} ${colourCell(r, cellVerdict(r), c)}  ${mark}`];
   const pad = ' '.repeat(19);
   out.push(`${pad}${c.dim('exit:')} ${r.exitDescription}`);
   for (const t of r.traced) out.push(`${pad}${c.dim('traced:')} ${describeCalls(t)} ${c.dim(`(from ${t.caller})`)}`);

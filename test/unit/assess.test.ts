@@ -18,7 +18,7 @@ describe('assessing real guest runs', () => {
     expect(cell('private').explanation?.id).toBe('cow-remap-ignored');
     expect(cell('private').explanation?.why.join(' ')).toMatch(/all 16 calls failed \(traced: remap_pfn_range\(\) returned -EINVAL 16×, each for 4096 bytes/);
     expect(cell('private').kernelLog.map((l) => l.text)).toContain('mmaplab: mmap seed: 16 pages at pgoff 0, MAP_PRIVATE, copy-on-write');
-    expect(cell('shared').outcome).toEqual({ kind: 'ok', pagesOk: 16, pages: 16 });
+    expect(cell('shared').outcome).toEqual({ kind: 'ok', pagesOk: 16, pages: 16, pattern: '0xaabbccdd' });
     expect(cell('shared').traced[0]!.returns).toEqual({ '0': 16 });
     expect(cell('shared').pageReports.every((p) => p.word === '0xaabbccdd' && p.index === p.expectIndex)).toBe(true);
     expect(cell('shared').seedPrintf).toBe('[ffffffdd]');

@@ -12,7 +12,9 @@ describe('terminal report, one strategy', () => {
     const text = renderRunText(fixtureReport('seed'), plain);
     expect(text).toMatch(/^mmaplab run: the seed driver on debian:bookworm$/m);
     expect(text).toMatch(/^private +SIGBUS at page 0 \(BUS_ADRERR, addr 0x[0-9a-f]+\) +as expected$/m);
-    expect(text).toMatch(/^shared +16\/16 pages as written +as expected$/m);
+    expect(text).toMatch(/^shared +16\/16 pages 0xaabbccdd +as expected$/m);
+    expect(text).toMatch(/^shared-write +the write reached the driver \(read\(\) sees it\) +as expected$/m);
+    expect(text).toMatch(/^oversize +mmap\(\) failed: EIO \(Input\/output error\) +as expected$/m);
     expect(text).toContain('exit: Bus error (exit status 135, SIGBUS)');
     expect(text).toMatch(/traced: remap_pfn_range\(\) returned -EINVAL 16× \(from seed_mmap\+/);
     expect(text).toMatch(/MAP_PRIVATE made the mapping copy-on-write/);
@@ -53,7 +55,7 @@ describe('terminal report, the grid', () => {
     Object.assign(r, runStatus(r.results, []));
     const t = renderRunText(r, plain);
     expect(t).toMatch(/^fault +ok +ok +ok +ok +ok +ok +ok! +EINVAL$/m);
-    expect(t).toMatch(/^fault \/ offset +13\/13 pages as written +UNEXPECTED \(expected every page as written\)$/m);
+    expect(t).toMatch(/^fault \/ offset +13\/13 pages 0xaabbccdd +UNEXPECTED \(expected every page as written\)$/m);
     expect(t).toMatch(/^FAIL: 1 of 56 outcomes differ/m);
   });
 
