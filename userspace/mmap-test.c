@@ -24,7 +24,9 @@
  *   oversize           MAP_SHARED one page larger than the buffer: must be refused
  *
  * Every page carries the 32-bit pattern at offset 0 and its own index at offset
- * 4. Every finding is one JSON object per line on stdout, so the host can parse
+ * 4 (--no-index: only the pattern, for a driver of the user's own). --pfns adds
+ * each page's frame number from /proc/self/pagemap (root only), so the host can
+ * tell whether every page is a different page. Every finding is one JSON object per line on stdout, so the host can parse
  * the run without scraping prose; the host decides what the findings mean.
  * A SIGBUS or SIGSEGV is caught to say which page and address faulted and why
  * (si_code); the handler then lets the signal kill the process as it would have
@@ -146,7 +148,7 @@ static void on_fault(int sig, siginfo_t *si, void *uctx)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: mmap-test --device PATH --checks CHECK[,CHECK...] [--pages N] [--pattern 0xWORD] [--timeout S] [--kmsg] [--trace DIR]\n");
+	fprintf(stderr, "usage: mmap-test --device PATH --checks CHECK[,CHECK...] [--pages N] [--pattern 0xWORD] [--timeout S] [--kmsg] [--trace DIR] [--no-index] [--pfns]\n");
 	exit(4);
 }
 
@@ -158,6 +160,9 @@ static const char *errno_name(int e)
 }
 
 static const char *device;
+static int check_index = 1;	/* --no-index: a driver of the user's own writes only the pattern */
+static int want_pfns;		/* --pfns: report each page's frame from /proc/self/pagemap */
+static int pagemap_fd = -1;
 static unsigned long pages = 16;
 static uint32_t pattern = 0xaabbccddU;
 static long psize;
@@ -211,18 +216,39 @@ static void catch_faults(void *base, long first_page)
 	sigaction(SIGSEGV, &sa, NULL);
 }
 
+/* The page frame behind a mapped address (root only), or 0 when unknown. */
+static unsigned long long frame_of(const void *p)
+{
+	unsigned long long entry = 0;
+	off_t at = (off_t)((uintptr_t)p / (uintptr_t)psize) * 8;
+
+	if (pagemap_fd < 0 || pread(pagemap_fd, &entry, sizeof(entry), at) != (ssize_t)sizeof(entry))
+		return 0;
+	/* Bit 63: present; bits 0-54: the frame number. */
+	return (entry >> 63) ? entry & ((1ULL << 55) - 1) : 0;
+}
+
 /* Read one page: the pattern word and the index; expect the index `want`. */
 static int read_page(const void *p, unsigned long page, unsigned long want)
 {
 	const volatile uint32_t *w = p;
 	uint32_t word = w[0], index = w[1];
-	int ok = word == pattern && index == want;
+	int ok = word == pattern && (!check_index || index == want);
+	char pfn[32] = "null", expect[24] = "null";
 
 	if (page == 0 && want == 0)
 		/* What the question's printf("[%x]", ((char *)m)[0]) prints: a sign-extended char. */
 		printf("{\"t\":\"seed-printf\",\"text\":\"[%x]\"}\n", ((const volatile char *)p)[0]);
-	printf("{\"t\":\"page\",\"page\":%lu,\"addr\":\"%p\",\"word\":\"0x%08x\",\"index\":%u,\"expectIndex\":%lu,\"ok\":%s}\n",
-	       page, p, word, index, want, ok ? "true" : "false");
+	if (pagemap_fd >= 0) {
+		unsigned long long f = frame_of(p);
+
+		if (f)
+			snprintf(pfn, sizeof(pfn), "\"0x%llx\"", f);
+	}
+	if (check_index)
+		snprintf(expect, sizeof(expect), "%lu", want);
+	printf("{\"t\":\"page\",\"page\":%lu,\"addr\":\"%p\",\"word\":\"0x%08x\",\"index\":%u,\"expectIndex\":%s,\"pfn\":%s,\"ok\":%s}\n",
+	       page, p, word, index, expect, pfn, ok ? "true" : "false");
 	return ok;
 }
 
@@ -337,6 +363,9 @@ static void mprotect_check(void)
 
 static int run_check(const char *check)
 {
+	/* Opened in the child: /proc/self is the process that maps. */
+	if (want_pfns)
+		pagemap_fd = open("/proc/self/pagemap", O_RDONLY);
 	printf("{\"t\":\"start\",\"check\":\"%s\",\"device\":\"%s\",\"pages\":%lu,\"pageSize\":%ld,\"pattern\":\"0x%08x\"}\n",
 	       check, device, pages, psize, pattern);
 	if (!strcmp(check, "private"))
@@ -482,6 +511,10 @@ int main(int argc, char **argv)
 			trace_dir = argv[++a];
 		else if (!strcmp(argv[a], "--kmsg"))
 			mark = 1;
+		else if (!strcmp(argv[a], "--no-index"))
+			check_index = 0;
+		else if (!strcmp(argv[a], "--pfns"))
+			want_pfns = 1;
 		else
 			usage();
 	}

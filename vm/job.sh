@@ -6,8 +6,11 @@
 #
 # Usage: run.sh DIR, where DIR/job.env sets JOB_ID, STRATEGY, MODULE (a path
 # relative to DIR), MODULE_NAME, MODULE_PARAMS, DEVICE_NAME, DEVICE, TEST
-# (relative to DIR), CHECKS (comma-separated), PAGES, PATTERN, STEP_TIMEOUT and TRACE_KEEP (1:
-# leave the kprobe events registered for the next job, as a guest does).
+# (relative to DIR), CHECKS (comma-separated), PAGES, PATTERN, STEP_TIMEOUT, TRACE_KEEP (1:
+# leave the kprobe events registered for the next job, as a guest does), and
+# optionally TEST_FLAGS (more mmap-test options) and INSPECT=1 (a driver of the
+# user's own: find its device if DEVICE_NAME is empty, look for vmalloc areas
+# it leaves behind after rmmod, report the taint flags).
 set -u
 dir=${1:-$(dirname "$0")}
 . "$dir/job.env"
@@ -78,33 +81,80 @@ mark "job $JOB_ID begin"
 trace_setup
 printf '{"t":"tracing","on":%s}\n' "$([ "$tracing" = 1 ] && echo true || echo false)"
 
+# Character devices as "major name" lines, from /proc/devices.
+char_devices() {
+  section=
+  while read -r a b; do
+    case "$a" in Character) section=c; continue ;; Block) section=b; continue ;; esac
+    [ "$section" = c ] && [ -n "$b" ] && echo "$a $b"
+  done < /proc/devices
+}
+INSPECT=${INSPECT:-0}
+if [ "$INSPECT" = 1 ]; then
+  devices_before=$(char_devices)
+  nodes_before=$(ls /dev)
+  [ -r /proc/vmallocinfo ] && vmalloc_before=$(awk '{ print $1, $2 }' /proc/vmallocinfo)
+fi
+
 mark "step insmod"
 out=$(timeout "$STEP_TIMEOUT" insmod "$dir/$MODULE" $MODULE_PARAMS 2>&1)
 rc=$?
 step insmod "$rc" "$out"
 [ "$rc" -eq 0 ] || finish
 
-# The driver's major from /proc/devices, with the shell's own read (no process per step).
+# The driver's device: by name in /proc/devices, or (INSPECT, no name given) the
+# character device insmod added, or the node devtmpfs made for a misc/class device.
 major=
-while read -r num name; do
-  [ "$name" = "$DEVICE_NAME" ] && major=$num && break
-done < /proc/devices
-if [ -z "$major" ]; then
-  step device 1 "no '$DEVICE_NAME' in /proc/devices"
+if [ -n "$DEVICE_NAME" ]; then
+  while read -r num name; do
+    [ "$name" = "$DEVICE_NAME" ] && major=$num && break
+  done < /proc/devices
+elif [ "$INSPECT" = 1 ] && [ -n "$DEVICE" ] && [ -c "$DEVICE" ]; then
+  step device 0 "$DEVICE (given)"
+  DEVICE_FOUND=1
 else
-  rm -f "$DEVICE"
-  out=$(mknod "$DEVICE" c "$major" 0 2>&1)
-  step device $? "$DEVICE $major:0 $out"
+  new=$(char_devices | while read -r num name; do
+    case "$devices_before" in *"$num $name"*) ;; *) echo "$num $name" ;; esac
+  done)
+  if [ -n "$new" ]; then
+    set -- $new
+    major=$1
+    DEVICE_NAME=$2
+    DEVICE=/dev/mmaplab-$2
+  else
+    for n in $(ls /dev); do
+      case " $(echo $nodes_before) " in *" $n "*) ;; *) [ -c "/dev/$n" ] && DEVICE=/dev/$n && break ;; esac
+    done
+    [ -c "${DEVICE:-}" ] && step device 0 "$DEVICE (made by devtmpfs)" && DEVICE_FOUND=1
+  fi
+fi
+if [ "${DEVICE_FOUND:-0}" != 1 ]; then
+  if [ -z "$major" ]; then
+    step device 1 "no new character device after insmod${DEVICE_NAME:+ (looked for '$DEVICE_NAME' in /proc/devices)}"
+  else
+    rm -f "$DEVICE"
+    out=$(mknod "$DEVICE" c "$major" 0 2>&1)
+    step device $? "$DEVICE $major:0 ($DEVICE_NAME) $out"
+  fi
 fi
 
 # The test program runs every check in a child of its own, marks each in the
 # kernel log, and reports the traced calls of each.
 if [ "$tracing" = 1 ]; then set -- --trace "$T"; else set --; fi
+# shellcheck disable=SC2086
 "$dir/$TEST" --device "$DEVICE" --checks "$CHECKS" --pages "$PAGES" --pattern "$PATTERN" \
-  --timeout "$STEP_TIMEOUT" --kmsg "$@"
+  --timeout "$STEP_TIMEOUT" --kmsg ${TEST_FLAGS:-} "$@"
 
 mark "step rmmod"
 out=$(timeout "$STEP_TIMEOUT" rmmod "$MODULE_NAME" 2>&1)
-step rmmod $? "$out"
-rm -f "$DEVICE"
+rc=$?
+step rmmod $rc "$out"
+case "$DEVICE" in /dev/mmaplab*) rm -f "$DEVICE" ;; esac
+if [ "$INSPECT" = 1 ] && [ "$rc" -eq 0 ] && [ -r /proc/vmallocinfo ]; then
+  # vmalloc areas that appeared while the driver was loaded and are still there after rmmod.
+  awk '{ print $1, $2 }' /proc/vmallocinfo | while read -r range size; do
+    case "$vmalloc_before" in *"$range $size"*) ;; *) grep -F "$range" /proc/vmallocinfo ;; esac
+  done | json_lines vmalloc-left
+fi
+[ "$INSPECT" = 1 ] && printf '{"t":"tainted","value":%s}\n' "$(cat /proc/sys/kernel/tainted)"
 finish

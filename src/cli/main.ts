@@ -97,6 +97,65 @@ Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_ST
       process.exitCode = report.exitCode;
     });
   program
+    .command('check')
+    .description("check a driver of your own in a guest (never this machine's kernel): it builds, loads, maps correctly and cleans up")
+    .argument('<driver>', 'the driver: a folder (with or without its own Kbuild/Makefile) or one .c file')
+    .addOption(new Option('--kernel <spec>', 'kernel to boot: debian:<suite>').default('debian:bookworm').argParser(kernelSpecArg))
+    .option('--flavour <flavour>', 'Debian kernel flavour', 'cloud-amd64')
+    .option('--device <path>', 'the device node to open, when mmaplab cannot find the one the driver registers')
+    .addOption(new Option('--pages <n>', 'how many pages the driver maps').default(16).argParser(positiveInt('--pages', 4096)))
+    .option('--expect-pattern <word>', 'the 32-bit word each page starts with (little-endian: the lab\'s bytes aa bb cc dd are 0xddccbbaa)', '0xaabbccdd')
+    .addOption(new Option('--accel <accel>', 'accelerator').choices(['auto', 'kvm', 'tcg']).default('auto'))
+    .addOption(new Option('--timeout <seconds>', 'hard deadline for each pass, boot included').default(120).argParser(positiveInt('--timeout', 3600)))
+    .addOption(new Option('--memory <MiB>', 'guest memory').default(256).argParser(positiveInt('--memory', 16384)))
+    .option('--json', 'print the result as one JSON document')
+    .option('--output-dir <dir>', "keep this check's artefacts here")
+    .addOption(new Option('--archive-uri <uri>', 'Debian archive').env('MMAPLAB_DEBIAN_ARCHIVE'))
+    .addOption(new Option('--security-uri <uri>', 'Debian security archive').env('MMAPLAB_DEBIAN_SECURITY_ARCHIVE'))
+    .option('--refresh-kernel', 'look up the newest kernel of the suite even when one is cached')
+    .option('--no-color', 'plain output even on a terminal')
+    .option('-v, --verbose', 'show progress and every command run')
+    .action(async (driver: string, o: CheckCliOptions) => {
+      const pattern = /^0x[0-9a-f]{1,8}$/i.test(o.expectPattern) ? Number.parseInt(o.expectPattern, 16) : Number.NaN;
+      if (Number.isNaN(pattern)) throw new CommanderError(2, 'mmaplab.usage', `--expect-pattern must be a 32-bit hex word such as 0xaabbccdd, not '${o.expectPattern}'`);
+      const { checkDriver } = await import('../commands/check.js');
+      const err = makeStyle({ color: o.color === false ? false : undefined, stream: process.stderr });
+      const showProgress = o.verbose || (process.stderr.isTTY && !o.json);
+      const report = await checkDriver({
+        source: resolve(driver),
+        kernel: o.kernel,
+        flavour: o.flavour,
+        device: o.device,
+        pages: o.pages,
+        pattern,
+        accel: o.accel,
+        timeoutS: o.timeout,
+        memoryMb: o.memory,
+        outputDir: o.outputDir,
+        archiveUri: o.archiveUri,
+        securityUri: o.securityUri,
+        refreshKernel: !!o.refreshKernel,
+        onProgress: showProgress ? (phase, msg) => process.stderr.write(err.dim(`[${phase}] ${msg}\n`)) : undefined,
+      });
+      if (process.env.GITHUB_ACTIONS === 'true') {
+        const { MmaplabError } = await import('../util/errors.js');
+        const builds = report.items.find((i) => i.id === 'builds');
+        if (builds?.verdict === 'fail') {
+          // The structured diagnostics live on the build failure; the report keeps their text.
+          const locations = (builds.details ?? []).map((d) => /^(.+?):(\d+):(?:(\d+):)? (error|warning): (.*)$/.exec(d)).filter((m): m is RegExpExecArray => !!m)
+            .map((m) => ({ severity: m[4] as 'error' | 'warning', file: m[1], line: Number(m[2]), column: m[3] ? Number(m[3]) : undefined, message: m[5]! }));
+          for (const a of githubAnnotations(new MmaplabError('build', '', { locations }))) process.stdout.write(`${a}\n`);
+        }
+      }
+      if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      else {
+        const { renderCheckText } = await import('../report/check-text.js');
+        process.stdout.write(renderCheckText(report, makeStyle({ color: o.color === false ? false : undefined })));
+      }
+      process.exitCode = report.exitCode;
+    });
+
+  program
     .command('parse')
     .description('re-read a saved run (its directory, or a console.log) and print the same report, without a guest')
     .argument('<path>', 'a run directory (console.log, records.jsonl, results.json) or a console log')
@@ -129,6 +188,24 @@ function listOption(flag: string, value: string | undefined, known: readonly str
   }
   // Keep the canonical order, so grids always read the same way.
   return known.filter((k) => picked.includes(k));
+}
+
+interface CheckCliOptions {
+  kernel: string;
+  flavour: string;
+  device?: string;
+  pages: number;
+  expectPattern: string;
+  accel: 'auto' | 'kvm' | 'tcg';
+  timeout: number;
+  memory: number;
+  json?: boolean;
+  outputDir?: string;
+  archiveUri?: string;
+  securityUri?: string;
+  refreshKernel?: boolean;
+  color?: boolean;
+  verbose?: boolean;
 }
 
 interface RunCliOptions {

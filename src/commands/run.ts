@@ -55,7 +55,7 @@ export interface RunOptions {
   onProgress?: (phase: Phase, message: string) => void;
 }
 
-async function makeRunDir(opts: RunOptions): Promise<string> {
+export async function makeRunDir(opts: Pick<RunOptions, 'outputDir' | 'stateDir'>): Promise<string> {
   if (opts.outputDir) {
     const dir = resolve(opts.outputDir);
     await mkdir(dir, { recursive: true });
@@ -68,7 +68,7 @@ async function makeRunDir(opts: RunOptions): Promise<string> {
 }
 
 /** Probe KVM with a real guest: it must reach the agent within the deadline. */
-function kvmProbe(qemu: QemuInfo, kernel: Kernel, initrd: string, runDir: string, memoryMb: number) {
+export function kvmProbe(qemu: QemuInfo, kernel: Kernel, initrd: string, runDir: string, memoryMb: number) {
   return async (): Promise<string | undefined> => {
     const r = await GuestVm.start(
       { accel: 'kvm', memoryMb, kernelImage: kernel.image, initrd, append: [...BASE_APPEND, 'mmaplab.probe'], firmware: qemu.firmware },
@@ -83,7 +83,7 @@ function kvmProbe(qemu: QemuInfo, kernel: Kernel, initrd: string, runDir: string
   };
 }
 
-interface Booted {
+export interface Booted {
   vm: GuestVm;
   bootMs: number;
   guestUptimeS: number;
@@ -91,12 +91,12 @@ interface Booted {
 }
 
 /** Boot, retrying once when the kernel panics before init ran (a known TCG/QEMU flake, not the driver). */
-async function bootGuest(
+export async function bootGuest(
   qemu: QemuInfo,
   accel: Accel,
   kernel: Kernel,
   initrd: string,
-  opts: RunOptions,
+  opts: Pick<RunOptions, 'memoryMb' | 'timeoutS'>,
   notes: string[],
   consoleLog: string,
 ): Promise<Booted> {

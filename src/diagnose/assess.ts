@@ -8,7 +8,7 @@ import type { GuestRecord } from '../guest/protocol.js';
 import { checkWindow, describeExitStatus, isMarker, observeJob } from '../parse/job-records.js';
 import { findProblems, isAmbient, isRoutineNoise, parseKernelLog, type KernelLine, type KernelProblem } from '../parse/kmsg.js';
 import { summariseTrace } from '../parse/trace.js';
-import type { CheckResult, Outcome, StrategyRun } from '../report/model.js';
+import type { CheckResult, Outcome, StepResult, StrategyRun } from '../report/model.js';
 import { expectationFor, matchesExpected } from './expectations.js';
 import { explain } from './explain.js';
 
@@ -32,6 +32,8 @@ export interface Assessment {
   kernelLog: KernelLine[];
   notes: string[];
   consoleTail: string[];
+  /** What an INSPECT job found besides the checks: the device step, vmalloc areas left, taint. */
+  inspect: { device: StepResult | undefined; vmallocLeft: string[]; tainted: number | undefined };
 }
 
 /** The console from the job's begin marker on (the console also carries boot messages). */
@@ -138,5 +140,6 @@ export function assessJob(input: AssessInput): Assessment {
     kernelLog: lines.filter((l) => !isMarker(l.text)),
     notes,
     consoleTail: obs.complete ? [] : input.console.trimEnd().split('\n').slice(-15),
+    inspect: { device: obs.steps.device, vmallocLeft: obs.vmallocLeft, tainted: obs.tainted },
   };
 }

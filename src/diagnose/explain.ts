@@ -119,7 +119,7 @@ function mmapFailed(ctx: ExplainContext, o: Extract<Outcome, { kind: 'mmap-faile
 
 function wrongData(ctx: ExplainContext, o: Extract<Outcome, { kind: 'wrong-data' }>): Explanation {
   const b = o.firstBad;
-  if (b.word === '0xaabbccdd' && b.index !== b.expectIndex) {
+  if (b.word === '0xaabbccdd' && b.expectIndex !== null && b.index !== b.expectIndex) {
     return {
       id: 'ignores-pgoff',
       summary: 'a mapping at a non-zero offset shows the wrong pages: the driver ignores vm_pgoff',
@@ -135,7 +135,7 @@ function wrongData(ctx: ExplainContext, o: Extract<Outcome, { kind: 'wrong-data'
   }
   return {
     id: 'wrong-data',
-    summary: `${o.pagesOk}/${o.pages} pages read as written; page ${b.page} held ${b.word} (index ${b.index}, expected ${b.expectIndex})`,
+    summary: `${o.pagesOk}/${o.pages} pages read as written; page ${b.page} held ${b.word}${b.expectIndex === null ? '' : ` (index ${b.index}, expected ${b.expectIndex})`}`,
     why: ['The mapped memory does not hold the pattern the driver wrote: the mapping points at other memory than the buffer.'],
     fixes: ['compute each page from the buffer (vmalloc_to_pfn/vmalloc_to_page of buffer + i * PAGE_SIZE), never virt_to_phys() on vmalloc memory'],
   };

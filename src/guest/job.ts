@@ -31,6 +31,13 @@ export interface LabJob {
   pattern: number;
   /** Inside the guest: the longest any single step may take. */
   stepTimeoutS: number;
+  /**
+   * A driver of the user's own: find its device when deviceName is empty (or use
+   * `device` if it exists), look for vmalloc areas left after rmmod, report taint.
+   */
+  inspect?: boolean;
+  /** More mmap-test options, e.g. --no-index --pfns. */
+  testFlags?: string[];
 }
 
 /** The lab's job: the bundled driver's device, the seed's pattern, both modes. */
@@ -79,6 +86,8 @@ export function jobEnv(job: LabJob, files: { module: string; test: string }, tra
     PATTERN: `0x${job.pattern.toString(16).padStart(8, '0')}`,
     STEP_TIMEOUT: String(job.stepTimeoutS),
     TRACE_KEEP: traceKeep ? '1' : '0',
+    INSPECT: job.inspect ? '1' : '0',
+    TEST_FLAGS: (job.testFlags ?? []).join(' '),
   };
   return Object.entries(vars)
     .map(([k, v]) => `${k}=${shellQuote(v)}\n`)

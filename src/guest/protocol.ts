@@ -21,12 +21,17 @@ export type GuestRecord =
   /** A tracefs line while a check ran (kprobe events on the mapping calls). */
   | { t: 'trace'; check: CheckName; line: string }
   | { t: 'exit'; check: CheckName; status: number }
+  /** INSPECT jobs: a /proc/vmallocinfo line that appeared while the driver was loaded and outlived rmmod. */
+  | { t: 'vmalloc-left'; line: string }
+  /** INSPECT jobs: /proc/sys/kernel/tainted at the end. */
+  | { t: 'tainted'; value: number }
   // From the test program:
   | { t: 'start'; check: CheckName; device: string; pages: number; pageSize: number; pattern: string }
   | { t: 'open'; ok: boolean; mode?: string; errno?: number; err?: string; msg?: string }
   | { t: 'mmap'; ok: boolean; page: number; addr?: string; len?: number; pgoff?: number; prot?: string; flags?: string; errno?: number; err?: string; msg?: string }
   | { t: 'seed-printf'; text: string }
-  | { t: 'page'; page: number; addr: string; word: string; index: number; expectIndex: number; ok: boolean }
+  /** expectIndex: null when the driver's pages carry no index (--no-index); pfn: null when unknown. */
+  | { t: 'page'; page: number; addr: string; word: string; index: number; expectIndex: number | null; pfn?: string | null; ok: boolean }
   | { t: 'write'; page: number; offset: number; value: string }
   | { t: 'readback'; via: 'read' | 'shared'; ok: boolean; value?: string; matches?: boolean; err?: string }
   | { t: 'mprotect'; ok: boolean; errno?: number; err?: string; msg?: string }

@@ -28,6 +28,10 @@ export interface JobObservation {
   complete: boolean;
   /** Lines that were not records: kept for the report. */
   stray: string[];
+  /** INSPECT jobs: vmalloc areas that outlived rmmod (raw /proc/vmallocinfo lines). */
+  vmallocLeft: string[];
+  /** INSPECT jobs: the kernel's taint mask at the end. */
+  tainted: number | undefined;
 }
 
 const SIGNALS: Record<number, [string, string]> = {
@@ -100,7 +104,7 @@ function outcomeOf(check: CheckName, recs: readonly GuestRecord[], exitStatus: n
 }
 
 export function observeJob(records: readonly GuestRecord[], checks: readonly CheckName[]): JobObservation {
-  const obs: JobObservation = { steps: {}, checks: [], kmsg: [], tracing: false, complete: false, stray: [] };
+  const obs: JobObservation = { steps: {}, checks: [], kmsg: [], tracing: false, complete: false, stray: [], vmallocLeft: [], tainted: undefined };
   const recsOf = new Map<CheckName, GuestRecord[]>();
   const exits = new Map<CheckName, number>();
   const traces = new Map<CheckName, string[]>();
@@ -134,6 +138,12 @@ export function observeJob(records: readonly GuestRecord[], checks: readonly Che
       case 'text':
         if (r.text.trim()) obs.stray.push(r.text);
         break;
+      case 'vmalloc-left':
+        obs.vmallocLeft.push(r.line);
+        break;
+      case 'tainted':
+        obs.tainted = r.value;
+        break;
       case 'ready':
       case 'job-end':
         break;
@@ -145,7 +155,7 @@ export function observeJob(records: readonly GuestRecord[], checks: readonly Che
     const recs = recsOf.get(check) ?? [];
     const pageReports = recs
       .filter((r): r is Rec<'page'> => r.t === 'page')
-      .map(({ page, addr, word, index, expectIndex, ok }) => ({ page, addr, word, index, expectIndex, ok }));
+      .map(({ page, addr, word, index, expectIndex, pfn, ok }) => ({ page, addr, word, index, expectIndex, ...(pfn === undefined ? {} : { pfn }), ok }));
     const status = exits.get(check);
     obs.checks.push({
       check,

@@ -12,7 +12,7 @@ export const SCHEMA_VERSION = 1;
 export type Outcome =
   /** pattern: the 32-bit word every page started with, as the check expected it. */
   | { kind: 'ok'; pagesOk: number; pages: number; pattern?: string }
-  | { kind: 'wrong-data'; pagesOk: number; pages: number; firstBad: { page: number; word: string; index: number; expectIndex: number } }
+  | { kind: 'wrong-data'; pagesOk: number; pages: number; firstBad: { page: number; word: string; index: number; expectIndex: number | null } }
   | { kind: 'sigbus'; page: number | null; addr: string; code: string; pagesOk: number }
   | { kind: 'sigsegv'; page: number | null; addr: string; code: string; pagesOk: number }
   | { kind: 'mmap-failed'; errno: string; message: string; page: number }
@@ -46,7 +46,10 @@ export interface PageReport {
   addr: string;
   word: string;
   index: number;
-  expectIndex: number;
+  /** null when the driver's pages carry no index. */
+  expectIndex: number | null;
+  /** The page frame behind the address, when the test could read it (null: unknown). */
+  pfn?: string | null;
   ok: boolean;
 }
 

@@ -16,7 +16,10 @@ type Formatters = { [K in OutcomeKind]: (o: Extract<Outcome, { kind: K }>) => st
 /** The long verdict. Every outcome kind must have one here, or this fails to compile. */
 const VERDICT: Formatters = {
   ok: (o) => `${o.pagesOk}/${o.pages} page${o.pages === 1 ? '' : 's'} ${o.pattern ?? 'as written'}`,
-  'wrong-data': (o) => `wrong data: ${o.pagesOk}/${o.pages} pages ok; page ${o.firstBad.page} shows page ${o.firstBad.index} (${o.firstBad.word}), expected page ${o.firstBad.expectIndex}`,
+  'wrong-data': (o) =>
+    o.firstBad.expectIndex === null
+      ? `wrong data: ${o.pagesOk}/${o.pages} pages ok; page ${o.firstBad.page} holds ${o.firstBad.word}`
+      : `wrong data: ${o.pagesOk}/${o.pages} pages ok; page ${o.firstBad.page} shows page ${o.firstBad.index} (${o.firstBad.word}), expected page ${o.firstBad.expectIndex}`,
   sigbus: (o) => `SIGBUS at page ${o.page ?? '?'} (${o.code}, addr ${o.addr})`,
   sigsegv: (o) => `SIGSEGV at page ${o.page ?? '?'} (${o.code}, addr ${o.addr})`,
   'mmap-failed': (o) => `mmap() failed: ${o.errno} (${o.message})`,

@@ -1,0 +1,36 @@
+/** The terminal report of `mmaplab check`: one line per check, a reason, and for a failure a hint. */
+import type { ChalkInstance } from 'chalk';
+import type { CheckReport } from '../commands/check.js';
+import { formatDiagnostic } from '../build/diagnostics.js';
+
+const MARK = { pass: '✓', fail: '✗', skip: '-' } as const;
+
+export function renderCheckText(r: CheckReport, c: ChalkInstance): string {
+  const out: string[] = [];
+  out.push(c.bold(`mmaplab check: ${r.driver.source}${r.driver.module ? ` (${r.driver.module}.ko)` : ''} on ${r.kernel.spec}`));
+  out.push(`  kernel   ${r.kernel.release}`);
+  if (r.machine) out.push(`  machine  ${r.machine.accel.toUpperCase()}, QEMU ${r.machine.qemu}${r.machine.boots > 1 ? `, ${r.machine.boots} boots` : ''}`);
+  out.push('');
+  for (const i of r.items) {
+    const colour = i.verdict === 'pass' ? c.green : i.verdict === 'fail' ? c.red.bold : c.dim;
+    out.push(`${colour(MARK[i.verdict])} ${i.title.padEnd(46)} ${i.verdict === 'fail' ? c.red(i.reason) : c.dim(i.reason)}`);
+    if (i.verdict !== 'pass' || i.id === 'builds') for (const d of i.details ?? []) out.push(`    ${d}`);
+    if (i.verdict === 'fail' && i.hint) out.push(`    ${c.yellow('hint:')} ${i.hint}`);
+  }
+  for (const w of r.driver.buildWarnings) if (!r.items.some((i) => i.details?.includes(formatDiagnostic(w)))) out.push(c.yellow(`    ${formatDiagnostic(w)}`));
+  for (const n of r.notes) out.push(c.dim(`note  ${n}`));
+  if (r.consoleTail.length) {
+    out.push(c.bold('console, last lines:'));
+    for (const l of r.consoleTail) out.push(c.dim(`  ${l.replace(/\r$/, '')}`));
+  }
+  out.push('');
+  const failed = r.items.filter((i) => i.verdict === 'fail').length;
+  const skipped = r.items.filter((i) => i.verdict === 'skip').length;
+  out.push(
+    r.status === 'pass'
+      ? c.green.bold(`PASS: ${r.items.length - skipped} checks passed${skipped ? `, ${skipped} skipped` : ''}`)
+      : c.red.bold(`FAIL: ${failed} of ${r.items.length} checks failed`),
+  );
+  out.push(c.dim(`artefacts  ${r.artifacts.dir}`));
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,53 @@
+/**
+ * mmaplab check on real guests: a student's driver as it is, through every
+ * check, and the ways a student's driver goes wrong.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { CheckReport } from '../../src/commands/check.js';
+import { qemuProcesses, runCli } from './cli.js';
+
+const DRIVERS = 'test/fixtures/drivers';
+
+afterEach(() => {
+  expect(qemuProcesses()).toEqual([]);
+});
+
+function verdicts(stdout: string): Record<string, string> {
+  const r = JSON.parse(stdout) as CheckReport;
+  return Object.fromEntries(r.items.map((i) => [i.id, i.verdict]));
+}
+
+describe('mmaplab check', () => {
+  it('passes a correct driver in the lab layout, unchanged, finding its device by itself', async () => {
+    const r = await runCli(['check', `${DRIVERS}/lab-layout/vmmap`, '--json']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(verdicts(r.stdout)).toEqual({
+      builds: 'pass', loads: 'pass', device: 'pass', shared: 'pass', 'distinct-pages': 'pass', private: 'pass',
+      write: 'skip', unloads: 'pass', kernel: 'pass', leaks: 'pass', taint: 'pass',
+    });
+  });
+
+  it('a driver that does not compile fails its first check with the compiler\'s file:line', async () => {
+    const r = await runCli(['check', `${DRIVERS}/compile-error`]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout).toMatch(/^✗ builds /m);
+    expect(r.stdout).toContain('test/fixtures/drivers/compile-error/compile_error.c:15:9: error:');
+  });
+
+  it('an oops fails the check that caused it, with the source line; the guest is replaced and the rest still run', async () => {
+    const r = await runCli(['check', `${DRIVERS}/null-deref-mmap`, '--json']);
+    expect(r.exitCode).toBe(1);
+    const rep = JSON.parse(r.stdout) as CheckReport;
+    expect(rep.machine?.boots).toBe(3);
+    expect(rep.results.map((x) => [x.check, x.outcome.kind])).toEqual([['shared', 'crash'], ['private', 'crash'], ['shared-write', 'crash']]);
+    const kernel = rep.items.find((i) => i.id === 'kernel')!;
+    expect(kernel.verdict).toBe('fail');
+    expect(kernel.details![0]).toMatch(/at broken_mmap\+0x[0-9a-f]+\/0x[0-9a-f]+ \(test\/fixtures\/drivers\/null-deref-mmap\/null_deref\.c:19\) \(3×\)$/);
+  }, 120_000);
+
+  it('bad usage: exit 2', async () => {
+    const r = await runCli(['check', `${DRIVERS}/lab-layout/vmmap`, '--expect-pattern', 'aabbccdd']);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/--expect-pattern must be a 32-bit hex word/);
+  });
+});

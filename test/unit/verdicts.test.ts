@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+import { checkItems, checksStatus, leakedAreas, taintLetters } from '../../src/diagnose/verdicts.js';
+import type { CheckResult } from '../../src/report/model.js';
+
+const page = (i: number, pfn: string | null) => ({ page: i, addr: `0x${i}000`, word: '0xaabbccdd', index: 0, expectIndex: null, pfn, ok: true });
+function shared(pfns: Array<string | null>): CheckResult {
+  return {
+    strategy: 'custom', check: 'shared', mode: 'shared', outcome: { kind: 'ok', pagesOk: pfns.length, pages: pfns.length, pattern: '0xaabbccdd' },
+    pagesOk: pfns.length, pages: pfns.length, expected: { kind: 'ok' }, matchesExpected: true, exitStatus: 0, exitDescription: 'exit status 0',
+    pageReports: pfns.map((p, i) => page(i, p)), seedPrintf: undefined, traced: [], kernelLog: [], explanation: undefined,
+  };
+}
+const base = {
+  build: { ok: true as const, warnings: [] },
+  insmod: { ok: true, status: 0, output: '' },
+  device: { ok: true, status: 0, output: '/dev/x 244:0' },
+  rmmod: { ok: true, status: 0, output: '' },
+  problems: [],
+  vmallocLeft: [],
+  tainted: 12288,
+  moduleName: 'kmmap',
+  pattern: '0xaabbccdd',
+};
+
+describe('check verdicts', () => {
+  it('fails a driver that maps the same page everywhere, naming the pages', () => {
+    const items = checkItems({ ...base, results: [shared(['0x100', '0x101', '0x100'])] });
+    expect(items.find((i) => i.id === 'distinct-pages')).toMatchObject({ verdict: 'fail', reason: 'pages 0 and 2 are the same physical page (frame 0x100)' });
+    expect(checksStatus(items).exitCode).toBe(1);
+  });
+
+  it('passes distinct pages, and skips the check when frames are unknown', () => {
+    expect(checkItems({ ...base, results: [shared(['0x100', '0x101'])] }).find((i) => i.id === 'distinct-pages')!.verdict).toBe('pass');
+    expect(checkItems({ ...base, results: [shared([null, null])] }).find((i) => i.id === 'distinct-pages')!.verdict).toBe('skip');
+  });
+
+  it('reads the taint mask', () => {
+    expect(taintLetters(12288)).toEqual(['O', 'E']);
+    expect(taintLetters(0)).toEqual([]);
+    expect(checkItems({ ...base, results: [] }).find((i) => i.id === 'taint')!.reason).toBe('O (out-of-tree module), E (unsigned module)');
+  });
+
+  it('finds the vmalloc areas an unloaded module left: its name, or a caller in module space', () => {
+    const lines = [
+      '0xffffc90000200000-0xffffc90000211000   69632 0xffffffffc0321045 pages=16 vmalloc N0=16',
+      '0xffffc90000300000-0xffffc90000305000   20480 dup_task_struct+0x4f/0x1f0 pages=4 vmalloc N0=4',
+      '0xffffc90000400000-0xffffc90000411000   69632 kmmap_init+0x20/0x100 [kmmap] pages=16 vmalloc',
+    ];
+    expect(leakedAreas(lines, 'kmmap')).toEqual([lines[0], lines[2]]);
+    const items = checkItems({ ...base, results: [], vmallocLeft: lines });
+    expect(items.find((i) => i.id === 'leaks')).toMatchObject({ verdict: 'fail', reason: '2 vmalloc areas still allocated' });
+  });
+
+  it('a build that fails is the first failed check; the rest are skipped', () => {
+    const items = checkItems({ ...base, build: { ok: false, message: 'does not compile', diagnostics: [{ severity: 'error', file: 'a.c', line: 3, column: 1, message: 'boom' }] }, results: [] });
+    expect(items.map((i) => [i.id, i.verdict])).toEqual([['builds', 'fail'], ['loads', 'skip'], ['device', 'skip']]);
+    expect(items[0]!.details).toEqual(['a.c:3:1: error: boom']);
+  });
+});
