@@ -272,16 +272,63 @@ static uint32_t driver_word(int fd)
 	return v;
 }
 
+/*
+ * Are the pages of a shared mapping different pages? pagemap cannot say for a
+ * PFN mapping (remap_pfn_range), so write a different marker into each page
+ * through a writable mapping and read them back: a page that shows another
+ * page's marker is that page. The original words are put back.
+ */
+static void alias_test(unsigned long npages)
+{
+	int fd = open(device, O_RDWR);
+	uint32_t *saved;
+	char *m;
+	unsigned long i, n = 0;
+
+	if (fd < 0) {
+		printf("{\"t\":\"alias\",\"tested\":false,\"why\":\"open(O_RDWR): %s\"}\n", errno_name(errno));
+		return;
+	}
+	m = mmap(NULL, npages * (unsigned long)psize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED) {
+		printf("{\"t\":\"alias\",\"tested\":false,\"why\":\"writable MAP_SHARED: %s\"}\n", errno_name(errno));
+		return;
+	}
+	saved = calloc(npages, sizeof(*saved));
+	for (i = 0; i < npages; i++)
+		saved[i] = *(volatile uint32_t *)(m + i * (unsigned long)psize + 12);
+	for (i = 0; i < npages; i++)
+		*(volatile uint32_t *)(m + i * (unsigned long)psize + 12) = 0x5eed1000U + (uint32_t)i;
+	printf("{\"t\":\"alias\",\"tested\":true,\"pairs\":[");
+	for (i = 0; i < npages; i++) {
+		uint32_t v = *(volatile uint32_t *)(m + i * (unsigned long)psize + 12);
+
+		if (v != 0x5eed1000U + (uint32_t)i)
+			printf("%s[%lu,%ld]", n++ ? "," : "", i, (v & 0xfffff000U) == 0x5eed1000U ? (long)(v - 0x5eed1000U) : -1L);
+	}
+	printf("]}\n");
+	for (i = npages; i-- > 0;)
+		*(volatile uint32_t *)(m + i * (unsigned long)psize + 12) = saved[i];
+	free(saved);
+	munmap(m, npages * (unsigned long)psize);
+}
+
 static void whole_area(int flags, unsigned long npages, unsigned long pgoff)
 {
 	int fd = open_device(O_RDONLY);
 	char *m = map(fd, npages, pgoff, PROT_READ, flags, -1);
-	unsigned long i, ok = 0;
+	unsigned long i, ok = 0, frames = 0;
 
 	close(fd);
 	catch_faults(m, 0);
-	for (i = 0; i < npages; i++)
+	for (i = 0; i < npages; i++) {
 		ok += read_page(m + i * (unsigned long)psize, i, pgoff + i);
+		frames += frame_of(m + i * (unsigned long)psize) != 0;
+	}
+	/* Asked whether the pages differ, and pagemap could not say: test by writing. */
+	if (want_pfns && flags == MAP_SHARED && pgoff == 0 && frames < npages && ok == npages)
+		alias_test(npages);
 	done(ok, npages);
 }
 

@@ -93,7 +93,8 @@ INSPECT=${INSPECT:-0}
 if [ "$INSPECT" = 1 ]; then
   devices_before=$(char_devices)
   nodes_before=$(ls /dev)
-  [ -r /proc/vmallocinfo ] && vmalloc_before=$(awk '{ print $1, $2 }' /proc/vmallocinfo)
+  # Without the address range (hashed for most readers): size, caller and the rest.
+  [ -r /proc/vmallocinfo ] && awk '{ $1 = ""; print }' /proc/vmallocinfo > "$dir/vmalloc-before"
 fi
 
 mark "step insmod"
@@ -150,11 +151,12 @@ out=$(timeout "$STEP_TIMEOUT" rmmod "$MODULE_NAME" 2>&1)
 rc=$?
 step rmmod $rc "$out"
 case "$DEVICE" in /dev/mmaplab*) rm -f "$DEVICE" ;; esac
-if [ "$INSPECT" = 1 ] && [ "$rc" -eq 0 ] && [ -r /proc/vmallocinfo ]; then
-  # vmalloc areas that appeared while the driver was loaded and are still there after rmmod.
-  awk '{ print $1, $2 }' /proc/vmallocinfo | while read -r range size; do
-    case "$vmalloc_before" in *"$range $size"*) ;; *) grep -F "$range" /proc/vmallocinfo ;; esac
-  done | json_lines vmalloc-left
+if [ "$INSPECT" = 1 ] && [ "$rc" -eq 0 ] && [ -r "$dir/vmalloc-before" ]; then
+  # vmalloc areas that appeared while the driver was loaded and are still there
+  # after rmmod: the lines of now that were not there before (counting repeats).
+  awk '{ $1 = ""; print }' /proc/vmallocinfo |
+    awk 'NR == FNR { seen[$0]++; next } { if (seen[$0] > 0) seen[$0]--; else print }' "$dir/vmalloc-before" - |
+    json_lines vmalloc-left
 fi
 [ "$INSPECT" = 1 ] && printf '{"t":"tainted","value":%s}\n' "$(cat /proc/sys/kernel/tainted)"
 finish

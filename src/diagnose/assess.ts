@@ -121,6 +121,7 @@ export function assessJob(input: AssessInput): Assessment {
       pageReports: c.pageReports,
       seedPrintf: c.seedPrintf,
       traced,
+      ...(c.aliases ? { aliases: c.aliases } : {}),
       kernelLog: checkLog,
       explanation: explain({ strategy: input.strategy, check: c.check, mode, outcome, pages: c.pages, kernelLog: checkLog, seedPrintf: c.seedPrintf, traced }),
     };

@@ -36,6 +36,8 @@ export type GuestRecord =
   | { t: 'readback'; via: 'read' | 'shared'; ok: boolean; value?: string; matches?: boolean; err?: string }
   | { t: 'mprotect'; ok: boolean; errno?: number; err?: string; msg?: string }
   | { t: 'fault'; signal: 'SIGBUS' | 'SIGSEGV'; signo: number; code: string; codeNum: number; addr: string; page: number | null }
+  /** Whether a shared mapping's pages differ, tested by writing (pairs: [page, the page it shows]). */
+  | { t: 'alias'; tested: boolean; pairs?: Array<[number, number]>; why?: string }
   | { t: 'done'; pagesOk: number; pages: number }
   /** A line that was not a record (a stray message); kept, never dropped. */
   | { t: 'text'; text: string };

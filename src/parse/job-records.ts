@@ -17,6 +17,7 @@ export interface CheckObservation {
   seedPrintf: string | undefined;
   /** tracefs lines recorded while this check ran. */
   trace: string[];
+  aliases?: { tested: boolean; pairs: Array<[number, number]>; why?: string };
 }
 
 export interface JobObservation {
@@ -103,6 +104,11 @@ function outcomeOf(check: CheckName, recs: readonly GuestRecord[], exitStatus: n
   return { kind: 'killed', signal: 'unknown', status: exitStatus };
 }
 
+function aliasesOf(recs: readonly GuestRecord[]): Pick<CheckObservation, 'aliases'> {
+  const a = recs.find((r): r is Rec<'alias'> => r.t === 'alias');
+  return a ? { aliases: { tested: a.tested, pairs: a.pairs ?? [], ...(a.why ? { why: a.why } : {}) } } : {};
+}
+
 export function observeJob(records: readonly GuestRecord[], checks: readonly CheckName[]): JobObservation {
   const obs: JobObservation = { steps: {}, checks: [], kmsg: [], tracing: false, complete: false, stray: [], vmallocLeft: [], tainted: undefined };
   const recsOf = new Map<CheckName, GuestRecord[]>();
@@ -165,6 +171,7 @@ export function observeJob(records: readonly GuestRecord[], checks: readonly Che
       pageReports,
       seedPrintf: recs.find((r): r is Rec<'seed-printf'> => r.t === 'seed-printf')?.text,
       trace: traces.get(check) ?? [],
+      ...aliasesOf(recs),
     });
   }
   return obs;

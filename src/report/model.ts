@@ -94,6 +94,8 @@ export interface CheckResult {
   seedPrintf: string | undefined;
   /** The kernel's mapping calls while this check ran (empty when tracing is unavailable). */
   traced: TracedCalls[];
+  /** check's distinct-pages test by writing, when page frames were not available: [page, the page it shows]. */
+  aliases?: { tested: boolean; pairs: Array<[number, number]>; why?: string };
   /** The driver's kernel log lines while this check ran. */
   kernelLog: KernelLine[];
   explanation: Explanation | undefined;

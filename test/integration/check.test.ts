@@ -45,6 +45,22 @@ describe('mmaplab check', () => {
     expect(kernel.details![0]).toMatch(/at broken_mmap\+0x[0-9a-f]+\/0x[0-9a-f]+ \(test\/fixtures\/drivers\/null-deref-mmap\/null_deref\.c:19\) \(3×\)$/);
   }, 120_000);
 
+  it('every page mapped to page 0: the pattern reads fine, but the pages are one page', async () => {
+    const r = await runCli(['check', `${DRIVERS}/page-zero`, '--json']);
+    expect(r.exitCode).toBe(1);
+    const rep = JSON.parse(r.stdout) as CheckReport;
+    expect(verdicts(r.stdout)).toMatchObject({ shared: 'pass', 'distinct-pages': 'fail', private: 'pass', leaks: 'pass' });
+    expect(rep.items.find((i) => i.id === 'distinct-pages')!.reason).toMatch(/^pages 0 and \d+ are the same physical page/);
+  });
+
+  it('a vmalloc area left after rmmod fails the leak check', async () => {
+    const r = await runCli(['check', `${DRIVERS}/vmalloc-leak`, '--json']);
+    expect(r.exitCode).toBe(1);
+    const rep = JSON.parse(r.stdout) as CheckReport;
+    expect(verdicts(r.stdout)).toMatchObject({ unloads: 'pass', leaks: 'fail', 'distinct-pages': 'pass' });
+    expect(rep.items.find((i) => i.id === 'leaks')!.details![0]).toMatch(/^ ?69632 0xffffffffc[0-9a-f]+ pages=16 vmalloc/);
+  });
+
   it('bad usage: exit 2', async () => {
     const r = await runCli(['check', `${DRIVERS}/lab-layout/vmmap`, '--expect-pattern', 'aabbccdd']);
     expect(r.exitCode).toBe(2);
