@@ -6,7 +6,7 @@
 import { formatDiagnostic, type Diagnostic } from '../build/diagnostics.js';
 import type { KernelProblem } from '../parse/kmsg.js';
 import type { CheckResult, StepResult } from '../report/model.js';
-import { cellVerdict } from '../report/text.js';
+import { cellVerdict } from '../report/verdict.js';
 
 export type Verdict = 'pass' | 'fail' | 'skip';
 

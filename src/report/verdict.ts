@@ -1,0 +1,66 @@
+/**
+ * Outcomes in words: the long verdict of a cell and the short one the grid
+ * shows. Shared by the renderers and by `check`'s verdicts.
+ */
+import type { CheckResult, Outcome, OutcomeKind } from './model.js';
+
+type Formatters = { [K in OutcomeKind]: (o: Extract<Outcome, { kind: K }>) => string };
+
+/** The long verdict. Every outcome kind must have one here, or this fails to compile. */
+const VERDICT: Formatters = {
+  ok: (o) => `${o.pagesOk}/${o.pages} page${o.pages === 1 ? '' : 's'} ${o.pattern ?? 'as written'}`,
+  'wrong-data': (o) =>
+    o.firstBad.expectIndex === null
+      ? `wrong data: ${o.pagesOk}/${o.pages} pages ok; page ${o.firstBad.page} holds ${o.firstBad.word}`
+      : `wrong data: ${o.pagesOk}/${o.pages} pages ok; page ${o.firstBad.page} shows page ${o.firstBad.index} (${o.firstBad.word}), expected page ${o.firstBad.expectIndex}`,
+  sigbus: (o) => `SIGBUS at page ${o.page ?? '?'} (${o.code}, addr ${o.addr})`,
+  sigsegv: (o) => `SIGSEGV at page ${o.page ?? '?'} (${o.code}, addr ${o.addr})`,
+  'mmap-failed': (o) => `mmap() failed: ${o.errno} (${o.message})`,
+  'open-failed': (o) => `open() failed: ${o.errno} (${o.message})`,
+  'write-lost': (o) => `the write did not reach the driver (read() saw ${o.seen})`,
+  'write-leaked': (o) => `the private write leaked into ${o.via === 'read' ? 'the driver' : 'a shared mapping'}`,
+  'mprotect-denied': (o) => `mprotect(PROT_WRITE) refused: ${o.errno}`,
+  killed: (o) => `killed by ${o.signal} (exit status ${o.status})`,
+  crash: (o) => `kernel crash: ${o.title}`,
+  hang: (o) => `hang in ${o.step}${o.evidence ? ` (${o.evidence})` : ''}`,
+  'not-run': (o) => `not run: ${o.reason}`,
+  skipped: (o) => `skipped: ${o.reason}`,
+};
+
+/** The grid cell: at most 9 characters. */
+const CELL: Formatters = {
+  ok: () => 'ok',
+  'wrong-data': (o) => `wrong@${o.firstBad.page}`,
+  sigbus: (o) => `SIGBUS@${o.page ?? '?'}`,
+  sigsegv: (o) => `SEGV@${o.page ?? '?'}`,
+  'mmap-failed': (o) => o.errno,
+  'open-failed': (o) => `open:${o.errno}`.slice(0, 9),
+  'write-lost': () => 'lost',
+  'write-leaked': () => 'leaked',
+  'mprotect-denied': (o) => `mp:${o.errno}`,
+  killed: (o) => o.signal.replace(/^SIG/, '').slice(0, 9),
+  crash: () => 'CRASH',
+  hang: () => 'HANG',
+  'not-run': () => '-',
+  skipped: () => 'skip',
+};
+
+export function verdict(o: Outcome): string {
+  return (VERDICT[o.kind] as (x: Outcome) => string)(o);
+}
+
+/** The long verdict of a cell: a passing write, isolation or mprotect check says what passed. */
+export function cellVerdict(r: CheckResult): string {
+  if (r.outcome.kind === 'ok') {
+    const page = r.outcome.pattern ? `page 0 still reads ${r.outcome.pattern}` : 'page 0 still reads as written';
+    if (r.check === 'shared-write') return 'the write reached the driver (read() sees it)';
+    if (r.check === 'private-isolation') return `the write stayed private (neither read() nor MAP_SHARED sees it); ${page}`;
+    if (r.check === 'mprotect') return `mprotect(PROT_WRITE) allowed; ${page}`;
+  }
+  return verdict(r.outcome);
+}
+
+export function cell(o: Outcome): string {
+  return (CELL[o.kind] as (x: Outcome) => string)(o);
+}
+
