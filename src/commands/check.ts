@@ -71,7 +71,7 @@ export interface CheckReport {
 }
 
 /** The mapping checks `check` runs, in order. */
-export const STUDENT_CHECKS: readonly CheckName[] = ['shared', 'private', 'shared-write'];
+export const STUDENT_CHECKS: readonly CheckName[] = ['shared', 'private', 'shared-write', 'oversize'];
 
 export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
   const progress = opts.onProgress ?? (() => {});

@@ -157,6 +157,22 @@ export function checkItems(f: CheckFindings): CheckItem[] {
           : { id: 'write', title: 'a write through MAP_SHARED reaches the driver', verdict: 'fail', reason: cellVerdict(write), ...(write.explanation ? { hint: write.explanation.fixes[0] ?? write.explanation.summary } : {}) },
   );
 
+  const over = cell('oversize');
+  const overTitle = 'a mapping larger than the buffer is refused';
+  items.push(
+    !over || over.outcome.kind === 'not-run'
+      ? skipped('oversize', overTitle, over?.outcome.kind === 'not-run' ? over.outcome.reason : 'the check did not run')
+      : over.outcome.kind === 'mmap-failed'
+        ? { id: 'oversize', title: overTitle, verdict: 'pass', reason: `mmap() of ${over.pages || 'one more'} pages refused with ${over.outcome.errno}` }
+        : {
+            id: 'oversize',
+            title: overTitle,
+            verdict: 'fail',
+            reason: `a mapping one page larger than the buffer was accepted: ${cellVerdict(over)}`,
+            hint: 'refuse what the buffer cannot back: if (vma_pages(vma) + vma->vm_pgoff > NPAGES) return -EINVAL;',
+          },
+  );
+
   const rm = f.rmmod;
   items.push(
     !rm

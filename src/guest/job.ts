@@ -59,7 +59,7 @@ function shellQuote(s: string): string {
 }
 
 interface JobFile {
-  /** Name under files/: content hash and original name. */
+  /** Path under files/: content hash, then the original name. */
   name: string;
   data: Buffer;
   mode: number;
@@ -68,7 +68,8 @@ interface JobFile {
 async function jobFile(path: string, mode: number): Promise<JobFile> {
   const data = await readFile(path);
   const hash = createHash('sha256').update(data).digest('hex').slice(0, 12);
-  return { name: `${hash}-${basename(path)}`, data, mode };
+  // In a folder named by the hash, so the program keeps its own name (the kernel log shows it as the task).
+  return { name: `${hash}/${basename(path)}`, data, mode };
 }
 
 export function jobEnv(job: LabJob, files: { module: string; test: string }, traceKeep: boolean): string {

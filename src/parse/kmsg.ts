@@ -69,6 +69,9 @@ const STARTERS: Array<[ProblemKind, RegExp]> = [
   ['hung-task', /^INFO: task .* blocked for more than/],
   ['rcu-stall', /^rcu: INFO: rcu_(sched|preempt) (self-)?detected stall/],
   ['oops', /^Oops: /],
+  // A PTE the kernel cannot make sense of (e.g. a bogus pfn mapped to userspace), then "Bad pagetable: 000c [#1]".
+  ['oops', /: Corrupted page table at address [0-9a-f]+$/],
+  ['oops', /^Bad pagetable: /],
 ];
 
 const FRAME = /^\s*(\?\s+)?([A-Za-z_.$][\w.$]*)(\+0x[0-9a-f]+\/0x[0-9a-f]+)?(?:\s+\[([\w-]+)\])?\s*$/;
@@ -89,7 +92,7 @@ export function findProblems(lines: readonly KernelLine[]): KernelProblem[] {
     const [kind] = starter;
     const prev = out[out.length - 1];
     // "BUG: kernel NULL pointer dereference" is followed by "#PF: ..." and "Oops: 0000 [#1]": one report.
-    if (kind === 'oops' && /^Oops: /.test(text) && prev && i - prev.line < 8 && prev.kind !== 'warning' && prev.kind !== 'panic') continue;
+    if (kind === 'oops' && /^(Oops|Bad pagetable): /.test(text) && prev && i - prev.line < 8 && prev.kind !== 'warning' && prev.kind !== 'panic') continue;
     out.push({ kind, title: text.trim(), time: lines[i]!.time, location: undefined, source: /\bat (\S+:\d+)/.exec(text)?.[1]?.replace(/!$/, ''), modules: [], callTrace: [], line: i, endLine: i + 1 });
   }
   // Attach RIP, module list and call trace from the lines that follow each starter.

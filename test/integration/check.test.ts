@@ -23,7 +23,7 @@ describe('mmaplab check', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(verdicts(r.stdout)).toEqual({
       builds: 'pass', loads: 'pass', device: 'pass', shared: 'pass', 'distinct-pages': 'pass', private: 'pass',
-      write: 'skip', unloads: 'pass', kernel: 'pass', leaks: 'pass', taint: 'pass',
+      write: 'skip', oversize: 'pass', unloads: 'pass', kernel: 'pass', leaks: 'pass', taint: 'pass',
     });
   });
 
@@ -38,11 +38,11 @@ describe('mmaplab check', () => {
     const r = await runCli(['check', `${DRIVERS}/null-deref-mmap`, '--json']);
     expect(r.exitCode).toBe(1);
     const rep = JSON.parse(r.stdout) as CheckReport;
-    expect(rep.machine?.boots).toBe(3);
-    expect(rep.results.map((x) => [x.check, x.outcome.kind])).toEqual([['shared', 'crash'], ['private', 'crash'], ['shared-write', 'crash']]);
+    expect(rep.machine?.boots).toBe(4);
+    expect(rep.results.map((x) => [x.check, x.outcome.kind])).toEqual([['shared', 'crash'], ['private', 'crash'], ['shared-write', 'crash'], ['oversize', 'crash']]);
     const kernel = rep.items.find((i) => i.id === 'kernel')!;
     expect(kernel.verdict).toBe('fail');
-    expect(kernel.details![0]).toMatch(/at broken_mmap\+0x[0-9a-f]+\/0x[0-9a-f]+ \(test\/fixtures\/drivers\/null-deref-mmap\/null_deref\.c:19\) \(3×\)$/);
+    expect(kernel.details![0]).toMatch(/at broken_mmap\+0x[0-9a-f]+\/0x[0-9a-f]+ \(test\/fixtures\/drivers\/null-deref-mmap\/null_deref\.c:19\) \(4×\)$/);
   }, 120_000);
 
   it('every page mapped to page 0: the pattern reads fine, but the pages are one page', async () => {
@@ -59,6 +59,20 @@ describe('mmaplab check', () => {
     const rep = JSON.parse(r.stdout) as CheckReport;
     expect(verdicts(r.stdout)).toMatchObject({ unloads: 'pass', leaks: 'fail', 'distinct-pages': 'pass' });
     expect(rep.items.find((i) => i.id === 'leaks')!.details![0]).toMatch(/^ ?69632 0xffffffffc[0-9a-f]+ pages=16 vmalloc/);
+  });
+
+  it('virt_to_phys() on vmalloc memory: other memory is mapped, the kernel objects, the checks say so', async () => {
+    const r = await runCli(['check', `${DRIVERS}/virt-to-phys`, '--json']);
+    expect(r.exitCode).toBe(1);
+    const rep = JSON.parse(r.stdout) as CheckReport;
+    expect(verdicts(r.stdout)).toMatchObject({ loads: 'pass', shared: 'fail', kernel: 'fail' });
+    expect(rep.items.find((i) => i.id === 'kernel')!.reason).toMatch(/Corrupted page table/);
+  });
+
+  it('one page too many: the oversize mapping is not refused', async () => {
+    const r = await runCli(['check', `${DRIVERS}/one-page-too-many`, '--json']);
+    expect(r.exitCode).toBe(1);
+    expect(verdicts(r.stdout)).toMatchObject({ shared: 'pass', 'distinct-pages': 'pass', oversize: 'fail', leaks: 'pass' });
   });
 
   it('bad usage: exit 2', async () => {

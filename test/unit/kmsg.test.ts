@@ -52,3 +52,17 @@ describe('problems in real guest consoles', () => {
     expect(findProblems(parseKernelLog(fixture('consoles', 'seed.console.log')))).toEqual([]);
   });
 });
+
+describe('a corrupted page table', () => {
+  it('is an oops, titled by the corruption, with the Bad pagetable line folded in', () => {
+    const lines = parseKernelLog(
+      [
+        '[    2.502815] mmap-test: Corrupted page table at address 7fb2f164f000',
+        '[    2.506249] PGD 2db2067 P4D 2db2067 PUD 2d9a067 PMD 2da1067 PTE 80023b7000000235',
+        '[    2.507108] Bad pagetable: 000c [#1] PREEMPT SMP NOPTI',
+        '[    2.508113] RIP: 0033:0x40286a',
+      ].join('\n'),
+    );
+    expect(findProblems(lines).map((p) => [p.kind, p.title])).toEqual([['oops', 'mmap-test: Corrupted page table at address 7fb2f164f000']]);
+  });
+});
