@@ -28,6 +28,23 @@ function kernelSpecArg(v: string): string {
   }
 }
 
+/** Options every command that boots a guest takes. */
+function addGuestOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--kernel <spec>', 'kernel to boot: debian:<suite>, e.g. debian:bookworm').default('debian:bookworm').argParser(kernelSpecArg))
+    .option('--flavour <flavour>', 'Debian kernel flavour (cloud-amd64 boots fastest)', 'cloud-amd64')
+    .addOption(new Option('--accel <accel>', 'accelerator: auto probes KVM and falls back to TCG').choices(['auto', 'kvm', 'tcg']).default('auto'))
+    .addOption(new Option('--timeout <seconds>', 'hard deadline for each job, boot included').default(120).argParser(positiveInt('--timeout', 3600)))
+    .addOption(new Option('--memory <MiB>', 'guest memory').default(256).argParser(positiveInt('--memory', 16384)))
+    .option('--json', 'print the result as one JSON document (schemaVersion 1)')
+    .option('--output-dir <dir>', "keep the artefacts here instead of the state directory")
+    .addOption(new Option('--archive-uri <uri>', "Debian archive to fetch kernels from (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_ARCHIVE'))
+    .addOption(new Option('--security-uri <uri>', "Debian security archive (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_SECURITY_ARCHIVE'))
+    .option('--refresh-kernel', 'look up the newest kernel of the suite even when one is cached')
+    .option('--no-color', 'plain output even on a terminal')
+    .option('-v, --verbose', 'show progress and every command run');
+}
+
 function buildProgram(): Command {
   const program = new Command('mmaplab')
     .description('Build a Linux driver and a test program, boot a real Debian kernel in QEMU, map the driver from userspace, and explain what happens.')
@@ -46,22 +63,10 @@ Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_ST
   program
     .command('run')
     .description('build the lab driver, boot it in a guest, and map it with MAP_PRIVATE and MAP_SHARED')
-    .addOption(new Option('--kernel <spec>', 'kernel to boot: debian:<suite>, e.g. debian:bookworm').default('debian:bookworm').argParser(kernelSpecArg))
-    .option('--flavour <flavour>', 'Debian kernel flavour (cloud-amd64 boots fastest)', 'cloud-amd64')
     .option('--strategy <names>', 'driver strategies to run, comma-separated (default: all)')
     .option('--check <names>', 'checks to run, comma-separated (default: all)')
-    .option('--module-dir <path>', 'build this driver (a folder, with or without a Kbuild/Makefile, or one .c file) instead of the bundled kernel-module/; it must register a character device named "mmaplab"')
-    .addOption(new Option('--accel <accel>', 'accelerator: auto probes KVM and falls back to TCG').choices(['auto', 'kvm', 'tcg']).default('auto'))
-    .addOption(new Option('--timeout <seconds>', 'hard deadline for the guest, boot included').default(120).argParser(positiveInt('--timeout', 3600)))
-    .addOption(new Option('--memory <MiB>', 'guest memory').default(256).argParser(positiveInt('--memory', 16384)))
-    .option('--json', 'print the result as one JSON document (schemaVersion 1)')
-    .option('--output-dir <dir>', 'keep this run\'s artefacts here instead of the state directory')
-    .addOption(new Option('--archive-uri <uri>', 'Debian archive to fetch kernels from (default: from this host\'s apt sources)').env('MMAPLAB_DEBIAN_ARCHIVE'))
-    .addOption(new Option('--security-uri <uri>', 'Debian security archive (default: from this host\'s apt sources)').env('MMAPLAB_DEBIAN_SECURITY_ARCHIVE'))
-    .option('--refresh-kernel', 'look up the newest kernel of the suite even when one is cached')
-    .option('--no-color', 'plain output even on a terminal')
-    .option('-v, --verbose', 'show progress and every command run')
-    .action(async (o: RunCliOptions) => {
+    .option('--module-dir <path>', 'build this driver (a folder, with or without a Kbuild/Makefile, or one .c file) instead of the bundled kernel-module/; it must register a character device named "mmaplab"');
+  addGuestOptions(program.commands.at(-1)!).action(async (o: RunCliOptions) => {
       const { runLab } = await import('../commands/run.js');
       const { STRATEGIES } = await import('../diagnose/expectations.js');
       const { CHECK_NAMES, isCheckName } = await import('../guest/checks.js');
@@ -96,25 +101,14 @@ Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_ST
       }
       process.exitCode = report.exitCode;
     });
-  program
+  const check = program
     .command('check')
     .description("check a driver of your own in a guest (never this machine's kernel): it builds, loads, maps correctly and cleans up")
     .argument('<driver>', 'the driver: a folder (with or without its own Kbuild/Makefile) or one .c file')
-    .addOption(new Option('--kernel <spec>', 'kernel to boot: debian:<suite>').default('debian:bookworm').argParser(kernelSpecArg))
-    .option('--flavour <flavour>', 'Debian kernel flavour', 'cloud-amd64')
     .option('--device <path>', 'the device node to open, when mmaplab cannot find the one the driver registers')
     .addOption(new Option('--pages <n>', 'how many pages the driver maps').default(16).argParser(positiveInt('--pages', 4096)))
-    .option('--expect-pattern <word>', 'the 32-bit word each page starts with (little-endian: the lab\'s bytes aa bb cc dd are 0xddccbbaa)', '0xaabbccdd')
-    .addOption(new Option('--accel <accel>', 'accelerator').choices(['auto', 'kvm', 'tcg']).default('auto'))
-    .addOption(new Option('--timeout <seconds>', 'hard deadline for each pass, boot included').default(120).argParser(positiveInt('--timeout', 3600)))
-    .addOption(new Option('--memory <MiB>', 'guest memory').default(256).argParser(positiveInt('--memory', 16384)))
-    .option('--json', 'print the result as one JSON document')
-    .option('--output-dir <dir>', "keep this check's artefacts here")
-    .addOption(new Option('--archive-uri <uri>', 'Debian archive').env('MMAPLAB_DEBIAN_ARCHIVE'))
-    .addOption(new Option('--security-uri <uri>', 'Debian security archive').env('MMAPLAB_DEBIAN_SECURITY_ARCHIVE'))
-    .option('--refresh-kernel', 'look up the newest kernel of the suite even when one is cached')
-    .option('--no-color', 'plain output even on a terminal')
-    .option('-v, --verbose', 'show progress and every command run')
+    .option('--expect-pattern <word>', 'the 32-bit word each page starts with (little-endian: the lab\'s bytes aa bb cc dd are 0xddccbbaa)', '0xaabbccdd');
+  addGuestOptions(check)
     .action(async (driver: string, o: CheckCliOptions) => {
       const pattern = /^0x[0-9a-f]{1,8}$/i.test(o.expectPattern) ? Number.parseInt(o.expectPattern, 16) : Number.NaN;
       if (Number.isNaN(pattern)) throw new CommanderError(2, 'mmaplab.usage', `--expect-pattern must be a 32-bit hex word such as 0xaabbccdd, not '${o.expectPattern}'`);
@@ -190,12 +184,10 @@ function listOption(flag: string, value: string | undefined, known: readonly str
   return known.filter((k) => picked.includes(k));
 }
 
-interface CheckCliOptions {
+/** The options addGuestOptions() declares. */
+interface GuestCliOptions {
   kernel: string;
   flavour: string;
-  device?: string;
-  pages: number;
-  expectPattern: string;
   accel: 'auto' | 'kvm' | 'tcg';
   timeout: number;
   memory: number;
@@ -208,22 +200,16 @@ interface CheckCliOptions {
   verbose?: boolean;
 }
 
-interface RunCliOptions {
-  kernel: string;
-  flavour: string;
+interface CheckCliOptions extends GuestCliOptions {
+  device?: string;
+  pages: number;
+  expectPattern: string;
+}
+
+interface RunCliOptions extends GuestCliOptions {
   strategy?: string;
   check?: string;
   moduleDir?: string;
-  accel: 'auto' | 'kvm' | 'tcg';
-  timeout: number;
-  memory: number;
-  json?: boolean;
-  outputDir?: string;
-  archiveUri?: string;
-  securityUri?: string;
-  refreshKernel?: boolean;
-  color?: boolean;
-  verbose?: boolean;
 }
 
 /** GitHub Actions turns these stdout lines into annotations at the file and line. */

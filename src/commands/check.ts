@@ -25,31 +25,19 @@ import { isMmaplabError } from '../util/errors.js';
 import { cacheRoot, projectPaths } from '../util/paths.js';
 import { requireTool } from '../util/tools.js';
 import { VERSION } from '../util/version.js';
-import { chooseAccel, type AccelRequest } from '../vm/accel.js';
+import { chooseAccel } from '../vm/accel.js';
 import type { GuestVm } from '../vm/guest-vm.js';
 import { qemuInfo } from '../vm/qemu.js';
-import { bootGuest, kvmProbe, makeRunDir, type Phase } from './run.js';
+import { bootGuest, kvmProbe, makeRunDir, type GuestOptions } from './run.js';
 
-export interface CheckOptions {
+export interface CheckOptions extends GuestOptions {
   /** The student's driver: a folder or a .c file. */
   source: string;
-  kernel: string;
-  flavour: string;
   /** The device node to open, when discovery cannot find it. */
   device: string | undefined;
   pages: number;
   /** The 32-bit word every page must start with (the seed writes 0xaabbccdd; the lab's aa bb cc dd is 0xddccbbaa). */
   pattern: number;
-  accel: AccelRequest;
-  timeoutS: number;
-  memoryMb: number;
-  outputDir: string | undefined;
-  archiveUri: string | undefined;
-  securityUri: string | undefined;
-  refreshKernel: boolean;
-  cacheDir?: string;
-  stateDir?: string;
-  onProgress?: (phase: Phase, message: string) => void;
 }
 
 export interface CheckReport {

@@ -30,18 +30,10 @@ import { qemuInfo, type QemuInfo } from '../vm/qemu.js';
 
 export type Phase = 'kernel' | 'build' | 'accel' | 'boot' | 'job' | 'report';
 
-export interface RunOptions {
+/** What every command that boots a guest is told: the kernel, the machine, where things go. */
+export interface GuestOptions {
   kernel: string;
   flavour: string;
-  moduleDir: string;
-  /**
-   * Strategies to run, in order, each loaded as strategy=NAME. Default: every
-   * strategy of the bundled driver; for a driver of the user's own, one run
-   * without a strategy parameter, judged as 'custom'.
-   */
-  strategies: readonly string[] | undefined;
-  checks: readonly CheckName[];
-  pages: number;
   accel: AccelRequest;
   /** Hard deadline for each job, including the boot it may need. */
   timeoutS: number;
@@ -53,6 +45,18 @@ export interface RunOptions {
   cacheDir?: string;
   stateDir?: string;
   onProgress?: (phase: Phase, message: string) => void;
+}
+
+export interface RunOptions extends GuestOptions {
+  moduleDir: string;
+  /**
+   * Strategies to run, in order, each loaded as strategy=NAME. Default: every
+   * strategy of the bundled driver; for a driver of the user's own, one run
+   * without a strategy parameter, judged as 'custom'.
+   */
+  strategies: readonly string[] | undefined;
+  checks: readonly CheckName[];
+  pages: number;
 }
 
 export async function makeRunDir(opts: Pick<RunOptions, 'outputDir' | 'stateDir'>): Promise<string> {
