@@ -8,7 +8,8 @@
 # relative to DIR), MODULE_NAME, MODULE_PARAMS, DEVICE_NAME, DEVICE, TEST
 # (relative to DIR), CHECKS (comma-separated), PAGES, PATTERN, STEP_TIMEOUT, TRACE_KEEP (1:
 # leave the kprobe events registered for the next job, as a guest does), and
-# optionally TEST_FLAGS (more mmap-test options) and INSPECT=1 (a driver of the
+# optionally TEST_FLAGS (more mmap-test options), KEEP_LOADED=1 (no rmmod: mmaplab
+# shell) and INSPECT=1 (a driver of the
 # user's own: find its device if DEVICE_NAME is empty, look for vmalloc areas
 # it leaves behind after rmmod, report the taint flags).
 set -u
@@ -142,9 +143,17 @@ fi
 # The test program runs every check in a child of its own, marks each in the
 # kernel log, and reports the traced calls of each.
 if [ "$tracing" = 1 ]; then set -- --trace "$T"; else set --; fi
-# shellcheck disable=SC2086
-"$dir/$TEST" --device "$DEVICE" --checks "$CHECKS" --pages "$PAGES" --pattern "$PATTERN" \
-  --timeout "$STEP_TIMEOUT" --kmsg ${TEST_FLAGS:-} "$@"
+if [ -n "$CHECKS" ]; then
+  # shellcheck disable=SC2086
+  "$dir/$TEST" --device "$DEVICE" --checks "$CHECKS" --pages "$PAGES" --pattern "$PATTERN" \
+    --timeout "$STEP_TIMEOUT" --kmsg ${TEST_FLAGS:-} "$@"
+fi
+
+# KEEP_LOADED=1 (mmaplab shell): leave the driver loaded and the test program on the PATH.
+if [ "${KEEP_LOADED:-0}" = 1 ]; then
+  ln -sf "$(cd "$dir/$(dirname "$TEST")" && pwd)/$(basename "$TEST")" /bin/mmap-test
+  finish
+fi
 
 mark "step rmmod"
 out=$(timeout "$STEP_TIMEOUT" rmmod "$MODULE_NAME" 2>&1)

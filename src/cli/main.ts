@@ -149,6 +149,51 @@ Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_ST
       process.exitCode = report.exitCode;
     });
 
+  const shell = program
+    .command('shell')
+    .description('a shell in the lab guest with the driver built and loaded, mmap-test and busybox at hand; exit leaves (Ctrl-] kills the guest)')
+    .argument('[driver]', 'a driver of your own (folder or .c file); default: the bundled driver')
+    .option('--strategy <name>', 'the bundled driver\'s strategy to load', 'seed');
+  addGuestOptions(shell).action(async (driver: string | undefined, o: GuestCliOptions & { strategy: string }) => {
+    const { shellInGuest } = await import('../commands/shell.js');
+    const { STRATEGIES } = await import('../diagnose/expectations.js');
+    if (!driver && !STRATEGIES.includes(o.strategy)) throw new CommanderError(2, 'mmaplab.usage', `--strategy must be one of: ${STRATEGIES.join(', ')}`);
+    const err = makeStyle({ color: o.color === false ? false : undefined, stream: process.stderr });
+    const tty = process.stdin.isTTY === true;
+    // Ctrl-] (0x1d) leaves even when the guest's shell does not answer.
+    let leave: () => void = () => {};
+    const detach = new Promise<void>((r) => (leave = r));
+    const watch = (d: Buffer) => {
+      if (d.includes(0x1d)) leave();
+    };
+    process.stdin.on('data', watch);
+    if (tty) process.stdin.setRawMode(true);
+    try {
+      const r = await shellInGuest({
+        source: driver,
+        strategy: o.strategy,
+        kernel: o.kernel,
+        flavour: o.flavour,
+        accel: o.accel,
+        timeoutS: o.timeout,
+        memoryMb: o.memory,
+        outputDir: o.outputDir,
+        archiveUri: o.archiveUri,
+        securityUri: o.securityUri,
+        refreshKernel: !!o.refreshKernel,
+        input: process.stdin,
+        output: (text) => process.stdout.write(text),
+        detach,
+        onProgress: (phase, msg) => process.stderr.write(err.dim(`[${phase}] ${msg}\n`)),
+      });
+      process.stderr.write(err.dim(`\nmmaplab: the guest is off; console kept in ${r.consoleLog}\n`));
+    } finally {
+      if (tty) process.stdin.setRawMode(false);
+      process.stdin.off('data', watch);
+      process.stdin.pause();
+    }
+  });
+
   program
     .command('parse')
     .description('re-read a saved run (its directory, or a console.log) and print the same report, without a guest')

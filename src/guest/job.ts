@@ -38,6 +38,8 @@ export interface LabJob {
   inspect?: boolean;
   /** More mmap-test options, e.g. --no-index --pfns. */
   testFlags?: string[];
+  /** Leave the driver loaded after the checks (mmaplab shell). */
+  keepLoaded?: boolean;
 }
 
 /** The lab's job: the bundled driver's device, the seed's pattern, both modes. */
@@ -89,6 +91,7 @@ export function jobEnv(job: LabJob, files: { module: string; test: string }, tra
     TRACE_KEEP: traceKeep ? '1' : '0',
     INSPECT: job.inspect ? '1' : '0',
     TEST_FLAGS: (job.testFlags ?? []).join(' '),
+    KEEP_LOADED: job.keepLoaded ? '1' : '0',
   };
   return Object.entries(vars)
     .map(([k, v]) => `${k}=${shellQuote(v)}\n`)

@@ -76,3 +76,4 @@ export function jobHeader(id: number, payloadBytes: number): string {
 }
 
 export const POWEROFF = 'POWEROFF\n';
+export const SHELL = 'SHELL\n';

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnLogged } from '../util/exec.js';
 import { requireTool } from '../util/tools.js';
-import { jobHeader, LineSplitter, parseRecordLine, POWEROFF, type GuestRecord } from '../guest/protocol.js';
+import { jobHeader, LineSplitter, parseRecordLine, POWEROFF, SHELL, type GuestRecord } from '../guest/protocol.js';
 import { qemuArgs, type VmSpec } from './qemu-args.js';
 
 export type BootResult =
@@ -53,6 +53,8 @@ export class GuestVm {
   /** Job files this guest already holds (see jobPayload), so later jobs need not send them. */
   readonly filesInGuest = new Set<string>();
   private fatalSeenAt: number | undefined;
+  /** Where console output also goes while a user is attached (mmaplab shell). */
+  private consoleSink: ((text: string) => void) | undefined;
   private lastActivity = performance.now();
   private exitInfo: { exitCode: number | undefined; signal: string | undefined } = { exitCode: undefined, signal: undefined };
   private readonly exitPromise: Promise<void>;
@@ -71,6 +73,7 @@ export class GuestVm {
       this.lastActivity = performance.now();
       if (this.fatalSeenAt === undefined && FATAL_LINE.test(text)) this.fatalSeenAt = this.lastActivity;
       log.write(text);
+      this.consoleSink?.(text);
       if (onConsoleLine) for (const l of consoleLines.push(text)) onConsoleLine(l.replace(/\r$/, ''));
       this.wake();
     });
@@ -158,6 +161,26 @@ export class GuestVm {
         return { kind: 'guest-died', records, console: this.consoleText };
       case 'timeout':
         return { kind: 'timeout', records, console: this.consoleText };
+    }
+  }
+
+  /**
+   * Hand the console to a user: the agent starts a shell on it, keystrokes go
+   * to the guest and its output comes back, until the shell exits and the guest
+   * powers off (or `detach` fires). Resolves when QEMU has exited.
+   */
+  async interact(input: NodeJS.ReadableStream, output: (text: string) => void, detach?: Promise<void>): Promise<void> {
+    this.consoleSink = output;
+    const forward = (d: Buffer | string) => this.proc.stdin?.write(d);
+    input.on('data', forward);
+    this.socket?.write(SHELL);
+    try {
+      await Promise.race([this.exitPromise, detach?.then(() => this.kill())]);
+      await this.exitPromise;
+    } finally {
+      input.off('data', forward);
+      this.consoleSink = undefined;
+      await this.close();
     }
   }
 

@@ -1,5 +1,5 @@
 /** Running the real CLI the way a user does, for integration tests. */
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,12 +18,12 @@ export interface CliResult {
 /** A private state dir per test file, so run artefacts do not pile up in the user's. */
 export const STATE_DIR = mkdtempSync(join(tmpdir(), 'mmaplab-test-state-'));
 
-export function startCli(args: string[], env: Record<string, string> = {}): ResultPromise<{ reject: false }> {
+export function startCli(args: string[], env: Record<string, string> = {}, stdin: 'ignore' | 'pipe' = 'ignore') {
   return execa(process.execPath, [BIN, ...args], {
     reject: false,
     cwd: ROOT,
     env: { MMAPLAB_STATE_DIR: STATE_DIR, NO_COLOR: '1', ...env },
-    stdin: 'ignore',
+    stdin,
   });
 }
 
