@@ -75,6 +75,19 @@ describe('mmaplab check', () => {
     expect(verdicts(r.stdout)).toMatchObject({ shared: 'pass', 'distinct-pages': 'pass', oversize: 'fail', leaks: 'pass' });
   });
 
+  it('--expect-pattern: the lab\'s byte order (aa bb cc dd) against a driver that writes the seed\'s', async () => {
+    const r = await runCli(['check', `${DRIVERS}/lab-layout/vmmap`, '--json', '--expect-pattern', '0xddccbbaa', '--timeout', '60']);
+    expect(r.exitCode).toBe(1);
+    const rep = JSON.parse(r.stdout) as CheckReport;
+    expect(rep.items.find((i) => i.id === 'shared')).toMatchObject({ verdict: 'fail', reason: expect.stringMatching(/^wrong data: 0\/16 pages ok; page 0 holds 0xaabbccdd$/) });
+  });
+
+  it('under GitHub Actions a driver that does not compile is annotated at its file and line', async () => {
+    const r = await runCli(['check', `${DRIVERS}/compile-error`], { GITHUB_ACTIONS: 'true' });
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout).toMatch(/^::error file=test\/fixtures\/drivers\/compile-error\/compile_error\.c,line=15,col=9::/m);
+  });
+
   it('bad usage: exit 2', async () => {
     const r = await runCli(['check', `${DRIVERS}/lab-layout/vmmap`, '--expect-pattern', 'aabbccdd']);
     expect(r.exitCode).toBe(2);
