@@ -163,7 +163,7 @@ export function checkItems(f: CheckFindings): CheckItem[] {
     !over || over.outcome.kind === 'not-run'
       ? skipped('oversize', overTitle, over?.outcome.kind === 'not-run' ? over.outcome.reason : 'the check did not run')
       : over.outcome.kind === 'mmap-failed'
-        ? { id: 'oversize', title: overTitle, verdict: 'pass', reason: `mmap() of ${over.pages || 'one more'} pages refused with ${over.outcome.errno}` }
+        ? { id: 'oversize', title: overTitle, verdict: 'pass', reason: `mmap() one page past the buffer refused with ${over.outcome.errno}` }
         : {
             id: 'oversize',
             title: overTitle,

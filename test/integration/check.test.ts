@@ -88,6 +88,24 @@ describe('mmaplab check', () => {
     expect(r.stdout).toMatch(/^::error file=test\/fixtures\/drivers\/compile-error\/compile_error\.c,line=15,col=9::/m);
   });
 
+  it('a misc device: no new major, but devtmpfs makes its node, and that is the device', async () => {
+    const r = await runCli(['check', `${DRIVERS}/misc-device`, '--json']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const rep = JSON.parse(r.stdout) as CheckReport;
+    expect(rep.items.find((i) => i.id === 'device')!.reason).toBe('/dev/miscmap (made by devtmpfs)');
+  });
+
+  it('a driver that never returns from mmap(): that check fails as a hang at the deadline, the rest are not run', async () => {
+    const r = await runCli(['check', `${DRIVERS}/endless-loop-mmap`, '--json', '--timeout', '12']);
+    expect(r.exitCode).toBe(1);
+    const rep = JSON.parse(r.stdout) as CheckReport;
+    expect(rep.machine?.boots).toBe(1);
+    expect(rep.results.map((x) => x.outcome.kind)).toEqual(['hang', 'not-run', 'not-run', 'not-run']);
+    expect(rep.items.find((i) => i.id === 'shared')!.reason).toBe('hang in the shared check');
+    expect(rep.notes.join(' ')).toMatch(/stopped responding during the shared check and was killed at the deadline/);
+    expect(rep.consoleTail.join('\n')).toMatch(/mmaplab: check shared begin/);
+  }, 120_000);
+
   it('bad usage: exit 2', async () => {
     const r = await runCli(['check', `${DRIVERS}/lab-layout/vmmap`, '--expect-pattern', 'aabbccdd']);
     expect(r.exitCode).toBe(2);
