@@ -93,6 +93,9 @@ describe('mmaplab check', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     const rep = JSON.parse(r.stdout) as CheckReport;
     expect(rep.items.find((i) => i.id === 'device')!.reason).toBe('/dev/miscmap (made by devtmpfs)');
+    const given = await runCli(['check', `${DRIVERS}/misc-device`, '--json', '--device', '/dev/miscmap']);
+    expect(given.exitCode).toBe(0);
+    expect((JSON.parse(given.stdout) as CheckReport).items.find((i) => i.id === 'device')!.reason).toBe('/dev/miscmap (given)');
   });
 
   it('a driver that never returns from mmap(): that check fails as a hang at the deadline, the rest are not run', async () => {
