@@ -28,6 +28,23 @@ function kernelSpecArg(v: string): string {
   }
 }
 
+/** The command layer's GuestOptions from the CLI's, with progress on stderr when wanted. */
+function guestOptions(o: GuestCliOptions, showProgress: boolean) {
+  const err = makeStyle({ color: o.color === false ? false : undefined, stream: process.stderr });
+  return {
+    kernel: o.kernel,
+    flavour: o.flavour,
+    accel: o.accel,
+    timeoutS: o.timeout,
+    memoryMb: o.memory,
+    outputDir: o.outputDir,
+    archiveUri: o.archiveUri,
+    securityUri: o.securityUri,
+    refreshKernel: !!o.refreshKernel,
+    onProgress: showProgress ? (phase: string, msg: string) => process.stderr.write(err.dim(`[${phase}] ${msg}\n`)) : undefined,
+  };
+}
+
 /** Options every command that boots a guest takes. */
 function addGuestOptions(cmd: Command): Command {
   return cmd
@@ -74,22 +91,12 @@ Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_ST
       const strategies = o.moduleDir ? o.strategy?.split(',').map((x) => x.trim()).filter(Boolean) : listOption('--strategy', o.strategy, STRATEGIES);
       const checks = listOption('--check', o.check, CHECK_NAMES).filter(isCheckName);
       const err = makeStyle({ color: o.color === false ? false : undefined, stream: process.stderr });
-      const showProgress = o.verbose || (process.stderr.isTTY && !o.json);
       const report = await runLab({
-        kernel: o.kernel,
-        flavour: o.flavour,
+        ...guestOptions(o, !!o.verbose || (process.stderr.isTTY && !o.json)),
         moduleDir: o.moduleDir ? resolve(o.moduleDir) : (await import('../util/paths.js')).projectPaths.kernelModule,
         strategies,
         checks,
         pages: 16,
-        accel: o.accel,
-        timeoutS: o.timeout,
-        memoryMb: o.memory,
-        outputDir: o.outputDir,
-        archiveUri: o.archiveUri,
-        securityUri: o.securityUri,
-        refreshKernel: !!o.refreshKernel,
-        onProgress: showProgress ? (phase, msg) => process.stderr.write(err.dim(`[${phase}] ${msg}\n`)) : undefined,
       });
       if (o.verbose) for (const c of executedCommands()) process.stderr.write(err.dim(`$ ${c}\n`));
       if (o.json) {
@@ -113,23 +120,12 @@ Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_ST
       const pattern = /^0x[0-9a-f]{1,8}$/i.test(o.expectPattern) ? Number.parseInt(o.expectPattern, 16) : Number.NaN;
       if (Number.isNaN(pattern)) throw new CommanderError(2, 'mmaplab.usage', `--expect-pattern must be a 32-bit hex word such as 0xaabbccdd, not '${o.expectPattern}'`);
       const { checkDriver } = await import('../commands/check.js');
-      const err = makeStyle({ color: o.color === false ? false : undefined, stream: process.stderr });
-      const showProgress = o.verbose || (process.stderr.isTTY && !o.json);
       const report = await checkDriver({
+        ...guestOptions(o, !!o.verbose || (process.stderr.isTTY && !o.json)),
         source: resolve(driver),
-        kernel: o.kernel,
-        flavour: o.flavour,
         device: o.device,
         pages: o.pages,
         pattern,
-        accel: o.accel,
-        timeoutS: o.timeout,
-        memoryMb: o.memory,
-        outputDir: o.outputDir,
-        archiveUri: o.archiveUri,
-        securityUri: o.securityUri,
-        refreshKernel: !!o.refreshKernel,
-        onProgress: showProgress ? (phase, msg) => process.stderr.write(err.dim(`[${phase}] ${msg}\n`)) : undefined,
       });
       if (process.env.GITHUB_ACTIONS === 'true') {
         const { MmaplabError } = await import('../util/errors.js');
@@ -170,21 +166,12 @@ Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_ST
     if (tty) process.stdin.setRawMode(true);
     try {
       const r = await shellInGuest({
+        ...guestOptions(o, true),
         source: driver,
         strategy: o.strategy,
-        kernel: o.kernel,
-        flavour: o.flavour,
-        accel: o.accel,
-        timeoutS: o.timeout,
-        memoryMb: o.memory,
-        outputDir: o.outputDir,
-        archiveUri: o.archiveUri,
-        securityUri: o.securityUri,
-        refreshKernel: !!o.refreshKernel,
         input: process.stdin,
         output: (text) => process.stdout.write(text),
         detach,
-        onProgress: (phase, msg) => process.stderr.write(err.dim(`[${phase}] ${msg}\n`)),
       });
       process.stderr.write(err.dim(`\nmmaplab: the guest is off; console kept in ${r.consoleLog}\n`));
     } finally {
