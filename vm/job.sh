@@ -66,7 +66,7 @@ trace_setup() {
 trace_teardown() {
   [ "$tracing" = 1 ] && [ "${TRACE_KEEP:-0}" != 1 ] || return 0
   echo 0 > "$T/events/mmaplab/enable"
-  for e in $TRACED remap_pfn_range_args; do echo "-:mmaplab/$e" >> "$T/kprobe_events" 2> /dev/null; done
+  for e in $TRACED remap_pfn_range_args page_free; do echo "-:mmaplab/$e" >> "$T/kprobe_events" 2> /dev/null; done
 }
 
 finish() {
@@ -155,9 +155,26 @@ if [ "${KEEP_LOADED:-0}" = 1 ]; then
   finish
 fi
 
+# INSPECT: count the pages rmmod frees while they are still marked PG_reserved
+# (a kernel without DEBUG_VM says nothing of it); PG_RESERVED_BIT comes from the headers.
+watch_reserved=0
+if [ "$INSPECT" = 1 ] && [ "$tracing" = 1 ] && [ -n "${PG_RESERVED_BIT:-}" ]; then
+  [ -d "$T/events/mmaplab/page_free" ] ||
+    echo 'p:mmaplab/page_free __free_pages flags=+0(%di):x64 order=%si:u32' >> "$T/kprobe_events" 2> /dev/null
+  if echo "flags & $((1 << PG_RESERVED_BIT))" > "$T/events/mmaplab/page_free/filter" 2> /dev/null &&
+    echo 1 > "$T/events/mmaplab/page_free/enable" 2> /dev/null; then
+    watch_reserved=1
+    freed_before=$(grep -c ' page_free: ' "$T/trace")
+  fi
+fi
+
 mark "step rmmod"
 out=$(timeout "$STEP_TIMEOUT" rmmod "$MODULE_NAME" 2>&1)
 rc=$?
+if [ "$watch_reserved" = 1 ]; then
+  echo 0 > "$T/events/mmaplab/page_free/enable"
+  printf '{"t":"reserved-freed","pages":%d}\n' "$(($(grep -c ' page_free: ' "$T/trace") - freed_before))"
+fi
 step rmmod $rc "$out"
 case "$DEVICE" in /dev/mmaplab*) rm -f "$DEVICE" ;; esac
 if [ "$INSPECT" = 1 ] && [ "$rc" -eq 0 ] && [ -r "$dir/vmalloc-before" ]; then

@@ -20,6 +20,7 @@ import type { CheckName } from '../guest/checks.js';
 import { buildInitramfs } from '../guest/initramfs.js';
 import { jobPayload, labJob } from '../guest/job.js';
 import { acquireKernel, parseKernelSpec } from '../kernel/index.js';
+import { kernelPgReservedBit } from '../kernel/page-flags.js';
 import type { KernelLine, KernelProblem } from '../parse/kmsg.js';
 import { SCHEMA_VERSION, type CheckResult, type RunReport } from '../report/model.js';
 import { isMmaplabError } from '../util/errors.js';
@@ -107,6 +108,7 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
   const module = built as ModuleBuild;
 
   const accel = await chooseAccel({ requested: opts.accel, cacheDir, qemuVersion: qemu.version, probe: kvmProbe(qemu, kernel, initramfs.path, runDir, opts.memoryMb) });
+  const pgReserved = await kernelPgReservedBit(kernel);
   const notes: string[] = [];
   const assessments: Assessment[] = [];
   const consoleLogs: string[] = [];
@@ -134,6 +136,7 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
         pattern: opts.pattern,
         inspect: true,
         testFlags: ['--no-index', '--pfns'],
+        ...(pgReserved === undefined ? {} : { pgReservedBit: pgReserved }),
       };
       const end = await vm.runJob(job.id, await jobPayload(job, { inGuest: vm.filesInGuest }), opts.timeoutS * 1000);
       await appendFile(join(runDir, 'records.jsonl'), end.records.map((r) => `${JSON.stringify({ job: id, strategy: CUSTOM_DRIVER, ...r })}\n`).join(''));
@@ -170,6 +173,7 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
     problems,
     vmallocLeft: last?.inspect.vmallocLeft ?? [],
     tainted: last?.inspect.tainted,
+    reservedFreed: last?.inspect.reservedFreed,
     moduleName: module.name,
     pattern,
   });

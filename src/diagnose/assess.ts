@@ -33,7 +33,7 @@ export interface Assessment {
   notes: string[];
   consoleTail: string[];
   /** What an INSPECT job found besides the checks: the device step, vmalloc areas left, taint. */
-  inspect: { device: StepResult | undefined; vmallocLeft: string[]; tainted: number | undefined };
+  inspect: { device: StepResult | undefined; vmallocLeft: string[]; tainted: number | undefined; reservedFreed: number | undefined };
 }
 
 /** The console from the job's begin marker on (the console also carries boot messages). */
@@ -141,6 +141,6 @@ export function assessJob(input: AssessInput): Assessment {
     kernelLog: lines.filter((l) => !isMarker(l.text)),
     notes,
     consoleTail: obs.complete ? [] : input.console.trimEnd().split('\n').slice(-15),
-    inspect: { device: obs.steps.device, vmallocLeft: obs.vmallocLeft, tainted: obs.tainted },
+    inspect: { device: obs.steps.device, vmallocLeft: obs.vmallocLeft, tainted: obs.tainted, reservedFreed: obs.reservedFreed },
   };
 }

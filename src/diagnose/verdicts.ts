@@ -30,6 +30,8 @@ export interface CheckFindings {
   problems: readonly KernelProblem[];
   vmallocLeft: readonly string[];
   tainted: number | undefined;
+  /** Pages rmmod freed while still PG_reserved; undefined when it could not be watched. */
+  reservedFreed?: number | undefined;
   moduleName: string;
   pattern: string;
 }
@@ -193,6 +195,21 @@ export function checkItems(f: CheckFindings): CheckItem[] {
           details: countSame(f.problems.map((p) => `${p.title}${p.location ? ` at ${p.location}` : ''}${p.locationSource ?? p.source ? ` (${p.locationSource ?? p.source})` : ''}`)),
           hint: 'the first problem is usually the cause; its source line is shown where the module could be resolved',
         },
+  );
+
+  const reservedTitle = 'no page freed while still marked reserved';
+  items.push(
+    !rm?.ok || f.reservedFreed === undefined
+      ? skipped('reserved', reservedTitle, !rm?.ok ? 'the module was not unloaded' : 'needs kprobe events and PG_reserved\'s bit from the headers')
+      : f.reservedFreed > 0
+        ? {
+            id: 'reserved',
+            title: reservedTitle,
+            verdict: 'fail',
+            reason: `rmmod freed ${f.reservedFreed} page${f.reservedFreed === 1 ? '' : 's'} still marked PG_reserved (a kernel with DEBUG_VM reports this as "Bad page state")`,
+            hint: 'ClearPageReserved() every page that init SetPageReserved(), before vfree()/__free_pages()',
+          }
+        : { id: 'reserved', title: reservedTitle, verdict: 'pass', reason: 'rmmod freed no reserved page' },
   );
 
   const leaks = leakedAreas(f.vmallocLeft, f.moduleName);

@@ -40,6 +40,8 @@ export interface LabJob {
   testFlags?: string[];
   /** Leave the driver loaded after the checks (mmaplab shell). */
   keepLoaded?: boolean;
+  /** PG_reserved's bit in page->flags for this kernel, to watch rmmod free reserved pages (INSPECT). */
+  pgReservedBit?: number;
 }
 
 /** The lab's job: the bundled driver's device, the seed's pattern, both modes. */
@@ -92,6 +94,7 @@ export function jobEnv(job: LabJob, files: { module: string; test: string }, tra
     INSPECT: job.inspect ? '1' : '0',
     TEST_FLAGS: (job.testFlags ?? []).join(' '),
     KEEP_LOADED: job.keepLoaded ? '1' : '0',
+    PG_RESERVED_BIT: job.pgReservedBit === undefined ? '' : String(job.pgReservedBit),
   };
   return Object.entries(vars)
     .map(([k, v]) => `${k}=${shellQuote(v)}\n`)

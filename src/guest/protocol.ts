@@ -23,6 +23,8 @@ export type GuestRecord =
   | { t: 'exit'; check: CheckName; status: number }
   /** INSPECT jobs: a /proc/vmallocinfo line that appeared while the driver was loaded and outlived rmmod. */
   | { t: 'vmalloc-left'; line: string }
+  /** INSPECT jobs: pages rmmod freed while still marked PG_reserved. */
+  | { t: 'reserved-freed'; pages: number }
   /** INSPECT jobs: /proc/sys/kernel/tainted at the end. */
   | { t: 'tainted'; value: number }
   // From the test program:

@@ -33,6 +33,8 @@ export interface JobObservation {
   vmallocLeft: string[];
   /** INSPECT jobs: the kernel's taint mask at the end. */
   tainted: number | undefined;
+  /** INSPECT jobs: pages rmmod freed while still marked PG_reserved (undefined: not watched). */
+  reservedFreed: number | undefined;
 }
 
 const SIGNALS: Record<number, [string, string]> = {
@@ -110,7 +112,7 @@ function aliasesOf(recs: readonly GuestRecord[]): Pick<CheckObservation, 'aliase
 }
 
 export function observeJob(records: readonly GuestRecord[], checks: readonly CheckName[]): JobObservation {
-  const obs: JobObservation = { steps: {}, checks: [], kmsg: [], tracing: false, complete: false, stray: [], vmallocLeft: [], tainted: undefined };
+  const obs: JobObservation = { steps: {}, checks: [], kmsg: [], tracing: false, complete: false, stray: [], vmallocLeft: [], tainted: undefined, reservedFreed: undefined };
   const recsOf = new Map<CheckName, GuestRecord[]>();
   const exits = new Map<CheckName, number>();
   const traces = new Map<CheckName, string[]>();
@@ -149,6 +151,9 @@ export function observeJob(records: readonly GuestRecord[], checks: readonly Che
         break;
       case 'tainted':
         obs.tainted = r.value;
+        break;
+      case 'reserved-freed':
+        obs.reservedFreed = r.pages;
         break;
       case 'ready':
       case 'job-end':

@@ -23,7 +23,7 @@ describe('mmaplab check', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(verdicts(r.stdout)).toEqual({
       builds: 'pass', loads: 'pass', device: 'pass', shared: 'pass', 'distinct-pages': 'pass', private: 'pass',
-      write: 'skip', oversize: 'pass', unloads: 'pass', kernel: 'pass', leaks: 'pass', taint: 'pass',
+      write: 'skip', oversize: 'pass', unloads: 'pass', kernel: 'pass', reserved: 'pass', leaks: 'pass', taint: 'pass',
     });
   });
 
@@ -108,6 +108,14 @@ describe('mmaplab check', () => {
     expect(rep.notes.join(' ')).toMatch(/stopped responding during the shared check and was killed at the deadline/);
     expect(rep.consoleTail.join('\n')).toMatch(/mmaplab: check shared begin/);
   }, 120_000);
+
+  it('pages freed while still reserved: no "Bad page state" on this kernel, but the freeing is watched and reported', async () => {
+    const r = await runCli(['check', `${DRIVERS}/reserved-pages-freed`, '--json']);
+    expect(r.exitCode).toBe(1);
+    const rep = JSON.parse(r.stdout) as CheckReport;
+    expect(verdicts(r.stdout)).toMatchObject({ unloads: 'pass', kernel: 'pass', reserved: 'fail', leaks: 'pass' });
+    expect(rep.items.find((i) => i.id === 'reserved')!.reason).toMatch(/^rmmod freed 16 pages still marked PG_reserved/);
+  });
 
   it('bad usage: exit 2', async () => {
     const r = await runCli(['check', `${DRIVERS}/lab-layout/vmmap`, '--expect-pattern', 'aabbccdd']);

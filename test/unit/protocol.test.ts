@@ -27,7 +27,7 @@ describe('guest protocol', () => {
     expect(env).toBe(
       "JOB_ID='3'\nSTRATEGY='seed'\nMODULE='../files/abc-mmaplab.ko'\nMODULE_NAME='mmaplab'\nMODULE_PARAMS='strategy=seed'\n" +
         "DEVICE_NAME='mmaplab'\nDEVICE='/dev/mmaplab0'\nTEST='../files/def-mmap-test'\nCHECKS='private,shared'\nPAGES='16'\n" +
-        "PATTERN='0xaabbccdd'\nSTEP_TIMEOUT='20'\nTRACE_KEEP='1'\nINSPECT='0'\nTEST_FLAGS=''\nKEEP_LOADED='0'\n",
+        "PATTERN='0xaabbccdd'\nSTEP_TIMEOUT='20'\nTRACE_KEEP='1'\nINSPECT='0'\nTEST_FLAGS=''\nKEEP_LOADED='0'\nPG_RESERVED_BIT=''\n",
     );
     expect(jobEnv({ ...job, deviceName: "it's" }, { module: 'm', test: 't' }, false)).toContain("DEVICE_NAME='it'\\''s'");
   });

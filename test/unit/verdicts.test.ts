@@ -43,6 +43,12 @@ describe('check verdicts', () => {
     expect(checkItems({ ...base, results: [untested] }).find((i) => i.id === 'distinct-pages')).toMatchObject({ verdict: 'skip', reason: expect.stringMatching(/EACCES/) });
   });
 
+  it('fails a driver whose rmmod freed reserved pages, skips when that could not be watched', () => {
+    expect(checkItems({ ...base, results: [], reservedFreed: 16 }).find((i) => i.id === 'reserved')).toMatchObject({ verdict: 'fail', reason: expect.stringMatching(/^rmmod freed 16 pages still marked PG_reserved/) });
+    expect(checkItems({ ...base, results: [], reservedFreed: 0 }).find((i) => i.id === 'reserved')!.verdict).toBe('pass');
+    expect(checkItems({ ...base, results: [] }).find((i) => i.id === 'reserved')!.verdict).toBe('skip');
+  });
+
   it('reads the taint mask', () => {
     expect(taintLetters(12288)).toEqual(['O', 'E']);
     expect(taintLetters(0)).toEqual([]);
