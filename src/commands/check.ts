@@ -30,7 +30,7 @@ import { VERSION } from '../util/version.js';
 import { chooseAccel } from '../vm/accel.js';
 import type { GuestVm } from '../vm/guest-vm.js';
 import { qemuInfo } from '../vm/qemu.js';
-import { bootGuest, kvmProbe, makeRunDir, type GuestOptions } from './run.js';
+import { bootGuest, GuestBoots, kvmProbe, makeRunDir, type GuestOptions } from './run.js';
 
 export interface CheckOptions extends GuestOptions {
   /** The student's driver: a folder or a .c file. */
@@ -111,23 +111,17 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
   const pgReserved = await kernelPgReservedBit(kernel);
   const notes: string[] = [];
   const assessments: Assessment[] = [];
-  const consoleLogs: string[] = [];
   let remaining = [...STUDENT_CHECKS];
   let vm: GuestVm | undefined;
-  let boots = 0;
-  let bootAttempts = 0;
+  const guests = new GuestBoots(
+    (consoleLog) => bootGuest(qemu, accel.accel, kernel, initramfs.path, opts, notes, consoleLog),
+    runDir,
+    (after) => progress('boot', `booting ${kernel.release} under ${accel.accel.toUpperCase()}${after}`),
+  );
   try {
     // Each pass runs the checks left; one that crashes or hangs the guest ends the pass.
     for (let id = 1; remaining.length > 0 && id <= STUDENT_CHECKS.length; id++) {
-      if (!vm) {
-        boots++;
-        const consoleLog = join(runDir, boots === 1 ? 'console.log' : `console-boot${boots}.log`);
-        consoleLogs.push(consoleLog);
-        progress('boot', `booting ${kernel.release} under ${accel.accel.toUpperCase()}${boots > 1 ? ` (boot ${boots}, after a crash)` : ''}`);
-        const booted = await bootGuest(qemu, accel.accel, kernel, initramfs.path, opts, notes, consoleLog);
-        bootAttempts += booted.attempts;
-        vm = booted.vm;
-      }
+      vm ??= await guests.boot();
       progress('job', `${module.name}: ${remaining.join(', ')}`);
       const job = {
         ...labJob({ id, strategy: CUSTOM_DRIVER, modulePath: module.ko, moduleName: module.name, moduleParams: [], testProgram: program.path, checks: remaining, pages: opts.pages }),
@@ -140,7 +134,7 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
       };
       const end = await vm.runJob(job.id, await jobPayload(job, { inGuest: vm.filesInGuest }), opts.timeoutS * 1000);
       await appendFile(join(runDir, 'records.jsonl'), end.records.map((r) => `${JSON.stringify({ job: id, strategy: CUSTOM_DRIVER, ...r })}\n`).join(''));
-      const a = assessJob({ strategy: CUSTOM_DRIVER, checks: remaining, jobId: id, end: end.kind, records: end.records, console: vm.console, boot: boots });
+      const a = assessJob({ strategy: CUSTOM_DRIVER, checks: remaining, jobId: id, end: end.kind, records: end.records, console: vm.console, boot: guests.boots });
       assessments.push(a);
       if (end.kind === 'done') break;
       await vm.kill();
@@ -183,13 +177,13 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
     ...base,
     ...checksStatus(items),
     driver: { source: display, module: module.name, compiler: module.compiler, buildWarnings: module.warnings },
-    machine: { accel: accel.accel, accelReason: accel.reason, qemu: qemu.version, boots, bootAttempts },
+    machine: { accel: accel.accel, accelReason: accel.reason, qemu: qemu.version, boots: guests.boots, bootAttempts: guests.attempts },
     items,
     results,
     kernelLog: { lines: assessments.flatMap((a) => a.kernelLog), problems },
     notes: [...notes, ...assessments.flatMap((a) => a.notes)],
     consoleTail: assessments.find((a) => a.consoleTail.length)?.consoleTail ?? [],
-    artifacts: { dir: runDir, consoleLog: consoleLogs[0], resultsJson: join(runDir, 'results.json'), module: moduleCopy },
+    artifacts: { dir: runDir, consoleLog: guests.consoleLogs[0], resultsJson: join(runDir, 'results.json'), module: moduleCopy },
   };
   await writeFile(report.artifacts.resultsJson, `${JSON.stringify(report, null, 2)}\n`);
   return report;

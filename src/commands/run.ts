@@ -134,6 +134,34 @@ export async function bootGuest(
   });
 }
 
+/**
+ * The guests of one command, booted as needed: the first console is
+ * console.log, each boot after a crash gets console-bootN.log.
+ */
+export class GuestBoots {
+  boots = 0;
+  attempts = 0;
+  first: Booted | undefined;
+  readonly consoleLogs: string[] = [];
+
+  constructor(
+    private readonly start: (consoleLog: string) => Promise<Booted>,
+    private readonly runDir: string,
+    private readonly progress: (message: string) => void,
+  ) {}
+
+  async boot(): Promise<GuestVm> {
+    this.boots++;
+    const consoleLog = join(this.runDir, this.boots === 1 ? 'console.log' : `console-boot${this.boots}.log`);
+    this.consoleLogs.push(consoleLog);
+    this.progress(this.boots > 1 ? ` (boot ${this.boots}, after a crash)` : '');
+    const booted = await this.start(consoleLog);
+    this.first ??= booted;
+    this.attempts += booted.attempts;
+    return booted.vm;
+  }
+}
+
 export async function runLab(opts: RunOptions): Promise<RunReport> {
   const t0 = performance.now();
   const progress = opts.onProgress ?? (() => {});
@@ -177,23 +205,15 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
   const strategies = opts.strategies ?? (bundled ? STRATEGIES : [CUSTOM_DRIVER]);
   const assessments: Assessment[] = [];
   let vm: GuestVm | undefined;
-  let boots = 0;
-  let bootAttempts = 0;
-  let first: Booted | undefined;
-  const consoleLogs: string[] = [];
+  const guests = new GuestBoots(
+    (consoleLog) => bootGuest(qemu, accel.accel, kernel, initramfs.path, opts, notes, consoleLog),
+    runDir,
+    (after) => progress('boot', `booting ${kernel.release} under ${accel.accel.toUpperCase()}${after}`),
+  );
   const tJobs = performance.now();
   try {
     for (const [i, strategy] of strategies.entries()) {
-      if (!vm) {
-        boots++;
-        const consoleLog = join(runDir, boots === 1 ? 'console.log' : `console-boot${boots}.log`);
-        consoleLogs.push(consoleLog);
-        progress('boot', `booting ${kernel.release} under ${accel.accel.toUpperCase()}${boots > 1 ? ` (boot ${boots}, after a crash)` : ''}`);
-        const booted = await bootGuest(qemu, accel.accel, kernel, initramfs.path, opts, notes, consoleLog);
-        first ??= booted;
-        bootAttempts += booted.attempts;
-        vm = booted.vm;
-      }
+      vm ??= await guests.boot();
       progress('job', `${strategy}: ${opts.checks.join(', ')}`);
       const job = labJob({
         id: i + 1,
@@ -207,7 +227,7 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
       });
       const end = await vm.runJob(job.id, await jobPayload(job, { inGuest: vm.filesInGuest }), opts.timeoutS * 1000);
       await appendFile(join(runDir, 'records.jsonl'), end.records.map((r) => `${JSON.stringify({ job: job.id, strategy, ...r })}\n`).join(''));
-      assessments.push(assessJob({ strategy, checks: opts.checks, jobId: job.id, end: end.kind, records: end.records, console: vm.console, boot: boots }));
+      assessments.push(assessJob({ strategy, checks: opts.checks, jobId: job.id, end: end.kind, records: end.records, console: vm.console, boot: guests.boots }));
       if (end.kind !== 'done') {
         // The guest is unusable: kill it now; the next strategy gets a fresh boot.
         await vm.kill();
@@ -231,14 +251,14 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
 
   const report = assembleReport({
     kernel: { spec: kernel.spec, release: kernel.release, packageVersion: kernel.packageVersion, flavour: kernel.flavour },
-    machine: { accel: accel.accel, accelReason: accel.reason, qemu: qemu.version, boots, bootAttempts },
+    machine: { accel: accel.accel, accelReason: accel.reason, qemu: qemu.version, boots: guests.boots, bootAttempts: guests.attempts },
     module: { name: module.name, compiler: module.compiler, buildCached: module.cached, buildWarnings: module.warnings },
     checks: opts.checks,
     assessments,
     notes,
     artifacts: {
       dir: runDir,
-      consoleLog: consoleLogs[0] ?? join(runDir, 'console.log'),
+      consoleLog: guests.consoleLogs[0] ?? join(runDir, 'console.log'),
       resultsJson: join(runDir, 'results.json'),
       module: moduleCopy,
       testProgram: testCopy,
@@ -247,9 +267,9 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
       totalMs: Math.round(performance.now() - t0),
       kernelMs: Math.round(tKernel - t0),
       buildMs: Math.round(tBuild - tKernel),
-      bootMs: Math.round(first?.bootMs ?? 0),
-      guestReadyMs: Math.round((first?.guestUptimeS ?? 0) * 1000),
-      jobMs: Math.round(tJob - tJobs - (first?.bootMs ?? 0)),
+      bootMs: Math.round(guests.first?.bootMs ?? 0),
+      guestReadyMs: Math.round((guests.first?.guestUptimeS ?? 0) * 1000),
+      jobMs: Math.round(tJob - tJobs - (guests.first?.bootMs ?? 0)),
     },
   });
   await writeFile(report.artifacts.resultsJson, `${JSON.stringify(report, null, 2)}\n`);
