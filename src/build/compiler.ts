@@ -1,10 +1,20 @@
 /**
  * Choosing the compiler for a kernel module: the one the kernel was built with
- * (CONFIG_CC_VERSION_TEXT), found on the host as gcc-N or as gcc of version N.
+ * (CONFIG_CC_VERSION_TEXT), found on the host as gcc-N or as gcc of version N,
+ * or in a build root of the release that ships it.
  */
 import { MmaplabError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { which } from '../util/tools.js';
+import type { Kernel } from '../kernel/types.js';
+import { buildRootSuite, ensureBuildRoot, type BuildRoot } from './build-root.js';
+
+export interface Toolchain extends Compiler {
+  /** Set when the module is built inside a build root rather than on the host. */
+  root: BuildRoot | undefined;
+  /** e.g. "gcc-14 14.2.0 (trixie build root)". */
+  describe: string;
+}
 
 export interface Compiler {
   /** What to pass as CC=. */
@@ -25,17 +35,42 @@ async function versionOf(cc: string): Promise<string | undefined> {
   return r?.ok ? r.stdout.trim() : undefined;
 }
 
-export async function compilerFor(ccVersionText: string): Promise<Compiler> {
-  const want = compilerMajor(ccVersionText);
-  if (!want || want.name !== 'gcc') {
-    throw new MmaplabError('build', `the kernel was built with '${ccVersionText}', which mmaplab cannot match yet`);
-  }
-  for (const cc of [`gcc-${want.major}`, 'gcc']) {
+/** gcc-N or gcc of major version N on the host, if there is one. */
+export async function hostCompiler(major: number): Promise<Compiler | undefined> {
+  for (const cc of [`gcc-${major}`, 'gcc']) {
     if (!which(cc)) continue;
     const v = await versionOf(cc);
-    if (v && Number(v.split('.')[0]) === want.major) return { cc, version: v };
+    if (v && Number(v.split('.')[0]) === major) return { cc, version: v };
   }
-  throw new MmaplabError('missing-tool', `gcc ${want.major} not found: the kernel was built with ${ccVersionText}`, {
-    hint: `install the package gcc-${want.major}, so the module is built by the compiler its kernel was built with`,
-  });
+  return undefined;
+}
+
+export interface ToolchainOptions {
+  cacheDir: string;
+  /** Debian archive for build roots; where undefined, a host compiler must match. */
+  archive: string | undefined;
+  keyring: string | undefined;
+  onProgress?: (msg: string) => void;
+}
+
+/**
+ * The compiler a kernel's modules are built with: the one the kernel was built
+ * with, from the host where it matches, else from a build root of the release
+ * that ships it.
+ */
+export async function toolchainFor(kernel: Pick<Kernel, 'compilerText' | 'suite'>, opts: ToolchainOptions): Promise<Toolchain> {
+  const want = compilerMajor(kernel.compilerText);
+  if (!want || want.name !== 'gcc') {
+    throw new MmaplabError('build', `the kernel was built with '${kernel.compilerText}', which mmaplab cannot match yet`);
+  }
+  const host = await hostCompiler(want.major);
+  if (host) return { ...host, root: undefined, describe: `${host.cc} ${host.version}` };
+  const suite = buildRootSuite(kernel.suite || undefined, want.major);
+  if (!suite || !opts.archive) {
+    throw new MmaplabError('missing-tool', `gcc ${want.major} not found: the kernel was built with ${kernel.compilerText}`, {
+      hint: `install the package gcc-${want.major}${opts.archive ? '' : ', or give a Debian archive (--archive-uri) so mmaplab can make a build root with it'}`,
+    });
+  }
+  const root = await ensureBuildRoot(suite, want.major, { cacheDir: opts.cacheDir, archive: opts.archive, keyring: opts.keyring, onProgress: opts.onProgress });
+  return { cc: root.cc, version: root.version, root, describe: `${root.cc} ${root.version} (${root.suite} build root)` };
 }

@@ -13,7 +13,8 @@ import { MmaplabError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { exists, Hasher, installDirAtomic } from '../util/fsx.js';
 import { missingToolError } from '../util/tools.js';
-import { compilerFor } from './compiler.js';
+import { runInRoot } from './build-root.js';
+import { toolchainFor } from './compiler.js';
 import { formatDiagnostic, parseDiagnostics, pathMapper, type Diagnostic } from './diagnostics.js';
 import { resolveDriverSource } from './driver-source.js';
 
@@ -42,6 +43,9 @@ export interface ModuleBuildOptions {
   logDir: string;
   /** Paths in messages are shown relative to this (the user's cwd). */
   cwd?: string;
+  /** Where to make a build root from when the host has no matching gcc. */
+  archive?: { uri: string | undefined; keyring: string | undefined };
+  onProgress?: (msg: string) => void;
 }
 
 export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild> {
@@ -50,9 +54,9 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
   const show = (p: string) => relative(cwd, p) || '.';
   const src = await resolveDriverSource(opts.source);
   const displayDir = show(opts.source);
-  const compiler = await compilerFor(kernel.compilerText);
+  const compiler = await toolchainFor(kernel, { cacheDir, archive: opts.archive?.uri, keyring: opts.archive?.keyring, onProgress: opts.onProgress });
   // The source path is compiled in (__FILE__ in WARN_ON, debug info): it is part of the key.
-  const hasher = new Hasher().add('format', String(BUILD_FORMAT)).add('source', `${src.root}|${src.subdir}|${src.generatedKbuild ?? ''}`).add('kernel', `${kernel.release} ${kernel.packageVersion}`).add('cc', `${compiler.cc} ${compiler.version}`);
+  const hasher = new Hasher().add('format', String(BUILD_FORMAT)).add('source', `${src.root}|${src.subdir}|${src.generatedKbuild ?? ''}`).add('kernel', `${kernel.release} ${kernel.packageVersion}`).add('cc', compiler.describe);
   for (const f of src.files) hasher.add(`src/${f}`, await readFile(join(src.root, f)));
   const key = hasher.digest();
   const entry = join(cacheDir, 'builds', `module-${kernel.release}-${key}`);
@@ -74,9 +78,10 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
     if (src.generatedKbuild) await writeFile(join(build, 'Kbuild'), src.generatedKbuild);
     // Compile as if from the user's own tree, so WARN_ON() lines and debug info name their files.
     const kcflags = `KCFLAGS=-ffile-prefix-map=${tree}=${src.root}`;
-    const r = await run('make', ['-C', kernel.headersDir, `M=${build}`, `CC=${compiler.cc}`, kcflags, `-j${Math.max(1, cpus().length)}`, 'modules'], {
-      timeoutMs: 300_000,
-    });
+    const make = ['make', '-C', kernel.headersDir, `M=${build}`, `CC=${compiler.cc}`, kcflags, `-j${Math.max(1, cpus().length)}`, 'modules'];
+    const r = compiler.root
+      ? await runInRoot(compiler.root.dir, bindsFor(kernel, staging), make, { timeoutMs: 300_000 })
+      : await run(make[0]!, make.slice(1), { timeoutMs: 300_000 });
     // Paths are reported as they will be after the rename, then mapped to the user's tree.
     const toUser = pathMapper(tree, show(src.root));
     const log = toUser(r.all);
@@ -117,7 +122,7 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
       buildLog: join(entry, 'build.log'),
       warnings: diagnostics.filter((d) => d.severity === 'warning'),
       cached: false,
-      compiler: `${compiler.cc} ${compiler.version}`,
+      compiler: compiler.describe,
       parameters: modinfo(koData, 'parmtype').map((p) => p.split(':')[0]!),
     };
     await writeFile(join(staging, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
@@ -126,4 +131,11 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
   });
   if (!result) throw new MmaplabError('internal', 'module build produced no result');
   return result;
+}
+
+/** What a build root must see: the kernel's cache entry (headers and kbuild), its headers if elsewhere, the build tree. */
+function bindsFor(kernel: Kernel, tree: string): string[] {
+  const inside = (p: string, d: string) => p === d || p.startsWith(`${d}/`);
+  const dirs = [...new Set([kernel.dir, kernel.headersDir, tree])];
+  return dirs.filter((d) => !dirs.some((o) => o !== d && inside(d, o)));
 }

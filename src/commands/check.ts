@@ -19,7 +19,6 @@ import { checkItems, checksStatus, type CheckItem } from '../diagnose/verdicts.j
 import type { CheckName } from '../guest/checks.js';
 import { buildInitramfs } from '../guest/initramfs.js';
 import { jobPayload, labJob } from '../guest/job.js';
-import { acquireKernel, parseKernelSpec } from '../kernel/index.js';
 import { kernelPgReservedBit } from '../kernel/page-flags.js';
 import type { KernelLine, KernelProblem } from '../parse/kmsg.js';
 import { SCHEMA_VERSION, type CheckResult, type RunReport } from '../report/model.js';
@@ -30,7 +29,7 @@ import { VERSION } from '../util/version.js';
 import { chooseAccel } from '../vm/accel.js';
 import type { GuestVm } from '../vm/guest-vm.js';
 import { qemuInfo } from '../vm/qemu.js';
-import { bootGuest, GuestBoots, kvmProbe, makeRunDir, type GuestOptions } from './run.js';
+import { acquireFor, bootGuest, buildArchive, GuestBoots, kvmProbe, makeRunDir, type GuestOptions } from './session.js';
 
 export interface CheckOptions extends GuestOptions {
   /** The student's driver: a folder or a .c file. */
@@ -72,20 +71,13 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
   const display = relative(process.cwd(), opts.source) || '.';
   const pattern = `0x${opts.pattern.toString(16).padStart(8, '0')}`;
 
-  progress('kernel', `kernel ${opts.kernel} (${opts.flavour})`);
-  const kernel = await acquireKernel(parseKernelSpec(opts.kernel, opts.flavour), {
-    cacheDir,
-    archiveUri: opts.archiveUri,
-    securityUri: opts.securityUri,
-    refresh: opts.refreshKernel,
-    onProgress: (m) => progress('kernel', m),
-  });
+  const kernel = await acquireFor(opts, cacheDir, progress);
   const kernelInfo = { spec: kernel.spec, release: kernel.release, packageVersion: kernel.packageVersion, flavour: kernel.flavour };
   const base = { schemaVersion: SCHEMA_VERSION as typeof SCHEMA_VERSION, tool: { name: 'mmaplab' as const, version: VERSION }, command: 'check' as const, kernel: kernelInfo };
 
   progress('build', `building ${display} for ${kernel.release}`);
   const [built, program, initramfs] = await Promise.all([
-    buildModule({ source: opts.source, kernel, cacheDir, logDir: runDir }).catch((e: unknown) => e),
+    buildModule({ source: opts.source, kernel, cacheDir, logDir: runDir, archive: buildArchive(opts), onProgress: (m) => progress('build', m) }).catch((e: unknown) => e),
     buildTestProgram(join(projectPaths.userspace, 'mmap-test.c'), cacheDir),
     buildInitramfs(kernel, cacheDir),
   ]);
@@ -118,36 +110,39 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
     runDir,
     (after) => progress('boot', `booting ${kernel.release} under ${accel.accel.toUpperCase()}${after}`),
   );
-  try {
-    // Each pass runs the checks left; one that crashes or hangs the guest ends the pass.
-    for (let id = 1; remaining.length > 0 && id <= STUDENT_CHECKS.length; id++) {
-      vm ??= await guests.boot();
-      progress('job', `${module.name}: ${remaining.join(', ')}`);
-      const job = {
-        ...labJob({ id, strategy: CUSTOM_DRIVER, modulePath: module.ko, moduleName: module.name, moduleParams: [], testProgram: program.path, checks: remaining, pages: opts.pages }),
-        deviceName: '',
-        device: opts.device ?? '',
-        pattern: opts.pattern,
-        inspect: true,
-        testFlags: ['--no-index', '--pfns'],
-        ...(pgReserved === undefined ? {} : { pgReservedBit: pgReserved }),
-      };
-      const end = await vm.runJob(job.id, await jobPayload(job, { inGuest: vm.filesInGuest }), opts.timeoutS * 1000);
-      await appendFile(join(runDir, 'records.jsonl'), end.records.map((r) => `${JSON.stringify({ job: id, strategy: CUSTOM_DRIVER, ...r })}\n`).join(''));
-      const a = assessJob({ strategy: CUSTOM_DRIVER, checks: remaining, jobId: id, end: end.kind, records: end.records, console: vm.console, boot: guests.boots });
-      assessments.push(a);
-      if (end.kind === 'done') break;
-      await vm.kill();
-      vm = undefined;
-      // A hang would most likely hang again, a deadline at a time: the checks after it are left not run.
-      if (end.kind === 'timeout') break;
-      // The checks the stopped guest never reached run again in a fresh boot.
-      const notRun = a.results.filter((r) => r.outcome.kind === 'not-run').map((r) => r.check);
-      remaining = remaining.filter((c) => notRun.includes(c));
+  // In a matrix, guests wait for a slot; fetching and building above do not.
+  await (opts.guestSlots ?? { run: <T>(fn: () => Promise<T>) => fn() }).run(async () => {
+    try {
+      // Each pass runs the checks left; one that crashes or hangs the guest ends the pass.
+      for (let id = 1; remaining.length > 0 && id <= STUDENT_CHECKS.length; id++) {
+        vm ??= await guests.boot();
+        progress('job', `${module.name}: ${remaining.join(', ')}`);
+        const job = {
+          ...labJob({ id, strategy: CUSTOM_DRIVER, modulePath: module.ko, moduleName: module.name, moduleParams: [], testProgram: program.path, checks: remaining, pages: opts.pages }),
+          deviceName: '',
+          device: opts.device ?? '',
+          pattern: opts.pattern,
+          inspect: true,
+          testFlags: ['--no-index', '--pfns'],
+          ...(pgReserved === undefined ? {} : { pgReservedBit: pgReserved }),
+        };
+        const end = await vm.runJob(job.id, await jobPayload(job, { inGuest: vm.filesInGuest }), opts.timeoutS * 1000);
+        await appendFile(join(runDir, 'records.jsonl'), end.records.map((r) => `${JSON.stringify({ job: id, strategy: CUSTOM_DRIVER, ...r })}\n`).join(''));
+        const a = assessJob({ strategy: CUSTOM_DRIVER, checks: remaining, jobId: id, end: end.kind, records: end.records, console: vm.console, boot: guests.boots });
+        assessments.push(a);
+        if (end.kind === 'done') break;
+        await vm.kill();
+        vm = undefined;
+        // A hang would most likely hang again, a deadline at a time: the checks after it are left not run.
+        if (end.kind === 'timeout') break;
+        // The checks the stopped guest never reached run again in a fresh boot.
+        const notRun = a.results.filter((r) => r.outcome.kind === 'not-run').map((r) => r.check);
+        remaining = remaining.filter((c) => notRun.includes(c));
+      }
+    } finally {
+      if (vm) await vm.powerOff(10_000);
     }
-  } finally {
-    if (vm) await vm.powerOff(10_000);
-  }
+  });
 
   const symbols = await symbolizer(module.ko, module.name);
   if (symbols) for (const a of assessments) await symbolizeProblems(a.strategy.problems, symbols);

@@ -5,8 +5,7 @@
  * the strategies after it run in a fresh boot. Returns data; never prints
  * (progress goes to the caller's callback).
  */
-import { appendFile, copyFile, mkdir, rename, writeFile } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
+import { appendFile, copyFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { buildModule } from '../build/kbuild.js';
 import { symbolizeProblems, symbolizer } from '../build/symbolize.js';
@@ -16,36 +15,16 @@ import { CUSTOM_DRIVER, STRATEGIES } from '../diagnose/expectations.js';
 import { buildInitramfs } from '../guest/initramfs.js';
 import { jobPayload, labJob } from '../guest/job.js';
 import type { CheckName } from '../guest/checks.js';
-import { acquireKernel, parseKernelSpec, type Kernel } from '../kernel/index.js';
-import { reachedInit } from '../parse/kmsg.js';
 import { assembleReport } from '../report/assemble.js';
 import type { RunReport } from '../report/model.js';
-import { MmaplabError } from '../util/errors.js';
-import { cacheRoot, projectPaths, stateRoot } from '../util/paths.js';
+import { cacheRoot, projectPaths } from '../util/paths.js';
 import { requireTool } from '../util/tools.js';
-import { chooseAccel, type AccelRequest } from '../vm/accel.js';
-import { GuestVm, type BootResult } from '../vm/guest-vm.js';
-import { BASE_APPEND, type Accel } from '../vm/qemu-args.js';
-import { qemuInfo, type QemuInfo } from '../vm/qemu.js';
+import { chooseAccel } from '../vm/accel.js';
+import type { GuestVm } from '../vm/guest-vm.js';
+import { qemuInfo } from '../vm/qemu.js';
+import { acquireFor, bootGuest, buildArchive, GuestBoots, kvmProbe, makeRunDir, type GuestOptions } from './session.js';
 
-export type Phase = 'kernel' | 'build' | 'accel' | 'boot' | 'job' | 'report';
-
-/** What every command that boots a guest is told: the kernel, the machine, where things go. */
-export interface GuestOptions {
-  kernel: string;
-  flavour: string;
-  accel: AccelRequest;
-  /** Hard deadline for each job, including the boot it may need. */
-  timeoutS: number;
-  memoryMb: number;
-  outputDir: string | undefined;
-  archiveUri: string | undefined;
-  securityUri: string | undefined;
-  refreshKernel: boolean;
-  cacheDir?: string;
-  stateDir?: string;
-  onProgress?: (phase: Phase, message: string) => void;
-}
+export type { GuestOptions, Phase } from './session.js';
 
 export interface RunOptions extends GuestOptions {
   moduleDir: string;
@@ -59,134 +38,25 @@ export interface RunOptions extends GuestOptions {
   pages: number;
 }
 
-export async function makeRunDir(opts: Pick<RunOptions, 'outputDir' | 'stateDir'>): Promise<string> {
-  if (opts.outputDir) {
-    const dir = resolve(opts.outputDir);
-    await mkdir(dir, { recursive: true });
-    return dir;
-  }
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
-  const dir = join(opts.stateDir ?? stateRoot(), 'runs', `${stamp}-${randomBytes(3).toString('hex')}`);
-  await mkdir(dir, { recursive: true });
-  return dir;
-}
-
-/** Probe KVM with a real guest: it must reach the agent within the deadline. */
-export function kvmProbe(qemu: QemuInfo, kernel: Kernel, initrd: string, runDir: string, memoryMb: number) {
-  return async (): Promise<string | undefined> => {
-    const r = await GuestVm.start(
-      { accel: 'kvm', memoryMb, kernelImage: kernel.image, initrd, append: [...BASE_APPEND, 'mmaplab.probe'], firmware: qemu.firmware },
-      { qemu: qemu.binary, consoleLog: join(runDir, 'kvm-probe-console.log'), bootTimeoutMs: 10_000 },
-    );
-    if (r.kind === 'ready') {
-      await r.vm.kill();
-      return undefined;
-    }
-    if (r.kind === 'exited' && /mmaplab-agent: probe ok/.test(r.console)) return undefined;
-    return r.kind === 'timeout' ? 'did not boot within 10 s' : `exited early (${r.stderr.trim().split('\n')[0] ?? 'no message'})`;
-  };
-}
-
-export interface Booted {
-  vm: GuestVm;
-  bootMs: number;
-  guestUptimeS: number;
-  attempts: number;
-}
-
-/** Boot, retrying once when the kernel panics before init ran (a known TCG/QEMU flake, not the driver). */
-export async function bootGuest(
-  qemu: QemuInfo,
-  accel: Accel,
-  kernel: Kernel,
-  initrd: string,
-  opts: Pick<RunOptions, 'memoryMb' | 'timeoutS'>,
-  notes: string[],
-  consoleLog: string,
-): Promise<Booted> {
-  let last: Exclude<BootResult, { kind: 'ready' }> | undefined;
-  for (let attempt = 1; attempt <= 2; attempt++) {
-    const r = await GuestVm.start(
-      { accel, memoryMb: opts.memoryMb, kernelImage: kernel.image, initrd, append: [...BASE_APPEND], firmware: qemu.firmware },
-      { qemu: qemu.binary, consoleLog, bootTimeoutMs: Math.min(90_000, opts.timeoutS * 1000) },
-    );
-    if (r.kind === 'ready') return { vm: r.vm, bootMs: r.bootMs, guestUptimeS: r.guestUptimeS, attempts: attempt };
-    last = r;
-    const earlyPanic = r.kind === 'exited' && /Kernel panic/.test(r.console) && !reachedInit(r.console);
-    if (!earlyPanic || attempt === 2) break;
-    const kept = consoleLog.replace(/\.log$/, `-attempt${attempt}.log`);
-    await rename(consoleLog, kept);
-    notes.push(`the kernel panicked before init on boot attempt ${attempt} (an infrastructure flake, not the driver); retried (${kept})`);
-  }
-  const tail = (last?.console ?? '').trimEnd().split('\n').slice(-15);
-  if (last?.kind === 'timeout') {
-    throw new MmaplabError('boot', `the guest did not become ready within ${Math.min(90, opts.timeoutS)} s (hang during boot); QEMU was killed`, {
-      details: tail,
-      hint: `full console: ${consoleLog}`,
-      artifacts: { consoleLog },
-    });
-  }
-  const stderr = last?.kind === 'exited' ? last.stderr.trim() : '';
-  throw new MmaplabError('boot', `QEMU exited before the guest was ready${stderr ? `: ${stderr.split('\n')[0]}` : ''}`, {
-    details: stderr ? stderr.split('\n').slice(0, 10) : tail,
-    hint: `full console: ${consoleLog}`,
-    artifacts: { consoleLog },
-  });
-}
-
-/**
- * The guests of one command, booted as needed: the first console is
- * console.log, each boot after a crash gets console-bootN.log.
- */
-export class GuestBoots {
-  boots = 0;
-  attempts = 0;
-  first: Booted | undefined;
-  readonly consoleLogs: string[] = [];
-
-  constructor(
-    private readonly start: (consoleLog: string) => Promise<Booted>,
-    private readonly runDir: string,
-    private readonly progress: (message: string) => void,
-  ) {}
-
-  async boot(): Promise<GuestVm> {
-    this.boots++;
-    const consoleLog = join(this.runDir, this.boots === 1 ? 'console.log' : `console-boot${this.boots}.log`);
-    this.consoleLogs.push(consoleLog);
-    this.progress(this.boots > 1 ? ` (boot ${this.boots}, after a crash)` : '');
-    const booted = await this.start(consoleLog);
-    this.first ??= booted;
-    this.attempts += booted.attempts;
-    return booted.vm;
-  }
-}
+const NO_LIMIT = { run: <T>(fn: () => Promise<T>) => fn() };
 
 export async function runLab(opts: RunOptions): Promise<RunReport> {
   const t0 = performance.now();
   const progress = opts.onProgress ?? (() => {});
   const cacheDir = opts.cacheDir ?? cacheRoot();
   const notes: string[] = [];
-  const spec = parseKernelSpec(opts.kernel, opts.flavour);
   const runDir = await makeRunDir(opts);
 
   // Fail fast on missing host tools, before any download.
   const qemu = await qemuInfo();
   for (const tool of ['gcc', 'make']) requireTool(tool);
 
-  progress('kernel', `kernel ${opts.kernel} (${opts.flavour})`);
-  const kernel = await acquireKernel(spec, {
-    cacheDir,
-    archiveUri: opts.archiveUri,
-    securityUri: opts.securityUri,
-    refresh: opts.refreshKernel,
-    onProgress: (m) => progress('kernel', m),
-  });
+  const kernel = await acquireFor(opts, cacheDir, progress);
   const tKernel = performance.now();
 
   progress('build', `building the driver for ${kernel.release}, the test program and the initramfs`);
   const [module, program, initramfs] = await Promise.all([
-    buildModule({ source: opts.moduleDir, kernel, cacheDir, logDir: runDir }),
+    buildModule({ source: opts.moduleDir, kernel, cacheDir, logDir: runDir, archive: buildArchive(opts), onProgress: (m) => progress('build', m) }),
     buildTestProgram(join(projectPaths.userspace, 'mmap-test.c'), cacheDir),
     buildInitramfs(kernel, cacheDir),
   ]);
@@ -210,34 +80,38 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
     runDir,
     (after) => progress('boot', `booting ${kernel.release} under ${accel.accel.toUpperCase()}${after}`),
   );
-  const tJobs = performance.now();
-  try {
-    for (const [i, strategy] of strategies.entries()) {
-      vm ??= await guests.boot();
-      progress('job', `${strategy}: ${opts.checks.join(', ')}`);
-      const job = labJob({
-        id: i + 1,
-        strategy,
-        modulePath: module.ko,
-        moduleName: module.name,
-        moduleParams: takesStrategy && strategy !== CUSTOM_DRIVER ? [`strategy=${strategy}`] : [],
-        testProgram: program.path,
-        checks: opts.checks,
-        pages: opts.pages,
-      });
-      const end = await vm.runJob(job.id, await jobPayload(job, { inGuest: vm.filesInGuest }), opts.timeoutS * 1000);
-      await appendFile(join(runDir, 'records.jsonl'), end.records.map((r) => `${JSON.stringify({ job: job.id, strategy, ...r })}\n`).join(''));
-      assessments.push(assessJob({ strategy, checks: opts.checks, jobId: job.id, end: end.kind, records: end.records, console: vm.console, boot: guests.boots }));
-      if (end.kind !== 'done') {
-        // The guest is unusable: kill it now; the next strategy gets a fresh boot.
-        await vm.kill();
-        vm = undefined;
+  // In a matrix, guests wait for a slot; fetching and building above do not.
+  const tJobs = await (opts.guestSlots ?? NO_LIMIT).run(async () => {
+    const started = performance.now();
+    try {
+      for (const [i, strategy] of strategies.entries()) {
+        vm ??= await guests.boot();
+        progress('job', `${strategy}: ${opts.checks.join(', ')}`);
+        const job = labJob({
+          id: i + 1,
+          strategy,
+          modulePath: module.ko,
+          moduleName: module.name,
+          moduleParams: takesStrategy && strategy !== CUSTOM_DRIVER ? [`strategy=${strategy}`] : [],
+          testProgram: program.path,
+          checks: opts.checks,
+          pages: opts.pages,
+        });
+        const end = await vm.runJob(job.id, await jobPayload(job, { inGuest: vm.filesInGuest }), opts.timeoutS * 1000);
+        await appendFile(join(runDir, 'records.jsonl'), end.records.map((r) => `${JSON.stringify({ job: job.id, strategy, ...r })}\n`).join(''));
+        assessments.push(assessJob({ strategy, checks: opts.checks, jobId: job.id, end: end.kind, records: end.records, console: vm.console, boot: guests.boots }));
+        if (end.kind !== 'done') {
+          // The guest is unusable: kill it now; the next strategy gets a fresh boot.
+          await vm.kill();
+          vm = undefined;
+        }
       }
+    } finally {
+      // A guest that finished powers off politely; a stuck one is killed at once.
+      if (vm) await vm.powerOff(10_000);
     }
-  } finally {
-    // A guest that finished powers off politely; a stuck one is killed at once.
-    if (vm) await vm.powerOff(10_000);
-  }
+    return started;
+  });
   const tJob = performance.now();
 
   progress('report', 'assessing');

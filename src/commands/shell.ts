@@ -10,12 +10,11 @@ import { buildTestProgram } from '../build/userspace.js';
 import { CUSTOM_DRIVER } from '../diagnose/expectations.js';
 import { buildInitramfs } from '../guest/initramfs.js';
 import { jobPayload, labJob } from '../guest/job.js';
-import { acquireKernel, parseKernelSpec } from '../kernel/index.js';
 import { MmaplabError } from '../util/errors.js';
 import { cacheRoot, projectPaths } from '../util/paths.js';
 import { chooseAccel } from '../vm/accel.js';
 import { qemuInfo } from '../vm/qemu.js';
-import { bootGuest, kvmProbe, makeRunDir, type GuestOptions } from './run.js';
+import { acquireFor, bootGuest, buildArchive, kvmProbe, makeRunDir, type GuestOptions } from './session.js';
 
 export interface ShellOptions extends GuestOptions {
   /** A driver of the user's own; the bundled one (with `strategy`) otherwise. */
@@ -37,14 +36,11 @@ export async function shellInGuest(opts: ShellOptions): Promise<ShellResult> {
   const cacheDir = opts.cacheDir ?? cacheRoot();
   const runDir = await makeRunDir(opts);
   const qemu = await qemuInfo();
-  progress('kernel', `kernel ${opts.kernel} (${opts.flavour})`);
-  const kernel = await acquireKernel(parseKernelSpec(opts.kernel, opts.flavour), {
-    cacheDir, archiveUri: opts.archiveUri, securityUri: opts.securityUri, refresh: opts.refreshKernel, onProgress: (m) => progress('kernel', m),
-  });
+  const kernel = await acquireFor(opts, cacheDir, progress);
   const source = opts.source ? resolve(opts.source) : projectPaths.kernelModule;
   progress('build', `building the driver for ${kernel.release}`);
   const [module, program, initramfs] = await Promise.all([
-    buildModule({ source, kernel, cacheDir, logDir: runDir }),
+    buildModule({ source, kernel, cacheDir, logDir: runDir, archive: buildArchive(opts), onProgress: (m) => progress('build', m) }),
     buildTestProgram(join(projectPaths.userspace, 'mmap-test.c'), cacheDir),
     buildInitramfs(kernel, cacheDir),
   ]);

@@ -49,7 +49,7 @@ export async function buildInitramfs(kernel: Kernel, cacheDir: string): Promise<
   if (await exists(path)) return { path, key, busybox };
 
   const applets = (await runChecked('guest', 'busybox --list', busybox, ['--list'])).stdout.split('\n').filter((a) => /^[\w.[-]+$/.test(a));
-  const modules = await resolveModules(kernel.modulesDir, GUEST_MODULES);
+  const modules = await resolveModules(kernel.modulesDir, GUEST_MODULES, await readFile(kernel.config, 'utf8'));
   const entries: CpioEntry[] = [
     { type: 'dir', path: 'dev' },
     { type: 'chardev', path: 'dev/console', major: 5, minor: 1 },

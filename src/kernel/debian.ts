@@ -97,7 +97,9 @@ export async function acquireDebianKernel(spec: DebianSpec, opts: DebianFetchOpt
   const work = join(root, `.staging-${process.pid}-apt-${Date.now()}`);
   try {
     progress(`resolving the newest ${spec.flavour} kernel of ${spec.suite}`);
-    const apt = await PrivateApt.create(join(work, 'apt'), aptLinesFor(spec.suite, archives));
+    // Sid's Release file may be past its Valid-Until by the time it is read.
+    const rolling = ['sid', 'unstable', 'experimental'].includes(spec.suite);
+    const apt = await PrivateApt.create(join(work, 'apt'), aptLinesFor(spec.suite, archives), rolling ? ['-o', 'Acquire::Check-Valid-Until=false'] : []);
     await apt.update();
     const meta = `linux-image-${spec.flavour}`;
     const version = await apt.candidate(meta);
@@ -114,13 +116,26 @@ export async function acquireDebianKernel(spec: DebianSpec, opts: DebianFetchOpt
     const final = join(root, release);
     kernel = await loadCachedKernel(final);
     if (!kernel) {
-      const image = (await apt.has(`linux-image-${release}-unsigned`)) ? `linux-image-${release}-unsigned` : `linux-image-${release}`;
+      const signed = `linux-image-${release}`;
+      const unsigned = `${signed}-unsigned`;
+      const image = (await apt.has(unsigned)) ? unsigned : signed;
+      // Sid splits the image: the kernel is in linux-binary-*, its modules in linux-modules-*.
+      const imageParts = (await apt.depends(image)).filter((d) => d.startsWith(`linux-binary-${release}`) || d.startsWith(`linux-modules-${release}`));
       const headers = `linux-headers-${release}`;
       const headerDeps = (await apt.depends(headers)).filter((d) => /^linux-(headers-.*-common|kbuild-)/.test(d));
-      const pkgs = [image, headers, ...headerDeps];
-      progress(`downloading ${pkgs.join(', ')}`);
+      const rest = [...imageParts, headers, ...headerDeps];
       const debs = join(work, 'debs');
-      await apt.download(pkgs, debs);
+      progress(`downloading ${[image, ...rest].join(', ')}`);
+      try {
+        await apt.download([image, ...rest], debs);
+      } catch (e) {
+        // An archive may list the -unsigned package and not serve it (bullseye-security answers 404):
+        // the signed image holds the same files.
+        if (image !== unsigned) throw e;
+        progress(`${unsigned} is listed but not served; downloading ${signed} instead`);
+        await rm(debs, { recursive: true, force: true });
+        await apt.download([signed, ...rest], debs);
+      }
       await installDirAtomic(final, async (staging) => {
         progress(`extracting kernel ${release}`);
         const rootfs = join(staging, 'root');
@@ -161,9 +176,14 @@ async function relativiseSymlinks(rootfs: string): Promise<void> {
   await walk(rootfs);
 }
 
-/** The flavour's Makefile includes the common tree by an absolute /usr/src path. */
+/**
+ * The flavour's Makefile includes the common tree by an absolute /usr/src path;
+ * sid's also sets KBUILD_OUTPUT to its /usr/src path. Both become relative to the Makefile.
+ */
 export function fixHeadersMakefile(text: string): string {
-  return text.replace(/^(\s*include\s+)\/usr\/src\/(\S+)/gm, (_m, inc: string, rest: string) => `${inc}$(dir $(lastword $(MAKEFILE_LIST)))../${rest}`);
+  return text
+    .replace(/^KBUILD_OUTPUT\s*:?=\s*\/usr\/src\/\S+$/gm, 'KBUILD_OUTPUT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))')
+    .replace(/^(\s*include\s+)\/usr\/src\/(\S+)/gm, (_m, inc: string, rest: string) => `${inc}$(dir $(lastword $(MAKEFILE_LIST)))../${rest}`);
 }
 
 async function fixHeaders(headersDir: string): Promise<void> {
@@ -182,8 +202,9 @@ async function describeExtracted(rootfs: string, final: string, release: string,
   // Paths are recorded as they will be after the staging directory is renamed.
   const inFinal = (p: string) => join(final, 'root', relative(rootfs, p));
   const image = await firstExisting([join(rootfs, 'boot', `vmlinuz-${release}`), join(rootfs, 'usr/lib/modules', release, 'vmlinuz')]);
-  const config = await firstExisting([join(rootfs, 'boot', `config-${release}`), join(rootfs, 'usr/lib/modules', release, 'config')]);
   const headersDir = join(rootfs, 'usr/src', `linux-headers-${release}`);
+  // Sid ships no /boot/config-*; the headers' .config is the same file.
+  const config = await firstExisting([join(rootfs, 'boot', `config-${release}`), join(rootfs, 'usr/lib/modules', release, 'config'), join(headersDir, '.config')]);
   const modulesDir = await firstExisting([join(rootfs, 'lib/modules', release), join(rootfs, 'usr/lib/modules', release)]);
   if (!image || !config || !modulesDir || !(await lstat(headersDir).catch(() => undefined))) {
     throw new MmaplabError('fetch', `the packages of kernel ${release} do not contain an image, config, modules and headers as expected`);

@@ -62,10 +62,21 @@ export function modinfo(ko: Buffer, key: string): string[] {
   return out;
 }
 
-/** Modules `roots` need, dependencies first; modules built into the kernel are skipped. */
-export async function resolveModules(modulesDir: string, roots: readonly string[]): Promise<KernelModule[]> {
+/** CONFIG_<NAME>=y in the kernel's config, for packages that ship no modules.builtin (sid's). */
+export function builtinByConfig(configText: string): Set<string> {
+  const out = new Set<string>();
+  for (const m of configText.matchAll(/^CONFIG_(\w+)=y$/gm)) out.add(normalise(m[1]!.toLowerCase()));
+  return out;
+}
+
+/**
+ * Modules `roots` need, dependencies first; modules built into the kernel are
+ * skipped (by modules.builtin, else by a CONFIG_ option of the module's name).
+ */
+export async function resolveModules(modulesDir: string, roots: readonly string[], configText = ''): Promise<KernelModule[]> {
   const index = await indexModules(modulesDir);
   const builtin = await builtins(modulesDir);
+  if (builtin.size === 0) for (const n of builtinByConfig(configText)) builtin.add(n);
   const order: KernelModule[] = [];
   const done = new Set<string>();
   async function visit(name: string): Promise<void> {

@@ -1,0 +1,161 @@
+/**
+ * What every command that boots a guest shares: its options, the run
+ * directory, the kernel and the archive it came from, the KVM probe, booting
+ * (with the early-panic retry) and the guest slots a matrix hands out.
+ */
+import { mkdir, rename } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import { debianArchives } from '../kernel/debian.js';
+import { acquireKernel, parseKernelSpec, type Kernel } from '../kernel/index.js';
+import { reachedInit } from '../parse/kmsg.js';
+import { MmaplabError } from '../util/errors.js';
+import { stateRoot } from '../util/paths.js';
+import type { Limiter } from '../util/limiter.js';
+import type { AccelRequest } from '../vm/accel.js';
+import { GuestVm, type BootResult } from '../vm/guest-vm.js';
+import { BASE_APPEND, type Accel } from '../vm/qemu-args.js';
+import type { QemuInfo } from '../vm/qemu.js';
+
+export type Phase = 'kernel' | 'build' | 'accel' | 'boot' | 'job' | 'report';
+
+/** What every command that boots a guest is told: the kernel, the machine, where things go. */
+export interface GuestOptions {
+  kernel: string;
+  flavour: string;
+  accel: AccelRequest;
+  /** Hard deadline for each job, including the boot it may need. */
+  timeoutS: number;
+  memoryMb: number;
+  outputDir: string | undefined;
+  archiveUri: string | undefined;
+  securityUri: string | undefined;
+  refreshKernel: boolean;
+  cacheDir?: string;
+  stateDir?: string;
+  onProgress?: (phase: Phase, message: string) => void;
+  /** Guests that may run at once across a matrix; none: no limit. */
+  guestSlots?: Limiter;
+}
+
+/** The kernel a command's options name, fetched (or found in the cache). */
+export function acquireFor(opts: GuestOptions, cacheDir: string, progress: (phase: Phase, message: string) => void): Promise<Kernel> {
+  progress('kernel', `kernel ${opts.kernel} (${opts.flavour})`);
+  return acquireKernel(parseKernelSpec(opts.kernel, opts.flavour), {
+    cacheDir,
+    archiveUri: opts.archiveUri,
+    securityUri: opts.securityUri,
+    refresh: opts.refreshKernel,
+    onProgress: (m) => progress('kernel', m),
+  });
+}
+
+/** The Debian archive build roots are made from: the user's, else the host's. */
+export function buildArchive(opts: Pick<GuestOptions, 'archiveUri' | 'securityUri'>): { uri: string | undefined; keyring: string | undefined } {
+  const a = debianArchives(opts);
+  return { uri: a.archive, keyring: a.signedBy };
+}
+
+export async function makeRunDir(opts: Pick<GuestOptions, 'outputDir' | 'stateDir'>): Promise<string> {
+  if (opts.outputDir) {
+    const dir = resolve(opts.outputDir);
+    await mkdir(dir, { recursive: true });
+    return dir;
+  }
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
+  const dir = join(opts.stateDir ?? stateRoot(), 'runs', `${stamp}-${randomBytes(3).toString('hex')}`);
+  await mkdir(dir, { recursive: true });
+  return dir;
+}
+
+/** Probe KVM with a real guest: it must reach the agent within the deadline. */
+export function kvmProbe(qemu: QemuInfo, kernel: Kernel, initrd: string, runDir: string, memoryMb: number) {
+  return async (): Promise<string | undefined> => {
+    const r = await GuestVm.start(
+      { accel: 'kvm', memoryMb, kernelImage: kernel.image, initrd, append: [...BASE_APPEND, 'mmaplab.probe'], firmware: qemu.firmware },
+      { qemu: qemu.binary, consoleLog: join(runDir, 'kvm-probe-console.log'), bootTimeoutMs: 10_000 },
+    );
+    if (r.kind === 'ready') {
+      await r.vm.kill();
+      return undefined;
+    }
+    if (r.kind === 'exited' && /mmaplab-agent: probe ok/.test(r.console)) return undefined;
+    return r.kind === 'timeout' ? 'did not boot within 10 s' : `exited early (${r.stderr.trim().split('\n')[0] ?? 'no message'})`;
+  };
+}
+
+export interface Booted {
+  vm: GuestVm;
+  bootMs: number;
+  guestUptimeS: number;
+  attempts: number;
+}
+
+/** Boot, retrying once when the kernel panics before init ran (a known TCG/QEMU flake, not the driver). */
+export async function bootGuest(
+  qemu: QemuInfo,
+  accel: Accel,
+  kernel: Kernel,
+  initrd: string,
+  opts: Pick<GuestOptions, 'memoryMb' | 'timeoutS'>,
+  notes: string[],
+  consoleLog: string,
+): Promise<Booted> {
+  let last: Exclude<BootResult, { kind: 'ready' }> | undefined;
+  for (let attempt = 1; attempt <= 2; attempt++) {
+    const r = await GuestVm.start(
+      { accel, memoryMb: opts.memoryMb, kernelImage: kernel.image, initrd, append: [...BASE_APPEND], firmware: qemu.firmware },
+      { qemu: qemu.binary, consoleLog, bootTimeoutMs: Math.min(90_000, opts.timeoutS * 1000) },
+    );
+    if (r.kind === 'ready') return { vm: r.vm, bootMs: r.bootMs, guestUptimeS: r.guestUptimeS, attempts: attempt };
+    last = r;
+    const earlyPanic = r.kind === 'exited' && /Kernel panic/.test(r.console) && !reachedInit(r.console);
+    if (!earlyPanic || attempt === 2) break;
+    const kept = consoleLog.replace(/\.log$/, `-attempt${attempt}.log`);
+    await rename(consoleLog, kept);
+    notes.push(`the kernel panicked before init on boot attempt ${attempt} (an infrastructure flake, not the driver); retried (${kept})`);
+  }
+  const tail = (last?.console ?? '').trimEnd().split('\n').slice(-15);
+  if (last?.kind === 'timeout') {
+    throw new MmaplabError('boot', `the guest did not become ready within ${Math.min(90, opts.timeoutS)} s (hang during boot); QEMU was killed`, {
+      details: tail,
+      hint: `full console: ${consoleLog}`,
+      artifacts: { consoleLog },
+    });
+  }
+  const stderr = last?.kind === 'exited' ? last.stderr.trim() : '';
+  throw new MmaplabError('boot', `QEMU exited before the guest was ready${stderr ? `: ${stderr.split('\n')[0]}` : ''}`, {
+    details: stderr ? stderr.split('\n').slice(0, 10) : tail,
+    hint: `full console: ${consoleLog}`,
+    artifacts: { consoleLog },
+  });
+}
+
+/**
+ * The guests of one command, booted as needed: the first console is
+ * console.log, each boot after a crash gets console-bootN.log.
+ */
+export class GuestBoots {
+  boots = 0;
+  attempts = 0;
+  first: Booted | undefined;
+  readonly consoleLogs: string[] = [];
+
+  constructor(
+    private readonly start: (consoleLog: string) => Promise<Booted>,
+    private readonly runDir: string,
+    private readonly progress: (message: string) => void,
+  ) {}
+
+  async boot(): Promise<GuestVm> {
+    this.boots++;
+    const consoleLog = join(this.runDir, this.boots === 1 ? 'console.log' : `console-boot${this.boots}.log`);
+    this.consoleLogs.push(consoleLog);
+    this.progress(this.boots > 1 ? ` (boot ${this.boots}, after a crash)` : '');
+    const booted = await this.start(consoleLog);
+    this.first ??= booted;
+    this.attempts += booted.attempts;
+    return booted.vm;
+  }
+}
+
