@@ -5,7 +5,8 @@
  * so an unchanged driver is not rebuilt.
  */
 import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { existsSync } from 'node:fs';
+import { isAbsolute, join, relative } from 'node:path';
 import { cpus } from 'node:os';
 import type { Kernel } from '../kernel/types.js';
 import { modinfo } from '../kernel/modules.js';
@@ -85,7 +86,10 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
     // Paths are reported as they will be after the rename, then mapped to the user's tree.
     const toUser = pathMapper(tree, show(src.root));
     const log = toUser(r.all);
-    const diagnostics = parseDiagnostics(r.all, toUser);
+    // Kbuild from 6.13 compiles external modules from inside M=, naming files relative to it.
+    const userDir = show(join(src.root, src.subdir));
+    const toUserFile = (p: string) => (!isAbsolute(p) && !p.startsWith('../') && existsSync(join(build, p)) ? join(userDir, p) : toUser(p));
+    const diagnostics = parseDiagnostics(r.all, toUserFile);
     await writeFile(join(staging, 'build.log'), `$ ${r.command}\n${log}`);
     if (!r.ok) {
       await mkdir(opts.logDir, { recursive: true });

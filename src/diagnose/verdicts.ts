@@ -7,6 +7,7 @@ import { formatDiagnostic, type Diagnostic } from '../build/diagnostics.js';
 import type { KernelProblem } from '../parse/kmsg.js';
 import type { CheckResult, StepResult } from '../report/model.js';
 import { cellVerdict } from '../report/verdict.js';
+import { apiChangesFor, type ApiChange } from './api-changes.js';
 
 export type Verdict = 'pass' | 'fail' | 'skip';
 
@@ -17,6 +18,8 @@ export interface CheckItem {
   reason: string;
   hint?: string;
   details?: string[];
+  /** builds: the kernel API changes behind a failed build, where known. */
+  apiChanges?: ApiChange[];
 }
 
 export interface CheckFindings {
@@ -97,7 +100,17 @@ function distinctPages(r: CheckResult | undefined): CheckItem {
 export function checkItems(f: CheckFindings): CheckItem[] {
   const items: CheckItem[] = [];
   if (!f.build.ok) {
-    items.push({ id: 'builds', title: 'builds', verdict: 'fail', reason: f.build.message, details: f.build.diagnostics.filter((d) => d.severity !== 'note').map(formatDiagnostic), hint: 'fix the first error; the full build log is kept' });
+    // A known kernel API change behind the error says more than "fix the first error".
+    const changes = apiChangesFor(f.build.diagnostics);
+    items.push({
+      id: 'builds',
+      title: 'builds',
+      verdict: 'fail',
+      reason: f.build.message,
+      details: [...f.build.diagnostics.filter((d) => d.severity !== 'note').map(formatDiagnostic), ...changes.map((c) => `${c.summary} Fix: ${c.fix}`)],
+      hint: changes.length ? changes.map((c) => c.fix).join('; ') : 'fix the first error; the full build log is kept',
+      ...(changes.length ? { apiChanges: changes } : {}),
+    });
     for (const [id, title] of [['loads', 'loads'], ['device', 'the device opens']] as const) items.push(skipped(id, title, 'the driver did not build'));
     return items;
   }

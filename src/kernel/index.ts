@@ -1,10 +1,11 @@
 /** Kernel acquisition: from a spec to a kernel that can be booted and built against. */
 import { acquireDebianKernel, type DebianFetchOptions } from './debian.js';
+import { hostKernel, localKernel } from './installed.js';
 import type { KernelSpec } from './spec.js';
 import type { Kernel } from './types.js';
 
 export type { Kernel } from './types.js';
-export { parseKernelSpec, formatKernelSpec, DEFAULT_KERNEL, DEFAULT_FLAVOUR, type KernelSpec } from './spec.js';
+export { parseKernelSpec, formatKernelSpec, expandKernelSpecs, kernelSlug, ALL_KERNELS, DEFAULT_KERNEL, DEFAULT_FLAVOUR, type KernelSpec } from './spec.js';
 
 export type AcquireOptions = DebianFetchOptions;
 
@@ -12,5 +13,9 @@ export async function acquireKernel(spec: KernelSpec, opts: AcquireOptions): Pro
   switch (spec.kind) {
     case 'debian':
       return acquireDebianKernel(spec, opts);
+    case 'host':
+      return hostKernel();
+    case 'local':
+      return localKernel(spec.image, spec.kdir);
   }
 }

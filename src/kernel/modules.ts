@@ -19,7 +19,7 @@ const normalise = (n: string) => n.replace(/-/g, '_');
 async function indexModules(dir: string): Promise<Map<string, string>> {
   const index = new Map<string, string>();
   async function walk(d: string): Promise<void> {
-    for (const e of await readdir(d, { withFileTypes: true })) {
+    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
       const p = join(d, e.name);
       if (e.isDirectory()) await walk(p);
       else {
@@ -28,7 +28,9 @@ async function indexModules(dir: string): Promise<Map<string, string>> {
       }
     }
   }
+  // An installed kernel keeps its modules under kernel/; a built tree has them beside its sources.
   await walk(join(dir, 'kernel'));
+  if (index.size === 0) await walk(dir);
   return index;
 }
 

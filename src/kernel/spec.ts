@@ -1,23 +1,58 @@
 /** Kernel specs as the user writes them on the command line. */
 import { usageError } from '../util/errors.js';
 
-export type KernelSpec = {
-  kind: 'debian';
-  /** A Debian suite: bookworm, bullseye, trixie, sid, bookworm-backports, ... */
-  suite: string;
-  /** Kernel flavour, e.g. cloud-amd64 (fast to boot) or amd64. */
-  flavour: string;
-};
+export type KernelSpec =
+  | {
+      kind: 'debian';
+      /** A Debian suite: bookworm, bullseye, trixie, sid, bookworm-backports, ... */
+      suite: string;
+      /** Kernel flavour, e.g. cloud-amd64 (fast to boot) or amd64. */
+      flavour: string;
+    }
+  /** The kernel this machine runs: its image and /lib/modules/<release>/build. */
+  | { kind: 'host' }
+  /** A kernel the user built: a bzImage and the tree (or headers) to build modules against. */
+  | { kind: 'local'; image: string; kdir: string | undefined };
 
 export const DEFAULT_KERNEL = 'debian:bookworm';
 export const DEFAULT_FLAVOUR = 'cloud-amd64';
 
+/** What `--kernel all` means: every Debian series the lab is tested on, oldest first. */
+export const ALL_KERNELS: readonly string[] = ['debian:bullseye', 'debian:bookworm', 'debian:bookworm-backports', 'debian:trixie', 'debian:sid'];
+
+const HELP = `use debian:<suite> (e.g. ${DEFAULT_KERNEL}), host, local:<bzImage>[,<kernel tree>], or all`;
+
 export function parseKernelSpec(text: string, flavour = DEFAULT_FLAVOUR): KernelSpec {
-  const m = /^debian:([a-z][a-z0-9-]*)$/.exec(text.trim());
+  const t = text.trim();
+  const m = /^debian:([a-z][a-z0-9-]*)$/.exec(t);
   if (m) return { kind: 'debian', suite: m[1]!, flavour };
-  throw usageError(`unknown kernel spec '${text}'`, `use debian:<suite>, for example ${DEFAULT_KERNEL}`);
+  if (t === 'host') return { kind: 'host' };
+  const l = /^local:([^,]+)(?:,(.+))?$/.exec(t);
+  if (l) return { kind: 'local', image: l[1]!, kdir: l[2] };
+  throw usageError(`unknown kernel spec '${text}'`, HELP);
 }
 
 export function formatKernelSpec(spec: KernelSpec): string {
-  return `debian:${spec.suite}`;
+  switch (spec.kind) {
+    case 'debian':
+      return `debian:${spec.suite}`;
+    case 'host':
+      return 'host';
+    case 'local':
+      return `local:${spec.image}${spec.kdir ? `,${spec.kdir}` : ''}`;
+  }
+}
+
+/** Every --kernel value, `all` expanded, each spec once, in the order given. */
+export function expandKernelSpecs(values: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const v of values.length ? values : [DEFAULT_KERNEL]) {
+    for (const s of v.trim() === 'all' ? ALL_KERNELS : [formatKernelSpec(parseKernelSpec(v))]) if (!out.includes(s)) out.push(s);
+  }
+  return out;
+}
+
+/** A short, file-name-safe label for a spec: bookworm, bookworm-backports, host, local-bzImage. */
+export function kernelSlug(spec: string): string {
+  return spec.replace(/^debian:/, '').replace(/^local:([^,]*).*$/, (_m, p: string) => `local-${p.split('/').pop() ?? 'kernel'}`).replace(/[^\w.+-]+/g, '_');
 }

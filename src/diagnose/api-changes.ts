@@ -1,0 +1,101 @@
+/**
+ * Kernel API changes behind build failures: a driver that builds on one
+ * kernel and not on another usually met one of these. Each rule matches gcc's
+ * own message, so the explanation names the change and the way to write code
+ * that builds on both sides of it.
+ */
+import type { Diagnostic } from '../build/diagnostics.js';
+
+export interface ApiChange {
+  /** Stable key. */
+  id: string;
+  /** The kernel version the change arrived in, e.g. "6.3". */
+  since: string;
+  /** One sentence: what changed. */
+  summary: string;
+  /** One sentence: how to write it instead. */
+  fix: string;
+}
+
+const Q = `['‘’\`"]`;
+
+const RULES: ReadonlyArray<{ test: RegExp; change: ApiChange }> = [
+  {
+    test: new RegExp(`read-only (?:member|location)[^\\n]*vm_flags|assignment of read-only member ${Q}vm_flags${Q}`),
+    change: {
+      id: 'vm-flags-read-only',
+      since: '6.3',
+      summary: 'vma->vm_flags is read-only since Linux 6.3 (a const member from 6.12).',
+      fix: 'use vm_flags_set(vma, FLAGS) / vm_flags_clear(vma, FLAGS); keep the direct write only behind #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 3, 0).',
+    },
+  },
+  {
+    test: new RegExp(`implicit declaration of function ${Q}vm_flags_(?:set|clear|mod|reset)${Q}`),
+    change: {
+      id: 'vm-flags-accessors-missing',
+      since: '6.3',
+      summary: 'vm_flags_set() and vm_flags_clear() exist only from Linux 6.3.',
+      fix: 'on older kernels write vma->vm_flags |= FLAGS directly, behind #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 3, 0).',
+    },
+  },
+  {
+    test: new RegExp(`(?:too many arguments to function|passed 2 arguments, but takes just 1)[^\\n]*class_create|class_create[^\\n]*(?:too many arguments|passed 2 arguments)`),
+    change: {
+      id: 'class-create-one-argument',
+      since: '6.4',
+      summary: 'class_create() takes only the class name since Linux 6.4 (the THIS_MODULE argument is gone).',
+      fix: 'call class_create(NAME) from 6.4 and class_create(THIS_MODULE, NAME) before, chosen with LINUX_VERSION_CODE.',
+    },
+  },
+  {
+    test: new RegExp(`${Q}VM_RESERVED${Q} undeclared`),
+    change: {
+      id: 'vm-reserved-removed',
+      since: '3.7',
+      summary: 'VM_RESERVED was removed in Linux 3.7.',
+      fix: 'use VM_DONTEXPAND | VM_DONTDUMP (through vm_flags_set() from 6.3).',
+    },
+  },
+  {
+    test: new RegExp(`has no member named ${Q}(?:mmap|vm_next|vm_prev)${Q}`),
+    change: {
+      id: 'vma-list-removed',
+      since: '6.1',
+      summary: 'mm->mmap and vma->vm_next are gone since Linux 6.1 (VMAs live in a maple tree).',
+      fix: 'walk the VMAs with VMA_ITERATOR(vmi, mm, 0) and for_each_vma(vmi, vma).',
+    },
+  },
+  {
+    test: new RegExp(`implicit declaration of function ${Q}remap_vmalloc_range_partial${Q}|remap_vmalloc_range_partial[^\\n]*undefined`),
+    change: {
+      id: 'remap-vmalloc-range-partial-unexported',
+      since: '5.11',
+      summary: 'remap_vmalloc_range_partial() is not available to modules after Linux 5.10.',
+      fix: 'allocate with vmalloc_user() and map with remap_vmalloc_range(vma, buf, vma->vm_pgoff), or insert the pages one by one with vm_insert_page().',
+    },
+  },
+  {
+    test: new RegExp(`${Q}(?:mmap_prepare|vm_area_desc)${Q}|struct vm_area_desc|unknown field ${Q}mmap_prepare${Q}`),
+    change: {
+      id: 'mmap-prepare-new',
+      since: '6.16',
+      summary: 'f_op->mmap_prepare and struct vm_area_desc arrived in Linux 6.16; older kernels only have f_op->mmap.',
+      fix: 'set .mmap_prepare only behind #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 16, 0) and keep .mmap for older kernels (never both on one kernel: it is refused).',
+    },
+  },
+  {
+    test: new RegExp(`implicit declaration of function ${Q}is_cow_mapping${Q}`),
+    change: {
+      id: 'is-cow-mapping-private',
+      since: '6.1',
+      summary: 'is_cow_mapping() is public in <linux/mm.h> only from Linux 6.1 (before, it is internal to mm/).',
+      fix: 'test (vma->vm_flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE directly.',
+    },
+  },
+];
+
+/** The API changes a failed build's diagnostics point at, each once, in rule order. */
+export function apiChangesFor(diagnostics: readonly Pick<Diagnostic, 'message' | 'severity'>[]): ApiChange[] {
+  const text = diagnostics.filter((d) => d.severity !== 'note').map((d) => d.message);
+  return RULES.filter((r) => text.some((m) => r.test.test(m))).map((r) => r.change);
+}
