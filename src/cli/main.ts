@@ -5,7 +5,8 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
-import { formatKernelSpec, parseKernelSpec } from '../kernel/spec.js';
+import { cpus } from 'node:os';
+import { DEFAULT_KERNEL, formatKernelSpec, parseKernelSpec } from '../kernel/spec.js';
 import { ExitCode, isMmaplabError, type MmaplabError } from '../util/errors.js';
 import { executedCommands } from '../util/exec.js';
 import { cacheRoot, stateRoot } from '../util/paths.js';
@@ -20,19 +21,20 @@ function positiveInt(name: string, max: number) {
   };
 }
 
-function kernelSpecArg(v: string): string {
+/** --kernel may be given several times; each value is checked as it is read. */
+function kernelSpecArg(v: string, previous: string[]): string[] {
   try {
-    return formatKernelSpec(parseKernelSpec(v));
+    return [...previous, v.trim() === 'all' ? 'all' : formatKernelSpec(parseKernelSpec(v))];
   } catch (e) {
     throw new InvalidArgumentError(isMmaplabError(e) ? `${e.message} (${e.hint ?? ''})` : String(e));
   }
 }
 
 /** The command layer's GuestOptions from the CLI's, with progress on stderr when wanted. */
-function guestOptions(o: GuestCliOptions, showProgress: boolean) {
+function guestOptions(o: GuestCliOptions, showProgress: boolean, kernel = o.kernel[0] ?? DEFAULT_KERNEL, label = '') {
   const err = makeStyle({ color: o.color === false ? false : undefined, stream: process.stderr });
   return {
-    kernel: o.kernel,
+    kernel,
     flavour: o.flavour,
     accel: o.accel,
     timeoutS: o.timeout,
@@ -41,19 +43,25 @@ function guestOptions(o: GuestCliOptions, showProgress: boolean) {
     archiveUri: o.archiveUri,
     securityUri: o.securityUri,
     refreshKernel: !!o.refreshKernel,
-    onProgress: showProgress ? (phase: string, msg: string) => process.stderr.write(err.dim(`[${phase}] ${msg}\n`)) : undefined,
+    onProgress: showProgress ? (phase: string, msg: string) => process.stderr.write(err.dim(`[${label}${phase}] ${msg}\n`)) : undefined,
   };
 }
 
 /** Options every command that boots a guest takes. */
 function addGuestOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--kernel <spec>', 'kernel to boot: debian:<suite>, e.g. debian:bookworm').default('debian:bookworm').argParser(kernelSpecArg))
+    .addOption(
+      new Option('--kernel <spec>', 'kernel to boot: debian:<suite> (bullseye, bookworm, bookworm-backports, trixie, sid), host, local:<bzImage>[,<tree>], or all; give it several times for a matrix')
+        .default([], DEFAULT_KERNEL)
+        .argParser(kernelSpecArg),
+    )
+    .addOption(new Option('--jobs <n>', 'guests to run at once in a matrix').default(cpus().length, 'the number of cores').argParser(positiveInt('--jobs', 64)))
+    .option('--junit <file>', 'also write JUnit XML: one testcase per kernel x strategy x check')
     .option('--flavour <flavour>', 'Debian kernel flavour (cloud-amd64 boots fastest)', 'cloud-amd64')
     .addOption(new Option('--accel <accel>', 'accelerator: auto probes KVM and falls back to TCG').choices(['auto', 'kvm', 'tcg']).default('auto'))
     .addOption(new Option('--timeout <seconds>', 'hard deadline for each job, boot included').default(120).argParser(positiveInt('--timeout', 3600)))
     .addOption(new Option('--memory <MiB>', 'guest memory').default(256).argParser(positiveInt('--memory', 16384)))
-    .option('--json', 'print the result as one JSON document (schemaVersion 1)')
+    .option('--json', 'print the result as one JSON document (schemaVersion 2; see README)')
     .option('--output-dir <dir>', "keep the artefacts here instead of the state directory")
     .addOption(new Option('--archive-uri <uri>', "Debian archive to fetch kernels from (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_ARCHIVE'))
     .addOption(new Option('--security-uri <uri>', "Debian security archive (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_SECURITY_ARCHIVE'))
@@ -90,23 +98,11 @@ Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_ST
       // The bundled driver's strategies are known; a driver of the user's own names its own.
       const strategies = o.moduleDir ? o.strategy?.split(',').map((x) => x.trim()).filter(Boolean) : listOption('--strategy', o.strategy, STRATEGIES);
       const checks = listOption('--check', o.check, CHECK_NAMES).filter(isCheckName);
-      const err = makeStyle({ color: o.color === false ? false : undefined, stream: process.stderr });
-      const report = await runLab({
-        ...guestOptions(o, !!o.verbose || (process.stderr.isTTY && !o.json)),
-        moduleDir: o.moduleDir ? resolve(o.moduleDir) : (await import('../util/paths.js')).projectPaths.kernelModule,
-        strategies,
-        checks,
-        pages: 16,
-      });
-      if (o.verbose) for (const c of executedCommands()) process.stderr.write(err.dim(`$ ${c}\n`));
-      if (o.json) {
-        const { renderRunJson } = await import('../report/json.js');
-        process.stdout.write(renderRunJson(report));
-      } else {
+      const moduleDir = o.moduleDir ? resolve(o.moduleDir) : (await import('../util/paths.js')).projectPaths.kernelModule;
+      await onKernels('run', o, (kernel, ctx) => runLab({ ...guestOptions(o, ctx.progress, kernel, ctx.label), ...ctx.guest, moduleDir, strategies, checks, pages: 16 }), async (report, style) => {
         const { renderRunText } = await import('../report/text.js');
-        process.stdout.write(renderRunText(report, makeStyle({ color: o.color === false ? false : undefined })));
-      }
-      process.exitCode = report.exitCode;
+        return renderRunText(report as import('../report/model.js').RunReport, style);
+      });
     });
   const check = program
     .command('check')
@@ -120,29 +116,10 @@ Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_ST
       const pattern = /^0x[0-9a-f]{1,8}$/i.test(o.expectPattern) ? Number.parseInt(o.expectPattern, 16) : Number.NaN;
       if (Number.isNaN(pattern)) throw new CommanderError(2, 'mmaplab.usage', `--expect-pattern must be a 32-bit hex word such as 0xaabbccdd, not '${o.expectPattern}'`);
       const { checkDriver } = await import('../commands/check.js');
-      const report = await checkDriver({
-        ...guestOptions(o, !!o.verbose || (process.stderr.isTTY && !o.json)),
-        source: resolve(driver),
-        device: o.device,
-        pages: o.pages,
-        pattern,
-      });
-      if (process.env.GITHUB_ACTIONS === 'true') {
-        const { MmaplabError } = await import('../util/errors.js');
-        const builds = report.items.find((i) => i.id === 'builds');
-        if (builds?.verdict === 'fail') {
-          // The structured diagnostics live on the build failure; the report keeps their text.
-          const locations = (builds.details ?? []).map((d) => /^(.+?):(\d+):(?:(\d+):)? (error|warning): (.*)$/.exec(d)).filter((m): m is RegExpExecArray => !!m)
-            .map((m) => ({ severity: m[4] as 'error' | 'warning', file: m[1], line: Number(m[2]), column: m[3] ? Number(m[3]) : undefined, message: m[5]! }));
-          for (const a of githubAnnotations(new MmaplabError('build', '', { locations }))) process.stdout.write(`${a}\n`);
-        }
-      }
-      if (o.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-      else {
+      await onKernels('check', o, (kernel, ctx) => checkDriver({ ...guestOptions(o, ctx.progress, kernel, ctx.label), ...ctx.guest, source: resolve(driver), device: o.device, pages: o.pages, pattern }), async (report, style) => {
         const { renderCheckText } = await import('../report/check-text.js');
-        process.stdout.write(renderCheckText(report, makeStyle({ color: o.color === false ? false : undefined })));
-      }
-      process.exitCode = report.exitCode;
+        return renderCheckText(report as import('../report/model.js').CheckReport, style);
+      });
     });
 
   const shell = program
@@ -201,7 +178,175 @@ Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_ST
         process.exitCode = r.problems.length ? 1 : 0;
       }
     });
+  const kernels = program.command('kernels').description('the kernel cache: list what is cached, fetch ahead for offline use, prune');
+  kernels
+    .command('list')
+    .description('cached kernels (and the specs that resolve to them), build roots, sizes')
+    .option('--json', 'print the listing as JSON')
+    .action(async (o: { json?: boolean }) => {
+      const { listCache } = await import('../commands/kernels.js');
+      const l = await listCache(cacheRoot());
+      if (o.json) return void process.stdout.write(`${JSON.stringify(l, null, 2)}\n`);
+      const mb = (b: number) => `${(b / 1e6).toFixed(0)} MB`.padStart(8);
+      const lines = [`cache ${l.cacheDir}`, ''];
+      if (!l.kernels.length) lines.push('no kernels cached (mmaplab kernels fetch debian:bookworm)');
+      for (const k of l.kernels) lines.push(`${mb(k.bytes)}  ${k.release.padEnd(28)} ${k.packageVersion.padEnd(20)} ${k.specs.length ? k.specs.join(', ') : '(superseded: mmaplab kernels prune removes it)'}`);
+      for (const r of l.buildRoots) lines.push(`${mb(r.bytes)}  build root ${r.name}`);
+      for (const x of l.other) lines.push(`${mb(x.bytes)}  ${x.name}`);
+      lines.push(`${mb(l.totalBytes)}  in all`);
+      process.stdout.write(`${lines.join('\n')}\n`);
+    });
+  kernels
+    .command('fetch')
+    .description('fetch kernels now (the newest of each suite), with their build roots and initramfs, so later runs work offline')
+    .argument('<spec...>', 'kernel specs: debian:<suite>, or all')
+    .option('--flavour <flavour>', 'Debian kernel flavour', 'cloud-amd64')
+    .addOption(new Option('--archive-uri <uri>', "Debian archive (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_ARCHIVE'))
+    .addOption(new Option('--security-uri <uri>', "Debian security archive (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_SECURITY_ARCHIVE'))
+    .action(async (specs: string[], o: { flavour: string; archiveUri?: string; securityUri?: string }) => {
+      const { fetchAhead } = await import('../commands/kernels.js');
+      const { expandKernelSpecs } = await import('../kernel/spec.js');
+      let expanded: string[];
+      try {
+        expanded = expandKernelSpecs(specs);
+      } catch (e) {
+        throw new CommanderError(2, 'mmaplab.usage', isMmaplabError(e) ? `${e.message} (${e.hint ?? ''})` : String(e));
+      }
+      const err = makeStyle({ color: undefined, stream: process.stderr });
+      // One at a time: downloads are quick, and a failure names its kernel.
+      for (const spec of expanded) {
+        const r = await fetchAhead(spec, { cacheDir: cacheRoot(), flavour: o.flavour, archiveUri: o.archiveUri, securityUri: o.securityUri, onProgress: (m) => process.stderr.write(err.dim(`[${spec}] ${m}\n`)) });
+        process.stdout.write(`${spec}: ${r.kernel.release} (${r.kernel.packageVersion}), modules built with ${r.compiler}\n`);
+      }
+    });
+  kernels
+    .command('prune')
+    .description('remove cached kernels no spec resolves to any more (or those named), with their builds and initramfs')
+    .argument('[spec...]', 'kernels to remove: debian:<suite> or a release such as 6.1.0-56-cloud-amd64')
+    .option('--flavour <flavour>', 'Debian kernel flavour of the specs', 'cloud-amd64')
+    .option('--all', 'empty the whole cache (kernels, build roots, builds, the KVM verdict)')
+    .action(async (specs: string[], o: { flavour: string; all?: boolean }) => {
+      const { pruneCache } = await import('../commands/kernels.js');
+      const r = await pruneCache(cacheRoot(), { specs, flavour: o.flavour, all: !!o.all });
+      for (const x of r.removed) process.stdout.write(`removed ${x.name} (${(x.bytes / 1e6).toFixed(0)} MB)\n`);
+      process.stdout.write(r.removed.length ? `freed ${(r.freedBytes / 1e6).toFixed(0)} MB\n` : 'nothing to remove\n');
+    });
+
+  program
+    .command('merge')
+    .description('merge results.json files of separate jobs (one per kernel, e.g. a CI matrix) into one report')
+    .argument('<files...>', 'results of `run --json` / `check --json` (or their run directories\' results.json)')
+    .option('--json', 'print the merged matrix as JSON')
+    .option('--junit <file>', 'write JUnit XML for the merged matrix')
+    .option('--markdown <file>', 'write a Markdown summary (under GitHub Actions it also goes to the step summary)')
+    .option('--no-color', 'plain output even on a terminal')
+    .action(async (files: string[], o: { json?: boolean; junit?: string; markdown?: string; color?: boolean }) => {
+      const { mergeFiles } = await import('../matrix/merge.js');
+      const m = await mergeFiles(files, { dir: process.cwd(), resultsJson: '' });
+      if (o.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
+      else {
+        const { renderMatrixText } = await import('../report/matrix-text.js');
+        process.stdout.write(renderMatrixText(m, makeStyle({ color: o.color === false ? false : undefined })));
+      }
+      if (o.markdown) {
+        const { renderMarkdown } = await import('../report/markdown.js');
+        const { writeFile } = await import('node:fs/promises');
+        await writeFile(o.markdown, renderMarkdown(m));
+      }
+      await writeCiOutputs(m, o.junit);
+      process.exitCode = m.exitCode;
+    });
   return program;
+}
+
+type OneKernel = (
+  kernel: string,
+  ctx: { progress: boolean; label: string; guest: { outputDir?: string | undefined; guestSlots?: import('../util/limiter.js').Limiter } },
+) => Promise<import('../report/model.js').RunReport | import('../report/model.js').CheckReport>;
+
+/**
+ * `run` and `check` on one kernel or several: one kernel prints its own
+ * report; several run as a matrix (guests in --jobs slots) and print the
+ * matrix. Either way --junit, --json, GitHub's step summary and annotations
+ * come from the same matrix model.
+ */
+async function onKernels(
+  command: 'run' | 'check',
+  o: GuestCliOptions,
+  one: OneKernel,
+  renderOne: (report: import('../report/model.js').RunReport | import('../report/model.js').CheckReport, style: ReturnType<typeof makeStyle>) => Promise<string>,
+): Promise<void> {
+  const { expandKernelSpecs } = await import('../kernel/spec.js');
+  const { assembleMatrix, kernelError } = await import('../matrix/model.js');
+  const specs = expandKernelSpecs(o.kernel);
+  const style = makeStyle({ color: o.color === false ? false : undefined });
+  const progress = !!o.verbose || (process.stderr.isTTY && !o.json);
+  let matrix: import('../matrix/model.js').MatrixReport;
+  if (specs.length === 1) {
+    try {
+      const report = await one(specs[0]!, { progress, label: '', guest: {} });
+      process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : await renderOne(report, style));
+      process.exitCode = report.exitCode;
+      matrix = assembleMatrix({ command, kernels: [report.command === 'run' ? { spec: specs[0]!, kind: 'run', report } : { spec: specs[0]!, kind: 'check', report }], dir: report.artifacts.dir, resultsJson: report.artifacts.resultsJson, totalMs: 'timings' in report ? report.timings.totalMs : 0 });
+    } catch (e) {
+      // Machine-readable output is promised even when the kernel could not be tried.
+      if (!isMmaplabError(e) || e.kind === 'usage' || !(o.json || o.junit)) throw e;
+      matrix = assembleMatrix({ command, kernels: [{ spec: specs[0]!, kind: 'error', error: kernelError(e) }], dir: '', resultsJson: '', totalMs: 0 });
+      if (o.json) process.stdout.write(`${JSON.stringify(matrix, null, 2)}\n`);
+      reportError(e, false);
+      process.exitCode = e.exitCode;
+    }
+  } else {
+    const { runMatrix } = await import('../matrix/run-matrix.js');
+    const { makeRunDir } = await import('../commands/session.js');
+    const { kernelSlug } = await import('../kernel/spec.js');
+    const dir = await makeRunDir({ outputDir: o.outputDir });
+    matrix = await runMatrix({ command, specs, jobs: o.jobs, dir }, (spec, ctx) => one(spec, { progress, label: `${kernelSlug(spec)} `, guest: ctx }));
+    if (o.json) process.stdout.write(`${JSON.stringify(matrix, null, 2)}\n`);
+    else {
+      const { renderMatrixText } = await import('../report/matrix-text.js');
+      process.stdout.write(renderMatrixText(matrix, style));
+    }
+    process.exitCode = matrix.exitCode;
+  }
+  await writeCiOutputs(matrix, o.junit);
+  if (o.verbose) {
+    const err = makeStyle({ color: o.color === false ? false : undefined, stream: process.stderr });
+    for (const c of executedCommands()) process.stderr.write(err.dim(`$ ${c}\n`));
+  }
+}
+
+/** --junit, and under GitHub Actions the step summary and annotations at the driver's lines. */
+async function writeCiOutputs(matrix: import('../matrix/model.js').MatrixReport, junit: string | undefined): Promise<void> {
+  const { appendFile, writeFile } = await import('node:fs/promises');
+  if (junit) {
+    const { renderJunit } = await import('../report/junit.js');
+    await writeFile(junit, renderJunit(matrix));
+  }
+  if (process.env.GITHUB_ACTIONS !== 'true') return;
+  if (process.env.GITHUB_STEP_SUMMARY) {
+    const { renderMarkdown } = await import('../report/markdown.js');
+    await appendFile(process.env.GITHUB_STEP_SUMMARY, renderMarkdown(matrix));
+  }
+  for (const line of matrixAnnotations(matrix)) process.stdout.write(`${line}\n`);
+}
+
+/** One annotation per distinct compiler diagnostic, naming the kernels it happened on. */
+export function matrixAnnotations(matrix: import('../matrix/model.js').MatrixReport): string[] {
+  const byLine = new Map<string, string[]>();
+  for (const k of matrix.kernels) {
+    const locations =
+      k.kind === 'error'
+        ? k.error.locations
+        : k.kind === 'check'
+          ? (k.report.items.find((i) => i.id === 'builds' && i.verdict === 'fail')?.details ?? [])
+              .map((d) => /^(.+?):(\d+):(?:(\d+):)? (error|warning): (.*)$/.exec(d))
+              .filter((m): m is RegExpExecArray => !!m)
+              .map((m) => ({ severity: m[4] as 'error' | 'warning', file: m[1], line: Number(m[2]), column: m[3] ? Number(m[3]) : undefined, message: m[5]! }))
+          : [];
+    for (const a of githubAnnotations(locations)) byLine.set(a, [...(byLine.get(a) ?? []), k.spec]);
+  }
+  return [...byLine].map(([a, kernels]) => (matrix.kernels.length > 1 ? `${a} (on ${kernels.join(', ')})` : a));
 }
 
 /** A comma-separated selection from a known list; unknown names are a usage error. */
@@ -218,7 +363,9 @@ function listOption(flag: string, value: string | undefined, known: readonly str
 
 /** The options addGuestOptions() declares. */
 interface GuestCliOptions {
-  kernel: string;
+  kernel: string[];
+  jobs: number;
+  junit?: string;
   flavour: string;
   accel: 'auto' | 'kvm' | 'tcg';
   timeout: number;
@@ -245,16 +392,16 @@ interface RunCliOptions extends GuestCliOptions {
 }
 
 /** GitHub Actions turns these stdout lines into annotations at the file and line. */
-export function githubAnnotations(e: MmaplabError): string[] {
+export function githubAnnotations(locations: MmaplabError['locations']): string[] {
   const esc = (v: string) => v.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
   const prop = (v: string) => esc(v).replace(/:/g, '%3A').replace(/,/g, '%2C');
-  return e.locations
+  return locations
     .filter((l) => l.file && l.severity !== 'note')
     .map((l) => `::${l.severity} file=${prop(l.file!)}${l.line ? `,line=${l.line}` : ''}${l.column ? `,col=${l.column}` : ''}::${esc(l.message)}`);
 }
 
-function reportError(e: MmaplabError): void {
-  if (process.env.GITHUB_ACTIONS === 'true') for (const a of githubAnnotations(e)) process.stdout.write(`${a}\n`);
+function reportError(e: MmaplabError, annotate = true): void {
+  if (annotate && process.env.GITHUB_ACTIONS === 'true') for (const a of githubAnnotations(e.locations)) process.stdout.write(`${a}\n`);
   const c = makeStyle({ color: process.argv.includes('--no-color') ? false : undefined, stream: process.stderr });
   process.stderr.write(`${c.red.bold('mmaplab: error:')} ${e.message}\n`);
   for (const d of e.details) process.stderr.write(`  ${d}\n`);

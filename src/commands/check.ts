@@ -9,19 +9,19 @@
  */
 import { appendFile, copyFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import type { Diagnostic } from '../build/diagnostics.js';
 import { buildModule, type ModuleBuild } from '../build/kbuild.js';
 import { symbolizeProblems, symbolizer } from '../build/symbolize.js';
 import { buildTestProgram } from '../build/userspace.js';
 import { assessJob, type Assessment } from '../diagnose/assess.js';
 import { CUSTOM_DRIVER } from '../diagnose/expectations.js';
-import { checkItems, checksStatus, type CheckItem } from '../diagnose/verdicts.js';
+import { checkItems, checksStatus } from '../diagnose/verdicts.js';
 import type { CheckName } from '../guest/checks.js';
 import { buildInitramfs } from '../guest/initramfs.js';
 import { jobPayload, labJob } from '../guest/job.js';
 import { kernelPgReservedBit } from '../kernel/page-flags.js';
-import type { KernelLine, KernelProblem } from '../parse/kmsg.js';
-import { SCHEMA_VERSION, type CheckResult, type RunReport } from '../report/model.js';
+import { SCHEMA_VERSION, type CheckReport, type CheckResult } from '../report/model.js';
+
+export type { CheckReport } from '../report/model.js';
 import { isMmaplabError } from '../util/errors.js';
 import { cacheRoot, projectPaths } from '../util/paths.js';
 import { requireTool } from '../util/tools.js';
@@ -41,23 +41,6 @@ export interface CheckOptions extends GuestOptions {
   pattern: number;
 }
 
-export interface CheckReport {
-  schemaVersion: typeof SCHEMA_VERSION;
-  tool: { name: 'mmaplab'; version: string };
-  command: 'check';
-  status: 'pass' | 'fail';
-  exitCode: 0 | 1;
-  driver: { source: string; module: string | undefined; compiler: string | undefined; buildWarnings: Diagnostic[] };
-  kernel: RunReport['kernel'];
-  machine: RunReport['machine'] | undefined;
-  items: CheckItem[];
-  /** The mapping checks as the grid's cells (strategy "custom"). */
-  results: CheckResult[];
-  kernelLog: { lines: KernelLine[]; problems: KernelProblem[] };
-  notes: string[];
-  consoleTail: string[];
-  artifacts: { dir: string; consoleLog: string | undefined; resultsJson: string; module: string | undefined };
-}
 
 /** The mapping checks `check` runs, in order. */
 export const STUDENT_CHECKS: readonly CheckName[] = ['shared', 'private', 'shared-write', 'oversize'];

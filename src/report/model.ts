@@ -5,8 +5,13 @@
 import type { Diagnostic } from '../build/diagnostics.js';
 import type { CheckName, MapMode } from '../guest/checks.js';
 import type { KernelLine, KernelProblem } from '../parse/kmsg.js';
+import type { CheckItem } from '../diagnose/verdicts.js';
 
-export const SCHEMA_VERSION = 1;
+/**
+ * 1: RunReport and CheckReport. 2: adds the matrix document (kind 'matrix',
+ * one entry per kernel) written for several --kernel values and by `merge`.
+ */
+export const SCHEMA_VERSION = 2;
 
 /** What userspace saw in one check. */
 export type Outcome =
@@ -148,4 +153,23 @@ export interface RunReport {
 export function runStatus(results: readonly CheckResult[], problems: readonly KernelProblem[]): { status: 'pass' | 'fail'; exitCode: 0 | 1 } {
   const pass = results.length > 0 && results.every((r) => r.matchesExpected) && problems.length === 0;
   return pass ? { status: 'pass', exitCode: 0 } : { status: 'fail', exitCode: 1 };
+}
+
+/** `mmaplab check`'s report: the named checks, and the mapping checks as grid cells. */
+export interface CheckReport {
+  schemaVersion: typeof SCHEMA_VERSION;
+  tool: { name: 'mmaplab'; version: string };
+  command: 'check';
+  status: 'pass' | 'fail';
+  exitCode: 0 | 1;
+  driver: { source: string; module: string | undefined; compiler: string | undefined; buildWarnings: Diagnostic[] };
+  kernel: RunReport['kernel'];
+  machine: RunReport['machine'] | undefined;
+  items: CheckItem[];
+  /** The mapping checks as the grid's cells (strategy "custom"). */
+  results: CheckResult[];
+  kernelLog: { lines: KernelLine[]; problems: KernelProblem[] };
+  notes: string[];
+  consoleTail: string[];
+  artifacts: { dir: string; consoleLog: string | undefined; resultsJson: string; module: string | undefined };
 }

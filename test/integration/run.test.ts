@@ -31,7 +31,7 @@ describe('mmaplab run on debian:bookworm: every strategy x every check', () => {
   it('the real grid equals the expectations table, and the run exits 0', () => {
     expect(grid.stderr).toBe('');
     const r = report(grid.stdout);
-    expect(r.schemaVersion).toBe(1);
+    expect(r.schemaVersion).toBe(2);
     expect(r.kernel.release).toMatch(/^6\.1\.0-\d+-cloud-amd64$/);
     expect(r.strategies.map((s) => s.strategy)).toEqual(STRATEGIES);
     expect(r.checks).toEqual(CHECK_NAMES);

@@ -70,7 +70,7 @@ describe('terminal report, the grid', () => {
 describe('JSON report', () => {
   it('carries the whole grid: per cell strategy, check, mode, outcome.kind, pagesOk, expected, matchesExpected and the traced calls', () => {
     const doc = JSON.parse(renderRunJson(fixtureReport('grid'))) as ReturnType<typeof fixtureReport>;
-    expect(doc.schemaVersion).toBe(1);
+    expect(doc.schemaVersion).toBe(2);
     expect(doc.exitCode).toBe(0);
     expect(doc.results).toHaveLength(56);
     const seedPrivate = doc.results.find((r) => r.strategy === 'seed' && r.check === 'private')!;

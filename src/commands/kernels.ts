@@ -1,0 +1,155 @@
+/**
+ * `mmaplab kernels list | fetch | prune`: the kernel cache as a user sees it.
+ * list: each cached kernel (which specs resolve to it), its size, the build
+ * roots and what else the cache holds. fetch: everything a spec needs offline
+ * (kernel, build root, initramfs, test program). prune: kernels no spec
+ * resolves to any more (or the ones named), with their builds and initramfs.
+ */
+import { lstat, readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { toolchainFor } from '../build/compiler.js';
+import { buildTestProgram } from '../build/userspace.js';
+import { buildInitramfs } from '../guest/initramfs.js';
+import { acquireKernel, parseKernelSpec, type Kernel } from '../kernel/index.js';
+import { loadCachedKernel } from '../kernel/debian.js';
+import { projectPaths } from '../util/paths.js';
+import { buildArchive } from './session.js';
+
+export interface CachedKernel {
+  release: string;
+  packageVersion: string;
+  /** The specs (suite and flavour) that resolve to it now. */
+  specs: string[];
+  bytes: number;
+  dir: string;
+}
+
+export interface CacheListing {
+  cacheDir: string;
+  kernels: CachedKernel[];
+  buildRoots: Array<{ name: string; bytes: number; dir: string }>;
+  /** Module and test-program builds, initramfs images. */
+  other: Array<{ name: string; bytes: number }>;
+  totalBytes: number;
+}
+
+/** Disk use of a tree, counting each file once (hard links aside) and symlinks as themselves. */
+export async function diskUsage(path: string): Promise<number> {
+  let st;
+  try {
+    st = await lstat(path);
+  } catch {
+    return 0;
+  }
+  if (!st.isDirectory()) return st.size;
+  let total = st.size;
+  for (const n of await readdir(path).catch(() => [] as string[])) total += await diskUsage(join(path, n));
+  return total;
+}
+
+async function names(dir: string): Promise<string[]> {
+  return (await readdir(dir).catch(() => [] as string[])).filter((n) => !n.startsWith('.')).sort();
+}
+
+async function aliases(cacheDir: string): Promise<Map<string, string[]>> {
+  const dir = join(cacheDir, 'kernels', 'debian', 'aliases');
+  const byRelease = new Map<string, string[]>();
+  for (const f of await names(dir)) {
+    const m = /^(.+)_([^_]+)\.json$/.exec(f);
+    if (!m) continue;
+    try {
+      const { release } = JSON.parse(await readFile(join(dir, f), 'utf8')) as { release: string };
+      byRelease.set(release, [...(byRelease.get(release) ?? []), `debian:${m[1]} (${m[2]})`]);
+    } catch {
+      /* a torn alias is rewritten by the next fetch */
+    }
+  }
+  return byRelease;
+}
+
+export async function listCache(cacheDir: string): Promise<CacheListing> {
+  const root = join(cacheDir, 'kernels', 'debian');
+  const specs = await aliases(cacheDir);
+  const kernels: CachedKernel[] = [];
+  for (const release of await names(root)) {
+    if (release === 'aliases') continue;
+    const dir = join(root, release);
+    const k = await loadCachedKernel(dir);
+    kernels.push({ release, packageVersion: k?.packageVersion ?? '(incomplete)', specs: specs.get(release) ?? [], bytes: await diskUsage(dir), dir });
+  }
+  const buildRoots = [];
+  for (const n of await names(join(cacheDir, 'build-roots'))) {
+    if (n.endsWith('.log')) continue;
+    buildRoots.push({ name: n, bytes: await diskUsage(join(cacheDir, 'build-roots', n)), dir: join(cacheDir, 'build-roots', n) });
+  }
+  const other = [
+    { name: 'module and test-program builds', bytes: await diskUsage(join(cacheDir, 'builds')) },
+    { name: 'initramfs images', bytes: await diskUsage(join(cacheDir, 'initramfs')) },
+  ];
+  const totalBytes = [...kernels, ...buildRoots, ...other].reduce((a, x) => a + x.bytes, 0);
+  return { cacheDir, kernels, buildRoots, other, totalBytes };
+}
+
+export interface FetchOptions {
+  cacheDir: string;
+  flavour: string;
+  archiveUri: string | undefined;
+  securityUri: string | undefined;
+  onProgress?: (msg: string) => void;
+}
+
+/** Everything a later run on this spec needs without a network: the newest kernel, its build root, initramfs, test program. */
+export async function fetchAhead(spec: string, opts: FetchOptions): Promise<{ kernel: Kernel; compiler: string }> {
+  const kernel = await acquireKernel(parseKernelSpec(spec, opts.flavour), { cacheDir: opts.cacheDir, archiveUri: opts.archiveUri, securityUri: opts.securityUri, refresh: true, onProgress: opts.onProgress });
+  const archive = buildArchive(opts);
+  const [tc] = await Promise.all([
+    toolchainFor(kernel, { cacheDir: opts.cacheDir, archive: archive.uri, keyring: archive.keyring, onProgress: opts.onProgress }),
+    buildInitramfs(kernel, opts.cacheDir),
+    buildTestProgram(join(projectPaths.userspace, 'mmap-test.c'), opts.cacheDir),
+  ]);
+  return { kernel, compiler: tc.describe };
+}
+
+export interface PruneResult {
+  removed: Array<{ name: string; bytes: number }>;
+  freedBytes: number;
+}
+
+/**
+ * Remove cached kernels: the named releases or specs, or else every kernel no
+ * spec resolves to (superseded by a newer one), with the module builds and
+ * initramfs made for them. `all` empties the cache.
+ */
+export async function pruneCache(cacheDir: string, what: { specs: string[]; flavour: string; all: boolean }): Promise<PruneResult> {
+  const removed: PruneResult['removed'] = [];
+  const remove = async (path: string, name: string) => {
+    const bytes = await diskUsage(path);
+    await rm(path, { recursive: true, force: true });
+    removed.push({ name, bytes });
+  };
+  if (what.all) {
+    for (const n of await names(cacheDir)) await remove(join(cacheDir, n), n);
+    return { removed, freedBytes: removed.reduce((a, r) => a + r.bytes, 0) };
+  }
+  const listing = await listCache(cacheDir);
+  const aliasDir = join(cacheDir, 'kernels', 'debian', 'aliases');
+  let doomed: CachedKernel[];
+  if (what.specs.length) {
+    const wanted = what.specs.map((s) => s.trim());
+    doomed = listing.kernels.filter((k) => wanted.includes(k.release) || k.specs.some((s) => wanted.some((w) => s === `${w} (${what.flavour})` || s.startsWith(`${w} (`))));
+    for (const k of doomed) {
+      for (const s of k.specs) {
+        const m = /^debian:(\S+) \((.+)\)$/.exec(s);
+        if (m) await rm(join(aliasDir, `${m[1]}_${m[2]}.json`), { force: true });
+      }
+    }
+  } else {
+    doomed = listing.kernels.filter((k) => k.specs.length === 0);
+  }
+  for (const k of doomed) {
+    await remove(k.dir, `kernel ${k.release}`);
+    for (const n of await names(join(cacheDir, 'builds'))) if (n.startsWith(`module-${k.release}-`)) await remove(join(cacheDir, 'builds', n), `build ${n}`);
+    for (const n of await names(join(cacheDir, 'initramfs'))) if (n.startsWith(`${k.release}-`)) await remove(join(cacheDir, 'initramfs', n), `initramfs ${n}`);
+  }
+  return { removed, freedBytes: removed.reduce((a, r) => a + r.bytes, 0) };
+}
