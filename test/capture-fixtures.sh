@@ -23,3 +23,12 @@ kernel=$(node -e "import('./dist/kernel/index.js').then(async k => console.log((
 timeout 120 qemu-system-x86_64 -accel tcg -m 256 -display none -monitor none -serial stdio -no-reboot -nodefaults \
   -net none -kernel "$kernel" -append "console=ttyS0 quiet panic=-1" < /dev/null > "$out/early-panic.console.log" 2>&1 || true
 echo "captured early-panic"
+
+# Real results for the matrix model, merge, JUnit and Markdown tests.
+m=test/fixtures/matrix
+mkdir -p "$m"
+node bin/mmaplab.js check test/fixtures/drivers/old-vm-flags --kernel debian:bullseye --kernel debian:sid --json --output-dir "$tmp/m-check" > "$m/check-old-vm-flags.json" || true
+for k in bookworm sid; do
+  node bin/mmaplab.js run --strategy seed,remap-vmalloc-range --kernel "debian:$k" --json --output-dir "$tmp/m-$k" > "$m/run-$k.json" || true
+done
+echo "captured matrix results"

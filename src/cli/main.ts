@@ -12,6 +12,7 @@ import { executedCommands } from '../util/exec.js';
 import { cacheRoot, stateRoot } from '../util/paths.js';
 import { VERSION } from '../util/version.js';
 import { makeStyle } from '../report/style.js';
+import { githubAnnotations, matrixAnnotations } from '../report/annotations.js';
 
 function positiveInt(name: string, max: number) {
   return (v: string): number => {
@@ -331,24 +332,6 @@ async function writeCiOutputs(matrix: import('../matrix/model.js').MatrixReport,
   for (const line of matrixAnnotations(matrix)) process.stdout.write(`${line}\n`);
 }
 
-/** One annotation per distinct compiler diagnostic, naming the kernels it happened on. */
-export function matrixAnnotations(matrix: import('../matrix/model.js').MatrixReport): string[] {
-  const byLine = new Map<string, string[]>();
-  for (const k of matrix.kernels) {
-    const locations =
-      k.kind === 'error'
-        ? k.error.locations
-        : k.kind === 'check'
-          ? (k.report.items.find((i) => i.id === 'builds' && i.verdict === 'fail')?.details ?? [])
-              .map((d) => /^(.+?):(\d+):(?:(\d+):)? (error|warning): (.*)$/.exec(d))
-              .filter((m): m is RegExpExecArray => !!m)
-              .map((m) => ({ severity: m[4] as 'error' | 'warning', file: m[1], line: Number(m[2]), column: m[3] ? Number(m[3]) : undefined, message: m[5]! }))
-          : [];
-    for (const a of githubAnnotations(locations)) byLine.set(a, [...(byLine.get(a) ?? []), k.spec]);
-  }
-  return [...byLine].map(([a, kernels]) => (matrix.kernels.length > 1 ? `${a} (on ${kernels.join(', ')})` : a));
-}
-
 /** A comma-separated selection from a known list; unknown names are a usage error. */
 function listOption(flag: string, value: string | undefined, known: readonly string[]): string[] {
   if (value === undefined) return [...known];
@@ -389,15 +372,6 @@ interface RunCliOptions extends GuestCliOptions {
   strategy?: string;
   check?: string;
   moduleDir?: string;
-}
-
-/** GitHub Actions turns these stdout lines into annotations at the file and line. */
-export function githubAnnotations(locations: MmaplabError['locations']): string[] {
-  const esc = (v: string) => v.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
-  const prop = (v: string) => esc(v).replace(/:/g, '%3A').replace(/,/g, '%2C');
-  return locations
-    .filter((l) => l.file && l.severity !== 'note')
-    .map((l) => `::${l.severity} file=${prop(l.file!)}${l.line ? `,line=${l.line}` : ''}${l.column ? `,col=${l.column}` : ''}::${esc(l.message)}`);
 }
 
 function reportError(e: MmaplabError, annotate = true): void {

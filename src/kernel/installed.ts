@@ -62,12 +62,28 @@ export async function localKernel(imageArg: string, kdirArg: string | undefined)
   if (!(await exists(join(kdir, 'Module.symvers')))) {
     throw new MmaplabError('fetch', `${kdir} has no Module.symvers: external modules cannot be built against it yet`, { hint: "run 'make modules' (or 'make modules_prepare' and a full build) in the tree first" });
   }
-  const release = (await readFile(join(kdir, 'include/config/kernel.release'), 'utf8').catch(() => '')).trim();
-  if (!release) throw new MmaplabError('fetch', `cannot tell the release of the tree ${kdir} (no include/config/kernel.release)`, { hint: "run 'make prepare' in the tree" });
+  // The tree's release as modules built there will carry it (vermagic); Debian's include/config/kernel.release holds the upstream version instead.
+  const uts = /UTS_RELEASE\s+"([^"]+)"/.exec(await readFile(join(kdir, 'include/generated/utsrelease.h'), 'utf8').catch(() => ''))?.[1];
+  const imageRelease = await bzImageRelease(image);
+  const release = imageRelease ?? uts;
+  if (!release) throw new MmaplabError('fetch', `cannot tell the release of ${imageArg} or of the tree ${kdir}`, { hint: "run 'make prepare' in the tree" });
+  if (uts && imageRelease && uts !== imageRelease) {
+    throw new MmaplabError('fetch', `${imageArg} is kernel ${imageRelease}, but the tree ${kdir} is for ${uts}: a module built there would not load`, { hint: 'give the tree the image was built from' });
+  }
   // The guest's virtio modules: in the built tree itself, next to an installed tree's build link, or installed.
   const real = await realpath(kdir);
   const installedBeside = basename(kdir) === 'build' ? [dirname(kdir)] : [];
   return describeInstalled({ spec: `local:${imageArg}${kdirArg ? `,${kdirArg}` : ''}`, image, headersDir: real, release, modulesDirs: [real, ...installedBeside, join('/lib/modules', release)] });
+}
+
+/** The release a bzImage announces in its setup header (the kernel_version string), if it is one. */
+export async function bzImageRelease(path: string): Promise<string | undefined> {
+  const head = await readFile(path).then((b) => b.subarray(0, 0x8000)).catch(() => undefined);
+  if (!head || head.length < 0x210 || head.toString('latin1', 0x202, 0x206) !== 'HdrS') return undefined;
+  const at = 0x200 + head.readUInt16LE(0x20e);
+  const end = head.indexOf(0, at);
+  if (at >= head.length || end < 0) return undefined;
+  return head.toString('latin1', at, end).split(' ')[0] || undefined;
 }
 
 async function hasModules(dir: string): Promise<boolean> {

@@ -47,7 +47,7 @@ function casesOf(k: KernelEntry): Case[] {
         const out = [x.exitDescription, ...x.kernelLog.map((l) => l.text), ...(strategy && strategy.end !== 'done' ? r.consoleTail : [])].join('\n');
         cases.push({
           classname: `${cls}.${x.strategy}`,
-          name: `${x.check} (${x.mode})`,
+          name: `${x.check} (MAP_${x.mode.toUpperCase()})`,
           result: x.matchesExpected ? { kind: 'pass' } : { kind: 'failure', type: x.outcome.kind, message: cellVerdict(x), body: explain(x) },
           out,
         });

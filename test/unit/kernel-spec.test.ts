@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { parseKernelSpec } from '../../src/kernel/spec.js';
+import { ALL_KERNELS, expandKernelSpecs, formatKernelSpec, kernelSlug, parseKernelSpec } from '../../src/kernel/spec.js';
+import { buildRootSuite } from '../../src/build/build-root.js';
+import { builtinByConfig } from '../../src/kernel/modules.js';
 import { fixHeadersMakefile } from '../../src/kernel/debian.js';
 import { compilerMajor } from '../../src/build/compiler.js';
 
@@ -9,8 +11,29 @@ describe('kernel specs', () => {
     expect(parseKernelSpec('debian:bookworm-backports', 'amd64')).toEqual({ kind: 'debian', suite: 'bookworm-backports', flavour: 'amd64' });
   });
 
+  it('parses host and local:<bzImage>[,<tree>]', () => {
+    expect(parseKernelSpec('host')).toEqual({ kind: 'host' });
+    expect(parseKernelSpec('local:arch/x86/boot/bzImage')).toEqual({ kind: 'local', image: 'arch/x86/boot/bzImage', kdir: undefined });
+    expect(parseKernelSpec('local:/k/bzImage,/k')).toEqual({ kind: 'local', image: '/k/bzImage', kdir: '/k' });
+    expect(formatKernelSpec(parseKernelSpec('local:/k/bzImage,/k'))).toBe('local:/k/bzImage,/k');
+  });
+
+  it('expands all, keeps the order given, drops repeats, and defaults to bookworm', () => {
+    expect(expandKernelSpecs([])).toEqual(['debian:bookworm']);
+    expect(expandKernelSpecs(['all'])).toEqual(ALL_KERNELS);
+    expect(ALL_KERNELS).toEqual(['debian:bullseye', 'debian:bookworm', 'debian:bookworm-backports', 'debian:trixie', 'debian:sid']);
+    expect(expandKernelSpecs(['debian:sid', 'host', 'debian:sid', ' debian:bullseye'])).toEqual(['debian:sid', 'host', 'debian:bullseye']);
+    expect(() => expandKernelSpecs(['debian:bookworm', 'ubuntu:noble'])).toThrowError(expect.objectContaining({ kind: 'usage' }));
+  });
+
+  it('names each kernel with a short, file-name-safe slug', () => {
+    expect(ALL_KERNELS.map(kernelSlug)).toEqual(['bullseye', 'bookworm', 'bookworm-backports', 'trixie', 'sid']);
+    expect(kernelSlug('host')).toBe('host');
+    expect(kernelSlug('local:/src/linux/arch/x86/boot/bzImage,/src/linux')).toBe('local-bzImage');
+  });
+
   it('rejects anything else as a usage error', () => {
-    for (const bad of ['bookworm', 'debian:', 'ubuntu:jammy', 'debian:Bookworm', '']) {
+    for (const bad of ['bookworm', 'debian:', 'ubuntu:jammy', 'debian:Bookworm', '', 'local:', 'all']) {
       expect(() => parseKernelSpec(bad)).toThrowError(expect.objectContaining({ kind: 'usage' }));
     }
   });
@@ -22,6 +45,32 @@ describe('headers fix-up', () => {
       'include $(dir $(lastword $(MAKEFILE_LIST)))../linux-headers-6.1.0-56-common/Makefile\n',
     );
     expect(fixHeadersMakefile('# nothing to do\n')).toBe('# nothing to do\n');
+  });
+
+  it("makes sid's absolute KBUILD_OUTPUT the Makefile's own directory, fixed when read", () => {
+    // The two lines of sid's linux-headers-7.2.13+deb14-cloud-amd64/Makefile.
+    const fixed = fixHeadersMakefile('KBUILD_OUTPUT=/usr/src/linux-headers-7.2.13+deb14-cloud-amd64\ninclude /usr/src/linux-headers-7.2.13+deb14-common/Makefile\n');
+    expect(fixed).toBe('KBUILD_OUTPUT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))\ninclude $(dir $(lastword $(MAKEFILE_LIST)))../linux-headers-7.2.13+deb14-common/Makefile\n');
+  });
+});
+
+describe('build roots', () => {
+  it("are made from the kernel's own release, or for other kernels from the release that shipped its gcc", () => {
+    expect(buildRootSuite('trixie', 14)).toBe('trixie');
+    expect(buildRootSuite('bookworm-backports', 12)).toBe('bookworm');
+    expect(buildRootSuite('bullseye-security', 10)).toBe('bullseye');
+    expect(buildRootSuite(undefined, 10)).toBe('bullseye');
+    expect(buildRootSuite('', 14)).toBe('trixie');
+    expect(buildRootSuite(undefined, 9)).toBeUndefined();
+  });
+});
+
+describe('built-in modules from the config', () => {
+  it("knows sid's virtio drivers are built in, though it ships no modules.builtin", () => {
+    const b = builtinByConfig('CONFIG_VIRTIO_PCI=y\nCONFIG_VIRTIO_CONSOLE=y\nCONFIG_VIRTIO_NET=m\n# CONFIG_FOO is not set\n');
+    expect(b.has('virtio_pci')).toBe(true);
+    expect(b.has('virtio_console')).toBe(true);
+    expect(b.has('virtio_net')).toBe(false);
   });
 });
 

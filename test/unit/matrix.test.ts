@@ -1,0 +1,126 @@
+/**
+ * The matrix model, merge and the CI renderers (JUnit, Markdown, text), on
+ * results captured from real guests (test/capture-fixtures.sh): a check of a
+ * pre-6.3 driver on 5.10 and 7.2, and the seed and remap_vmalloc_range
+ * strategies run on 6.1 and 7.2 as separate jobs.
+ */
+import { Chalk } from 'chalk';
+import { describe, expect, it } from 'vitest';
+import { mergeDocuments } from '../../src/matrix/merge.js';
+import { assembleMatrix, differences, matrixRows, matrixStatus, type KernelEntry, type MatrixReport } from '../../src/matrix/model.js';
+import type { RunReport } from '../../src/report/model.js';
+import { renderJunit } from '../../src/report/junit.js';
+import { renderMarkdown } from '../../src/report/markdown.js';
+import { renderMatrixText } from '../../src/report/matrix-text.js';
+import { matrixAnnotations } from '../../src/report/annotations.js';
+import { fixture } from '../helpers.js';
+
+const load = (name: string) => JSON.parse(fixture('matrix', name)) as unknown;
+const out = { dir: '/tmp/merged', resultsJson: '' };
+const plain = new Chalk({ level: 0 });
+
+function runs(): MatrixReport {
+  return mergeDocuments([{ path: 'run-bookworm.json', doc: load('run-bookworm.json') }, { path: 'run-sid.json', doc: load('run-sid.json') }], out);
+}
+
+describe('merge', () => {
+  it('puts single-kernel results side by side, in the order given', () => {
+    const m = runs();
+    expect(m.kind).toBe('matrix');
+    expect(m.command).toBe('run');
+    expect(m.kernels.map((k) => k.spec)).toEqual(['debian:bookworm', 'debian:sid']);
+    expect(m.kernels.map((k) => (k.kind === 'run' ? k.report.kernel.release : ''))).toEqual([expect.stringMatching(/^6\.1\./), expect.stringMatching(/^7\.2\./)]);
+    expect(m.status).toBe('pass');
+    expect(m.exitCode).toBe(0);
+    expect(m.differences).toEqual([]);
+  });
+
+  it('merges a matrix with more results, and refuses a kernel twice or run mixed with check', () => {
+    const m = runs();
+    const check = load('check-old-vm-flags.json');
+    expect(() => mergeDocuments([{ path: 'a', doc: m }, { path: 'b', doc: load('run-sid.json') }], out)).toThrowError(/kernel debian:sid is in both a and b/);
+    expect(() => mergeDocuments([{ path: 'a', doc: m }, { path: 'c', doc: check }], out)).toThrowError(/holds 'check' results/);
+    expect(() => mergeDocuments([{ path: 'x.json', doc: { hello: 1 } }], out)).toThrowError(/x\.json is not an mmaplab result/);
+    const again = mergeDocuments([{ path: 'c', doc: check }], out);
+    expect(again.kernels.map((k) => k.spec)).toEqual(['debian:bullseye', 'debian:sid']);
+  });
+});
+
+describe('differences between kernels', () => {
+  it('finds the check rows that changed: the driver builds on 5.10, not on 7.2', () => {
+    const m = load('check-old-vm-flags.json') as MatrixReport;
+    expect(m.differences.map((d) => d.key)).toEqual(['builds', 'loads', 'device']);
+    expect(m.differences[0]!.cells).toEqual([
+      { spec: 'debian:bullseye', value: 'pass', ok: true },
+      { spec: 'debian:sid', value: 'fail', ok: false },
+    ]);
+    // Recomputed from the kernels, the saved differences are the same.
+    expect(differences(matrixRows(m.kernels))).toEqual(m.differences);
+  });
+
+  it('marks a cell whose outcome changed, and fails the matrix', () => {
+    const m = runs();
+    const sid = structuredClone(m.kernels[1]!) as Extract<KernelEntry, { kind: 'run' }>;
+    const cell = sid.report.results.find((r) => r.strategy === 'seed' && r.check === 'private')!;
+    cell.outcome = { kind: 'ok', pagesOk: 16, pages: 16 };
+    cell.matchesExpected = false;
+    sid.report.status = 'fail';
+    const changed = assembleMatrix({ command: 'run', kernels: [m.kernels[0]!, sid], dir: '', resultsJson: '', totalMs: 0 });
+    expect(changed.differences).toEqual([{ key: 'seed / private', cells: [{ spec: 'debian:bookworm', value: 'SIGBUS@0', ok: true }, { spec: 'debian:sid', value: 'ok!', ok: false }] }]);
+    expect(changed.status).toBe('fail');
+  });
+
+  it('is an error (exit 3) when a kernel could not be tried, a failure (exit 1) when the driver did not build', () => {
+    const ok = runs().kernels[0]!;
+    const err = (kind: 'build' | 'fetch'): KernelEntry => ({ spec: 'debian:sid', kind: 'error', error: { kind, message: 'm', details: [], hint: undefined, locations: [], apiChanges: [], artifacts: {} } });
+    expect(matrixStatus([ok, err('build')])).toEqual({ status: 'fail', exitCode: 1 });
+    expect(matrixStatus([ok, err('fetch')])).toEqual({ status: 'error', exitCode: 3 });
+    expect(matrixStatus([ok])).toEqual({ status: 'pass', exitCode: 0 });
+  });
+});
+
+describe('JUnit', () => {
+  it('has a suite per kernel and a case per strategy x check, with the console lines of each', () => {
+    const m = runs();
+    const xml = renderJunit(m);
+    const r0 = (m.kernels[0] as { report: RunReport }).report;
+    expect(xml.match(/<testsuite /g)).toHaveLength(2);
+    expect(xml.match(/<testcase /g)).toHaveLength(2 * (1 + r0.results.length));
+    expect(xml).toMatch(/<testsuites name="mmaplab run" tests="34" failures="0" errors="0" skipped="0"/);
+    expect(xml).toMatch(/<testcase classname="mmaplab\.sid\.seed" name="private \(MAP_PRIVATE\)">\s*<system-out>Bus error \(exit status 135, SIGBUS\)\nmmaplab: mmap seed: 16 pages at pgoff 0, MAP_PRIVATE, copy-on-write/);
+    expect(xml).not.toMatch(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/);
+  });
+
+  it("carries a failure's verdict and explanation, and a driver that does not build", () => {
+    const xml = renderJunit(load('check-old-vm-flags.json') as MatrixReport);
+    expect(xml).toMatch(/<testcase classname="mmaplab\.sid\.check" name="builds">\s*<failure type="builds" message="the driver in test\/fixtures\/drivers\/old-vm-flags does not compile for 7\.2[^"]*">[^<]*assignment of read-only member[^<]*vma-&gt;vm_flags is read-only since Linux 6\.3/);
+    expect(xml).toMatch(/<testcase classname="mmaplab\.sid\.check" name="loads">\s*<skipped message="the driver did not build"\/>/);
+    expect(xml).toMatch(/<testsuite name="debian:bullseye" tests="13" failures="0"/);
+  });
+});
+
+describe('Markdown summary and annotations', () => {
+  it('tabulates kernels, the rows that differ and what failed', () => {
+    const md = renderMarkdown(load('check-old-vm-flags.json') as MatrixReport);
+    expect(md).toMatch(/^## mmaplab check: ❌ FAIL$/m);
+    expect(md).toMatch(/^\| `debian:bullseye` \| 5\.10\.\S+ \| ✅ PASS 13 checks \|$/m);
+    expect(md).toMatch(/^\| `debian:sid` \| 7\.2\.\S+ \| ❌ FAIL 1 of 3 checks \|$/m);
+    expect(md).toMatch(/^\| builds \| pass \| ❌ fail \|$/m);
+    expect(md).toMatch(/<summary><code>debian:sid<\/code>: builds: the driver in test\/fixtures\/drivers\/old-vm-flags does not compile/);
+    expect(md).toMatch(/vm_flags_set/);
+  });
+
+  it('annotates the line that does not compile, once, naming the kernels', () => {
+    expect(matrixAnnotations(load('check-old-vm-flags.json') as MatrixReport)).toEqual([
+      expect.stringMatching(/^::error file=test\/fixtures\/drivers\/old-vm-flags\/old_vm_flags\.c,line=22,col=23::assignment of read-only member ‘vm_flags’ \(on debian:sid\)$/),
+    ]);
+  });
+
+  it('shows every row by kernel in the terminal, the differing ones marked', () => {
+    const text = renderMatrixText(load('check-old-vm-flags.json') as MatrixReport, plain);
+    expect(text).toMatch(/^≠ builds +pass +fail$/m);
+    expect(text).toMatch(/^ {2}shared +pass +-$/m);
+    expect(text).toMatch(/API change|vm_flags_set/);
+    expect(text).toMatch(/^FAIL: 1 of 2 kernels as expected$/m);
+  });
+});
