@@ -132,6 +132,8 @@ Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_ST
     const { shellInGuest } = await import('../commands/shell.js');
     const { STRATEGIES } = await import('../diagnose/expectations.js');
     if (!driver && !STRATEGIES.includes(o.strategy)) throw new CommanderError(2, 'mmaplab.usage', `--strategy must be one of: ${STRATEGIES.join(', ')}`);
+    const { expandKernelSpecs } = await import('../kernel/spec.js');
+    if (expandKernelSpecs(o.kernel).length > 1) throw new CommanderError(2, 'mmaplab.usage', 'shell opens one guest: give one --kernel');
     const err = makeStyle({ color: o.color === false ? false : undefined, stream: process.stderr });
     const tty = process.stdin.isTTY === true;
     // Ctrl-] (0x1d) leaves even when the guest's shell does not answer.

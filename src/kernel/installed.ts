@@ -25,10 +25,17 @@ function packages(release: string): { image: string; headers: string } {
   return { image: `linux-image-${release}`, headers: `linux-headers-${release}` };
 }
 
-export async function hostKernel(): Promise<Kernel> {
-  const release = osRelease();
-  const image = join('/boot', `vmlinuz-${release}`);
-  const modulesDir = join('/lib/modules', release);
+/** Where the running kernel's files are; tests point these at folders of their own. */
+export interface HostLayout {
+  release: string;
+  bootDir: string;
+  modulesRoot: string;
+}
+
+export async function hostKernel(layout: HostLayout = { release: osRelease(), bootDir: '/boot', modulesRoot: '/lib/modules' }): Promise<Kernel> {
+  const { release } = layout;
+  const image = join(layout.bootDir, `vmlinuz-${release}`);
+  const modulesDir = join(layout.modulesRoot, release);
   const headersDir = join(modulesDir, 'build');
   const pkg = packages(release);
   if (!(await exists(image))) {
