@@ -7,6 +7,8 @@
  *   raw-job   QEMU alone, same argv, the same job appended to the initramfs and run by
  *             init with no host in the loop (the work mmaplab does, minus mmaplab)
  *   raw-boot  QEMU alone, booting to init and powering off (the floor)
+ *   matrix    mmaplab run --kernel all --jobs 2 (five kernels, warm), interleaved with
+ *             the single-kernel warm run it is compared with
  *
  * Figures go to test/bench/results.json and results.md (or --out DIR).
  */
@@ -19,6 +21,7 @@ import { join } from 'node:path';
 import { buildInitramfs } from '../guest/initramfs.js';
 import { jobPayload, labJob } from '../guest/job.js';
 import { acquireKernel, parseKernelSpec } from '../kernel/index.js';
+import type { MatrixReport } from '../matrix/model.js';
 import type { RunReport } from '../report/model.js';
 import { cacheRoot, PACKAGE_ROOT } from '../util/paths.js';
 import { BASE_APPEND, qemuArgs } from '../vm/qemu-args.js';
@@ -43,8 +46,8 @@ async function timed<T>(f: () => Promise<T>): Promise<[number, T]> {
   return [(performance.now() - t0) / 1000, v];
 }
 
-async function mmaplabRun(env: Record<string, string>): Promise<[number, RunReport]> {
-  const [s, r] = await timed(() => execa(process.execPath, [BIN, 'run', '--json'], { env, reject: false }));
+async function mmaplabRun(env: Record<string, string>, extra: string[] = []): Promise<[number, RunReport]> {
+  const [s, r] = await timed(() => execa(process.execPath, [BIN, 'run', '--json', ...extra], { env, reject: false }));
   if (r.exitCode !== 0) throw new Error(`mmaplab run failed (${r.exitCode}): ${r.stderr}`);
   return [s, JSON.parse(r.stdout) as RunReport];
 }
@@ -107,6 +110,21 @@ async function main(): Promise<void> {
     rawBoot.push(await rawQemu(qemuArgs({ ...spec, initrd: initramfs.path, append: [...BASE_APPEND, 'mmaplab.probe'] }), spec.channelSocket, /probe ok/));
   }
   rmSync(tmp, { recursive: true, force: true });
+
+  // The five-kernel matrix against one kernel, interleaved the same way.
+  const matrixRuns = Number(arg('--matrix-runs', '5'));
+  process.stderr.write(`matrix (--kernel all --jobs 2) and single-kernel runs, interleaved, x${matrixRuns}...\n`);
+  const matrixArgs = ['--kernel', 'all', '--jobs', '2'];
+  await mmaplabRun(base, matrixArgs); // fills the cache for every kernel (downloads, build roots)
+  const single: number[] = [];
+  const matrix: number[] = [];
+  let matrixReport: MatrixReport | undefined;
+  for (let i = 0; i < matrixRuns; i++) {
+    single.push((await mmaplabRun(base))[0]);
+    const [s, r] = await mmaplabRun(base, matrixArgs);
+    matrix.push(s);
+    matrixReport = r as unknown as MatrixReport;
+  }
   rmSync(state, { recursive: true, force: true });
 
   const m = { warm: median(warm), rawJob: median(rawJob), rawBoot: median(rawBoot) };
@@ -127,6 +145,14 @@ async function main(): Promise<void> {
       outsideBootAndJob: median(warmTimings.map((t) => t.totalMs - t.bootMs - t.jobMs)),
     },
     best: { warm: Math.min(...warm), rawJob: Math.min(...rawJob), rawBoot: Math.min(...rawBoot) },
+    matrix: {
+      runs: matrixRuns,
+      jobs: 2,
+      kernels: (matrixReport?.kernels ?? []).map((k) => ({ spec: k.spec, release: k.kind === 'run' ? k.report.kernel.release : k.kind, status: k.kind === 'run' ? k.report.status : 'error' })),
+      seconds: { single, matrix },
+      medians: { single: median(single), matrix: median(matrix) },
+      ratio: median(matrix) / median(single),
+    },
   };
   await mkdir(out, { recursive: true });
   await writeFile(join(out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
@@ -148,6 +174,15 @@ async function main(): Promise<void> {
     `Warm run breakdown (medians): QEMU start to the guest's ready ${(results.warmBreakdownMs.hostToReady / 1000).toFixed(2)} s, jobs ${(results.warmBreakdownMs.job / 1000).toFixed(2)} s, the rest (node, cache checks, exit) ${(results.warmBreakdownMs.outsideBootAndJob / 1000).toFixed(2)} s.`,
     '',
     `Cold run breakdown: kernel ${(coldReport.timings.kernelMs / 1000).toFixed(1)} s, build ${(coldReport.timings.buildMs / 1000).toFixed(1)} s, boot ${(coldReport.timings.bootMs / 1000).toFixed(1)} s, job ${(coldReport.timings.jobMs / 1000).toFixed(1)} s.`,
+    '',
+    `## Kernel matrix (medians of ${matrixRuns}, interleaved)`,
+    '',
+    '| what | wall time | × one kernel |',
+    '|---|---|---|',
+    `| \`mmaplab run\` on ${results.machine.kernel} (the whole grid), warm | ${f(results.matrix.medians.single)} | 1.00 |`,
+    `| \`mmaplab run --kernel all --jobs 2\` (${results.matrix.kernels.length} kernels, the whole grid on each), warm | ${f(results.matrix.medians.matrix)} | **${results.matrix.ratio.toFixed(2)}** |`,
+    '',
+    `Kernels: ${results.matrix.kernels.map((k) => `${k.spec} ${k.release} (${k.status})`).join(', ')}.`,
     '',
   ].join('\n');
   await writeFile(join(out, 'results.md'), md);

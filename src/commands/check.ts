@@ -155,7 +155,7 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
     ...base,
     ...checksStatus(items),
     driver: { source: display, module: module.name, compiler: module.compiler, buildWarnings: module.warnings },
-    machine: { accel: accel.accel, accelReason: accel.reason, qemu: qemu.version, boots: guests.boots, bootAttempts: guests.attempts },
+    machine: { accel: accel.accel, accelReason: accel.reason, qemu: qemu.version, boots: guests.boots, bootAttempts: guests.attempts, bootImage: guests.first?.image ?? 'bzimage' },
     items,
     results,
     kernelLog: { lines: assessments.flatMap((a) => a.kernelLog), problems },

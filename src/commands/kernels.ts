@@ -85,6 +85,7 @@ export async function listCache(cacheDir: string): Promise<CacheListing> {
   const other = [
     { name: 'module and test-program builds', bytes: await diskUsage(join(cacheDir, 'builds')) },
     { name: 'initramfs images', bytes: await diskUsage(join(cacheDir, 'initramfs')) },
+    { name: 'unpacked local kernels (PVH boot)', bytes: await diskUsage(join(cacheDir, 'vmlinux')) },
   ];
   const totalBytes = [...kernels, ...buildRoots, ...other].reduce((a, x) => a + x.bytes, 0);
   return { cacheDir, kernels, buildRoots, other, totalBytes };

@@ -125,7 +125,7 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
 
   const report = assembleReport({
     kernel: { spec: kernel.spec, release: kernel.release, packageVersion: kernel.packageVersion, flavour: kernel.flavour },
-    machine: { accel: accel.accel, accelReason: accel.reason, qemu: qemu.version, boots: guests.boots, bootAttempts: guests.attempts },
+    machine: { accel: accel.accel, accelReason: accel.reason, qemu: qemu.version, boots: guests.boots, bootAttempts: guests.attempts, bootImage: guests.first?.image ?? 'bzimage' },
     module: { name: module.name, compiler: module.compiler, buildCached: module.cached, buildWarnings: module.warnings },
     checks: opts.checks,
     assessments,

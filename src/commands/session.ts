@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { debianArchives } from '../kernel/debian.js';
 import { acquireKernel, parseKernelSpec, type Kernel } from '../kernel/index.js';
+import { forgetPvhImage, pvhImage } from '../kernel/vmlinux.js';
 import { reachedInit } from '../parse/kmsg.js';
 import { MmaplabError } from '../util/errors.js';
 import { stateRoot } from '../util/paths.js';
@@ -39,15 +40,16 @@ export interface GuestOptions {
 }
 
 /** The kernel a command's options name, fetched (or found in the cache). */
-export function acquireFor(opts: GuestOptions, cacheDir: string, progress: (phase: Phase, message: string) => void): Promise<Kernel> {
+export async function acquireFor(opts: GuestOptions, cacheDir: string, progress: (phase: Phase, message: string) => void): Promise<Kernel> {
   progress('kernel', `kernel ${opts.kernel} (${opts.flavour})`);
-  return acquireKernel(parseKernelSpec(opts.kernel, opts.flavour), {
+  const kernel = await acquireKernel(parseKernelSpec(opts.kernel, opts.flavour), {
     cacheDir,
     archiveUri: opts.archiveUri,
     securityUri: opts.securityUri,
     refresh: opts.refreshKernel,
     onProgress: (m) => progress('kernel', m),
   });
+  return { ...kernel, vmlinux: await pvhImage(kernel, cacheDir) };
 }
 
 /** The Debian archive build roots are made from: the user's, else the host's. */
@@ -89,6 +91,8 @@ export interface Booted {
   bootMs: number;
   guestUptimeS: number;
   attempts: number;
+  /** pvh: the uncompressed vmlinux; bzimage: the packaged image. */
+  image: 'pvh' | 'bzimage';
 }
 
 /** Boot, retrying once when the kernel panics before init ran (a known TCG/QEMU flake, not the driver). */
@@ -102,18 +106,28 @@ export async function bootGuest(
   consoleLog: string,
 ): Promise<Booted> {
   let last: Exclude<BootResult, { kind: 'ready' }> | undefined;
+  // The uncompressed vmlinux boots faster (PVH); the bzImage is the fallback, and the retry after a flake.
+  const images = kernel.vmlinux ? [kernel.vmlinux, kernel.image] : [kernel.image, kernel.image];
   for (let attempt = 1; attempt <= 2; attempt++) {
+    const image = images[attempt - 1]!;
     const r = await GuestVm.start(
-      { accel, memoryMb: opts.memoryMb, kernelImage: kernel.image, initrd, append: [...BASE_APPEND], firmware: qemu.firmware },
+      { accel, memoryMb: opts.memoryMb, kernelImage: image, initrd, append: [...BASE_APPEND], firmware: qemu.firmware },
       { qemu: qemu.binary, consoleLog, bootTimeoutMs: Math.min(90_000, opts.timeoutS * 1000) },
     );
-    if (r.kind === 'ready') return { vm: r.vm, bootMs: r.bootMs, guestUptimeS: r.guestUptimeS, attempts: attempt };
+    if (r.kind === 'ready') return { vm: r.vm, bootMs: r.bootMs, guestUptimeS: r.guestUptimeS, attempts: attempt, image: image === kernel.vmlinux ? 'pvh' : 'bzimage' };
     last = r;
     const earlyPanic = r.kind === 'exited' && /Kernel panic/.test(r.console) && !reachedInit(r.console);
-    if (!earlyPanic || attempt === 2) break;
+    const pvhFailed = image === kernel.vmlinux && !reachedInit(r.console);
+    if (!(earlyPanic || pvhFailed) || attempt === 2) break;
+    // A kernel whose PVH boot hangs or dies is booted from its bzImage from now on.
+    if (pvhFailed && !earlyPanic) await forgetPvhImage(image);
     const kept = consoleLog.replace(/\.log$/, `-attempt${attempt}.log`);
     await rename(consoleLog, kept);
-    notes.push(`the kernel panicked before init on boot attempt ${attempt} (an infrastructure flake, not the driver); retried (${kept})`);
+    notes.push(
+      pvhFailed && !earlyPanic
+        ? `the uncompressed kernel (PVH boot) did not reach init on boot attempt ${attempt}; booted the bzImage instead (${kept})`
+        : `the kernel panicked before init on boot attempt ${attempt} (an infrastructure flake, not the driver); retried (${kept})`,
+    );
   }
   const tail = (last?.console ?? '').trimEnd().split('\n').slice(-15);
   if (last?.kind === 'timeout') {

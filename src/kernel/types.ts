@@ -12,6 +12,8 @@ export interface Kernel {
   dir: string;
   /** bzImage to boot. */
   image: string;
+  /** The same kernel uncompressed, for a faster PVH boot; set once made (kernel/vmlinux.ts). */
+  vmlinux?: string | undefined;
   config: string;
   systemMap: string | undefined;
   /** lib/modules/<release> with the kernel's own modules (virtio, ...). */

@@ -131,7 +131,15 @@ export interface RunReport {
   status: 'pass' | 'fail';
   exitCode: 0 | 1;
   kernel: { spec: string; release: string; packageVersion: string; flavour: string };
-  machine: { accel: 'kvm' | 'tcg'; accelReason: string; qemu: string; boots: number; bootAttempts: number };
+  machine: {
+    accel: 'kvm' | 'tcg';
+    accelReason: string;
+    qemu: string;
+    boots: number;
+    bootAttempts: number;
+    /** What the first guest booted: the uncompressed vmlinux through PVH (faster), or the packaged bzImage. */
+    bootImage?: 'pvh' | 'bzimage';
+  };
   module: { name: string; compiler: string; buildCached: boolean; buildWarnings: Diagnostic[] };
   strategies: StrategyRun[];
   checks: CheckName[];

@@ -115,7 +115,7 @@ export function renderRunText(report: RunReport, c: ChalkInstance): string {
       : `${report.strategies.length} strategies x ${report.checks.length} checks`;
   out.push(c.bold(`mmaplab run: ${what} on ${k.spec}`));
   out.push(`  kernel   ${k.release} (Debian ${k.packageVersion})`);
-  out.push(`  machine  ${report.machine.accel.toUpperCase()}, QEMU ${report.machine.qemu}${report.machine.accel === 'tcg' ? c.dim(` (${report.machine.accelReason})`) : ''}${report.machine.boots > 1 ? `, ${report.machine.boots} boots` : ''}`);
+  out.push(`  machine  ${report.machine.accel.toUpperCase()}, QEMU ${report.machine.qemu}${report.machine.bootImage === 'pvh' ? ', PVH boot' : ''}${report.machine.accel === 'tcg' ? c.dim(` (${report.machine.accelReason})`) : ''}${report.machine.boots > 1 ? `, ${report.machine.boots} boots` : ''}`);
   out.push(`  driver   ${report.module.name}.ko, built with ${report.module.compiler}${report.module.buildCached ? c.dim(' (cached build)') : ''}`);
   for (const w of report.module.buildWarnings) out.push(c.yellow(`           ${formatDiagnostic(w)}`));
   for (const s of report.strategies) {

@@ -132,6 +132,29 @@ describe('local: and the kernel cache', () => {
     expect(r.exitCode).toBe(0);
   }, 300_000);
 
+  it('boots the bzImage when the unpacked kernel does not boot, and keeps doing so', async () => {
+    const cache = tmp();
+    const alias = JSON.parse(readFileSync(join(cacheRoot(), 'kernels/debian/aliases/bookworm_cloud-amd64.json'), 'utf8')) as { release: string };
+    const root = join(cacheRoot(), 'kernels/debian', alias.release, 'root');
+    const image = join(root, 'boot', `vmlinuz-${alias.release}`);
+    const spec = `local:${image},${join(root, 'lib/modules', alias.release, 'build')}`;
+    // A vmlinux that is not a kernel, where mmaplab keeps a local kernel's unpacked image.
+    const { statSync, writeFileSync, mkdirSync: mkdir } = await import('node:fs');
+    const st = statSync(image);
+    mkdir(join(cache, 'vmlinux'), { recursive: true });
+    const bad = join(cache, 'vmlinux', `${alias.release}-local-${Math.round(st.mtimeMs)}-${st.size}`);
+    writeFileSync(bad, Buffer.alloc(4096));
+    const r = await runCli(['run', '--kernel', spec, '--strategy', 'seed', '--check', 'private', '--json'], { MMAPLAB_CACHE_DIR: cache });
+    const doc = JSON.parse(r.stdout) as { status: string; machine: { bootImage: string; bootAttempts: number }; notes: string[] };
+    expect(doc.status).toBe('pass');
+    expect(doc.machine).toMatchObject({ bootImage: 'bzimage', bootAttempts: 2 });
+    expect(doc.notes).toContainEqual(expect.stringMatching(/the uncompressed kernel \(PVH boot\) did not reach init on boot attempt 1; booted the bzImage instead/));
+    expect(existsSync(`${bad}.none`)).toBe(true);
+    expect(existsSync(bad)).toBe(false);
+    const again = JSON.parse((await runCli(['run', '--kernel', spec, '--strategy', 'seed', '--check', 'private', '--json'], { MMAPLAB_CACHE_DIR: cache })).stdout) as typeof doc;
+    expect(again.machine).toMatchObject({ bootImage: 'bzimage', bootAttempts: 1 });
+  }, 300_000);
+
   it('fetches ahead, lists with sizes, and prunes a kernel with its builds', async () => {
     const cache = tmp();
     const env = { MMAPLAB_CACHE_DIR: cache };

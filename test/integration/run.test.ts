@@ -33,6 +33,8 @@ describe('mmaplab run on debian:bookworm: every strategy x every check', () => {
     const r = report(grid.stdout);
     expect(r.schemaVersion).toBe(2);
     expect(r.kernel.release).toMatch(/^6\.1\.0-\d+-cloud-amd64$/);
+    // The kernel was unpacked from its bzImage and booted through PVH.
+    expect(r.machine.bootImage).toBe('pvh');
     expect(r.strategies.map((s) => s.strategy)).toEqual(STRATEGIES);
     expect(r.checks).toEqual(CHECK_NAMES);
     const actual = Object.fromEntries(STRATEGIES.map((s) => [s, Object.fromEntries(r.results.filter((x) => x.strategy === s).map((x) => [x.check, x.outcome.kind]))]));
