@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { buildInitramfs } from '../guest/initramfs.js';
 import { jobPayload, labJob } from '../guest/job.js';
 import { acquireKernel, parseKernelSpec } from '../kernel/index.js';
+import { pvhImage } from '../kernel/vmlinux.js';
 import type { MatrixReport } from '../matrix/model.js';
 import type { RunReport } from '../report/model.js';
 import { cacheRoot, PACKAGE_ROOT } from '../util/paths.js';
@@ -92,7 +93,9 @@ async function main(): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), 'mmaplab-bench-'));
   const rawInitrd = join(tmp, 'raw.cpio');
   await writeFile(rawInitrd, Buffer.concat([await readFile(initramfs.path), ...jobs]));
-  const spec = { accel: first.machine.accel, memoryMb: 256, kernelImage: kernel.image, firmware: qemu.firmware, channelSocket: join(tmp, 'jobs.sock') };
+  // The raw boots boot what mmaplab boots: the unpacked vmlinux (PVH) where it has one.
+  const bootImage = first.machine.bootImage === 'pvh' ? ((await pvhImage(kernel, cacheRoot())) ?? kernel.image) : kernel.image;
+  const spec = { accel: first.machine.accel, memoryMb: 256, kernelImage: bootImage, firmware: qemu.firmware, channelSocket: join(tmp, 'jobs.sock') };
 
   // TCG timings drift with the host's load: interleave the three so drift hits them alike.
   process.stderr.write(`warm runs and raw boots, interleaved, x${runs}...\n`);
@@ -130,7 +133,7 @@ async function main(): Promise<void> {
   const m = { warm: median(warm), rawJob: median(rawJob), rawBoot: median(rawBoot) };
   const results = {
     date: new Date().toISOString(),
-    machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', accel: last.machine.accel, qemu: qemu.version, kernel: last.kernel.release },
+    machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', accel: last.machine.accel, qemu: qemu.version, kernel: last.kernel.release, bootImage: last.machine.bootImage ?? 'bzimage' },
     runs,
     seconds: { cold, warm, rawJob, rawBoot },
     medians: m,
@@ -160,7 +163,7 @@ async function main(): Promise<void> {
   const md = [
     `# mmaplab benchmark (${results.date.slice(0, 10)})`,
     '',
-    `${results.machine.cpus} cores (${results.machine.cpu}), ${results.machine.accel.toUpperCase()}, QEMU ${results.machine.qemu}, kernel ${results.machine.kernel}; medians of ${runs} runs.`,
+    `${results.machine.cpus} cores (${results.machine.cpu}), ${results.machine.accel.toUpperCase()}, QEMU ${results.machine.qemu}, kernel ${results.machine.kernel} (${results.machine.bootImage === 'pvh' ? 'vmlinux through PVH' : 'bzImage'}, mmaplab and the raw boots alike); medians of ${runs} runs.`,
     '',
     '| what | wall time | × raw boot | × raw job boot |',
     '|---|---|---|---|',

@@ -65,9 +65,13 @@ async function decompress(image: string, offset: number, tool: string, args: str
   ]);
 }
 
-/** Where a kernel's vmlinux is kept: beside a fetched kernel, in the cache for a local one. */
+/**
+ * Where a kernel's vmlinux is kept: beside a fetched Debian kernel, in the
+ * cache for any other. Never in a kernel tree: Kbuild takes a vmlinux there
+ * as the tree's own and tries to add BTF to modules against it.
+ */
 export function vmlinuxPath(kernel: Kernel, cacheDir: string): string {
-  return kernel.dir.startsWith(cacheDir) ? join(kernel.dir, 'vmlinux') : join(cacheDir, 'vmlinux', `${kernel.release}-${kernel.packageVersion}`);
+  return kernel.spec.startsWith('debian:') ? join(kernel.dir, 'vmlinux') : join(cacheDir, 'vmlinux', `${kernel.release}-${kernel.packageVersion}`);
 }
 
 /**

@@ -130,6 +130,8 @@ describe('local: and the kernel cache', () => {
     expect(doc.results).toHaveLength(16);
     expect(doc.status).toBe('pass');
     expect(r.exitCode).toBe(0);
+    // The unpacked kernel goes to the cache, never into the tree (Kbuild would take it for the tree's own).
+    expect(existsSync(join(root, 'usr/src', `linux-headers-${alias.release}`, 'vmlinux'))).toBe(false);
   }, 300_000);
 
   it('boots the bzImage when the unpacked kernel does not boot, and keeps doing so', async () => {
