@@ -7,9 +7,11 @@
  * crashes the guest fails and the checks after it run in a fresh boot; one that
  * hangs it fails at the deadline, and the checks after it are not run.
  */
-import { appendFile, copyFile, writeFile } from 'node:fs/promises';
+import { appendFile, copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import { resolveDriverSource } from '../build/driver-source.js';
 import { buildModule, type ModuleBuild } from '../build/kbuild.js';
+import { deprecationNotes } from '../diagnose/api-changes.js';
 import { symbolizeProblems, symbolizer } from '../build/symbolize.js';
 import { buildTestProgram } from '../build/userspace.js';
 import { assessJob, type Assessment } from '../diagnose/assess.js';
@@ -84,7 +86,10 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
 
   const accel = await chooseAccel({ requested: opts.accel, cacheDir, qemuVersion: qemu.version, probe: kvmProbe(qemu, kernel, initramfs.path, runDir, opts.memoryMb) });
   const pgReserved = await kernelPgReservedBit(kernel);
-  const notes: string[] = [];
+  // What builds today but is on its way out on this kernel (.mmap from 6.17).
+  const src = await resolveDriverSource(opts.source);
+  const texts = await Promise.all(src.files.filter((f) => /\.[ch]$/.test(f)).map((f) => readFile(join(src.root, f), 'utf8')));
+  const notes: string[] = deprecationNotes(texts, kernel.release);
   const assessments: Assessment[] = [];
   let remaining = [...STUDENT_CHECKS];
   let vm: GuestVm | undefined;

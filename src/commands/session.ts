@@ -117,7 +117,9 @@ export async function bootGuest(
     if (r.kind === 'ready') return { vm: r.vm, bootMs: r.bootMs, guestUptimeS: r.guestUptimeS, attempts: attempt, image: image === kernel.vmlinux ? 'pvh' : 'bzimage' };
     last = r;
     const earlyPanic = r.kind === 'exited' && /Kernel panic/.test(r.console) && !reachedInit(r.console);
-    const pvhFailed = image === kernel.vmlinux && !reachedInit(r.console);
+    // QEMU refusing the image, or a kernel dying without a word: the PVH boot is at fault. A
+    // hang is not retried: it may be the deadline's (a short --timeout), and would cost another.
+    const pvhFailed = image === kernel.vmlinux && r.kind === 'exited' && !reachedInit(r.console);
     if (!(earlyPanic || pvhFailed) || attempt === 2) break;
     // A kernel whose PVH boot hangs or dies is booted from its bzImage from now on.
     if (pvhFailed && !earlyPanic) await forgetPvhImage(image);

@@ -99,3 +99,27 @@ export function apiChangesFor(diagnostics: readonly Pick<Diagnostic, 'message' |
   const text = diagnostics.filter((d) => d.severity !== 'note').map((d) => d.message);
   return RULES.filter((r) => text.some((m) => r.test.test(m))).map((r) => r.change);
 }
+
+/** "7.2.13+deb14-cloud-amd64" -> [7, 2]. */
+function majorMinor(release: string): [number, number] | undefined {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  return m ? [Number(m[1]), Number(m[2])] : undefined;
+}
+
+/**
+ * What still builds but is on its way out on this kernel, read from the
+ * driver's own sources: a note, not a failure.
+ */
+export function deprecationNotes(sources: readonly string[], release: string): string[] {
+  const v = majorMinor(release);
+  if (!v) return [];
+  const notes: string[] = [];
+  const text = sources.join('\n');
+  const atLeast = (a: number, b: number) => v[0] > a || (v[0] === a && v[1] >= b);
+  if (atLeast(6, 17) && /\.mmap\s*=/.test(text) && !/\.mmap_prepare\s*=/.test(text)) {
+    notes.push(
+      `f_op->mmap is deprecated since Linux 6.17 in favour of f_op->mmap_prepare (struct vm_area_desc); ${release} still calls .mmap, but new drivers should set .mmap_prepare behind #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 16, 0).`,
+    );
+  }
+  return notes;
+}

@@ -151,6 +151,11 @@ describe('failures a user can cause', () => {
     expect(r.stderr).toMatch(/^mmaplab: error: the guest did not become ready within 1 s/m);
     const log = /full console: (\S+)/.exec(r.stderr)?.[1];
     expect(log && existsSync(log)).toBe(true);
+    // The deadline was the user's: the kernel's unpacked image is still booted next time.
+    const { readdirSync } = await import('node:fs');
+    const { cacheRoot } = await import('../../src/util/paths.js');
+    const kernels = join(cacheRoot(), 'kernels', 'debian');
+    expect(readdirSync(kernels).filter((d) => existsSync(join(kernels, d, 'vmlinux.none')))).toEqual([]);
   });
 
   it('Ctrl-C during boot: exit 130 and no QEMU left', async () => {

@@ -1,7 +1,7 @@
 /** API changes named from real gcc output: builds captured from Debian's 5.10, 6.12 and 7.2 (test/fixtures/builds). */
 import { describe, expect, it } from 'vitest';
 import { parseDiagnostics } from '../../src/build/diagnostics.js';
-import { apiChangesFor } from '../../src/diagnose/api-changes.js';
+import { apiChangesFor, deprecationNotes } from '../../src/diagnose/api-changes.js';
 import { checkItems } from '../../src/diagnose/verdicts.js';
 import { fixture } from '../helpers.js';
 
@@ -31,5 +31,15 @@ describe('kernel API changes behind a failed build', () => {
     expect(builds?.apiChanges?.[0]).toMatchObject({ id: 'vm-flags-read-only', since: '6.3' });
     expect(builds?.hint).toMatch(/vm_flags_set\(vma, FLAGS\)/);
     expect(builds?.details).toContainEqual(expect.stringMatching(/old_vm_flags\.c:22:\d+: error: assignment of read-only member/));
+  });
+});
+
+describe('what still builds but is on its way out', () => {
+  const source = fixture('drivers', 'old-vm-flags', 'old_vm_flags.c');
+
+  it('notes .mmap on kernels from 6.17 (sid 7.2), not before', () => {
+    expect(deprecationNotes([source], '7.2.13+deb14-cloud-amd64')).toEqual([expect.stringMatching(/^f_op->mmap is deprecated since Linux 6\.17 in favour of f_op->mmap_prepare/)]);
+    expect(deprecationNotes([source], '6.12.117+deb13-cloud-amd64')).toEqual([]);
+    expect(deprecationNotes([source.replace('.mmap = old_mmap', '.mmap_prepare = old_mmap_prepare')], '7.2.13')).toEqual([]);
   });
 });
