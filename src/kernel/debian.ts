@@ -4,6 +4,7 @@
  * dpkg-deb, and fix the headers up so Kbuild works from the cache.
  */
 import { lstat, mkdir, readdir, readFile, readlink, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { dirname, join, relative } from 'node:path';
 import { MmaplabError } from '../util/errors.js';
 import { runChecked } from '../util/exec.js';
@@ -93,8 +94,8 @@ export async function acquireDebianKernel(spec: DebianSpec, opts: DebianFetchOpt
   let kernel: Kernel | undefined;
   // All downloads happen in a private staging area that is removed afterwards
   // (or swept by a later run if this one is killed), so apt state is never
-  // shared between concurrent runs.
-  const work = join(root, `.staging-${process.pid}-apt-${Date.now()}`);
+  // shared between concurrent runs, nor between the kernels of one matrix.
+  const work = join(root, `.staging-${process.pid}-apt-${randomBytes(4).toString('hex')}`);
   try {
     progress(`resolving the newest ${spec.flavour} kernel of ${spec.suite}`);
     // Sid's Release file may be past its Valid-Until by the time it is read.
