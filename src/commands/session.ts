@@ -108,21 +108,26 @@ export async function bootGuest(
   let last: Exclude<BootResult, { kind: 'ready' }> | undefined;
   // The uncompressed vmlinux boots faster (PVH); the bzImage is the fallback, and the retry after a flake.
   const images = kernel.vmlinux ? [kernel.vmlinux, kernel.image] : [kernel.image, kernel.image];
+  let pvhSuspect: string | undefined;
   for (let attempt = 1; attempt <= 2; attempt++) {
     const image = images[attempt - 1]!;
     const r = await GuestVm.start(
       { accel, memoryMb: opts.memoryMb, kernelImage: image, initrd, append: [...BASE_APPEND], firmware: qemu.firmware },
       { qemu: qemu.binary, consoleLog, bootTimeoutMs: Math.min(90_000, opts.timeoutS * 1000) },
     );
-    if (r.kind === 'ready') return { vm: r.vm, bootMs: r.bootMs, guestUptimeS: r.guestUptimeS, attempts: attempt, image: image === kernel.vmlinux ? 'pvh' : 'bzimage' };
+    if (r.kind === 'ready') {
+      // The bzImage booted where the vmlinux did not: the PVH boot is at fault; boot this kernel's bzImage from now on.
+      if (pvhSuspect) await forgetPvhImage(pvhSuspect);
+      return { vm: r.vm, bootMs: r.bootMs, guestUptimeS: r.guestUptimeS, attempts: attempt, image: image === kernel.vmlinux ? 'pvh' : 'bzimage' };
+    }
     last = r;
     const earlyPanic = r.kind === 'exited' && /Kernel panic/.test(r.console) && !reachedInit(r.console);
-    // QEMU refusing the image, or a kernel dying without a word: the PVH boot is at fault. A
-    // hang is not retried: it may be the deadline's (a short --timeout), and would cost another.
-    const pvhFailed = image === kernel.vmlinux && r.kind === 'exited' && !reachedInit(r.console);
+    // QEMU refusing the vmlinux, or the kernel dying without a word, makes the PVH boot a suspect,
+    // convicted if the bzImage then boots. QEMU killed by a signal (Ctrl-C, our own reaping) says
+    // nothing; a hang is not retried: it may be the deadline's (a short --timeout) and would cost another.
+    const pvhFailed = image === kernel.vmlinux && r.kind === 'exited' && r.signal === undefined && !reachedInit(r.console);
     if (!(earlyPanic || pvhFailed) || attempt === 2) break;
-    // A kernel whose PVH boot hangs or dies is booted from its bzImage from now on.
-    if (pvhFailed && !earlyPanic) await forgetPvhImage(image);
+    if (pvhFailed && !earlyPanic) pvhSuspect = image;
     const kept = consoleLog.replace(/\.log$/, `-attempt${attempt}.log`);
     await rename(consoleLog, kept);
     notes.push(
