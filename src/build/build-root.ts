@@ -67,7 +67,7 @@ async function makeBuildRoot(final: string, suite: string, gccMajor: number, opt
       hint: `install the package mmdebstrap (or gcc-${gccMajor}, if this host's release has it)`,
     });
   }
-  opts.onProgress?.(`making a ${suite} build root with gcc-${gccMajor} (once; about 250 MB)`);
+  opts.onProgress?.(`making a ${suite} build root with gcc-${gccMajor} (once; about 300 MB)`);
   await installDirAtomic(final, async (staging) => {
     const tar = join(staging, 'root.tar');
     const cc = `gcc-${gccMajor}`;
