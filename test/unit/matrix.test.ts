@@ -5,6 +5,7 @@
  * strategies run on 6.1 and 7.2 as separate jobs.
  */
 import { Chalk } from 'chalk';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { describe, expect, it } from 'vitest';
 import { mergeDocuments } from '../../src/matrix/merge.js';
 import { assembleMatrix, differences, matrixRows, matrixStatus, type KernelEntry, type MatrixReport } from '../../src/matrix/model.js';
@@ -79,7 +80,31 @@ describe('differences between kernels', () => {
   });
 });
 
+/** JUnit as a CI server reads it: well-formed XML, suites and cases with their attributes. */
+function parseJunit(xml: string) {
+  expect(XMLValidator.validate(xml)).toBe(true);
+  const doc = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '', isArray: (name) => ['testsuite', 'testcase', 'property'].includes(name) }).parse(xml) as {
+    testsuites: { tests: string; failures: string; testsuite: Array<{ name: string; tests: string; testcase: Array<{ classname: string; name: string; failure?: { message: string; '#text'?: string }; skipped?: { message: string }; 'system-out'?: string }> }> };
+  };
+  return doc.testsuites;
+}
+
 describe('JUnit', () => {
+  it('is well-formed, and its counts agree with its cases', () => {
+    for (const m of [runs(), load('check-old-vm-flags.json') as MatrixReport]) {
+      const t = parseJunit(renderJunit(m));
+      const cases = t.testsuite.flatMap((s) => s.testcase);
+      expect(Number(t.tests)).toBe(cases.length);
+      expect(Number(t.failures)).toBe(cases.filter((c) => c.failure).length);
+      for (const s of t.testsuite) expect(Number(s.tests)).toBe(s.testcase.length);
+    }
+    const check = parseJunit(renderJunit(load('check-old-vm-flags.json') as MatrixReport));
+    expect(check.testsuite.map((s) => s.name)).toEqual(['debian:bullseye', 'debian:sid']);
+    const sidBuild = check.testsuite[1]!.testcase.find((c) => c.name === 'builds');
+    expect(sidBuild?.failure?.message).toMatch(/does not compile for 7\.2/);
+    expect(sidBuild?.failure?.['#text']).toMatch(/vma->vm_flags is read-only since Linux 6\.3/);
+  });
+
   it('has a suite per kernel and a case per strategy x check, with the console lines of each', () => {
     const m = runs();
     const xml = renderJunit(m);
