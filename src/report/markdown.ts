@@ -25,5 +25,7 @@ export function renderMarkdown(m: MatrixReport): string {
       out.push('', `<details><summary><code>${k.spec}</code>: ${md(f[0]!)}</summary>`, '', '```', ...f.slice(0, 30), '```', '</details>');
     }
   }
+  const noted = m.kernels.flatMap((k) => (k.kind === 'error' ? [] : k.report.notes.map((n) => `- \`${k.spec}\`: ${md(n)}`)));
+  if (noted.length) out.push('', '### Notes', '', ...noted);
   return `${out.join('\n')}\n`;
 }

@@ -93,8 +93,10 @@ export function renderMatrixText(m: MatrixReport, c: ChalkInstance): string {
 
   for (const k of m.kernels) {
     const f = kernelFailures(k);
-    if (!f.length) continue;
-    out.push('', c.bold(`${k.spec}:`), ...f.map((l) => `  ${l}`));
+    // Notes say what the tool did on the kernel's behalf (a flaky boot retried, the bzImage booted instead).
+    const notes = k.kind === 'error' ? [] : k.report.notes;
+    if (!f.length && !notes.length) continue;
+    out.push('', c.bold(`${k.spec}:`), ...f.map((l) => `  ${l}`), ...notes.map((n) => c.dim(`  note: ${n}`)));
   }
   out.push('');
   const pass = m.kernels.filter((k) => kernelSummary(k).ok).length;

@@ -141,6 +141,15 @@ describe('Markdown summary and annotations', () => {
     ]);
   });
 
+  it("says what the tool did on a kernel's behalf, such as retrying a boot that panicked before init", () => {
+    const m = runs();
+    const sid = structuredClone(m.kernels[1]!) as Extract<KernelEntry, { kind: 'run' }>;
+    sid.report.notes = ['the kernel panicked before init on boot attempt 1 (an infrastructure flake, not the driver); retried (console-attempt1.log)'];
+    const noted = assembleMatrix({ command: 'run', kernels: [m.kernels[0]!, sid], dir: '', resultsJson: '', totalMs: 0 });
+    expect(renderMatrixText(noted, plain)).toMatch(/^debian:sid:\n {2}note: the kernel panicked before init on boot attempt 1 \(an infrastructure flake/m);
+    expect(renderMarkdown(noted)).toMatch(/^- `debian:sid`: the kernel panicked before init on boot attempt 1/m);
+  });
+
   it('shows every row by kernel in the terminal, the differing ones marked', () => {
     const text = renderMatrixText(load('check-old-vm-flags.json') as MatrixReport, plain);
     expect(text).toMatch(/^≠ builds +pass +fail$/m);
