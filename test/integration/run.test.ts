@@ -186,7 +186,8 @@ describe('failures a user can cause', () => {
   });
 
   it('bad flags: exit 2 with a one-line reason', async () => {
-    for (const args of [['run', '--bogus'], ['run', '--timeout', 'soon'], ['run', '--kernel', 'ubuntu:jammy'], ['run', '--strategy', 'nope'], ['run', '--strategy', 'seed,nope'], ['run', '--check', 'private,sideways'], ['run', '--accel', 'hvf']]) {
+    for (const args of [['run', '--bogus'], ['run', '--timeout', 'soon'], ['run', '--kernel', 'ubuntu:jammy'], ['run', '--strategy', 'nope'], ['run', '--strategy', 'seed,nope'], ['run', '--check', 'private,sideways'], ['run', '--accel', 'hvf'],
+      ['run', '--jobs', '0'], ['run', '--kernel', 'debian:bookworm', '--kernel', 'local:'], ['check', 'x.c', '--kernel', 'ubuntu:noble'], ['shell', '--kernel', 'all'], ['merge'], ['kernels', 'fetch', 'debian:']]) {
       const r = await runCli(args);
       expect(r.exitCode, args.join(' ')).toBe(2);
       expect(r.stderr, args.join(' ')).toMatch(/^mmaplab: error: /m);
