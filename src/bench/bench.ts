@@ -85,9 +85,12 @@ async function main(): Promise<void> {
   const initramfs = await buildInitramfs(kernel, cacheRoot());
   // The raw baseline runs the same work: one job per strategy, every check, chained in one init.
   const inGuest = new Set<string>();
+  // The module as mmaplab sends it: without debug info.
+  const guestModule = join(tmpdir(), `mmaplab-bench-${process.pid}.ko`);
+  await execa('strip', ['--strip-debug', '-o', guestModule, first.artifacts.module]);
   const jobs: Buffer[] = [];
   for (const [i, s] of first.strategies.entries()) {
-    const job = labJob({ id: i + 1, strategy: s.strategy, modulePath: first.artifacts.module, moduleName: first.module.name, moduleParams: [`strategy=${s.strategy}`], testProgram: first.artifacts.testProgram, checks: first.checks, pages: 16 });
+    const job = labJob({ id: i + 1, strategy: s.strategy, modulePath: guestModule, moduleName: first.module.name, moduleParams: [`strategy=${s.strategy}`], testProgram: first.artifacts.testProgram, checks: first.checks, pages: 16 });
     jobs.push(await jobPayload(job, { dir: 'rawjob', inGuest }));
   }
   const tmp = mkdtempSync(join(tmpdir(), 'mmaplab-bench-'));

@@ -106,7 +106,7 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
         vm ??= await guests.boot();
         progress('job', `${module.name}: ${remaining.join(', ')}`);
         const job = {
-          ...labJob({ id, strategy: CUSTOM_DRIVER, modulePath: module.ko, moduleName: module.name, moduleParams: [], testProgram: program.path, checks: remaining, pages: opts.pages }),
+          ...labJob({ id, strategy: CUSTOM_DRIVER, modulePath: module.guestKo, moduleName: module.name, moduleParams: [], testProgram: program.path, checks: remaining, pages: opts.pages }),
           deviceName: '',
           device: opts.device ?? '',
           pattern: opts.pattern,

@@ -90,7 +90,7 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
         const job = labJob({
           id: i + 1,
           strategy,
-          modulePath: module.ko,
+          modulePath: module.guestKo,
           moduleName: module.name,
           moduleParams: takesStrategy && strategy !== CUSTOM_DRIVER ? [`strategy=${strategy}`] : [],
           testProgram: program.path,

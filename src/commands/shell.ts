@@ -53,7 +53,7 @@ export async function shellInGuest(opts: ShellOptions): Promise<ShellResult> {
     ...labJob({
       id: 1,
       strategy: own ? CUSTOM_DRIVER : opts.strategy,
-      modulePath: module.ko,
+      modulePath: module.guestKo,
       moduleName: module.name,
       moduleParams: !own && module.parameters.includes('strategy') ? [`strategy=${opts.strategy}`] : [],
       testProgram: program.path,
