@@ -7,12 +7,11 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { resolve } from 'node:path';
 import { cpus } from 'node:os';
 import { DEFAULT_KERNEL, formatKernelSpec, parseKernelSpec } from '../kernel/spec.js';
-import { ExitCode, isMmaplabError, type MmaplabError } from '../util/errors.js';
-import { executedCommands } from '../util/exec.js';
+import { ExitCode, isMmaplabError } from '../util/errors.js';
 import { cacheRoot, stateRoot } from '../util/paths.js';
 import { VERSION } from '../util/version.js';
 import { makeStyle } from '../report/style.js';
-import { githubAnnotations, matrixAnnotations } from '../report/annotations.js';
+import { reportError } from './report-error.js';
 
 function positiveInt(name: string, max: number) {
   return (v: string): number => {
@@ -100,6 +99,7 @@ Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_ST
       const strategies = o.moduleDir ? o.strategy?.split(',').map((x) => x.trim()).filter(Boolean) : listOption('--strategy', o.strategy, STRATEGIES);
       const checks = listOption('--check', o.check, CHECK_NAMES).filter(isCheckName);
       const moduleDir = o.moduleDir ? resolve(o.moduleDir) : (await import('../util/paths.js')).projectPaths.kernelModule;
+      const { onKernels } = await import('./on-kernels.js');
       await onKernels('run', o, (kernel, ctx) => runLab({ ...guestOptions(o, ctx.progress, kernel, ctx.label), ...ctx.guest, moduleDir, strategies, checks, pages: 16 }), async (report, style) => {
         const { renderRunText } = await import('../report/text.js');
         return renderRunText(report as import('../report/model.js').RunReport, style);
@@ -117,6 +117,7 @@ Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_ST
       const pattern = /^0x[0-9a-f]{1,8}$/i.test(o.expectPattern) ? Number.parseInt(o.expectPattern, 16) : Number.NaN;
       if (Number.isNaN(pattern)) throw new CommanderError(2, 'mmaplab.usage', `--expect-pattern must be a 32-bit hex word such as 0xaabbccdd, not '${o.expectPattern}'`);
       const { checkDriver } = await import('../commands/check.js');
+      const { onKernels } = await import('./on-kernels.js');
       await onKernels('check', o, (kernel, ctx) => checkDriver({ ...guestOptions(o, ctx.progress, kernel, ctx.label), ...ctx.guest, source: resolve(driver), device: o.device, pages: o.pages, pattern }), async (report, style) => {
         const { renderCheckText } = await import('../report/check-text.js');
         return renderCheckText(report as import('../report/model.js').CheckReport, style);
@@ -256,82 +257,11 @@ Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_ST
         const { writeFile } = await import('node:fs/promises');
         await writeFile(o.markdown, renderMarkdown(m));
       }
+      const { writeCiOutputs } = await import('./on-kernels.js');
       await writeCiOutputs(m, o.junit);
       process.exitCode = m.exitCode;
     });
   return program;
-}
-
-type OneKernel = (
-  kernel: string,
-  ctx: { progress: boolean; label: string; guest: { outputDir?: string | undefined; guestSlots?: import('../util/limiter.js').Limiter } },
-) => Promise<import('../report/model.js').RunReport | import('../report/model.js').CheckReport>;
-
-/**
- * `run` and `check` on one kernel or several: one kernel prints its own
- * report; several run as a matrix (guests in --jobs slots) and print the
- * matrix. Either way --junit, --json, GitHub's step summary and annotations
- * come from the same matrix model.
- */
-async function onKernels(
-  command: 'run' | 'check',
-  o: GuestCliOptions,
-  one: OneKernel,
-  renderOne: (report: import('../report/model.js').RunReport | import('../report/model.js').CheckReport, style: ReturnType<typeof makeStyle>) => Promise<string>,
-): Promise<void> {
-  const { expandKernelSpecs } = await import('../kernel/spec.js');
-  const { assembleMatrix, kernelError } = await import('../matrix/model.js');
-  const specs = expandKernelSpecs(o.kernel);
-  const style = makeStyle({ color: o.color === false ? false : undefined });
-  const progress = !!o.verbose || (process.stderr.isTTY && !o.json);
-  let matrix: import('../matrix/model.js').MatrixReport;
-  if (specs.length === 1) {
-    try {
-      const report = await one(specs[0]!, { progress, label: '', guest: {} });
-      process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : await renderOne(report, style));
-      process.exitCode = report.exitCode;
-      matrix = assembleMatrix({ command, kernels: [report.command === 'run' ? { spec: specs[0]!, kind: 'run', report } : { spec: specs[0]!, kind: 'check', report }], dir: report.artifacts.dir, resultsJson: report.artifacts.resultsJson, totalMs: 'timings' in report ? report.timings.totalMs : 0 });
-    } catch (e) {
-      // Machine-readable output is promised even when the kernel could not be tried.
-      if (!isMmaplabError(e) || e.kind === 'usage' || !(o.json || o.junit)) throw e;
-      matrix = assembleMatrix({ command, kernels: [{ spec: specs[0]!, kind: 'error', error: kernelError(e) }], dir: '', resultsJson: '', totalMs: 0 });
-      if (o.json) process.stdout.write(`${JSON.stringify(matrix, null, 2)}\n`);
-      reportError(e, false);
-      process.exitCode = e.exitCode;
-    }
-  } else {
-    const { runMatrix } = await import('../matrix/run-matrix.js');
-    const { makeRunDir } = await import('../commands/session.js');
-    const { kernelSlug } = await import('../kernel/spec.js');
-    const dir = await makeRunDir({ outputDir: o.outputDir });
-    matrix = await runMatrix({ command, specs, jobs: o.jobs, dir }, (spec, ctx) => one(spec, { progress, label: `${kernelSlug(spec)} `, guest: ctx }));
-    if (o.json) process.stdout.write(`${JSON.stringify(matrix, null, 2)}\n`);
-    else {
-      const { renderMatrixText } = await import('../report/matrix-text.js');
-      process.stdout.write(renderMatrixText(matrix, style));
-    }
-    process.exitCode = matrix.exitCode;
-  }
-  await writeCiOutputs(matrix, o.junit);
-  if (o.verbose) {
-    const err = makeStyle({ color: o.color === false ? false : undefined, stream: process.stderr });
-    for (const c of executedCommands()) process.stderr.write(err.dim(`$ ${c}\n`));
-  }
-}
-
-/** --junit, and under GitHub Actions the step summary and annotations at the driver's lines. */
-async function writeCiOutputs(matrix: import('../matrix/model.js').MatrixReport, junit: string | undefined): Promise<void> {
-  const { appendFile, writeFile } = await import('node:fs/promises');
-  if (junit) {
-    const { renderJunit } = await import('../report/junit.js');
-    await writeFile(junit, renderJunit(matrix));
-  }
-  if (process.env.GITHUB_ACTIONS !== 'true') return;
-  if (process.env.GITHUB_STEP_SUMMARY) {
-    const { renderMarkdown } = await import('../report/markdown.js');
-    await appendFile(process.env.GITHUB_STEP_SUMMARY, renderMarkdown(matrix));
-  }
-  for (const line of matrixAnnotations(matrix)) process.stdout.write(`${line}\n`);
 }
 
 /** A comma-separated selection from a known list; unknown names are a usage error. */
@@ -374,14 +304,6 @@ interface RunCliOptions extends GuestCliOptions {
   strategy?: string;
   check?: string;
   moduleDir?: string;
-}
-
-function reportError(e: MmaplabError, annotate = true): void {
-  if (annotate && process.env.GITHUB_ACTIONS === 'true') for (const a of githubAnnotations(e.locations)) process.stdout.write(`${a}\n`);
-  const c = makeStyle({ color: process.argv.includes('--no-color') ? false : undefined, stream: process.stderr });
-  process.stderr.write(`${c.red.bold('mmaplab: error:')} ${e.message}\n`);
-  for (const d of e.details) process.stderr.write(`  ${d}\n`);
-  if (e.hint) process.stderr.write(`${c.yellow('hint:')} ${e.hint}\n`);
 }
 
 /**

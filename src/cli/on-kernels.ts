@@ -1,0 +1,96 @@
+/**
+ * `run` and `check` on one kernel or several, and what CI reads of either: the
+ * one place that decides between a single report and a matrix, and writes
+ * --json, --junit, GitHub's step summary and annotations from the same model.
+ */
+import { appendFile, writeFile } from 'node:fs/promises';
+import { makeRunDir } from '../commands/session.js';
+import { expandKernelSpecs, kernelSlug } from '../kernel/spec.js';
+import { assembleMatrix, kernelError, type MatrixReport } from '../matrix/model.js';
+import { runMatrix } from '../matrix/run-matrix.js';
+import { matrixAnnotations } from '../report/annotations.js';
+import { renderJunit } from '../report/junit.js';
+import { renderMarkdown } from '../report/markdown.js';
+import { renderMatrixText } from '../report/matrix-text.js';
+import type { CheckReport, RunReport } from '../report/model.js';
+import { makeStyle } from '../report/style.js';
+import { isMmaplabError } from '../util/errors.js';
+import { reportError } from './report-error.js';
+import { executedCommands } from '../util/exec.js';
+import type { Limiter } from '../util/limiter.js';
+
+/** What onKernels needs of the CLI's options. */
+export interface KernelCliOptions {
+  kernel: string[];
+  jobs: number;
+  junit?: string;
+  json?: boolean;
+  outputDir?: string;
+  color?: boolean;
+  verbose?: boolean;
+}
+
+export type OneKernel = (
+  kernel: string,
+  ctx: { progress: boolean; label: string; guest: { outputDir?: string | undefined; guestSlots?: Limiter } },
+) => Promise<RunReport | CheckReport>;
+
+/**
+ * `run` and `check` on one kernel or several: one kernel prints its own
+ * report; several run as a matrix (guests in --jobs slots) and print the
+ * matrix. Either way --junit, --json, GitHub's step summary and annotations
+ * come from the same matrix model.
+ */
+export async function onKernels(
+  command: 'run' | 'check',
+  o: KernelCliOptions,
+  one: OneKernel,
+  renderOne: (report: RunReport | CheckReport, style: ReturnType<typeof makeStyle>) => Promise<string>,
+): Promise<void> {
+  const specs = expandKernelSpecs(o.kernel);
+  const style = makeStyle({ color: o.color === false ? false : undefined });
+  const progress = !!o.verbose || (process.stderr.isTTY && !o.json);
+  let matrix: MatrixReport;
+  if (specs.length === 1) {
+    try {
+      const report = await one(specs[0]!, { progress, label: '', guest: {} });
+      process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : await renderOne(report, style));
+      process.exitCode = report.exitCode;
+      matrix = assembleMatrix({ command, kernels: [report.command === 'run' ? { spec: specs[0]!, kind: 'run', report } : { spec: specs[0]!, kind: 'check', report }], dir: report.artifacts.dir, resultsJson: report.artifacts.resultsJson, totalMs: 'timings' in report ? report.timings.totalMs : 0 });
+    } catch (e) {
+      // Machine-readable output is promised even when the kernel could not be tried.
+      if (!isMmaplabError(e) || e.kind === 'usage' || !(o.json || o.junit)) throw e;
+      matrix = assembleMatrix({ command, kernels: [{ spec: specs[0]!, kind: 'error', error: kernelError(e) }], dir: '', resultsJson: '', totalMs: 0 });
+      if (o.json) process.stdout.write(`${JSON.stringify(matrix, null, 2)}\n`);
+      reportError(e, false);
+      process.exitCode = e.exitCode;
+    }
+  } else {
+    const dir = await makeRunDir({ outputDir: o.outputDir });
+    matrix = await runMatrix({ command, specs, jobs: o.jobs, dir }, (spec, ctx) => one(spec, { progress, label: `${kernelSlug(spec)} `, guest: ctx }));
+    if (o.json) process.stdout.write(`${JSON.stringify(matrix, null, 2)}\n`);
+    else {
+      process.stdout.write(renderMatrixText(matrix, style));
+    }
+    process.exitCode = matrix.exitCode;
+  }
+  await writeCiOutputs(matrix, o.junit);
+  if (o.verbose) {
+    const err = makeStyle({ color: o.color === false ? false : undefined, stream: process.stderr });
+    for (const c of executedCommands()) process.stderr.write(err.dim(`$ ${c}\n`));
+  }
+}
+
+/** --junit, and under GitHub Actions the step summary and annotations at the driver's lines. */
+export async function writeCiOutputs(matrix: MatrixReport, junit: string | undefined): Promise<void> {
+  if (junit) {
+    await writeFile(junit, renderJunit(matrix));
+  }
+  if (process.env.GITHUB_ACTIONS !== 'true') return;
+  if (process.env.GITHUB_STEP_SUMMARY) {
+    await appendFile(process.env.GITHUB_STEP_SUMMARY, renderMarkdown(matrix));
+  }
+  for (const line of matrixAnnotations(matrix)) process.stdout.write(`${line}\n`);
+}
+
+
