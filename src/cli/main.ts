@@ -164,8 +164,8 @@ Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_ST
 
   program
     .command('parse')
-    .description('re-read a saved run (its directory, or a console.log) and print the same report, without a guest')
-    .argument('<path>', 'a run directory (console.log, records.jsonl, results.json) or a console log')
+    .description('re-read a saved run (its directory, a matrix\'s directory, or a console.log) and print the same report, without a guest')
+    .argument('<path>', 'a run directory (console.log, records.jsonl, results.json), a matrix directory, or a console log')
     .option('--json', 'print the result as JSON')
     .option('--no-color', 'plain output even on a terminal')
     .action(async (path: string, o: { json?: boolean; color?: boolean }) => {
@@ -176,6 +176,10 @@ Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_ST
       const style = makeStyle({ color: o.color === false ? false : undefined });
       if (r.kind === 'run') {
         process.stdout.write(o.json ? renderRunJson(r.report) : renderRunText(r.report, style));
+        process.exitCode = r.report.exitCode;
+      } else if (r.kind === 'matrix') {
+        const { renderMatrixText } = await import('../report/matrix-text.js');
+        process.stdout.write(o.json ? `${JSON.stringify(r.report, null, 2)}\n` : renderMatrixText(r.report, style));
         process.exitCode = r.report.exitCode;
       } else {
         process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : renderConsoleText(r, style));

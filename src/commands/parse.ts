@@ -18,11 +18,14 @@ import { parseRecordLine, type GuestRecord } from '../guest/protocol.js';
 import { findProblems, parseKernelLog, reachedInit, type KernelLine, type KernelProblem } from '../parse/kmsg.js';
 import { assembleReport } from '../report/assemble.js';
 import type { RunReport } from '../report/model.js';
+import { kernelSlug } from '../kernel/spec.js';
+import { assembleMatrix, type KernelEntry, type MatrixReport } from '../matrix/model.js';
 import { MmaplabError } from '../util/errors.js';
 import { exists } from '../util/fsx.js';
 
 export type ParseResult =
   | { kind: 'run'; report: RunReport }
+  | { kind: 'matrix'; report: MatrixReport }
   | { kind: 'console'; path: string; lines: KernelLine[]; problems: KernelProblem[]; reachedInit: boolean };
 
 interface Job {
@@ -68,6 +71,13 @@ export async function parseSaved(path: string): Promise<ParseResult> {
   const recordsText = await readIfExists(join(dir, 'records.jsonl'));
   const consolePath = info.isDirectory() ? join(dir, 'console.log') : path;
 
+  if (!recordsText && info.isDirectory()) {
+    // A matrix directory: its results.json names the kernels, each kept in a directory of its own.
+    const saved = await readIfExists(join(dir, 'results.json'));
+    const doc = saved ? (JSON.parse(saved) as Partial<MatrixReport>) : undefined;
+    if (doc?.kind === 'matrix' && Array.isArray(doc.kernels)) return { kind: 'matrix', report: await parseMatrix(dir, doc as MatrixReport) };
+  }
+
   if (!recordsText) {
     const text = await readIfExists(consolePath);
     if (text === undefined) throw new MmaplabError('usage', `${path}: no console.log or records.jsonl to read`);
@@ -109,4 +119,19 @@ export async function parseSaved(path: string): Promise<ParseResult> {
     timings: prior?.timings ?? { totalMs: 0, kernelMs: 0, buildMs: 0, bootMs: 0, guestReadyMs: 0, jobMs: 0 },
   });
   return { kind: 'run', report };
+}
+
+/** Each kernel's run re-read from its own directory; a check or a kernel that never ran stays as saved. */
+async function parseMatrix(dir: string, saved: MatrixReport): Promise<MatrixReport> {
+  const kernels: KernelEntry[] = [];
+  for (const k of saved.kernels) {
+    const sub = join(dir, kernelSlug(k.spec));
+    if (k.kind === 'run' && (await exists(join(sub, 'records.jsonl')))) {
+      const r = await parseSaved(sub);
+      kernels.push(r.kind === 'run' ? { spec: k.spec, kind: 'run', report: r.report } : k);
+    } else {
+      kernels.push(k);
+    }
+  }
+  return assembleMatrix({ command: saved.command, kernels, dir, resultsJson: join(dir, 'results.json'), totalMs: saved.timings.totalMs });
 }

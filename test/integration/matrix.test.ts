@@ -65,6 +65,16 @@ describe('run on three kernels at once', () => {
     for (const slug of ['bullseye', 'bookworm', 'bookworm-backports']) expect(existsSync(join(out, 'run', slug, 'console.log'))).toBe(true);
   });
 
+  it('mmaplab parse re-reads the matrix directory, each kernel from its console and records', async () => {
+    const r = await runCli(['parse', join(out, 'run'), '--json']);
+    expect(r.exitCode).toBe(0);
+    const again = JSON.parse(r.stdout) as MatrixReport;
+    expect(again.kind).toBe('matrix');
+    const cells = (m: MatrixReport) => m.kernels.map((k) => (k.kind === 'run' ? k.report.results.map((x) => `${x.strategy}/${x.check}:${x.outcome.kind}`) : []));
+    expect(cells(again)).toEqual(cells(doc));
+    expect(again.status).toBe('pass');
+  });
+
   it('merges the kernels\' own results (as separate CI jobs write them) into the same matrix', async () => {
     const files = ['bullseye', 'bookworm', 'bookworm-backports'].map((s) => join(out, 'run', s, 'results.json'));
     const r = await runCli(['merge', ...files, '--json', '--junit', join(out, 'merged.xml')]);
