@@ -7,6 +7,7 @@
  *   raw-job   QEMU alone, same argv, the same job appended to the initramfs and run by
  *             init with no host in the loop (the work mmaplab does, minus mmaplab)
  *   raw-boot  QEMU alone, booting to init and powering off (the floor)
+ *   pvh       raw boots to init of the bzImage against the unpacked vmlinux (PVH), on 6.1 and 7.2
  *   matrix    mmaplab run --kernel all --jobs 2 (five kernels, warm), interleaved with
  *             the single-kernel warm run it is compared with
  *
@@ -133,6 +134,26 @@ async function main(): Promise<void> {
   }
   rmSync(state, { recursive: true, force: true });
 
+  // What booting the unpacked vmlinux (PVH) saves against the bzImage: raw boots to init, interleaved.
+  process.stderr.write('raw boots, bzImage against vmlinux (PVH), on bookworm and sid...\n');
+  const pvh: Array<{ release: string; bzImage: number[]; vmlinux: number[] }> = [];
+  for (const s of ['debian:bookworm', 'debian:sid']) {
+    const k = await acquireKernel(parseKernelSpec(s), { cacheDir: cacheRoot() });
+    const vmlinux = await pvhImage(k, cacheRoot());
+    if (!vmlinux) continue;
+    const ir = await buildInitramfs(k, cacheRoot());
+    const row = { release: k.release, bzImage: [] as number[], vmlinux: [] as number[] };
+    const socketDir = mkdtempSync(join(tmpdir(), 'mmaplab-bench-pvh-'));
+    for (let i = 0; i < 5; i++) {
+      for (const [name, image] of [['bzImage', k.image], ['vmlinux', vmlinux]] as const) {
+        const sock = join(socketDir, 'jobs.sock');
+        row[name].push(await rawQemu(qemuArgs({ ...spec, kernelImage: image, channelSocket: sock, initrd: ir.path, append: [...BASE_APPEND, 'mmaplab.probe'] }), sock, /probe ok/));
+      }
+    }
+    rmSync(socketDir, { recursive: true, force: true });
+    pvh.push(row);
+  }
+
   const m = { warm: median(warm), rawJob: median(rawJob), rawBoot: median(rawBoot) };
   const results = {
     date: new Date().toISOString(),
@@ -151,6 +172,7 @@ async function main(): Promise<void> {
       outsideBootAndJob: median(warmTimings.map((t) => t.totalMs - t.bootMs - t.jobMs)),
     },
     best: { warm: Math.min(...warm), rawJob: Math.min(...rawJob), rawBoot: Math.min(...rawBoot) },
+    pvh: pvh.map((p) => ({ ...p, medians: { bzImage: median(p.bzImage), vmlinux: median(p.vmlinux) } })),
     matrix: {
       runs: matrixRuns,
       jobs: 2,
@@ -189,6 +211,12 @@ async function main(): Promise<void> {
     `| \`mmaplab run --kernel all --jobs 2\` (${results.matrix.kernels.length} kernels, the whole grid on each), warm | ${f(results.matrix.medians.matrix)} | **${results.matrix.ratio.toFixed(2)}** |`,
     '',
     `Kernels: ${results.matrix.kernels.map((k) => `${k.spec} ${k.release} (${k.status})`).join(', ')}.`,
+    '',
+    '## The unpacked kernel (PVH) against the bzImage (raw boots to init, medians of 5, interleaved)',
+    '',
+    '| kernel | bzImage | vmlinux (PVH) |',
+    '|---|---|---|',
+    ...results.pvh.map((p) => `| ${p.release} | ${f(p.medians.bzImage)} | ${f(p.medians.vmlinux)} |`),
     '',
   ].join('\n');
   await writeFile(join(out, 'results.md'), md);
