@@ -25,6 +25,7 @@ import { SCHEMA_VERSION, type CheckReport, type CheckResult } from '../report/mo
 
 export type { CheckReport } from '../report/model.js';
 import { isMmaplabError } from '../util/errors.js';
+import { NO_LIMIT } from '../util/limiter.js';
 import { cacheRoot, projectPaths } from '../util/paths.js';
 import { requireTool } from '../util/tools.js';
 import { VERSION } from '../util/version.js';
@@ -99,7 +100,7 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
     (after) => progress('boot', `booting ${kernel.release} under ${accel.accel.toUpperCase()}${after}`),
   );
   // In a matrix, guests wait for a slot; fetching and building above do not.
-  await (opts.guestSlots ?? { run: <T>(fn: () => Promise<T>) => fn() }).run(async () => {
+  await (opts.guestSlots ?? NO_LIMIT).run(async () => {
     try {
       // Each pass runs the checks left; one that crashes or hangs the guest ends the pass.
       for (let id = 1; remaining.length > 0 && id <= STUDENT_CHECKS.length; id++) {

@@ -5,13 +5,13 @@
  * (kernel, build root, initramfs, test program). prune: kernels no spec
  * resolves to any more (or the ones named), with their builds and initramfs.
  */
-import { lstat, readdir, readFile, rm } from 'node:fs/promises';
+import { lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { toolchainFor } from '../build/compiler.js';
 import { buildTestProgram } from '../build/userspace.js';
 import { buildInitramfs } from '../guest/initramfs.js';
 import { acquireKernel, parseKernelSpec, type Kernel } from '../kernel/index.js';
-import { loadCachedKernel } from '../kernel/debian.js';
+import { loadCachedKernel, readAliases } from '../kernel/debian.js';
 import { projectPaths } from '../util/paths.js';
 import { buildArchive } from './session.js';
 
@@ -52,18 +52,8 @@ async function names(dir: string): Promise<string[]> {
 }
 
 async function aliases(cacheDir: string): Promise<Map<string, string[]>> {
-  const dir = join(cacheDir, 'kernels', 'debian', 'aliases');
   const byRelease = new Map<string, string[]>();
-  for (const f of await names(dir)) {
-    const m = /^(.+)_([^_]+)\.json$/.exec(f);
-    if (!m) continue;
-    try {
-      const { release } = JSON.parse(await readFile(join(dir, f), 'utf8')) as { release: string };
-      byRelease.set(release, [...(byRelease.get(release) ?? []), `debian:${m[1]} (${m[2]})`]);
-    } catch {
-      /* a torn alias is rewritten by the next fetch */
-    }
-  }
+  for (const a of await readAliases(cacheDir)) byRelease.set(a.release, [...(byRelease.get(a.release) ?? []), `debian:${a.suite} (${a.flavour})`]);
   return byRelease;
 }
 
@@ -133,17 +123,12 @@ export async function pruneCache(cacheDir: string, what: { specs: string[]; flav
     return { removed, freedBytes: removed.reduce((a, r) => a + r.bytes, 0) };
   }
   const listing = await listCache(cacheDir);
-  const aliasDir = join(cacheDir, 'kernels', 'debian', 'aliases');
   let doomed: CachedKernel[];
   if (what.specs.length) {
     const wanted = what.specs.map((s) => s.trim());
     doomed = listing.kernels.filter((k) => wanted.includes(k.release) || k.specs.some((s) => wanted.some((w) => s === `${w} (${what.flavour})` || s.startsWith(`${w} (`))));
-    for (const k of doomed) {
-      for (const s of k.specs) {
-        const m = /^debian:(\S+) \((.+)\)$/.exec(s);
-        if (m) await rm(join(aliasDir, `${m[1]}_${m[2]}.json`), { force: true });
-      }
-    }
+    const releases = new Set(doomed.map((k) => k.release));
+    for (const a of await readAliases(cacheDir)) if (releases.has(a.release)) await rm(a.path, { force: true });
   } else {
     doomed = listing.kernels.filter((k) => k.specs.length === 0);
   }

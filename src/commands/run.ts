@@ -17,6 +17,7 @@ import { jobPayload, labJob } from '../guest/job.js';
 import type { CheckName } from '../guest/checks.js';
 import { assembleReport } from '../report/assemble.js';
 import type { RunReport } from '../report/model.js';
+import { NO_LIMIT } from '../util/limiter.js';
 import { cacheRoot, projectPaths } from '../util/paths.js';
 import { requireTool } from '../util/tools.js';
 import { chooseAccel } from '../vm/accel.js';
@@ -37,8 +38,6 @@ export interface RunOptions extends GuestOptions {
   checks: readonly CheckName[];
   pages: number;
 }
-
-const NO_LIMIT = { run: <T>(fn: () => Promise<T>) => fn() };
 
 export async function runLab(opts: RunOptions): Promise<RunReport> {
   const t0 = performance.now();

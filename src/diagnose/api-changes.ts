@@ -94,6 +94,11 @@ const RULES: ReadonlyArray<{ test: RegExp; change: ApiChange }> = [
   },
 ];
 
+/** One line for a report: the change, when it came, and the fix. */
+export function describeApiChange(a: ApiChange): string {
+  return `API change (Linux ${a.since}): ${a.summary} Fix: ${a.fix}`;
+}
+
 /** The API changes a failed build's diagnostics point at, each once, in rule order. */
 export function apiChangesFor(diagnostics: readonly Pick<Diagnostic, 'message' | 'severity'>[]): ApiChange[] {
   const text = diagnostics.filter((d) => d.severity !== 'note').map((d) => d.message);

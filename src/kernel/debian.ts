@@ -54,8 +54,25 @@ function kernelsDir(cacheDir: string): string {
   return join(cacheDir, 'kernels', 'debian');
 }
 
-function aliasPath(cacheDir: string, spec: DebianSpec): string {
+function aliasPath(cacheDir: string, spec: Pick<DebianSpec, 'suite' | 'flavour'>): string {
   return join(kernelsDir(cacheDir), 'aliases', `${spec.suite}_${spec.flavour}.json`);
+}
+
+/** Which release each cached suite and flavour resolved to; `path` is the alias file (remove it to forget). */
+export async function readAliases(cacheDir: string): Promise<Array<{ suite: string; flavour: string; release: string; path: string }>> {
+  const dir = join(kernelsDir(cacheDir), 'aliases');
+  const out = [];
+  for (const f of (await readdir(dir).catch(() => [] as string[])).sort()) {
+    const m = /^(.+)_([^_]+)\.json$/.exec(f);
+    if (!m) continue;
+    try {
+      const { release } = JSON.parse(await readFile(join(dir, f), 'utf8')) as { release: string };
+      out.push({ suite: m[1]!, flavour: m[2]!, release, path: join(dir, f) });
+    } catch {
+      /* a torn alias is rewritten by the next fetch */
+    }
+  }
+  return out;
 }
 
 export async function loadCachedKernel(dir: string): Promise<Kernel | undefined> {

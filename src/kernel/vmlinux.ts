@@ -103,12 +103,17 @@ export async function pvhImage(kernel: Kernel, cacheDir: string): Promise<string
   } finally {
     await rm(tmp, { force: true });
   }
-  await open(`${path}.none`, 'w').then((h) => h.close()).catch(() => {});
+  await markNoPvh(path);
   return undefined;
+}
+
+/** The marker that makes pvhImage() answer "boot the bzImage" for this kernel. */
+async function markNoPvh(vmlinux: string): Promise<void> {
+  await open(`${vmlinux}.none`, 'w').then((h) => h.close()).catch(() => {});
 }
 
 /** After a PVH boot that did not reach init: boot this kernel's bzImage from now on. */
 export async function forgetPvhImage(vmlinux: string): Promise<void> {
-  await open(`${vmlinux}.none`, 'w').then((h) => h.close()).catch(() => {});
+  await markNoPvh(vmlinux);
   await rm(vmlinux, { force: true });
 }

@@ -5,6 +5,7 @@
  */
 import { kernelSlug } from '../kernel/spec.js';
 import type { KernelEntry, MatrixReport } from '../matrix/model.js';
+import { describeApiChange } from '../diagnose/api-changes.js';
 import { describeExpected } from '../diagnose/expectations.js';
 import type { CheckResult } from './model.js';
 import { cellVerdict } from './verdict.js';
@@ -36,7 +37,7 @@ function casesOf(k: KernelEntry): Case[] {
   switch (k.kind) {
     case 'error': {
       const e = k.error;
-      const body = [...e.details, ...e.apiChanges.map((a) => `API change (Linux ${a.since}): ${a.summary} Fix: ${a.fix}`), ...(e.hint ? [`hint: ${e.hint}`] : [])].join('\n');
+      const body = [...e.details, ...e.apiChanges.map(describeApiChange), ...(e.hint ? [`hint: ${e.hint}`] : [])].join('\n');
       return [{ classname: cls, name: 'build', result: { kind: e.kind === 'build' ? 'failure' : 'error', type: e.kind, message: e.message, body } }];
     }
     case 'run': {

@@ -4,6 +4,7 @@
  * each kernel what failed and why, API changes named.
  */
 import type { ChalkInstance } from 'chalk';
+import { describeApiChange } from '../diagnose/api-changes.js';
 import { kernelSlug } from '../kernel/spec.js';
 import { matrixRows, type KernelEntry, type MatrixReport } from '../matrix/model.js';
 import type { CheckResult } from './model.js';
@@ -37,7 +38,7 @@ export function kernelFailures(k: KernelEntry): string[] {
   switch (k.kind) {
     case 'error': {
       const e = k.error;
-      return [e.message, ...e.details.slice(0, 6).map((d) => `  ${d}`), ...e.apiChanges.map((a) => `API change (Linux ${a.since}): ${a.summary} Fix: ${a.fix}`), ...(e.hint && !e.apiChanges.length ? [`hint: ${e.hint}`] : [])];
+      return [e.message, ...e.details.slice(0, 6).map((d) => `  ${d}`), ...e.apiChanges.map(describeApiChange), ...(e.hint && !e.apiChanges.length ? [`hint: ${e.hint}`] : [])];
     }
     case 'run': {
       const out: string[] = [];

@@ -1,3 +1,6 @@
+/** For a single command: every guest runs at once. */
+export const NO_LIMIT = { run: <T>(fn: () => Promise<T>): Promise<T> => fn() };
+
 /** A counting semaphore: at most `size` holders at once, served in arrival order. */
 export class Limiter {
   private active = 0;
