@@ -7,7 +7,8 @@
 # Usage: run.sh DIR, where DIR/job.env sets JOB_ID, STRATEGY, MODULE (a path
 # relative to DIR), MODULE_NAME, MODULE_PARAMS, DEVICE_NAME, DEVICE, TEST
 # (relative to DIR), CHECKS (comma-separated), PAGES, PATTERN, STEP_TIMEOUT, TRACE_KEEP (1:
-# leave the kprobe events registered for the next job, as a guest does), and
+# leave the kprobe events registered for the next job, as a guest does), LINK_TEST
+# (0 on an SSH target: put nothing into its /bin), and
 # optionally TEST_FLAGS (more mmap-test options), KEEP_LOADED=1 (no rmmod: mmaplab
 # shell) and INSPECT=1 (a driver of the
 # user's own: find its device if DEVICE_NAME is empty, look for vmalloc areas
@@ -149,9 +150,9 @@ if [ -n "$CHECKS" ]; then
     --timeout "$STEP_TIMEOUT" --kmsg ${TEST_FLAGS:-} "$@"
 fi
 
-# KEEP_LOADED=1 (mmaplab shell): leave the driver loaded and the test program on the PATH.
+# KEEP_LOADED=1 (mmaplab shell): leave the driver loaded and (in a guest, LINK_TEST=1) the test program on the PATH.
 if [ "${KEEP_LOADED:-0}" = 1 ]; then
-  ln -sf "$(cd "$dir/$(dirname "$TEST")" && pwd)/$(basename "$TEST")" /bin/mmap-test
+  [ "${LINK_TEST:-1}" = 1 ] && ln -sf "$(cd "$dir/$(dirname "$TEST")" && pwd)/$(basename "$TEST")" /bin/mmap-test
   finish
 fi
 

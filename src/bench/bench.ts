@@ -24,7 +24,7 @@ import { jobPayload, labJob } from '../guest/job.js';
 import { acquireKernel, parseKernelSpec } from '../kernel/index.js';
 import { pvhImage } from '../kernel/vmlinux.js';
 import type { MatrixReport } from '../matrix/model.js';
-import type { RunReport } from '../report/model.js';
+import type { GuestMachine, RunReport } from '../report/model.js';
 import { cacheRoot, PACKAGE_ROOT } from '../util/paths.js';
 import { BASE_APPEND, qemuArgs } from '../vm/qemu-args.js';
 import { qemuInfo } from '../vm/qemu.js';
@@ -98,8 +98,8 @@ async function main(): Promise<void> {
   const rawInitrd = join(tmp, 'raw.cpio');
   await writeFile(rawInitrd, Buffer.concat([await readFile(initramfs.path), ...jobs]));
   // The raw boots boot what mmaplab boots: the unpacked vmlinux (PVH) where it has one.
-  const bootImage = first.machine.bootImage === 'pvh' ? ((await pvhImage(kernel, cacheRoot())) ?? kernel.image) : kernel.image;
-  const spec = { accel: first.machine.accel, memoryMb: 256, kernelImage: bootImage, firmware: qemu.firmware, channelSocket: join(tmp, 'jobs.sock') };
+  const bootImage = guestMachine(first).bootImage === 'pvh' ? ((await pvhImage(kernel, cacheRoot())) ?? kernel.image) : kernel.image;
+  const spec = { accel: guestMachine(first).accel, memoryMb: 256, kernelImage: bootImage, firmware: qemu.firmware, channelSocket: join(tmp, 'jobs.sock') };
 
   // TCG timings drift with the host's load: interleave the three so drift hits them alike.
   process.stderr.write(`warm runs and raw boots, interleaved, x${runs}...\n`);
@@ -157,7 +157,7 @@ async function main(): Promise<void> {
   const m = { warm: median(warm), rawJob: median(rawJob), rawBoot: median(rawBoot) };
   const results = {
     date: new Date().toISOString(),
-    machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', accel: last.machine.accel, qemu: qemu.version, kernel: last.kernel.release, bootImage: last.machine.bootImage ?? 'bzimage' },
+    machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', accel: guestMachine(last).accel, qemu: qemu.version, kernel: last.kernel.release, bootImage: guestMachine(last).bootImage ?? 'bzimage' },
     runs,
     seconds: { cold, warm, rawJob, rawBoot },
     medians: m,
@@ -227,3 +227,9 @@ main().catch((e: unknown) => {
   process.stderr.write(`bench failed: ${e instanceof Error ? e.message : String(e)}\n`);
   process.exitCode = 1;
 });
+
+/** The bench runs guests only. */
+function guestMachine(r: RunReport): GuestMachine {
+  if (r.machine.kind === 'ssh') throw new Error('the bench measures guests, not SSH targets');
+  return r.machine;
+}

@@ -85,32 +85,13 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
     const r = compiler.root
       ? await runInRoot(compiler.root.dir, bindsFor(kernel, staging), make, { timeoutMs: 300_000 })
       : await run(make[0]!, make.slice(1), { timeoutMs: 300_000 });
-    // Paths are reported as they will be after the rename, then mapped to the user's tree.
-    const toUser = pathMapper(tree, show(src.root));
-    const log = toUser(r.all);
-    // Kbuild from 6.13 compiles external modules from inside M=, naming files relative to it.
-    const userDir = show(join(src.root, src.subdir));
-    const toUserFile = (p: string) => (!isAbsolute(p) && !p.startsWith('../') && existsSync(join(build, p)) ? join(userDir, p) : toUser(p));
-    const diagnostics = parseDiagnostics(r.all, toUserFile);
+    const { log, diagnostics } = kbuildOutput(r.all, { tree, build, userRoot: show(src.root), userDir: show(join(src.root, src.subdir)), existsInBuild: (p) => existsSync(join(build, p)) });
     await writeFile(join(staging, 'build.log'), `$ ${r.command}\n${log}`);
     if (!r.ok) {
       await mkdir(opts.logDir, { recursive: true });
       const logPath = join(opts.logDir, 'module-build.log');
       await writeFile(logPath, `$ ${r.command}\n${log}`);
-      // Kbuild calling a host tool that is not installed (pahole for BTF on 6.x) is not the driver's fault.
-      const missing = /(?:^|\n)\/bin\/sh: \d+: ([\w.+-]+): not found/.exec(r.all)?.[1];
-      if (missing) {
-        const e = missingToolError(missing);
-        failure = new MmaplabError('missing-tool', `${missing} not found: Kbuild for ${kernel.release} needs it`, { hint: `${e.hint}; full build log: ${logPath}`, artifacts: { buildLog: logPath } });
-        throw failure;
-      }
-      const errors = diagnostics.filter((d) => d.severity !== 'note' || diagnostics.some((e) => e.severity === 'error'));
-      failure = new MmaplabError('build', `the driver in ${displayDir} does not compile for ${kernel.release} (${errors.filter((d) => d.severity === 'error').length || 'make'} error${errors.filter((d) => d.severity === 'error').length === 1 ? '' : 's'})`, {
-        details: errors.length ? errors.map(formatDiagnostic) : log.trimEnd().split('\n').slice(-20),
-        hint: `fix the first error above; full build log: ${logPath}`,
-        artifacts: { buildLog: logPath },
-        locations: diagnostics,
-      });
+      failure = kbuildFailure(r.all, log, diagnostics, { displayDir, release: kernel.release, logPath });
       throw failure;
     }
     const kos = (await readdir(build)).filter((f) => f.endsWith('.ko'));
@@ -141,6 +122,35 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
   });
   if (!result) throw new MmaplabError('internal', 'module build produced no result');
   return result;
+}
+
+/** Kbuild's output with the build copy's paths mapped back to the user's tree, and its diagnostics. */
+export function kbuildOutput(
+  output: string,
+  p: { tree: string; build: string; userRoot: string; userDir: string; existsInBuild: (relPath: string) => boolean },
+): { log: string; diagnostics: Diagnostic[] } {
+  const toUser = pathMapper(p.tree, p.userRoot);
+  // Kbuild from 6.13 compiles external modules from inside M=, naming files relative to it.
+  const toUserFile = (f: string) => (!isAbsolute(f) && !f.startsWith('../') && p.existsInBuild(f) ? join(p.userDir, f) : toUser(f));
+  return { log: toUser(output), diagnostics: parseDiagnostics(output, toUserFile) };
+}
+
+/** The error for a failed Kbuild: a missing host tool, or the driver's own compile errors with file:line. */
+export function kbuildFailure(output: string, log: string, diagnostics: Diagnostic[], p: { displayDir: string; release: string; logPath: string; where?: string }): MmaplabError {
+  // Kbuild calling a tool that is not installed (pahole for BTF on 6.x) is not the driver's fault.
+  const missing = /(?:^|\n)\/bin\/sh: \d+: ([\w.+-]+): not found/.exec(output)?.[1];
+  if (missing) {
+    const e = missingToolError(missing);
+    return new MmaplabError('missing-tool', `${missing} not found: Kbuild for ${p.release} needs it${p.where ? ` on ${p.where}` : ''}`, { hint: `${e.hint}; full build log: ${p.logPath}`, artifacts: { buildLog: p.logPath } });
+  }
+  const errors = diagnostics.filter((d) => d.severity !== 'note' || diagnostics.some((e) => e.severity === 'error'));
+  const count = errors.filter((d) => d.severity === 'error').length;
+  return new MmaplabError('build', `the driver in ${p.displayDir} does not compile for ${p.release}${p.where ? ` on ${p.where}` : ''} (${count || 'make'} error${count === 1 ? '' : 's'})`, {
+    details: errors.length ? errors.map(formatDiagnostic) : log.trimEnd().split('\n').slice(-20),
+    hint: `fix the first error above; full build log: ${p.logPath}`,
+    artifacts: { buildLog: p.logPath },
+    locations: diagnostics,
+  });
 }
 
 /** What a build root must see: the kernel's cache entry (headers and kbuild), its headers if elsewhere, the build tree. */

@@ -12,6 +12,7 @@ import { cacheRoot, stateRoot } from '../util/paths.js';
 import { VERSION } from '../util/version.js';
 import { makeStyle } from '../report/style.js';
 import { reportError } from './report-error.js';
+import { parseTargetUrl } from '../target/url.js';
 
 function positiveInt(name: string, max: number) {
   return (v: string): number => {
@@ -43,7 +44,30 @@ function guestOptions(o: GuestCliOptions, showProgress: boolean, kernel = o.kern
     archiveUri: o.archiveUri,
     securityUri: o.securityUri,
     refreshKernel: !!o.refreshKernel,
+    ...(o.target ? { target: targetOptions(o) } : {}),
     onProgress: showProgress ? (phase: string, msg: string) => process.stderr.write(err.dim(`[${label}${phase}] ${msg}\n`)) : undefined,
+  };
+}
+
+/** --target and its companions, checked: a target runs its own kernel, so --kernel does not go with it. */
+function targetOptions(o: GuestCliOptions) {
+  if (o.kernel.length > 0) throw new CommanderError(2, 'mmaplab.usage', "--target runs the lab on the target's own kernel; --kernel does not go with it");
+  let target;
+  try {
+    target = parseTargetUrl(o.target!);
+  } catch (e) {
+    throw new CommanderError(2, 'mmaplab.usage', isMmaplabError(e) ? `${e.message}${e.hint ? ` (${e.hint})` : ''}` : String(e));
+  }
+  if (o.acceptHostKey && !/^SHA256:[A-Za-z0-9+/]{43}$/.test(o.acceptHostKey)) {
+    throw new CommanderError(2, 'mmaplab.usage', `--accept-host-key takes a fingerprint as mmaplab or ssh-keygen -l prints it (SHA256:...), not '${o.acceptHostKey}'`);
+  }
+  return {
+    target,
+    identity: o.identity ? resolve(o.identity) : undefined,
+    knownHosts: o.knownHosts ? resolve(o.knownHosts) : undefined,
+    acceptHostKey: o.acceptHostKey,
+    allowOwnKernel: !!o.allowOwnKernel,
+    connectTimeoutS: o.connectTimeout,
   };
 }
 
@@ -66,6 +90,12 @@ function addGuestOptions(cmd: Command): Command {
     .addOption(new Option('--archive-uri <uri>', "Debian archive to fetch kernels from (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_ARCHIVE'))
     .addOption(new Option('--security-uri <uri>', "Debian security archive (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_SECURITY_ARCHIVE'))
     .option('--refresh-kernel', 'look up the newest kernel of the suite even when one is cached')
+    .option('--target <url>', 'run on a real machine over SSH instead of a guest: ssh://user@host[:port] (its own kernel; sudo -n, gcc, make and its kernel headers there)')
+    .option('--identity <file>', 'SSH private key for --target (default: ssh-agent, then ~/.ssh/id_ed25519, id_ecdsa, id_rsa)')
+    .option('--known-hosts <file>', 'known_hosts file to verify the target against (default: ~/.ssh/known_hosts)')
+    .option('--accept-host-key <fingerprint>', 'trust the target presenting this host key (SHA256:..., as printed when it is unknown); an unknown key is then added to known_hosts')
+    .option('--allow-own-kernel', 'let --target be this very machine (same boot_id): the driver is loaded into the kernel mmaplab runs on')
+    .addOption(new Option('--connect-timeout <seconds>', 'how long to wait for the SSH connection').default(20).argParser(positiveInt('--connect-timeout', 600)))
     .option('--no-color', 'plain output even on a terminal')
     .option('-v, --verbose', 'show progress and every command run');
 }
@@ -130,11 +160,11 @@ Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_ST
     .argument('[driver]', 'a driver of your own (folder or .c file); default: the bundled driver')
     .option('--strategy <name>', 'the bundled driver\'s strategy to load', 'seed');
   addGuestOptions(shell).action(async (driver: string | undefined, o: GuestCliOptions & { strategy: string }) => {
-    const { shellInGuest } = await import('../commands/shell.js');
+    const { labShell } = await import('../commands/shell.js');
     const { STRATEGIES } = await import('../diagnose/expectations.js');
     if (!driver && !STRATEGIES.includes(o.strategy)) throw new CommanderError(2, 'mmaplab.usage', `--strategy must be one of: ${STRATEGIES.join(', ')}`);
     const { expandKernelSpecs } = await import('../kernel/spec.js');
-    if (expandKernelSpecs(o.kernel).length > 1) throw new CommanderError(2, 'mmaplab.usage', 'shell opens one guest: give one --kernel');
+    if (!o.target && expandKernelSpecs(o.kernel).length > 1) throw new CommanderError(2, 'mmaplab.usage', 'shell opens one guest: give one --kernel');
     const err = makeStyle({ color: o.color === false ? false : undefined, stream: process.stderr });
     const tty = process.stdin.isTTY === true;
     // Ctrl-] (0x1d) leaves even when the guest's shell does not answer.
@@ -146,15 +176,19 @@ Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_ST
     process.stdin.on('data', watch);
     if (tty) process.stdin.setRawMode(true);
     try {
-      const r = await shellInGuest({
+      const r = await labShell({
         ...guestOptions(o, true),
         source: driver,
         strategy: o.strategy,
         input: process.stdin,
-        output: (text) => process.stdout.write(text),
+        output: (text: string) => process.stdout.write(text),
         detach,
+        terminal: { rows: process.stdout.rows ?? 24, cols: process.stdout.columns ?? 80 },
       });
-      process.stderr.write(err.dim(`\nmmaplab: the guest is off; console kept in ${r.consoleLog}\n`));
+      if (o.target) {
+        process.stderr.write(err.dim(`\nmmaplab: unloaded and cleaned up on the target; its kernel log kept in ${r.consoleLog}\n`));
+        for (const l of r.leftBehind) process.stderr.write(err.red(`mmaplab: left on the target: ${l}\n`));
+      } else process.stderr.write(err.dim(`\nmmaplab: the guest is off; console kept in ${r.consoleLog}\n`));
     } finally {
       if (tty) process.stdin.setRawMode(false);
       process.stdin.off('data', watch);
@@ -296,6 +330,12 @@ interface GuestCliOptions {
   refreshKernel?: boolean;
   color?: boolean;
   verbose?: boolean;
+  target?: string;
+  identity?: string;
+  knownHosts?: string;
+  acceptHostKey?: string;
+  allowOwnKernel?: boolean;
+  connectTimeout: number;
 }
 
 interface CheckCliOptions extends GuestCliOptions {
@@ -320,10 +360,13 @@ function handleSignals(): void {
   const onSignal = (sig: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
-    process.stderr.write(`\nmmaplab: interrupted (${sig}); stopping the guest\n`);
-    void import('../vm/guest-vm.js')
-      .then(({ GuestVm }) => GuestVm.killAll())
-      .finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+    process.stderr.write(`\nmmaplab: interrupted (${sig}); stopping the guest or cleaning up the target\n`);
+    // A target gets its cleanup (kill, rmmod, rm) over SSH; at most 30 s, then leave anyway.
+    const giveUp = new Promise((r) => setTimeout(r, 30_000).unref());
+    void Promise.race([
+      Promise.all([import('../vm/guest-vm.js').then(({ GuestVm }) => GuestVm.killAll()), import('../target/remote-lab.js').then(({ RemoteLab }) => RemoteLab.cleanupAll())]),
+      giveUp,
+    ]).finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

@@ -22,6 +22,8 @@ import type { Limiter } from '../util/limiter.js';
 /** What onKernels needs of the CLI's options. */
 export interface KernelCliOptions {
   kernel: string[];
+  /** An SSH target: the one "kernel" of the run, named by its URL. */
+  target?: string;
   jobs: number;
   junit?: string;
   json?: boolean;
@@ -47,7 +49,7 @@ export async function onKernels(
   one: OneKernel,
   renderOne: (report: RunReport | CheckReport, style: ReturnType<typeof makeStyle>) => Promise<string>,
 ): Promise<void> {
-  const specs = expandKernelSpecs(o.kernel);
+  const specs = o.target ? [o.target] : expandKernelSpecs(o.kernel);
   const style = makeStyle({ color: o.color === false ? false : undefined });
   const progress = !!o.verbose || (process.stderr.isTTY && !o.json);
   let matrix: MatrixReport;

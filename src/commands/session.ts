@@ -18,7 +18,7 @@ import { GuestVm, type BootResult } from '../vm/guest-vm.js';
 import { BASE_APPEND, type Accel } from '../vm/qemu-args.js';
 import type { QemuInfo } from '../vm/qemu.js';
 
-export type Phase = 'kernel' | 'build' | 'accel' | 'boot' | 'job' | 'report';
+export type Phase = 'kernel' | 'connect' | 'build' | 'accel' | 'boot' | 'job' | 'report';
 
 /** What every command that boots a guest is told: the kernel, the machine, where things go. */
 export interface GuestOptions {

@@ -1,22 +1,20 @@
 /**
- * `mmaplab shell [driver]`: a shell in the lab guest with the driver built and
- * loaded, its device node made, the test program (mmap-test) and busybox at
- * hand. The guest powers off when the shell exits; nothing runs on the host's
- * kernel.
+ * `mmaplab shell [driver]`: a shell with the driver built and loaded, its
+ * device node made and the test program (mmap-test) at hand: in the lab guest
+ * (which powers off when the shell exits), or on an SSH target (where the
+ * driver is unloaded and the temporary directory removed when it exits).
+ * Nothing runs on the host's kernel.
  */
-import { join, resolve } from 'node:path';
-import { buildModule } from '../build/kbuild.js';
-import { buildTestProgram } from '../build/userspace.js';
+import { resolve } from 'node:path';
 import { CUSTOM_DRIVER } from '../diagnose/expectations.js';
-import { buildInitramfs } from '../guest/initramfs.js';
-import { jobPayload, labJob } from '../guest/job.js';
+import { labJob, shellQuote } from '../guest/job.js';
 import { MmaplabError } from '../util/errors.js';
 import { cacheRoot, projectPaths } from '../util/paths.js';
-import { chooseAccel } from '../vm/accel.js';
-import { qemuInfo } from '../vm/qemu.js';
-import { acquireFor, bootGuest, buildArchive, kvmProbe, makeRunDir, type GuestOptions } from './session.js';
+import { GuestJobHost } from './job-host.js';
+import { setUpLab, type SetupOptions } from './lab-setup.js';
+import { makeRunDir } from './session.js';
 
-export interface ShellOptions extends GuestOptions {
+export interface ShellOptions extends SetupOptions {
   /** A driver of the user's own; the bundled one (with `strategy`) otherwise. */
   source: string | undefined;
   strategy: string;
@@ -24,56 +22,68 @@ export interface ShellOptions extends GuestOptions {
   output: (text: string) => void;
   /** Resolves when the user wants out without the shell's exit (the escape key). */
   detach?: Promise<void>;
+  /** The user's terminal size, for the target's pseudo-terminal. */
+  terminal?: { rows: number; cols: number };
 }
 
 export interface ShellResult {
   device: string;
   consoleLog: string;
+  /** What could not be undone on a target (empty: nothing left behind). */
+  leftBehind: string[];
 }
 
-export async function shellInGuest(opts: ShellOptions): Promise<ShellResult> {
+export async function labShell(opts: ShellOptions): Promise<ShellResult> {
   const progress = opts.onProgress ?? (() => {});
-  const cacheDir = opts.cacheDir ?? cacheRoot();
   const runDir = await makeRunDir(opts);
-  const qemu = await qemuInfo();
-  const kernel = await acquireFor(opts, cacheDir, progress);
   const source = opts.source ? resolve(opts.source) : projectPaths.kernelModule;
-  progress('build', `building the driver for ${kernel.release}`);
-  const [module, program, initramfs] = await Promise.all([
-    buildModule({ source, kernel, cacheDir, logDir: runDir, archive: buildArchive(opts), onProgress: (m) => progress('build', m) }),
-    buildTestProgram(join(projectPaths.userspace, 'mmap-test.c'), cacheDir),
-    buildInitramfs(kernel, cacheDir),
-  ]);
-  const accel = await chooseAccel({ requested: opts.accel, cacheDir, qemuVersion: qemu.version, probe: kvmProbe(qemu, kernel, initramfs.path, runDir, opts.memoryMb) });
-  const consoleLog = join(runDir, 'console.log');
-  progress('boot', `booting ${kernel.release} under ${accel.accel.toUpperCase()}`);
-  const { vm } = await bootGuest(qemu, accel.accel, kernel, initramfs.path, opts, [], consoleLog);
+  const notes: string[] = [];
+  const lab = await setUpLab(opts, source, runDir, opts.cacheDir ?? cacheRoot(), notes);
+  if (lab.kind === 'build-failed') throw lab.error;
+  const { module } = lab;
+  const consoleLog = lab.consoleLogs()[0] ?? '';
   const own = opts.source !== undefined;
   const job = {
     ...labJob({
       id: 1,
       strategy: own ? CUSTOM_DRIVER : opts.strategy,
-      modulePath: module.guestKo,
+      modulePath: module.jobKo,
       moduleName: module.name,
       moduleParams: !own && module.parameters.includes('strategy') ? [`strategy=${opts.strategy}`] : [],
-      testProgram: program.path,
+      testProgram: lab.testProgram,
       checks: [],
       pages: 16,
     }),
     keepLoaded: true,
     ...(own ? { deviceName: '', device: '', inspect: true } : {}),
   };
-  progress('job', `loading ${module.name}`);
-  const end = await vm.runJob(job.id, await jobPayload(job, { inGuest: vm.filesInGuest }), opts.timeoutS * 1000);
-  const insmod = end.records.find((r) => r.t === 'step' && r.step === 'insmod');
-  const device = end.records.find((r) => r.t === 'step' && r.step === 'device');
-  if (end.kind !== 'done' || !insmod || insmod.t !== 'step' || insmod.status !== 0) {
-    await vm.kill();
-    const why = insmod && insmod.t === 'step' ? `insmod failed (status ${insmod.status}): ${insmod.output}` : `the guest stopped while loading it (${end.kind})`;
-    throw new MmaplabError('guest', `could not load ${module.name} for the shell: ${why}`, { hint: `full console: ${consoleLog}`, artifacts: { consoleLog } });
+  let node = 'unknown';
+  try {
+    progress('job', `loading ${module.name}`);
+    const r = await lab.host.runJob(job);
+    const insmod = r.records.find((rec) => rec.t === 'step' && rec.step === 'insmod');
+    const device = r.records.find((rec) => rec.t === 'step' && rec.step === 'device');
+    if (r.end !== 'done' || !insmod || insmod.t !== 'step' || insmod.status !== 0) {
+      const why = insmod && insmod.t === 'step' ? `insmod failed (status ${insmod.status}): ${insmod.output}` : `the machine stopped while loading it (${r.end})`;
+      throw new MmaplabError('guest', `could not load ${module.name} for the shell: ${why}`, { hint: `full kernel log: ${consoleLog}`, artifacts: { consoleLog } });
+    }
+    if (device && device.t === 'step') node = device.output.trim();
+    progress('job', `${module.name} is loaded; its device: ${node}; mmap-test is on the PATH`);
+    if (lab.host instanceof GuestJobHost) {
+      const vm = lab.host.current;
+      if (!vm) throw new MmaplabError('internal', 'the guest went away after loading the driver');
+      await vm.interact(opts.input, opts.output, opts.detach);
+    } else {
+      const remote = lab.host.lab;
+      const dir = remote.dir;
+      // The user's own shell, in the session's directory, with mmap-test on its PATH; sudo for what needs root.
+      const cmd = `cd ${shellQuote(dir)} && PATH=${shellQuote(`${dir}/files/test`)}:"$PATH" exec "\${SHELL:-/bin/sh}" -i`;
+      opts.output(`mmaplab: a shell on ${remote.where} (${remote.facts.release}); ${module.name} is loaded; exit to unload it and clean up\r\n`);
+      await Promise.race([remote.conn.interactive(cmd, opts.input, opts.output, opts.terminal ?? { rows: 24, cols: 80 }), ...(opts.detach ? [opts.detach] : [])]);
+    }
+  } finally {
+    const left = await lab.close();
+    notes.push(...left);
   }
-  const node = device && device.t === 'step' ? device.output.trim() : 'unknown';
-  progress('job', `${module.name} is loaded; its device: ${node}; mmap-test is on the PATH`);
-  await vm.interact(opts.input, opts.output, opts.detach);
-  return { device: node, consoleLog };
+  return { device: node, consoleLog, leftBehind: notes };
 }

@@ -55,11 +55,15 @@ export function lastStep(lines: readonly KernelLine[]): string {
 /** The outcome of the check the guest was in when it stopped (crashed or hung). */
 function stoppedOutcome(end: JobEnd, check: CheckName, lines: readonly KernelLine[], problems: readonly KernelProblem[]): Outcome {
   const step = lastStep(lines);
-  if (step !== `the ${check} check`) return { kind: 'not-run', reason: `the guest stopped during ${step}` };
+  if (step !== `the ${check} check`) {
+    if (end === 'connection-lost') return { kind: 'not-run', reason: step === 'boot' ? 'the connection to the target was lost before this job' : `the connection to the target was lost during ${step}` };
+    return { kind: 'not-run', reason: `the guest stopped during ${step}` };
+  }
   // A lockup report is the kernel noticing the hang, not a crash.
   const lockup = problems.find((p) => p.kind === 'soft-lockup' || p.kind === 'hung-task' || p.kind === 'rcu-stall');
   const fatal = problems.find((p) => p.kind === 'panic') ?? problems.find((p) => p !== lockup && p.kind !== 'warning');
   if (fatal || end === 'guest-died') return { kind: 'crash', title: fatal?.title ?? 'the guest died without a kernel message' };
+  if (end === 'connection-lost') return { kind: 'crash', title: 'the connection to the target was lost during this check (the machine crashed or dropped off the network)' };
   if (lockup) return { kind: 'hang', step, evidence: lockup.title };
   if (end === 'stalled') return { kind: 'crash', title: problems[0]?.title ?? 'the kernel reported a problem and stopped' };
   return { kind: 'hang', step };
@@ -78,7 +82,9 @@ export function assessJob(input: AssessInput): Assessment {
         ? `${input.strategy}: the guest stopped responding during ${step} and was killed at the deadline; the console so far is kept`
         : input.end === 'stalled'
           ? `${input.strategy}: the kernel crashed during ${step} and the guest made no progress after it; it was killed`
-          : `${input.strategy}: the guest went down during ${step} before the job finished`,
+          : input.end === 'connection-lost'
+            ? `${input.strategy}: the connection to the target was lost during ${step}; the kernel log received until then is kept`
+            : `${input.strategy}: the guest went down during ${step} before the job finished`,
     );
   }
 
@@ -88,7 +94,7 @@ export function assessJob(input: AssessInput): Assessment {
     let outcome = c.outcome;
     if (!outcome) {
       if (insmod && !insmod.ok) outcome = { kind: 'not-run', reason: `insmod failed (status ${insmod.status})${insmod.output ? `: ${insmod.output}` : ''}` };
-      else if (blamed) outcome = { kind: 'not-run', reason: 'the guest stopped during an earlier check' };
+      else if (blamed) outcome = { kind: 'not-run', reason: input.end === 'connection-lost' ? 'the connection to the target was lost during an earlier check' : 'the guest stopped during an earlier check' };
       else {
         outcome = stoppedOutcome(input.end, c.check, lines, problems);
         blamed = true;

@@ -58,7 +58,7 @@ export function labJob(opts: {
   return { ...opts, deviceName: 'mmaplab', device: '/dev/mmaplab0', pattern: 0xaabbccdd, stepTimeoutS: 20 };
 }
 
-function shellQuote(s: string): string {
+export function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
@@ -76,7 +76,11 @@ async function jobFile(path: string, mode: number): Promise<JobFile> {
   return { name: `${hash}/${basename(path)}`, data, mode };
 }
 
-export function jobEnv(job: LabJob, files: { module: string; test: string }, traceKeep: boolean): string {
+/**
+ * traceKeep: leave the kprobe events for the next job (a guest, thrown away after);
+ * linkTest: put mmap-test into /bin for mmaplab shell (a guest; never on a real machine).
+ */
+export function jobEnv(job: LabJob, files: { module: string; test: string }, where: { traceKeep: boolean; linkTest: boolean }): string {
   const vars: Record<string, string> = {
     JOB_ID: String(job.id),
     STRATEGY: job.strategy,
@@ -90,7 +94,8 @@ export function jobEnv(job: LabJob, files: { module: string; test: string }, tra
     PAGES: String(job.pages),
     PATTERN: `0x${job.pattern.toString(16).padStart(8, '0')}`,
     STEP_TIMEOUT: String(job.stepTimeoutS),
-    TRACE_KEEP: traceKeep ? '1' : '0',
+    TRACE_KEEP: where.traceKeep ? '1' : '0',
+    LINK_TEST: where.linkTest ? '1' : '0',
     INSPECT: job.inspect ? '1' : '0',
     TEST_FLAGS: (job.testFlags ?? []).join(' '),
     KEEP_LOADED: job.keepLoaded ? '1' : '0',
@@ -117,7 +122,7 @@ export async function jobPayload(job: LabJob, opts: PayloadOptions = {}): Promis
   const entries: CpioEntry[] = [
     { type: 'file', path: at(`${jobDir}/run.sh`), data: await readFile(join(projectPaths.vm, 'job.sh')), mode: 0o755 },
     // A guest keeps its kprobe events between jobs; it is thrown away afterwards anyway.
-    { type: 'file', path: at(`${jobDir}/job.env`), data: jobEnv(job, { module: module.name, test: test.name }, true) },
+    { type: 'file', path: at(`${jobDir}/job.env`), data: jobEnv(job, { module: module.name, test: test.name }, { traceKeep: true, linkTest: true }) },
   ];
   for (const f of [module, test]) {
     if (opts.inGuest?.has(f.name)) continue;

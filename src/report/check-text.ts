@@ -2,6 +2,7 @@
 import type { ChalkInstance } from 'chalk';
 import type { CheckReport } from '../commands/check.js';
 import { formatDiagnostic } from '../build/diagnostics.js';
+import { machineLines } from './text.js';
 
 const MARK = { pass: '✓', fail: '✗', skip: '-' } as const;
 
@@ -9,7 +10,7 @@ export function renderCheckText(r: CheckReport, c: ChalkInstance): string {
   const out: string[] = [];
   out.push(c.bold(`mmaplab check: ${r.driver.source}${r.driver.module ? ` (${r.driver.module}.ko)` : ''} on ${r.kernel.spec}`));
   out.push(`  kernel   ${r.kernel.release}`);
-  if (r.machine) out.push(`  machine  ${r.machine.accel.toUpperCase()}, QEMU ${r.machine.qemu}${r.machine.boots > 1 ? `, ${r.machine.boots} boots` : ''}`);
+  if (r.machine) out.push(...machineLines(r.machine, c));
   out.push('');
   for (const i of r.items) {
     const colour = i.verdict === 'pass' ? c.green : i.verdict === 'fail' ? c.red.bold : c.dim;

@@ -119,9 +119,39 @@ export interface StrategyRun {
   /** Which boot of the run served this strategy (a crash moves the rest to a fresh boot). */
   boot: number;
   tracing: boolean;
-  /** How the job ended: done, or the guest crashed/hung/stalled. */
-  end: 'done' | 'guest-died' | 'timeout' | 'stalled';
+  /**
+   * How the job ended: done, or the guest crashed/hung/stalled; on an SSH
+   * target, connection-lost (the machine went down or off the network).
+   */
+  end: 'done' | 'guest-died' | 'timeout' | 'stalled' | 'connection-lost';
   problems: KernelProblem[];
+}
+
+/** A QEMU guest on a Debian kernel (reports before SSH targets carry no kind). */
+export interface GuestMachine {
+  kind?: 'guest';
+  accel: 'kvm' | 'tcg';
+  accelReason: string;
+  qemu: string;
+  boots: number;
+  bootAttempts: number;
+  /** What the first guest booted: the uncompressed vmlinux through PVH (faster), or the packaged bzImage. */
+  bootImage?: 'pvh' | 'bzimage';
+}
+
+/** A real machine reached over SSH (--target), running its own kernel. */
+export interface TargetMachine {
+  kind: 'ssh';
+  /** ssh://user@host:port */
+  target: string;
+  /** The host key it was verified with: SHA256:... */
+  hostKey: string;
+  os: string;
+  arch: string;
+  /** /proc/sys/kernel/random/boot_id: which boot of the machine ran the lab. */
+  bootId: string;
+  /** What mmaplab could not undo there (empty: nothing left behind). */
+  leftBehind: string[];
 }
 
 export interface RunReport {
@@ -131,15 +161,7 @@ export interface RunReport {
   status: 'pass' | 'fail';
   exitCode: 0 | 1;
   kernel: { spec: string; release: string; packageVersion: string; flavour: string };
-  machine: {
-    accel: 'kvm' | 'tcg';
-    accelReason: string;
-    qemu: string;
-    boots: number;
-    bootAttempts: number;
-    /** What the first guest booted: the uncompressed vmlinux through PVH (faster), or the packaged bzImage. */
-    bootImage?: 'pvh' | 'bzimage';
-  };
+  machine: GuestMachine | TargetMachine;
   module: { name: string; compiler: string; buildCached: boolean; buildWarnings: Diagnostic[] };
   strategies: StrategyRun[];
   checks: CheckName[];

@@ -9,7 +9,7 @@ import type { CheckName } from '../guest/checks.js';
 import type { KernelProblem } from '../parse/kmsg.js';
 import { isRoutineNoise } from '../parse/kmsg.js';
 import { describeCalls } from '../parse/trace.js';
-import type { CheckResult, Explanation, RunReport, StrategyRun } from './model.js';
+import type { CheckResult, Explanation, GuestMachine, RunReport, StrategyRun, TargetMachine } from './model.js';
 import { cell, cellVerdict } from './verdict.js';
 
 export { cell, cellVerdict, verdict } from './verdict.js';
@@ -104,6 +104,17 @@ function renderExplanations(results: readonly CheckResult[], c: ChalkInstance): 
   return out;
 }
 
+/** Where the lab ran: the guest (accelerator, QEMU, boots) or the SSH target (and anything left on it). */
+export function machineLines(m: GuestMachine | TargetMachine, c: ChalkInstance): string[] {
+  if (m.kind === 'ssh') {
+    return [
+      `  machine  ${m.target} (${m.os}, ${m.arch}), host key ${m.hostKey}`,
+      ...m.leftBehind.map((l) => c.red(`  left on the target: ${l}`)),
+    ];
+  }
+  return [`  machine  ${m.accel.toUpperCase()}, QEMU ${m.qemu}${m.bootImage === 'pvh' ? ', PVH boot' : ''}${m.accel === 'tcg' ? c.dim(` (${m.accelReason})`) : ''}${m.boots > 1 ? `, ${m.boots} boots` : ''}`];
+}
+
 export function renderRunText(report: RunReport, c: ChalkInstance): string {
   const out: string[] = [];
   const k = report.kernel;
@@ -114,8 +125,8 @@ export function renderRunText(report: RunReport, c: ChalkInstance): string {
       ? `the ${report.strategies[0]!.strategy} driver`
       : `${report.strategies.length} strategies x ${report.checks.length} checks`;
   out.push(c.bold(`mmaplab run: ${what} on ${k.spec}`));
-  out.push(`  kernel   ${k.release} (Debian ${k.packageVersion})`);
-  out.push(`  machine  ${report.machine.accel.toUpperCase()}, QEMU ${report.machine.qemu}${report.machine.bootImage === 'pvh' ? ', PVH boot' : ''}${report.machine.accel === 'tcg' ? c.dim(` (${report.machine.accelReason})`) : ''}${report.machine.boots > 1 ? `, ${report.machine.boots} boots` : ''}`);
+  out.push(`  kernel   ${k.release} (${report.machine.kind === 'ssh' ? k.packageVersion : `Debian ${k.packageVersion}`})`);
+  out.push(...machineLines(report.machine, c));
   out.push(`  driver   ${report.module.name}.ko, built with ${report.module.compiler}${report.module.buildCached ? c.dim(' (cached build)') : ''}`);
   for (const w of report.module.buildWarnings) out.push(c.yellow(`           ${formatDiagnostic(w)}`));
   for (const s of report.strategies) {

@@ -22,6 +22,8 @@ export type ErrorKind =
   | 'build'
   | 'boot'
   | 'guest'
+  /** An SSH target: unreachable, untrusted host key, no sudo, no headers, lost. */
+  | 'target'
   | 'internal';
 
 export interface SourceLocation {

@@ -16,6 +16,12 @@ export interface VmSpec {
   firmware: string | undefined;
   /** Unix socket the job channel connects to (the host listens). */
   channelSocket: string;
+  /**
+   * User-mode networking with the guest's SSH port forwarded from this port on
+   * 127.0.0.1 only (an SSH target for the tests); none: no network at all.
+   */
+  sshForwardPort?: number;
+  smp?: number;
 }
 
 export const CHANNEL_NAME = 'mmaplab.0';
@@ -28,14 +34,16 @@ export function qemuArgs(spec: VmSpec): string[] {
     '-accel', spec.accel,
     ...(spec.accel === 'kvm' ? ['-cpu', 'host'] : []),
     '-m', String(spec.memoryMb),
-    '-smp', '1',
+    '-smp', String(spec.smp ?? 1),
     '-display', 'none',
     '-monitor', 'none',
     '-chardev', 'stdio,id=console,signal=off',
     '-serial', 'chardev:console',
     '-no-reboot',
     '-nodefaults',
-    '-net', 'none',
+    ...(spec.sshForwardPort === undefined
+      ? ['-net', 'none']
+      : ['-netdev', `user,id=net0,hostfwd=tcp:127.0.0.1:${spec.sshForwardPort}-:22`, '-device', 'virtio-net-pci,netdev=net0']),
     ...(spec.firmware ? ['-bios', spec.firmware] : []),
     '-kernel', spec.kernelImage,
     '-initrd', spec.initrd,

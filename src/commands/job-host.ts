@@ -1,0 +1,81 @@
+/**
+ * Where jobs run: a guest booted as needed (a crash or hang costs that boot,
+ * and the next job boots afresh) or an SSH target (one session; once it is
+ * lost, the jobs after it are not run). `run`, `check` and `shell` send their
+ * work through this one interface.
+ */
+import { jobPayload, type LabJob } from '../guest/job.js';
+import type { GuestRecord } from '../guest/protocol.js';
+import type { StrategyRun } from '../report/model.js';
+import type { RemoteLab } from '../target/remote-lab.js';
+import type { GuestVm } from '../vm/guest-vm.js';
+import type { GuestBoots } from './session.js';
+
+export interface HostedJob {
+  end: StrategyRun['end'];
+  records: GuestRecord[];
+  /** The kernel log the job's machine printed (a guest's console, a target's followed log). */
+  console: string;
+  /** Which boot served it (a target: always 1). */
+  boot: number;
+}
+
+export interface JobHost {
+  runJob(job: LabJob): Promise<HostedJob>;
+  /** The guest after this job is gone (killed after a crash, lost) and the next job needs a fresh one. */
+  close(): Promise<void>;
+}
+
+export class GuestJobHost implements JobHost {
+  private vm: GuestVm | undefined;
+
+  constructor(
+    readonly guests: GuestBoots,
+    private readonly timeoutMs: number,
+  ) {}
+
+  async runJob(job: LabJob): Promise<HostedJob> {
+    this.vm ??= await this.guests.boot();
+    const vm = this.vm;
+    const end = await vm.runJob(job.id, await jobPayload(job, { inGuest: vm.filesInGuest }), this.timeoutMs);
+    const console = vm.console;
+    if (end.kind !== 'done') {
+      // The guest is unusable: kill it now; the next job gets a fresh boot.
+      await vm.kill();
+      this.vm = undefined;
+    }
+    return { end: end.kind, records: end.records, console, boot: this.guests.boots };
+  }
+
+  /** The guest in the shell's hands (mmaplab shell), after the job that loaded the driver. */
+  get current(): GuestVm | undefined {
+    return this.vm;
+  }
+
+  async close(): Promise<void> {
+    // A guest that finished powers off politely; a stuck one is killed at once.
+    if (this.vm) await this.vm.powerOff(10_000);
+    this.vm = undefined;
+  }
+}
+
+export class TargetJobHost implements JobHost {
+  /** A job that hung leaves its processes and module behind: no further job on this machine. */
+  private stuck = false;
+
+  constructor(
+    readonly lab: RemoteLab,
+    private readonly timeoutMs: number,
+  ) {}
+
+  async runJob(job: LabJob): Promise<HostedJob> {
+    if (this.lab.lost || this.stuck) return { end: this.lab.lost ? 'connection-lost' : 'timeout', records: [], console: '', boot: 1 };
+    const r = await this.lab.runJob(job, this.timeoutMs);
+    if (r.end === 'timeout') this.stuck = true;
+    return { end: r.end, records: r.records, console: this.lab.kernelLog, boot: 1 };
+  }
+
+  async close(): Promise<void> {
+    await this.lab.cleanup();
+  }
+}
