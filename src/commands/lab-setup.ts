@@ -19,7 +19,8 @@ import type { RunReport } from '../report/model.js';
 import { fingerprint } from '../target/known-hosts.js';
 import { RemoteLab } from '../target/remote-lab.js';
 import type { SshTarget } from '../target/url.js';
-import { isMmaplabError, type MmaplabError } from '../util/errors.js';
+import { ConnectionLost } from '../target/connection.js';
+import { isMmaplabError, MmaplabError } from '../util/errors.js';
 import { projectPaths } from '../util/paths.js';
 import { requireTool } from '../util/tools.js';
 import { chooseAccel } from '../vm/accel.js';
@@ -179,6 +180,9 @@ async function targetLab(opts: SetupOptions, t: TargetOptions, source: string, r
     };
   } catch (e) {
     await lab.cleanup();
+    if (e instanceof ConnectionLost) {
+      throw new MmaplabError('target', `lost the connection to ${t.target.host} before the jobs (${e.reason})`, { hint: `the target's kernel log until then: ${consoleLog}`, artifacts: { consoleLog } });
+    }
     throw e;
   }
 }

@@ -75,7 +75,9 @@ export function assessJob(input: AssessInput): Assessment {
   // Prefer the job's own dmesg slice; fall back to the console when the job never finished.
   const lines = obs.complete && obs.kmsg.length ? obs.kmsg : consoleSlice(input.console, input.jobId);
   const problems = findProblems(lines);
-  if (!obs.complete) {
+  // A target lost before this job began: one note for the first job it cost (its own), none for the rest.
+  const neverStarted = input.end === 'connection-lost' && input.records.length === 0 && input.console === '';
+  if (!obs.complete && !neverStarted) {
     const step = lastStep(lines);
     notes.push(
       input.end === 'timeout'

@@ -165,6 +165,10 @@ export function renderRunText(report: RunReport, c: ChalkInstance): string {
   out.push('');
   const differ = report.results.filter((r) => !r.matchesExpected).length;
   const t = report.timings;
+  const lost = report.strategies.find((s) => s.end === 'connection-lost');
+  if (lost && report.machine.kind === 'ssh') {
+    out.push(c.red.bold(`LOST: the connection to ${report.machine.target} broke during ${lost.strategy} (the machine crashed, rebooted or left the network); the strategies after it did not run; its kernel log until then: ${report.artifacts.consoleLog}`));
+  }
   out.push(
     report.status === 'pass'
       ? c.green.bold(`PASS: all ${report.results.length} outcomes are what the lab expects`)

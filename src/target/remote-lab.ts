@@ -72,6 +72,8 @@ export class RemoteLab {
   private started = false;
   private cleaned: Promise<string[]> | undefined;
   private module: string | undefined;
+  /** The built .ko's file name under files/module/. */
+  private koFile: string | undefined;
   private device: string | undefined;
 
   private constructor(
@@ -122,6 +124,7 @@ export class RemoteLab {
       return new RemoteLab(conn, facts, dir, asRoot, `mmaplab: target session ${randomBytes(6).toString('hex')} begin`, opts.kernelLogPath);
     } catch (e) {
       conn.close();
+      if (e instanceof ConnectionLost) throw new MmaplabError('target', `lost the connection to ${conn.target.host} right after logging in (${e.reason})`);
       throw e;
     }
   }
@@ -208,6 +211,7 @@ export class RemoteLab {
       throw new MmaplabError('build', `the test program does not compile on ${this.where}`, { details: parseDiagnostics(out).map(formatDiagnostic).slice(0, 10), hint: toolchainInstall(this.facts.os) });
     }
     this.module = name;
+    this.koFile = ko;
     return { name, data, compiler, warnings: diagnostics.filter((d) => d.severity === 'warning'), parameters: modinfo(data, 'parmtype').map((p) => p.split(':')[0]!) };
   }
 
@@ -218,13 +222,13 @@ export class RemoteLab {
 
   /** One job, as a guest runs it: vm/job.sh as root, its records streamed back. */
   async runJob(job: LabJob, timeoutMs: number): Promise<TargetJobResult> {
-    const ko = `module/${(await this.conn.exec(`ls ${shellQuote(`${this.dir}/files/module`)}`)).stdout.toString().trim()}`;
+    if (!this.koFile) throw new MmaplabError('internal', 'a job before the driver was built on the target');
     const jobDir = `job-${job.id}`;
     this.device = job.device || this.device;
-    await this.upload([{ path: `${jobDir}/job.env`, data: jobEnv(job, { module: ko, test: 'test/mmap-test' }, { traceKeep: false, linkTest: false }) }]);
     const records: GuestRecord[] = [];
     const lines = new LineSplitter();
     try {
+      await this.upload([{ path: `${jobDir}/job.env`, data: jobEnv(job, { module: `module/${this.koFile}`, test: 'test/mmap-test' }, { traceKeep: false, linkTest: false }) }]);
       const r = await this.conn.exec(`${this.asRoot}sh ${shellQuote(`${this.dir}/run.sh`)} ${shellQuote(`${this.dir}/${jobDir}`)} 2>&1`, {
         timeoutMs,
         onStdout: (chunk) => {

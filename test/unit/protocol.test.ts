@@ -23,13 +23,13 @@ describe('guest protocol', () => {
       id: 3, strategy: 'seed', modulePath: '/c/mmaplab.ko', moduleName: 'mmaplab', moduleParams: ['strategy=seed'], deviceName: 'mmaplab',
       device: '/dev/mmaplab0', testProgram: '/c/mmap-test', checks: ['private', 'shared'], pages: 16, pattern: 0xaabbccdd, stepTimeoutS: 20,
     };
-    const env = jobEnv(job, { module: 'abc-mmaplab.ko', test: 'def-mmap-test' }, true);
+    const env = jobEnv(job, { module: 'abc-mmaplab.ko', test: 'def-mmap-test' }, { traceKeep: true, linkTest: true });
     expect(env).toBe(
       "JOB_ID='3'\nSTRATEGY='seed'\nMODULE='../files/abc-mmaplab.ko'\nMODULE_NAME='mmaplab'\nMODULE_PARAMS='strategy=seed'\n" +
         "DEVICE_NAME='mmaplab'\nDEVICE='/dev/mmaplab0'\nTEST='../files/def-mmap-test'\nCHECKS='private,shared'\nPAGES='16'\n" +
-        "PATTERN='0xaabbccdd'\nSTEP_TIMEOUT='20'\nTRACE_KEEP='1'\nINSPECT='0'\nTEST_FLAGS=''\nKEEP_LOADED='0'\nPG_RESERVED_BIT=''\n",
+        "PATTERN='0xaabbccdd'\nSTEP_TIMEOUT='20'\nTRACE_KEEP='1'\nLINK_TEST='1'\nINSPECT='0'\nTEST_FLAGS=''\nKEEP_LOADED='0'\nPG_RESERVED_BIT=''\n",
     );
-    expect(jobEnv({ ...job, deviceName: "it's" }, { module: 'm', test: 't' }, false)).toContain("DEVICE_NAME='it'\\''s'");
+    expect(jobEnv({ ...job, deviceName: "it's" }, { module: 'm', test: 't' }, { traceKeep: false, linkTest: false })).toMatch(/DEVICE_NAME='it'\\''s'\n[^]*TRACE_KEEP='0'\nLINK_TEST='0'/);
   });
 });
 

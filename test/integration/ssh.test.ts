@@ -1,0 +1,172 @@
+/**
+ * mmaplab over SSH, against a real SSH server on a real kernel that is not
+ * this machine's: the lab's QEMU guest with openssh-server, sudo, gcc and the
+ * kernel headers from Debian's packages in its initramfs, reached through a
+ * port forwarded on 127.0.0.1 (test/support/ssh-target.ts).
+ */
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { acquireFor } from '../../src/commands/session.js';
+import type { CheckReport, RunReport } from '../../src/report/model.js';
+import { fingerprint, hostKeyFromBlob } from '../../src/target/known-hosts.js';
+import { RemoteLab } from '../../src/target/remote-lab.js';
+import { parseTargetUrl } from '../../src/target/url.js';
+import { cacheRoot } from '../../src/util/paths.js';
+import { qemuInfo } from '../../src/vm/qemu.js';
+import { FIXTURES } from '../helpers.js';
+import { bootTarget, ensureTargetImage, targetExec, type BootedTarget, type TargetImage } from '../support/ssh-target.js';
+import { qemuProcesses, runCli, startCli, STATE_DIR } from './cli.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'mmaplab-ssh-test-'));
+let image: TargetImage;
+let target: BootedTarget;
+let hostFp: string;
+
+/** What a session could leave on the target: files, the module, a device node, kprobe events, processes. */
+const LEFTOVERS = [
+  'ls -A /tmp',
+  "grep '^mmaplab ' /proc/modules",
+  'ls /dev | grep mmaplab',
+  'sudo -n ls /sys/kernel/tracing/events | grep mmaplab',
+  "pgrep -fa '[/]tmp/mmaplab'",
+  'pgrep -xa dmesg',
+].join('; ');
+
+async function leftovers(): Promise<string> {
+  return (await targetExec(target, LEFTOVERS)).stdout.trim();
+}
+
+function knownHosts(name: string, text: string): string {
+  const p = join(tmp, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+const args = (user: 'lab' | 'student', kh: string) => ['--target', target.url(user), '--identity', image.identity, '--known-hosts', kh];
+
+beforeAll(async () => {
+  const kernel = await acquireFor(
+    { kernel: 'debian:bookworm', flavour: 'cloud-amd64', accel: 'tcg', timeoutS: 120, memoryMb: 256, outputDir: undefined, archiveUri: undefined, securityUri: undefined, refreshKernel: false },
+    cacheRoot(),
+    () => {},
+  );
+  image = await ensureTargetImage(kernel, cacheRoot());
+  hostFp = fingerprint(hostKeyFromBlob(Buffer.from(image.hostKey.split(' ')[1]!, 'base64')).blob);
+  target = await bootTarget(await qemuInfo(), 'tcg', kernel, image, join(tmp, 'target-console.log'));
+}, 900_000);
+
+afterAll(async () => {
+  await target?.vm.powerOff(10_000);
+  expect(qemuProcesses()).toEqual([]);
+});
+
+describe('mmaplab over SSH', () => {
+  it('refuses an unknown host key and a changed one, naming the fingerprint, before anything is sent', async () => {
+    const empty = knownHosts('empty', '');
+    const r = await runCli(['run', ...args('lab', empty), '--strategy', 'seed']);
+    expect(r.exitCode, r.stderr).toBe(3);
+    expect(r.stderr).toContain(`127.0.0.1's host key is not in ${empty}: it presents ssh-ed25519 ${hostFp}`);
+    expect(r.stderr).toContain(`--accept-host-key ${hostFp}`);
+    expect(readFileSync(empty, 'utf8')).toBe('');
+
+    const other = readFileSync(join(FIXTURES, 'ssh', 'k1.pub'), 'utf8').split(' ').slice(0, 2).join(' ');
+    const changed = knownHosts('changed', `[127.0.0.1]:${target.port} ${other}\n`);
+    const c = await runCli(['run', ...args('lab', changed), '--strategy', 'seed']);
+    expect(c.exitCode, c.stderr).toBe(3);
+    expect(c.stderr).toMatch(new RegExp(`host key has CHANGED: it presents ${hostFp.replace(/[+/]/g, '\\$&')}, .* line 1 has SHA256:kj9AZnujcvfaakNXm2u/B/nhtForRyi5SQg9Jh4l3Bs`));
+    expect(await leftovers()).toBe('');
+  });
+
+  it('stops with a clear error when sudo wants a password, leaving nothing behind', async () => {
+    const r = await runCli(['run', ...args('student', knownHosts('kh-student', `${target.knownHostsLine}\n`)), '--strategy', 'seed']);
+    expect(r.exitCode, r.stderr).toBe(3);
+    expect(r.stderr).toContain('sudo on 127.0.0.1 wants a password for student (sudo -n: sudo: a password is required)');
+    expect(r.stderr).toContain('NOPASSWD');
+    expect(await leftovers()).toBe('');
+  });
+
+  it('runs the whole lab on the target: built there, both modes, the same verdicts, the target recorded, nothing left', async () => {
+    // Trusting the key by its fingerprint adds it to known_hosts.
+    const kh = knownHosts('kh-accept', '');
+    const out = join(tmp, 'run');
+    const r = await runCli(['run', ...args('lab', kh), '--accept-host-key', hostFp, '--json', '--output-dir', out]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as RunReport;
+    const facts = (await targetExec(target, 'uname -r; cat /proc/sys/kernel/random/boot_id')).stdout.trim().split('\n');
+    expect(report.status).toBe('pass');
+    expect(report.kernel).toMatchObject({ spec: target.url(), release: facts[0] });
+    expect(report.machine).toMatchObject({ kind: 'ssh', target: target.url(), hostKey: hostFp, bootId: facts[1], leftBehind: [] });
+    expect(facts[1]).not.toBe(readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim());
+    expect(report.results).toHaveLength(56);
+    // The seed's failure, reproduced on the target's own kernel.
+    const seedPrivate = report.results.find((x) => x.strategy === 'seed' && x.check === 'private')!;
+    expect(seedPrivate.outcome).toMatchObject({ kind: 'sigbus', page: 0 });
+    expect(seedPrivate.traced.find((t) => t.fn === 'remap_pfn_range')?.returns).toEqual({ '-22': 16 });
+    expect(report.module.compiler).toMatch(/gcc-12/);
+    expect(readFileSync(kh, 'utf8')).toBe(`${target.knownHostsLine}\n`);
+    expect(readFileSync(join(out, 'console.log'), 'utf8')).toMatch(/mmaplab: target session \w+ begin[^]*mmaplab: job 7 end/);
+    expect(existsSync(join(out, 'mmaplab.ko'))).toBe(true);
+    expect(await leftovers()).toBe('');
+  }, 400_000);
+
+  it("check on the target: a driver that does not compile there shows its own file:line", async () => {
+    const r = await runCli(['check', join(FIXTURES, 'drivers', 'api-drift'), ...args('lab', knownHosts('kh-check', `${target.knownHostsLine}\n`)), '--json']);
+    expect(r.exitCode, r.stderr).toBe(1);
+    const report = JSON.parse(r.stdout) as CheckReport;
+    const builds = report.items.find((i) => i.id === 'builds')!;
+    expect(builds.verdict).toBe('fail');
+    expect(builds.reason).toMatch(/does not compile for \S+ on 127\.0\.0\.1/);
+    expect(builds.details).toContain("test/fixtures/drivers/api-drift/api_drift.c:24:29: error: 'struct mm_struct' has no member named 'mmap'");
+    expect(await leftovers()).toBe('');
+  }, 300_000);
+
+  it('refuses the very kernel it runs on (same boot_id), unless told', async () => {
+    const bootId = (await targetExec(target, 'cat /proc/sys/kernel/random/boot_id')).stdout.trim();
+    const opts = {
+      target: parseTargetUrl(target.url()),
+      identity: image.identity,
+      knownHosts: knownHosts('kh-own', `${target.knownHostsLine}\n`),
+      acceptHostKey: undefined,
+      connectTimeoutS: 30,
+      // As if mmaplab ran on the target itself: the decision is the boot_id's, not the address's.
+      ownBootId: bootId,
+      kernelLogPath: join(tmp, 'own.log'),
+    };
+    await expect(RemoteLab.open({ ...opts, allowOwnKernel: false })).rejects.toThrow(`is this very machine (same boot_id ${bootId})`);
+    const lab = await RemoteLab.open({ ...opts, allowOwnKernel: true });
+    expect(lab.dir).toMatch(/^\/tmp\/mmaplab\./);
+    expect(await lab.cleanup()).toEqual([]);
+    expect(await leftovers()).toBe('');
+  });
+
+  // Last: it kills the target.
+  it('reports a target that goes down mid-run as a lost connection, with the kernel log so far', async () => {
+    const out = join(tmp, 'lost');
+    const p = startCli(['run', ...args('lab', knownHosts('kh-lost', `${target.knownHostsLine}\n`)), '--strategy', 'seed,checked', '--json', '-v', '--output-dir', out]);
+    let killedAt = 0;
+    p.stderr!.on('data', (d: Buffer) => {
+      if (!killedAt && d.toString().includes('[job] checked')) {
+        killedAt = performance.now();
+        void target.vm.kill();
+      }
+    });
+    const r = await p;
+    expect(killedAt, String(r.stderr)).toBeGreaterThan(0);
+    // Noticed at once (the forwarded port closes) or by keepalives within seconds; never a hang.
+    expect(performance.now() - killedAt).toBeLessThan(30_000);
+    expect(r.exitCode, String(r.stderr)).toBe(1);
+    const report = JSON.parse(String(r.stdout)) as RunReport;
+    expect(report.strategies.map((s) => s.end)).toEqual(['done', 'connection-lost']);
+    expect(report.results.filter((x) => x.strategy === 'seed').every((x) => x.matchesExpected)).toBe(true);
+    for (const x of report.results.filter((y) => y.strategy === 'checked')) expect(JSON.stringify(x.outcome)).toMatch(/connection to the target was lost/);
+    expect(report.machine).toMatchObject({ kind: 'ssh', leftBehind: [expect.stringMatching(/connection to 127\.0\.0\.1 was lost: \/tmp\/mmaplab\.\S+ and the module mmaplab may remain/)] });
+    // The log received until the end is kept: the seed's job in full.
+    expect(readFileSync(join(out, 'console.log'), 'utf8')).toMatch(/mmaplab: job 1 begin[^]*mmaplab: job 1 end/);
+    expect(existsSync(join(out, 'results.json'))).toBe(true);
+    // Nothing of mmaplab's left running here either.
+    expect(qemuProcesses()).toEqual([]);
+    expect(STATE_DIR).toBeTruthy();
+  }, 400_000);
+});
