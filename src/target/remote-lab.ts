@@ -223,6 +223,8 @@ export class RemoteLab {
   /** One job, as a guest runs it: vm/job.sh as root, its records streamed back. */
   async runJob(job: LabJob, timeoutMs: number): Promise<TargetJobResult> {
     if (!this.koFile) throw new MmaplabError('internal', 'a job before the driver was built on the target');
+    // Being cleaned up (Ctrl-C): no job may start behind the cleanup's back.
+    if (this.cleaned) return { end: 'connection-lost', records: [], status: null };
     const jobDir = `job-${job.id}`;
     this.device = job.device || this.device;
     const records: GuestRecord[] = [];
