@@ -63,7 +63,7 @@ function stoppedOutcome(end: JobEnd, check: CheckName, lines: readonly KernelLin
   const lockup = problems.find((p) => p.kind === 'soft-lockup' || p.kind === 'hung-task' || p.kind === 'rcu-stall');
   const fatal = problems.find((p) => p.kind === 'panic') ?? problems.find((p) => p !== lockup && p.kind !== 'warning');
   if (fatal || end === 'guest-died') return { kind: 'crash', title: fatal?.title ?? 'the guest died without a kernel message' };
-  if (end === 'connection-lost') return { kind: 'crash', title: 'the connection to the target was lost during this check (the machine crashed or dropped off the network)' };
+  if (end === 'connection-lost') return { kind: 'lost', reason: 'the machine stopped answering during this check' };
   if (lockup) return { kind: 'hang', step, evidence: lockup.title };
   if (end === 'stalled') return { kind: 'crash', title: problems[0]?.title ?? 'the kernel reported a problem and stopped' };
   return { kind: 'hang', step };

@@ -218,6 +218,16 @@ export function explain(ctx: ExplainContext): Explanation | undefined {
         why: ["The driver's code faulted inside the kernel; the call trace shows where."],
         fixes: ['look at the first frame in the driver (the RIP line) and check every pointer it dereferences'],
       };
+    case 'lost':
+      return {
+        id: 'lost',
+        summary: 'the target stopped answering while this check ran',
+        why: [
+          'A driver that crashes, hangs or deadlocks the kernel takes the SSH server down with it: the connection broke (or keepalives went unanswered) during this check.',
+          'The kernel log mmaplab received until then is kept; whatever the kernel printed after that is only on the machine itself.',
+        ],
+        fixes: ["read the target's own console (serial, IPMI, the cloud's console), or its previous boot's kernel log once it is back (journalctl -k -b -1)", 'then look at what the driver does in this step: an endless loop or a NULL dereference in mmap() or .fault'],
+      };
     case 'hang':
       return {
         id: 'hang',

@@ -191,7 +191,7 @@ export function checkItems(f: CheckFindings): CheckItem[] {
   const rm = f.rmmod;
   items.push(
     !rm
-      ? { id: 'unloads', title: 'rmmod succeeds', verdict: 'fail', reason: 'rmmod was not reached or never finished', hint: 'an earlier crash or hang stopped the guest; see above' }
+      ? { id: 'unloads', title: 'rmmod succeeds', verdict: 'fail', reason: 'rmmod was not reached or never finished', hint: 'an earlier crash or hang stopped the machine; see above' }
       : rm.ok
         ? { id: 'unloads', title: 'rmmod succeeds', verdict: 'pass', reason: `rmmod ${f.moduleName}` }
         : { id: 'unloads', title: 'rmmod succeeds', verdict: 'fail', reason: `rmmod failed (status ${rm.status}): ${rm.output}`, hint: 'the module is still in use, or its exit hung: release every reference (mappings, cdev) in the exit function' },

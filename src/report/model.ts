@@ -31,6 +31,8 @@ export type Outcome =
   | { kind: 'killed'; signal: string; status: number }
   /** The kernel oopsed or panicked while this check ran. */
   | { kind: 'crash'; title: string }
+  /** An SSH target stopped answering while this check ran (crashed, hung, rebooted or left the network). */
+  | { kind: 'lost'; reason: string }
   /** No progress until the deadline; evidence is a lockup report when the kernel printed one. */
   | { kind: 'hang'; step: string; evidence?: string }
   | { kind: 'not-run'; reason: string }
