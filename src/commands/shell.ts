@@ -5,7 +5,7 @@
  * driver is unloaded and the temporary directory removed when it exits).
  * Nothing runs on the host's kernel.
  */
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { CUSTOM_DRIVER } from '../diagnose/expectations.js';
 import { labJob, shellQuote } from '../guest/job.js';
 import { ConnectionLost } from '../target/connection.js';
@@ -42,7 +42,8 @@ export async function labShell(opts: ShellOptions): Promise<ShellResult> {
   const lab = await setUpLab(opts, source, runDir, opts.cacheDir ?? cacheRoot(), notes);
   if (lab.kind === 'build-failed') throw lab.error;
   const { module } = lab;
-  const consoleLog = lab.consoleLogs()[0] ?? '';
+  // A guest's console exists once it has booted (in the first job): ask when needed.
+  const consoleLogOf = () => lab.consoleLogs()[0] ?? join(runDir, 'console.log');
   const own = opts.source !== undefined;
   const job = {
     ...labJob({
@@ -66,6 +67,7 @@ export async function labShell(opts: ShellOptions): Promise<ShellResult> {
     const device = r.records.find((rec) => rec.t === 'step' && rec.step === 'device');
     if (r.end !== 'done' || !insmod || insmod.t !== 'step' || insmod.status !== 0) {
       const why = insmod && insmod.t === 'step' ? `insmod failed (status ${insmod.status}): ${insmod.output}` : `the machine stopped while loading it (${r.end})`;
+      const consoleLog = consoleLogOf();
       throw new MmaplabError('guest', `could not load ${module.name} for the shell: ${why}`, { hint: `full kernel log: ${consoleLog}`, artifacts: { consoleLog } });
     }
     if (device && device.t === 'step') node = device.output.trim();
@@ -81,7 +83,7 @@ export async function labShell(opts: ShellOptions): Promise<ShellResult> {
       const cmd = `cd ${shellQuote(dir)} && PATH=${shellQuote(`${dir}/files/test`)}:"$PATH" exec "\${SHELL:-/bin/sh}" -i`;
       opts.output(`mmaplab: a shell on ${remote.where} (${remote.facts.release}); ${module.name} is loaded; mmap-test is on the PATH (as root: sudo "$(command -v mmap-test)" ...); exit to unload it and clean up\r\n`);
       await Promise.race([remote.conn.interactive(cmd, opts.input, opts.output, opts.terminal ?? { rows: 24, cols: 80 }), ...(opts.detach ? [opts.detach] : [])]).catch((e: unknown) => {
-        if (e instanceof ConnectionLost) throw new MmaplabError('target', `lost the connection to ${remote.where} during the shell (${e.reason})`, { hint: `its kernel log until then: ${consoleLog}`, artifacts: { consoleLog } });
+        if (e instanceof ConnectionLost) throw new MmaplabError('target', `lost the connection to ${remote.where} during the shell (${e.reason})`, { hint: `its kernel log until then: ${consoleLogOf()}`, artifacts: { consoleLog: consoleLogOf() } });
         throw e;
       });
     }
@@ -89,5 +91,5 @@ export async function labShell(opts: ShellOptions): Promise<ShellResult> {
     const left = await lab.close();
     notes.push(...left);
   }
-  return { device: node, consoleLog, leftBehind: notes };
+  return { device: node, consoleLog: consoleLogOf(), leftBehind: notes };
 }

@@ -7,6 +7,7 @@
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { acquireFor } from '../../src/commands/session.js';
 import type { CheckReport, RunReport } from '../../src/report/model.js';
@@ -87,6 +88,25 @@ describe('mmaplab over SSH', () => {
     expect(await leftovers()).toBe('');
   });
 
+  it('logs in with the key in ssh-agent when no --identity is given, and says so when there is no key at all', async () => {
+    const sock = join(tmp, 'agent.sock');
+    const agent = execa('ssh-agent', ['-D', '-a', sock], { reject: false });
+    try {
+      for (let i = 0; i < 100 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
+      await execa('ssh-add', [image.identity], { env: { SSH_AUTH_SOCK: sock } });
+      const kh = knownHosts('kh-agent', `${target.knownHostsLine}\n`);
+      // HOME without keys: the agent is the only way in. Logged in, the run gets as far as sudo.
+      const r = await runCli(['run', '--target', target.url('student'), '--known-hosts', kh, '--strategy', 'seed'], { SSH_AUTH_SOCK: sock, HOME: tmp });
+      expect(r.stderr).toContain('sudo on 127.0.0.1 wants a password for student');
+      const none = await runCli(['run', '--target', target.url('lab'), '--known-hosts', kh, '--strategy', 'seed'], { SSH_AUTH_SOCK: '', HOME: tmp });
+      expect(none.exitCode).toBe(3);
+      expect(none.stderr).toContain(`no SSH key to log in to ${target.url('lab')}`);
+    } finally {
+      agent.kill();
+      await agent;
+    }
+  });
+
   it('runs the whole lab on the target: built there, both modes, the same verdicts, the target recorded, nothing left', async () => {
     // Trusting the key by its fingerprint adds it to known_hosts.
     const kh = knownHosts('kh-accept', '');
@@ -110,6 +130,23 @@ describe('mmaplab over SSH', () => {
     expect(existsSync(join(out, 'mmaplab.ko'))).toBe(true);
     expect(await leftovers()).toBe('');
   }, 400_000);
+
+  it('cleans the target up after Ctrl-C in the middle of a job', async () => {
+    const p = startCli(['run', ...args('lab', knownHosts('kh-int', `${target.knownHostsLine}\n`)), '--strategy', 'seed,checked,fault', '-v']);
+    let sent = false;
+    p.stderr!.on('data', (d: Buffer) => {
+      // The seed's job is done and checked's has been sent: the driver is being loaded or mapped.
+      if (!sent && d.toString().includes('[job] checked')) {
+        sent = true;
+        setTimeout(() => p.kill('SIGINT'), 300);
+      }
+    });
+    const r = await p;
+    expect(sent, String(r.stderr)).toBe(true);
+    expect(r.exitCode, String(r.stderr)).toBe(130);
+    expect(String(r.stderr)).toContain('interrupted (SIGINT)');
+    expect(await leftovers()).toBe('');
+  }, 300_000);
 
   it("check on the target: a driver that does not compile there shows its own file:line", async () => {
     const r = await runCli(['check', join(FIXTURES, 'drivers', 'api-drift'), ...args('lab', knownHosts('kh-check', `${target.knownHostsLine}\n`)), '--json']);
