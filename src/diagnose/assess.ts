@@ -54,9 +54,13 @@ export function lastStep(lines: readonly KernelLine[]): string {
 
 /** The outcome of the check the guest was in when it stopped (crashed or hung). */
 function stoppedOutcome(end: JobEnd, check: CheckName, lines: readonly KernelLine[], problems: readonly KernelProblem[]): Outcome {
+  // An SSH target that a job before this one lost or hung: this job never began.
+  if (lines.length === 0 && (end === 'connection-lost' || end === 'timeout')) {
+    return { kind: 'not-run', reason: end === 'connection-lost' ? 'the connection to the target was lost before this job' : 'an earlier job hung the target; no job runs after it' };
+  }
   const step = lastStep(lines);
   if (step !== `the ${check} check`) {
-    if (end === 'connection-lost') return { kind: 'not-run', reason: step === 'boot' ? 'the connection to the target was lost before this job' : `the connection to the target was lost during ${step}` };
+    if (end === 'connection-lost') return { kind: 'not-run', reason: `the connection to the target was lost during ${step}` };
     return { kind: 'not-run', reason: `the guest stopped during ${step}` };
   }
   // A lockup report is the kernel noticing the hang, not a crash.
@@ -75,8 +79,8 @@ export function assessJob(input: AssessInput): Assessment {
   // Prefer the job's own dmesg slice; fall back to the console when the job never finished.
   const lines = obs.complete && obs.kmsg.length ? obs.kmsg : consoleSlice(input.console, input.jobId);
   const problems = findProblems(lines);
-  // A target lost before this job began: one note for the first job it cost (its own), none for the rest.
-  const neverStarted = input.end === 'connection-lost' && input.records.length === 0 && input.console === '';
+  // A target lost or hung before this job began: the note belongs to the job that lost it, not to the rest.
+  const neverStarted = input.end !== 'done' && input.records.length === 0 && input.console === '';
   if (!obs.complete && !neverStarted) {
     const step = lastStep(lines);
     notes.push(
@@ -96,7 +100,7 @@ export function assessJob(input: AssessInput): Assessment {
     let outcome = c.outcome;
     if (!outcome) {
       if (insmod && !insmod.ok) outcome = { kind: 'not-run', reason: `insmod failed (status ${insmod.status})${insmod.output ? `: ${insmod.output}` : ''}` };
-      else if (blamed) outcome = { kind: 'not-run', reason: input.end === 'connection-lost' ? 'the connection to the target was lost during an earlier check' : 'the guest stopped during an earlier check' };
+      else if (blamed && !neverStarted) outcome = { kind: 'not-run', reason: input.end === 'connection-lost' ? 'the connection to the target was lost during an earlier check' : 'the guest stopped during an earlier check' };
       else {
         outcome = stoppedOutcome(input.end, c.check, lines, problems);
         blamed = true;

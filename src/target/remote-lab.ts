@@ -169,6 +169,8 @@ export class RemoteLab {
     const t0 = Date.now();
     while (!seen && !this.conn.isLost && Date.now() - t0 < 15_000) await new Promise((r) => setTimeout(r, 50));
     if (!seen && this.conn.isLost) throw new ConnectionLost('before the kernel log could be followed');
+    // Without its kernel log a run could not tell an oops from a pass: stop rather than guess.
+    if (!seen) throw new MmaplabError('target', `could not follow the kernel log on ${this.where} (neither dmesg -w nor /dev/kmsg answered with mmaplab's marker within 15 s)`);
   }
 
   /** Upload and build the driver against /lib/modules/<release>/build, and the test program, on the target. */

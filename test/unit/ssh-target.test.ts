@@ -105,3 +105,20 @@ describe("a target's kernel log", () => {
     expect(consoleLine('[   66.972674] already dmesg -w')).toBe('[   66.972674] already dmesg -w');
   });
 });
+
+describe('jobs a lost or hung target never began', () => {
+  it('are not run, with the reason, and add no note of their own', async () => {
+    const { assessJob } = await import('../../src/diagnose/assess.js');
+    for (const [end, reason] of [
+      ['connection-lost', 'the connection to the target was lost before this job'],
+      ['timeout', 'an earlier job hung the target; no job runs after it'],
+    ] as const) {
+      const a = assessJob({ strategy: 'fault', checks: ['private', 'shared'], jobId: 3, end, records: [], console: '', boot: 1 });
+      expect(a.results.map((r) => r.outcome)).toEqual([
+        { kind: 'not-run', reason },
+        { kind: 'not-run', reason },
+      ]);
+      expect(a.notes).toEqual([]);
+    }
+  });
+});
