@@ -81,8 +81,8 @@ export async function labShell(opts: ShellOptions): Promise<ShellResult> {
       const dir = remote.dir;
       // The user's own shell, in the session's directory, with mmap-test on its PATH; sudo for what needs root.
       const cmd = `cd ${shellQuote(dir)} && PATH=${shellQuote(`${dir}/files/test`)}:"$PATH" exec "\${SHELL:-/bin/sh}" -i`;
-      opts.output(`mmaplab: a shell on ${remote.where} (${remote.facts.release}); ${module.name} is loaded; mmap-test is on the PATH (as root: sudo "$(command -v mmap-test)" ...); exit to unload it and clean up\r\n`);
-      await Promise.race([remote.conn.interactive(cmd, opts.input, opts.output, opts.terminal ?? { rows: 24, cols: 80 }), ...(opts.detach ? [opts.detach] : [])]).catch((e: unknown) => {
+      const banner = () => opts.output(`mmaplab: a shell on ${remote.where} (${remote.facts.release}); ${module.name} is loaded; mmap-test is on the PATH (as root: sudo "$(command -v mmap-test)" ...); exit to unload it and clean up\r\n`);
+      await Promise.race([remote.conn.interactive(cmd, opts.input, opts.output, opts.terminal ?? { rows: 24, cols: 80 }, banner), ...(opts.detach ? [opts.detach] : [])]).catch((e: unknown) => {
         if (e instanceof ConnectionLost) throw new MmaplabError('target', `lost the connection to ${remote.where} during the shell (${e.reason})`, { hint: `its kernel log until then: ${consoleLogOf()}`, artifacts: { consoleLog: consoleLogOf() } });
         throw e;
       });

@@ -60,7 +60,7 @@ function stoppedOutcome(end: JobEnd, check: CheckName, lines: readonly KernelLin
   }
   const step = lastStep(lines);
   if (step !== `the ${check} check`) {
-    if (end === 'connection-lost') return { kind: 'not-run', reason: `the connection to the target was lost during ${step}` };
+    if (end === 'connection-lost') return { kind: 'not-run', reason: step === 'boot' ? 'the connection to the target was lost before this job began' : `the connection to the target was lost during ${step}` };
     return { kind: 'not-run', reason: `the guest stopped during ${step}` };
   }
   // A lockup report is the kernel noticing the hang, not a crash.
@@ -89,7 +89,7 @@ export function assessJob(input: AssessInput): Assessment {
         : input.end === 'stalled'
           ? `${input.strategy}: the kernel crashed during ${step} and the guest made no progress after it; it was killed`
           : input.end === 'connection-lost'
-            ? `${input.strategy}: the connection to the target was lost during ${step}; the kernel log received until then is kept`
+            ? `${input.strategy}: the connection to the target was lost ${step === 'boot' ? 'as the job began' : `during ${step}`}; the kernel log received until then is kept`
             : `${input.strategy}: the guest went down during ${step} before the job finished`,
     );
   }

@@ -202,13 +202,15 @@ export class SshConnection {
   }
 
   /** A command on a pseudo-terminal, wired to the user's terminal (mmaplab shell). */
-  interactive(command: string, input: NodeJS.ReadableStream, output: (text: string) => void, term: { rows: number; cols: number }): Promise<void> {
+  interactive(command: string, input: NodeJS.ReadableStream, output: (text: string) => void, term: { rows: number; cols: number }, onOpen?: () => void): Promise<void> {
     if (this.lost) return Promise.reject(new ConnectionLost(this.lost));
     return new Promise((resolve, reject) => {
       this.client.exec(command, { pty: { term: process.env.TERM ?? 'xterm', rows: term.rows, cols: term.cols } }, (err, ch: ClientChannel) => {
         if (err) return reject(err);
         const onInput = (d: Buffer) => ch.write(d);
         input.on('data', onInput);
+        // Only now is typed input forwarded: say "ready" no earlier.
+        onOpen?.();
         ch.on('data', (d: Buffer) => output(d.toString()));
         ch.stderr.on('data', (d: Buffer) => output(d.toString()));
         ch.on('close', () => {
