@@ -9,9 +9,9 @@ import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import ssh2, { type AuthMethod, type Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import ssh2, { type AlgorithmList, type AuthMethod, type Client, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
 import { MmaplabError } from '../util/errors.js';
-import { checkHostKey, fingerprint, hostKeyFromBlob, knownHostsLine, type HostKey, type HostKeyVerdict } from './known-hosts.js';
+import { checkHostKey, fingerprint, hostKeyFromBlob, knownHostsLine, preferredHostKeyAlgorithms, type HostKey, type HostKeyVerdict } from './known-hosts.js';
 import type { SshTarget } from './url.js';
 
 export interface ConnectOptions {
@@ -118,6 +118,7 @@ export class SshConnection {
         hint: 'pass --identity FILE, or start ssh-agent with your key (SSH_AUTH_SOCK), or create ~/.ssh/id_ed25519',
       });
     }
+    const preferred = preferredHostKeyAlgorithms(knownText, target.host, target.port);
     let presented: HostKey | undefined;
     let verdict: HostKeyVerdict | undefined;
     const client = new ssh2.Client();
@@ -130,6 +131,8 @@ export class SshConnection {
       keepaliveInterval: 2000,
       keepaliveCountMax: 3,
       authHandler: methods,
+      // The key types known_hosts holds for this host first (remove, then prepend: a reorder), as OpenSSH asks.
+      ...(preferred.length ? { algorithms: { serverHostKey: { remove: preferred, prepend: preferred } as unknown as AlgorithmList<ServerHostKeyAlgorithm> } } : {}),
       hostVerifier: (key: Buffer) => {
         presented = hostKeyFromBlob(key);
         verdict = checkHostKey(knownText, target.host, target.port, presented);

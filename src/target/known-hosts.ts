@@ -92,3 +92,29 @@ export function checkHostKey(knownHosts: string, host: string, port: number, key
 export function knownHostsLine(host: string, port: number, key: HostKey): string {
   return `${knownHostsName(host, port)} ${key.type} ${key.blob.toString('base64')}`;
 }
+
+/** Host key algorithms for a key type in known_hosts (an RSA key is signed with SHA-2 today). */
+const ALGORITHMS: Readonly<Record<string, readonly string[]>> = {
+  'ssh-ed25519': ['ssh-ed25519'],
+  'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
+  'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
+  'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
+  'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
+};
+
+/**
+ * The host key algorithms to ask for first: those of the keys known_hosts
+ * already holds for this host, as OpenSSH does, so a host known by its RSA
+ * key is not reported unknown because it also has an ed25519 one.
+ */
+export function preferredHostKeyAlgorithms(knownHosts: string, host: string, port: number): string[] {
+  const name = knownHostsName(host, port);
+  const out: string[] = [];
+  for (const raw of knownHosts.split('\n')) {
+    const fields = raw.trim().split(/\s+/);
+    if (!fields[0] || fields[0].startsWith('#') || fields[0].startsWith('@')) continue;
+    if (fields.length < 3 || !hostFieldMatches(fields[0], name)) continue;
+    for (const a of ALGORITHMS[fields[1]!] ?? []) if (!out.includes(a)) out.push(a);
+  }
+  return out;
+}

@@ -122,3 +122,14 @@ describe('jobs a lost or hung target never began', () => {
     }
   });
 });
+
+describe('host key algorithms', () => {
+  it('asks first for the key types known_hosts holds for the host, as OpenSSH does', async () => {
+    const { preferredHostKeyAlgorithms } = await import('../../src/target/known-hosts.js');
+    // lab.example.org: ed25519 (k1) and ECDSA (k3) lines, hashed or not; the @revoked line is no preference.
+    expect(preferredHostKeyAlgorithms(hashed, 'lab.example.org', 22)).toEqual(['ssh-ed25519', 'ecdsa-sha2-nistp256']);
+    expect(preferredHostKeyAlgorithms(plain, 'lab.example.org', 2222)).toEqual(['ssh-ed25519']);
+    expect(preferredHostKeyAlgorithms('old.example.org ssh-rsa AAAAB3NzaC1yc2E=\n', 'old.example.org', 22)).toEqual(['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa']);
+    expect(preferredHostKeyAlgorithms(plain, 'new.example.org', 22)).toEqual([]);
+  });
+});
