@@ -248,12 +248,6 @@ export class RemoteLab {
     }
   }
 
-  /** Whether the driver is still loaded (after a job that did not finish). */
-  async moduleLoaded(): Promise<boolean> {
-    if (!this.module || this.lost) return false;
-    return (await this.conn.exec(`grep -q ${shellQuote(`^${this.module} `)} /proc/modules`)).code === 0;
-  }
-
   /** Kill what still runs, unload, remove. Once; returns what could not be undone (empty: nothing left behind). */
   cleanup(): Promise<string[]> {
     this.cleaned ??= this.doCleanup();
