@@ -185,6 +185,7 @@ Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_ST
         detach,
         terminal: { rows: process.stdout.rows ?? 24, cols: process.stdout.columns ?? 80 },
       });
+      for (const n of r.notes) process.stderr.write(err.dim(`mmaplab: note: ${n}\n`));
       if (o.target) {
         process.stderr.write(err.dim(`\nmmaplab: unloaded and cleaned up on the target; its kernel log kept in ${r.consoleLog}\n`));
         for (const l of r.leftBehind) process.stderr.write(err.red(`mmaplab: left on the target: ${l}\n`));

@@ -32,6 +32,8 @@ export interface ShellResult {
   consoleLog: string;
   /** What could not be undone on a target (empty: nothing left behind). */
   leftBehind: string[];
+  /** What the setup noted (a host key added to known_hosts, a boot fallback). */
+  notes: string[];
 }
 
 export async function labShell(opts: ShellOptions): Promise<ShellResult> {
@@ -60,6 +62,7 @@ export async function labShell(opts: ShellOptions): Promise<ShellResult> {
     ...(own ? { deviceName: '', device: '', inspect: true } : {}),
   };
   let node = 'unknown';
+  let leftBehind: string[] = [];
   try {
     progress('job', `loading ${module.name}`);
     const r = await lab.host.runJob(job);
@@ -88,8 +91,7 @@ export async function labShell(opts: ShellOptions): Promise<ShellResult> {
       });
     }
   } finally {
-    const left = await lab.close();
-    notes.push(...left);
+    leftBehind = await lab.close();
   }
-  return { device: node, consoleLog: consoleLogOf(), leftBehind: notes };
+  return { device: node, consoleLog: consoleLogOf(), leftBehind, notes };
 }

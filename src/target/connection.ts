@@ -73,6 +73,11 @@ async function authMethods(opts: ConnectOptions): Promise<{ methods: AuthMethod[
       if (explicit || encrypted) opts.onNote?.(`${path} is protected by a passphrase, which mmaplab never asks for: add it to ssh-agent (ssh-add ${path})`);
       return;
     }
+    const first = Array.isArray(parsed) ? parsed[0] : parsed;
+    if (!first?.isPrivateKey()) {
+      if (explicit) throw new MmaplabError('usage', `--identity ${path} is a public key; give the private key (the file without .pub)`);
+      return;
+    }
     methods.push({ type: 'publickey', username: user, key: data } as AuthMethod);
     tried.push(path);
   };

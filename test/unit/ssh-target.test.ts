@@ -133,3 +133,13 @@ describe('host key algorithms', () => {
     expect(preferredHostKeyAlgorithms(plain, 'new.example.org', 22)).toEqual([]);
   });
 });
+
+describe('--identity', () => {
+  it('refuses a public key before connecting, naming the file to give instead', async () => {
+    const { SshConnection } = await import('../../src/target/connection.js');
+    const pub = join(dir, 'k1.pub');
+    await expect(
+      SshConnection.connect({ target: parseTargetUrl('ssh://lab@127.0.0.1:1'), identity: pub, knownHosts: undefined, acceptHostKey: undefined, connectTimeoutS: 5 }),
+    ).rejects.toThrow(`--identity ${pub} is a public key; give the private key (the file without .pub)`);
+  });
+});
