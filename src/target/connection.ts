@@ -27,7 +27,8 @@ export interface ConnectOptions {
   onNote?: (note: string) => void;
 }
 
-export interface ExecResult {
+/** What a command on the target gave (stdout as bytes: a downloaded .ko is binary). */
+export interface RemoteResult {
   code: number | null;
   signal: string | undefined;
   stdout: Buffer;
@@ -174,7 +175,7 @@ export class SshConnection {
   }
 
   /** Run a command; resolves when it exits (non-zero is not an error), rejects with ConnectionLost or ExecTimeout. */
-  exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+  exec(command: string, opts: ExecOptions = {}): Promise<RemoteResult> {
     if (this.lost) return Promise.reject(new ConnectionLost(this.lost));
     return new Promise((resolve, reject) => {
       this.client.exec(command, opts.pty ? { pty: true } : {}, (err, ch) => {

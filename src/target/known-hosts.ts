@@ -56,32 +56,33 @@ export function hostFieldMatches(field: string, name: string): boolean {
   return matched;
 }
 
+/** The lines of a known_hosts file that name keys, with their optional marker (@revoked, @cert-authority). */
+function* entries(knownHosts: string): Generator<{ line: number; marker: string | undefined; hosts: string; type: string; blob: Buffer }> {
+  for (const [i, raw] of knownHosts.split('\n').entries()) {
+    const text = raw.trim();
+    if (!text || text.startsWith('#')) continue;
+    let fields = text.split(/\s+/);
+    const marker = fields[0]!.startsWith('@') ? fields[0] : undefined;
+    if (marker) fields = fields.slice(1);
+    const [hosts, type, b64] = fields;
+    if (hosts && type && b64) yield { line: i + 1, marker, hosts, type, blob: Buffer.from(b64, 'base64') };
+  }
+}
+
 export function checkHostKey(knownHosts: string, host: string, port: number, key: HostKey): HostKeyVerdict {
   const name = knownHostsName(host, port);
   let known: number | undefined;
   let changed: { line: number; knownFingerprint: string } | undefined;
   const otherTypes = new Set<string>();
-  const lines = knownHosts.split('\n');
-  for (const [i, raw] of lines.entries()) {
-    const line = raw.trim();
-    if (!line || line.startsWith('#')) continue;
-    let fields = line.split(/\s+/);
-    let marker: string | undefined;
-    if (fields[0]!.startsWith('@')) {
-      marker = fields[0];
-      fields = fields.slice(1);
-    }
-    const [hosts, type, b64] = fields;
-    if (!hosts || !type || !b64) continue;
-    const blob = Buffer.from(b64, 'base64');
-    if (marker === '@revoked') {
-      if (blob.equals(key.blob)) return { kind: 'revoked', line: i + 1 };
+  for (const e of entries(knownHosts)) {
+    if (e.marker === '@revoked') {
+      if (e.blob.equals(key.blob)) return { kind: 'revoked', line: e.line };
       continue;
     }
-    if (marker === '@cert-authority' || !hostFieldMatches(hosts, name)) continue;
-    if (type !== key.type) otherTypes.add(type);
-    else if (blob.equals(key.blob)) known ??= i + 1;
-    else changed ??= { line: i + 1, knownFingerprint: fingerprint(blob) };
+    if (e.marker === '@cert-authority' || !hostFieldMatches(e.hosts, name)) continue;
+    if (e.type !== key.type) otherTypes.add(e.type);
+    else if (e.blob.equals(key.blob)) known ??= e.line;
+    else changed ??= { line: e.line, knownFingerprint: fingerprint(e.blob) };
   }
   if (known !== undefined) return { kind: 'known', line: known };
   if (changed) return { kind: 'changed', ...changed };
@@ -110,11 +111,9 @@ const ALGORITHMS: Readonly<Record<string, readonly string[]>> = {
 export function preferredHostKeyAlgorithms(knownHosts: string, host: string, port: number): string[] {
   const name = knownHostsName(host, port);
   const out: string[] = [];
-  for (const raw of knownHosts.split('\n')) {
-    const fields = raw.trim().split(/\s+/);
-    if (!fields[0] || fields[0].startsWith('#') || fields[0].startsWith('@')) continue;
-    if (fields.length < 3 || !hostFieldMatches(fields[0], name)) continue;
-    for (const a of ALGORITHMS[fields[1]!] ?? []) if (!out.includes(a)) out.push(a);
+  for (const e of entries(knownHosts)) {
+    if (e.marker || !hostFieldMatches(e.hosts, name)) continue;
+    for (const a of ALGORITHMS[e.type] ?? []) if (!out.includes(a)) out.push(a);
   }
   return out;
 }

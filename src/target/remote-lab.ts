@@ -152,22 +152,27 @@ export class RemoteLab {
     await writeFile(this.kernelLogPath, '');
     const lines = new LineSplitter();
     let seen = false;
+    let markerSeen: () => void = () => {};
+    const marked = new Promise<void>((resolve) => (markerSeen = resolve));
     const script = `echo $$ > ${shellQuote(`${this.dir}/kmsg.pid`)}; echo ${shellQuote(this.marker)} > /dev/kmsg; exec dmesg -w 2>/dev/null || exec cat /dev/kmsg`;
     const follower = this.conn.exec(`${this.asRoot}sh -c ${shellQuote(script)}`, {
       onStdout: (chunk) => {
         for (const raw of lines.push(chunk.toString())) {
           const line = consoleLine(raw);
-          if (!seen && line.includes(this.marker)) seen = true;
+          if (!seen && line.includes(this.marker)) {
+            seen = true;
+            markerSeen();
+          }
           if (!seen) continue;
           this.kernelText += `${line}\n`;
           void appendFile(this.kernelLogPath, `${line}\n`);
         }
       },
     });
-    follower.catch(() => {});
     // The marker is the first line we need: wait for it, so a job never starts before its log does.
-    const t0 = Date.now();
-    while (!seen && !this.conn.isLost && Date.now() - t0 < 15_000) await new Promise((r) => setTimeout(r, 50));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([marked, follower.then(() => {}, () => {}), new Promise((r) => (timer = setTimeout(r, 15_000)))]);
+    clearTimeout(timer);
     if (!seen && this.conn.isLost) throw new ConnectionLost('before the kernel log could be followed');
     // Without its kernel log a run could not tell an oops from a pass: stop rather than guess.
     if (!seen) throw new MmaplabError('target', `could not follow the kernel log on ${this.where} (neither dmesg -w nor /dev/kmsg answered with mmaplab's marker within 15 s)`);
@@ -268,7 +273,8 @@ export class RemoteLab {
     const script = [
       `[ -f ${d}/kmsg.pid ] && kill "$(cat ${d}/kmsg.pid)" 2>/dev/null`,
       `pkill -KILL -f ${pattern} 2>/dev/null; sleep 0.2`,
-      `if [ -d ${T}/events/mmaplab ]; then echo 0 > ${T}/events/mmaplab/enable; for e in remap_pfn_range vm_insert_page remap_vmalloc_range vm_map_pages remap_pfn_range_args page_free; do echo "-:mmaplab/$e" >> ${T}/kprobe_events; done; fi 2>/dev/null`,
+      // Whatever job.sh registered in the mmaplab group, read back from kprobe_events (one list, in job.sh).
+      `if [ -d ${T}/events/mmaplab ]; then echo 0 > ${T}/events/mmaplab/enable; for e in $(grep -o 'mmaplab/[^ ]*' ${T}/kprobe_events); do echo "-:$e" >> ${T}/kprobe_events; done; fi 2>/dev/null`,
       ...(mod ? [`if grep -q "^"${mod}" " /proc/modules; then timeout 20 rmmod ${mod} 2>&1 || echo "left: the module ${this.module} could not be unloaded (it stays loaded until reboot)"; fi`] : []),
       ...(this.device?.startsWith('/dev/mmaplab') ? [`rm -f ${shellQuote(this.device)}`] : []),
       `rm -rf ${d} || echo "left: ${this.dir} could not be removed"`,
