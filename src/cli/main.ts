@@ -13,6 +13,7 @@ import { VERSION } from '../util/version.js';
 import { makeStyle } from '../report/style.js';
 import { reportError } from './report-error.js';
 import { parseTargetUrl } from '../target/url.js';
+import { progressPrinter } from './progress.js';
 
 function positiveInt(name: string, max: number) {
   return (v: string): number => {
@@ -45,7 +46,8 @@ function guestOptions(o: GuestCliOptions, showProgress: boolean, kernel = o.kern
     securityUri: o.securityUri,
     refreshKernel: !!o.refreshKernel,
     ...(o.target ? { target: targetOptions(o) } : {}),
-    onProgress: showProgress ? (phase: string, msg: string) => process.stderr.write(err.dim(`[${label}${phase}] ${msg}\n`)) : undefined,
+    snapshot: o.snapshot !== false,
+    onProgress: showProgress ? progressPrinter(err, label) : undefined,
   };
 }
 
@@ -96,6 +98,7 @@ function addGuestOptions(cmd: Command): Command {
     .option('--accept-host-key <fingerprint>', 'trust the target presenting this host key (SHA256:..., as printed when it is unknown); an unknown key is then added to known_hosts')
     .option('--allow-own-kernel', 'let --target be this very machine (same boot_id): the driver is loaded into the kernel mmaplab runs on')
     .addOption(new Option('--connect-timeout <seconds>', 'how long to wait for the SSH connection').default(20).argParser(positiveInt('--connect-timeout', 600)))
+    .option('--no-snapshot', "boot a guest instead of restoring the kernel's cached snapshot (mmaplab shell always boots)")
     .option('--no-color', 'plain output even on a terminal')
     .option('-v, --verbose', 'show progress and every command run');
 }
@@ -337,6 +340,7 @@ interface GuestCliOptions {
   acceptHostKey?: string;
   allowOwnKernel?: boolean;
   connectTimeout: number;
+  snapshot?: boolean;
 }
 
 interface CheckCliOptions extends GuestCliOptions {

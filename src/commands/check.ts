@@ -22,7 +22,6 @@ import { kernelPgReservedBit } from '../kernel/page-flags.js';
 import { SCHEMA_VERSION, type CheckReport, type CheckResult } from '../report/model.js';
 
 export type { CheckReport } from '../report/model.js';
-import { NO_LIMIT } from '../util/limiter.js';
 import { cacheRoot } from '../util/paths.js';
 import { VERSION } from '../util/version.js';
 import { setUpLab, type SetupOptions } from './lab-setup.js';
@@ -77,36 +76,34 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
   notes.push(...deprecationNotes(texts, lab.kernel.release));
   const assessments: Assessment[] = [];
   let remaining = [...STUDENT_CHECKS];
-  // In a matrix, guests wait for a slot; fetching and building above do not.
-  await (opts.target ? NO_LIMIT : (opts.guestSlots ?? NO_LIMIT)).run(async () => {
-    try {
-      // Each pass runs the checks left; one that crashes or hangs the guest ends the pass.
-      for (let id = 1; remaining.length > 0 && id <= STUDENT_CHECKS.length; id++) {
-        progress('job', `${module.name}: ${remaining.join(', ')}`);
-        const job = {
-          ...labJob({ id, strategy: CUSTOM_DRIVER, modulePath: module.jobKo, moduleName: module.name, moduleParams: [], testProgram: lab.testProgram, checks: remaining, pages: opts.pages }),
-          deviceName: '',
-          device: opts.device ?? '',
-          pattern: opts.pattern,
-          inspect: true,
-          testFlags: ['--no-index', '--pfns'],
-          ...(pgReserved === undefined ? {} : { pgReservedBit: pgReserved }),
-        };
-        const r = await lab.host.runJob(job);
-        await appendFile(join(runDir, 'records.jsonl'), r.records.map((rec) => `${JSON.stringify({ job: id, strategy: CUSTOM_DRIVER, ...rec })}\n`).join(''));
-        const a = assessJob({ strategy: CUSTOM_DRIVER, checks: remaining, jobId: id, end: r.end, records: r.records, console: r.console, boot: r.boot });
-        assessments.push(a);
-        // A hang would most likely hang again, a deadline at a time; a lost target is gone: the checks after it are left not run.
-        if (r.end === 'done' || r.end === 'timeout' || r.end === 'connection-lost') break;
-        // The checks the stopped guest never reached run again in a fresh boot.
-        const notRun = a.results.filter((res) => res.outcome.kind === 'not-run').map((res) => res.check);
-        remaining = remaining.filter((c) => notRun.includes(c));
-      }
-    } finally {
-      // What a target kept is reported as machine.leftBehind.
-      await lab.close();
+  // In a matrix, guests wait for a slot (the host takes it); fetching and building above do not.
+  try {
+    // Each pass runs the checks left; one that crashes or hangs the guest ends the pass.
+    for (let id = 1; remaining.length > 0 && id <= STUDENT_CHECKS.length; id++) {
+      progress('job', `${module.name}: ${remaining.join(', ')}`);
+      const job = {
+        ...labJob({ id, strategy: CUSTOM_DRIVER, modulePath: module.jobKo, moduleName: module.name, moduleParams: [], testProgram: lab.testProgram, checks: remaining, pages: opts.pages }),
+        deviceName: '',
+        device: opts.device ?? '',
+        pattern: opts.pattern,
+        inspect: true,
+        testFlags: ['--no-index', '--pfns'],
+        ...(pgReserved === undefined ? {} : { pgReservedBit: pgReserved }),
+      };
+      const r = await lab.host.runJob(job);
+      await appendFile(join(runDir, 'records.jsonl'), r.records.map((rec) => `${JSON.stringify({ job: id, strategy: CUSTOM_DRIVER, ...rec })}\n`).join(''));
+      const a = assessJob({ strategy: CUSTOM_DRIVER, checks: remaining, jobId: id, end: r.end, records: r.records, console: r.console, boot: r.boot });
+      assessments.push(a);
+      // A hang would most likely hang again, a deadline at a time; a lost target is gone: the checks after it are left not run.
+      if (r.end === 'done' || r.end === 'timeout' || r.end === 'connection-lost') break;
+      // The checks the stopped guest never reached run again in a fresh boot.
+      const notRun = a.results.filter((res) => res.outcome.kind === 'not-run').map((res) => res.check);
+      remaining = remaining.filter((c) => notRun.includes(c));
     }
-  });
+  } finally {
+    // What a target kept is reported as machine.leftBehind.
+    await lab.close();
+  }
 
   const symbols = await symbolizer(module.ko, module.name);
   if (symbols) for (const a of assessments) await symbolizeProblems(a.strategy.problems, symbols);

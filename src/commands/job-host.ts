@@ -9,6 +9,7 @@ import type { GuestRecord } from '../guest/protocol.js';
 import type { StrategyRun } from '../report/model.js';
 import type { RemoteLab } from '../target/remote-lab.js';
 import type { GuestVm } from '../vm/guest-vm.js';
+import { NO_LIMIT, type Slots } from '../util/limiter.js';
 import type { GuestBoots } from './session.js';
 
 export interface HostedJob {
@@ -22,20 +23,34 @@ export interface HostedJob {
 
 export interface JobHost {
   runJob(job: LabJob): Promise<HostedJob>;
+  /** How many jobs may be sent at once (a snapshot serves each job its own guest). */
+  readonly parallel: number;
   /** The guest after this job is gone (killed after a crash, lost) and the next job needs a fresh one. */
   close(): Promise<void>;
 }
 
 export class GuestJobHost implements JobHost {
+  readonly parallel = 1;
   private vm: GuestVm | undefined;
+  /** The guest slot (a matrix's --jobs) this boot holds until its guest is gone. */
+  private release: (() => void) | undefined;
 
   constructor(
     readonly guests: GuestBoots,
     private readonly timeoutMs: number,
+    private readonly slots: Slots = NO_LIMIT,
   ) {}
 
   async runJob(job: LabJob): Promise<HostedJob> {
-    this.vm ??= await this.guests.boot();
+    if (!this.vm) {
+      this.release = await this.slots.acquire();
+      try {
+        this.vm = await this.guests.boot();
+      } catch (e) {
+        this.free();
+        throw e;
+      }
+    }
     const vm = this.vm;
     const end = await vm.runJob(job.id, await jobPayload(job, { inGuest: vm.filesInGuest }), this.timeoutMs);
     const console = vm.console;
@@ -43,6 +58,7 @@ export class GuestJobHost implements JobHost {
       // The guest is unusable: kill it now; the next job gets a fresh boot.
       await vm.kill();
       this.vm = undefined;
+      this.free();
     }
     return { end: end.kind, records: end.records, console, boot: this.guests.boots };
   }
@@ -56,10 +72,17 @@ export class GuestJobHost implements JobHost {
     // A guest that finished powers off politely; a stuck one is killed at once.
     if (this.vm) await this.vm.powerOff(10_000);
     this.vm = undefined;
+    this.free();
+  }
+
+  private free(): void {
+    this.release?.();
+    this.release = undefined;
   }
 }
 
 export class TargetJobHost implements JobHost {
+  readonly parallel = 1;
   /** A job that hung leaves its processes and module behind: no further job on this machine. */
   private stuck = false;
 

@@ -15,7 +15,9 @@ import { buildTestProgram } from '../build/userspace.js';
 import { buildInitramfs } from '../guest/initramfs.js';
 import type { Kernel } from '../kernel/types.js';
 import type { Diagnostic } from '../build/diagnostics.js';
-import type { RunReport } from '../report/model.js';
+import type { RunReport, SnapshotUse } from '../report/model.js';
+import { Limiter } from '../util/limiter.js';
+import { availableParallelism } from 'node:os';
 import { fingerprint } from '../target/known-hosts.js';
 import { RemoteLab } from '../target/remote-lab.js';
 import type { SshTarget } from '../target/url.js';
@@ -26,6 +28,7 @@ import { requireTool } from '../util/tools.js';
 import { chooseAccel } from '../vm/accel.js';
 import { qemuInfo } from '../vm/qemu.js';
 import { GuestJobHost, TargetJobHost } from './job-host.js';
+import { SnapshotJobHost } from './snapshot-host.js';
 import { acquireFor, bootGuest, buildArchive, GuestBoots, kvmProbe, type GuestOptions, type Phase } from './session.js';
 
 /** --target and what goes with it. */
@@ -62,7 +65,7 @@ export type LabSetup =
       kind: 'ready';
       module: LabModule;
       testProgram: string;
-      host: GuestJobHost | TargetJobHost;
+      host: GuestJobHost | SnapshotJobHost | TargetJobHost;
       buildMs: number;
       /** Called after close(): a target's leftovers are known only then. */
       machine(): RunReport['machine'];
@@ -75,6 +78,8 @@ export type LabSetup =
 
 export interface SetupOptions extends GuestOptions {
   target?: TargetOptions;
+  /** Why snapshots are off, for the report (default: --no-snapshot). */
+  snapshotOffReason?: string;
 }
 
 export async function setUpLab(opts: SetupOptions, source: string, runDir: string, cacheDir: string, notes: string[]): Promise<LabSetup> {
@@ -108,12 +113,21 @@ async function guestLab(opts: SetupOptions, source: string, runDir: string, cach
   const module = built as ModuleBuild;
   const tBuild = performance.now();
   const accel = await chooseAccel({ requested: opts.accel, cacheDir, qemuVersion: qemu.version, probe: kvmProbe(qemu, kernel, initramfs.path, runDir, opts.memoryMb) });
+  const useSnapshot = opts.snapshot !== false;
   const guests = new GuestBoots(
     (consoleLog) => bootGuest(qemu, accel.accel, kernel, initramfs.path, opts, notes, consoleLog),
     runDir,
     (after) => progress('boot', `booting ${kernel.release} under ${accel.accel.toUpperCase()}${after}`),
+    // With a snapshot, console.log is put together at the end from every guest's console.
+    useSnapshot ? 'console-fallback.log' : 'console.log',
   );
-  const host = new GuestJobHost(guests, opts.timeoutS * 1000);
+  // A single run uses every core (restored guests run side by side); a matrix shares its --jobs.
+  const slots = opts.guestSlots ?? new Limiter(Math.max(1, availableParallelism()));
+  const booted = new GuestJobHost(guests, opts.timeoutS * 1000, slots);
+  const host = useSnapshot
+    ? new SnapshotJobHost({ qemu, accel: accel.accel, kernel, initrd: initramfs.path, opts, cacheDir, runDir, notes, progress, slots, parallel: slots.size, fallback: booted })
+    : booted;
+  const snapshotUse = (): SnapshotUse => (host instanceof SnapshotJobHost ? host.use() : { use: 'off', reason: opts.snapshotOffReason ?? '--no-snapshot' });
   return {
     ...common,
     kind: 'ready',
@@ -121,9 +135,20 @@ async function guestLab(opts: SetupOptions, source: string, runDir: string, cach
     testProgram: program.path,
     host,
     buildMs: tBuild - tKernel,
-    machine: () => ({ accel: accel.accel, accelReason: accel.reason, qemu: qemu.version, boots: guests.boots, bootAttempts: guests.attempts, bootImage: guests.first?.image ?? 'bzimage' }),
-    consoleLogs: () => guests.consoleLogs,
-    firstBoot: () => ({ bootMs: guests.first?.bootMs ?? 0, guestReadyMs: (guests.first?.guestUptimeS ?? 0) * 1000 }),
+    machine: () => ({
+      accel: accel.accel,
+      accelReason: accel.reason,
+      qemu: qemu.version,
+      boots: host instanceof SnapshotJobHost ? host.boots : guests.boots,
+      bootAttempts: guests.attempts,
+      bootImage: (host instanceof SnapshotJobHost ? host.image() : guests.first?.image) ?? 'bzimage',
+      snapshot: snapshotUse(),
+    }),
+    consoleLogs: () => (host instanceof SnapshotJobHost ? [host.consoleLog, ...guests.consoleLogs] : guests.consoleLogs),
+    firstBoot: () =>
+      host instanceof SnapshotJobHost
+        ? { bootMs: host.firstReadyMs(), guestReadyMs: 0 }
+        : { bootMs: guests.first?.bootMs ?? 0, guestReadyMs: (guests.first?.guestUptimeS ?? 0) * 1000 },
     close: async () => {
       await host.close();
       return [];

@@ -10,12 +10,13 @@ import { join, resolve } from 'node:path';
 import { symbolizeProblems, symbolizer } from '../build/symbolize.js';
 import { assessJob, type Assessment } from '../diagnose/assess.js';
 import { CUSTOM_DRIVER, STRATEGIES } from '../diagnose/expectations.js';
-import { labJob } from '../guest/job.js';
+import { labJob, type LabJob } from '../guest/job.js';
 import type { CheckName } from '../guest/checks.js';
 import { assembleReport } from '../report/assemble.js';
 import type { RunReport } from '../report/model.js';
-import { NO_LIMIT } from '../util/limiter.js';
+import { mapConcurrent } from '../util/limiter.js';
 import { cacheRoot, projectPaths } from '../util/paths.js';
+import type { HostedJob } from './job-host.js';
 import { setUpLab, type SetupOptions } from './lab-setup.js';
 import { makeRunDir } from './session.js';
 
@@ -49,34 +50,34 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
   const takesStrategy = module.parameters.includes('strategy');
   const bundled = resolve(opts.moduleDir) === projectPaths.kernelModule;
   const strategies = opts.strategies ?? (bundled ? STRATEGIES : [CUSTOM_DRIVER]);
-  const assessments: Assessment[] = [];
-  // In a matrix, guests wait for a slot; fetching and building above do not.
-  const tJobs = await (opts.target ? NO_LIMIT : (opts.guestSlots ?? NO_LIMIT)).run(async () => {
-    const started = performance.now();
-    try {
-      for (const [i, strategy] of strategies.entries()) {
-        progress('job', `${strategy}: ${opts.checks.join(', ')}`);
-        const job = labJob({
-          id: i + 1,
-          strategy,
-          modulePath: module.jobKo,
-          moduleName: module.name,
-          moduleParams: takesStrategy && strategy !== CUSTOM_DRIVER ? [`strategy=${strategy}`] : [],
-          testProgram: lab.testProgram,
-          checks: opts.checks,
-          pages: opts.pages,
-        });
-        const r = await lab.host.runJob(job);
-        await appendFile(join(runDir, 'records.jsonl'), r.records.map((rec) => `${JSON.stringify({ job: job.id, strategy, ...rec })}\n`).join(''));
-        assessments.push(assessJob({ strategy, checks: opts.checks, jobId: job.id, end: r.end, records: r.records, console: r.console, boot: r.boot }));
-      }
-    } finally {
-      // What a target kept is reported as machine.leftBehind.
-      await lab.close();
-    }
-    return started;
-  });
+  // Jobs go to the host as fast as it takes them: one at a time to a booted guest or a target,
+  // side by side to restored snapshots (each in its own guest).
+  const tJobs = performance.now();
+  let hosted: Array<{ job: LabJob; r: HostedJob }>;
+  try {
+    hosted = await mapConcurrent(strategies, lab.host.parallel, async (strategy, i) => {
+      progress('job', `${strategy}: ${opts.checks.join(', ')}`);
+      const job = labJob({
+        id: i + 1,
+        strategy,
+        modulePath: module.jobKo,
+        moduleName: module.name,
+        moduleParams: takesStrategy && strategy !== CUSTOM_DRIVER ? [`strategy=${strategy}`] : [],
+        testProgram: lab.testProgram,
+        checks: opts.checks,
+        pages: opts.pages,
+      });
+      return { job, r: await lab.host.runJob(job) };
+    });
+  } finally {
+    // What a target kept is reported as machine.leftBehind.
+    await lab.close();
+  }
   const tJob = performance.now();
+  await appendFile(join(runDir, 'records.jsonl'), hosted.flatMap(({ job, r }) => r.records.map((rec) => `${JSON.stringify({ job: job.id, strategy: job.strategy, ...rec })}\n`)).join(''));
+  const assessments: Assessment[] = hosted.map(({ job, r }) =>
+    assessJob({ strategy: job.strategy, checks: opts.checks, jobId: job.id, end: r.end, records: r.records, console: r.console, boot: r.boot }),
+  );
 
   progress('report', 'assessing');
   // Oops frames inside the driver, resolved to its own source lines.

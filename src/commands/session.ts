@@ -12,13 +12,14 @@ import { forgetPvhImage, pvhImage } from '../kernel/vmlinux.js';
 import { reachedInit } from '../parse/kmsg.js';
 import { MmaplabError } from '../util/errors.js';
 import { stateRoot } from '../util/paths.js';
-import type { Limiter } from '../util/limiter.js';
+import type { Slots } from '../util/limiter.js';
 import type { AccelRequest } from '../vm/accel.js';
 import { GuestVm, type BootResult } from '../vm/guest-vm.js';
 import { BASE_APPEND, type Accel } from '../vm/qemu-args.js';
 import type { QemuInfo } from '../vm/qemu.js';
+import type { BootSpec } from '../vm/snapshot.js';
 
-export type Phase = 'kernel' | 'connect' | 'build' | 'accel' | 'boot' | 'job' | 'report';
+export type Phase = 'fetch' | 'connect' | 'build' | 'accel' | 'boot' | 'snapshot' | 'restore' | 'job' | 'report';
 
 /** What every command that boots a guest is told: the kernel, the machine, where things go. */
 export interface GuestOptions {
@@ -36,18 +37,20 @@ export interface GuestOptions {
   stateDir?: string;
   onProgress?: (phase: Phase, message: string) => void;
   /** Guests that may run at once across a matrix; none: no limit. */
-  guestSlots?: Limiter;
+  guestSlots?: Slots;
+  /** Serve jobs from a snapshot of the booted guest (made on first use); false: boot for every run. */
+  snapshot?: boolean;
 }
 
 /** The kernel a command's options name, fetched (or found in the cache). */
 export async function acquireFor(opts: GuestOptions, cacheDir: string, progress: (phase: Phase, message: string) => void): Promise<Kernel> {
-  progress('kernel', `kernel ${opts.kernel} (${opts.flavour})`);
+  progress('fetch', `kernel ${opts.kernel} (${opts.flavour})`);
   const kernel = await acquireKernel(parseKernelSpec(opts.kernel, opts.flavour), {
     cacheDir,
     archiveUri: opts.archiveUri,
     securityUri: opts.securityUri,
     refresh: opts.refreshKernel,
-    onProgress: (m) => progress('kernel', m),
+    onProgress: (m) => progress('fetch', m),
   });
   return { ...kernel, vmlinux: await pvhImage(kernel, cacheDir) };
 }
@@ -86,6 +89,11 @@ export function kvmProbe(qemu: QemuInfo, kernel: Kernel, initrd: string, runDir:
   };
 }
 
+/** The QEMU spec of a lab guest booting `kernelImage` (the snapshot key is made from the same spec). */
+export function guestSpec(qemu: QemuInfo, accel: Accel, kernelImage: string, initrd: string, memoryMb: number): BootSpec {
+  return { accel, memoryMb, kernelImage, initrd, append: [...BASE_APPEND], firmware: qemu.firmware };
+}
+
 export interface Booted {
   vm: GuestVm;
   bootMs: number;
@@ -93,6 +101,7 @@ export interface Booted {
   attempts: number;
   /** pvh: the uncompressed vmlinux; bzimage: the packaged image. */
   image: 'pvh' | 'bzimage';
+  spec: BootSpec;
 }
 
 /** Boot, retrying once when the kernel panics before init ran (a known TCG/QEMU flake, not the driver). */
@@ -104,6 +113,8 @@ export async function bootGuest(
   opts: Pick<GuestOptions, 'memoryMb' | 'timeoutS'>,
   notes: string[],
   consoleLog: string,
+  /** Boot with the RAM in this file and QMP on, so the guest can be saved as a snapshot. */
+  snapshotRam?: string,
 ): Promise<Booted> {
   let last: Exclude<BootResult, { kind: 'ready' }> | undefined;
   // The uncompressed vmlinux boots faster (PVH); the bzImage is the fallback, and the retry after a flake.
@@ -112,13 +123,15 @@ export async function bootGuest(
   for (let attempt = 1; attempt <= 2; attempt++) {
     const image = images[attempt - 1]!;
     const r = await GuestVm.start(
-      { accel, memoryMb: opts.memoryMb, kernelImage: image, initrd, append: [...BASE_APPEND], firmware: qemu.firmware },
+      { ...guestSpec(qemu, accel, image, initrd, opts.memoryMb), ...(snapshotRam ? { ram: { path: snapshotRam, share: true } } : {}) },
       { qemu: qemu.binary, consoleLog, bootTimeoutMs: Math.min(90_000, opts.timeoutS * 1000) },
+      snapshotRam !== undefined,
     );
     if (r.kind === 'ready') {
       // The bzImage booted where the vmlinux did not: the PVH boot is at fault; boot this kernel's bzImage from now on.
       if (pvhSuspect) await forgetPvhImage(pvhSuspect);
-      return { vm: r.vm, bootMs: r.bootMs, guestUptimeS: r.guestUptimeS, attempts: attempt, image: image === kernel.vmlinux ? 'pvh' : 'bzimage' };
+      const spec = guestSpec(qemu, accel, image, initrd, opts.memoryMb);
+      return { vm: r.vm, bootMs: r.bootMs, guestUptimeS: r.guestUptimeS, attempts: attempt, image: image === kernel.vmlinux ? 'pvh' : 'bzimage', spec };
     }
     last = r;
     const earlyPanic = r.kind === 'exited' && /Kernel panic/.test(r.console) && !reachedInit(r.console);
@@ -166,11 +179,13 @@ export class GuestBoots {
     private readonly start: (consoleLog: string) => Promise<Booted>,
     private readonly runDir: string,
     private readonly progress: (message: string) => void,
+    /** Where the first boot's console goes (a run that fell back from a snapshot keeps console.log for all of it). */
+    private readonly firstLog = 'console.log',
   ) {}
 
   async boot(): Promise<GuestVm> {
     this.boots++;
-    const consoleLog = join(this.runDir, this.boots === 1 ? 'console.log' : `console-boot${this.boots}.log`);
+    const consoleLog = join(this.runDir, this.boots === 1 ? this.firstLog : `console-boot${this.boots}.log`);
     this.consoleLogs.push(consoleLog);
     this.progress(this.boots > 1 ? ` (boot ${this.boots}, after a crash)` : '');
     const booted = await this.start(consoleLog);

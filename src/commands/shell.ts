@@ -7,11 +7,12 @@
  */
 import { join, resolve } from 'node:path';
 import { CUSTOM_DRIVER } from '../diagnose/expectations.js';
-import { labJob, shellQuote } from '../guest/job.js';
+import { labJob } from '../guest/job.js';
+import { shellQuote } from '../util/shell-quote.js';
 import { ConnectionLost } from '../target/connection.js';
 import { MmaplabError } from '../util/errors.js';
 import { cacheRoot, projectPaths } from '../util/paths.js';
-import { GuestJobHost } from './job-host.js';
+import { GuestJobHost, TargetJobHost } from './job-host.js';
 import { setUpLab, type SetupOptions } from './lab-setup.js';
 import { makeRunDir } from './session.js';
 
@@ -41,7 +42,8 @@ export async function labShell(opts: ShellOptions): Promise<ShellResult> {
   const runDir = await makeRunDir(opts);
   const source = opts.source ? resolve(opts.source) : projectPaths.kernelModule;
   const notes: string[] = [];
-  const lab = await setUpLab(opts, source, runDir, opts.cacheDir ?? cacheRoot(), notes);
+  // The shell keeps its guest after the job that loaded the driver: a booted one (a restored guest per job would not be kept).
+  const lab = await setUpLab({ ...opts, snapshot: false, snapshotOffReason: 'mmaplab shell boots its guest' }, source, runDir, opts.cacheDir ?? cacheRoot(), notes);
   if (lab.kind === 'build-failed') throw lab.error;
   const { module } = lab;
   // A guest's console exists once it has booted (in the first job): ask when needed.
@@ -79,7 +81,7 @@ export async function labShell(opts: ShellOptions): Promise<ShellResult> {
       const vm = lab.host.current;
       if (!vm) throw new MmaplabError('internal', 'the guest went away after loading the driver');
       await vm.interact(opts.input, opts.output, opts.detach);
-    } else {
+    } else if (lab.host instanceof TargetJobHost) {
       const remote = lab.host.lab;
       const dir = remote.dir;
       // The user's own shell, in the session's directory, with mmap-test on its PATH; sudo for what needs root.
@@ -89,6 +91,8 @@ export async function labShell(opts: ShellOptions): Promise<ShellResult> {
         if (e instanceof ConnectionLost) throw new MmaplabError('target', `lost the connection to ${remote.where} during the shell (${e.reason})`, { hint: `its kernel log until then: ${consoleLogOf()}`, artifacts: { consoleLog: consoleLogOf() } });
         throw e;
       });
+    } else {
+      throw new MmaplabError('internal', 'mmaplab shell needs a booted guest or a target');
     }
   } finally {
     leftBehind = await lab.close();

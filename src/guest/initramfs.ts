@@ -15,13 +15,14 @@ import { exists, Hasher, writeFileAtomic } from '../util/fsx.js';
 import { isStaticElfFile } from '../util/elf.js';
 import { projectPaths } from '../util/paths.js';
 import { which } from '../util/tools.js';
+import { buildTestProgram } from '../build/userspace.js';
 import { cpioArchive, withParents, type CpioEntry } from './cpio.js';
 
 /** Modules the agent loads, roots only; dependencies are resolved per kernel. */
 export const GUEST_MODULES = ['virtio_pci', 'virtio_console'] as const;
 
 /** Bump when what goes into the initramfs changes in a way its inputs' hashes do not show. */
-const INITRAMFS_FORMAT = 3;
+const INITRAMFS_FORMAT = 4;
 
 export interface Initramfs {
   path: string;
@@ -42,9 +43,10 @@ export async function findStaticBusybox(): Promise<string> {
 export async function buildInitramfs(kernel: Kernel, cacheDir: string): Promise<Initramfs> {
   const busybox = await findStaticBusybox();
   const initPath = join(projectPaths.vm, 'init');
-  const key = (
-    await (await new Hasher().add('format', String(INITRAMFS_FORMAT)).add('kernel', kernel.release).add('modules', GUEST_MODULES.join(',')).addFile('busybox', busybox)).addFile('init', initPath)
-  ).digest();
+  // Sets the clock and reseeds the RNG after a snapshot restore (see userspace/guest-sync.c).
+  const sync = await buildTestProgram(join(projectPaths.userspace, 'guest-sync.c'), cacheDir);
+  const hasher = new Hasher().add('format', String(INITRAMFS_FORMAT)).add('kernel', kernel.release).add('modules', GUEST_MODULES.join(','));
+  const key = (await (await (await hasher.addFile('busybox', busybox)).addFile('init', initPath)).addFile('guest-sync', sync.path)).digest();
   const path = join(cacheDir, 'initramfs', `${kernel.release}-${key}.cpio`);
   if (await exists(path)) return { path, key, busybox };
 
@@ -61,6 +63,7 @@ export async function buildInitramfs(kernel: Kernel, cacheDir: string): Promise<
     { type: 'file', path: 'bin/busybox', data: await readFile(busybox), mode: 0o755 },
     ...applets.filter((a) => a !== 'busybox').map((a): CpioEntry => ({ type: 'symlink', path: `bin/${a}`, target: 'busybox' })),
     { type: 'file', path: 'init', data: await readFile(initPath), mode: 0o755 },
+    { type: 'file', path: 'bin/guest-sync', data: await readFile(sync.path), mode: 0o755 },
     { type: 'file', path: 'etc/mmaplab/modules', data: `${modules.map((m) => m.name).join('\n')}\n` },
     ...modules.map((m): CpioEntry => ({ type: 'file', path: `lib/mmaplab/${m.name}.ko`, data: m.data })),
   ];

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { projectPaths } from '../util/paths.js';
+import { shellQuote } from '../util/shell-quote.js';
 import { cpioArchive, withParents, type CpioEntry } from './cpio.js';
 import type { CheckName } from './checks.js';
 
@@ -58,9 +59,6 @@ export function labJob(opts: {
   return { ...opts, deviceName: 'mmaplab', device: '/dev/mmaplab0', pattern: 0xaabbccdd, stepTimeoutS: 20 };
 }
 
-export function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
 
 interface JobFile {
   /** Path under files/: content hash, then the original name. */

@@ -14,6 +14,8 @@ export type { MapMode } from './checks.js';
 export type GuestRecord =
   | { t: 'ready'; kernel: string; uptime: string }
   | { t: 'job-end'; id: number; status: number }
+  /** After SYNC: whether the clock and the RNG were set, the guest's time (ms) and 16 random bytes drawn after the reseed. */
+  | { t: 'synced'; clock: boolean; rng: boolean; time: number; random: string }
   | { t: 'job-done'; id: number }
   | { t: 'step'; step: string; status: number; output: string }
   | { t: 'tracing'; on: boolean }
@@ -75,6 +77,11 @@ export class LineSplitter {
 
 export function jobHeader(id: number, payloadBytes: number): string {
   return `JOB ${id} ${payloadBytes}\n`;
+}
+
+/** Refresh a restored guest's clock (host time, ns) and randomness (host seed, hex). */
+export function syncHeader(nowNs: bigint, seedHex: string): string {
+  return `SYNC ${nowNs} ${seedHex}\n`;
 }
 
 export const POWEROFF = 'POWEROFF\n';

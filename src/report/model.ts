@@ -139,7 +139,21 @@ export interface GuestMachine {
   bootAttempts: number;
   /** What the first guest booted: the uncompressed vmlinux through PVH (faster), or the packaged bzImage. */
   bootImage?: 'pvh' | 'bzimage';
+  /** Whether jobs ran in guests restored from a snapshot; absent in reports from before snapshots. */
+  snapshot?: SnapshotUse;
 }
+
+/**
+ * off: every guest booted (--no-snapshot, mmaplab shell). restored: the cached
+ * snapshot served every job. made: this run booted once to make it (why: there
+ * was none, or it was stale or damaged), then restored it. failed: it could not
+ * be made or did not restore; the jobs ran in booted guests.
+ */
+export type SnapshotUse =
+  | { use: 'off'; reason: string }
+  | { use: 'restored'; key: string; restores: number; restoreMs: number }
+  | { use: 'made'; key: string; restores: number; restoreMs: number; bootMs: number; why: 'missing' | 'stale' | 'corrupt' }
+  | { use: 'failed'; reason: string; restores: number; restoreMs: number };
 
 /** A real machine reached over SSH (--target), running its own kernel. */
 export interface TargetMachine {

@@ -9,7 +9,7 @@ import type { CheckName } from '../guest/checks.js';
 import type { KernelProblem } from '../parse/kmsg.js';
 import { isRoutineNoise } from '../parse/kmsg.js';
 import { describeCalls } from '../parse/trace.js';
-import type { CheckResult, Explanation, GuestMachine, RunReport, StrategyRun, TargetMachine } from './model.js';
+import type { CheckResult, Explanation, GuestMachine, RunReport, SnapshotUse, StrategyRun, TargetMachine } from './model.js';
 import { cell, cellVerdict } from './verdict.js';
 
 export { cell, cellVerdict, verdict } from './verdict.js';
@@ -112,7 +112,26 @@ export function machineLines(m: GuestMachine | TargetMachine, c: ChalkInstance):
       ...m.leftBehind.map((l) => c.red(`  left on the target: ${l}`)),
     ];
   }
-  return [`  machine  ${m.accel.toUpperCase()}, QEMU ${m.qemu}${m.bootImage === 'pvh' ? ', PVH boot' : ''}${m.accel === 'tcg' ? c.dim(` (${m.accelReason})`) : ''}${m.boots > 1 ? `, ${m.boots} boots` : ''}`];
+  const lines = [`  machine  ${m.accel.toUpperCase()}, QEMU ${m.qemu}${m.bootImage === 'pvh' ? ', PVH boot' : ''}${m.accel === 'tcg' ? c.dim(` (${m.accelReason})`) : ''}${m.boots > 1 ? `, ${m.boots} boots` : ''}`];
+  const line = m.snapshot ? snapshotLine(m.snapshot) : undefined;
+  if (line) lines.push(m.snapshot?.use === 'failed' ? c.yellow(line) : line);
+  return lines;
+}
+
+export function snapshotLine(s: SnapshotUse): string | undefined {
+  const each = (n: number, ms: number) => `${n} job${n === 1 ? '' : 's'}, each in a guest restored afresh (${seconds(ms)} per restore, median)`;
+  switch (s.use) {
+    case 'off':
+      return `  snapshot none: every guest booted (${s.reason})`;
+    case 'restored':
+      return `  snapshot ${s.key}: ${each(s.restores, s.restoreMs)}`;
+    case 'made': {
+      const why = s.why === 'missing' ? 'none was cached' : s.why === 'stale' ? 'the cached one no longer matched' : 'the cached one was damaged';
+      return `  snapshot ${s.key}, made by this run (${why}; boot ${seconds(s.bootMs)}): ${each(s.restores, s.restoreMs)}`;
+    }
+    case 'failed':
+      return `  snapshot not used: ${s.reason}; ${s.restores ? `${s.restores} restored, the rest` : 'the jobs'} ran in a booted guest`;
+  }
 }
 
 export function renderRunText(report: RunReport, c: ChalkInstance): string {
@@ -175,7 +194,8 @@ export function renderRunText(report: RunReport, c: ChalkInstance): string {
       : c.red.bold(`FAIL: ${differ} of ${report.results.length} outcomes differ from what the lab expects${problems.length ? `; ${problems.length} kernel problem(s)` : ''}`),
   );
   out.push(c.dim(`artefacts  ${report.artifacts.dir} (console.log, results.json, records.jsonl, ${report.module.name}.ko)`));
-  out.push(c.dim(`time       ${seconds(t.totalMs)} (kernel ${seconds(t.kernelMs)}, build ${seconds(t.buildMs)}, boot ${seconds(t.bootMs)}, jobs ${seconds(t.jobMs)})`));
+  const restored = report.machine.kind !== 'ssh' && report.machine.snapshot?.use === 'restored';
+  out.push(c.dim(`time       ${seconds(t.totalMs)} (kernel ${seconds(t.kernelMs)}, build ${seconds(t.buildMs)}, ${restored ? 'first restore' : 'boot'} ${seconds(t.bootMs)}, jobs ${seconds(t.jobMs)})`));
   return `${out.join('\n')}\n`;
 }
 

@@ -4,6 +4,7 @@
  * Every way out (ready, job done, guest died, deadline, Ctrl-C) ends with QEMU
  * reaped and the console log flushed.
  */
+import { randomBytes } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -11,12 +12,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnLogged } from '../util/exec.js';
 import { requireTool } from '../util/tools.js';
-import { jobHeader, LineSplitter, parseRecordLine, POWEROFF, SHELL, type GuestRecord } from '../guest/protocol.js';
+import { shellQuote } from '../util/shell-quote.js';
+import { jobHeader, LineSplitter, parseRecordLine, POWEROFF, SHELL, syncHeader, type GuestRecord } from '../guest/protocol.js';
+import { Qmp, QmpError } from './qmp.js';
 import { qemuArgs, type VmSpec } from './qemu-args.js';
 
 export type BootResult =
   /** guestUptimeS: the guest's own clock when it said ready, to tell QEMU/host time from guest time. */
-  | { kind: 'ready'; vm: GuestVm; kernel: string; bootMs: number; guestUptimeS: number }
+  | { kind: 'ready'; vm: GuestVm; kernel: string; bootMs: number; guestUptimeS: number; synced?: Extract<GuestRecord, { t: 'synced' }> }
   /** QEMU ended before the guest was ready: a panic, a bad option, a missing file. */
   | { kind: 'exited'; exitCode: number | undefined; signal: string | undefined; stderr: string; console: string }
   | { kind: 'timeout'; console: string };
@@ -38,6 +41,8 @@ export interface StartOptions {
   qemu?: string;
   consoleLog: string;
   bootTimeoutMs: number;
+  /** Append to the console log (the restores of one run share console.log). */
+  appendLog?: boolean;
   onConsoleLine?: (line: string) => void;
 }
 
@@ -58,6 +63,7 @@ export class GuestVm {
   private lastActivity = performance.now();
   private exitInfo: { exitCode: number | undefined; signal: string | undefined } = { exitCode: undefined, signal: undefined };
   private readonly exitPromise: Promise<void>;
+  private qmp: Qmp | undefined;
 
   private constructor(
     private readonly proc: Subprocess,
@@ -65,6 +71,7 @@ export class GuestVm {
     private readonly tmp: string,
     private readonly log: WriteStream,
     onConsoleLine: ((line: string) => void) | undefined,
+    private readonly qmpSocket: string | undefined,
   ) {
     const consoleLines = new LineSplitter();
     proc.stdout?.on('data', (chunk: string | Buffer) => {
@@ -107,29 +114,103 @@ export class GuestVm {
     await Promise.all([...GuestVm.live].map((vm) => vm.kill()));
   }
 
-  static async start(spec: Omit<VmSpec, 'channelSocket'>, opts: StartOptions): Promise<BootResult> {
+  /** QEMU started on `spec`, its channel socket (and QMP socket, if asked) in a private directory. */
+  private static async spawn(spec: Omit<VmSpec, 'channelSocket' | 'qmpSocket'>, opts: StartOptions, withQmp: boolean): Promise<GuestVm> {
     const qemu = opts.qemu ?? requireTool('qemu-system-x86_64');
     // Socket paths are limited to 108 bytes: keep them in a short private directory.
     const tmp = await mkdtemp(join(tmpdir(), 'mmaplab-'));
     const channelSocket = join(tmp, 'jobs.sock');
+    const qmpSocket = withQmp ? join(tmp, 'qmp.sock') : undefined;
     const server = createServer();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(channelSocket, () => resolve());
     });
-    const log = createWriteStream(opts.consoleLog);
-    const proc = spawnLogged(qemu, qemuArgs({ ...spec, channelSocket }));
-    const vm = new GuestVm(proc, server, tmp, log, opts.onConsoleLine);
+    const log = createWriteStream(opts.consoleLog, { flags: opts.appendLog ? 'a' : 'w' });
+    const proc = spawnLogged(qemu, qemuArgs({ ...spec, channelSocket, ...(qmpSocket ? { qmpSocket } : {}) }));
+    return new GuestVm(proc, server, tmp, log, opts.onConsoleLine, qmpSocket);
+  }
+
+  /** Boot and wait for the agent's ready record. `withQmp`: the guest may be saved as a snapshot (saveSnapshot). */
+  static async start(spec: Omit<VmSpec, 'channelSocket' | 'qmpSocket'>, opts: StartOptions, withQmp = false): Promise<BootResult> {
+    const vm = await GuestVm.spawn(spec, opts, withQmp);
     const started = performance.now();
     const ready = await vm.waitFor(() => vm.records.find((r) => r.t === 'ready'), opts.bootTimeoutMs);
     if (ready.kind === 'found' && ready.value.t === 'ready') {
       return { kind: 'ready', vm, kernel: ready.value.kernel, bootMs: performance.now() - started, guestUptimeS: Number(ready.value.uptime) };
     }
-    await vm.kill();
-    if (ready.kind === 'exited') {
-      return { kind: 'exited', ...vm.exitInfo, stderr: vm.stderrText, console: vm.consoleText };
+    return vm.failed(ready.kind === 'exited' ? 'exited' : 'timeout');
+  }
+
+  /**
+   * Restore a snapshot: QEMU on the spec it was saved with (RAM from its file,
+   * never written), the device state streamed in, then SYNC (clock and RNG) to
+   * prove the agent answers. Anything else (QEMU refusing the state, a guest
+   * that does not answer) is a failed restore: the caller boots instead.
+   */
+  static async restore(spec: Omit<VmSpec, 'channelSocket' | 'qmpSocket' | 'incoming'>, statePath: string, opts: StartOptions): Promise<BootResult> {
+    const vm = await GuestVm.spawn({ ...spec, incoming: true }, opts, true);
+    const started = performance.now();
+    try {
+      const qmp = await Qmp.connect(vm.qmpSocket!, opts.bootTimeoutMs);
+      vm.qmp = qmp;
+      await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
+      await qmp.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(statePath)}` });
+      // Bytes sent before the guest runs again could be lost: wait for RESUME.
+      const resumed = await Promise.race([qmp.waitEvent('RESUME', opts.bootTimeoutMs), vm.exitPromise.then(() => false)]);
+      if (!resumed) return await vm.restoreFailed();
+    } catch {
+      return await vm.restoreFailed();
     }
-    return { kind: 'timeout', console: vm.consoleText };
+    const synced = await vm.sync(opts.bootTimeoutMs);
+    if (!synced) return await vm.restoreFailed();
+    return { kind: 'ready', vm, kernel: '', bootMs: performance.now() - started, guestUptimeS: 0, synced };
+  }
+
+  /** QEMU refusing a state stream closes QMP a moment before it exits: give it that moment, to report its words. */
+  private async restoreFailed(): Promise<Exclude<BootResult, { kind: 'ready' }>> {
+    await Promise.race([this.exitPromise, new Promise((r) => setTimeout(r, 2000))]);
+    return this.failed(this.exited ? 'exited' : 'timeout');
+  }
+
+  private async failed(kind: 'exited' | 'timeout'): Promise<Exclude<BootResult, { kind: 'ready' }>> {
+    await this.kill();
+    if (kind === 'exited') return { kind: 'exited', ...this.exitInfo, stderr: this.stderrText, console: this.consoleText };
+    return { kind: 'timeout', console: this.consoleText };
+  }
+
+  /** Give the guest the host's time and fresh randomness; its answer, or undefined if none came in time. */
+  async sync(timeoutMs: number): Promise<Extract<GuestRecord, { t: 'synced' }> | undefined> {
+    const from = this.records.length;
+    const nowNs = BigInt(Date.now()) * 1_000_000n;
+    this.socket?.write(syncHeader(nowNs, randomBytes(32).toString('hex')));
+    const r = await this.waitFor(() => this.records.slice(from).find((x): x is Extract<GuestRecord, { t: 'synced' }> => x.t === 'synced'), timeoutMs);
+    return r.kind === 'found' ? r.value : undefined;
+  }
+
+  /**
+   * Save the waiting guest as a snapshot: its RAM is already the file it was
+   * started with (share=on); the device state goes to `statePath`. QEMU is
+   * told to quit afterwards, since a guest that ran on would change the RAM file.
+   */
+  async saveSnapshot(statePath: string, timeoutMs: number): Promise<void> {
+    if (!this.qmpSocket) throw new QmpError('this guest was started without QMP');
+    const qmp = (this.qmp ??= await Qmp.connect(this.qmpSocket, timeoutMs));
+    try {
+      await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
+      await qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(statePath)}` });
+      const deadline = performance.now() + timeoutMs;
+      for (;;) {
+        const info = (await qmp.execute('query-migrate')) as { status?: string; 'error-desc'?: string };
+        if (info.status === 'completed') break;
+        if (info.status === 'failed' || info.status === 'cancelled') throw new QmpError(`migration ${info.status}${info['error-desc'] ? `: ${info['error-desc']}` : ''}`);
+        if (performance.now() > deadline) throw new QmpError('migration did not complete in time');
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      await qmp.execute('quit').catch(() => {});
+    } finally {
+      await this.kill();
+    }
   }
 
   get console(): string {
@@ -207,6 +288,7 @@ export class GuestVm {
     this.closed = true;
     await this.exitPromise;
     GuestVm.live.delete(this);
+    this.qmp?.close();
     this.socket?.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     await new Promise<void>((resolve) => this.log.end(() => resolve()));

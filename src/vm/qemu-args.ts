@@ -1,6 +1,6 @@
 /**
  * QEMU's command line as a pure function of a spec, so it can be pinned by a
- * test and (later) used as a snapshot key.
+ * test and be part of a snapshot's key.
  */
 
 export type Accel = 'kvm' | 'tcg';
@@ -22,6 +22,16 @@ export interface VmSpec {
    */
   sshForwardPort?: number;
   smp?: number;
+  /**
+   * Guest RAM in a file (snapshots): share=true while the snapshot is made (the
+   * file becomes the RAM image); false on restore, so the file is only read and
+   * every restore starts from the same pages.
+   */
+  ram?: { path: string; share: boolean };
+  /** QMP on this Unix socket (snapshots are made and restored over it). */
+  qmpSocket?: string;
+  /** Wait for migrate-incoming (a restore) instead of booting. */
+  incoming?: boolean;
 }
 
 export const CHANNEL_NAME = 'mmaplab.0';
@@ -34,6 +44,9 @@ export function qemuArgs(spec: VmSpec): string[] {
     '-accel', spec.accel,
     ...(spec.accel === 'kvm' ? ['-cpu', 'host'] : []),
     '-m', String(spec.memoryMb),
+    ...(spec.ram
+      ? ['-object', `memory-backend-file,id=mem,size=${spec.memoryMb}M,mem-path=${spec.ram.path},share=${spec.ram.share ? 'on' : 'off'}`, '-machine', 'pc,memory-backend=mem']
+      : []),
     '-smp', String(spec.smp ?? 1),
     '-display', 'none',
     '-monitor', 'none',
@@ -51,6 +64,8 @@ export function qemuArgs(spec: VmSpec): string[] {
     '-device', 'virtio-serial-pci',
     '-chardev', `socket,id=jobs,path=${spec.channelSocket}`,
     '-device', `virtserialport,chardev=jobs,name=${CHANNEL_NAME}`,
+    ...(spec.qmpSocket ? ['-qmp', `unix:${spec.qmpSocket},server=on,wait=off`] : []),
+    ...(spec.incoming ? ['-incoming', 'defer'] : []),
   ];
   return args;
 }

@@ -80,11 +80,12 @@ describe('mmaplab run on debian:bookworm: every strategy x every check', () => {
     expect(r.stdout).toMatch(/^PASS: all 2 outcomes are what the lab expects$/m);
   });
 
-  it('a strategy that crashes its guest is charged with it; the next one runs in a fresh boot', async () => {
-    const r = await runCli(['run', '--json', '--module-dir', `${DRIVERS}/crashing-strategy`, '--strategy', 'crash,good', '--check', 'private,shared,oversize']);
+  it('without snapshots, a strategy that crashes its guest is charged with it; the next one runs in a fresh boot', async () => {
+    const r = await runCli(['run', '--json', '--no-snapshot', '--module-dir', `${DRIVERS}/crashing-strategy`, '--strategy', 'crash,good', '--check', 'private,shared,oversize']);
     expect(r.exitCode).toBe(1);
     const rep = report(r.stdout);
     expect(rep.machine.boots).toBe(2);
+    expect(rep.machine.snapshot).toEqual({ use: 'off', reason: '--no-snapshot' });
     expect(rep.strategies.map((s) => [s.strategy, s.end, s.boot])).toEqual([['crash', 'stalled', 1], ['good', 'done', 2]]);
     expect(rep.results.map((x) => `${x.strategy}/${x.check}:${x.outcome.kind}`)).toEqual([
       'crash/private:crash', 'crash/shared:not-run', 'crash/oversize:not-run',

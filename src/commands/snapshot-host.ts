@@ -1,0 +1,196 @@
+/**
+ * Jobs served from a snapshot: every job gets a guest restored afresh from
+ * the kernel's cached snapshot (made by one cold boot the first time), so a
+ * crash in one job cannot reach the next and jobs can run side by side. A
+ * snapshot that is stale is made anew; one that is damaged or does not
+ * restore is removed, and the run carries on in booted guests (GuestJobHost).
+ */
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { jobPayload, type LabJob } from '../guest/job.js';
+import type { Kernel } from '../kernel/types.js';
+import type { SnapshotUse } from '../report/model.js';
+import { isMmaplabError } from '../util/errors.js';
+import { Limiter, type Slots } from '../util/limiter.js';
+import { GuestVm } from '../vm/guest-vm.js';
+import type { Accel } from '../vm/qemu-args.js';
+import type { QemuInfo } from '../vm/qemu.js';
+import { discardSnapshot, lookupSnapshot, makeSnapshot, slotDir, snapshotKey, type BootSpec } from '../vm/snapshot.js';
+import type { GuestJobHost, HostedJob, JobHost } from './job-host.js';
+import { bootGuest, guestSpec, type GuestOptions, type Phase } from './session.js';
+
+/** A restore that takes longer than this is a broken snapshot, not a slow one (restores take well under a second). */
+const RESTORE_DEADLINE_MS = 20_000;
+
+export interface SnapshotContext {
+  qemu: QemuInfo;
+  accel: Accel;
+  kernel: Kernel;
+  initrd: string;
+  opts: Pick<GuestOptions, 'memoryMb' | 'timeoutS'>;
+  cacheDir: string;
+  runDir: string;
+  notes: string[];
+  progress: (phase: Phase, message: string) => void;
+  slots: Slots;
+  /** Jobs sent at once (each in its own restored guest). */
+  parallel: number;
+  /** Booted guests, for when the snapshot cannot serve. */
+  fallback: GuestJobHost;
+}
+
+interface Usable {
+  dir: string;
+  spec: BootSpec;
+  hash: string;
+}
+
+export class SnapshotJobHost implements JobHost {
+  readonly parallel: number;
+  private prepared: Promise<Usable | undefined> | undefined;
+  private broken: string | undefined;
+  private made: { bootMs: number; why: 'missing' | 'stale' | 'corrupt' } | undefined;
+  private hash = '';
+  private readonly restoreMs: number[] = [];
+  /** Console files in the order they go into console.log. */
+  private readonly logs: Array<{ label: string; path: string }> = [];
+  private readonly fallbackOne = new Limiter(1);
+  private usedFallback = false;
+  private guests = 0;
+  private spec: BootSpec | undefined;
+
+  constructor(private readonly ctx: SnapshotContext) {
+    this.parallel = ctx.parallel;
+  }
+
+  async runJob(job: LabJob): Promise<HostedJob> {
+    const snap = await (this.prepared ??= this.prepare());
+    if (!snap || this.broken) return this.viaFallback(job);
+    const { qemu, runDir, opts } = this.ctx;
+    const release = await this.ctx.slots.acquire();
+    try {
+      const consoleLog = join(runDir, `console-job${job.id}.log`);
+      this.logs.push({ label: `job ${job.id} (${job.strategy}), in a guest restored from snapshot ${snap.hash}`, path: consoleLog });
+      this.ctx.progress('restore', `job ${job.id}: restoring ${this.ctx.kernel.release} from its snapshot`);
+      const r = await GuestVm.restore({ ...snap.spec, ram: { path: join(snap.dir, 'ram'), share: false } }, join(snap.dir, 'state'), {
+        qemu: qemu.binary,
+        consoleLog,
+        bootTimeoutMs: Math.min(RESTORE_DEADLINE_MS, opts.timeoutS * 1000),
+      });
+      if (r.kind !== 'ready') {
+        const why = r.kind === 'timeout' ? 'the restored guest did not answer' : `QEMU exited${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').pop()}` : ''}`;
+        if (!this.broken) {
+          this.broken = why;
+          this.ctx.notes.push(`the snapshot of ${this.ctx.kernel.release} did not restore (${why}); it was removed, and the jobs from job ${job.id} on ran in a booted guest`);
+          await discardSnapshot(snap.dir);
+        }
+        release();
+        return await this.viaFallback(job);
+      }
+      this.guests++;
+      this.restoreMs.push(r.bootMs);
+      const vm = r.vm;
+      const guest = this.guests;
+      try {
+        // A fresh guest has none of the job's files: send them all.
+        const end = await vm.runJob(job.id, await jobPayload(job), opts.timeoutS * 1000);
+        // The guest's answer to SYNC goes with the job's records (records.jsonl): the clock and RNG it started from.
+        return { end: end.kind, records: r.synced ? [r.synced, ...end.records] : end.records, console: vm.console, boot: guest };
+      } finally {
+        // Whatever the job did to the guest goes with it: the next job restores afresh.
+        await vm.kill();
+      }
+    } finally {
+      release();
+    }
+  }
+
+  private viaFallback(job: LabJob): Promise<HostedJob> {
+    this.usedFallback = true;
+    return this.fallbackOne.run(() => this.ctx.fallback.runJob(job));
+  }
+
+  /** The snapshot to restore: the cached one if it matches, else one made now; undefined: boot instead. */
+  private async prepare(): Promise<Usable | undefined> {
+    const { qemu, accel, kernel, initrd, opts, cacheDir, runDir, notes } = this.ctx;
+    const spec = guestSpec(qemu, accel, kernel.vmlinux ?? kernel.image, initrd, opts.memoryMb);
+    const dir = slotDir(cacheDir, kernel.release, spec);
+    const found = await lookupSnapshot(dir, await snapshotKey(spec, qemu));
+    if (found.kind === 'ok') {
+      this.hash = found.meta.hash;
+      this.spec = spec;
+      return { dir, spec, hash: found.meta.hash };
+    }
+    if (found.kind === 'stale') notes.push(`the snapshot of ${kernel.release} was made anew: ${found.why}`);
+    if (found.kind === 'corrupt') notes.push(`the cached snapshot of ${kernel.release} was damaged (${found.why}); it was removed and made anew`);
+    const release = await this.ctx.slots.acquire();
+    const consoleLog = join(runDir, 'console-boot.log');
+    this.logs.push({ label: `the boot that made the snapshot of ${kernel.release}`, path: consoleLog });
+    try {
+      let booted: Awaited<ReturnType<typeof bootGuest>> | undefined;
+      const meta = await makeSnapshot(dir, async (files) => {
+        this.ctx.progress('boot', `booting ${kernel.release} under ${accel.toUpperCase()} to make its snapshot`);
+        booted = await bootGuest(qemu, accel, kernel, initrd, opts, notes, consoleLog, files.ram);
+        this.guests++;
+        this.ctx.progress('snapshot', `saving the waiting guest as the snapshot of ${kernel.release}`);
+        await booted.vm.saveSnapshot(files.state, 60_000);
+        return { bootMs: booted.bootMs, key: await snapshotKey(booted.spec, qemu) };
+      });
+      this.made = { bootMs: meta.bootMs, why: found.kind };
+      this.hash = meta.hash;
+      this.spec = booted!.spec;
+      return { dir, spec: booted!.spec, hash: meta.hash };
+    } catch (e) {
+      // A kernel that does not boot at all fails the run as a cold boot would; a snapshot that cannot be saved only costs speed.
+      if (isMmaplabError(e) && e.kind === 'boot') throw e;
+      this.broken = e instanceof Error ? e.message : String(e);
+      notes.push(`no snapshot of ${kernel.release} could be made (${this.broken}); the jobs ran in a booted guest`);
+      return undefined;
+    } finally {
+      release();
+    }
+  }
+
+  /** What the guests booted or were restored from: the uncompressed vmlinux (PVH) or the bzImage. */
+  image(): 'pvh' | 'bzimage' | undefined {
+    if (!this.spec) return this.ctx.fallback.guests.first?.image;
+    return this.spec.kernelImage === this.ctx.kernel.vmlinux ? 'pvh' : 'bzimage';
+  }
+
+  /** What the report says about snapshots. */
+  use(): SnapshotUse {
+    const restores = this.restoreMs.length;
+    const sorted = [...this.restoreMs].sort((a, b) => a - b);
+    const restoreMs = Math.round(sorted[Math.floor(sorted.length / 2)] ?? 0);
+    if (this.broken) return { use: 'failed', reason: this.broken, restores, restoreMs };
+    if (this.made) return { use: 'made', key: this.hash, restores, restoreMs, bootMs: this.made.bootMs, why: this.made.why };
+    return { use: 'restored', key: this.hash, restores, restoreMs };
+  }
+
+  get boots(): number {
+    return (this.made ? 1 : 0) + this.ctx.fallback.guests.boots;
+  }
+
+  /** Time to the first guest that took a job: the boot that made the snapshot, else the first restore. */
+  firstReadyMs(): number {
+    return this.made?.bootMs ?? this.restoreMs[0] ?? this.ctx.fallback.guests.first?.bootMs ?? 0;
+  }
+
+  /** console.log: every guest's console of this run, in order, each under a heading. */
+  async close(): Promise<void> {
+    await this.ctx.fallback.close();
+    const parts = [...this.logs];
+    if (this.usedFallback) for (const path of this.ctx.fallback.guests.consoleLogs) parts.push({ label: 'a booted guest (the snapshot could not serve)', path });
+    let text = '';
+    for (const p of parts) {
+      const body = await readFile(p.path, 'utf8').catch(() => '');
+      text += `===== mmaplab: ${p.label} =====\n${body}${body.endsWith('\n') || body === '' ? '' : '\n'}`;
+    }
+    await writeFile(this.consoleLog, text);
+    await Promise.all(this.logs.map((p) => rm(p.path, { force: true })));
+  }
+
+  get consoleLog(): string {
+    return join(this.ctx.runDir, 'console.log');
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * Snapshots, for real: the bookworm guest saved once, restored for every job.
+ * Made, restored, stale (rebuilt), damaged (rebuilt), not restorable (cold
+ * boots instead), a job that crashes its guest followed by a clean one, and the
+ * same grid from restored and from booted guests.
+ */
+import { readFileSync, writeFileSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { RunReport } from '../../src/report/model.js';
+import { cacheRoot } from '../../src/util/paths.js';
+import { keyHash, type SnapshotMeta } from '../../src/vm/snapshot.js';
+import { qemuProcesses, runCli } from './cli.js';
+
+const DRIVERS = 'test/fixtures/drivers';
+const SNAPSHOTS = join(cacheRoot(), 'snapshots');
+
+afterEach(() => {
+  expect(qemuProcesses()).toEqual([]);
+});
+
+function report(stdout: string): RunReport {
+  return JSON.parse(stdout) as RunReport;
+}
+
+/** The bookworm kernel's snapshot slot (there is one per kernel, accelerator and memory size). */
+function bookwormSlot(): string {
+  const slots = readdirSync(SNAPSHOTS).filter((d) => /^6\.1\.0-\d+-cloud-amd64-(tcg|kvm)-256m$/.test(d));
+  expect(slots).toHaveLength(1);
+  return join(SNAPSHOTS, slots[0]!);
+}
+
+function meta(slot: string): SnapshotMeta {
+  return JSON.parse(readFileSync(join(slot, 'meta.json'), 'utf8')) as SnapshotMeta;
+}
+
+/** What a cell shows, without what differs from run to run (addresses, timings). */
+function cells(r: RunReport) {
+  return r.results.map((x) => ({
+    cell: `${x.strategy}/${x.check}`,
+    outcome: x.outcome.kind,
+    exit: x.exitStatus,
+    expected: x.matchesExpected,
+    traced: x.traced.map((t) => [t.fn, t.calls, t.returns]),
+    pages: x.pageReports.map((p) => [p.page, p.word, p.index]),
+  }));
+}
+
+const SEED = ['run', '--json', '--strategy', 'seed,checked,remap-vmalloc-range'];
+
+describe('snapshots of the bookworm guest', () => {
+  let made: RunReport;
+  let restored: RunReport;
+  let restoredFrom = 0;
+  let restoredTo = 0;
+
+  beforeAll(async () => {
+    // Start from no snapshot at all; the first run boots once and makes it.
+    await runCli(['run', '--strategy', 'seed', '--check', 'shared']);
+    const { rmSync } = await import('node:fs');
+    rmSync(bookwormSlot(), { recursive: true, force: true });
+    const first = await runCli(SEED);
+    expect(first.exitCode, first.stderr).toBe(0);
+    made = report(first.stdout);
+    restoredFrom = Date.now();
+    const second = await runCli(SEED);
+    restoredTo = Date.now();
+    expect(second.exitCode, second.stderr).toBe(0);
+    restored = report(second.stdout);
+  });
+
+  it('the first run boots once, saves the waiting guest and restores it for each job; the next run only restores', () => {
+    expect(made.machine.kind).not.toBe('ssh');
+    if (made.machine.kind === 'ssh' || restored.machine.kind === 'ssh') return;
+    expect(made.machine.snapshot).toMatchObject({ use: 'made', why: 'missing', restores: 3 });
+    expect(made.machine.boots).toBe(1);
+    expect(restored.machine.snapshot).toMatchObject({ use: 'restored', restores: 3 });
+    expect(restored.machine.boots).toBe(0);
+    const m = meta(bookwormSlot());
+    expect(m.hash).toBe(keyHash(m.key));
+    expect(restored.machine.snapshot).toMatchObject({ key: m.hash });
+    // The key names QEMU, the kernel and initramfs files and the whole command line.
+    expect(m.key.qemu.version).toBe(restored.machine.qemu);
+    expect(m.key.kernel.path).toMatch(/6\.1\.0-\d+-cloud-amd64\/vmlinux$/);
+    expect(m.key.args).toEqual(expect.arrayContaining(['-machine', 'pc,memory-backend=mem']));
+    // console.log holds every guest's console, each under its heading.
+    const log = readFileSync(restored.artifacts.consoleLog, 'utf8');
+    expect(log.match(/^===== mmaplab: job \d \(\S+\), in a guest restored from snapshot [0-9a-f]{16} =====$/gm)).toHaveLength(3);
+    expect(log).toMatch(/mmaplab: job 1 begin/);
+  });
+
+  it('restored guests give the same grid as booted ones (--no-snapshot)', async () => {
+    const cold = await runCli([...SEED, '--no-snapshot']);
+    expect(cold.exitCode, cold.stderr).toBe(0);
+    const c = report(cold.stdout);
+    expect(c.machine.kind !== 'ssh' && c.machine.snapshot).toEqual({ use: 'off', reason: '--no-snapshot' });
+    expect(cells(restored)).toEqual(cells(c));
+    expect(cells(made)).toEqual(cells(c));
+    expect(restored.kernelLog.problems).toEqual([]);
+  });
+
+  it('each restored guest gets the host clock and fresh randomness before its job', () => {
+    const records = readFileSync(join(restored.artifacts.dir, 'records.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { t: string; job: number; clock?: boolean; rng?: boolean; time?: number; random?: string });
+    const synced = records.filter((r) => r.t === 'synced');
+    expect(synced.map((r) => r.job)).toEqual([1, 2, 3]);
+    for (const s of synced) {
+      expect(s).toMatchObject({ clock: true, rng: true });
+      // Set from this machine's clock during that run (the snapshot itself was taken in the run before).
+      expect(s.time).toBeGreaterThanOrEqual(restoredFrom - 1000);
+      expect(s.time).toBeLessThanOrEqual(restoredTo + 1000);
+    }
+    // The same snapshot, three different random streams.
+    expect(new Set(synced.map((s) => s.random)).size).toBe(3);
+  });
+
+  it('a snapshot made from another QEMU command line is not used: it is made anew, and the note says why', async () => {
+    const slot = bookwormSlot();
+    const m = meta(slot);
+    const key = { ...m.key, args: [...m.key.args, '-no-hpet'] };
+    writeFileSync(join(slot, 'meta.json'), JSON.stringify({ ...m, key, hash: keyHash(key) }));
+    const r = await runCli([...SEED.slice(0, 2), '--strategy', 'seed']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const rep = report(r.stdout);
+    expect(rep.machine.kind !== 'ssh' && rep.machine.snapshot).toMatchObject({ use: 'made', why: 'stale' });
+    expect(rep.notes).toContain(`the snapshot of ${rep.kernel.release} was made anew: the QEMU command line changed`);
+    expect(meta(slot).hash).toBe(m.hash);
+  });
+
+  it('a damaged device state is caught by its checksum: the snapshot is made anew', async () => {
+    const slot = bookwormSlot();
+    const state = readFileSync(join(slot, 'state'));
+    state[state.length >> 1] ^= 0xff;
+    writeFileSync(join(slot, 'state'), state);
+    const r = await runCli([...SEED.slice(0, 2), '--strategy', 'seed']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const rep = report(r.stdout);
+    expect(rep.machine.kind !== 'ssh' && rep.machine.snapshot).toMatchObject({ use: 'made', why: 'corrupt' });
+    expect(rep.notes.join('\n')).toMatch(/snapshot of 6\.1\.0-\d+-cloud-amd64 was damaged \(the device state file does not match its checksum\)/);
+  });
+
+  it('a snapshot that QEMU cannot restore falls back to booting: same results, the snapshot removed, made again next time', async () => {
+    const slot = bookwormSlot();
+    // A state QEMU refuses, with a checksum that matches, so only the restore itself can tell.
+    const junk = Buffer.from('not a QEMU migration stream\n');
+    writeFileSync(join(slot, 'state'), junk);
+    const m = meta(slot);
+    writeFileSync(join(slot, 'meta.json'), JSON.stringify({ ...m, state: { size: junk.length, sha256: createHash('sha256').update(junk).digest('hex') } }));
+    const r = await runCli(SEED);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const rep = report(r.stdout);
+    expect(rep.machine.kind !== 'ssh' && rep.machine.snapshot).toMatchObject({ use: 'failed', restores: 0 });
+    expect(rep.machine.kind !== 'ssh' && rep.machine.boots).toBe(1);
+    expect(rep.notes.join('\n')).toMatch(/the snapshot of 6\.1\.0-\d+-cloud-amd64 did not restore \(QEMU exited.*\); it was removed/);
+    expect(cells(rep)).toEqual(cells(restored));
+    expect(readFileSync(rep.artifacts.consoleLog, 'utf8')).toMatch(/mmaplab: job 3 begin/);
+    expect(readdirSync(SNAPSHOTS).filter((d) => d === slot.split('/').pop())).toEqual([]);
+    const again = report((await runCli([...SEED.slice(0, 2), '--strategy', 'seed'])).stdout);
+    expect(again.machine.kind !== 'ssh' && again.machine.snapshot).toMatchObject({ use: 'made', why: 'missing' });
+  });
+
+  it('a job that crashes its guest does not touch the next: each job restores afresh', async () => {
+    const r = await runCli(['run', '--json', '--module-dir', `${DRIVERS}/crashing-strategy`, '--strategy', 'crash,good', '--check', 'private,shared,oversize']);
+    expect(r.exitCode).toBe(1);
+    const rep = report(r.stdout);
+    expect(rep.machine.kind !== 'ssh' && rep.machine.snapshot).toMatchObject({ use: 'restored', restores: 2 });
+    expect(rep.machine.kind !== 'ssh' && rep.machine.boots).toBe(0);
+    const [crash, good] = rep.strategies;
+    expect([crash!.end, good!.end]).toEqual(['stalled', 'done']);
+    expect(crash!.boot).not.toBe(good!.boot);
+    expect(rep.results.map((x) => `${x.strategy}/${x.check}:${x.outcome.kind}`)).toEqual([
+      'crash/private:crash', 'crash/shared:not-run', 'crash/oversize:not-run',
+      'good/private:ok', 'good/shared:ok', 'good/oversize:mmap-failed',
+    ]);
+    // The good job's guest never saw the oops: its part of the console has none.
+    const log = readFileSync(rep.artifacts.consoleLog, 'utf8');
+    const goodPart = log.split(/^===== mmaplab: /m).find((p) => p.startsWith('job 2 (good)'))!;
+    expect(goodPart).toMatch(/mmaplab: job 2 end/);
+    expect(goodPart).not.toMatch(/BUG:|Oops/);
+  });
+});
