@@ -13,9 +13,17 @@
 # shell) and INSPECT=1 (a driver of the
 # user's own: find its device if DEVICE_NAME is empty, look for vmalloc areas
 # it leaves behind after rmmod, report the taint flags).
+#
+# run.sh --prepare (the guest agent, before it says ready): register the kprobe
+# events, disabled, so a snapshot holds them and no job pays for them again.
 set -u
-dir=${1:-$(dirname "$0")}
-. "$dir/job.env"
+if [ "${1:-}" = --prepare ]; then
+  prepare=1
+else
+  prepare=0
+  dir=${1:-$(dirname "$0")}
+  . "$dir/job.env"
+fi
 
 # JSON-escape stdin into one string (newlines become \n).
 json_str() {
@@ -64,11 +72,22 @@ trace_setup() {
   echo 'p:mmaplab/remap_pfn_range_args remap_pfn_range addr=%si:x64 pfn=%dx:x64 size=%cx:x64' >> "$T/kprobe_events" 2> /dev/null
   echo 1 > "$T/events/mmaplab/enable" 2> /dev/null && tracing=1
 }
+# The page_free probe (INSPECT) watches rmmod free pages still marked PG_reserved.
+page_free_probe() {
+  [ -d "$T/events/mmaplab/page_free" ] ||
+    echo 'p:mmaplab/page_free __free_pages flags=+0(%di):x64 order=%si:u32' >> "$T/kprobe_events" 2> /dev/null
+}
 trace_teardown() {
   [ "$tracing" = 1 ] && [ "${TRACE_KEEP:-0}" != 1 ] || return 0
   echo 0 > "$T/events/mmaplab/enable"
   for e in $TRACED remap_pfn_range_args page_free; do echo "-:mmaplab/$e" >> "$T/kprobe_events" 2> /dev/null; done
 }
+
+if [ "$prepare" = 1 ]; then
+  trace_setup
+  [ "$tracing" = 1 ] && page_free_probe && echo 0 > "$T/events/mmaplab/enable"
+  exit 0
+fi
 
 finish() {
   trace_teardown
@@ -160,8 +179,7 @@ fi
 # (a kernel without DEBUG_VM says nothing of it); PG_RESERVED_BIT comes from the headers.
 watch_reserved=0
 if [ "$INSPECT" = 1 ] && [ "$tracing" = 1 ] && [ -n "${PG_RESERVED_BIT:-}" ]; then
-  [ -d "$T/events/mmaplab/page_free" ] ||
-    echo 'p:mmaplab/page_free __free_pages flags=+0(%di):x64 order=%si:u32' >> "$T/kprobe_events" 2> /dev/null
+  page_free_probe
   if echo "flags & $((1 << PG_RESERVED_BIT))" > "$T/events/mmaplab/page_free/filter" 2> /dev/null &&
     echo 1 > "$T/events/mmaplab/page_free/enable" 2> /dev/null; then
     watch_reserved=1

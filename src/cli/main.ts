@@ -267,10 +267,10 @@ Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_ST
     });
   kernels
     .command('prune')
-    .description('remove cached kernels no spec resolves to any more (or those named), with their builds and initramfs')
+    .description('remove cached kernels no spec resolves to any more (or those named), with their builds, initramfs and snapshots')
     .argument('[spec...]', 'kernels to remove: debian:<suite> or a release such as 6.1.0-56-cloud-amd64')
     .option('--flavour <flavour>', 'Debian kernel flavour of the specs', 'cloud-amd64')
-    .option('--all', 'empty the whole cache (kernels, build roots, builds, the KVM verdict)')
+    .option('--all', 'empty the whole cache (kernels, build roots, builds, snapshots, the KVM verdict)')
     .action(async (specs: string[], o: { flavour: string; all?: boolean }) => {
       const { pruneCache } = await import('../commands/kernels.js');
       const r = await pruneCache(cacheRoot(), { specs, flavour: o.flavour, all: !!o.all });

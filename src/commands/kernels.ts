@@ -41,7 +41,8 @@ export async function diskUsage(path: string): Promise<number> {
   } catch {
     return 0;
   }
-  if (!st.isDirectory()) return st.size;
+  // A snapshot's RAM file is sparse: count what it occupies, not its length.
+  if (!st.isDirectory()) return Math.min(st.size, st.blocks * 512);
   let total = st.size;
   for (const n of await readdir(path).catch(() => [] as string[])) total += await diskUsage(join(path, n));
   return total;
@@ -75,6 +76,7 @@ export async function listCache(cacheDir: string): Promise<CacheListing> {
   const other = [
     { name: 'module and test-program builds', bytes: await diskUsage(join(cacheDir, 'builds')) },
     { name: 'initramfs images', bytes: await diskUsage(join(cacheDir, 'initramfs')) },
+    { name: 'snapshots of booted guests', bytes: await diskUsage(join(cacheDir, 'snapshots')) },
     { name: 'unpacked local kernels (PVH boot)', bytes: await diskUsage(join(cacheDir, 'vmlinux')) },
   ];
   const totalBytes = [...kernels, ...buildRoots, ...other].reduce((a, x) => a + x.bytes, 0);
@@ -109,7 +111,7 @@ export interface PruneResult {
 /**
  * Remove cached kernels: the named releases or specs, or else every kernel no
  * spec resolves to (superseded by a newer one), with the module builds and
- * initramfs made for them. `all` empties the cache.
+ * initramfs and snapshots made for them. `all` empties the cache.
  */
 export async function pruneCache(cacheDir: string, what: { specs: string[]; flavour: string; all: boolean }): Promise<PruneResult> {
   const removed: PruneResult['removed'] = [];
@@ -136,6 +138,7 @@ export async function pruneCache(cacheDir: string, what: { specs: string[]; flav
     await remove(k.dir, `kernel ${k.release}`);
     for (const n of await names(join(cacheDir, 'builds'))) if (n.startsWith(`module-${k.release}-`)) await remove(join(cacheDir, 'builds', n), `build ${n}`);
     for (const n of await names(join(cacheDir, 'initramfs'))) if (n.startsWith(`${k.release}-`)) await remove(join(cacheDir, 'initramfs', n), `initramfs ${n}`);
+    for (const n of await names(join(cacheDir, 'snapshots'))) if (n.startsWith(`${k.release}-`)) await remove(join(cacheDir, 'snapshots', n), `snapshot ${n}`);
   }
   return { removed, freedBytes: removed.reduce((a, r) => a + r.bytes, 0) };
 }

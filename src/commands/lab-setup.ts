@@ -100,22 +100,14 @@ async function guestLab(opts: SetupOptions, source: string, runDir: string, cach
   const kernelInfo = { spec: kernel.spec, release: kernel.release, packageVersion: kernel.packageVersion, flavour: kernel.flavour };
   const tKernel = performance.now();
   progress('build', `building ${relative(process.cwd(), source) || '.'} for ${kernel.release}, the test program and the initramfs`);
-  const [built, program, initramfs] = await Promise.all([
-    buildModule({ source, kernel, cacheDir, logDir: runDir, archive: buildArchive(opts), onProgress: (m) => progress('build', m) }).catch((e: unknown) => e),
-    buildTestProgram(join(projectPaths.userspace, 'mmap-test.c'), cacheDir),
-    buildInitramfs(kernel, cacheDir),
-  ]);
-  const common = { kernel: kernelInfo, guestKernel: kernel, kernelMs: tKernel - t0 };
-  if (!(built && typeof built === 'object' && 'ko' in built)) {
-    if (isMmaplabError(built) && built.kind === 'build') return { ...common, kind: 'build-failed', error: built };
-    throw built;
-  }
-  const module = built as ModuleBuild;
-  const tBuild = performance.now();
+  const builtP = buildModule({ source, kernel, cacheDir, logDir: runDir, archive: buildArchive(opts), onProgress: (m) => progress('build', m) }).catch((e: unknown) => e);
+  const programP = buildTestProgram(join(projectPaths.userspace, 'mmap-test.c'), cacheDir);
+  programP.catch(() => {}); // awaited below; an early throw must not leave it unhandled
+  const initramfs = await buildInitramfs(kernel, cacheDir);
   const accel = await chooseAccel({ requested: opts.accel, cacheDir, qemuVersion: qemu.version, probe: kvmProbe(qemu, kernel, initramfs.path, runDir, opts.memoryMb) });
   const useSnapshot = opts.snapshot !== false;
   const guests = new GuestBoots(
-    (consoleLog) => bootGuest(qemu, accel.accel, kernel, initramfs.path, opts, notes, consoleLog),
+    (consoleLog) => bootGuest(qemu, accel.accel, kernel, initramfs, opts, notes, consoleLog),
     runDir,
     (after) => progress('boot', `booting ${kernel.release} under ${accel.accel.toUpperCase()}${after}`),
     // With a snapshot, console.log is put together at the end from every guest's console.
@@ -125,8 +117,22 @@ async function guestLab(opts: SetupOptions, source: string, runDir: string, cach
   const slots = opts.guestSlots ?? new Limiter(Math.max(1, availableParallelism()));
   const booted = new GuestJobHost(guests, opts.timeoutS * 1000, slots);
   const host = useSnapshot
-    ? new SnapshotJobHost({ qemu, accel: accel.accel, kernel, initrd: initramfs.path, opts, cacheDir, runDir, notes, progress, slots, parallel: slots.size, fallback: booted })
+    ? new SnapshotJobHost({ qemu, accel: accel.accel, kernel, initramfs, opts, cacheDir, runDir, notes, progress, slots, parallel: slots.size, fallback: booted })
     : booted;
+  // The first guest is restored while the driver builds (a cached snapshot only).
+  if (host instanceof SnapshotJobHost) host.warmUp();
+  const [built, program] = await Promise.all([builtP, programP]).catch(async (e: unknown) => {
+    await host.close();
+    throw e;
+  });
+  const common = { kernel: kernelInfo, guestKernel: kernel, kernelMs: tKernel - t0 };
+  if (!(built && typeof built === 'object' && 'ko' in built)) {
+    await host.close();
+    if (isMmaplabError(built) && built.kind === 'build') return { ...common, kind: 'build-failed', error: built };
+    throw built;
+  }
+  const module = built as ModuleBuild;
+  const tBuild = performance.now();
   const snapshotUse = (): SnapshotUse => (host instanceof SnapshotJobHost ? host.use() : { use: 'off', reason: opts.snapshotOffReason ?? '--no-snapshot' });
   return {
     ...common,

@@ -18,6 +18,7 @@ import { GuestVm, type BootResult } from '../vm/guest-vm.js';
 import { BASE_APPEND, type Accel } from '../vm/qemu-args.js';
 import type { QemuInfo } from '../vm/qemu.js';
 import type { BootSpec } from '../vm/snapshot.js';
+import type { Initramfs } from '../guest/initramfs.js';
 
 export type Phase = 'fetch' | 'connect' | 'build' | 'accel' | 'boot' | 'snapshot' | 'restore' | 'job' | 'report';
 
@@ -109,7 +110,7 @@ export async function bootGuest(
   qemu: QemuInfo,
   accel: Accel,
   kernel: Kernel,
-  initrd: string,
+  initramfs: Pick<Initramfs, 'path' | 'preloaded'>,
   opts: Pick<GuestOptions, 'memoryMb' | 'timeoutS'>,
   notes: string[],
   consoleLog: string,
@@ -123,14 +124,14 @@ export async function bootGuest(
   for (let attempt = 1; attempt <= 2; attempt++) {
     const image = images[attempt - 1]!;
     const r = await GuestVm.start(
-      { ...guestSpec(qemu, accel, image, initrd, opts.memoryMb), ...(snapshotRam ? { ram: { path: snapshotRam, share: true } } : {}) },
-      { qemu: qemu.binary, consoleLog, bootTimeoutMs: Math.min(90_000, opts.timeoutS * 1000) },
+      { ...guestSpec(qemu, accel, image, initramfs.path, opts.memoryMb), ...(snapshotRam ? { ram: { path: snapshotRam, share: true } } : {}) },
+      { qemu: qemu.binary, consoleLog, bootTimeoutMs: Math.min(90_000, opts.timeoutS * 1000), preloaded: initramfs.preloaded },
       snapshotRam !== undefined,
     );
     if (r.kind === 'ready') {
       // The bzImage booted where the vmlinux did not: the PVH boot is at fault; boot this kernel's bzImage from now on.
       if (pvhSuspect) await forgetPvhImage(pvhSuspect);
-      const spec = guestSpec(qemu, accel, image, initrd, opts.memoryMb);
+      const spec = guestSpec(qemu, accel, image, initramfs.path, opts.memoryMb);
       return { vm: r.vm, bootMs: r.bootMs, guestUptimeS: r.guestUptimeS, attempts: attempt, image: image === kernel.vmlinux ? 'pvh' : 'bzimage', spec };
     }
     last = r;

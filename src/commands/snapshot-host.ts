@@ -8,25 +8,30 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jobPayload, type LabJob } from '../guest/job.js';
+import type { Initramfs } from '../guest/initramfs.js';
 import type { Kernel } from '../kernel/types.js';
 import type { SnapshotUse } from '../report/model.js';
 import { isMmaplabError } from '../util/errors.js';
 import { Limiter, type Slots } from '../util/limiter.js';
-import { GuestVm } from '../vm/guest-vm.js';
+import { GuestVm, type BootResult } from '../vm/guest-vm.js';
 import type { Accel } from '../vm/qemu-args.js';
 import type { QemuInfo } from '../vm/qemu.js';
-import { discardSnapshot, lookupSnapshot, makeSnapshot, slotDir, snapshotKey, type BootSpec } from '../vm/snapshot.js';
+import { discardSnapshot, lookupSnapshot, makeSnapshot, slotDir, snapshotKey, type BootSpec, type SnapshotLookup } from '../vm/snapshot.js';
 import type { GuestJobHost, HostedJob, JobHost } from './job-host.js';
 import { bootGuest, guestSpec, type GuestOptions, type Phase } from './session.js';
 
-/** A restore that takes longer than this is a broken snapshot, not a slow one (restores take well under a second). */
+/**
+ * A restore that takes longer than this is a broken snapshot, not a slow one
+ * (restores take well under a second). Not --timeout: a short job deadline
+ * must not condemn a good snapshot.
+ */
 const RESTORE_DEADLINE_MS = 20_000;
 
 export interface SnapshotContext {
   qemu: QemuInfo;
   accel: Accel;
   kernel: Kernel;
-  initrd: string;
+  initramfs: Pick<Initramfs, 'path' | 'preloaded'>;
   opts: Pick<GuestOptions, 'memoryMb' | 'timeoutS'>;
   cacheDir: string;
   runDir: string;
@@ -37,6 +42,11 @@ export interface SnapshotContext {
   parallel: number;
   /** Booted guests, for when the snapshot cannot serve. */
   fallback: GuestJobHost;
+}
+
+interface ConsolePart {
+  label: string;
+  path: string;
 }
 
 interface Usable {
@@ -53,7 +63,9 @@ export class SnapshotJobHost implements JobHost {
   private hash = '';
   private readonly restoreMs: number[] = [];
   /** Console files in the order they go into console.log. */
-  private readonly logs: Array<{ label: string; path: string }> = [];
+  private readonly logs: ConsolePart[] = [];
+  /** The first job's guest, restored while the driver builds (warmUp). */
+  private spare: Promise<{ usable: Usable; r: BootResult; log: ConsolePart & { guest: number } } | undefined> | undefined;
   private readonly fallbackOne = new Limiter(1);
   private usedFallback = false;
   private guests = 0;
@@ -63,20 +75,36 @@ export class SnapshotJobHost implements JobHost {
     this.parallel = ctx.parallel;
   }
 
+  /**
+   * While the driver builds: restore the first job's guest ahead of time, if
+   * the kernel's snapshot is already cached (making one is left to the first
+   * job, so a driver that does not compile is not kept waiting for a boot).
+   */
+  warmUp(): void {
+    if (this.prepared || this.spare) return;
+    this.spare = (async () => {
+      const found = await this.lookup();
+      if (found.kind !== 'ok') return undefined;
+      this.prepared ??= Promise.resolve(found.usable);
+      return { usable: found.usable, ...(await this.restore(found.usable)) };
+    })().catch(() => undefined);
+  }
+
   async runJob(job: LabJob): Promise<HostedJob> {
+    const spare = this.spare;
+    this.spare = undefined;
+    const ahead = spare ? await spare : undefined;
     const snap = await (this.prepared ??= this.prepare());
-    if (!snap || this.broken) return this.viaFallback(job);
-    const { qemu, runDir, opts } = this.ctx;
+    if (!snap || this.broken) {
+      if (ahead?.r.kind === 'ready') await ahead.r.vm.kill();
+      return this.viaFallback(job);
+    }
+    const { opts } = this.ctx;
     const release = await this.ctx.slots.acquire();
     try {
-      const consoleLog = join(runDir, `console-job${job.id}.log`);
-      this.logs.push({ label: `job ${job.id} (${job.strategy}), in a guest restored from snapshot ${snap.hash}`, path: consoleLog });
-      this.ctx.progress('restore', `job ${job.id}: restoring ${this.ctx.kernel.release} from its snapshot`);
-      const r = await GuestVm.restore({ ...snap.spec, ram: { path: join(snap.dir, 'ram'), share: false } }, join(snap.dir, 'state'), {
-        qemu: qemu.binary,
-        consoleLog,
-        bootTimeoutMs: Math.min(RESTORE_DEADLINE_MS, opts.timeoutS * 1000),
-      });
+      if (!ahead) this.ctx.progress('restore', `job ${job.id}: restoring ${this.ctx.kernel.release} from its snapshot`);
+      const { r, log } = ahead ?? (await this.restore(snap));
+      log.label = `job ${job.id} (${job.strategy}), in a guest restored from snapshot ${snap.hash}`;
       if (r.kind !== 'ready') {
         const why = r.kind === 'timeout' ? 'the restored guest did not answer' : `QEMU exited${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').pop()}` : ''}`;
         if (!this.broken) {
@@ -87,15 +115,13 @@ export class SnapshotJobHost implements JobHost {
         release();
         return await this.viaFallback(job);
       }
-      this.guests++;
       this.restoreMs.push(r.bootMs);
       const vm = r.vm;
-      const guest = this.guests;
       try {
-        // A fresh guest has none of the job's files: send them all.
-        const end = await vm.runJob(job.id, await jobPayload(job), opts.timeoutS * 1000);
+        // A restored guest has what its initramfs brought (the test program), nothing of an earlier job.
+        const end = await vm.runJob(job.id, await jobPayload(job, { inGuest: vm.filesInGuest }), opts.timeoutS * 1000);
         // The guest's answer to SYNC goes with the job's records (records.jsonl): the clock and RNG it started from.
-        return { end: end.kind, records: r.synced ? [r.synced, ...end.records] : end.records, console: vm.console, boot: guest };
+        return { end: end.kind, records: r.synced ? [r.synced, ...end.records] : end.records, console: vm.console, boot: log.guest };
       } finally {
         // Whatever the job did to the guest goes with it: the next job restores afresh.
         await vm.kill();
@@ -105,22 +131,43 @@ export class SnapshotJobHost implements JobHost {
     }
   }
 
+  /** One guest restored from the snapshot, its console in a file of its own (console.log is put together at the end). */
+  private async restore(snap: Usable): Promise<{ r: BootResult; log: ConsolePart & { guest: number } }> {
+    const guest = ++this.guests;
+    const log = { label: 'a restored guest that ran no job', path: join(this.ctx.runDir, `console-guest${guest}.log`), guest };
+    this.logs.push(log);
+    const r = await GuestVm.restore({ ...snap.spec, ram: { path: join(snap.dir, 'ram'), share: false } }, join(snap.dir, 'state'), {
+      qemu: this.ctx.qemu.binary,
+      consoleLog: log.path,
+      preloaded: this.ctx.initramfs.preloaded,
+      bootTimeoutMs: RESTORE_DEADLINE_MS,
+    });
+    return { r, log };
+  }
+
   private viaFallback(job: LabJob): Promise<HostedJob> {
     this.usedFallback = true;
     return this.fallbackOne.run(() => this.ctx.fallback.runJob(job));
   }
 
   /** The snapshot to restore: the cached one if it matches, else one made now; undefined: boot instead. */
-  private async prepare(): Promise<Usable | undefined> {
-    const { qemu, accel, kernel, initrd, opts, cacheDir, runDir, notes } = this.ctx;
-    const spec = guestSpec(qemu, accel, kernel.vmlinux ?? kernel.image, initrd, opts.memoryMb);
+  /** The kernel's snapshot slot and what is in it. */
+  private async lookup(): Promise<(SnapshotLookup & { kind: Exclude<SnapshotLookup['kind'], 'ok'> }) | { kind: 'ok'; usable: Usable }> {
+    const { qemu, accel, kernel, initramfs, opts, cacheDir } = this.ctx;
+    const spec = guestSpec(qemu, accel, kernel.vmlinux ?? kernel.image, initramfs.path, opts.memoryMb);
     const dir = slotDir(cacheDir, kernel.release, spec);
     const found = await lookupSnapshot(dir, await snapshotKey(spec, qemu));
-    if (found.kind === 'ok') {
-      this.hash = found.meta.hash;
-      this.spec = spec;
-      return { dir, spec, hash: found.meta.hash };
-    }
+    if (found.kind !== 'ok') return found;
+    this.hash = found.meta.hash;
+    this.spec = spec;
+    return { kind: 'ok', usable: { dir, spec, hash: found.meta.hash } };
+  }
+
+  private async prepare(): Promise<Usable | undefined> {
+    const { qemu, accel, kernel, initramfs, opts, runDir, notes } = this.ctx;
+    const found = await this.lookup();
+    if (found.kind === 'ok') return found.usable;
+    const { dir } = found;
     if (found.kind === 'stale') notes.push(`the snapshot of ${kernel.release} was made anew: ${found.why}`);
     if (found.kind === 'corrupt') notes.push(`the cached snapshot of ${kernel.release} was damaged (${found.why}); it was removed and made anew`);
     const release = await this.ctx.slots.acquire();
@@ -130,7 +177,7 @@ export class SnapshotJobHost implements JobHost {
       let booted: Awaited<ReturnType<typeof bootGuest>> | undefined;
       const meta = await makeSnapshot(dir, async (files) => {
         this.ctx.progress('boot', `booting ${kernel.release} under ${accel.toUpperCase()} to make its snapshot`);
-        booted = await bootGuest(qemu, accel, kernel, initrd, opts, notes, consoleLog, files.ram);
+        booted = await bootGuest(qemu, accel, kernel, initramfs, opts, notes, consoleLog, files.ram);
         this.guests++;
         this.ctx.progress('snapshot', `saving the waiting guest as the snapshot of ${kernel.release}`);
         await booted.vm.saveSnapshot(files.state, 60_000);
@@ -178,6 +225,10 @@ export class SnapshotJobHost implements JobHost {
 
   /** console.log: every guest's console of this run, in order, each under a heading. */
   async close(): Promise<void> {
+    // A guest restored ahead for a job that never came (the build failed).
+    const spare = await this.spare;
+    this.spare = undefined;
+    if (spare?.r.kind === 'ready') await spare.r.vm.kill();
     await this.ctx.fallback.close();
     const parts = [...this.logs];
     if (this.usedFallback) for (const path of this.ctx.fallback.guests.consoleLogs) parts.push({ label: 'a booted guest (the snapshot could not serve)', path });

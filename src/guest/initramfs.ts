@@ -17,17 +17,20 @@ import { projectPaths } from '../util/paths.js';
 import { which } from '../util/tools.js';
 import { buildTestProgram } from '../build/userspace.js';
 import { cpioArchive, withParents, type CpioEntry } from './cpio.js';
+import { jobFileName } from './job.js';
 
 /** Modules the agent loads, roots only; dependencies are resolved per kernel. */
 export const GUEST_MODULES = ['virtio_pci', 'virtio_console'] as const;
 
 /** Bump when what goes into the initramfs changes in a way its inputs' hashes do not show. */
-const INITRAMFS_FORMAT = 4;
+const INITRAMFS_FORMAT = 5;
 
 export interface Initramfs {
   path: string;
   key: string;
   busybox: string;
+  /** Job files the guest holds from the start (names under files/): jobs need not send them. */
+  preloaded: string[];
 }
 
 export async function findStaticBusybox(): Promise<string> {
@@ -43,12 +46,17 @@ export async function findStaticBusybox(): Promise<string> {
 export async function buildInitramfs(kernel: Kernel, cacheDir: string): Promise<Initramfs> {
   const busybox = await findStaticBusybox();
   const initPath = join(projectPaths.vm, 'init');
+  const jobScript = join(projectPaths.vm, 'job.sh');
   // Sets the clock and reseeds the RNG after a snapshot restore (see userspace/guest-sync.c).
   const sync = await buildTestProgram(join(projectPaths.userspace, 'guest-sync.c'), cacheDir);
-  const hasher = new Hasher().add('format', String(INITRAMFS_FORMAT)).add('kernel', kernel.release).add('modules', GUEST_MODULES.join(','));
-  const key = (await (await (await hasher.addFile('busybox', busybox)).addFile('init', initPath)).addFile('guest-sync', sync.path)).digest();
+  // The test program is the same for every job: in the initramfs (and so in every snapshot), it is never sent.
+  const test = await buildTestProgram(join(projectPaths.userspace, 'mmap-test.c'), cacheDir);
+  const testData = await readFile(test.path);
+  const preloaded = [jobFileName(test.path, testData)];
+  const hasher = new Hasher().add('format', String(INITRAMFS_FORMAT)).add('kernel', kernel.release).add('modules', GUEST_MODULES.join(',')).add('test', testData);
+  const key = (await (await (await (await hasher.addFile('busybox', busybox)).addFile('init', initPath)).addFile('job', jobScript)).addFile('guest-sync', sync.path)).digest();
   const path = join(cacheDir, 'initramfs', `${kernel.release}-${key}.cpio`);
-  if (await exists(path)) return { path, key, busybox };
+  if (await exists(path)) return { path, key, busybox, preloaded };
 
   const applets = (await runChecked('guest', 'busybox --list', busybox, ['--list'])).stdout.split('\n').filter((a) => /^[\w.[-]+$/.test(a));
   const modules = await resolveModules(kernel.modulesDir, GUEST_MODULES, await readFile(kernel.config, 'utf8'));
@@ -64,9 +72,12 @@ export async function buildInitramfs(kernel: Kernel, cacheDir: string): Promise<
     ...applets.filter((a) => a !== 'busybox').map((a): CpioEntry => ({ type: 'symlink', path: `bin/${a}`, target: 'busybox' })),
     { type: 'file', path: 'init', data: await readFile(initPath), mode: 0o755 },
     { type: 'file', path: 'bin/guest-sync', data: await readFile(sync.path), mode: 0o755 },
+    // For the agent's kprobe preparation (job.sh --prepare); jobs bring their own copy.
+    { type: 'file', path: 'lib/mmaplab/job.sh', data: await readFile(jobScript), mode: 0o755 },
+    { type: 'file', path: `lib/mmaplab/files/${preloaded[0]}`, data: testData, mode: 0o755 },
     { type: 'file', path: 'etc/mmaplab/modules', data: `${modules.map((m) => m.name).join('\n')}\n` },
     ...modules.map((m): CpioEntry => ({ type: 'file', path: `lib/mmaplab/${m.name}.ko`, data: m.data })),
   ];
   await writeFileAtomic(path, cpioArchive(withParents(entries)));
-  return { path, key, busybox };
+  return { path, key, busybox, preloaded };
 }

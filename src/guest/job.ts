@@ -67,11 +67,14 @@ interface JobFile {
   mode: number;
 }
 
+/** A job file's name under files/: its content hash, then its own name (the kernel log shows a program by it). */
+export function jobFileName(path: string, data: Buffer): string {
+  return `${createHash('sha256').update(data).digest('hex').slice(0, 12)}/${basename(path)}`;
+}
+
 async function jobFile(path: string, mode: number): Promise<JobFile> {
   const data = await readFile(path);
-  const hash = createHash('sha256').update(data).digest('hex').slice(0, 12);
-  // In a folder named by the hash, so the program keeps its own name (the kernel log shows it as the task).
-  return { name: `${hash}/${basename(path)}`, data, mode };
+  return { name: jobFileName(path, data), data, mode };
 }
 
 /**

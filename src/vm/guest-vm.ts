@@ -41,8 +41,10 @@ export interface StartOptions {
   qemu?: string;
   consoleLog: string;
   bootTimeoutMs: number;
-  /** Append to the console log (the restores of one run share console.log). */
+  /** Append to the console log instead of starting it afresh. */
   appendLog?: boolean;
+  /** Job files the guest has from its initramfs (see jobPayload). */
+  preloaded?: readonly string[];
   onConsoleLine?: (line: string) => void;
 }
 
@@ -128,7 +130,9 @@ export class GuestVm {
     });
     const log = createWriteStream(opts.consoleLog, { flags: opts.appendLog ? 'a' : 'w' });
     const proc = spawnLogged(qemu, qemuArgs({ ...spec, channelSocket, ...(qmpSocket ? { qmpSocket } : {}) }));
-    return new GuestVm(proc, server, tmp, log, opts.onConsoleLine, qmpSocket);
+    const vm = new GuestVm(proc, server, tmp, log, opts.onConsoleLine, qmpSocket);
+    for (const f of opts.preloaded ?? []) vm.filesInGuest.add(f);
+    return vm;
   }
 
   /** Boot and wait for the agent's ready record. `withQmp`: the guest may be saved as a snapshot (saveSnapshot). */

@@ -8,10 +8,10 @@
  * guests restore from one snapshot and none of them changes it.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
-import { exists } from '../util/fsx.js';
+import { dirname, join } from 'node:path';
+import { exists, processAlive } from '../util/fsx.js';
 import { qemuArgs, type VmSpec } from './qemu-args.js';
 
 /** Bump when the agent's waiting state or the snapshot files change in a way the key does not show. */
@@ -119,6 +119,7 @@ export async function makeSnapshot(
   dir: string,
   save: (files: { ram: string; state: string }) => Promise<{ bootMs: number; key: SnapshotKey }>,
 ): Promise<SnapshotMeta> {
+  await sweepLeftovers(dirname(dir));
   const staging = `${dir}.staging-${process.pid}-${randomBytes(4).toString('hex')}`;
   await mkdir(staging, { recursive: true });
   try {
@@ -142,6 +143,14 @@ export async function makeSnapshot(
     return meta;
   } finally {
     await rm(staging, { recursive: true, force: true });
+  }
+}
+
+/** Staging and trash directories of mmaplab processes that were killed before they could remove them (a RAM file each). */
+async function sweepLeftovers(root: string): Promise<void> {
+  for (const n of await readdir(root).catch(() => [] as string[])) {
+    const m = /\.(?:staging|trash)-(\d+)-[0-9a-f]+$/.exec(n);
+    if (m && Number(m[1]) !== process.pid && !processAlive(Number(m[1]))) await rm(join(root, n), { recursive: true, force: true });
   }
 }
 

@@ -163,8 +163,11 @@ describe('local: and the kernel cache', () => {
     expect(doc.notes).toContainEqual(expect.stringMatching(/the uncompressed kernel \(PVH boot\) did not reach init on boot attempt 1; booted the bzImage instead/));
     expect(existsSync(`${bad}.none`)).toBe(true);
     expect(existsSync(bad)).toBe(false);
+    // The snapshot was made from the bzImage; booting again goes straight to the bzImage too.
     const again = JSON.parse((await runCli(['run', '--kernel', spec, '--strategy', 'seed', '--check', 'private', '--json'], { MMAPLAB_CACHE_DIR: cache })).stdout) as typeof doc;
-    expect(again.machine).toMatchObject({ bootImage: 'bzimage', bootAttempts: 1 });
+    expect(again.machine).toMatchObject({ bootImage: 'bzimage', snapshot: { use: 'restored' } });
+    const booted = JSON.parse((await runCli(['run', '--kernel', spec, '--strategy', 'seed', '--check', 'private', '--json', '--no-snapshot'], { MMAPLAB_CACHE_DIR: cache })).stdout) as typeof doc;
+    expect(booted.machine).toMatchObject({ bootImage: 'bzimage', bootAttempts: 1 });
   }, 300_000);
 
   it('fetches the kernels of a matrix at once into an empty cache; then fetches ahead, lists with sizes, and prunes', async () => {

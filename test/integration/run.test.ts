@@ -148,7 +148,7 @@ describe('failures a user can cause', () => {
   });
 
   it('a guest that cannot boot in time: exit 3 with the console so far', async () => {
-    const r = await runCli(['run', '--timeout', '1']);
+    const r = await runCli(['run', '--timeout', '1', '--no-snapshot']);
     expect(r.exitCode).toBe(3);
     expect(r.stderr).toMatch(/^mmaplab: error: the guest did not become ready within 1 s/m);
     const log = /full console: (\S+)/.exec(r.stderr)?.[1];
@@ -164,10 +164,10 @@ describe('failures a user can cause', () => {
   }
 
   it('Ctrl-C during boot: exit 130 and no QEMU left', async () => {
-    const p = startCli(['run', '-v']);
+    const p = startCli(['run', '-v', '--no-snapshot']);
     await new Promise<void>((resolve) => {
       p.stderr?.on('data', (d: Buffer) => {
-        if (d.toString().includes('[boot]')) resolve();
+        if (/ boot\] /.test(d.toString())) resolve();
       });
     });
     await new Promise((r) => setTimeout(r, 500));
@@ -177,6 +177,20 @@ describe('failures a user can cause', () => {
     expect(String(r.stderr)).toMatch(/interrupted \(SIGINT\)/);
     // QEMU killed on the way out is not the unpacked kernel's fault.
     expect(condemnedPvhImages()).toEqual([]);
+  });
+
+  it('Ctrl-C while jobs run in restored guests: exit 130 and no QEMU left', async () => {
+    const p = startCli(['run', '-v']);
+    await new Promise<void>((resolve) => {
+      p.stderr?.on('data', (d: Buffer) => {
+        if (/ job\] /.test(d.toString())) resolve();
+      });
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    p.kill('SIGINT');
+    const r = await p;
+    expect(r.exitCode).toBe(130);
+    expect(String(r.stderr)).toMatch(/ restore\] job 1: restoring 6\.1\.0-\d+-cloud-amd64 from its snapshot/);
   });
 
   it('a missing tool: one line naming the package, exit 3', async () => {

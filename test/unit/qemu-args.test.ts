@@ -27,3 +27,27 @@ describe('QEMU command line', () => {
     expect(a).not.toContain('-bios');
   });
 });
+
+describe('QEMU command line for snapshots', () => {
+  const spec = {
+    accel: 'tcg' as const,
+    memoryMb: 256,
+    kernelImage: '/k/vmlinux',
+    initrd: '/i/initrd.cpio',
+    append: [...BASE_APPEND],
+    firmware: undefined,
+    channelSocket: '/tmp/x/jobs.sock',
+  };
+
+  it('puts the RAM in a file, shared while the snapshot is made and private when restored, with QMP and a deferred incoming', () => {
+    const making = qemuArgs({ ...spec, ram: { path: '/c/ram', share: true }, qmpSocket: '/tmp/x/qmp.sock' });
+    expect(making.join(' ')).toContain('-m 256 -object memory-backend-file,id=mem,size=256M,mem-path=/c/ram,share=on -machine pc,memory-backend=mem');
+    expect(making.slice(-2)).toEqual(['-qmp', 'unix:/tmp/x/qmp.sock,server=on,wait=off']);
+    const restoring = qemuArgs({ ...spec, ram: { path: '/c/ram', share: false }, qmpSocket: '/tmp/x/qmp.sock', incoming: true });
+    expect(restoring.join(' ')).toContain('mem-path=/c/ram,share=off');
+    expect(restoring.slice(-2)).toEqual(['-incoming', 'defer']);
+    // Apart from share= and -incoming, the two are the same machine: the restore's devices match the saved state.
+    const strip = (a: string[]) => a.join(' ').replace(/share=o(n|ff)/, '').replace(/ -incoming defer$/, '');
+    expect(strip(restoring)).toBe(strip(making));
+  });
+});
