@@ -27,6 +27,7 @@ import { projectPaths } from '../util/paths.js';
 import { requireTool } from '../util/tools.js';
 import { chooseAccel } from '../vm/accel.js';
 import { qemuInfo } from '../vm/qemu.js';
+import type { MachineType } from '../vm/qemu-args.js';
 import { GuestJobHost, TargetJobHost } from './job-host.js';
 import { SnapshotJobHost } from './snapshot-host.js';
 import { acquireFor, bootGuest, buildArchive, GuestBoots, kvmProbe, type GuestOptions, type Phase } from './session.js';
@@ -133,6 +134,10 @@ async function guestLab(opts: SetupOptions, source: string, runDir: string, cach
   }
   const module = built as ModuleBuild;
   const tBuild = performance.now();
+  const bootedWith = (): { bootImage: 'pvh' | 'bzimage'; machineType: MachineType } => {
+    const b = host instanceof SnapshotJobHost ? host.image() : guests.first && { image: guests.first.image, machine: guests.first.machine };
+    return { bootImage: b?.image ?? 'bzimage', machineType: b?.machine ?? 'pc' };
+  };
   const snapshotUse = (): SnapshotUse => (host instanceof SnapshotJobHost ? host.use() : { use: 'off', reason: opts.snapshotOffReason ?? '--no-snapshot' });
   return {
     ...common,
@@ -147,7 +152,7 @@ async function guestLab(opts: SetupOptions, source: string, runDir: string, cach
       qemu: qemu.version,
       boots: host instanceof SnapshotJobHost ? host.boots : guests.boots,
       bootAttempts: guests.attempts,
-      bootImage: (host instanceof SnapshotJobHost ? host.image() : guests.first?.image) ?? 'bzimage',
+      ...bootedWith(),
       snapshot: snapshotUse(),
     }),
     consoleLogs: () => (host instanceof SnapshotJobHost ? [host.consoleLog, ...guests.consoleLogs] : guests.consoleLogs),

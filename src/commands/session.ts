@@ -3,19 +3,19 @@
  * directory, the kernel and the archive it came from, the KVM probe, booting
  * (with the early-panic retry) and the guest slots a matrix hands out.
  */
-import { mkdir, rename } from 'node:fs/promises';
+import { mkdir, readFile, rename } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { debianArchives } from '../kernel/debian.js';
 import { acquireKernel, parseKernelSpec, type Kernel } from '../kernel/index.js';
-import { forgetPvhImage, pvhImage } from '../kernel/vmlinux.js';
+import { forgetPvhImage, microvmRuledOut, pvhImage, ruleOutMicrovm } from '../kernel/vmlinux.js';
 import { reachedInit } from '../parse/kmsg.js';
 import { MmaplabError } from '../util/errors.js';
 import { stateRoot } from '../util/paths.js';
 import type { Slots } from '../util/limiter.js';
 import type { AccelRequest } from '../vm/accel.js';
 import { GuestVm, type BootResult } from '../vm/guest-vm.js';
-import { BASE_APPEND, type Accel } from '../vm/qemu-args.js';
+import { BASE_APPEND, type Accel, type MachineType } from '../vm/qemu-args.js';
 import type { QemuInfo } from '../vm/qemu.js';
 import type { BootSpec } from '../vm/snapshot.js';
 import type { Initramfs } from '../guest/initramfs.js';
@@ -90,9 +90,43 @@ export function kvmProbe(qemu: QemuInfo, kernel: Kernel, initrd: string, runDir:
   };
 }
 
-/** The QEMU spec of a lab guest booting `kernelImage` (the snapshot key is made from the same spec). */
-export function guestSpec(qemu: QemuInfo, accel: Accel, kernelImage: string, initrd: string, memoryMb: number): BootSpec {
-  return { accel, memoryMb, kernelImage, initrd, append: [...BASE_APPEND], firmware: qemu.firmware };
+/** One way to boot a kernel: the machine and the image. */
+export interface BootRecipe {
+  machine: MachineType;
+  image: string;
+}
+
+/**
+ * The ways to boot this kernel, fastest first: microvm with the unpacked
+ * vmlinux (PVH), pc with it, pc with the packaged bzImage. A trick that failed
+ * for this kernel (and, for microvm, this QEMU) is left out from then on.
+ */
+export async function bootRecipes(kernel: Kernel, qemu: QemuInfo, env: NodeJS.ProcessEnv = process.env): Promise<BootRecipe[]> {
+  const recipes: BootRecipe[] = [];
+  const microvm = env.MMAPLAB_MICROVM === 'try' || (await microvmCanWork(kernel));
+  if (kernel.vmlinux && microvm && !(await microvmRuledOut(kernel.vmlinux, qemu.version))) recipes.push({ machine: 'microvm', image: kernel.vmlinux });
+  if (kernel.vmlinux) recipes.push({ machine: 'pc', image: kernel.vmlinux });
+  recipes.push({ machine: 'pc', image: kernel.image });
+  return recipes;
+}
+
+/**
+ * microvm without ACPI (the fast way; with ACPI its boot hangs or is slower
+ * than pc here) tells the kernel of its virtio-mmio devices on the command
+ * line, which only a kernel built with VIRTIO_MMIO_CMDLINE_DEVICES reads.
+ * Debian's kernels are not, so they boot pc. MMAPLAB_MICROVM=try tries it
+ * anyway (the fallback's test).
+ */
+export async function microvmCanWork(kernel: Pick<Kernel, 'config'>): Promise<boolean> {
+  const config = await readFile(kernel.config, 'utf8').catch(() => '');
+  return /^CONFIG_VIRTIO_MMIO=[ym]$/m.test(config) && /^CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y$/m.test(config);
+}
+
+/** The QEMU spec of a lab guest (the snapshot key is made from the same spec). */
+export function guestSpec(qemu: QemuInfo, accel: Accel, recipe: BootRecipe, initrd: string, memoryMb: number): BootSpec {
+  // microvm under TCG cannot calibrate the TSC quickly: tell it the rate, when this machine's is known.
+  const tsc = recipe.machine === 'microvm' && accel === 'tcg' && qemu.tscKhz ? [`tsc_early_khz=${qemu.tscKhz}`] : [];
+  return { accel, machine: recipe.machine, memoryMb, kernelImage: recipe.image, initrd, append: [...BASE_APPEND, ...tsc], firmware: qemu.firmware };
 }
 
 export interface Booted {
@@ -102,10 +136,20 @@ export interface Booted {
   attempts: number;
   /** pvh: the uncompressed vmlinux; bzimage: the packaged image. */
   image: 'pvh' | 'bzimage';
+  machine: MachineType;
   spec: BootSpec;
 }
 
-/** Boot, retrying once when the kernel panics before init ran (a known TCG/QEMU flake, not the driver). */
+/** A microvm boot that has not said ready by then is taken for a machine that does not suit this kernel. */
+const MICROVM_DEADLINE_MS = 30_000;
+
+/**
+ * Boot by the first recipe that works, retrying once when the kernel panics
+ * before init ran (a known TCG/QEMU flake, not the driver). A recipe that
+ * fails is a suspect, convicted (and not tried again for this kernel) when a
+ * plainer one then boots: microvm when pc boots the same vmlinux, the vmlinux
+ * when the bzImage boots.
+ */
 export async function bootGuest(
   qemu: QemuInfo,
   accel: Accel,
@@ -118,37 +162,51 @@ export async function bootGuest(
   snapshotRam?: string,
 ): Promise<Booted> {
   let last: Exclude<BootResult, { kind: 'ready' }> | undefined;
-  // The uncompressed vmlinux boots faster (PVH); the bzImage is the fallback, and the retry after a flake.
-  const images = kernel.vmlinux ? [kernel.vmlinux, kernel.image] : [kernel.image, kernel.image];
-  let pvhSuspect: string | undefined;
-  for (let attempt = 1; attempt <= 2; attempt++) {
-    const image = images[attempt - 1]!;
+  const recipes = await bootRecipes(kernel, qemu);
+  const failed: BootRecipe[] = [];
+  let flakeRetried = false;
+  let i = 0;
+  for (let attempt = 1; i < recipes.length; attempt++) {
+    const recipe = recipes[i]!;
+    const spec = guestSpec(qemu, accel, recipe, initramfs.path, opts.memoryMb);
+    const deadline = Math.min(recipe.machine === 'microvm' ? MICROVM_DEADLINE_MS : 90_000, opts.timeoutS * 1000);
     const r = await GuestVm.start(
-      { ...guestSpec(qemu, accel, image, initramfs.path, opts.memoryMb), ...(snapshotRam ? { ram: { path: snapshotRam, share: true } } : {}) },
-      { qemu: qemu.binary, consoleLog, bootTimeoutMs: Math.min(90_000, opts.timeoutS * 1000), preloaded: initramfs.preloaded },
+      { ...spec, ...(snapshotRam ? { ram: { path: snapshotRam, share: true } } : {}) },
+      { qemu: qemu.binary, consoleLog, bootTimeoutMs: deadline, preloaded: initramfs.preloaded },
       snapshotRam !== undefined,
     );
     if (r.kind === 'ready') {
-      // The bzImage booted where the vmlinux did not: the PVH boot is at fault; boot this kernel's bzImage from now on.
-      if (pvhSuspect) await forgetPvhImage(pvhSuspect);
-      const spec = guestSpec(qemu, accel, image, initramfs.path, opts.memoryMb);
-      return { vm: r.vm, bootMs: r.bootMs, guestUptimeS: r.guestUptimeS, attempts: attempt, image: image === kernel.vmlinux ? 'pvh' : 'bzimage', spec };
+      await convict(failed, recipe, qemu.version);
+      return { vm: r.vm, bootMs: r.bootMs, guestUptimeS: r.guestUptimeS, attempts: attempt, image: recipe.image === kernel.vmlinux ? 'pvh' : 'bzimage', machine: recipe.machine, spec };
     }
     last = r;
     const earlyPanic = r.kind === 'exited' && /Kernel panic/.test(r.console) && !reachedInit(r.console);
-    // QEMU refusing the vmlinux, or the kernel dying without a word, makes the PVH boot a suspect,
-    // convicted if the bzImage then boots. QEMU killed by a signal (Ctrl-C, our own reaping) says
-    // nothing; a hang is not retried: it may be the deadline's (a short --timeout) and would cost another.
-    const pvhFailed = image === kernel.vmlinux && r.kind === 'exited' && r.signal === undefined && !reachedInit(r.console);
-    if (!(earlyPanic || pvhFailed) || attempt === 2) break;
-    if (pvhFailed && !earlyPanic) pvhSuspect = image;
+    // QEMU refusing the recipe, or the kernel dying without a word, makes the recipe a suspect. QEMU
+    // killed by a signal (Ctrl-C, our own reaping) says nothing. A hang on pc is not retried: it may be
+    // the deadline's (a short --timeout) and would cost another; microvm's own deadline is short.
+    // On microvm, a kernel that reached init but found no virtio device for the job channel also rules it out.
+    const noChannel = recipe.machine === 'microvm' && r.kind === 'exited' && /mmaplab-agent: no mmaplab\.0 virtio port/.test(r.console);
+    const trickFailed =
+      recipe !== recipes[recipes.length - 1] &&
+      ((r.kind === 'exited' && r.signal === undefined && (!reachedInit(r.console) || noChannel)) ||
+        (r.kind === 'timeout' && recipe.machine === 'microvm' && deadline === MICROVM_DEADLINE_MS));
     const kept = consoleLog.replace(/\.log$/, `-attempt${attempt}.log`);
+    if (earlyPanic && !flakeRetried) {
+      flakeRetried = true;
+      await rename(consoleLog, kept);
+      notes.push(`the kernel panicked before init on boot attempt ${attempt} (an infrastructure flake, not the driver); retried (${kept})`);
+      continue;
+    }
+    if (!trickFailed) break;
+    failed.push(recipe);
     await rename(consoleLog, kept);
+    const next = recipes[i + 1]!;
     notes.push(
-      pvhFailed && !earlyPanic
-        ? `the uncompressed kernel (PVH boot) did not reach init on boot attempt ${attempt}; booted the bzImage instead (${kept})`
-        : `the kernel panicked before init on boot attempt ${attempt} (an infrastructure flake, not the driver); retried (${kept})`,
+      recipe.machine === 'microvm'
+        ? `the microvm machine did not boot ${kernel.release} (boot attempt ${attempt}: ${r.kind === 'timeout' ? 'no ready within 30 s' : noChannel ? 'no virtio device for the job channel' : 'exited before init'}); booted the pc machine instead, as from now on for this kernel and QEMU (${kept})`
+        : `the uncompressed kernel (PVH boot) did not reach init on boot attempt ${attempt}; booted the ${next.image === kernel.image ? 'bzImage' : 'next way'} instead (${kept})`,
     );
+    i++;
   }
   const tail = (last?.console ?? '').trimEnd().split('\n').slice(-15);
   if (last?.kind === 'timeout') {
@@ -164,6 +222,14 @@ export async function bootGuest(
     hint: `full console: ${consoleLog}`,
     artifacts: { consoleLog },
   });
+}
+
+/** What booted shows which failed trick was at fault: microvm if pc booted the same vmlinux, the vmlinux if only the bzImage booted. */
+async function convict(failed: BootRecipe[], booted: BootRecipe, qemuVersion: string): Promise<void> {
+  for (const f of failed) {
+    if (f.machine === 'microvm' && booted.image === f.image) await ruleOutMicrovm(f.image, qemuVersion);
+    if (f.image !== booted.image) await forgetPvhImage(f.image);
+  }
 }
 
 /**

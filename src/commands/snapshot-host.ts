@@ -14,11 +14,11 @@ import type { SnapshotUse } from '../report/model.js';
 import { isMmaplabError } from '../util/errors.js';
 import { Limiter, type Slots } from '../util/limiter.js';
 import { GuestVm, type BootResult } from '../vm/guest-vm.js';
-import type { Accel } from '../vm/qemu-args.js';
+import type { Accel, MachineType } from '../vm/qemu-args.js';
 import type { QemuInfo } from '../vm/qemu.js';
 import { discardSnapshot, lookupSnapshot, makeSnapshot, slotDir, snapshotKey, type BootSpec, type SnapshotLookup } from '../vm/snapshot.js';
 import type { GuestJobHost, HostedJob, JobHost } from './job-host.js';
-import { bootGuest, guestSpec, type GuestOptions, type Phase } from './session.js';
+import { bootGuest, bootRecipes, guestSpec, type GuestOptions, type Phase } from './session.js';
 
 /**
  * A restore that takes longer than this is a broken snapshot, not a slow one
@@ -154,7 +154,8 @@ export class SnapshotJobHost implements JobHost {
   /** The kernel's snapshot slot and what is in it. */
   private async lookup(): Promise<(SnapshotLookup & { kind: Exclude<SnapshotLookup['kind'], 'ok'> }) | { kind: 'ok'; usable: Usable }> {
     const { qemu, accel, kernel, initramfs, opts, cacheDir } = this.ctx;
-    const spec = guestSpec(qemu, accel, kernel.vmlinux ?? kernel.image, initramfs.path, opts.memoryMb);
+    // The snapshot of the fastest way to boot this kernel (a failed trick is ruled out by the boot that makes it).
+    const spec = guestSpec(qemu, accel, (await bootRecipes(kernel, qemu))[0]!, initramfs.path, opts.memoryMb);
     const dir = slotDir(cacheDir, kernel.release, spec);
     const found = await lookupSnapshot(dir, await snapshotKey(spec, qemu));
     if (found.kind !== 'ok') return found;
@@ -198,10 +199,11 @@ export class SnapshotJobHost implements JobHost {
     }
   }
 
-  /** What the guests booted or were restored from: the uncompressed vmlinux (PVH) or the bzImage. */
-  image(): 'pvh' | 'bzimage' | undefined {
-    if (!this.spec) return this.ctx.fallback.guests.first?.image;
-    return this.spec.kernelImage === this.ctx.kernel.vmlinux ? 'pvh' : 'bzimage';
+  /** What the guests booted or were restored from: the uncompressed vmlinux (PVH) or the bzImage, on which machine. */
+  image(): { image: 'pvh' | 'bzimage'; machine: MachineType } | undefined {
+    const first = this.ctx.fallback.guests.first;
+    if (!this.spec || this.broken) return first && { image: first.image, machine: first.machine };
+    return { image: this.spec.kernelImage === this.ctx.kernel.vmlinux ? 'pvh' : 'bzimage', machine: this.spec.machine ?? 'pc' };
   }
 
   /** What the report says about snapshots. */

@@ -20,7 +20,7 @@ import { cpioArchive, withParents, type CpioEntry } from './cpio.js';
 import { jobFileName } from './job.js';
 
 /** Modules the agent loads, roots only; dependencies are resolved per kernel. */
-export const GUEST_MODULES = ['virtio_pci', 'virtio_console'] as const;
+export const GUEST_MODULES = ['virtio_pci', 'virtio_mmio', 'virtio_console'] as const;
 
 /** Bump when what goes into the initramfs changes in a way its inputs' hashes do not show. */
 const INITRAMFS_FORMAT = 5;

@@ -117,3 +117,17 @@ export async function forgetPvhImage(vmlinux: string): Promise<void> {
   await markNoPvh(vmlinux);
   await rm(vmlinux, { force: true });
 }
+
+/** The marker saying microvm did not boot this vmlinux with this QEMU version (pc boots it instead). */
+function noMicrovmMarker(vmlinux: string, qemuVersion: string): string {
+  return `${vmlinux}.no-microvm-${qemuVersion.replace(/[^\w.+-]/g, '_')}`;
+}
+
+export async function microvmRuledOut(vmlinux: string, qemuVersion: string): Promise<boolean> {
+  return exists(noMicrovmMarker(vmlinux, qemuVersion));
+}
+
+/** After a microvm boot that failed where pc then booted the same vmlinux: pc for this kernel and QEMU from now on. */
+export async function ruleOutMicrovm(vmlinux: string, qemuVersion: string): Promise<void> {
+  await open(noMicrovmMarker(vmlinux, qemuVersion), 'w').then((h) => h.close()).catch(() => {});
+}

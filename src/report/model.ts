@@ -139,6 +139,8 @@ export interface GuestMachine {
   bootAttempts: number;
   /** What the first guest booted: the uncompressed vmlinux through PVH (faster), or the packaged bzImage. */
   bootImage?: 'pvh' | 'bzimage';
+  /** QEMU's machine: microvm (faster) or pc (where microvm does not boot the kernel). */
+  machineType?: 'pc' | 'microvm';
   /** Whether jobs ran in guests restored from a snapshot; absent in reports from before snapshots. */
   snapshot?: SnapshotUse;
 }

@@ -112,7 +112,7 @@ export function machineLines(m: GuestMachine | TargetMachine, c: ChalkInstance):
       ...m.leftBehind.map((l) => c.red(`  left on the target: ${l}`)),
     ];
   }
-  const lines = [`  machine  ${m.accel.toUpperCase()}, QEMU ${m.qemu}${m.bootImage === 'pvh' ? ', PVH boot' : ''}${m.accel === 'tcg' ? c.dim(` (${m.accelReason})`) : ''}${m.boots > 1 ? `, ${m.boots} boots` : ''}`];
+  const lines = [`  machine  ${m.accel.toUpperCase()}, QEMU ${m.qemu}${m.machineType ? `, ${m.machineType}` : ''}${m.bootImage === 'pvh' ? ', PVH boot' : ''}${m.accel === 'tcg' ? c.dim(` (${m.accelReason})`) : ''}${m.boots > 1 ? `, ${m.boots} boots` : ''}`];
   const line = m.snapshot ? snapshotLine(m.snapshot) : undefined;
   if (line) lines.push(m.snapshot?.use === 'failed' ? c.yellow(line) : line);
   return lines;

@@ -1,5 +1,5 @@
 /** Facts about the host's QEMU. */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { runChecked } from '../util/exec.js';
 import { requireTool } from '../util/tools.js';
 
@@ -8,6 +8,8 @@ export interface QemuInfo {
   version: string;
   /** qboot skips SeaBIOS: about 0.1-0.2 s less per boot. */
   firmware: string | undefined;
+  /** This machine's TSC rate, when it can be known (microvm under TCG boots faster when told). */
+  tscKhz: number | undefined;
 }
 
 const QBOOT = ['/usr/share/qemu/qboot.rom', '/usr/share/qboot/bios.bin'];
@@ -16,5 +18,28 @@ export async function qemuInfo(): Promise<QemuInfo> {
   const binary = requireTool('qemu-system-x86_64');
   const r = await runChecked('missing-tool', 'qemu-system-x86_64 --version', binary, ['--version']);
   const version = /version\s+(\S+)/.exec(r.stdout)?.[1] ?? 'unknown';
-  return { binary, version, firmware: QBOOT.find((p) => existsSync(p)) };
+  return { binary, version, firmware: QBOOT.find((p) => existsSync(p)), tscKhz: hostTscKhz() };
+}
+
+/**
+ * The TSC rate, from what states it rather than from "cpu MHz" (the current
+ * clock, which frequency scaling moves): the kernel's tsc_freq_khz where it
+ * has one, else an Intel model name's rated clock ("@ 2.10GHz"; Intel's
+ * invariant TSC ticks at that rate). Unknown: microvm calibrates itself.
+ */
+export function hostTscKhz(read: (path: string) => string = (p) => readFileSync(p, 'utf8')): number | undefined {
+  try {
+    const khz = Number(read('/sys/devices/system/cpu/cpu0/tsc_freq_khz').trim());
+    if (Number.isInteger(khz) && khz > 0) return khz;
+  } catch {
+    /* not exposed by this kernel */
+  }
+  try {
+    const cpuinfo = read('/proc/cpuinfo');
+    if (!/^flags\s*:.*\bconstant_tsc\b/m.test(cpuinfo)) return undefined;
+    const m = /^model name\s*:\s*Intel.*@\s*(\d+(?:\.\d+)?)GHz/m.exec(cpuinfo);
+    return m ? Math.round(Number(m[1]) * 1_000_000) : undefined;
+  } catch {
+    return undefined;
+  }
 }

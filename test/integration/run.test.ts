@@ -2,7 +2,7 @@
  * The real thing: the CLI fetches a Debian kernel, builds the driver and the
  * test program, boots QEMU and reports. Nothing here is mocked.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EXPECTATIONS, STRATEGIES } from '../../src/diagnose/expectations.js';
@@ -191,6 +191,24 @@ describe('failures a user can cause', () => {
     const r = await p;
     expect(r.exitCode).toBe(130);
     expect(String(r.stderr)).toMatch(/ restore\] job 1: restoring 6\.1\.0-\d+-cloud-amd64 from its snapshot/);
+  });
+
+  it('microvm where it cannot work (forced): the boot falls back to pc, and microvm is not tried again for this kernel and QEMU', async () => {
+    const kdir = join(cacheRoot(), 'kernels', 'debian', readdirSync(join(cacheRoot(), 'kernels', 'debian')).find((d) => /^6\.1\.0-\d+-cloud-amd64$/.test(d))!);
+    const markers = () => readdirSync(kdir).filter((n) => n.startsWith('vmlinux.no-microvm-'));
+    for (const m of markers()) rmSync(join(kdir, m));
+    try {
+      // Debian's kernels cannot find microvm's devices without ACPI (no VIRTIO_MMIO_CMDLINE_DEVICES): the agent finds no job channel.
+      const first = report((await runCli(['run', '--json', '--no-snapshot', '--strategy', 'seed', '--check', 'shared'], { MMAPLAB_MICROVM: 'try' })).stdout);
+      expect(first.status).toBe('pass');
+      expect(first.machine).toMatchObject({ machineType: 'pc', bootImage: 'pvh', bootAttempts: 2 });
+      expect(first.notes.join('\n')).toMatch(/the microvm machine did not boot 6\.1\.0-\d+-cloud-amd64 \(boot attempt 1: no virtio device for the job channel\); booted the pc machine instead/);
+      expect(markers()).toHaveLength(1);
+      const again = report((await runCli(['run', '--json', '--no-snapshot', '--strategy', 'seed', '--check', 'shared'], { MMAPLAB_MICROVM: 'try' })).stdout);
+      expect(again.machine).toMatchObject({ machineType: 'pc', bootAttempts: 1 });
+    } finally {
+      for (const m of markers()) rmSync(join(kdir, m));
+    }
   });
 
   it('a missing tool: one line naming the package, exit 3', async () => {
