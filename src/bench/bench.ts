@@ -33,7 +33,10 @@ import type { MatrixReport } from '../matrix/model.js';
 import type { GuestMachine, RunReport } from '../report/model.js';
 import { cacheRoot, PACKAGE_ROOT } from '../util/paths.js';
 import { BASE_APPEND, qemuArgs } from '../vm/qemu-args.js';
-import { guestSpec } from '../commands/session.js';
+import { bootRecipes, guestSpec } from '../commands/session.js';
+import { cpioArchive, withParents } from '../guest/cpio.js';
+import { GuestVm } from '../vm/guest-vm.js';
+import { lookupSnapshot, slotDir, snapshotKey } from '../vm/snapshot.js';
 import { qemuInfo } from '../vm/qemu.js';
 
 const BIN = join(PACKAGE_ROOT, 'bin', 'mmaplab.js');
@@ -193,6 +196,27 @@ async function main(): Promise<void> {
     pvh.push(row);
   }
 
+  // Where a restored guest's time goes: the restore with its SYNC, then a job that does nothing.
+  process.stderr.write('restores of the snapshot with an empty job, x9...\n');
+  const anatomy = { restore: [] as number[], emptyJob: [] as number[] };
+  {
+    const withVmlinux = { ...kernel, vmlinux: await pvhImage(kernel, cacheRoot()) };
+    const recipe = (await bootRecipes(withVmlinux, qemu))[0]!;
+    const bootSpec = guestSpec(qemu, guestMachine(first).accel, recipe, initramfs.path, 256);
+    const slot = slotDir(cacheRoot(), kernel.release, bootSpec);
+    const found = await lookupSnapshot(slot, await snapshotKey(bootSpec, qemu));
+    if (found.kind !== 'ok') throw new Error(`no usable snapshot for the anatomy (${found.kind})`);
+    const empty = cpioArchive(withParents([{ type: 'file', path: 'job-1/run.sh', data: Buffer.from('true\n'), mode: 0o755 }]));
+    for (let i = 0; i < runs; i++) {
+      const [rs, r] = await timed(() => GuestVm.restore({ ...bootSpec, ram: { path: join(slot, 'ram'), share: false } }, join(slot, 'state'), { consoleLog: join(tmp, 'anatomy.log'), bootTimeoutMs: 20_000 }));
+      if (r.kind !== 'ready') throw new Error(`a restore failed: ${r.kind}`);
+      const [js, j] = await timed(() => r.vm.runJob(1, empty, 20_000));
+      await r.vm.kill();
+      if (j.kind !== 'done') throw new Error(`the empty job ended ${j.kind}`);
+      anatomy.restore.push(rs);
+      anatomy.emptyJob.push(js);
+    }
+  }
   rmSync(tmp, { recursive: true, force: true });
   const m = { warm: median(warm), booted: median(booted), check: median(check), rawJob: median(rawJob), rawBoot: median(rawBoot) };
   const results = {
@@ -218,6 +242,7 @@ async function main(): Promise<void> {
       job: median(warmTimings.map((t) => t.jobMs)),
       outsideBootAndJob: median(warmTimings.map((t) => t.totalMs - t.bootMs - t.jobMs)),
     },
+    anatomy: { seconds: anatomy, medians: { restore: median(anatomy.restore), emptyJob: median(anatomy.emptyJob) } },
     best: { warm: Math.min(...warm), booted: Math.min(...booted), check: Math.min(...check), rawJob: Math.min(...rawJob), rawBoot: Math.min(...rawBoot) },
     pvh: pvh.map((p) => ({ ...p, medians: { bzImage: median(p.bzImage), vmlinux: median(p.vmlinux), microvm: median(p.microvm) } })),
     matrix: {
@@ -247,6 +272,8 @@ async function main(): Promise<void> {
     `| \`mmaplab run\`, cold (empty cache: fetch, build, KVM probe, boot, snapshot) | ${f(cold)} | ${(cold / m.rawBoot).toFixed(1)} | ${(cold / m.rawJob).toFixed(1)} | |`,
     '',
     `Best of ${runs} (the least disturbed runs): raw boot ${f(results.best.rawBoot)}, raw job boot ${f(results.best.rawJob)}, warm run ${f(results.best.warm)}, --no-snapshot ${f(results.best.booted)} (${(results.best.booted / results.best.rawJob).toFixed(2)}× the raw job boot), check ${f(results.best.check)}.`,
+    '',
+    `A restored guest (medians of ${runs}): the restore with its SYNC (clock and RNG) ${f(median(anatomy.restore))}, then a job that does nothing ${f(median(anatomy.emptyJob))}.`,
     '',
     `Warm run breakdown (medians): the first restore ${(results.warmBreakdownMs.firstRestore / 1000).toFixed(2)} s, restores and jobs ${(results.warmBreakdownMs.job / 1000).toFixed(2)} s, the rest (node, cache checks, exit) ${(results.warmBreakdownMs.outsideBootAndJob / 1000).toFixed(2)} s.`,
     '',

@@ -139,7 +139,16 @@ export async function makeSnapshot(
     };
     await writeFile(join(staging, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`);
     await discardSnapshot(dir);
-    await rename(staging, dir);
+    try {
+      await rename(staging, dir);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+      // Another run made it in the meantime: theirs serves if it is the same.
+      const theirs = await lookupSnapshot(dir, key);
+      if (theirs.kind !== 'ok') throw e;
+      return theirs.meta;
+    }
     return meta;
   } finally {
     await rm(staging, { recursive: true, force: true });

@@ -92,6 +92,14 @@ describe('looking a snapshot up', () => {
     expect([existsSync(dead), existsSync(deadTrash), existsSync(live)]).toEqual([false, false, true]);
   });
 
+  it('two runs making the same snapshot at once both end with it, and nothing else is left', async () => {
+    const slot = join(dir, 'slot');
+    const [a, b] = await Promise.all([make(slot), make(slot)]);
+    expect(a.hash).toBe(b.hash);
+    expect(await lookupSnapshot(slot, await snapshotKey(spec, qemu))).toMatchObject({ kind: 'ok' });
+    expect(readdirSync(dir).filter((n) => /staging|trash/.test(n))).toEqual([]);
+  });
+
   it('a save that fails leaves the slot as it was and no staging behind', async () => {
     const slot = join(dir, 'slot');
     const before = await make(slot);
