@@ -151,7 +151,7 @@ async function guestLab(opts: SetupOptions, source: string, runDir: string, cach
       accelReason: accel.reason,
       qemu: qemu.version,
       boots: host instanceof SnapshotJobHost ? host.boots : guests.boots,
-      bootAttempts: guests.attempts,
+      bootAttempts: host instanceof SnapshotJobHost ? host.bootAttempts : guests.attempts,
       ...bootedWith(),
       snapshot: snapshotUse(),
     }),

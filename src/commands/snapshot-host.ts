@@ -59,7 +59,7 @@ export class SnapshotJobHost implements JobHost {
   readonly parallel: number;
   private prepared: Promise<Usable | undefined> | undefined;
   private broken: string | undefined;
-  private made: { bootMs: number; why: 'missing' | 'stale' | 'corrupt' } | undefined;
+  private made: { bootMs: number; attempts: number; why: 'missing' | 'stale' | 'corrupt' } | undefined;
   private hash = '';
   private readonly restoreMs: number[] = [];
   /** Console files in the order they go into console.log. */
@@ -86,6 +86,7 @@ export class SnapshotJobHost implements JobHost {
       const found = await this.lookup();
       if (found.kind !== 'ok') return undefined;
       this.prepared ??= Promise.resolve(found.usable);
+      this.ctx.progress('restore', `restoring ${this.ctx.kernel.release} from its snapshot while the driver builds`);
       return { usable: found.usable, ...(await this.restore(found.usable)) };
     })().catch(() => undefined);
   }
@@ -105,6 +106,10 @@ export class SnapshotJobHost implements JobHost {
       if (!ahead) this.ctx.progress('restore', `job ${job.id}: restoring ${this.ctx.kernel.release} from its snapshot`);
       const { r, log } = ahead ?? (await this.restore(snap));
       log.label = `job ${job.id} (${job.strategy}), in a guest restored from snapshot ${snap.hash}`;
+      // Killed from outside (Ctrl-C reaping every guest, the OOM killer): not the snapshot's fault.
+      if (r.kind !== 'ready' && (GuestVm.stopping || (r.kind === 'exited' && r.signal))) {
+        return { end: 'guest-died', records: [], console: r.console, boot: log.guest };
+      }
       if (r.kind !== 'ready') {
         const why = r.kind === 'timeout' ? 'the restored guest did not answer' : `QEMU exited${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').pop()}` : ''}`;
         if (!this.broken) {
@@ -184,7 +189,7 @@ export class SnapshotJobHost implements JobHost {
         await booted.vm.saveSnapshot(files.state, 60_000);
         return { bootMs: booted.bootMs, key: await snapshotKey(booted.spec, qemu) };
       });
-      this.made = { bootMs: meta.bootMs, why: found.kind };
+      this.made = { bootMs: meta.bootMs, attempts: booted!.attempts, why: found.kind };
       this.hash = meta.hash;
       this.spec = booted!.spec;
       return { dir, spec: booted!.spec, hash: meta.hash };
@@ -218,6 +223,11 @@ export class SnapshotJobHost implements JobHost {
 
   get boots(): number {
     return (this.made ? 1 : 0) + this.ctx.fallback.guests.boots;
+  }
+
+  /** Boot attempts, the one that made the snapshot (a flake or a failed trick retried) and the fallback's. */
+  get bootAttempts(): number {
+    return (this.made?.attempts ?? 0) + this.ctx.fallback.guests.attempts;
   }
 
   /** Time to the first guest that took a job: the boot that made the snapshot, else the first restore. */

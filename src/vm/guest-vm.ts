@@ -112,12 +112,17 @@ export class GuestVm {
   /** Every guest still running in this process, so an interrupted CLI can reap them all. */
   private static readonly live = new Set<GuestVm>();
 
+  /** Set by killAll (Ctrl-C): no guest may start after it, so none outlives the CLI. */
+  static stopping = false;
+
   static async killAll(): Promise<void> {
+    GuestVm.stopping = true;
     await Promise.all([...GuestVm.live].map((vm) => vm.kill()));
   }
 
   /** QEMU started on `spec`, its channel socket (and QMP socket, if asked) in a private directory. */
   private static async spawn(spec: Omit<VmSpec, 'channelSocket' | 'qmpSocket'>, opts: StartOptions, withQmp: boolean): Promise<GuestVm> {
+    if (GuestVm.stopping) throw new Error('mmaplab is stopping: no guest is started');
     const qemu = opts.qemu ?? requireTool('qemu-system-x86_64');
     // Socket paths are limited to 108 bytes: keep them in a short private directory.
     const tmp = await mkdtemp(join(tmpdir(), 'mmaplab-'));
