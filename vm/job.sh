@@ -57,12 +57,20 @@ step() { # name status output
 T=/sys/kernel/tracing
 TRACED="remap_pfn_range vm_insert_page remap_vmalloc_range vm_map_pages"
 tracing=0
+# Enable the mapping calls' events one by one: the group's switch would also
+# enable page_free (registered beside them, but wanted only with its filter).
+trace_enable() {
+  for e in $TRACED remap_pfn_range_args; do
+    [ -d "$T/events/mmaplab/$e" ] && echo "$1" > "$T/events/mmaplab/$e/enable" 2> /dev/null
+  done
+  [ -d "$T/events/mmaplab/remap_pfn_range" ]
+}
 trace_setup() {
   [ -d "$T/events" ] || mount -t tracefs nodev "$T" 2> /dev/null
   [ -w "$T/kprobe_events" ] || return 0
-  # Registering a kprobe costs tens of milliseconds: reuse those of an earlier job.
+  # Registering a kprobe costs tens of milliseconds: reuse those of an earlier job (or of the snapshot).
   if [ -d "$T/events/mmaplab" ]; then
-    echo 1 > "$T/events/mmaplab/enable" 2> /dev/null && tracing=1
+    trace_enable 1 && tracing=1
     return 0
   fi
   for fn in $TRACED; do
@@ -70,7 +78,7 @@ trace_setup() {
   done
   # x86-64 arguments: vma in %di, addr in %si, pfn in %dx, size in %cx.
   echo 'p:mmaplab/remap_pfn_range_args remap_pfn_range addr=%si:x64 pfn=%dx:x64 size=%cx:x64' >> "$T/kprobe_events" 2> /dev/null
-  echo 1 > "$T/events/mmaplab/enable" 2> /dev/null && tracing=1
+  trace_enable 1 && tracing=1
 }
 # The page_free probe (INSPECT) watches rmmod free pages still marked PG_reserved.
 page_free_probe() {
@@ -85,7 +93,7 @@ trace_teardown() {
 
 if [ "$prepare" = 1 ]; then
   trace_setup
-  [ "$tracing" = 1 ] && page_free_probe && echo 0 > "$T/events/mmaplab/enable"
+  [ "$tracing" = 1 ] && page_free_probe && trace_enable 0
   exit 0
 fi
 

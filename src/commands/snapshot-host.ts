@@ -65,7 +65,7 @@ export class SnapshotJobHost implements JobHost {
   /** Console files in the order they go into console.log. */
   private readonly logs: ConsolePart[] = [];
   /** The first job's guest, restored while the driver builds (warmUp). */
-  private spare: Promise<{ usable: Usable; r: BootResult; log: ConsolePart & { guest: number } } | undefined> | undefined;
+  private spare: Promise<{ r: BootResult; log: ConsolePart & { guest: number } } | undefined> | undefined;
   private readonly fallbackOne = new Limiter(1);
   private usedFallback = false;
   private guests = 0;
@@ -87,7 +87,7 @@ export class SnapshotJobHost implements JobHost {
       if (found.kind !== 'ok') return undefined;
       this.prepared ??= Promise.resolve(found.usable);
       this.ctx.progress('restore', `restoring ${this.ctx.kernel.release} from its snapshot while the driver builds`);
-      return { usable: found.usable, ...(await this.restore(found.usable)) };
+      return this.restore(found.usable);
     })().catch(() => undefined);
   }
 
@@ -117,6 +117,7 @@ export class SnapshotJobHost implements JobHost {
           this.ctx.notes.push(`the snapshot of ${this.ctx.kernel.release} did not restore (${why}); it was removed, and the jobs from job ${job.id} on ran in a booted guest`);
           await discardSnapshot(snap.dir);
         }
+        // The booted guest takes a slot of its own: give this one back first (a matrix with --jobs 1 has one).
         release();
         return await this.viaFallback(job);
       }

@@ -41,8 +41,6 @@ export interface StartOptions {
   qemu?: string;
   consoleLog: string;
   bootTimeoutMs: number;
-  /** Append to the console log instead of starting it afresh. */
-  appendLog?: boolean;
   /** Job files the guest has from its initramfs (see jobPayload). */
   preloaded?: readonly string[];
   onConsoleLine?: (line: string) => void;
@@ -97,6 +95,7 @@ export class GuestVm {
     })();
     server.on('connection', (s) => {
       this.socket = s;
+      this.wake();
       s.setEncoding('utf8');
       const lines = new LineSplitter();
       s.on('data', (chunk: string) => {
@@ -133,7 +132,7 @@ export class GuestVm {
       server.once('error', reject);
       server.listen(channelSocket, () => resolve());
     });
-    const log = createWriteStream(opts.consoleLog, { flags: opts.appendLog ? 'a' : 'w' });
+    const log = createWriteStream(opts.consoleLog);
     const proc = spawnLogged(qemu, qemuArgs({ ...spec, channelSocket, ...(qmpSocket ? { qmpSocket } : {}) }));
     const vm = new GuestVm(proc, server, tmp, log, opts.onConsoleLine, qmpSocket);
     for (const f of opts.preloaded ?? []) vm.filesInGuest.add(f);
@@ -190,9 +189,12 @@ export class GuestVm {
 
   /** Give the guest the host's time and fresh randomness; its answer, or undefined if none came in time. */
   async sync(timeoutMs: number): Promise<Extract<GuestRecord, { t: 'synced' }> | undefined> {
+    // QEMU connects the channel as it starts; make sure this side has seen it.
+    const connected = await this.waitFor(() => this.socket, timeoutMs);
+    if (connected.kind !== 'found') return undefined;
     const from = this.records.length;
     const nowNs = BigInt(Date.now()) * 1_000_000n;
-    this.socket?.write(syncHeader(nowNs, randomBytes(32).toString('hex')));
+    connected.value.write(syncHeader(nowNs, randomBytes(32).toString('hex')));
     const r = await this.waitFor(() => this.records.slice(from).find((x): x is Extract<GuestRecord, { t: 'synced' }> => x.t === 'synced'), timeoutMs);
     return r.kind === 'found' ? r.value : undefined;
   }
