@@ -119,7 +119,7 @@ export function machineLines(m: GuestMachine | TargetMachine, c: ChalkInstance):
 }
 
 export function snapshotLine(s: SnapshotUse): string | undefined {
-  const each = (n: number, ms: number) => `${n} job${n === 1 ? '' : 's'}, each in a guest restored afresh (${seconds(ms)} per restore, median)`;
+  const each = (n: number, ms: number) => (n === 1 ? `1 job, in a guest restored afresh (restore ${seconds(ms)})` : `${n} jobs, each in a guest restored afresh (${seconds(ms)} per restore, median)`);
   switch (s.use) {
     case 'off':
       return `  snapshot none: every guest booted (${s.reason})`;
