@@ -11,7 +11,7 @@ import { jobPayload, type LabJob } from '../guest/job.js';
 import type { Initramfs } from '../guest/initramfs.js';
 import type { Kernel } from '../kernel/types.js';
 import type { SnapshotUse } from '../report/model.js';
-import { isMmaplabError } from '../util/errors.js';
+import { isMmaplabError, MmaplabError } from '../util/errors.js';
 import { Limiter, type Slots } from '../util/limiter.js';
 import { GuestVm, type BootResult } from '../vm/guest-vm.js';
 import type { Accel, MachineType } from '../vm/qemu-args.js';
@@ -196,7 +196,10 @@ export class SnapshotJobHost implements JobHost {
       return { dir, spec: booted!.spec, hash: meta.hash };
     } catch (e) {
       // A kernel that does not boot at all fails the run as a cold boot would; a snapshot that cannot be saved only costs speed.
-      if (isMmaplabError(e) && e.kind === 'boot') throw e;
+      if (isMmaplabError(e) && e.kind === 'boot') {
+        // The boot's console goes into console.log when the host closes (before the error is shown): point there.
+        throw new MmaplabError('boot', e.message, { details: e.details, hint: `full console: ${this.consoleLog}`, artifacts: { consoleLog: this.consoleLog }, cause: e });
+      }
       this.broken = e instanceof Error ? e.message : String(e);
       notes.push(`no snapshot of ${kernel.release} could be made (${this.broken}); the jobs ran in a booted guest`);
       return undefined;

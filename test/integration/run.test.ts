@@ -157,6 +157,15 @@ describe('failures a user can cause', () => {
     expect(condemnedPvhImages()).toEqual([]);
   });
 
+  it('a boot that makes a snapshot and cannot finish in time: exit 3, the console it names is there', async () => {
+    // Another memory size is another snapshot slot: none is cached, so this run boots to make one.
+    const r = await runCli(['run', '--timeout', '1', '--memory', '272']);
+    expect(r.exitCode).toBe(3);
+    expect(r.stderr).toMatch(/^mmaplab: error: the guest did not become ready within 1 s/m);
+    const log = /full console: (\S+)/.exec(r.stderr)?.[1];
+    expect(log && existsSync(log) && readFileSync(log, 'utf8')).toMatch(/===== mmaplab: the boot that made the snapshot/);
+  });
+
   /** Kernels whose unpacked vmlinux mmaplab stopped booting (after a PVH boot failed). */
   function condemnedPvhImages(): string[] {
     const kernels = join(cacheRoot(), 'kernels', 'debian');
