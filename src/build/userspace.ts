@@ -14,7 +14,7 @@ export interface ProgramBuild {
 export const TEST_PROGRAM_CFLAGS = ['-static', '-O2', '-Wall', '-Wextra', '-Werror'] as const;
 
 /** One C file into a static program named after it (mmap-test.c -> mmap-test), cached by compiler, flags and source. */
-export async function buildTestProgram(sourceFile: string, cacheDir: string): Promise<ProgramBuild> {
+export async function buildStaticProgram(sourceFile: string, cacheDir: string): Promise<ProgramBuild> {
   const name = basename(sourceFile, '.c');
   const gccVersion = await run('gcc', ['-dumpfullversion']);
   const key = (await new Hasher().add('gcc', gccVersion.stdout).add('flags', TEST_PROGRAM_CFLAGS.join(' ')).addFile('src', sourceFile)).digest();

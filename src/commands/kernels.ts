@@ -8,11 +8,9 @@
 import { lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { toolchainFor } from '../build/compiler.js';
-import { buildTestProgram } from '../build/userspace.js';
 import { buildInitramfs } from '../guest/initramfs.js';
 import { acquireKernel, parseKernelSpec, type Kernel } from '../kernel/index.js';
 import { loadCachedKernel, readAliases } from '../kernel/debian.js';
-import { projectPaths } from '../util/paths.js';
 import { buildArchive } from './session.js';
 
 export interface CachedKernel {
@@ -97,8 +95,8 @@ export async function fetchAhead(spec: string, opts: FetchOptions): Promise<{ ke
   const archive = buildArchive(opts);
   const [tc] = await Promise.all([
     toolchainFor(kernel, { cacheDir: opts.cacheDir, archive: archive.uri, keyring: archive.keyring, onProgress: opts.onProgress }),
+    // With the test program in it.
     buildInitramfs(kernel, opts.cacheDir),
-    buildTestProgram(join(projectPaths.userspace, 'mmap-test.c'), opts.cacheDir),
   ]);
   return { kernel, compiler: tc.describe };
 }

@@ -11,7 +11,6 @@ import { writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { resolveDriverSource } from '../build/driver-source.js';
 import { buildModule, type ModuleBuild } from '../build/kbuild.js';
-import { buildTestProgram } from '../build/userspace.js';
 import { buildInitramfs } from '../guest/initramfs.js';
 import type { Kernel } from '../kernel/types.js';
 import type { Diagnostic } from '../build/diagnostics.js';
@@ -23,7 +22,6 @@ import { RemoteLab } from '../target/remote-lab.js';
 import type { SshTarget } from '../target/url.js';
 import { ConnectionLost } from '../target/connection.js';
 import { isMmaplabError, MmaplabError } from '../util/errors.js';
-import { projectPaths } from '../util/paths.js';
 import { requireTool } from '../util/tools.js';
 import { chooseAccel } from '../vm/accel.js';
 import { qemuInfo } from '../vm/qemu.js';
@@ -102,8 +100,7 @@ async function guestLab(opts: SetupOptions, source: string, runDir: string, cach
   const tKernel = performance.now();
   progress('build', `building ${relative(process.cwd(), source) || '.'} for ${kernel.release}, the test program and the initramfs`);
   const builtP = buildModule({ source, kernel, cacheDir, logDir: runDir, archive: buildArchive(opts), onProgress: (m) => progress('build', m) }).catch((e: unknown) => e);
-  const programP = buildTestProgram(join(projectPaths.userspace, 'mmap-test.c'), cacheDir);
-  programP.catch(() => {}); // awaited below; an early throw must not leave it unhandled
+  // The initramfs builds the test program too (it carries it): one build serves both.
   const initramfs = await buildInitramfs(kernel, cacheDir);
   const accel = await chooseAccel({ requested: opts.accel, cacheDir, qemuVersion: qemu.version, probe: kvmProbe(qemu, kernel, initramfs.path, runDir, opts.memoryMb) });
   const useSnapshot = opts.snapshot !== false;
@@ -122,10 +119,7 @@ async function guestLab(opts: SetupOptions, source: string, runDir: string, cach
     : booted;
   // The first guest is restored while the driver builds (a cached snapshot only).
   if (host instanceof SnapshotJobHost) host.warmUp();
-  const [built, program] = await Promise.all([builtP, programP]).catch(async (e: unknown) => {
-    await host.close();
-    throw e;
-  });
+  const built = await builtP;
   const common = { kernel: kernelInfo, guestKernel: kernel, kernelMs: tKernel - t0 };
   if (!(built && typeof built === 'object' && 'ko' in built)) {
     await host.close();
@@ -143,7 +137,7 @@ async function guestLab(opts: SetupOptions, source: string, runDir: string, cach
     ...common,
     kind: 'ready',
     module: { name: module.name, ko: module.ko, jobKo: module.guestKo, compiler: module.compiler, cached: module.cached, warnings: module.warnings, parameters: module.parameters },
-    testProgram: program.path,
+    testProgram: initramfs.testProgram,
     host,
     buildMs: tBuild - tKernel,
     machine: () => ({

@@ -15,7 +15,7 @@ import { exists, Hasher, writeFileAtomic } from '../util/fsx.js';
 import { isStaticElfFile } from '../util/elf.js';
 import { projectPaths } from '../util/paths.js';
 import { which } from '../util/tools.js';
-import { buildTestProgram } from '../build/userspace.js';
+import { buildStaticProgram } from '../build/userspace.js';
 import { cpioArchive, withParents, type CpioEntry } from './cpio.js';
 import { jobFileName } from './job.js';
 
@@ -31,6 +31,8 @@ export interface Initramfs {
   busybox: string;
   /** Job files the guest holds from the start (names under files/): jobs need not send them. */
   preloaded: string[];
+  /** The test program it holds (the same build jobs name; kept in the run directory). */
+  testProgram: string;
 }
 
 export async function findStaticBusybox(): Promise<string> {
@@ -48,15 +50,15 @@ export async function buildInitramfs(kernel: Kernel, cacheDir: string): Promise<
   const initPath = join(projectPaths.vm, 'init');
   const jobScript = join(projectPaths.vm, 'job.sh');
   // Sets the clock and reseeds the RNG after a snapshot restore (see userspace/guest-sync.c).
-  const sync = await buildTestProgram(join(projectPaths.userspace, 'guest-sync.c'), cacheDir);
+  const sync = await buildStaticProgram(join(projectPaths.userspace, 'guest-sync.c'), cacheDir);
   // The test program is the same for every job: in the initramfs (and so in every snapshot), it is never sent.
-  const test = await buildTestProgram(join(projectPaths.userspace, 'mmap-test.c'), cacheDir);
+  const test = await buildStaticProgram(join(projectPaths.userspace, 'mmap-test.c'), cacheDir);
   const testData = await readFile(test.path);
   const preloaded = [jobFileName(test.path, testData)];
   const hasher = new Hasher().add('format', String(INITRAMFS_FORMAT)).add('kernel', kernel.release).add('modules', GUEST_MODULES.join(',')).add('test', testData);
   const key = (await (await (await (await hasher.addFile('busybox', busybox)).addFile('init', initPath)).addFile('job', jobScript)).addFile('guest-sync', sync.path)).digest();
   const path = join(cacheDir, 'initramfs', `${kernel.release}-${key}.cpio`);
-  if (await exists(path)) return { path, key, busybox, preloaded };
+  if (await exists(path)) return { path, key, busybox, preloaded, testProgram: test.path };
 
   const applets = (await runChecked('guest', 'busybox --list', busybox, ['--list'])).stdout.split('\n').filter((a) => /^[\w.[-]+$/.test(a));
   const modules = await resolveModules(kernel.modulesDir, GUEST_MODULES, await readFile(kernel.config, 'utf8'));
@@ -79,5 +81,5 @@ export async function buildInitramfs(kernel: Kernel, cacheDir: string): Promise<
     ...modules.map((m): CpioEntry => ({ type: 'file', path: `lib/mmaplab/${m.name}.ko`, data: m.data })),
   ];
   await writeFileAtomic(path, cpioArchive(withParents(entries)));
-  return { path, key, busybox, preloaded };
+  return { path, key, busybox, preloaded, testProgram: test.path };
 }
