@@ -7,12 +7,13 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { resolve } from 'node:path';
 import { cpus } from 'node:os';
 import { DEFAULT_KERNEL, formatKernelSpec, parseKernelSpec } from '../kernel/spec.js';
-import { ExitCode, isMmaplabError } from '../util/errors.js';
+import { isMmaplabError } from '../util/errors.js';
+import { errorExitCode, ExitCode } from '../model/exit.js';
 import { cacheRoot, stateRoot } from '../util/paths.js';
 import { VERSION } from '../util/version.js';
 import { makeStyle } from '../report/style.js';
 import { reportError } from './report-error.js';
-import { parseTargetUrl } from '../target/url.js';
+import { parseTargetUrl } from '../ssh/url.js';
 import { progressPrinter } from './progress.js';
 
 function positiveInt(name: string, max: number) {
@@ -127,7 +128,7 @@ Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_ST
   addGuestOptions(program.commands.at(-1)!).action(async (o: RunCliOptions) => {
       const { runLab } = await import('../commands/run.js');
       const { STRATEGIES } = await import('../diagnose/expectations.js');
-      const { CHECK_NAMES, isCheckName } = await import('../guest/checks.js');
+      const { CHECK_NAMES, isCheckName } = await import('../model/checks.js');
       // The bundled driver's strategies are known; a driver of the user's own names its own.
       const strategies = o.moduleDir ? o.strategy?.split(',').map((x) => x.trim()).filter(Boolean) : listOption('--strategy', o.strategy, STRATEGIES);
       const checks = listOption('--check', o.check, CHECK_NAMES).filter(isCheckName);
@@ -135,7 +136,7 @@ Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_ST
       const { onKernels } = await import('./on-kernels.js');
       await onKernels('run', o, (kernel, ctx) => runLab({ ...guestOptions(o, ctx.progress, kernel, ctx.label), ...ctx.guest, moduleDir, strategies, checks, pages: 16 }), async (report, style) => {
         const { renderRunText } = await import('../report/text.js');
-        return renderRunText(report as import('../report/model.js').RunReport, style);
+        return renderRunText(report as import('../model/report.js').RunReport, style);
       });
     });
   const check = program
@@ -153,7 +154,7 @@ Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_ST
       const { onKernels } = await import('./on-kernels.js');
       await onKernels('check', o, (kernel, ctx) => checkDriver({ ...guestOptions(o, ctx.progress, kernel, ctx.label), ...ctx.guest, source: resolve(driver), device: o.device, pages: o.pages, pattern }), async (report, style) => {
         const { renderCheckText } = await import('../report/check-text.js');
-        return renderCheckText(report as import('../report/model.js').CheckReport, style);
+        return renderCheckText(report as import('../model/report.js').CheckReport, style);
       });
     });
 
@@ -369,7 +370,7 @@ function handleSignals(): void {
     // A target gets its cleanup (kill, rmmod, rm) over SSH; at most 30 s, then leave anyway.
     const giveUp = new Promise((r) => setTimeout(r, 30_000).unref());
     void Promise.race([
-      Promise.all([import('../vm/guest-vm.js').then(({ GuestVm }) => GuestVm.killAll()), import('../target/remote-lab.js').then(({ RemoteLab }) => RemoteLab.cleanupAll())]),
+      Promise.all([import('../vm/guest-vm.js').then(({ GuestVm }) => GuestVm.killAll()), import('../ssh/remote-lab.js').then(({ RemoteLab }) => RemoteLab.cleanupAll())]),
       giveUp,
     ]).finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
   };
@@ -393,7 +394,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (isMmaplabError(e)) {
       reportError(e);
-      return e.exitCode;
+      return errorExitCode(e.kind);
     }
     process.stderr.write(`mmaplab: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
     return ExitCode.infra;

@@ -4,16 +4,18 @@
  * --json, --junit, GitHub's step summary and annotations from the same model.
  */
 import { appendFile, writeFile } from 'node:fs/promises';
-import { makeRunDir } from '../commands/session.js';
+import { makeRunDir } from '../vm/boot.js';
 import { expandKernelSpecs, kernelSlug } from '../kernel/spec.js';
-import { assembleMatrix, kernelError, type MatrixReport } from '../matrix/model.js';
+import { assembleMatrix, kernelError } from '../matrix/model.js';
+import { type MatrixReport } from '../model/report.js';
 import { runMatrix } from '../matrix/run-matrix.js';
 import { matrixAnnotations } from '../report/annotations.js';
 import { renderJunit } from '../report/junit.js';
 import { renderMarkdown } from '../report/markdown.js';
 import { renderMatrixText } from '../report/matrix-text.js';
-import type { CheckReport, RunReport } from '../report/model.js';
+import type { CheckReport, RunReport } from '../model/report.js';
 import { makeStyle } from '../report/style.js';
+import { errorExitCode } from '../model/exit.js';
 import { isMmaplabError } from '../util/errors.js';
 import { reportError } from './report-error.js';
 import { executedCommands } from '../util/exec.js';
@@ -65,7 +67,7 @@ export async function onKernels(
       matrix = assembleMatrix({ command, kernels: [{ spec: specs[0]!, kind: 'error', error: kernelError(e) }], dir: '', resultsJson: '', totalMs: 0 });
       if (o.json) process.stdout.write(`${JSON.stringify(matrix, null, 2)}\n`);
       reportError(e, false);
-      process.exitCode = e.exitCode;
+      process.exitCode = errorExitCode(e.kind);
     }
   } else {
     const dir = await makeRunDir({ outputDir: o.outputDir });

@@ -10,22 +10,23 @@
  */
 import { appendFile, copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { resolveDriverSource } from '../build/driver-source.js';
+import { resolveDriverSource } from '../kbuild/driver-source.js';
 import { deprecationNotes } from '../diagnose/api-changes.js';
-import { symbolizeProblems, symbolizer } from '../build/symbolize.js';
+import { symbolizeProblems, symbolizer } from '../kbuild/symbolize.js';
 import { assessJob, type Assessment } from '../diagnose/assess.js';
 import { CUSTOM_DRIVER } from '../diagnose/expectations.js';
-import { checkItems, checksStatus } from '../diagnose/verdicts.js';
-import type { CheckName } from '../guest/checks.js';
+import { checkItems } from '../diagnose/verdicts.js';
+import { checksStatus } from '../model/exit.js';
+import type { CheckName } from '../model/checks.js';
 import { labJob } from '../guest/job.js';
 import { kernelPgReservedBit } from '../kernel/page-flags.js';
-import { SCHEMA_VERSION, type CheckReport, type CheckResult } from '../report/model.js';
+import { SCHEMA_VERSION, type CheckReport } from '../model/report.js';
+import { type CheckResult } from '../model/outcome.js';
 
-export type { CheckReport } from '../report/model.js';
 import { cacheRoot } from '../util/paths.js';
 import { VERSION } from '../util/version.js';
-import { setUpLab, type SetupOptions } from './lab-setup.js';
-import { makeRunDir } from './session.js';
+import { setUpLab, type SetupOptions } from '../machines/setup.js';
+import { makeRunDir } from '../vm/boot.js';
 
 export interface CheckOptions extends SetupOptions {
   /** The student's driver: a folder or a .c file. */

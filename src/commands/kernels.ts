@@ -7,11 +7,11 @@
  */
 import { lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { toolchainFor } from '../build/compiler.js';
+import { toolchainFor } from '../kbuild/compiler.js';
 import { buildInitramfs } from '../guest/initramfs.js';
 import { acquireKernel, parseKernelSpec, type Kernel } from '../kernel/index.js';
 import { loadCachedKernel, readAliases } from '../kernel/debian.js';
-import { buildArchive } from './session.js';
+import { buildArchive } from '../vm/boot.js';
 
 export interface CachedKernel {
   release: string;

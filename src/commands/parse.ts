@@ -11,15 +11,17 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { symbolizeProblems, symbolizer } from '../build/symbolize.js';
+import { symbolizeProblems, symbolizer } from '../kbuild/symbolize.js';
 import { assessJob, type Assessment } from '../diagnose/assess.js';
-import { CHECK_NAMES, isCheckName, type CheckName } from '../guest/checks.js';
+import { CHECK_NAMES, isCheckName, type CheckName } from '../model/checks.js';
 import { parseRecordLine, type GuestRecord } from '../guest/protocol.js';
-import { findProblems, parseKernelLog, reachedInit, type KernelLine, type KernelProblem } from '../parse/kmsg.js';
-import { assembleReport } from '../report/assemble.js';
-import type { RunReport } from '../report/model.js';
+import { findProblems, parseKernelLog, reachedInit } from '../parse/kmsg.js';
+import { type KernelLine, type KernelProblem } from '../model/kernel-log.js';
+import { assembleReport } from '../diagnose/assemble.js';
+import type { RunReport } from '../model/report.js';
 import { kernelSlug } from '../kernel/spec.js';
-import { assembleMatrix, type KernelEntry, type MatrixReport } from '../matrix/model.js';
+import { assembleMatrix } from '../matrix/model.js';
+import { type KernelEntry, type MatrixReport } from '../model/report.js';
 import { MmaplabError } from '../util/errors.js';
 import { exists } from '../util/fsx.js';
 

@@ -7,20 +7,20 @@
  */
 import { appendFile, copyFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { symbolizeProblems, symbolizer } from '../build/symbolize.js';
+import { symbolizeProblems, symbolizer } from '../kbuild/symbolize.js';
 import { assessJob, type Assessment } from '../diagnose/assess.js';
 import { CUSTOM_DRIVER, STRATEGIES } from '../diagnose/expectations.js';
 import { labJob, type LabJob } from '../guest/job.js';
-import type { CheckName } from '../guest/checks.js';
-import { assembleReport } from '../report/assemble.js';
-import type { RunReport } from '../report/model.js';
+import type { CheckName } from '../model/checks.js';
+import { assembleReport } from '../diagnose/assemble.js';
+import type { RunReport } from '../model/report.js';
 import { mapConcurrent } from '../util/limiter.js';
 import { cacheRoot, projectPaths } from '../util/paths.js';
-import type { HostedJob } from './job-host.js';
-import { setUpLab, type SetupOptions } from './lab-setup.js';
-import { makeRunDir } from './session.js';
+import type { HostedJob } from '../machines/booted.js';
+import { setUpLab, type SetupOptions } from '../machines/setup.js';
+import { makeRunDir } from '../vm/boot.js';
 
-export type { GuestOptions, Phase } from './session.js';
+export type { GuestOptions, Phase } from '../vm/boot.js';
 
 export interface RunOptions extends SetupOptions {
   moduleDir: string;

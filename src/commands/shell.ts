@@ -9,12 +9,12 @@ import { join, resolve } from 'node:path';
 import { CUSTOM_DRIVER } from '../diagnose/expectations.js';
 import { labJob } from '../guest/job.js';
 import { shellQuote } from '../util/shell-quote.js';
-import { ConnectionLost } from '../target/connection.js';
+import { ConnectionLost } from '../ssh/connection.js';
 import { MmaplabError } from '../util/errors.js';
 import { cacheRoot, projectPaths } from '../util/paths.js';
-import { GuestJobHost, TargetJobHost } from './job-host.js';
-import { setUpLab, type SetupOptions } from './lab-setup.js';
-import { makeRunDir } from './session.js';
+import { GuestJobHost, TargetJobHost } from '../machines/booted.js';
+import { setUpLab, type SetupOptions } from '../machines/setup.js';
+import { makeRunDir } from '../vm/boot.js';
 
 export interface ShellOptions extends SetupOptions {
   /** A driver of the user's own; the bundled one (with `strategy`) otherwise. */

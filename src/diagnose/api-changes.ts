@@ -4,18 +4,7 @@
  * own message, so the explanation names the change and the way to write code
  * that builds on both sides of it.
  */
-import type { Diagnostic } from '../build/diagnostics.js';
-
-export interface ApiChange {
-  /** Stable key. */
-  id: string;
-  /** The kernel version the change arrived in, e.g. "6.3". */
-  since: string;
-  /** One sentence: what changed. */
-  summary: string;
-  /** One sentence: how to write it instead. */
-  fix: string;
-}
+import type { ApiChange, Diagnostic } from '../model/diagnostic.js';
 
 const Q = `['‘’\`"]`;
 
@@ -93,11 +82,6 @@ const RULES: ReadonlyArray<{ test: RegExp; change: ApiChange }> = [
     },
   },
 ];
-
-/** One line for a report: the change, when it came, and the fix. */
-export function describeApiChange(a: ApiChange): string {
-  return `API change (Linux ${a.since}): ${a.summary} Fix: ${a.fix}`;
-}
 
 /** The API changes a failed build's diagnostics point at, each once, in rule order. */
 export function apiChangesFor(diagnostics: readonly Pick<Diagnostic, 'message' | 'severity'>[]): ApiChange[] {

@@ -3,12 +3,13 @@
  * results with expectations and explanations. Pure: the run command, `parse`
  * and the tests all come through here.
  */
-import { checkMode, type CheckName } from '../guest/checks.js';
+import { checkMode, type CheckName } from '../model/checks.js';
 import type { GuestRecord } from '../guest/protocol.js';
 import { checkWindow, describeExitStatus, isMarker, observeJob } from '../parse/job-records.js';
-import { findProblems, isAmbient, isRoutineNoise, parseKernelLog, type KernelLine, type KernelProblem } from '../parse/kmsg.js';
+import { findProblems, isAmbient, isRoutineNoise, parseKernelLog } from '../parse/kmsg.js';
+import { type KernelLine, type KernelProblem } from '../model/kernel-log.js';
 import { summariseTrace } from '../parse/trace.js';
-import type { CheckResult, Outcome, StepResult, StrategyRun } from '../report/model.js';
+import type { CheckResult, Outcome, StepResult, StrategyRun } from '../model/outcome.js';
 import { expectationFor, matchesExpected } from './expectations.js';
 import { explain } from './explain.js';
 

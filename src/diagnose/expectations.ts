@@ -4,8 +4,8 @@
  * Debian bookworm equals this table, so a kernel that behaves differently
  * shows up as a mismatch (exit 1), not as a silent change.
  */
-import type { CheckName } from '../guest/checks.js';
-import type { Expected, Outcome } from '../report/model.js';
+import type { CheckName } from '../model/checks.js';
+import type { Expected, Outcome } from '../model/outcome.js';
 
 const ok: Expected = { kind: 'ok' };
 const refused = (errno: string): Expected => ({ kind: 'mmap-failed', errno });

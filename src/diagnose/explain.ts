@@ -6,10 +6,10 @@
  * and the fixes that follow. Each explanation has an id, so a report shows one
  * per distinct failure however many cells share it.
  */
-import type { CheckName, MapMode } from '../guest/checks.js';
-import type { KernelLine } from '../parse/kmsg.js';
+import type { CheckName, MapMode } from '../model/checks.js';
+import type { KernelLine } from '../model/kernel-log.js';
 import { describeCalls } from '../parse/trace.js';
-import type { Explanation, Outcome, TracedCalls } from '../report/model.js';
+import type { Explanation, Outcome, TracedCalls } from '../model/outcome.js';
 
 export interface ExplainContext {
   strategy: string;

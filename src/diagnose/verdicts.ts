@@ -3,24 +3,12 @@
  * findings to named checks, each pass, fail or skip with a one-line reason and
  * a hint. Pure, like the assessment it reads.
  */
-import { formatDiagnostic, type Diagnostic } from '../build/diagnostics.js';
-import type { KernelProblem } from '../parse/kmsg.js';
-import type { CheckResult, StepResult } from '../report/model.js';
-import { cellVerdict } from '../report/verdict.js';
-import { apiChangesFor, type ApiChange } from './api-changes.js';
-
-export type Verdict = 'pass' | 'fail' | 'skip';
-
-export interface CheckItem {
-  id: string;
-  title: string;
-  verdict: Verdict;
-  reason: string;
-  hint?: string;
-  details?: string[];
-  /** builds: the kernel API changes behind a failed build, where known. */
-  apiChanges?: ApiChange[];
-}
+import { formatDiagnostic, type Diagnostic } from '../model/diagnostic.js';
+import type { KernelProblem } from '../model/kernel-log.js';
+import type { CheckResult, StepResult } from '../model/outcome.js';
+import { cellVerdict } from './words.js';
+import { apiChangesFor } from './api-changes.js';
+import type { CheckItem } from '../model/report.js';
 
 export interface CheckFindings {
   /** The build: its warnings, or the diagnostics it failed with. */
@@ -244,8 +232,4 @@ export function checkItems(f: CheckFindings): CheckItem[] {
     });
   }
   return items;
-}
-
-export function checksStatus(items: readonly CheckItem[]): { status: 'pass' | 'fail'; exitCode: 0 | 1 } {
-  return items.some((i) => i.verdict === 'fail') ? { status: 'fail', exitCode: 1 } : { status: 'pass', exitCode: 0 };
 }

@@ -15,7 +15,7 @@ import { exists, Hasher, writeFileAtomic } from '../util/fsx.js';
 import { isStaticElfFile } from '../util/elf.js';
 import { projectPaths } from '../util/paths.js';
 import { which } from '../util/tools.js';
-import { buildStaticProgram } from '../build/userspace.js';
+import { buildStaticProgram } from '../kbuild/userspace.js';
 import { cpioArchive, withParents, type CpioEntry } from './cpio.js';
 import { jobFileName } from './job.js';
 

@@ -11,7 +11,7 @@ import { basename, join } from 'node:path';
 import { projectPaths } from '../util/paths.js';
 import { shellQuote } from '../util/shell-quote.js';
 import { cpioArchive, withParents, type CpioEntry } from './cpio.js';
-import type { CheckName } from './checks.js';
+import type { CheckName } from '../model/checks.js';
 
 export interface LabJob {
   id: number;

@@ -7,9 +7,9 @@
  * program (userspace/mmap-test.c); this module is their one schema.
  */
 
-import type { CheckName } from './checks.js';
+import type { CheckName } from '../model/checks.js';
 
-export type { MapMode } from './checks.js';
+export type { MapMode } from '../model/checks.js';
 
 export type GuestRecord =
   | { t: 'ready'; kernel: string; uptime: string }

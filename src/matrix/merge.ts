@@ -4,9 +4,10 @@
  * report, or a matrix (itself possibly a merge); a kernel seen twice is an error.
  */
 import { readFile } from 'node:fs/promises';
-import type { CheckReport, RunReport } from '../report/model.js';
+import type { CheckReport, RunReport } from '../model/report.js';
 import { MmaplabError } from '../util/errors.js';
-import { assembleMatrix, type KernelEntry, type MatrixReport } from './model.js';
+import { assembleMatrix } from './model.js';
+import { type KernelEntry, type MatrixReport } from '../model/report.js';
 
 type Doc = RunReport | CheckReport | MatrixReport;
 

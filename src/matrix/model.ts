@@ -3,51 +3,12 @@
  * none), the rows whose outcome differs between kernels, and one status.
  * Pure: built by `run`/`check` with several kernels and by `merge` alike.
  */
-import type { ApiChange } from '../diagnose/api-changes.js';
 import { apiChangesFor } from '../diagnose/api-changes.js';
-import { cell } from '../report/verdict.js';
-import { SCHEMA_VERSION, type CheckReport, type RunReport } from '../report/model.js';
-import { isMmaplabError, type ErrorKind, type SourceLocation } from '../util/errors.js';
+import { matrixStatus } from '../model/exit.js';
+import { outcomeCode } from '../model/outcome.js';
+import { SCHEMA_VERSION, type KernelEntry, type KernelError, type MatrixReport, type MatrixRow } from '../model/report.js';
+import { isMmaplabError } from '../util/errors.js';
 import { VERSION } from '../util/version.js';
-
-/** Why a kernel has no report: its kernel could not be fetched, the driver did not build, the guest did not boot. */
-export interface KernelError {
-  kind: ErrorKind;
-  message: string;
-  details: string[];
-  hint: string | undefined;
-  /** Compiler diagnostics at the user's file:line, for annotations. */
-  locations: SourceLocation[];
-  /** The kernel API changes behind a failed build, where known. */
-  apiChanges: ApiChange[];
-  artifacts: Record<string, string>;
-}
-
-export type KernelEntry =
-  | { spec: string; kind: 'run'; report: RunReport }
-  | { spec: string; kind: 'check'; report: CheckReport }
-  | { spec: string; kind: 'error'; error: KernelError };
-
-/** One row of the matrix (a strategy's check, or one of `check`'s items) and its value on each kernel. */
-export interface MatrixRow {
-  key: string;
-  cells: Array<{ spec: string; value: string; ok: boolean } | { spec: string; value: undefined; ok: false }>;
-}
-
-export interface MatrixReport {
-  schemaVersion: typeof SCHEMA_VERSION;
-  tool: { name: 'mmaplab'; version: string };
-  kind: 'matrix';
-  command: 'run' | 'check';
-  /** pass: every kernel passed; fail: a kernel failed (or the driver did not build on it); error: a kernel could not be tried. */
-  status: 'pass' | 'fail' | 'error';
-  exitCode: 0 | 1 | 3;
-  kernels: KernelEntry[];
-  /** Rows whose value is not the same on every kernel: what changed between them. */
-  differences: MatrixRow[];
-  artifacts: { dir: string; resultsJson: string };
-  timings: { totalMs: number };
-}
 
 export function kernelError(e: unknown): KernelError {
   if (!isMmaplabError(e)) return { kind: 'internal', message: e instanceof Error ? e.message : String(e), details: [], hint: undefined, locations: [], apiChanges: [], artifacts: {} };
@@ -71,7 +32,7 @@ export function rowsOf(entry: KernelEntry): Map<string, { value: string; ok: boo
       break;
     case 'run':
       rows.set('build', { value: 'ok', ok: true });
-      for (const r of entry.report.results) rows.set(`${r.strategy} / ${r.check}`, { value: `${cell(r.outcome)}${r.matchesExpected ? '' : '!'}`, ok: r.matchesExpected });
+      for (const r of entry.report.results) rows.set(`${r.strategy} / ${r.check}`, { value: `${outcomeCode(r.outcome)}${r.matchesExpected ? '' : '!'}`, ok: r.matchesExpected });
       break;
     case 'check':
       for (const i of entry.report.items) rows.set(i.id, { value: i.verdict, ok: i.verdict !== 'fail' });
@@ -96,13 +57,6 @@ export function matrixRows(kernels: readonly KernelEntry[]): MatrixRow[] {
 /** Rows that read differently on some kernel. A kernel with no value (it did not build) is not a difference of its own. */
 export function differences(rows: readonly MatrixRow[]): MatrixRow[] {
   return rows.filter((r) => new Set(r.cells.filter((c) => c.value !== undefined || r.key === 'build').map((c) => c.value ?? '(none)')).size > 1);
-}
-
-export function matrixStatus(kernels: readonly KernelEntry[]): Pick<MatrixReport, 'status' | 'exitCode'> {
-  // A driver that does not build is a failure of the driver; anything else without a report is the tool's.
-  if (kernels.some((k) => k.kind === 'error' && k.error.kind !== 'build')) return { status: 'error', exitCode: 3 };
-  if (kernels.every((k) => k.kind !== 'error' && k.report.status === 'pass')) return { status: 'pass', exitCode: 0 };
-  return { status: 'fail', exitCode: 1 };
 }
 
 export function assembleMatrix(p: { command: 'run' | 'check'; kernels: KernelEntry[]; dir: string; resultsJson: string; totalMs: number }): MatrixReport {

@@ -7,9 +7,10 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { kernelSlug } from '../kernel/spec.js';
-import type { CheckReport, RunReport } from '../report/model.js';
+import type { CheckReport, RunReport } from '../model/report.js';
 import { Limiter } from '../util/limiter.js';
-import { assembleMatrix, kernelError, type KernelEntry, type MatrixReport } from './model.js';
+import { assembleMatrix, kernelError } from './model.js';
+import { type KernelEntry, type MatrixReport } from '../model/report.js';
 
 export interface MatrixOptions {
   command: 'run' | 'check';

@@ -2,10 +2,11 @@
  * Folding a job's record stream into what happened: the steps (insmod,
  * device, rmmod), and per check the outcome userspace saw.
  */
-import type { CheckName } from '../guest/checks.js';
+import type { CheckName } from '../model/checks.js';
 import type { GuestRecord } from '../guest/protocol.js';
-import type { Outcome, PageReport, StepResult } from '../report/model.js';
-import { parseKernelLine, type KernelLine } from './kmsg.js';
+import type { Outcome, PageReport, StepResult } from '../model/outcome.js';
+import { parseKernelLine } from './kmsg.js';
+import { type KernelLine } from '../model/kernel-log.js';
 
 export interface CheckObservation {
   check: CheckName;

@@ -2,7 +2,7 @@
  * tracefs lines from the job's kprobe events: which mapping calls the driver
  * made while a check ran, who made them, and what they returned.
  */
-import type { TracedCalls } from '../report/model.js';
+import type { TracedCalls } from '../model/outcome.js';
 
 export interface TraceEvent {
   fn: string;

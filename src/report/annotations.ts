@@ -1,5 +1,5 @@
 /** GitHub Actions workflow commands: annotations at the driver's file and line. */
-import type { MatrixReport } from '../matrix/model.js';
+import type { MatrixReport } from '../model/report.js';
 import type { SourceLocation } from '../util/errors.js';
 
 /** GitHub Actions turns these stdout lines into annotations at the file and line. */

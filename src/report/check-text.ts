@@ -1,7 +1,7 @@
 /** The terminal report of `mmaplab check`: one line per check, a reason, and for a failure a hint. */
 import type { ChalkInstance } from 'chalk';
-import type { CheckReport } from '../commands/check.js';
-import { formatDiagnostic } from '../build/diagnostics.js';
+import type { CheckReport } from '../model/report.js';
+import { formatDiagnostic } from '../model/diagnostic.js';
 import { machineLines } from './text.js';
 
 const MARK = { pass: '✓', fail: '✗', skip: '-' } as const;

@@ -4,11 +4,11 @@
  * verdict and the explanation; system-out the guest's kernel log for it.
  */
 import { kernelSlug } from '../kernel/spec.js';
-import type { KernelEntry, MatrixReport } from '../matrix/model.js';
-import { describeApiChange } from '../diagnose/api-changes.js';
+import type { KernelEntry, MatrixReport } from '../model/report.js';
+import { describeApiChange } from '../model/diagnostic.js';
 import { describeExpected } from '../diagnose/expectations.js';
-import type { CheckResult } from './model.js';
-import { cellVerdict } from './verdict.js';
+import type { CheckResult } from '../model/outcome.js';
+import { cellVerdict } from '../diagnose/words.js';
 
 // XML 1.0 forbids most control characters even escaped; the console has them (ESC).
 const xml = (s: string) =>

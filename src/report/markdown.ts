@@ -1,6 +1,6 @@
 /** A Markdown summary of a matrix, for $GITHUB_STEP_SUMMARY or a pull request comment. */
 import { kernelSlug } from '../kernel/spec.js';
-import type { MatrixReport } from '../matrix/model.js';
+import type { MatrixReport } from '../model/report.js';
 import { kernelFailures, kernelSummary } from './matrix-text.js';
 
 // Table cells must not break the table.

@@ -4,11 +4,12 @@
  * each kernel what failed and why, API changes named.
  */
 import type { ChalkInstance } from 'chalk';
-import { describeApiChange } from '../diagnose/api-changes.js';
+import { describeApiChange } from '../model/diagnostic.js';
 import { kernelSlug } from '../kernel/spec.js';
-import { matrixRows, type KernelEntry, type MatrixReport } from '../matrix/model.js';
-import type { CheckResult } from './model.js';
-import { cellVerdict } from './verdict.js';
+import { matrixRows } from '../matrix/model.js';
+import { type KernelEntry, type MatrixReport } from '../model/report.js';
+import type { CheckResult } from '../model/outcome.js';
+import { cellVerdict } from '../diagnose/words.js';
 
 function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;

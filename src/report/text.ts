@@ -3,16 +3,17 @@
  * each check in detail), whether the lab expected each outcome, and why.
  */
 import type { ChalkInstance } from 'chalk';
-import { formatDiagnostic } from '../build/diagnostics.js';
+import { formatDiagnostic } from '../model/diagnostic.js';
 import { describeExpected } from '../diagnose/expectations.js';
-import type { CheckName } from '../guest/checks.js';
-import type { KernelProblem } from '../parse/kmsg.js';
+import type { CheckName } from '../model/checks.js';
+import type { KernelProblem } from '../model/kernel-log.js';
 import { isRoutineNoise } from '../parse/kmsg.js';
 import { describeCalls } from '../parse/trace.js';
-import type { CheckResult, Explanation, GuestMachine, RunReport, SnapshotUse, StrategyRun, TargetMachine } from './model.js';
-import { cell, cellVerdict } from './verdict.js';
+import type { GuestMachine, RunReport, SnapshotUse, TargetMachine } from '../model/report.js';
+import type { CheckResult, Explanation, StrategyRun } from '../model/outcome.js';
+import { cellVerdict } from '../diagnose/words.js';
+import { outcomeCode } from '../model/outcome.js';
 
-export { cell, cellVerdict, verdict } from './verdict.js';
 
 const SHORT: Record<CheckName, string> = {
   private: 'private',
@@ -56,7 +57,7 @@ function renderGrid(report: RunReport, c: ChalkInstance): string[] {
     const cells = report.checks.map((k) => {
       const r = report.results.find((x) => x.strategy === s.strategy && x.check === k);
       if (!r) return ''.padEnd(W);
-      const text = `${cell(r.outcome)}${r.matchesExpected ? '' : '!'}`;
+      const text = `${outcomeCode(r.outcome)}${r.matchesExpected ? '' : '!'}`;
       return colourCell(r, text, c) + ' '.repeat(Math.max(1, W - text.length));
     });
     out.push(s.strategy.padEnd(first) + cells.join('').trimEnd());

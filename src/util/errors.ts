@@ -4,17 +4,6 @@
  * to do next (install a package, pass an option, look at a log).
  */
 
-export const ExitCode = {
-  ok: 0,
-  /** Some outcome differs from what the lab expects. */
-  mismatch: 1,
-  /** Bad flag, bad spec, bad configuration. */
-  usage: 2,
-  /** The tool could not do its job: missing tool, fetch, build, boot. */
-  infra: 3,
-} as const;
-export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
-
 export type ErrorKind =
   | 'usage'
   | 'missing-tool'
@@ -62,10 +51,6 @@ export class MmaplabError extends Error {
     this.details = opts.details ?? [];
     this.artifacts = opts.artifacts ?? {};
     this.locations = opts.locations ?? [];
-  }
-
-  get exitCode(): ExitCode {
-    return this.kind === 'usage' ? ExitCode.usage : ExitCode.infra;
   }
 }
 

@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { RunReport } from '../../src/report/model.js';
+import type { RunReport } from '../../src/model/report.js';
 import { qemuProcesses, runCli } from './cli.js';
 
 // Nothing listens on the discard port: apt fails at once, as with no network.

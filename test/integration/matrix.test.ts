@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { MatrixReport } from '../../src/matrix/model.js';
+import type { MatrixReport } from '../../src/model/report.js';
 import { cacheRoot } from '../../src/util/paths.js';
 import { qemuProcesses, runCli } from './cli.js';
 

@@ -6,8 +6,8 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EXPECTATIONS, STRATEGIES } from '../../src/diagnose/expectations.js';
-import { CHECK_NAMES } from '../../src/guest/checks.js';
-import type { RunReport } from '../../src/report/model.js';
+import { CHECK_NAMES } from '../../src/model/checks.js';
+import type { RunReport } from '../../src/model/report.js';
 import { cacheRoot } from '../../src/util/paths.js';
 import { qemuProcesses, runCli, startCli } from './cli.js';
 

@@ -15,7 +15,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import ssh2 from 'ssh2';
 import tarStream from 'tar-stream';
-import { buildArchive } from '../../src/commands/session.js';
+import { buildArchive } from '../../src/vm/boot.js';
 import { cpioArchive, withParents, type CpioEntry } from '../../src/guest/cpio.js';
 import { findStaticBusybox } from '../../src/guest/initramfs.js';
 import type { Kernel } from '../../src/kernel/types.js';

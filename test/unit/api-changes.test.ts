@@ -1,6 +1,6 @@
 /** API changes named from real gcc output: builds captured from Debian's 5.10, 6.12 and 7.2 (test/fixtures/builds). */
 import { describe, expect, it } from 'vitest';
-import { parseDiagnostics } from '../../src/build/diagnostics.js';
+import { parseDiagnostics } from '../../src/kbuild/diagnostics.js';
 import { apiChangesFor, deprecationNotes } from '../../src/diagnose/api-changes.js';
 import { checkItems } from '../../src/diagnose/verdicts.js';
 import { fixture } from '../helpers.js';

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { assessJob } from '../../src/diagnose/assess.js';
 import { EXPECTATIONS, STRATEGIES } from '../../src/diagnose/expectations.js';
-import { CHECK_NAMES } from '../../src/guest/checks.js';
-import { runStatus } from '../../src/report/model.js';
+import { CHECK_NAMES } from '../../src/model/checks.js';
+import { runStatus } from '../../src/model/exit.js';
 import { expectGolden } from '../helpers.js';
 import { assessFixture, fixtureJobs } from './fixture-runs.js';
 

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { bootRecipes, guestSpec, microvmCanWork } from '../../src/commands/session.js';
+import { bootRecipes, guestSpec, microvmCanWork } from '../../src/vm/boot.js';
 import { ruleOutMicrovm } from '../../src/kernel/vmlinux.js';
 import type { Kernel } from '../../src/kernel/types.js';
 import { qemuArgs } from '../../src/vm/qemu-args.js';

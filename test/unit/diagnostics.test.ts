@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatDiagnostic, parseDiagnostics, pathMapper } from '../../src/build/diagnostics.js';
+import { parseDiagnostics, pathMapper } from '../../src/kbuild/diagnostics.js';
+import { formatDiagnostic } from '../../src/model/diagnostic.js';
 import { fixture } from '../helpers.js';
 
 describe('compiler diagnostics', () => {

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { reachUp, resolveDriverSource } from '../../src/build/driver-source.js';
+import { reachUp, resolveDriverSource } from '../../src/kbuild/driver-source.js';
 
 function tree(files: Record<string, string>): string {
   const root = mkdtempSync(join(tmpdir(), 'mmaplab-src-'));

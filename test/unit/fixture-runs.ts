@@ -1,9 +1,9 @@
 /** Captured real runs (test/capture-fixtures.sh), split into their jobs, assessed as `run` does. */
 import { assessJob, type Assessment, type JobEnd } from '../../src/diagnose/assess.js';
-import { CHECK_NAMES } from '../../src/guest/checks.js';
+import { CHECK_NAMES } from '../../src/model/checks.js';
 import { parseRecordLine, type GuestRecord } from '../../src/guest/protocol.js';
-import { assembleReport } from '../../src/report/assemble.js';
-import type { RunReport } from '../../src/report/model.js';
+import { assembleReport } from '../../src/diagnose/assemble.js';
+import type { RunReport } from '../../src/model/report.js';
 import { fixture } from '../helpers.js';
 
 export interface FixtureJob {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ALL_KERNELS, expandKernelSpecs, formatKernelSpec, kernelSlug, parseKernelSpec } from '../../src/kernel/spec.js';
-import { buildRootSuite } from '../../src/build/build-root.js';
+import { buildRootSuite } from '../../src/kbuild/build-root.js';
 import { builtinByConfig } from '../../src/kernel/modules.js';
 import { fixHeadersMakefile } from '../../src/kernel/debian.js';
-import { compilerMajor } from '../../src/build/compiler.js';
+import { compilerMajor } from '../../src/kbuild/compiler.js';
 
 describe('kernel specs', () => {
   it('parses debian:<suite> with the default flavour', () => {

@@ -1,8 +1,10 @@
 import { Chalk } from 'chalk';
 import { describe, expect, it } from 'vitest';
 import { renderRunJson } from '../../src/report/json.js';
-import { runStatus } from '../../src/report/model.js';
-import { cell, renderRunText, verdict } from '../../src/report/text.js';
+import { runStatus } from '../../src/model/exit.js';
+import { outcomeCode as cell } from '../../src/model/outcome.js';
+import { verdict } from '../../src/diagnose/words.js';
+import { renderRunText } from '../../src/report/text.js';
 import { fixtureReport } from './fixture-runs.js';
 
 const plain = new Chalk({ level: 0 });

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkHostKey, fingerprint, hostFieldMatches, hostKeyFromBlob, knownHostsLine } from '../../src/target/known-hosts.js';
-import { headersInstall, parseOsRelease, toolchainInstall } from '../../src/target/packages.js';
-import { consoleLine, isOwnKernel } from '../../src/target/remote-lab.js';
-import { parseTargetUrl } from '../../src/target/url.js';
+import { checkHostKey, fingerprint, hostFieldMatches, hostKeyFromBlob, knownHostsLine } from '../../src/ssh/known-hosts.js';
+import { headersInstall, parseOsRelease, toolchainInstall } from '../../src/ssh/packages.js';
+import { consoleLine, isOwnKernel } from '../../src/ssh/remote-lab.js';
+import { parseTargetUrl } from '../../src/ssh/url.js';
 import { parseKernelLog } from '../../src/parse/kmsg.js';
 import { FIXTURES } from '../helpers.js';
 
@@ -125,7 +125,7 @@ describe('jobs a lost or hung target never began', () => {
 
 describe('host key algorithms', () => {
   it('asks first for the key types known_hosts holds for the host, as OpenSSH does', async () => {
-    const { preferredHostKeyAlgorithms } = await import('../../src/target/known-hosts.js');
+    const { preferredHostKeyAlgorithms } = await import('../../src/ssh/known-hosts.js');
     // lab.example.org: ed25519 (k1) and ECDSA (k3) lines, hashed or not; the @revoked line is no preference.
     expect(preferredHostKeyAlgorithms(hashed, 'lab.example.org', 22)).toEqual(['ssh-ed25519', 'ecdsa-sha2-nistp256']);
     expect(preferredHostKeyAlgorithms(plain, 'lab.example.org', 2222)).toEqual(['ssh-ed25519']);
@@ -136,7 +136,7 @@ describe('host key algorithms', () => {
 
 describe('--identity', () => {
   it('refuses a public key before connecting, naming the file to give instead', async () => {
-    const { SshConnection } = await import('../../src/target/connection.js');
+    const { SshConnection } = await import('../../src/ssh/connection.js');
     const pub = join(dir, 'k1.pub');
     await expect(
       SshConnection.connect({ target: parseTargetUrl('ssh://lab@127.0.0.1:1'), identity: pub, knownHosts: undefined, acceptHostKey: undefined, connectTimeoutS: 5 }),

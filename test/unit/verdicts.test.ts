@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { checkItems, checksStatus, leakedAreas, taintLetters } from '../../src/diagnose/verdicts.js';
-import type { CheckResult } from '../../src/report/model.js';
+import { checkItems, leakedAreas, taintLetters } from '../../src/diagnose/verdicts.js';
+import { checksStatus } from '../../src/model/exit.js';
+import type { CheckResult } from '../../src/model/outcome.js';
 
 const page = (i: number, pfn: string | null) => ({ page: i, addr: `0x${i}000`, word: '0xaabbccdd', index: 0, expectIndex: null, pfn, ok: true });
 function shared(pfns: Array<string | null>): CheckResult {

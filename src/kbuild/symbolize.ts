@@ -5,7 +5,7 @@
  * binutils' addr2line on the .ko answers with the user's own file:line.
  */
 import { relative } from 'node:path';
-import type { KernelProblem, StackFrame } from '../parse/kmsg.js';
+import type { KernelProblem, StackFrame } from '../model/kernel-log.js';
 import { run } from '../util/exec.js';
 
 interface Sym {

@@ -10,15 +10,15 @@ import { join } from 'node:path';
 import { jobPayload, type LabJob } from '../guest/job.js';
 import type { Initramfs } from '../guest/initramfs.js';
 import type { Kernel } from '../kernel/types.js';
-import type { SnapshotUse } from '../report/model.js';
+import type { SnapshotUse } from '../model/report.js';
 import { isMmaplabError, MmaplabError } from '../util/errors.js';
 import { Limiter, type Slots } from '../util/limiter.js';
 import { GuestVm, type BootResult } from '../vm/guest-vm.js';
 import type { Accel, MachineType } from '../vm/qemu-args.js';
 import type { QemuInfo } from '../vm/qemu.js';
 import { discardSnapshot, lookupSnapshot, makeSnapshot, slotDir, snapshotKey, type BootSpec, type SnapshotLookup } from '../vm/snapshot.js';
-import type { GuestJobHost, HostedJob, JobHost } from './job-host.js';
-import { bootGuest, bootRecipes, guestSpec, type GuestOptions, type Phase } from './session.js';
+import type { GuestJobHost, HostedJob, JobHost } from './booted.js';
+import { bootGuest, bootRecipes, guestSpec, type GuestOptions, type Phase } from '../vm/boot.js';
 
 /**
  * A restore that takes longer than this is a broken snapshot, not a slow one

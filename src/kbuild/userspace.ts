@@ -4,7 +4,8 @@ import { basename, join } from 'node:path';
 import { MmaplabError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { exists, Hasher, installDirAtomic } from '../util/fsx.js';
-import { formatDiagnostic, parseDiagnostics } from './diagnostics.js';
+import { parseDiagnostics } from './diagnostics.js';
+import { formatDiagnostic } from '../model/diagnostic.js';
 
 export interface ProgramBuild {
   path: string;

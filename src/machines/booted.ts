@@ -6,11 +6,11 @@
  */
 import { jobPayload, type LabJob } from '../guest/job.js';
 import type { GuestRecord } from '../guest/protocol.js';
-import type { StrategyRun } from '../report/model.js';
-import type { RemoteLab } from '../target/remote-lab.js';
+import type { StrategyRun } from '../model/outcome.js';
+import type { RemoteLab } from '../ssh/remote-lab.js';
 import type { GuestVm } from '../vm/guest-vm.js';
 import { NO_LIMIT, type Slots } from '../util/limiter.js';
-import type { GuestBoots } from './session.js';
+import type { GuestBoots } from '../vm/boot.js';
 
 export interface HostedJob {
   end: StrategyRun['end'];

@@ -1,9 +1,10 @@
 /** Putting a run's pieces together into the RunReport: pure, shared by `run`, `parse` and the tests. */
-import type { Diagnostic } from '../build/diagnostics.js';
-import type { Assessment } from '../diagnose/assess.js';
-import type { CheckName } from '../guest/checks.js';
+import type { Diagnostic } from '../model/diagnostic.js';
+import type { Assessment } from './assess.js';
+import type { CheckName } from '../model/checks.js';
 import { VERSION } from '../util/version.js';
-import { runStatus, SCHEMA_VERSION, type RunReport } from './model.js';
+import { SCHEMA_VERSION, type RunReport } from '../model/report.js';
+import { runStatus } from '../model/exit.js';
 
 export interface ReportParts {
   kernel: RunReport['kernel'];

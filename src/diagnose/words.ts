@@ -1,8 +1,9 @@
 /**
  * Outcomes in words: the long verdict of a cell and the short one the grid
- * shows. Shared by the renderers and by `check`'s verdicts.
+ * shows (the short one is the outcome's code, model/outcome). Shared by the
+ * renderers and by `check`'s verdicts.
  */
-import type { CheckResult, Outcome, OutcomeKind } from './model.js';
+import type { CheckResult, Outcome, OutcomeKind } from '../model/outcome.js';
 
 type Formatters = { [K in OutcomeKind]: (o: Extract<Outcome, { kind: K }>) => string };
 
@@ -28,25 +29,6 @@ const VERDICT: Formatters = {
   skipped: (o) => `skipped: ${o.reason}`,
 };
 
-/** The grid cell: at most 9 characters. */
-const CELL: Formatters = {
-  ok: () => 'ok',
-  'wrong-data': (o) => `wrong@${o.firstBad.page}`,
-  sigbus: (o) => `SIGBUS@${o.page ?? '?'}`,
-  sigsegv: (o) => `SEGV@${o.page ?? '?'}`,
-  'mmap-failed': (o) => o.errno,
-  'open-failed': (o) => `open:${o.errno}`.slice(0, 9),
-  'write-lost': () => 'lost',
-  'write-leaked': () => 'leaked',
-  'mprotect-denied': (o) => `mp:${o.errno}`,
-  killed: (o) => o.signal.replace(/^SIG/, '').slice(0, 9),
-  crash: () => 'CRASH',
-  lost: () => 'LOST',
-  hang: () => 'HANG',
-  'not-run': () => '-',
-  skipped: () => 'skip',
-};
-
 export function verdict(o: Outcome): string {
   return (VERDICT[o.kind] as (x: Outcome) => string)(o);
 }
@@ -61,8 +43,3 @@ export function cellVerdict(r: CheckResult): string {
   }
   return verdict(r.outcome);
 }
-
-export function cell(o: Outcome): string {
-  return (CELL[o.kind] as (x: Outcome) => string)(o);
-}
-

@@ -9,26 +9,26 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { resolveDriverSource } from '../build/driver-source.js';
-import { buildModule, type ModuleBuild } from '../build/kbuild.js';
+import { resolveDriverSource } from '../kbuild/driver-source.js';
+import { buildModule, type ModuleBuild } from '../kbuild/kbuild.js';
 import { buildInitramfs } from '../guest/initramfs.js';
 import type { Kernel } from '../kernel/types.js';
-import type { Diagnostic } from '../build/diagnostics.js';
-import type { RunReport, SnapshotUse } from '../report/model.js';
+import type { Diagnostic } from '../model/diagnostic.js';
+import type { RunReport, SnapshotUse } from '../model/report.js';
 import { Limiter } from '../util/limiter.js';
 import { availableParallelism } from 'node:os';
-import { fingerprint } from '../target/known-hosts.js';
-import { RemoteLab } from '../target/remote-lab.js';
-import type { SshTarget } from '../target/url.js';
-import { ConnectionLost } from '../target/connection.js';
+import { fingerprint } from '../ssh/known-hosts.js';
+import { RemoteLab } from '../ssh/remote-lab.js';
+import type { SshTarget } from '../ssh/url.js';
+import { ConnectionLost } from '../ssh/connection.js';
 import { isMmaplabError, MmaplabError } from '../util/errors.js';
 import { requireTool } from '../util/tools.js';
 import { chooseAccel } from '../vm/accel.js';
 import { qemuInfo } from '../vm/qemu.js';
 import type { MachineType } from '../vm/qemu-args.js';
-import { GuestJobHost, TargetJobHost } from './job-host.js';
-import { SnapshotJobHost } from './snapshot-host.js';
-import { acquireFor, bootGuest, buildArchive, GuestBoots, kvmProbe, type GuestOptions, type Phase } from './session.js';
+import { GuestJobHost, TargetJobHost } from './booted.js';
+import { SnapshotJobHost } from './restored.js';
+import { acquireFor, bootGuest, buildArchive, GuestBoots, kvmProbe, type GuestOptions, type Phase } from '../vm/boot.js';
 
 /** --target and what goes with it. */
 export interface TargetOptions {

@@ -16,7 +16,8 @@ import { exists, Hasher, installDirAtomic } from '../util/fsx.js';
 import { missingToolError } from '../util/tools.js';
 import { runInRoot } from './build-root.js';
 import { toolchainFor } from './compiler.js';
-import { formatDiagnostic, parseDiagnostics, pathMapper, type Diagnostic } from './diagnostics.js';
+import { parseDiagnostics, pathMapper } from './diagnostics.js';
+import { formatDiagnostic, type Diagnostic } from '../model/diagnostic.js';
 import { resolveDriverSource } from './driver-source.js';
 
 /** Bump when the build itself changes (flags, result fields) so old cache entries are not reused. */

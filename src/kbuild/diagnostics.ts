@@ -1,15 +1,6 @@
 /** gcc, Kbuild and modpost diagnostics, as data. */
 
-export type Severity = 'error' | 'warning' | 'note';
-
-export interface Diagnostic {
-  severity: Severity;
-  /** Path as the user knows it (mapped back from the build copy). */
-  file: string | undefined;
-  line: number | undefined;
-  column: number | undefined;
-  message: string;
-}
+import type { Diagnostic } from '../model/diagnostic.js';
 
 const GCC_LINE = /^(.+?):(\d+):(?:(\d+):)?\s+(fatal error|error|warning|note):\s+(.*)$/;
 const MODPOST_LINE = /^(ERROR|WARNING): modpost: (.*)$/;
@@ -36,11 +27,6 @@ export function parseDiagnostics(output: string, mapPath: (p: string) => string 
     if (m) out.push({ severity: m[1] === 'ERROR' ? 'error' : 'warning', file: undefined, line: undefined, column: undefined, message: `modpost: ${mapPath(m[2]!)}` });
   }
   return out;
-}
-
-export function formatDiagnostic(d: Diagnostic): string {
-  const where = d.file ? `${d.file}${d.line === undefined ? '' : `:${d.line}`}${d.column === undefined ? '' : `:${d.column}`}: ` : '';
-  return `${where}${d.severity}: ${d.message}`;
 }
 
 /** Replace every occurrence of the build copy's directory with the source directory. */

@@ -13,11 +13,11 @@ import { reachedInit } from '../parse/kmsg.js';
 import { MmaplabError } from '../util/errors.js';
 import { stateRoot } from '../util/paths.js';
 import type { Slots } from '../util/limiter.js';
-import type { AccelRequest } from '../vm/accel.js';
-import { GuestVm, type BootResult } from '../vm/guest-vm.js';
-import { BASE_APPEND, type Accel, type MachineType } from '../vm/qemu-args.js';
-import type { QemuInfo } from '../vm/qemu.js';
-import type { BootSpec } from '../vm/snapshot.js';
+import type { AccelRequest } from './accel.js';
+import { GuestVm, type BootResult } from './guest-vm.js';
+import { BASE_APPEND, type Accel, type MachineType } from './qemu-args.js';
+import type { QemuInfo } from './qemu.js';
+import type { BootSpec } from './snapshot.js';
 import type { Initramfs } from '../guest/initramfs.js';
 
 export type Phase = 'fetch' | 'connect' | 'build' | 'accel' | 'boot' | 'snapshot' | 'restore' | 'job' | 'report';
