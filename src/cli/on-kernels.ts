@@ -4,7 +4,6 @@
  * --json, --junit, GitHub's step summary and annotations from the same model.
  */
 import { appendFile, writeFile } from 'node:fs/promises';
-import { makeRunDir } from '../vm/boot.js';
 import { expandKernelSpecs, kernelSlug } from '../kernel/spec.js';
 import { assembleMatrix, kernelError } from '../matrix/model.js';
 import { type MatrixReport } from '../model/report.js';
@@ -16,6 +15,7 @@ import { renderMatrixText } from '../report/matrix-text.js';
 import type { CheckReport, RunReport } from '../model/report.js';
 import { makeStyle } from '../report/style.js';
 import { errorExitCode } from '../model/exit.js';
+import { RunDir } from '../rundir/run-dir.js';
 import { isMmaplabError } from '../util/errors.js';
 import { reportError } from './report-error.js';
 import { executedCommands } from '../util/exec.js';
@@ -49,7 +49,7 @@ export async function onKernels(
   command: 'run' | 'check',
   o: KernelCliOptions,
   one: OneKernel,
-  renderOne: (report: RunReport | CheckReport, style: ReturnType<typeof makeStyle>) => Promise<string>,
+  renderOne: (report: RunReport | CheckReport, style: ReturnType<typeof makeStyle>) => string,
 ): Promise<void> {
   const specs = o.target ? [o.target] : expandKernelSpecs(o.kernel);
   const style = makeStyle({ color: o.color === false ? false : undefined });
@@ -58,7 +58,7 @@ export async function onKernels(
   if (specs.length === 1) {
     try {
       const report = await one(specs[0]!, { progress, label: '', guest: {} });
-      process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : await renderOne(report, style));
+      process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : renderOne(report, style));
       process.exitCode = report.exitCode;
       matrix = assembleMatrix({ command, kernels: [report.command === 'run' ? { spec: specs[0]!, kind: 'run', report } : { spec: specs[0]!, kind: 'check', report }], dir: report.artifacts.dir, resultsJson: report.artifacts.resultsJson, totalMs: 'timings' in report ? report.timings.totalMs : 0 });
     } catch (e) {
@@ -70,7 +70,7 @@ export async function onKernels(
       process.exitCode = errorExitCode(e.kind);
     }
   } else {
-    const dir = await makeRunDir({ outputDir: o.outputDir });
+    const dir = await RunDir.create({ outputDir: o.outputDir });
     matrix = await runMatrix({ command, specs, jobs: o.jobs, dir }, (spec, ctx) => one(spec, { progress, label: `${kernelSlug(spec)} `, guest: ctx }));
     if (o.json) process.stdout.write(`${JSON.stringify(matrix, null, 2)}\n`);
     else {

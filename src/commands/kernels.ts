@@ -11,25 +11,8 @@ import { toolchainFor } from '../kbuild/compiler.js';
 import { buildInitramfs } from '../guest/initramfs.js';
 import { acquireKernel, parseKernelSpec, type Kernel } from '../kernel/index.js';
 import { loadCachedKernel, readAliases } from '../kernel/debian.js';
-import { buildArchive } from '../vm/boot.js';
-
-export interface CachedKernel {
-  release: string;
-  packageVersion: string;
-  /** The specs (suite and flavour) that resolve to it now. */
-  specs: string[];
-  bytes: number;
-  dir: string;
-}
-
-export interface CacheListing {
-  cacheDir: string;
-  kernels: CachedKernel[];
-  buildRoots: Array<{ name: string; bytes: number; dir: string }>;
-  /** Module and test-program builds, initramfs images. */
-  other: Array<{ name: string; bytes: number }>;
-  totalBytes: number;
-}
+import { buildArchive } from '../machines/setup.js';
+import type { CachedKernel, CacheListing, PruneResult } from '../model/cache.js';
 
 /** Disk use of a tree, counting each file once (hard links aside) and symlinks as themselves. */
 export async function diskUsage(path: string): Promise<number> {
@@ -99,11 +82,6 @@ export async function fetchAhead(spec: string, opts: FetchOptions): Promise<{ ke
     buildInitramfs(kernel, opts.cacheDir),
   ]);
   return { kernel, compiler: tc.describe };
-}
-
-export interface PruneResult {
-  removed: Array<{ name: string; bytes: number }>;
-  freedBytes: number;
 }
 
 /**

@@ -3,137 +3,137 @@
  * same parsers, and return the same report, so a saved run (a student's, a CI
  * artefact) can be looked at again without a guest.
  *
- * A run directory (or a console.log beside records.jsonl) gives back the full
- * report: each job re-assessed from its records and the console of its boot;
- * results.json, when present, supplies what only the run itself knew (kernel,
- * machine, module, how each job ended). A console.log alone gives its kernel
- * problems.
+ * Every directory mmaplab writes reads back: a run's or a check's (each job
+ * re-assessed from its records and the console of its boot; results.json
+ * supplies what only the run itself knew: kernel, machine, module, how each
+ * job ended), a matrix's (each kernel's directory in turn), an SSH target's
+ * (its followed kernel log is its console), and a killed run's (what its
+ * console and the records of the jobs that ended hold). A console.log alone
+ * gives its kernel problems. Anything else is a usage error in one line.
  */
-import { readFile, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { assembleCheckReport, assembleReport } from '../diagnose/assemble.js';
+import { assessJob, type Assessment, type JobEnd } from '../diagnose/assess.js';
 import { symbolizeProblems, symbolizer } from '../kbuild/symbolize.js';
-import { assessJob, type Assessment } from '../diagnose/assess.js';
-import { CHECK_NAMES, isCheckName, type CheckName } from '../model/checks.js';
-import { parseRecordLine, type GuestRecord } from '../guest/protocol.js';
-import { findProblems, parseKernelLog, reachedInit } from '../parse/kmsg.js';
-import { type KernelLine, type KernelProblem } from '../model/kernel-log.js';
-import { assembleReport } from '../diagnose/assemble.js';
-import type { RunReport } from '../model/report.js';
 import { kernelSlug } from '../kernel/spec.js';
 import { assembleMatrix } from '../matrix/model.js';
-import { type KernelEntry, type MatrixReport } from '../model/report.js';
-import { MmaplabError } from '../util/errors.js';
-import { exists } from '../util/fsx.js';
+import { CHECK_NAMES, isCheckName, type CheckName } from '../model/checks.js';
+import type { KernelLine, KernelProblem } from '../model/kernel-log.js';
+import type { CheckReport, KernelEntry, MatrixReport, RunReport } from '../model/report.js';
+import { findProblems, parseKernelLog, reachedInit } from '../parse/kmsg.js';
+import { RunDir, type SavedJob, type SavedResults } from '../rundir/run-dir.js';
+import { usageError } from '../util/errors.js';
 
 export type ParseResult =
   | { kind: 'run'; report: RunReport }
+  | { kind: 'check'; report: CheckReport }
   | { kind: 'matrix'; report: MatrixReport }
   | { kind: 'console'; path: string; lines: KernelLine[]; problems: KernelProblem[]; reachedInit: boolean };
 
-interface Job {
-  id: number;
-  strategy: string;
-  records: GuestRecord[];
-}
-
-function splitJobs(text: string): Job[] {
-  const jobs: Job[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.trim()) continue;
-    let tagged: { job?: number; strategy?: string };
-    try {
-      tagged = JSON.parse(line) as { job?: number; strategy?: string };
-    } catch {
-      continue;
-    }
-    const { job, strategy, ...rest } = tagged;
-    if (typeof job !== 'number' || typeof strategy !== 'string') continue;
-    let j = jobs.find((x) => x.id === job);
-    if (!j) jobs.push((j = { id: job, strategy, records: [] }));
-    j.records.push(parseRecordLine(JSON.stringify(rest)));
-  }
-  return jobs;
-}
-
 /** The checks a job ran, in the order it started them. */
-function checksOf(jobs: readonly Job[]): CheckName[] {
+function checksOf(jobs: readonly SavedJob[]): CheckName[] {
   const seen: CheckName[] = [];
   for (const j of jobs) for (const r of j.records) if (r.t === 'start' && isCheckName(r.check) && !seen.includes(r.check)) seen.push(r.check);
   return seen.length ? CHECK_NAMES.filter((c) => seen.includes(c)) : [...CHECK_NAMES];
 }
 
-async function readIfExists(path: string): Promise<string | undefined> {
-  return (await exists(path)) ? readFile(path, 'utf8') : undefined;
+/** The word the test program looked for, as it said when a check started. */
+function patternOf(jobs: readonly SavedJob[]): string {
+  for (const j of jobs) for (const r of j.records) if (r.t === 'start') return r.pattern;
+  return '0xaabbccdd';
 }
 
 export async function parseSaved(path: string): Promise<ParseResult> {
   const info = await stat(path).catch(() => undefined);
-  if (!info) throw new MmaplabError('usage', `${path} does not exist`);
-  const dir = info.isDirectory() ? path : dirname(path);
-  const recordsText = await readIfExists(join(dir, 'records.jsonl'));
-  const consolePath = info.isDirectory() ? join(dir, 'console.log') : path;
-
-  if (!recordsText && info.isDirectory()) {
-    // A matrix directory: its results.json names the kernels, each kept in a directory of its own.
-    const saved = await readIfExists(join(dir, 'results.json'));
-    const doc = saved ? (JSON.parse(saved) as Partial<MatrixReport>) : undefined;
-    if (doc?.kind === 'matrix' && Array.isArray(doc.kernels)) return { kind: 'matrix', report: await parseMatrix(dir, doc as MatrixReport) };
+  if (!info) throw usageError(`${path} does not exist`);
+  const dir = RunDir.at(info.isDirectory() ? path : dirname(path));
+  const consoleName = info.isDirectory() ? 'console.log' : basename(path);
+  const saved = await dir.readResults();
+  if (saved?.kind === 'matrix') return { kind: 'matrix', report: await parseMatrix(dir, saved.report) };
+  const jobs = await dir.readJobs();
+  if (jobs?.length) return reassess(dir, consoleName, jobs, saved);
+  // A check whose driver did not build ran no job: its results are all there is.
+  if (saved?.kind === 'check' && !jobs) return saved;
+  const text = await dir.read(consoleName);
+  if (text === undefined) {
+    if (saved) return saved;
+    throw usageError(`${path} is not a directory mmaplab wrote: it has no console.log, records.jsonl or results.json`, 'give a run, check or matrix directory (mmaplab prints its path as "artefacts"), or a console log');
   }
+  const lines = parseKernelLog(text);
+  return { kind: 'console', path: dir.file(consoleName), lines, problems: findProblems(lines), reachedInit: reachedInit(text) };
+}
 
-  if (!recordsText) {
-    const text = await readIfExists(consolePath);
-    if (text === undefined) throw new MmaplabError('usage', `${path}: no console.log or records.jsonl to read`);
-    const lines = parseKernelLog(text);
-    return { kind: 'console', path: consolePath, lines, problems: findProblems(lines), reachedInit: reachedInit(text) };
-  }
-
-  const saved = (await readIfExists(join(dir, 'results.json'))) ?? undefined;
-  const prior = saved ? (JSON.parse(saved) as RunReport) : undefined;
-  const jobs = splitJobs(recordsText);
-  if (!jobs.length) throw new MmaplabError('usage', `${join(dir, 'records.jsonl')} holds no job records`);
-  const checks = prior?.checks ?? checksOf(jobs);
+/** Each job assessed again from its records and the console of the boot that ran it. */
+async function reassess(dir: RunDir, consoleName: string, jobs: SavedJob[], saved: SavedResults | undefined): Promise<ParseResult> {
+  const prior = saved?.kind === 'run' || saved?.kind === 'check' ? saved : undefined;
+  const isCheck = prior?.kind === 'check' || (!prior && jobs.every((j) => j.strategy === 'custom') && jobs.some((j) => j.records.some((r) => r.t === 'vmalloc-left' || r.t === 'tainted')));
+  const checks = prior?.kind === 'run' ? prior.report.checks : checksOf(jobs);
   const consoles = new Map<number, string>();
   const consoleOf = async (boot: number) => {
-    if (!consoles.has(boot)) consoles.set(boot, (await readIfExists(join(dir, boot === 1 ? basename(consolePath) : `console-boot${boot}.log`))) ?? '');
+    if (!consoles.has(boot)) consoles.set(boot, (await dir.read(boot === 1 ? consoleName : `console-boot${boot}.log`)) ?? '');
     return consoles.get(boot)!;
   };
   const assessments: Assessment[] = [];
-  for (const j of jobs) {
-    const before = prior?.strategies.find((s) => s.strategy === j.strategy);
+  // Jobs that ran side by side may have ended in any order: assess them in the order they were sent.
+  for (const j of [...jobs].sort((a, b) => a.id - b.id)) {
+    const before = prior?.kind === 'run' ? prior.report.strategies.find((s) => s.strategy === j.strategy) : undefined;
     const boot = before?.boot ?? 1;
-    const end = before?.end ?? (j.records.some((r) => r.t === 'job-end') ? 'done' : 'timeout');
-    assessments.push(assessJob({ strategy: j.strategy, checks, jobId: j.id, end, records: j.records, console: await consoleOf(boot), boot }));
+    const end: JobEnd = before?.end ?? (j.records.some((r) => r.t === 'job-done') ? 'done' : 'timeout');
+    // check's passes each ran only the checks left over from the pass before.
+    const ran = isCheck ? checksOf([j]) : checks;
+    assessments.push(assessJob({ strategy: j.strategy, ...(isCheck ? { label: '' } : {}), checks: ran, jobId: j.id, end, records: j.records, console: await consoleOf(boot), boot }));
   }
   // The run kept its module: oops frames in it can still be resolved to source lines.
-  if (prior?.artifacts.module && (await exists(prior.artifacts.module))) {
-    const symbols = await symbolizer(prior.artifacts.module, prior.module.name);
+  const moduleCopy = prior?.report.artifacts.module;
+  const moduleName = prior?.kind === 'run' ? prior.report.module.name : prior?.report.driver.module;
+  if (moduleCopy && moduleName) {
+    const symbols = await symbolizer(moduleCopy, moduleName).catch(() => undefined);
     if (symbols) for (const a of assessments) await symbolizeProblems(a.strategy.problems, symbols);
   }
+  const rederived = (n: string) => assessments.some((a) => a.notes.includes(n));
   const unknown = 'unknown (not in the saved run)';
+  const kernel = prior?.report.kernel ?? { spec: unknown, release: unknown, packageVersion: unknown, flavour: unknown };
+  const notes = prior ? prior.report.notes.filter((n) => !rederived(n)) : ['results.json is missing (the run was killed, or is still running): what the kernel and machine were is unknown'];
+  if (isCheck) {
+    const p = prior?.kind === 'check' ? prior.report : undefined;
+    const report = assembleCheckReport({
+      kernel,
+      machine: p?.machine,
+      driver: p?.driver ?? { source: unknown, module: undefined, compiler: undefined, buildWarnings: [] },
+      build: { ok: true, warnings: p?.driver.buildWarnings ?? [] },
+      assessments,
+      pattern: patternOf(jobs),
+      notes,
+      artifacts: p?.artifacts ?? { dir: dir.path, consoleLog: dir.file(consoleName), resultsJson: dir.resultsJson, module: undefined },
+    });
+    return { kind: 'check', report };
+  }
+  const p = prior?.kind === 'run' ? prior.report : undefined;
   const report = assembleReport({
-    kernel: prior?.kernel ?? { spec: unknown, release: unknown, packageVersion: unknown, flavour: unknown },
-    machine: prior?.machine ?? { accel: 'tcg', accelReason: unknown, qemu: unknown, boots: Math.max(...assessments.map((a) => a.strategy.boot)), bootAttempts: 0 },
-    module: prior?.module ?? { name: 'unknown', compiler: unknown, buildCached: false, buildWarnings: [] },
+    kernel,
+    machine: p?.machine ?? { accel: 'tcg', accelReason: unknown, qemu: unknown, boots: Math.max(...assessments.map((a) => a.strategy.boot)), bootAttempts: 0 },
+    module: p?.module ?? { name: 'unknown', compiler: unknown, buildCached: false, buildWarnings: [] },
     checks,
     assessments,
-    notes: prior ? prior.notes.filter((n) => !assessments.some((a) => a.notes.includes(n))) : [],
-    artifacts: prior?.artifacts ?? { dir, consoleLog: consolePath, resultsJson: join(dir, 'results.json'), module: '', testProgram: '' },
-    timings: prior?.timings ?? { totalMs: 0, kernelMs: 0, buildMs: 0, bootMs: 0, guestReadyMs: 0, jobMs: 0 },
+    notes,
+    artifacts: p?.artifacts ?? { dir: dir.path, consoleLog: dir.file(consoleName), resultsJson: dir.resultsJson, module: '', testProgram: '' },
+    timings: p?.timings ?? { totalMs: 0, kernelMs: 0, buildMs: 0, bootMs: 0, guestReadyMs: 0, jobMs: 0 },
   });
   return { kind: 'run', report };
 }
 
-/** Each kernel's run re-read from its own directory; a check or a kernel that never ran stays as saved. */
-async function parseMatrix(dir: string, saved: MatrixReport): Promise<MatrixReport> {
+/** Each kernel's run re-read from its own directory; a kernel that never ran stays as saved. */
+async function parseMatrix(dir: RunDir, saved: MatrixReport): Promise<MatrixReport> {
   const kernels: KernelEntry[] = [];
   for (const k of saved.kernels) {
-    const sub = join(dir, kernelSlug(k.spec));
-    if (k.kind === 'run' && (await exists(join(sub, 'records.jsonl')))) {
-      const r = await parseSaved(sub);
-      kernels.push(r.kind === 'run' ? { spec: k.spec, kind: 'run', report: r.report } : k);
+    const sub = RunDir.at(dir.file(kernelSlug(k.spec)));
+    if (k.kind !== 'error' && (await sub.readJobs())?.length) {
+      const r = await parseSaved(sub.path);
+      kernels.push(r.kind === 'run' ? { spec: k.spec, kind: 'run', report: r.report } : r.kind === 'check' ? { spec: k.spec, kind: 'check', report: r.report } : k);
     } else {
       kernels.push(k);
     }
   }
-  return assembleMatrix({ command: saved.command, kernels, dir, resultsJson: join(dir, 'results.json'), totalMs: saved.timings.totalMs });
+  return assembleMatrix({ command: saved.command, kernels, dir: dir.path, resultsJson: dir.resultsJson, totalMs: saved.timings.totalMs });
 }

@@ -5,22 +5,19 @@
  * after it run in a fresh boot (on a target that went down: not at all).
  * Returns data; never prints (progress goes to the caller's callback).
  */
-import { appendFile, copyFile, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { symbolizeProblems, symbolizer } from '../kbuild/symbolize.js';
-import { assessJob, type Assessment } from '../diagnose/assess.js';
-import { CUSTOM_DRIVER, STRATEGIES } from '../diagnose/expectations.js';
-import { labJob, type LabJob } from '../guest/job.js';
-import type { CheckName } from '../model/checks.js';
+import { copyFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { assembleReport } from '../diagnose/assemble.js';
+import { assessJob } from '../diagnose/assess.js';
+import { CUSTOM_DRIVER, STRATEGIES } from '../diagnose/expectations.js';
+import { labJob } from '../guest/job.js';
+import { symbolizeProblems, symbolizer } from '../kbuild/symbolize.js';
+import { setUpLab, type SetupOptions } from '../machines/setup.js';
+import type { CheckName } from '../model/checks.js';
 import type { RunReport } from '../model/report.js';
+import { RunDir } from '../rundir/run-dir.js';
 import { mapConcurrent } from '../util/limiter.js';
 import { cacheRoot, projectPaths } from '../util/paths.js';
-import type { HostedJob } from '../machines/booted.js';
-import { setUpLab, type SetupOptions } from '../machines/setup.js';
-import { makeRunDir } from '../vm/boot.js';
-
-export type { GuestOptions, Phase } from '../vm/boot.js';
 
 export interface RunOptions extends SetupOptions {
   moduleDir: string;
@@ -39,23 +36,23 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
   const progress = opts.onProgress ?? (() => {});
   const cacheDir = opts.cacheDir ?? cacheRoot();
   const notes: string[] = [];
-  const runDir = await makeRunDir(opts);
+  const runDir = await RunDir.create(opts);
 
   const lab = await setUpLab(opts, opts.moduleDir, runDir, cacheDir, notes);
   // `run` has nothing to report without a driver: the build failure is the error.
   if (lab.kind === 'build-failed') throw lab.error;
-  const { module } = lab;
+  const { module, machine } = lab;
 
   // One job per strategy; a boot serves jobs until one of them leaves the guest unusable.
   const takesStrategy = module.parameters.includes('strategy');
   const bundled = resolve(opts.moduleDir) === projectPaths.kernelModule;
   const strategies = opts.strategies ?? (bundled ? STRATEGIES : [CUSTOM_DRIVER]);
-  // Jobs go to the host as fast as it takes them: one at a time to a booted guest or a target,
-  // side by side to restored snapshots (each in its own guest).
+  // Jobs go to the machine as fast as it takes them: one at a time to a booted guest or a target,
+  // side by side to restored snapshots (each in its own guest). Each is assessed, and its records kept, as it ends.
   const tJobs = performance.now();
-  let hosted: Array<{ job: LabJob; r: HostedJob }>;
+  let assessments;
   try {
-    hosted = await mapConcurrent(strategies, lab.host.parallel, async (strategy, i) => {
+    assessments = await mapConcurrent(strategies, machine.parallel, async (strategy, i) => {
       progress('job', `${strategy}: ${opts.checks.join(', ')}`);
       const job = labJob({
         id: i + 1,
@@ -67,39 +64,37 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
         checks: opts.checks,
         pages: opts.pages,
       });
-      return { job, r: await lab.host.runJob(job) };
+      const r = await machine.runJob(job);
+      await runDir.appendRecords(job, r.records);
+      return assessJob({ strategy, checks: opts.checks, jobId: job.id, end: r.end, records: r.records, console: r.console, boot: r.boot });
     });
   } finally {
     // What a target kept is reported as machine.leftBehind.
-    await lab.close();
+    await machine.close();
   }
   const tJob = performance.now();
-  await appendFile(join(runDir, 'records.jsonl'), hosted.flatMap(({ job, r }) => r.records.map((rec) => `${JSON.stringify({ job: job.id, strategy: job.strategy, ...rec })}\n`)).join(''));
-  const assessments: Assessment[] = hosted.map(({ job, r }) =>
-    assessJob({ strategy: job.strategy, checks: opts.checks, jobId: job.id, end: r.end, records: r.records, console: r.console, boot: r.boot }),
-  );
 
   progress('report', 'assessing');
   // Oops frames inside the driver, resolved to its own source lines.
   const symbols = await symbolizer(module.ko, module.name);
   if (symbols) for (const a of assessments) await symbolizeProblems(a.strategy.problems, symbols);
-  const moduleCopy = join(runDir, `${module.name}.ko`);
-  const testCopy = join(runDir, 'mmap-test');
+  const moduleCopy = runDir.file(`${module.name}.ko`);
+  const testCopy = runDir.file('mmap-test');
   if (module.ko !== moduleCopy) await copyFile(module.ko, moduleCopy);
   if (lab.testProgram !== testCopy) await copyFile(lab.testProgram, testCopy);
 
-  const boot = lab.firstBoot();
+  const boot = machine.firstReady();
   const report = assembleReport({
     kernel: lab.kernel,
-    machine: lab.machine(),
+    machine: machine.describe(),
     module: { name: module.name, compiler: module.compiler, buildCached: module.cached, buildWarnings: module.warnings },
     checks: opts.checks,
     assessments,
     notes,
     artifacts: {
-      dir: runDir,
-      consoleLog: lab.consoleLogs()[0] ?? join(runDir, 'console.log'),
-      resultsJson: join(runDir, 'results.json'),
+      dir: runDir.path,
+      consoleLog: machine.consoleLogs()[0] ?? runDir.consoleLog,
+      resultsJson: runDir.resultsJson,
       module: moduleCopy,
       testProgram: testCopy,
     },
@@ -112,6 +107,6 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
       jobMs: Math.round(tJob - tJobs - boot.bootMs),
     },
   });
-  await writeFile(report.artifacts.resultsJson, `${JSON.stringify(report, null, 2)}\n`);
+  await runDir.writeResults(report);
   return report;
 }

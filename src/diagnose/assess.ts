@@ -24,6 +24,8 @@ export interface AssessInput {
   /** The console of the boot that ran the job, for when the job never sent its own kernel log. */
   console: string;
   boot?: number;
+  /** What the job's notes are headed with: the strategy (default), or nothing ('') where there is one driver (check). */
+  label?: string;
 }
 
 export interface Assessment {
@@ -82,16 +84,20 @@ export function assessJob(input: AssessInput): Assessment {
   const problems = findProblems(lines);
   // A target lost or hung before this job began: the note belongs to the job that lost it, not to the rest.
   const neverStarted = input.end !== 'done' && input.records.length === 0 && input.console === '';
+  const who = input.label ?? input.strategy;
+  const note = (text: string) => (who ? `${who}: ${text}` : text);
   if (!obs.complete && !neverStarted) {
     const step = lastStep(lines);
     notes.push(
-      input.end === 'timeout'
-        ? `${input.strategy}: the guest stopped responding during ${step} and was killed at the deadline; the console so far is kept`
-        : input.end === 'stalled'
-          ? `${input.strategy}: the kernel crashed during ${step} and the guest made no progress after it; it was killed`
-          : input.end === 'connection-lost'
-            ? `${input.strategy}: the connection to the target was lost ${step === 'boot' ? 'as the job began' : `during ${step}`}; the kernel log received until then is kept`
-            : `${input.strategy}: the guest went down during ${step} before the job finished`,
+      note(
+        input.end === 'timeout'
+          ? `the guest stopped responding during ${step} and was killed at the deadline; the console so far is kept`
+          : input.end === 'stalled'
+            ? `the kernel crashed during ${step} and the guest made no progress after it; it was killed`
+            : input.end === 'connection-lost'
+              ? `the connection to the target was lost ${step === 'boot' ? 'as the job began' : `during ${step}`}; the kernel log received until then is kept`
+              : `the guest went down during ${step} before the job finished`,
+      ),
     );
   }
 
@@ -139,7 +145,7 @@ export function assessJob(input: AssessInput): Assessment {
       explanation: explain({ strategy: input.strategy, check: c.check, mode, outcome, pages: c.pages, kernelLog: checkLog, seedPrintf: c.seedPrintf, traced }),
     };
   });
-  if (obs.stray.length) notes.push(`${input.strategy}: the guest printed ${obs.stray.length} line(s) outside the protocol: ${obs.stray.slice(0, 3).join(' | ')}`);
+  if (obs.stray.length) notes.push(note(`the guest printed ${obs.stray.length} line(s) outside the protocol: ${obs.stray.slice(0, 3).join(' | ')}`));
   return {
     strategy: {
       strategy: input.strategy,

@@ -8,7 +8,11 @@ import type { KernelProblem } from '../model/kernel-log.js';
 import type { CheckResult, StepResult } from '../model/outcome.js';
 import { cellVerdict } from './words.js';
 import { apiChangesFor } from './api-changes.js';
+import type { CheckName } from '../model/checks.js';
 import type { CheckItem } from '../model/report.js';
+
+/** The mapping checks `check` runs, in order. */
+export const STUDENT_CHECKS: readonly CheckName[] = ['shared', 'private', 'shared-write', 'oversize'];
 
 export interface CheckFindings {
   /** The build: its warnings, or the diagnostics it failed with. */

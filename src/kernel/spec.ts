@@ -22,10 +22,25 @@ export const ALL_KERNELS: readonly string[] = ['debian:bullseye', 'debian:bookwo
 
 const HELP = `use debian:<suite> (e.g. ${DEFAULT_KERNEL}), host, local:<bzImage>[,<kernel tree>], or all`;
 
+/**
+ * The Debian suites whose kernels the lab runs on: bullseye's 5.10 and every
+ * release after it (and their backports), by codename or by alias. Older
+ * releases (buster's 4.19) predate the kernel APIs the lab is checked against.
+ */
+export const DEBIAN_SUITES: readonly string[] = ['bullseye', 'bookworm', 'trixie', 'forky', 'duke', 'sid', 'oldstable', 'stable', 'testing', 'unstable', 'experimental'];
+
+function knownSuite(suite: string): boolean {
+  const base = suite.replace(/-backports$/, '');
+  return DEBIAN_SUITES.includes(base) && !(suite.endsWith('-backports') && ['sid', 'unstable', 'experimental'].includes(base));
+}
+
 export function parseKernelSpec(text: string, flavour = DEFAULT_FLAVOUR): KernelSpec {
   const t = text.trim();
   const m = /^debian:([a-z][a-z0-9-]*)$/.exec(t);
-  if (m) return { kind: 'debian', suite: m[1]!, flavour };
+  if (m) {
+    if (!knownSuite(m[1]!)) throw usageError(`unknown Debian suite '${m[1]}' in '${text}'`, `the lab runs on ${DEBIAN_SUITES.join(', ')} (and <suite>-backports); e.g. ${DEFAULT_KERNEL}`);
+    return { kind: 'debian', suite: m[1]!, flavour };
+  }
   if (t === 'host') return { kind: 'host' };
   const l = /^local:([^,]+)(?:,(.+))?$/.exec(t);
   if (l) return { kind: 'local', image: l[1]!, kdir: l[2] };

@@ -1,58 +1,67 @@
 /**
- * Where jobs run: a guest booted as needed (a crash or hang costs that boot,
- * and the next job boots afresh) or an SSH target (one session; once it is
- * lost, the jobs after it are not run). `run`, `check` and `shell` send their
- * work through this one interface.
+ * Guests booted as needed: one boot serves jobs until a job leaves it
+ * unusable (a crash or hang costs that boot, and the next job boots afresh).
+ * The first boot's console is console.log (or the fallback's file when a
+ * snapshot was meant to serve), each boot after a crash console-bootN.log.
+ * `mmaplab shell` keeps its guest after the job that loaded the driver.
  */
 import { jobPayload, type LabJob } from '../guest/job.js';
-import type { GuestRecord } from '../guest/protocol.js';
-import type { StrategyRun } from '../model/outcome.js';
-import type { RemoteLab } from '../ssh/remote-lab.js';
+import type { GuestMachine } from '../model/report.js';
+import { MmaplabError } from '../util/errors.js';
+import { bootGuest, type Booted } from '../vm/boot.js';
 import type { GuestVm } from '../vm/guest-vm.js';
-import { NO_LIMIT, type Slots } from '../util/limiter.js';
-import type { GuestBoots } from '../vm/boot.js';
+import type { GuestContext } from './guest-context.js';
+import { track, untrack } from './live.js';
+import type { HostedJob, Machine, ShellSession } from './machine.js';
 
-export interface HostedJob {
-  end: StrategyRun['end'];
-  records: GuestRecord[];
-  /** The kernel log the job's machine printed (a guest's console, a target's followed log). */
-  console: string;
-  /** Which boot served it (a target: always 1). */
-  boot: number;
-}
-
-export interface JobHost {
-  runJob(job: LabJob): Promise<HostedJob>;
-  /** How many jobs may be sent at once (a snapshot serves each job its own guest). */
-  readonly parallel: number;
-  /** The guest after this job is gone (killed after a crash, lost) and the next job needs a fresh one. */
-  close(): Promise<void>;
-}
-
-export class GuestJobHost implements JobHost {
+export class BootedGuests implements Machine {
   readonly parallel = 1;
+  boots = 0;
+  attempts = 0;
+  first: Booted | undefined;
+  private readonly logs: string[] = [];
   private vm: GuestVm | undefined;
   /** The guest slot (a matrix's --jobs) this boot holds until its guest is gone. */
   private release: (() => void) | undefined;
 
   constructor(
-    readonly guests: GuestBoots,
-    private readonly timeoutMs: number,
-    private readonly slots: Slots = NO_LIMIT,
-  ) {}
+    private readonly ctx: GuestContext,
+    private readonly opts: {
+      /** Where the first boot's console goes. */
+      firstLog: string;
+      /** Why no snapshot served, for the report. */
+      snapshotOff: string;
+    },
+  ) {
+    track(this);
+  }
+
+  prepare(): void {}
+
+  private async boot(): Promise<GuestVm> {
+    const { ctx } = this;
+    this.boots++;
+    const consoleLog = this.boots === 1 ? this.opts.firstLog : ctx.runDir.file(`console-boot${this.boots}.log`);
+    this.logs.push(consoleLog);
+    ctx.progress('boot', `booting ${ctx.kernel.release} under ${ctx.accel.accel.toUpperCase()}${this.boots > 1 ? ` (boot ${this.boots}, after a crash)` : ''}`);
+    const booted = await bootGuest(ctx.qemu, ctx.accel.accel, ctx.kernel, ctx.initramfs, ctx.boot, ctx.notes, consoleLog);
+    this.first ??= booted;
+    this.attempts += booted.attempts;
+    return booted.vm;
+  }
 
   async runJob(job: LabJob): Promise<HostedJob> {
     if (!this.vm) {
-      this.release = await this.slots.acquire();
+      this.release = await this.ctx.slots.acquire();
       try {
-        this.vm = await this.guests.boot();
+        this.vm = await this.boot();
       } catch (e) {
         this.free();
         throw e;
       }
     }
     const vm = this.vm;
-    const end = await vm.runJob(job.id, await jobPayload(job, { inGuest: vm.filesInGuest }), this.timeoutMs);
+    const end = await vm.runJob(job.id, await jobPayload(job, { inGuest: vm.filesInGuest }), this.ctx.boot.timeoutS * 1000);
     const console = vm.console;
     if (end.kind !== 'done') {
       // The guest is unusable: kill it now; the next job gets a fresh boot.
@@ -60,45 +69,50 @@ export class GuestJobHost implements JobHost {
       this.vm = undefined;
       this.free();
     }
-    return { end: end.kind, records: end.records, console, boot: this.guests.boots };
+    return { end: end.kind, records: end.records, console, boot: this.boots };
   }
 
-  /** The guest in the shell's hands (mmaplab shell), after the job that loaded the driver. */
-  get current(): GuestVm | undefined {
-    return this.vm;
+  async interact(s: ShellSession): Promise<void> {
+    if (!this.vm) throw new MmaplabError('internal', 'the guest went away after loading the driver');
+    await this.vm.interact(s.input, s.output, s.detach);
   }
 
-  async close(): Promise<void> {
+  describe(): GuestMachine {
+    return {
+      accel: this.ctx.accel.accel,
+      accelReason: this.ctx.accel.reason,
+      qemu: this.ctx.qemu.version,
+      boots: this.boots,
+      bootAttempts: this.attempts,
+      bootImage: this.first?.image ?? 'bzimage',
+      machineType: this.first?.machine ?? 'pc',
+      snapshot: { use: 'off', reason: this.opts.snapshotOff },
+    };
+  }
+
+  consoleLogs(): string[] {
+    return [...this.logs];
+  }
+
+  firstReady(): { bootMs: number; guestReadyMs: number } {
+    return { bootMs: this.first?.bootMs ?? 0, guestReadyMs: (this.first?.guestUptimeS ?? 0) * 1000 };
+  }
+
+  async close(): Promise<string[]> {
     // A guest that finished powers off politely; a stuck one is killed at once.
     if (this.vm) await this.vm.powerOff(10_000);
     this.vm = undefined;
     this.free();
+    untrack(this);
+    return [];
+  }
+
+  async abort(): Promise<void> {
+    await this.vm?.kill();
   }
 
   private free(): void {
     this.release?.();
     this.release = undefined;
-  }
-}
-
-export class TargetJobHost implements JobHost {
-  readonly parallel = 1;
-  /** A job that hung leaves its processes and module behind: no further job on this machine. */
-  private stuck = false;
-
-  constructor(
-    readonly lab: RemoteLab,
-    private readonly timeoutMs: number,
-  ) {}
-
-  async runJob(job: LabJob): Promise<HostedJob> {
-    if (this.lab.lost || this.stuck) return { end: this.lab.lost ? 'connection-lost' : 'timeout', records: [], console: '', boot: 1 };
-    const r = await this.lab.runJob(job, this.timeoutMs);
-    if (r.end === 'timeout') this.stuck = true;
-    return { end: r.end, records: r.records, console: this.lab.kernelLog, boot: 1 };
-  }
-
-  async close(): Promise<void> {
-    await this.lab.cleanup();
   }
 }

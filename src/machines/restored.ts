@@ -8,17 +8,17 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jobPayload, type LabJob } from '../guest/job.js';
-import type { Initramfs } from '../guest/initramfs.js';
-import type { Kernel } from '../kernel/types.js';
-import type { SnapshotUse } from '../model/report.js';
+import type { GuestMachine, SnapshotUse } from '../model/report.js';
 import { isMmaplabError, MmaplabError } from '../util/errors.js';
-import { Limiter, type Slots } from '../util/limiter.js';
+import { Limiter } from '../util/limiter.js';
+import { bootGuest, bootRecipes, guestSpec } from '../vm/boot.js';
 import { GuestVm, type BootResult } from '../vm/guest-vm.js';
-import type { Accel, MachineType } from '../vm/qemu-args.js';
-import type { QemuInfo } from '../vm/qemu.js';
+import type { MachineType } from '../vm/qemu-args.js';
 import { discardSnapshot, lookupSnapshot, makeSnapshot, slotDir, snapshotKey, type BootSpec, type SnapshotLookup } from '../vm/snapshot.js';
-import type { GuestJobHost, HostedJob, JobHost } from './booted.js';
-import { bootGuest, bootRecipes, guestSpec, type GuestOptions, type Phase } from '../vm/boot.js';
+import type { BootedGuests } from './booted.js';
+import type { GuestContext } from './guest-context.js';
+import { track, untrack } from './live.js';
+import type { HostedJob, Machine, ShellSession } from './machine.js';
 
 /**
  * A restore that takes longer than this is a broken snapshot, not a slow one
@@ -26,23 +26,6 @@ import { bootGuest, bootRecipes, guestSpec, type GuestOptions, type Phase } from
  * must not condemn a good snapshot.
  */
 const RESTORE_DEADLINE_MS = 20_000;
-
-export interface SnapshotContext {
-  qemu: QemuInfo;
-  accel: Accel;
-  kernel: Kernel;
-  initramfs: Pick<Initramfs, 'path' | 'preloaded'>;
-  opts: Pick<GuestOptions, 'memoryMb' | 'timeoutS'>;
-  cacheDir: string;
-  runDir: string;
-  notes: string[];
-  progress: (phase: Phase, message: string) => void;
-  slots: Slots;
-  /** Jobs sent at once (each in its own restored guest). */
-  parallel: number;
-  /** Booted guests, for when the snapshot cannot serve. */
-  fallback: GuestJobHost;
-}
 
 interface ConsolePart {
   label: string;
@@ -55,7 +38,7 @@ interface Usable {
   hash: string;
 }
 
-export class SnapshotJobHost implements JobHost {
+export class RestoredGuests implements Machine {
   readonly parallel: number;
   private prepared: Promise<Usable | undefined> | undefined;
   private broken: string | undefined;
@@ -71,8 +54,15 @@ export class SnapshotJobHost implements JobHost {
   private guests = 0;
   private spec: BootSpec | undefined;
 
-  constructor(private readonly ctx: SnapshotContext) {
-    this.parallel = ctx.parallel;
+  constructor(
+    private readonly ctx: GuestContext,
+    /** Booted guests, for when the snapshot cannot serve. */
+    private readonly fallback: BootedGuests,
+    private readonly cacheDir: string,
+  ) {
+    // Each job in its own restored guest: as many at once as there are guest slots.
+    this.parallel = ctx.slots.size;
+    track(this);
   }
 
   /**
@@ -80,7 +70,7 @@ export class SnapshotJobHost implements JobHost {
    * the kernel's snapshot is already cached (making one is left to the first
    * job, so a driver that does not compile is not kept waiting for a boot).
    */
-  warmUp(): void {
+  prepare(): void {
     if (this.prepared || this.spare) return;
     this.spare = (async () => {
       const found = await this.lookup();
@@ -95,12 +85,11 @@ export class SnapshotJobHost implements JobHost {
     const spare = this.spare;
     this.spare = undefined;
     const ahead = spare ? await spare : undefined;
-    const snap = await (this.prepared ??= this.prepare());
+    const snap = await (this.prepared ??= this.prepareSnapshot());
     if (!snap || this.broken) {
       if (ahead?.r.kind === 'ready') await ahead.r.vm.kill();
       return this.viaFallback(job);
     }
-    const { opts } = this.ctx;
     const release = await this.ctx.slots.acquire();
     try {
       if (!ahead) this.ctx.progress('restore', `job ${job.id}: restoring ${this.ctx.kernel.release} from its snapshot`);
@@ -125,7 +114,7 @@ export class SnapshotJobHost implements JobHost {
       const vm = r.vm;
       try {
         // A restored guest has what its initramfs brought (the test program), nothing of an earlier job.
-        const end = await vm.runJob(job.id, await jobPayload(job, { inGuest: vm.filesInGuest }), opts.timeoutS * 1000);
+        const end = await vm.runJob(job.id, await jobPayload(job, { inGuest: vm.filesInGuest }), this.ctx.boot.timeoutS * 1000);
         // The guest's answer to SYNC goes with the job's records (records.jsonl): the clock and RNG it started from.
         return { end: end.kind, records: r.synced ? [r.synced, ...end.records] : end.records, console: vm.console, boot: log.guest };
       } finally {
@@ -140,7 +129,7 @@ export class SnapshotJobHost implements JobHost {
   /** One guest restored from the snapshot, its console in a file of its own (console.log is put together at the end). */
   private async restore(snap: Usable): Promise<{ r: BootResult; log: ConsolePart & { guest: number } }> {
     const guest = ++this.guests;
-    const log = { label: 'a restored guest that ran no job', path: join(this.ctx.runDir, `console-guest${guest}.log`), guest };
+    const log = { label: 'a restored guest that ran no job', path: this.ctx.runDir.file(`console-guest${guest}.log`), guest };
     this.logs.push(log);
     const r = await GuestVm.restore({ ...snap.spec, ram: { path: join(snap.dir, 'ram'), share: false } }, join(snap.dir, 'state'), {
       qemu: this.ctx.qemu.binary,
@@ -153,15 +142,17 @@ export class SnapshotJobHost implements JobHost {
 
   private viaFallback(job: LabJob): Promise<HostedJob> {
     this.usedFallback = true;
-    return this.fallbackOne.run(() => this.ctx.fallback.runJob(job));
+    return this.fallbackOne.run(() => this.fallback.runJob(job));
   }
 
   /** The snapshot to restore: the cached one if it matches, else one made now; undefined: boot instead. */
   /** The kernel's snapshot slot and what is in it. */
   private async lookup(): Promise<(SnapshotLookup & { kind: Exclude<SnapshotLookup['kind'], 'ok'> }) | { kind: 'ok'; usable: Usable }> {
-    const { qemu, accel, kernel, initramfs, opts, cacheDir } = this.ctx;
+    const { qemu, kernel, initramfs } = this.ctx;
+    const accel = this.ctx.accel.accel;
+    const cacheDir = this.cacheDir;
     // The snapshot of the fastest way to boot this kernel (a failed trick is ruled out by the boot that makes it).
-    const spec = guestSpec(qemu, accel, (await bootRecipes(kernel, qemu))[0]!, initramfs.path, opts.memoryMb);
+    const spec = guestSpec(qemu, accel, (await bootRecipes(kernel, qemu))[0]!, initramfs.path, this.ctx.boot.memoryMb);
     const dir = slotDir(cacheDir, kernel.release, spec);
     const found = await lookupSnapshot(dir, await snapshotKey(spec, qemu));
     if (found.kind !== 'ok') return found;
@@ -170,21 +161,22 @@ export class SnapshotJobHost implements JobHost {
     return { kind: 'ok', usable: { dir, spec, hash: found.meta.hash } };
   }
 
-  private async prepare(): Promise<Usable | undefined> {
-    const { qemu, accel, kernel, initramfs, opts, runDir, notes } = this.ctx;
+  private async prepareSnapshot(): Promise<Usable | undefined> {
+    const { qemu, kernel, initramfs, runDir, notes } = this.ctx;
+    const accel = this.ctx.accel.accel;
     const found = await this.lookup();
     if (found.kind === 'ok') return found.usable;
     const { dir } = found;
     if (found.kind === 'stale') notes.push(`the snapshot of ${kernel.release} was made anew: ${found.why}`);
     if (found.kind === 'corrupt') notes.push(`the cached snapshot of ${kernel.release} was damaged (${found.why}); it was removed and made anew`);
     const release = await this.ctx.slots.acquire();
-    const consoleLog = join(runDir, 'console-boot.log');
+    const consoleLog = runDir.file('console-boot.log');
     this.logs.push({ label: `the boot that made the snapshot of ${kernel.release}`, path: consoleLog });
     try {
       let booted: Awaited<ReturnType<typeof bootGuest>> | undefined;
       const meta = await makeSnapshot(dir, async (files) => {
         this.ctx.progress('boot', `booting ${kernel.release} under ${accel.toUpperCase()} to make its snapshot`);
-        booted = await bootGuest(qemu, accel, kernel, initramfs, opts, notes, consoleLog, files.ram);
+        booted = await bootGuest(qemu, accel, kernel, initramfs, this.ctx.boot, notes, consoleLog, files.ram);
         this.guests++;
         this.ctx.progress('snapshot', `saving the waiting guest as the snapshot of ${kernel.release}`);
         await booted.vm.saveSnapshot(files.state, 60_000);
@@ -209,14 +201,14 @@ export class SnapshotJobHost implements JobHost {
   }
 
   /** What the guests booted or were restored from: the uncompressed vmlinux (PVH) or the bzImage, on which machine. */
-  image(): { image: 'pvh' | 'bzimage'; machine: MachineType } | undefined {
-    const first = this.ctx.fallback.guests.first;
-    if (!this.spec || this.broken) return first && { image: first.image, machine: first.machine };
-    return { image: this.spec.kernelImage === this.ctx.kernel.vmlinux ? 'pvh' : 'bzimage', machine: this.spec.machine ?? 'pc' };
+  private image(): { bootImage: 'pvh' | 'bzimage'; machineType: MachineType } {
+    const first = this.fallback.first;
+    if (!this.spec || this.broken) return { bootImage: first?.image ?? 'bzimage', machineType: first?.machine ?? 'pc' };
+    return { bootImage: this.spec.kernelImage === this.ctx.kernel.vmlinux ? 'pvh' : 'bzimage', machineType: this.spec.machine ?? 'pc' };
   }
 
   /** What the report says about snapshots. */
-  use(): SnapshotUse {
+  private use(): SnapshotUse {
     const restores = this.restoreMs.length;
     const sorted = [...this.restoreMs].sort((a, b) => a - b);
     const restoreMs = Math.round(sorted[Math.floor(sorted.length / 2)] ?? 0);
@@ -225,29 +217,56 @@ export class SnapshotJobHost implements JobHost {
     return { use: 'restored', key: this.hash, restores, restoreMs };
   }
 
-  get boots(): number {
-    return (this.made ? 1 : 0) + this.ctx.fallback.guests.boots;
+  async interact(s: ShellSession): Promise<void> {
+    void s;
+    // Each restored guest goes with its job; mmaplab shell boots the guest it keeps.
+    throw new MmaplabError('internal', 'a shell needs a guest that is kept: boot one (--no-snapshot)');
   }
 
-  /** Boot attempts, the one that made the snapshot (a flake or a failed trick retried) and the fallback's. */
-  get bootAttempts(): number {
-    return (this.made?.attempts ?? 0) + this.ctx.fallback.guests.attempts;
+  describe(): GuestMachine {
+    return {
+      accel: this.ctx.accel.accel,
+      accelReason: this.ctx.accel.reason,
+      qemu: this.ctx.qemu.version,
+      // The boot that made the snapshot, and the fallback's (a flake or a failed trick retried counts as attempts).
+      boots: (this.made ? 1 : 0) + this.fallback.boots,
+      bootAttempts: (this.made?.attempts ?? 0) + this.fallback.attempts,
+      ...this.image(),
+      snapshot: this.use(),
+    };
+  }
+
+  consoleLogs(): string[] {
+    return [this.consoleLog, ...this.fallback.consoleLogs()];
   }
 
   /** Time to the first guest that took a job: the boot that made the snapshot, else the first restore. */
-  firstReadyMs(): number {
-    return this.made?.bootMs ?? this.restoreMs[0] ?? this.ctx.fallback.guests.first?.bootMs ?? 0;
+  firstReady(): { bootMs: number; guestReadyMs: number } {
+    return { bootMs: this.made?.bootMs ?? this.restoreMs[0] ?? this.fallback.first?.bootMs ?? 0, guestReadyMs: 0 };
   }
 
-  /** console.log: every guest's console of this run, in order, each under a heading. */
-  async close(): Promise<void> {
+  async close(): Promise<string[]> {
     // A guest restored ahead for a job that never came (the build failed).
     const spare = await this.spare;
     this.spare = undefined;
     if (spare?.r.kind === 'ready') await spare.r.vm.kill();
-    await this.ctx.fallback.close();
+    await this.fallback.close();
+    await this.foldConsoles();
+    untrack(this);
+    return [];
+  }
+
+  /** Interrupted: the guests are killed (by the caller, as every guest is); their consoles still become console.log. */
+  async abort(): Promise<void> {
+    await this.fallback.abort();
+    await this.foldConsoles();
+  }
+
+  /** console.log: every guest's console of this run, in order, each under a heading; the per-guest files go. */
+  private async foldConsoles(): Promise<void> {
     const parts = [...this.logs];
-    if (this.usedFallback) for (const path of this.ctx.fallback.guests.consoleLogs) parts.push({ label: 'a booted guest (the snapshot could not serve)', path });
+    if (this.usedFallback) for (const path of this.fallback.consoleLogs()) parts.push({ label: 'a booted guest (the snapshot could not serve)', path });
+    if (!parts.length) return;
     let text = '';
     for (const p of parts) {
       const body = await readFile(p.path, 'utf8').catch(() => '');
@@ -255,9 +274,10 @@ export class SnapshotJobHost implements JobHost {
     }
     await writeFile(this.consoleLog, text);
     await Promise.all(this.logs.map((p) => rm(p.path, { force: true })));
+    this.logs.length = 0;
   }
 
-  get consoleLog(): string {
-    return join(this.ctx.runDir, 'console.log');
+  private get consoleLog(): string {
+    return this.ctx.runDir.consoleLog;
   }
 }

@@ -8,27 +8,71 @@
  * failed item), not an exception.
  */
 import { writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join, relative } from 'node:path';
+import { buildInitramfs } from '../guest/initramfs.js';
+import { debianArchives } from '../kernel/debian.js';
+import { acquireKernel, parseKernelSpec, type Kernel } from '../kernel/index.js';
+import { pvhImage } from '../kernel/vmlinux.js';
 import { resolveDriverSource } from '../kbuild/driver-source.js';
 import { buildModule, type ModuleBuild } from '../kbuild/kbuild.js';
-import { buildInitramfs } from '../guest/initramfs.js';
-import type { Kernel } from '../kernel/types.js';
 import type { Diagnostic } from '../model/diagnostic.js';
-import type { RunReport, SnapshotUse } from '../model/report.js';
-import { Limiter } from '../util/limiter.js';
-import { availableParallelism } from 'node:os';
-import { fingerprint } from '../ssh/known-hosts.js';
+import type { RunReport } from '../model/report.js';
+import type { RunDir } from '../rundir/run-dir.js';
+import { ConnectionLost } from '../ssh/connection.js';
 import { RemoteLab } from '../ssh/remote-lab.js';
 import type { SshTarget } from '../ssh/url.js';
-import { ConnectionLost } from '../ssh/connection.js';
 import { isMmaplabError, MmaplabError } from '../util/errors.js';
+import { Limiter, type Slots } from '../util/limiter.js';
 import { requireTool } from '../util/tools.js';
-import { chooseAccel } from '../vm/accel.js';
+import { chooseAccel, type AccelRequest } from '../vm/accel.js';
+import { kvmProbe } from '../vm/boot.js';
 import { qemuInfo } from '../vm/qemu.js';
-import type { MachineType } from '../vm/qemu-args.js';
-import { GuestJobHost, TargetJobHost } from './booted.js';
-import { SnapshotJobHost } from './restored.js';
-import { acquireFor, bootGuest, buildArchive, GuestBoots, kvmProbe, type GuestOptions, type Phase } from '../vm/boot.js';
+import { BootedGuests } from './booted.js';
+import type { GuestContext } from './guest-context.js';
+import type { Machine, Phase } from './machine.js';
+import { RestoredGuests } from './restored.js';
+import { SshMachine } from './ssh.js';
+
+/** What every command that sets up a lab is told: the kernel, the machine, where things go. */
+export interface GuestOptions {
+  kernel: string;
+  flavour: string;
+  accel: AccelRequest;
+  /** Hard deadline for each job, including the boot it may need. */
+  timeoutS: number;
+  memoryMb: number;
+  outputDir: string | undefined;
+  archiveUri: string | undefined;
+  securityUri: string | undefined;
+  refreshKernel: boolean;
+  cacheDir?: string;
+  stateDir?: string;
+  onProgress?: (phase: Phase, message: string) => void;
+  /** Guests that may run at once across a matrix; none: every core. */
+  guestSlots?: Slots;
+  /** Serve jobs from a snapshot of the booted guest (made on first use); false: boot for every run. */
+  snapshot?: boolean;
+}
+
+/** The kernel a command's options name, fetched (or found in the cache). */
+export async function acquireFor(opts: GuestOptions, cacheDir: string, progress: (phase: Phase, message: string) => void): Promise<Kernel> {
+  progress('fetch', `kernel ${opts.kernel} (${opts.flavour})`);
+  const kernel = await acquireKernel(parseKernelSpec(opts.kernel, opts.flavour), {
+    cacheDir,
+    archiveUri: opts.archiveUri,
+    securityUri: opts.securityUri,
+    refresh: opts.refreshKernel,
+    onProgress: (m) => progress('fetch', m),
+  });
+  return { ...kernel, vmlinux: await pvhImage(kernel, cacheDir) };
+}
+
+/** The Debian archive build roots are made from: the user's, else the host's. */
+export function buildArchive(opts: Pick<GuestOptions, 'archiveUri' | 'securityUri'>): { uri: string | undefined; keyring: string | undefined } {
+  const a = debianArchives(opts);
+  return { uri: a.archive, keyring: a.signedBy };
+}
 
 /** --target and what goes with it. */
 export interface TargetOptions {
@@ -64,14 +108,8 @@ export type LabSetup =
       kind: 'ready';
       module: LabModule;
       testProgram: string;
-      host: GuestJobHost | SnapshotJobHost | TargetJobHost;
+      machine: Machine;
       buildMs: number;
-      /** Called after close(): a target's leftovers are known only then. */
-      machine(): RunReport['machine'];
-      consoleLogs(): string[];
-      firstBoot(): { bootMs: number; guestReadyMs: number };
-      /** Power the guest off, or clean the target up; what could not be undone. */
-      close(): Promise<string[]>;
     })
   | (Common & { kind: 'build-failed'; error: MmaplabError });
 
@@ -81,7 +119,7 @@ export interface SetupOptions extends GuestOptions {
   snapshotOffReason?: string;
 }
 
-export async function setUpLab(opts: SetupOptions, source: string, runDir: string, cacheDir: string, notes: string[]): Promise<LabSetup> {
+export async function setUpLab(opts: SetupOptions, source: string, runDir: RunDir, cacheDir: string, notes: string[]): Promise<LabSetup> {
   return opts.target ? targetLab(opts, opts.target, source, runDir, notes) : guestLab(opts, source, runDir, cacheDir, notes);
 }
 
@@ -89,7 +127,7 @@ function progressOf(opts: SetupOptions): (phase: Phase, message: string) => void
   return opts.onProgress ?? (() => {});
 }
 
-async function guestLab(opts: SetupOptions, source: string, runDir: string, cacheDir: string, notes: string[]): Promise<LabSetup> {
+async function guestLab(opts: SetupOptions, source: string, runDir: RunDir, cacheDir: string, notes: string[]): Promise<LabSetup> {
   const t0 = performance.now();
   const progress = progressOf(opts);
   // Fail fast on missing host tools, before any download.
@@ -99,74 +137,52 @@ async function guestLab(opts: SetupOptions, source: string, runDir: string, cach
   const kernelInfo = { spec: kernel.spec, release: kernel.release, packageVersion: kernel.packageVersion, flavour: kernel.flavour };
   const tKernel = performance.now();
   progress('build', `building ${relative(process.cwd(), source) || '.'} for ${kernel.release}, the test program and the initramfs`);
-  const builtP = buildModule({ source, kernel, cacheDir, logDir: runDir, archive: buildArchive(opts), onProgress: (m) => progress('build', m) }).catch((e: unknown) => e);
+  const builtP = buildModule({ source, kernel, cacheDir, logDir: runDir.path, archive: buildArchive(opts), onProgress: (m) => progress('build', m) }).catch((e: unknown) => e);
   // The initramfs builds the test program too (it carries it): one build serves both.
   const initramfs = await buildInitramfs(kernel, cacheDir);
-  const accel = await chooseAccel({ requested: opts.accel, cacheDir, qemuVersion: qemu.version, probe: kvmProbe(qemu, kernel, initramfs.path, runDir, opts.memoryMb) });
-  const useSnapshot = opts.snapshot !== false;
-  const guests = new GuestBoots(
-    (consoleLog) => bootGuest(qemu, accel.accel, kernel, initramfs, opts, notes, consoleLog),
+  const accel = await chooseAccel({ requested: opts.accel, cacheDir, qemuVersion: qemu.version, probe: kvmProbe(qemu, kernel, initramfs.path, runDir.path, opts.memoryMb) });
+  const ctx: GuestContext = {
+    qemu,
+    accel,
+    kernel,
+    initramfs,
+    boot: { memoryMb: opts.memoryMb, timeoutS: opts.timeoutS },
     runDir,
-    (after) => progress('boot', `booting ${kernel.release} under ${accel.accel.toUpperCase()}${after}`),
-    // With a snapshot, console.log is put together at the end from every guest's console.
-    useSnapshot ? 'console-fallback.log' : 'console.log',
-  );
-  // A single run uses every core (restored guests run side by side); a matrix shares its --jobs.
-  const slots = opts.guestSlots ?? new Limiter(Math.max(1, availableParallelism()));
-  const booted = new GuestJobHost(guests, opts.timeoutS * 1000, slots);
-  const host = useSnapshot
-    ? new SnapshotJobHost({ qemu, accel: accel.accel, kernel, initramfs, opts, cacheDir, runDir, notes, progress, slots, parallel: slots.size, fallback: booted })
-    : booted;
+    notes,
+    progress,
+    // A single run uses every core (restored guests run side by side); a matrix shares its --jobs.
+    slots: opts.guestSlots ?? new Limiter(Math.max(1, availableParallelism())),
+  };
+  const useSnapshot = opts.snapshot !== false;
+  // With a snapshot, console.log is put together at the end from every guest's console.
+  const booted = new BootedGuests(ctx, { firstLog: runDir.file(useSnapshot ? 'console-fallback.log' : 'console.log'), snapshotOff: opts.snapshotOffReason ?? '--no-snapshot' });
+  const machine: Machine = useSnapshot ? new RestoredGuests(ctx, booted, cacheDir) : booted;
   // The first guest is restored while the driver builds (a cached snapshot only).
-  if (host instanceof SnapshotJobHost) host.warmUp();
+  machine.prepare();
   const built = await builtP;
   const common = { kernel: kernelInfo, guestKernel: kernel, kernelMs: tKernel - t0 };
   if (!(built && typeof built === 'object' && 'ko' in built)) {
-    await host.close();
+    await machine.close();
     if (isMmaplabError(built) && built.kind === 'build') return { ...common, kind: 'build-failed', error: built };
     throw built;
   }
   const module = built as ModuleBuild;
-  const tBuild = performance.now();
-  const bootedWith = (): { bootImage: 'pvh' | 'bzimage'; machineType: MachineType } => {
-    const b = host instanceof SnapshotJobHost ? host.image() : guests.first && { image: guests.first.image, machine: guests.first.machine };
-    return { bootImage: b?.image ?? 'bzimage', machineType: b?.machine ?? 'pc' };
-  };
-  const snapshotUse = (): SnapshotUse => (host instanceof SnapshotJobHost ? host.use() : { use: 'off', reason: opts.snapshotOffReason ?? '--no-snapshot' });
   return {
     ...common,
     kind: 'ready',
     module: { name: module.name, ko: module.ko, jobKo: module.guestKo, compiler: module.compiler, cached: module.cached, warnings: module.warnings, parameters: module.parameters },
     testProgram: initramfs.testProgram,
-    host,
-    buildMs: tBuild - tKernel,
-    machine: () => ({
-      accel: accel.accel,
-      accelReason: accel.reason,
-      qemu: qemu.version,
-      boots: host instanceof SnapshotJobHost ? host.boots : guests.boots,
-      bootAttempts: host instanceof SnapshotJobHost ? host.bootAttempts : guests.attempts,
-      ...bootedWith(),
-      snapshot: snapshotUse(),
-    }),
-    consoleLogs: () => (host instanceof SnapshotJobHost ? [host.consoleLog, ...guests.consoleLogs] : guests.consoleLogs),
-    firstBoot: () =>
-      host instanceof SnapshotJobHost
-        ? { bootMs: host.firstReadyMs(), guestReadyMs: 0 }
-        : { bootMs: guests.first?.bootMs ?? 0, guestReadyMs: (guests.first?.guestUptimeS ?? 0) * 1000 },
-    close: async () => {
-      await host.close();
-      return [];
-    },
+    machine,
+    buildMs: performance.now() - tKernel,
   };
 }
 
-async function targetLab(opts: SetupOptions, t: TargetOptions, source: string, runDir: string, notes: string[]): Promise<LabSetup> {
+async function targetLab(opts: SetupOptions, t: TargetOptions, source: string, runDir: RunDir, notes: string[]): Promise<LabSetup> {
   const t0 = performance.now();
   const progress = progressOf(opts);
   const url = t.target.url;
   progress('connect', `connecting to ${url}`);
-  const consoleLog = join(runDir, 'console.log');
+  const consoleLog = runDir.consoleLog;
   const lab = await RemoteLab.open({ ...t, kernelLogPath: consoleLog, onNote: (n) => notes.push(n) });
   try {
     const f = lab.facts;
@@ -178,7 +194,7 @@ async function targetLab(opts: SetupOptions, t: TargetOptions, source: string, r
     progress('build', `building ${show(source)} on ${t.target.host} for its kernel ${f.release}, and the test program`);
     let built;
     try {
-      built = await lab.build(src, { userRoot: show(src.root), userDir: show(join(src.root, src.subdir)), displayDir: show(source) }, runDir);
+      built = await lab.build(src, { userRoot: show(src.root), userDir: show(join(src.root, src.subdir)), displayDir: show(source) }, runDir.path);
     } catch (e) {
       if (isMmaplabError(e) && e.kind === 'build') {
         const left = await lab.cleanup();
@@ -187,26 +203,17 @@ async function targetLab(opts: SetupOptions, t: TargetOptions, source: string, r
       }
       throw e;
     }
-    const ko = join(runDir, `${built.name}.ko`);
-    const testProgram = join(runDir, 'mmap-test');
+    const ko = runDir.file(`${built.name}.ko`);
+    const testProgram = runDir.file('mmap-test');
     await writeFile(ko, built.data);
     await writeFile(testProgram, await lab.testProgram(), { mode: 0o755 });
-    const host = new TargetJobHost(lab, opts.timeoutS * 1000);
-    let leftBehind: string[] = [];
     return {
       ...common,
       kind: 'ready',
       module: { name: built.name, ko, jobKo: ko, compiler: built.compiler, cached: false, warnings: built.warnings, parameters: built.parameters },
       testProgram,
-      host,
+      machine: new SshMachine(lab, opts.timeoutS * 1000, consoleLog),
       buildMs: performance.now() - t0 - common.kernelMs,
-      machine: () => ({ kind: 'ssh', target: url, hostKey: fingerprint(lab.conn.hostKey.blob), os: f.os.prettyName, arch: f.arch, bootId: f.bootId, leftBehind }),
-      consoleLogs: () => [consoleLog],
-      firstBoot: () => ({ bootMs: 0, guestReadyMs: 0 }),
-      close: async () => {
-        leftBehind = await lab.cleanup();
-        return leftBehind;
-      },
     };
   } catch (e) {
     await lab.cleanup();

@@ -4,17 +4,20 @@
  * report, or a matrix (itself possibly a merge); a kernel seen twice is an error.
  */
 import { readFile } from 'node:fs/promises';
-import type { CheckReport, RunReport } from '../model/report.js';
+import type { KernelEntry, MatrixReport } from '../model/report.js';
+import { parseResults, validateResults, type SavedResults } from '../rundir/run-dir.js';
 import { MmaplabError } from '../util/errors.js';
 import { assembleMatrix } from './model.js';
-import { type KernelEntry, type MatrixReport } from '../model/report.js';
 
-type Doc = RunReport | CheckReport | MatrixReport;
-
-function entriesOf(doc: Doc): KernelEntry[] {
-  if ('kind' in doc && doc.kind === 'matrix') return doc.kernels;
-  const d = doc as RunReport | CheckReport;
-  return d.command === 'run' ? [{ spec: d.kernel.spec, kind: 'run', report: d }] : [{ spec: d.kernel.spec, kind: 'check', report: d }];
+function entriesOf(saved: SavedResults): KernelEntry[] {
+  switch (saved.kind) {
+    case 'matrix':
+      return saved.report.kernels;
+    case 'run':
+      return [{ spec: saved.report.kernel.spec, kind: 'run', report: saved.report }];
+    case 'check':
+      return [{ spec: saved.report.kernel.spec, kind: 'check', report: saved.report }];
+  }
 }
 
 export function mergeDocuments(docs: ReadonlyArray<{ path: string; doc: unknown }>, out: { dir: string; resultsJson: string }): MatrixReport {
@@ -22,15 +25,11 @@ export function mergeDocuments(docs: ReadonlyArray<{ path: string; doc: unknown 
   const from = new Map<string, string>();
   let command: 'run' | 'check' | undefined;
   for (const { path, doc } of docs) {
-    const d = doc as Partial<Doc> | null;
-    if (!d || typeof d !== 'object' || d.tool?.name !== 'mmaplab' || typeof d.schemaVersion !== 'number') {
-      throw new MmaplabError('usage', `${path} is not an mmaplab result (no tool/schemaVersion)`, { hint: 'give the files that `mmaplab run --json` or `check --json` wrote' });
-    }
-    if (d.schemaVersion > 2) throw new MmaplabError('usage', `${path} has schemaVersion ${d.schemaVersion}; this mmaplab reads up to 2`, { hint: 'merge with the mmaplab version that wrote it' });
-    const c = (d as Doc).command;
+    const saved = validateResults(doc, path);
+    const c = saved.report.command;
     if (command && c !== command) throw new MmaplabError('usage', `${path} holds '${c}' results, the files before it '${command}' results`, { hint: 'merge run results and check results separately' });
     command = c;
-    for (const e of entriesOf(d as Doc)) {
+    for (const e of entriesOf(saved)) {
       const seen = from.get(e.spec);
       if (seen) throw new MmaplabError('usage', `kernel ${e.spec} is in both ${seen} and ${path}`, { hint: 'give each kernel once' });
       from.set(e.spec, path);
@@ -50,11 +49,7 @@ export async function mergeFiles(paths: readonly string[], out: { dir: string; r
     } catch {
       throw new MmaplabError('usage', `cannot read ${path}`);
     }
-    try {
-      docs.push({ path, doc: JSON.parse(text) as unknown });
-    } catch {
-      throw new MmaplabError('usage', `${path} is not JSON`, { hint: 'was the job killed while writing it? Its run directory keeps results.json' });
-    }
+    docs.push({ path, doc: parseResults(text, path).report as unknown });
   }
   return mergeDocuments(docs, out);
 }

@@ -1,77 +1,25 @@
 /**
- * What every command that boots a guest shares: its options, the run
- * directory, the kernel and the archive it came from, the KVM probe, booting
- * (with the early-panic retry) and the guest slots a matrix hands out.
+ * Booting a lab guest: the ways to boot a kernel (boot recipes, fastest
+ * first), the QEMU spec of each, the boot itself with the early-panic retry and
+ * the fallback to a plainer recipe, and the KVM probe.
  */
-import { mkdir, readFile, rename } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
-import { join, resolve } from 'node:path';
-import { debianArchives } from '../kernel/debian.js';
-import { acquireKernel, parseKernelSpec, type Kernel } from '../kernel/index.js';
-import { forgetPvhImage, microvmRuledOut, pvhImage, ruleOutMicrovm } from '../kernel/vmlinux.js';
+import { readFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Kernel } from '../kernel/types.js';
+import { forgetPvhImage, microvmRuledOut, ruleOutMicrovm } from '../kernel/vmlinux.js';
 import { reachedInit } from '../parse/kmsg.js';
 import { MmaplabError } from '../util/errors.js';
-import { stateRoot } from '../util/paths.js';
-import type { Slots } from '../util/limiter.js';
-import type { AccelRequest } from './accel.js';
 import { GuestVm, type BootResult } from './guest-vm.js';
 import { BASE_APPEND, type Accel, type MachineType } from './qemu-args.js';
 import type { QemuInfo } from './qemu.js';
 import type { BootSpec } from './snapshot.js';
 import type { Initramfs } from '../guest/initramfs.js';
 
-export type Phase = 'fetch' | 'connect' | 'build' | 'accel' | 'boot' | 'snapshot' | 'restore' | 'job' | 'report';
-
-/** What every command that boots a guest is told: the kernel, the machine, where things go. */
-export interface GuestOptions {
-  kernel: string;
-  flavour: string;
-  accel: AccelRequest;
-  /** Hard deadline for each job, including the boot it may need. */
-  timeoutS: number;
+/** What a boot needs of the command's options. */
+export interface BootOptions {
   memoryMb: number;
-  outputDir: string | undefined;
-  archiveUri: string | undefined;
-  securityUri: string | undefined;
-  refreshKernel: boolean;
-  cacheDir?: string;
-  stateDir?: string;
-  onProgress?: (phase: Phase, message: string) => void;
-  /** Guests that may run at once across a matrix; none: no limit. */
-  guestSlots?: Slots;
-  /** Serve jobs from a snapshot of the booted guest (made on first use); false: boot for every run. */
-  snapshot?: boolean;
-}
-
-/** The kernel a command's options name, fetched (or found in the cache). */
-export async function acquireFor(opts: GuestOptions, cacheDir: string, progress: (phase: Phase, message: string) => void): Promise<Kernel> {
-  progress('fetch', `kernel ${opts.kernel} (${opts.flavour})`);
-  const kernel = await acquireKernel(parseKernelSpec(opts.kernel, opts.flavour), {
-    cacheDir,
-    archiveUri: opts.archiveUri,
-    securityUri: opts.securityUri,
-    refresh: opts.refreshKernel,
-    onProgress: (m) => progress('fetch', m),
-  });
-  return { ...kernel, vmlinux: await pvhImage(kernel, cacheDir) };
-}
-
-/** The Debian archive build roots are made from: the user's, else the host's. */
-export function buildArchive(opts: Pick<GuestOptions, 'archiveUri' | 'securityUri'>): { uri: string | undefined; keyring: string | undefined } {
-  const a = debianArchives(opts);
-  return { uri: a.archive, keyring: a.signedBy };
-}
-
-export async function makeRunDir(opts: Pick<GuestOptions, 'outputDir' | 'stateDir'>): Promise<string> {
-  if (opts.outputDir) {
-    const dir = resolve(opts.outputDir);
-    await mkdir(dir, { recursive: true });
-    return dir;
-  }
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
-  const dir = join(opts.stateDir ?? stateRoot(), 'runs', `${stamp}-${randomBytes(3).toString('hex')}`);
-  await mkdir(dir, { recursive: true });
-  return dir;
+  /** The job deadline: a boot never waits longer than this for its guest. */
+  timeoutS: number;
 }
 
 /** Probe KVM with a real guest: it must reach the agent within the deadline. */
@@ -155,7 +103,7 @@ export async function bootGuest(
   accel: Accel,
   kernel: Kernel,
   initramfs: Pick<Initramfs, 'path' | 'preloaded'>,
-  opts: Pick<GuestOptions, 'memoryMb' | 'timeoutS'>,
+  opts: BootOptions,
   notes: string[],
   consoleLog: string,
   /** Boot with the RAM in this file and QMP on, so the guest can be saved as a snapshot. */
@@ -231,34 +179,3 @@ async function convict(failed: BootRecipe[], booted: BootRecipe, qemuVersion: st
     if (f.image !== booted.image) await forgetPvhImage(f.image);
   }
 }
-
-/**
- * The guests of one command, booted as needed: the first console is
- * console.log, each boot after a crash gets console-bootN.log.
- */
-export class GuestBoots {
-  boots = 0;
-  attempts = 0;
-  first: Booted | undefined;
-  readonly consoleLogs: string[] = [];
-
-  constructor(
-    private readonly start: (consoleLog: string) => Promise<Booted>,
-    private readonly runDir: string,
-    private readonly progress: (message: string) => void,
-    /** Where the first boot's console goes (a run that fell back from a snapshot keeps console.log for all of it). */
-    private readonly firstLog = 'console.log',
-  ) {}
-
-  async boot(): Promise<GuestVm> {
-    this.boots++;
-    const consoleLog = join(this.runDir, this.boots === 1 ? this.firstLog : `console-boot${this.boots}.log`);
-    this.consoleLogs.push(consoleLog);
-    this.progress(this.boots > 1 ? ` (boot ${this.boots}, after a crash)` : '');
-    const booted = await this.start(consoleLog);
-    this.first ??= booted;
-    this.attempts += booted.attempts;
-    return booted.vm;
-  }
-}
-

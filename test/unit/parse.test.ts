@@ -35,6 +35,6 @@ describe('mmaplab parse', () => {
 
   it('says what is missing', async () => {
     await expect(parseSaved('/nonexistent/run')).rejects.toMatchObject({ kind: 'usage' });
-    await expect(parseSaved(mkdtempSync(join(tmpdir(), 'mmaplab-parse-empty-')))).rejects.toThrow(/no console.log or records.jsonl/);
+    await expect(parseSaved(mkdtempSync(join(tmpdir(), 'mmaplab-parse-empty-')))).rejects.toThrow(/is not a directory mmaplab wrote: it has no console.log, records.jsonl or results.json/);
   });
 });

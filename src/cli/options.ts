@@ -1,0 +1,154 @@
+/**
+ * The options of the commands that set up a lab, declared once, checked as
+ * they are read, and turned into the command layer's options. A bad value is
+ * a usage error (exit 2) naming what would be right.
+ */
+import { CommanderError, InvalidArgumentError, Option, type Command } from 'commander';
+import { cpus } from 'node:os';
+import { resolve } from 'node:path';
+import { DEFAULT_KERNEL, formatKernelSpec, parseKernelSpec } from '../kernel/spec.js';
+import type { SetupOptions, TargetOptions } from '../machines/setup.js';
+import { makeStyle } from '../report/style.js';
+import { parseTargetUrl } from '../ssh/url.js';
+import { isMmaplabError } from '../util/errors.js';
+import { progressPrinter } from './progress.js';
+
+/**
+ * The least guest memory the lab boots in, measured with `mmaplab run
+ * --memory N --no-snapshot`: bookworm's 6.1 cloud kernel with mmaplab's
+ * initramfs ran the lab in 80 MiB and died out of memory in 64 MiB; newer
+ * kernels are larger, so the floor keeps a margin.
+ */
+export const MIN_MEMORY_MB = 96;
+
+/** A usage error (exit 2) raised while reading options. */
+export function usage(message: string): CommanderError {
+  return new CommanderError(2, 'mmaplab.usage', message);
+}
+
+export function positiveInt(name: string, max: number, min = 1, why = '') {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}${why}`);
+    return n;
+  };
+}
+
+/** --kernel may be given several times; each value is checked as it is read. */
+function kernelSpecArg(v: string, previous: string[]): string[] {
+  try {
+    return [...previous, v.trim() === 'all' ? 'all' : formatKernelSpec(parseKernelSpec(v))];
+  } catch (e) {
+    throw new InvalidArgumentError(isMmaplabError(e) ? `${e.message} (${e.hint ?? ''})` : String(e));
+  }
+}
+
+/** A comma-separated selection from a known list, in the list's order; unknown names are a usage error. */
+export function listOption(flag: string, value: string | undefined, known: readonly string[]): string[] {
+  if (value === undefined) return [...known];
+  const picked = value.split(',').map((v) => v.trim()).filter(Boolean);
+  const unknown = picked.filter((v) => !known.includes(v));
+  if (unknown.length || picked.length === 0) throw usage(`${flag}: unknown ${unknown.length ? `'${unknown.join(', ')}'` : 'empty list'}; choose from ${known.join(', ')}`);
+  // Keep the canonical order, so grids always read the same way.
+  return known.filter((k) => picked.includes(k));
+}
+
+/** The options addGuestOptions() declares, as commander hands them over. */
+export interface GuestCliOptions {
+  kernel: string[];
+  jobs: number;
+  junit?: string;
+  flavour: string;
+  accel: 'auto' | 'kvm' | 'tcg';
+  timeout: number;
+  memory: number;
+  json?: boolean;
+  outputDir?: string;
+  archiveUri?: string;
+  securityUri?: string;
+  refreshKernel?: boolean;
+  color?: boolean;
+  verbose?: boolean;
+  target?: string;
+  identity?: string;
+  knownHosts?: string;
+  acceptHostKey?: string;
+  allowOwnKernel?: boolean;
+  connectTimeout: number;
+  snapshot?: boolean;
+}
+
+/** Options every command that sets up a lab takes. */
+export function addGuestOptions(cmd: Command): Command {
+  return cmd
+    .addOption(
+      new Option('--kernel <spec>', 'kernel to boot: debian:<suite> (bullseye, bookworm, bookworm-backports, trixie, sid), host, local:<bzImage>[,<tree>], or all; give it several times for a matrix')
+        .default([], DEFAULT_KERNEL)
+        .argParser(kernelSpecArg),
+    )
+    .addOption(new Option('--jobs <n>', 'guests to run at once in a matrix').default(cpus().length, 'the number of cores').argParser(positiveInt('--jobs', 64)))
+    .option('--junit <file>', 'also write JUnit XML: one testcase per kernel x strategy x check')
+    .option('--flavour <flavour>', 'Debian kernel flavour (cloud-amd64 boots fastest)', 'cloud-amd64')
+    .addOption(new Option('--accel <accel>', 'accelerator: auto probes KVM and falls back to TCG').choices(['auto', 'kvm', 'tcg']).default('auto'))
+    .addOption(new Option('--timeout <seconds>', 'hard deadline for each job, boot included').default(120).argParser(positiveInt('--timeout', 3600)))
+    .addOption(
+      new Option('--memory <MiB>', 'guest memory')
+        .default(256)
+        .argParser(positiveInt('--memory', 16384, MIN_MEMORY_MB, ` (the lab's kernels do not boot in less than ${MIN_MEMORY_MB} MiB)`)),
+    )
+    .option('--json', 'print the result as one JSON document (schemaVersion 2; see README)')
+    .option('--output-dir <dir>', 'keep the artefacts here instead of the state directory')
+    .addOption(new Option('--archive-uri <uri>', "Debian archive to fetch kernels from (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_ARCHIVE'))
+    .addOption(new Option('--security-uri <uri>', "Debian security archive (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_SECURITY_ARCHIVE'))
+    .option('--refresh-kernel', 'look up the newest kernel of the suite even when one is cached')
+    .option('--target <url>', 'run on a real machine over SSH instead of a guest: ssh://user@host[:port] (its own kernel; sudo -n, gcc, make and its kernel headers there)')
+    .option('--identity <file>', 'SSH private key for --target (default: ssh-agent, then ~/.ssh/id_ed25519, id_ecdsa, id_rsa)')
+    .option('--known-hosts <file>', 'known_hosts file to verify the target against (default: ~/.ssh/known_hosts)')
+    .option('--accept-host-key <fingerprint>', 'trust the target presenting this host key (SHA256:..., as printed when it is unknown); an unknown key is then added to known_hosts')
+    .option('--allow-own-kernel', 'let --target be this very machine (same boot_id): the driver is loaded into the kernel mmaplab runs on')
+    .addOption(new Option('--connect-timeout <seconds>', 'how long to wait for the SSH connection').default(20).argParser(positiveInt('--connect-timeout', 600)))
+    .option('--no-snapshot', "boot a guest instead of restoring the kernel's cached snapshot (mmaplab shell always boots)")
+    .option('--no-color', 'plain output even on a terminal')
+    .option('-v, --verbose', 'show progress and every command run');
+}
+
+/** --target and its companions, checked: a target runs its own kernel, so --kernel does not go with it. */
+function targetOptions(o: GuestCliOptions): TargetOptions {
+  if (o.kernel.length > 0) throw usage("--target runs the lab on the target's own kernel; --kernel does not go with it");
+  let target;
+  try {
+    target = parseTargetUrl(o.target!);
+  } catch (e) {
+    throw usage(isMmaplabError(e) ? `${e.message}${e.hint ? ` (${e.hint})` : ''}` : String(e));
+  }
+  if (o.acceptHostKey && !/^SHA256:[A-Za-z0-9+/]{43}$/.test(o.acceptHostKey)) {
+    throw usage(`--accept-host-key takes a fingerprint as mmaplab or ssh-keygen -l prints it (SHA256:...), not '${o.acceptHostKey}'`);
+  }
+  return {
+    target,
+    identity: o.identity ? resolve(o.identity) : undefined,
+    knownHosts: o.knownHosts ? resolve(o.knownHosts) : undefined,
+    acceptHostKey: o.acceptHostKey,
+    allowOwnKernel: !!o.allowOwnKernel,
+    connectTimeoutS: o.connectTimeout,
+  };
+}
+
+/** The command layer's options from the CLI's, with progress on stderr when wanted. */
+export function setupOptions(o: GuestCliOptions, showProgress: boolean, kernel = o.kernel[0] ?? DEFAULT_KERNEL, label = ''): SetupOptions {
+  const err = makeStyle({ color: o.color === false ? false : undefined, stream: process.stderr });
+  return {
+    kernel,
+    flavour: o.flavour,
+    accel: o.accel,
+    timeoutS: o.timeout,
+    memoryMb: o.memory,
+    outputDir: o.outputDir,
+    archiveUri: o.archiveUri,
+    securityUri: o.securityUri,
+    refreshKernel: !!o.refreshKernel,
+    ...(o.target ? { target: targetOptions(o) } : {}),
+    snapshot: o.snapshot !== false,
+    ...(showProgress ? { onProgress: progressPrinter(err, label) } : {}),
+  };
+}

@@ -1,0 +1,228 @@
+/**
+ * The commands as commander declares them: each action reads its options,
+ * calls the command (data in, a report out), and prints it with a renderer.
+ * Command modules are imported when their command runs, so `--help` and a
+ * usage error stay fast.
+ */
+import { Command, Option } from 'commander';
+import { resolve } from 'node:path';
+import { expandKernelSpecs } from '../kernel/spec.js';
+import { consoleStatus } from '../model/exit.js';
+import { makeStyle } from '../report/style.js';
+import { cacheRoot, projectPaths, stateRoot } from '../util/paths.js';
+import { isMmaplabError } from '../util/errors.js';
+import { VERSION } from '../util/version.js';
+import { addGuestOptions, listOption, positiveInt, setupOptions, usage, type GuestCliOptions } from './options.js';
+import { withTerminal } from './terminal.js';
+
+interface RunCliOptions extends GuestCliOptions {
+  strategy?: string;
+  check?: string;
+  moduleDir?: string;
+}
+
+interface CheckCliOptions extends GuestCliOptions {
+  device?: string;
+  pages: number;
+  expectPattern: string;
+}
+
+const styleFor = (o: { color?: boolean }, stream?: NodeJS.WriteStream) => makeStyle({ color: o.color === false ? false : undefined, ...(stream ? { stream } : {}) });
+
+function addRun(program: Command): void {
+  const run = program
+    .command('run')
+    .description('build the lab driver, boot it in a guest, and map it with MAP_PRIVATE and MAP_SHARED')
+    .option('--strategy <names>', 'driver strategies to run, comma-separated (default: all)')
+    .option('--check <names>', 'checks to run, comma-separated (default: all)')
+    .option('--module-dir <path>', 'build this driver (a folder, with or without a Kbuild/Makefile, or one .c file) instead of the bundled kernel-module/; it must register a character device named "mmaplab"');
+  addGuestOptions(run).action(async (o: RunCliOptions) => {
+    const { runLab } = await import('../commands/run.js');
+    const { STRATEGIES } = await import('../diagnose/expectations.js');
+    const { CHECK_NAMES, isCheckName } = await import('../model/checks.js');
+    // The bundled driver's strategies are known; a driver of the user's own names its own.
+    const strategies = o.moduleDir ? o.strategy?.split(',').map((x) => x.trim()).filter(Boolean) : listOption('--strategy', o.strategy, STRATEGIES);
+    const checks = listOption('--check', o.check, CHECK_NAMES).filter(isCheckName);
+    const moduleDir = o.moduleDir ? resolve(o.moduleDir) : projectPaths.kernelModule;
+    const { onKernels } = await import('./on-kernels.js');
+    const { renderRunText } = await import('../report/text.js');
+    await onKernels('run', o, (kernel, ctx) => runLab({ ...setupOptions(o, ctx.progress, kernel, ctx.label), ...ctx.guest, moduleDir, strategies, checks, pages: 16 }), (report, style) =>
+      report.command === 'run' ? renderRunText(report, style) : '',
+    );
+  });
+}
+
+function addCheck(program: Command): void {
+  const check = program
+    .command('check')
+    .description("check a driver of your own in a guest (never this machine's kernel): it builds, loads, maps correctly and cleans up")
+    .argument('<driver>', 'the driver: a folder (with or without its own Kbuild/Makefile) or one .c file')
+    .option('--device <path>', 'the device node to open, when mmaplab cannot find the one the driver registers')
+    .addOption(new Option('--pages <n>', 'how many pages the driver maps').default(16).argParser(positiveInt('--pages', 4096)))
+    .option('--expect-pattern <word>', "the 32-bit word each page starts with (little-endian: the lab's bytes aa bb cc dd are 0xddccbbaa)", '0xaabbccdd');
+  addGuestOptions(check).action(async (driver: string, o: CheckCliOptions) => {
+    const pattern = /^0x[0-9a-f]{1,8}$/i.test(o.expectPattern) ? Number.parseInt(o.expectPattern, 16) : Number.NaN;
+    if (Number.isNaN(pattern)) throw usage(`--expect-pattern must be a 32-bit hex word such as 0xaabbccdd, not '${o.expectPattern}'`);
+    const { checkDriver } = await import('../commands/check.js');
+    const { onKernels } = await import('./on-kernels.js');
+    const { renderCheckText } = await import('../report/check-text.js');
+    await onKernels('check', o, (kernel, ctx) => checkDriver({ ...setupOptions(o, ctx.progress, kernel, ctx.label), ...ctx.guest, source: resolve(driver), device: o.device, pages: o.pages, pattern }), (report, style) =>
+      report.command === 'check' ? renderCheckText(report, style) : '',
+    );
+  });
+}
+
+function addShell(program: Command): void {
+  const shell = program
+    .command('shell')
+    .description('a shell in the lab guest with the driver built and loaded, mmap-test and busybox at hand; exit leaves (Ctrl-] kills the guest)')
+    .argument('[driver]', 'a driver of your own (folder or .c file); default: the bundled driver')
+    .option('--strategy <name>', "the bundled driver's strategy to load", 'seed');
+  addGuestOptions(shell).action(async (driver: string | undefined, o: GuestCliOptions & { strategy: string }) => {
+    const { labShell } = await import('../commands/shell.js');
+    const { STRATEGIES } = await import('../diagnose/expectations.js');
+    if (!driver && !STRATEGIES.includes(o.strategy)) throw usage(`--strategy must be one of: ${STRATEGIES.join(', ')}`);
+    if (!o.target && expandKernelSpecs(o.kernel).length > 1) throw usage('shell opens one guest: give one --kernel');
+    const err = styleFor(o, process.stderr);
+    const r = await withTerminal((session) => labShell({ ...setupOptions(o, true), source: driver, strategy: o.strategy, session }));
+    for (const n of r.notes) process.stderr.write(err.dim(`mmaplab: note: ${n}\n`));
+    if (o.target) {
+      process.stderr.write(err.dim(`\nmmaplab: unloaded and cleaned up on the target; its kernel log kept in ${r.consoleLog}\n`));
+      for (const l of r.leftBehind) process.stderr.write(err.red(`mmaplab: left on the target: ${l}\n`));
+    } else process.stderr.write(err.dim(`\nmmaplab: the guest is off; console kept in ${r.consoleLog}\n`));
+  });
+}
+
+function addParse(program: Command): void {
+  program
+    .command('parse')
+    .description("re-read a saved run (a run's or a check's directory, a matrix's directory, or a console.log) and print the same report, without a guest")
+    .argument('<path>', 'a directory mmaplab wrote (console.log, records.jsonl, results.json), or a console log')
+    .option('--json', 'print the result as JSON')
+    .option('--no-color', 'plain output even on a terminal')
+    .action(async (path: string, o: { json?: boolean; color?: boolean }) => {
+      const { parseSaved } = await import('../commands/parse.js');
+      const r = await parseSaved(path);
+      const style = styleFor(o);
+      const json = (doc: unknown) => `${JSON.stringify(doc, null, 2)}\n`;
+      switch (r.kind) {
+        case 'run': {
+          const { renderRunText } = await import('../report/text.js');
+          process.stdout.write(o.json ? json(r.report) : renderRunText(r.report, style));
+          process.exitCode = r.report.exitCode;
+          break;
+        }
+        case 'check': {
+          const { renderCheckText } = await import('../report/check-text.js');
+          process.stdout.write(o.json ? json(r.report) : renderCheckText(r.report, style));
+          process.exitCode = r.report.exitCode;
+          break;
+        }
+        case 'matrix': {
+          const { renderMatrixText } = await import('../report/matrix-text.js');
+          process.stdout.write(o.json ? json(r.report) : renderMatrixText(r.report, style));
+          process.exitCode = r.report.exitCode;
+          break;
+        }
+        case 'console': {
+          const { renderConsoleText } = await import('../report/text.js');
+          process.stdout.write(o.json ? json(r) : renderConsoleText(r, style));
+          process.exitCode = consoleStatus(r.problems).exitCode;
+          break;
+        }
+      }
+    });
+}
+
+function addKernels(program: Command): void {
+  const kernels = program.command('kernels').description('the kernel cache: list what is cached, fetch ahead for offline use, prune');
+  kernels
+    .command('list')
+    .description('cached kernels (and the specs that resolve to them), build roots, sizes')
+    .option('--json', 'print the listing as JSON')
+    .action(async (o: { json?: boolean }) => {
+      const { listCache } = await import('../commands/kernels.js');
+      const { renderCacheListing } = await import('../report/kernels-text.js');
+      const l = await listCache(cacheRoot());
+      process.stdout.write(o.json ? `${JSON.stringify(l, null, 2)}\n` : renderCacheListing(l));
+    });
+  kernels
+    .command('fetch')
+    .description('fetch kernels now (the newest of each suite), with their build roots and initramfs, so later runs work offline')
+    .argument('<spec...>', 'kernel specs: debian:<suite>, or all')
+    .option('--flavour <flavour>', 'Debian kernel flavour', 'cloud-amd64')
+    .addOption(new Option('--archive-uri <uri>', "Debian archive (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_ARCHIVE'))
+    .addOption(new Option('--security-uri <uri>', "Debian security archive (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_SECURITY_ARCHIVE'))
+    .action(async (specs: string[], o: { flavour: string; archiveUri?: string; securityUri?: string }) => {
+      const { fetchAhead } = await import('../commands/kernels.js');
+      let expanded: string[];
+      try {
+        expanded = expandKernelSpecs(specs);
+      } catch (e) {
+        throw usage(isMmaplabError(e) ? `${e.message} (${e.hint ?? ''})` : String(e));
+      }
+      const err = makeStyle({ color: undefined, stream: process.stderr });
+      // One at a time: downloads are quick, and a failure names its kernel.
+      for (const spec of expanded) {
+        const r = await fetchAhead(spec, { cacheDir: cacheRoot(), flavour: o.flavour, archiveUri: o.archiveUri, securityUri: o.securityUri, onProgress: (m) => process.stderr.write(err.dim(`[${spec}] ${m}\n`)) });
+        process.stdout.write(`${spec}: ${r.kernel.release} (${r.kernel.packageVersion}), modules built with ${r.compiler}\n`);
+      }
+    });
+  kernels
+    .command('prune')
+    .description('remove cached kernels no spec resolves to any more (or those named), with their builds, initramfs and snapshots')
+    .argument('[spec...]', 'kernels to remove: debian:<suite> or a release such as 6.1.0-56-cloud-amd64')
+    .option('--flavour <flavour>', 'Debian kernel flavour of the specs', 'cloud-amd64')
+    .option('--all', 'empty the whole cache (kernels, build roots, builds, snapshots, the KVM verdict)')
+    .action(async (specs: string[], o: { flavour: string; all?: boolean }) => {
+      const { pruneCache } = await import('../commands/kernels.js');
+      const { renderPruneResult } = await import('../report/kernels-text.js');
+      process.stdout.write(renderPruneResult(await pruneCache(cacheRoot(), { specs, flavour: o.flavour, all: !!o.all })));
+    });
+}
+
+function addMerge(program: Command): void {
+  program
+    .command('merge')
+    .description('merge results.json files of separate jobs (one per kernel, e.g. a CI matrix) into one report')
+    .argument('<files...>', "results of `run --json` / `check --json` (or their run directories' results.json)")
+    .option('--json', 'print the merged matrix as JSON')
+    .option('--junit <file>', 'write JUnit XML for the merged matrix')
+    .option('--markdown <file>', 'write a Markdown summary (under GitHub Actions it also goes to the step summary)')
+    .option('--no-color', 'plain output even on a terminal')
+    .action(async (files: string[], o: { json?: boolean; junit?: string; markdown?: string; color?: boolean }) => {
+      const { mergeFiles } = await import('../matrix/merge.js');
+      const m = await mergeFiles(files, { dir: process.cwd(), resultsJson: '' });
+      if (o.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
+      else {
+        const { renderMatrixText } = await import('../report/matrix-text.js');
+        process.stdout.write(renderMatrixText(m, styleFor(o)));
+      }
+      if (o.markdown) {
+        const { renderMarkdown } = await import('../report/markdown.js');
+        const { writeFile } = await import('node:fs/promises');
+        await writeFile(o.markdown, renderMarkdown(m));
+      }
+      const { writeCiOutputs } = await import('./on-kernels.js');
+      await writeCiOutputs(m, o.junit);
+      process.exitCode = m.exitCode;
+    });
+}
+
+export function buildProgram(): Command {
+  const program = new Command('mmaplab')
+    .description('Build a Linux driver and a test program, boot a real Debian kernel in QEMU, map the driver from userspace, and explain what happens.')
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(`mmaplab: ${str}`) })
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 every outcome as expected, 1 an outcome differs, 2 usage error,
+3 infrastructure failure (missing tool, kernel fetch, build, boot).
+Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_STATE_DIR).`,
+    );
+  for (const add of [addRun, addCheck, addShell, addParse, addKernels, addMerge]) add(program);
+  return program;
+}

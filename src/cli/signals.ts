@@ -1,0 +1,26 @@
+/**
+ * Ctrl-C or a kill: stop every machine (guests killed, their consoles kept in
+ * place; targets cleaned up over SSH, at most 30 s), then leave with 128 +
+ * the signal. Child processes started through execa are killed on exit too.
+ */
+import { abortAll } from '../machines/live.js';
+import { signalExitCode } from '../model/exit.js';
+
+let stopping = false;
+
+/** Set once a signal came: the command's own failure that follows is not worth a message. */
+export function interrupted(): boolean {
+  return stopping;
+}
+
+export function handleSignals(): void {
+  const onSignal = (sig: 'SIGINT' | 'SIGTERM') => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`\nmmaplab: interrupted (${sig}); stopping the guest or cleaning up the target\n`);
+    const giveUp = new Promise((r) => setTimeout(r, 30_000).unref());
+    void Promise.race([abortAll(), giveUp]).finally(() => process.exit(signalExitCode(sig)));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}

@@ -1,0 +1,77 @@
+/**
+ * A real machine over SSH: one session serves every job. Once the machine is
+ * lost, or a job hung it, the jobs after it are not run; closing cleans the
+ * target up and reports what could not be undone.
+ */
+import type { LabJob } from '../guest/job.js';
+import type { TargetMachine } from '../model/report.js';
+import { ConnectionLost } from '../ssh/connection.js';
+import { fingerprint } from '../ssh/known-hosts.js';
+import type { RemoteLab } from '../ssh/remote-lab.js';
+import { MmaplabError } from '../util/errors.js';
+import { shellQuote } from '../util/shell-quote.js';
+import { track, untrack } from './live.js';
+import type { HostedJob, Machine, ShellSession } from './machine.js';
+
+export class SshMachine implements Machine {
+  readonly parallel = 1;
+  /** A job that hung leaves its processes and module behind: no further job on this machine. */
+  private stuck = false;
+  private leftBehind: string[] = [];
+
+  constructor(
+    private readonly lab: RemoteLab,
+    private readonly timeoutMs: number,
+    /** The target's kernel log, followed into the run directory. */
+    private readonly consoleLog: string,
+  ) {
+    track(this);
+  }
+
+  prepare(): void {}
+
+  async runJob(job: LabJob): Promise<HostedJob> {
+    if (this.lab.lost || this.stuck) return { end: this.lab.lost ? 'connection-lost' : 'timeout', records: [], console: '', boot: 1 };
+    const r = await this.lab.runJob(job, this.timeoutMs);
+    if (r.end === 'timeout') this.stuck = true;
+    return { end: r.end, records: r.records, console: this.lab.kernelLog, boot: 1 };
+  }
+
+  /** The user's own shell there, in the session's directory, with mmap-test on its PATH; sudo for what needs root. */
+  async interact(s: ShellSession): Promise<void> {
+    const remote = this.lab;
+    const dir = remote.dir;
+    const cmd = `cd ${shellQuote(dir)} && PATH=${shellQuote(`${dir}/files/test`)}:"$PATH" exec "\${SHELL:-/bin/sh}" -i`;
+    const banner = () =>
+      s.output(`mmaplab: a shell on ${remote.where} (${remote.facts.release}); ${s.moduleName} is loaded; mmap-test is on the PATH (as root: sudo "$(command -v mmap-test)" ...); exit to unload it and clean up\r\n`);
+    await Promise.race([remote.conn.interactive(cmd, s.input, s.output, s.terminal ?? { rows: 24, cols: 80 }, banner), ...(s.detach ? [s.detach] : [])]).catch((e: unknown) => {
+      if (e instanceof ConnectionLost) {
+        throw new MmaplabError('target', `lost the connection to ${remote.where} during the shell (${e.reason})`, { hint: `its kernel log until then: ${this.consoleLog}`, artifacts: { consoleLog: this.consoleLog } });
+      }
+      throw e;
+    });
+  }
+
+  describe(): TargetMachine {
+    const f = this.lab.facts;
+    return { kind: 'ssh', target: this.lab.conn.target.url, hostKey: fingerprint(this.lab.conn.hostKey.blob), os: f.os.prettyName, arch: f.arch, bootId: f.bootId, leftBehind: this.leftBehind };
+  }
+
+  consoleLogs(): string[] {
+    return [this.consoleLog];
+  }
+
+  firstReady(): { bootMs: number; guestReadyMs: number } {
+    return { bootMs: 0, guestReadyMs: 0 };
+  }
+
+  async close(): Promise<string[]> {
+    this.leftBehind = await this.lab.cleanup();
+    untrack(this);
+    return this.leftBehind;
+  }
+
+  async abort(): Promise<void> {
+    await this.lab.cleanup();
+  }
+}

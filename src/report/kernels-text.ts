@@ -1,0 +1,23 @@
+/** `mmaplab kernels list | prune` in the terminal: what the cache holds, and what pruning removed. */
+import type { CacheListing, PruneResult } from '../model/cache.js';
+
+const mb = (b: number) => `${(b / 1e6).toFixed(0)} MB`;
+
+export function renderCacheListing(l: CacheListing): string {
+  const col = (b: number) => mb(b).padStart(8);
+  const lines = [`cache ${l.cacheDir}`, ''];
+  if (!l.kernels.length) lines.push('no kernels cached (mmaplab kernels fetch debian:bookworm)');
+  for (const k of l.kernels) {
+    lines.push(`${col(k.bytes)}  ${k.release.padEnd(28)} ${k.packageVersion.padEnd(20)} ${k.specs.length ? k.specs.join(', ') : '(superseded: mmaplab kernels prune removes it)'}`);
+  }
+  for (const r of l.buildRoots) lines.push(`${col(r.bytes)}  build root ${r.name}`);
+  for (const x of l.other) lines.push(`${col(x.bytes)}  ${x.name}`);
+  lines.push(`${col(l.totalBytes)}  in all`);
+  return `${lines.join('\n')}\n`;
+}
+
+export function renderPruneResult(r: PruneResult): string {
+  const lines = r.removed.map((x) => `removed ${x.name} (${mb(x.bytes)})`);
+  lines.push(r.removed.length ? `freed ${mb(r.freedBytes)}` : 'nothing to remove');
+  return `${lines.join('\n')}\n`;
+}
