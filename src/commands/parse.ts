@@ -18,6 +18,7 @@ import { assessJob, type Assessment, type JobEnd } from '../diagnose/assess.js';
 import { symbolizeProblems, symbolizer } from '../kbuild/symbolize.js';
 import { kernelSlug } from '../kernel/spec.js';
 import { assembleMatrix } from '../matrix/model.js';
+import { STUDENT_CHECKS } from '../diagnose/verdicts.js';
 import { CHECK_NAMES, isCheckName, type CheckName } from '../model/checks.js';
 import type { KernelLine, KernelProblem } from '../model/kernel-log.js';
 import type { CheckReport, KernelEntry, MatrixReport, RunReport } from '../model/report.js';
@@ -69,20 +70,20 @@ async function reassess(dir: RunDir, consoleName: string, jobs: SavedJob[], save
   const prior = saved?.kind === 'run' || saved?.kind === 'check' ? saved : undefined;
   const isCheck = prior?.kind === 'check' || (!prior && jobs.every((j) => j.strategy === 'custom') && jobs.some((j) => j.records.some((r) => r.t === 'vmalloc-left' || r.t === 'tainted')));
   const checks = prior?.kind === 'run' ? prior.report.checks : checksOf(jobs);
-  const consoles = new Map<number, string>();
-  const consoleOf = async (boot: number) => {
-    if (!consoles.has(boot)) consoles.set(boot, (await dir.read(boot === 1 ? consoleName : `console-boot${boot}.log`)) ?? '');
-    return consoles.get(boot)!;
-  };
   const assessments: Assessment[] = [];
+  // check's passes: each ran the checks the pass before it left not run, as checkDriver does.
+  let remaining: readonly CheckName[] = STUDENT_CHECKS;
   // Jobs that ran side by side may have ended in any order: assess them in the order they were sent.
   for (const j of [...jobs].sort((a, b) => a.id - b.id)) {
     const before = prior?.kind === 'run' ? prior.report.strategies.find((s) => s.strategy === j.strategy) : undefined;
-    const boot = before?.boot ?? 1;
-    const end: JobEnd = before?.end ?? (j.records.some((r) => r.t === 'job-done') ? 'done' : 'timeout');
-    // check's passes each ran only the checks left over from the pass before.
-    const ran = isCheck ? checksOf([j]) : checks;
-    assessments.push(assessJob({ strategy: j.strategy, ...(isCheck ? { label: '' } : {}), checks: ran, jobId: j.id, end, records: j.records, console: await consoleOf(boot), boot }));
+    const boot = j.ending?.boot ?? before?.boot ?? 1;
+    // How the job ended, as its machine saw it (records of earlier versions: from results.json, else guessed).
+    const end: JobEnd = j.ending?.end ?? before?.end ?? (j.records.some((r) => r.t === 'job-done') ? 'done' : 'timeout');
+    const ran = isCheck ? remaining : checks;
+    const console = await dir.consoleOf({ id: j.id, boot }, consoleName);
+    const a = assessJob({ strategy: j.strategy, ...(isCheck ? { label: '' } : {}), checks: ran, jobId: j.id, end, records: j.records, console, boot });
+    assessments.push(a);
+    remaining = a.results.filter((r) => r.outcome.kind === 'not-run').map((r) => r.check);
   }
   // The run kept its module: oops frames in it can still be resolved to source lines.
   const moduleCopy = prior?.report.artifacts.module;

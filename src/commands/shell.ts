@@ -10,6 +10,7 @@ import { CUSTOM_DRIVER } from '../diagnose/expectations.js';
 import { labJob } from '../guest/job.js';
 import type { ShellSession } from '../machines/machine.js';
 import { setUpLab, type SetupOptions } from '../machines/setup.js';
+import { observeJob } from '../parse/job-records.js';
 import { RunDir } from '../rundir/run-dir.js';
 import { MmaplabError } from '../util/errors.js';
 import { cacheRoot, projectPaths } from '../util/paths.js';
@@ -62,14 +63,13 @@ export async function labShell(opts: ShellOptions): Promise<ShellResult> {
   try {
     progress('job', `loading ${module.name}`);
     const r = await machine.runJob(job);
-    const insmod = r.records.find((rec) => rec.t === 'step' && rec.step === 'insmod');
-    const device = r.records.find((rec) => rec.t === 'step' && rec.step === 'device');
-    if (r.end !== 'done' || !insmod || insmod.t !== 'step' || insmod.status !== 0) {
-      const why = insmod && insmod.t === 'step' ? `insmod failed (status ${insmod.status}): ${insmod.output}` : `the machine stopped while loading it (${r.end})`;
+    const { steps } = observeJob(r.records, []);
+    if (r.end !== 'done' || !steps.insmod?.ok) {
+      const why = steps.insmod ? `insmod failed (status ${steps.insmod.status}): ${steps.insmod.output}` : `the machine stopped while loading it (${r.end})`;
       const consoleLog = consoleLogOf();
       throw new MmaplabError('guest', `could not load ${module.name} for the shell: ${why}`, { hint: `full kernel log: ${consoleLog}`, artifacts: { consoleLog } });
     }
-    if (device && device.t === 'step') node = device.output.trim();
+    if (steps.device) node = steps.device.output.trim();
     progress('job', `${module.name} is loaded; its device: ${node}; mmap-test is on the PATH`);
     await machine.interact({ ...opts.session, moduleName: module.name });
   } finally {

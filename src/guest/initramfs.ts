@@ -17,13 +17,13 @@ import { projectPaths } from '../util/paths.js';
 import { which } from '../util/tools.js';
 import { buildStaticProgram } from '../kbuild/userspace.js';
 import { cpioArchive, withParents, type CpioEntry } from './cpio.js';
-import { jobFileName } from './job.js';
+import { envFile, GUEST_ARCH, jobFileName, traceEnv } from './job.js';
 
 /** Modules the agent loads, roots only; dependencies are resolved per kernel. */
 export const GUEST_MODULES = ['virtio_pci', 'virtio_mmio', 'virtio_console'] as const;
 
 /** Bump when what goes into the initramfs changes in a way its inputs' hashes do not show. */
-const INITRAMFS_FORMAT = 5;
+const INITRAMFS_FORMAT = 6;
 
 export interface Initramfs {
   path: string;
@@ -55,7 +55,7 @@ export async function buildInitramfs(kernel: Kernel, cacheDir: string): Promise<
   const test = await buildStaticProgram(join(projectPaths.userspace, 'mmap-test.c'), cacheDir);
   const testData = await readFile(test.path);
   const preloaded = [jobFileName(test.path, testData)];
-  const hasher = new Hasher().add('format', String(INITRAMFS_FORMAT)).add('kernel', kernel.release).add('modules', GUEST_MODULES.join(',')).add('test', testData);
+  const hasher = new Hasher().add('format', String(INITRAMFS_FORMAT)).add('kernel', kernel.release).add('modules', GUEST_MODULES.join(',')).add('test', testData).add('trace', envFile(traceEnv(GUEST_ARCH)));
   const key = (await (await (await (await hasher.addFile('busybox', busybox)).addFile('init', initPath)).addFile('job', jobScript)).addFile('guest-sync', sync.path)).digest();
   const path = join(cacheDir, 'initramfs', `${kernel.release}-${key}.cpio`);
   if (await exists(path)) return { path, key, busybox, preloaded, testProgram: test.path };
@@ -78,6 +78,8 @@ export async function buildInitramfs(kernel: Kernel, cacheDir: string): Promise<
     { type: 'file', path: 'lib/mmaplab/job.sh', data: await readFile(jobScript), mode: 0o755 },
     { type: 'file', path: `lib/mmaplab/files/${preloaded[0]}`, data: testData, mode: 0o755 },
     { type: 'file', path: 'etc/mmaplab/modules', data: `${modules.map((m) => m.name).join('\n')}\n` },
+    // The kprobe events job.sh --prepare registers before the snapshot (the guest's architecture).
+    { type: 'file', path: 'etc/mmaplab/trace.env', data: envFile(traceEnv(GUEST_ARCH)) },
     ...modules.map((m): CpioEntry => ({ type: 'file', path: `lib/mmaplab/${m.name}.ko`, data: m.data })),
   ];
   await writeFileAtomic(path, cpioArchive(withParents(entries)));

@@ -60,6 +60,37 @@ export function labJob(opts: {
 }
 
 
+/**
+ * Where the traced calls' arguments are, as kprobe fetch-args, by the
+ * machine's architecture (uname -m). remap: remap_pfn_range(vma, addr, pfn,
+ * size, prot); pageFree: __free_pages(page, order), page->flags first. An
+ * architecture not listed is not traced at all: the lab runs untraced and the
+ * report says so, rather than read the wrong registers.
+ */
+export const KPROBE_ARGS: Readonly<Record<string, { remap: string; pageFree: string }>> = {
+  // x86-64 arguments: vma in %di, addr in %si, pfn in %dx, size in %cx.
+  x86_64: { remap: 'addr=%si:x64 pfn=%dx:x64 size=%cx:x64', pageFree: 'flags=+0(%di):x64 order=%si:u32' },
+};
+
+/** The guest's architecture: mmaplab boots x86-64 guests. */
+export const GUEST_ARCH = 'x86_64';
+
+export function kprobeArgsFor(arch: string): { remap: string; pageFree: string } | undefined {
+  return KPROBE_ARGS[arch];
+}
+
+/** The kprobe settings of job.env (and of the agent's trace.env); empty where the architecture is not traced. */
+export function traceEnv(arch: string): Record<'REMAP_ARGS' | 'PAGE_FREE_ARGS', string> {
+  const a = kprobeArgsFor(arch);
+  return { REMAP_ARGS: a?.remap ?? '', PAGE_FREE_ARGS: a?.pageFree ?? '' };
+}
+
+export function envFile(vars: Readonly<Record<string, string>>): string {
+  return Object.entries(vars)
+    .map(([k, v]) => `${k}=${shellQuote(v)}\n`)
+    .join('');
+}
+
 interface JobFile {
   /** Path under files/: content hash, then the original name. */
   name: string;
@@ -79,9 +110,10 @@ async function jobFile(path: string, mode: number): Promise<JobFile> {
 
 /**
  * traceKeep: leave the kprobe events for the next job (a guest, thrown away after);
- * linkTest: put mmap-test into /bin for mmaplab shell (a guest; never on a real machine).
+ * linkTest: put mmap-test into /bin for mmaplab shell (a guest; never on a real machine);
+ * arch: the machine's, for where the traced calls' arguments are.
  */
-export function jobEnv(job: LabJob, files: { module: string; test: string }, where: { traceKeep: boolean; linkTest: boolean }): string {
+export function jobEnv(job: LabJob, files: { module: string; test: string }, where: { traceKeep: boolean; linkTest: boolean; arch: string }): string {
   const vars: Record<string, string> = {
     JOB_ID: String(job.id),
     STRATEGY: job.strategy,
@@ -101,10 +133,9 @@ export function jobEnv(job: LabJob, files: { module: string; test: string }, whe
     TEST_FLAGS: (job.testFlags ?? []).join(' '),
     KEEP_LOADED: job.keepLoaded ? '1' : '0',
     PG_RESERVED_BIT: job.pgReservedBit === undefined ? '' : String(job.pgReservedBit),
+    ...traceEnv(where.arch),
   };
-  return Object.entries(vars)
-    .map(([k, v]) => `${k}=${shellQuote(v)}\n`)
-    .join('');
+  return envFile(vars);
 }
 
 export interface PayloadOptions {
@@ -123,7 +154,7 @@ export async function jobPayload(job: LabJob, opts: PayloadOptions = {}): Promis
   const entries: CpioEntry[] = [
     { type: 'file', path: at(`${jobDir}/run.sh`), data: await readFile(join(projectPaths.vm, 'job.sh')), mode: 0o755 },
     // A guest keeps its kprobe events between jobs; it is thrown away afterwards anyway.
-    { type: 'file', path: at(`${jobDir}/job.env`), data: jobEnv(job, { module: module.name, test: test.name }, { traceKeep: true, linkTest: true }) },
+    { type: 'file', path: at(`${jobDir}/job.env`), data: jobEnv(job, { module: module.name, test: test.name }, { traceKeep: true, linkTest: true, arch: GUEST_ARCH }) },
   ];
   for (const f of [module, test]) {
     if (opts.inGuest?.has(f.name)) continue;

@@ -18,12 +18,22 @@ export type GuestRecord =
   | { t: 'synced'; clock: boolean; rng: boolean; time: number; random: string }
   | { t: 'job-done'; id: number }
   | { t: 'step'; step: string; status: number; output: string }
-  | { t: 'tracing'; on: boolean }
+  /** why: when off, what the job found (no kprobe events, a refused probe, not asked for on this architecture). */
+  | { t: 'tracing'; on: boolean; why?: string }
+  /**
+   * The device node the job used and how it found it: by name in /proc/devices
+   * (a node made for it with mknod, whose status and error are given), given
+   * (--device), the character device insmod added (new-chrdev), the node
+   * devtmpfs made, or none (looked: the name it looked for).
+   */
+  | { t: 'device'; how: 'name' | 'given' | 'new-chrdev' | 'devtmpfs' | 'none'; path?: string; major?: number; name?: string; mknod?: number; error?: string; looked?: string }
+  /** INSPECT jobs: a /proc/vmallocinfo line before insmod or after rmmod. */
+  | { t: 'vmalloc'; when: 'before' | 'after'; line: string }
   | { t: 'kmsg'; line: string }
   /** A tracefs line while a check ran (kprobe events on the mapping calls). */
   | { t: 'trace'; check: CheckName; line: string }
   | { t: 'exit'; check: CheckName; status: number }
-  /** INSPECT jobs: a /proc/vmallocinfo line that appeared while the driver was loaded and outlived rmmod. */
+  /** Records saved by earlier versions, whose job script judged it: a vmalloc area that outlived rmmod. */
   | { t: 'vmalloc-left'; line: string }
   /** INSPECT jobs: pages rmmod freed while still marked PG_reserved. */
   | { t: 'reserved-freed'; pages: number }

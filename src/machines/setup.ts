@@ -11,6 +11,7 @@ import { writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, relative } from 'node:path';
 import { buildInitramfs } from '../guest/initramfs.js';
+import { KPROBE_ARGS, kprobeArgsFor } from '../guest/job.js';
 import { debianArchives } from '../kernel/debian.js';
 import { acquireKernel, parseKernelSpec, type Kernel } from '../kernel/index.js';
 import { pvhImage } from '../kernel/vmlinux.js';
@@ -177,6 +178,11 @@ async function guestLab(opts: SetupOptions, source: string, runDir: RunDir, cach
   };
 }
 
+/** Why a target of an architecture mmaplab cannot trace yet runs untraced. */
+export function untracedNote(arch: string): string {
+  return `tracing off: mmaplab knows where the traced calls' arguments are only on ${Object.keys(KPROBE_ARGS).join(', ')}, not on ${arch}; the lab ran untraced (the outcomes and kernel log are checked as ever)`;
+}
+
 async function targetLab(opts: SetupOptions, t: TargetOptions, source: string, runDir: RunDir, notes: string[]): Promise<LabSetup> {
   const t0 = performance.now();
   const progress = progressOf(opts);
@@ -188,6 +194,7 @@ async function targetLab(opts: SetupOptions, t: TargetOptions, source: string, r
     const f = lab.facts;
     const kernel = { spec: url, release: f.release, packageVersion: f.version, flavour: f.arch };
     const common = { kernel, guestKernel: undefined, kernelMs: performance.now() - t0 };
+    if (!kprobeArgsFor(f.arch)) notes.push(untracedNote(f.arch));
     await lab.startKernelLog();
     const src = await resolveDriverSource(source);
     const show = (p: string) => relative(process.cwd(), p) || '.';

@@ -30,8 +30,10 @@ export interface JobObservation {
   complete: boolean;
   /** Lines that were not records: kept for the report. */
   stray: string[];
-  /** INSPECT jobs: vmalloc areas that outlived rmmod (raw /proc/vmallocinfo lines). */
+  /** INSPECT jobs: vmalloc areas that appeared while the driver was loaded and outlived rmmod (/proc/vmallocinfo lines without their address). */
   vmallocLeft: string[];
+  /** Why tracing was off, as the job said (undefined when on, or not said). */
+  tracingOff?: string;
   /** INSPECT jobs: the kernel's taint mask at the end. */
   tainted: number | undefined;
   /** INSPECT jobs: pages rmmod freed while still marked PG_reserved (undefined: not watched). */
@@ -112,8 +114,45 @@ function aliasesOf(recs: readonly GuestRecord[]): Pick<CheckObservation, 'aliase
   return a ? { aliases: { tested: a.tested, pairs: a.pairs ?? [], ...(a.why ? { why: a.why } : {}) } } : {};
 }
 
+/** The device step as the report words it, from the facts the job reported. */
+export function deviceStep(r: Rec<'device'>): StepResult {
+  switch (r.how) {
+    case 'given':
+      return { ok: true, status: 0, output: `${r.path ?? ''} (given)` };
+    case 'devtmpfs':
+      return { ok: true, status: 0, output: `${r.path ?? ''} (made by devtmpfs)` };
+    case 'none':
+      return { ok: false, status: 1, output: `no new character device after insmod${r.looked ? ` (looked for '${r.looked}' in /proc/devices)` : ''}` };
+    case 'name':
+    case 'new-chrdev': {
+      const status = r.mknod ?? 1;
+      return { ok: status === 0, status, output: `${r.path ?? ''} ${r.major ?? '?'}:0 (${r.name ?? ''})${r.error ? ` ${r.error}` : ''}` };
+    }
+  }
+}
+
+/** vmallocinfo lines without their address range (it differs between readings of the same area). */
+function areaOf(line: string): string {
+  return line.trim().replace(/^0x[0-9a-f]+-0x[0-9a-f]+\s+/, '');
+}
+
+/** The areas after rmmod that were not there before insmod, each repeat counted. */
+export function vmallocLeftOver(before: readonly string[], after: readonly string[]): string[] {
+  const seen = new Map<string, number>();
+  for (const l of before) seen.set(areaOf(l), (seen.get(areaOf(l)) ?? 0) + 1);
+  const left: string[] = [];
+  for (const l of after) {
+    const a = areaOf(l);
+    const n = seen.get(a) ?? 0;
+    if (n > 0) seen.set(a, n - 1);
+    else left.push(a);
+  }
+  return left;
+}
+
 export function observeJob(records: readonly GuestRecord[], checks: readonly CheckName[]): JobObservation {
   const obs: JobObservation = { steps: {}, checks: [], kmsg: [], tracing: false, complete: false, stray: [], vmallocLeft: [], tainted: undefined, reservedFreed: undefined };
+  const vmalloc = { before: [] as string[], after: [] as string[], seen: false };
   const recsOf = new Map<CheckName, GuestRecord[]>();
   const exits = new Map<CheckName, number>();
   const traces = new Map<CheckName, string[]>();
@@ -140,6 +179,14 @@ export function observeJob(records: readonly GuestRecord[], checks: readonly Che
         break;
       case 'tracing':
         obs.tracing = r.on;
+        if (!r.on && r.why) obs.tracingOff = r.why;
+        break;
+      case 'device':
+        obs.steps.device = deviceStep(r);
+        break;
+      case 'vmalloc':
+        vmalloc.seen = true;
+        vmalloc[r.when].push(r.line);
         break;
       case 'job-done':
         obs.complete = true;
@@ -163,6 +210,8 @@ export function observeJob(records: readonly GuestRecord[], checks: readonly Che
         current?.push(r);
     }
   }
+  // Only once rmmod succeeded does the job read the areas again.
+  if (vmalloc.seen && obs.steps.rmmod?.ok) obs.vmallocLeft.push(...vmallocLeftOver(vmalloc.before, vmalloc.after));
   for (const check of checks) {
     const recs = recsOf.get(check) ?? [];
     const pageReports = recs

@@ -3,6 +3,7 @@
  * each check in detail), whether the lab expected each outcome, and why.
  */
 import type { ChalkInstance } from 'chalk';
+import { kprobeArgsFor } from '../guest/job.js';
 import { formatDiagnostic } from '../model/diagnostic.js';
 import { describeExpected } from '../diagnose/expectations.js';
 import type { CheckName } from '../model/checks.js';
@@ -153,7 +154,10 @@ export function renderRunText(report: RunReport, c: ChalkInstance): string {
     if (s.insmod?.ok && s.rmmod?.ok && s.end === 'done') continue;
     out.push(`  ${s.strategy}: ${stepLine('insmod', s.insmod, c)}, ${stepLine('rmmod', s.rmmod, c)}${s.end === 'done' ? '' : c.red(`, job ${s.end}`)}`);
   }
-  if (report.strategies.length > 0 && report.strategies.every((s) => !s.tracing)) out.push(c.dim('  tracing  unavailable in this kernel (no kprobe events): no traced calls'));
+  if (report.strategies.length > 0 && report.strategies.every((s) => !s.tracing)) {
+    const m = report.machine;
+    out.push(c.dim(m.kind === 'ssh' && !kprobeArgsFor(m.arch) ? `  tracing  off: mmaplab cannot trace ${m.arch} yet (see the note): no traced calls` : '  tracing  unavailable in this kernel (no kprobe events): no traced calls'));
+  }
   out.push('');
 
   if (report.strategies.length === 1) {

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { appendFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseRecordLine, type GuestRecord } from '../guest/protocol.js';
+import type { StrategyRun } from '../model/outcome.js';
 import type { CheckReport, MatrixReport, RunReport } from '../model/report.js';
 import { SCHEMA_VERSION } from '../model/report.js';
 import { MmaplabError, usageError } from '../util/errors.js';
@@ -17,12 +18,22 @@ import { stateRoot } from '../util/paths.js';
 /** What results.json holds, tagged by what wrote it. */
 export type SavedResults = { kind: 'run'; report: RunReport } | { kind: 'check'; report: CheckReport } | { kind: 'matrix'; report: MatrixReport };
 
-/** One job's records as records.jsonl keeps them. */
+/** How a job ended as its machine saw it, and which boot ran it: kept after its records. */
+export interface JobEnding {
+  end: StrategyRun['end'];
+  boot: number;
+}
+
+/** One job's records as records.jsonl keeps them (ending: absent in runs of earlier versions). */
 export interface SavedJob {
   id: number;
   strategy: string;
   records: GuestRecord[];
+  ending?: JobEnding;
 }
+
+/** The line records.jsonl ends a job with: written by the host, not a guest record. */
+const ENDED = 'mmaplab-job-ended';
 
 export class RunDir {
   private constructor(readonly path: string) {}
@@ -63,10 +74,25 @@ export class RunDir {
     return join(this.path, name);
   }
 
-  /** A job's records as it finishes, so a run killed later keeps the jobs done before. */
-  async appendRecords(job: { id: number; strategy: string }, records: readonly GuestRecord[]): Promise<void> {
-    if (!records.length) return;
-    await appendFile(this.recordsJsonl, records.map((r) => `${JSON.stringify({ job: job.id, strategy: job.strategy, ...r })}\n`).join(''));
+  /** A job's records and how it ended, as it finishes, so a run killed later keeps the jobs done before. */
+  async appendRecords(job: { id: number; strategy: string }, records: readonly GuestRecord[], ending: JobEnding): Promise<void> {
+    const tag = { job: job.id, strategy: job.strategy };
+    const lines = [...records.map((r) => ({ ...tag, ...r })), { ...tag, t: ENDED, ...ending }];
+    await appendFile(this.recordsJsonl, lines.map((l) => `${JSON.stringify(l)}\n`).join(''));
+  }
+
+  /**
+   * The console of the guest that ran a job: its part of console.log where
+   * guests were restored (each under a heading naming its job), else the
+   * console of the boot that ran it (console.log, then console-bootN.log).
+   */
+  async consoleOf(job: { id: number; boot: number }, consoleName = 'console.log'): Promise<string> {
+    const text = (await this.read(consoleName)) ?? '';
+    const parts = text.split(/^(?====== mmaplab: )/m);
+    const mine = parts.find((p) => p.startsWith(`===== mmaplab: job ${job.id} (`));
+    if (mine) return mine;
+    if (job.boot === 1 || parts.length > 1) return text;
+    return (await this.read(`console-boot${job.boot}.log`)) ?? '';
   }
 
   async writeResults(doc: RunReport | CheckReport | MatrixReport): Promise<void> {
@@ -118,10 +144,17 @@ export function splitJobs(text: string): SavedJob[] {
     if (typeof job !== 'number' || typeof strategy !== 'string') continue;
     let j = jobs.find((x) => x.id === job);
     if (!j) jobs.push((j = { id: job, strategy, records: [] }));
+    const r = rest as { t?: unknown; end?: unknown; boot?: unknown };
+    if (r.t === ENDED) {
+      if (typeof r.end === 'string' && ENDS.includes(r.end as JobEnding['end']) && typeof r.boot === 'number') j.ending = { end: r.end as JobEnding['end'], boot: r.boot };
+      continue;
+    }
     j.records.push(parseRecordLine(JSON.stringify(rest)));
   }
   return jobs;
 }
+
+const ENDS: readonly JobEnding['end'][] = ['done', 'guest-died', 'timeout', 'stalled', 'connection-lost'];
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -239,7 +239,7 @@ export class RemoteLab {
     const records: GuestRecord[] = [];
     const lines = new LineSplitter();
     try {
-      await this.upload([{ path: `${jobDir}/job.env`, data: jobEnv(job, { module: `module/${this.koFile}`, test: 'test/mmap-test' }, { traceKeep: false, linkTest: false }) }]);
+      await this.upload([{ path: `${jobDir}/job.env`, data: jobEnv(job, { module: `module/${this.koFile}`, test: 'test/mmap-test' }, { traceKeep: false, linkTest: false, arch: this.facts.arch }) }]);
       const r = await this.conn.exec(`${this.asRoot}sh ${shellQuote(`${this.dir}/run.sh`)} ${shellQuote(`${this.dir}/${jobDir}`)} 2>&1`, {
         timeoutMs,
         onStdout: (chunk) => {

@@ -3,7 +3,10 @@
  * check, and the ways a student's driver goes wrong.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { CheckReport } from '../../src/commands/check.js';
+import type { CheckReport, GuestMachine } from '../../src/model/report.js';
+
+/** A check's report; these checks all run in guests. */
+type GuestCheck = CheckReport & { machine: GuestMachine | undefined };
 import { qemuProcesses, runCli } from './cli.js';
 
 const DRIVERS = 'test/fixtures/drivers';
@@ -37,7 +40,7 @@ describe('mmaplab check', () => {
   it('an oops fails the check that caused it, with the source line; the guest is replaced and the rest still run', async () => {
     const r = await runCli(['check', `${DRIVERS}/null-deref-mmap`, '--json']);
     expect(r.exitCode).toBe(1);
-    const rep = JSON.parse(r.stdout) as CheckReport;
+    const rep = JSON.parse(r.stdout) as GuestCheck;
     // Each pass in a guest restored afresh from the kernel's snapshot (made by one boot if it was not cached).
     expect(rep.machine?.snapshot).toMatchObject({ use: expect.stringMatching(/^(restored|made)$/), restores: 4 });
     expect(rep.machine?.boots).toBeLessThanOrEqual(1);
@@ -103,7 +106,7 @@ describe('mmaplab check', () => {
   it('a driver that never returns from mmap(): that check fails as a hang at the deadline, the rest are not run', async () => {
     const r = await runCli(['check', `${DRIVERS}/endless-loop-mmap`, '--json', '--timeout', '12']);
     expect(r.exitCode).toBe(1);
-    const rep = JSON.parse(r.stdout) as CheckReport;
+    const rep = JSON.parse(r.stdout) as GuestCheck;
     expect(rep.machine?.snapshot).toMatchObject({ restores: 1 });
     expect(rep.results.map((x) => x.outcome.kind)).toEqual(['hang', 'not-run', 'not-run', 'not-run']);
     expect(rep.items.find((i) => i.id === 'shared')!.reason).toBe('hang in the shared check');

@@ -176,7 +176,7 @@ describe('local: and the kernel cache', () => {
     // Two kernels downloading in one process at the same moment must not share apt's work area.
     const m = await runCli(['run', '--kernel', 'debian:bookworm', '--kernel', 'debian:bookworm-backports', '--strategy', 'seed', '--check', 'private', '--json'], env);
     const matrix = JSON.parse(m.stdout) as MatrixReport;
-    expect(matrix.kernels.map((k) => `${k.spec} ${k.kind === 'run' ? k.report.status : JSON.stringify(k.error)}`)).toEqual(['debian:bookworm pass', 'debian:bookworm-backports pass']);
+    expect(matrix.kernels.map((k) => `${k.spec} ${k.kind === 'error' ? JSON.stringify(k.error) : k.report.status}`)).toEqual(['debian:bookworm pass', 'debian:bookworm-backports pass']);
     const f = await runCli(['kernels', 'fetch', 'debian:bookworm'], env);
     expect(f.exitCode).toBe(0);
     expect(f.stdout).toMatch(/^debian:bookworm: 6\.1\.\S+ \(\S+\), modules built with gcc-12 /m);

@@ -2,19 +2,21 @@
  * The real thing: the CLI fetches a Debian kernel, builds the driver and the
  * test program, boots QEMU and reports. Nothing here is mocked.
  */
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EXPECTATIONS, STRATEGIES } from '../../src/diagnose/expectations.js';
 import { CHECK_NAMES } from '../../src/model/checks.js';
-import type { RunReport } from '../../src/model/report.js';
+import type { GuestMachine, RunReport } from '../../src/model/report.js';
 import { cacheRoot } from '../../src/util/paths.js';
 import { qemuProcesses, runCli, startCli } from './cli.js';
 
 const DRIVERS = 'test/fixtures/drivers';
 
-function report(stdout: string): RunReport {
-  return JSON.parse(stdout) as RunReport;
+/** A run's report; these runs are all in guests. */
+function report(stdout: string): RunReport & { machine: GuestMachine } {
+  return JSON.parse(stdout) as RunReport & { machine: GuestMachine };
 }
 
 afterEach(() => {
@@ -188,8 +190,9 @@ describe('failures a user can cause', () => {
     expect(condemnedPvhImages()).toEqual([]);
   });
 
-  it('Ctrl-C while jobs run in restored guests: exit 130 and no QEMU left', async () => {
-    const p = startCli(['run', '-v']);
+  it('Ctrl-C while jobs run in restored guests: exit 130, no QEMU left, every console in console.log, and the directory reads back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mmaplab-killed-'));
+    const p = startCli(['run', '-v', '--output-dir', dir]);
     await new Promise<void>((resolve) => {
       p.stderr?.on('data', (d: Buffer) => {
         if (/ job\] /.test(d.toString())) resolve();
@@ -200,6 +203,15 @@ describe('failures a user can cause', () => {
     const r = await p;
     expect(r.exitCode).toBe(130);
     expect(String(r.stderr)).toMatch(/ restore\] (job \d: )?restoring 6\.1\.0-\d+-cloud-amd64 from its snapshot/);
+    // The killed guests' consoles were folded into console.log, each under its heading; none is left on its own.
+    const kept = readdirSync(dir);
+    expect(kept.filter((n) => /^console-guest\d+\.log$/.test(n))).toEqual([]);
+    expect(readFileSync(join(dir, 'console.log'), 'utf8')).toMatch(/^===== mmaplab: (job \d+ \(\w[\w-]*\)|a restored guest that ran no job)/m);
+    // A killed run has no results.json; parse reads what it kept instead of failing.
+    const parsed = await runCli(['parse', dir]);
+    expect(parsed.stderr).not.toMatch(/internal error/);
+    expect([0, 1]).toContain(parsed.exitCode);
+    rmSync(dir, { recursive: true, force: true });
     // Reaping the guests is not taken for a broken snapshot: the next run restores it.
     const next = report((await runCli(['run', '--json', '--strategy', 'seed', '--check', 'shared'])).stdout);
     expect(next.machine).toMatchObject({ snapshot: { use: 'restored' } });
@@ -232,10 +244,13 @@ describe('failures a user can cause', () => {
 
   it('bad flags: exit 2 with a one-line reason', async () => {
     for (const args of [['run', '--bogus'], ['run', '--timeout', 'soon'], ['run', '--kernel', 'ubuntu:jammy'], ['run', '--strategy', 'nope'], ['run', '--strategy', 'seed,nope'], ['run', '--check', 'private,sideways'], ['run', '--accel', 'hvf'],
-      ['run', '--jobs', '0'], ['run', '--kernel', 'debian:bookworm', '--kernel', 'local:'], ['check', 'x.c', '--kernel', 'ubuntu:noble'], ['shell', '--kernel', 'all'], ['merge'], ['kernels', 'fetch', 'debian:']]) {
+      ['run', '--jobs', '0'], ['run', '--kernel', 'debian:bookworm', '--kernel', 'local:'], ['check', 'x.c', '--kernel', 'ubuntu:noble'], ['shell', '--kernel', 'all'], ['merge'], ['kernels', 'fetch', 'debian:'], ['run', '--kernel', 'debian:potato'], ['run', '--memory', '1'], ['check', 'x.c', '--memory', '64']]) {
       const r = await runCli(args);
       expect(r.exitCode, args.join(' ')).toBe(2);
       expect(r.stderr, args.join(' ')).toMatch(/^mmaplab: error: /m);
     }
+    // The reason names what would be right: the suites, the least memory that boots.
+    expect((await runCli(['run', '--kernel', 'debian:potato'])).stderr).toMatch(/unknown Debian suite 'potato'.*bullseye, bookworm, trixie/);
+    expect((await runCli(['run', '--memory', '1'])).stderr).toMatch(/--memory must be a whole number from 96 to 16384 \(the lab's kernels do not boot in less than 96 MiB\)/);
   });
 });

@@ -12,7 +12,7 @@ describe('mmaplab shell', () => {
     p.stdin!.setDefaultEncoding('utf8');
     let out = '';
     let sent = false;
-    p.stdout!.on('data', (d: Buffer) => {
+    p.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       if (!sent && out.includes('mmaplab# ')) {
         sent = true;

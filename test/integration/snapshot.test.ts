@@ -133,7 +133,7 @@ describe('snapshots of the bookworm guest', () => {
   it('a damaged device state is caught by its checksum: the snapshot is made anew', async () => {
     const slot = bookwormSlot();
     const state = readFileSync(join(slot, 'state'));
-    state[state.length >> 1] ^= 0xff;
+    state[state.length >> 1]! ^= 0xff;
     writeFileSync(join(slot, 'state'), state);
     const r = await runCli([...SEED.slice(0, 2), '--strategy', 'seed']);
     expect(r.exitCode, r.stderr).toBe(0);

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { acquireFor } from '../../src/vm/boot.js';
+import { acquireFor } from '../../src/machines/setup.js';
 import type { CheckReport, RunReport } from '../../src/model/report.js';
 import { fingerprint, hostKeyFromBlob } from '../../src/ssh/known-hosts.js';
 import { RemoteLab } from '../../src/ssh/remote-lab.js';
@@ -136,7 +136,7 @@ describe('mmaplab over SSH', () => {
     const p = startCli(['shell', join(FIXTURES, 'drivers', 'misc-device'), ...args('lab', knownHosts('kh-shell', `${target.knownHostsLine}\n`)), '-v'], {}, 'pipe');
     let out = '';
     let loaded = '';
-    p.stdout!.on('data', (d: Buffer) => {
+    p.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       if (!loaded && out.includes('exit to unload it')) {
         loaded = 'asked';
@@ -190,7 +190,7 @@ describe('mmaplab over SSH', () => {
     const out = join(tmp, 'lost');
     const p = startCli(['run', ...args('lab', knownHosts('kh-lost', `${target.knownHostsLine}\n`)), '--strategy', 'seed,checked', '--json', '-v', '--output-dir', out]);
     let killedAt = 0;
-    p.stderr!.on('data', (d: Buffer) => {
+    p.stderr.on('data', (d: Buffer) => {
       if (!killedAt && / job\] checked/.test(d.toString())) {
         killedAt = performance.now();
         void target.vm.kill();

@@ -15,7 +15,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import ssh2 from 'ssh2';
 import tarStream from 'tar-stream';
-import { buildArchive } from '../../src/vm/boot.js';
+import { buildArchive } from '../../src/machines/setup.js';
 import { cpioArchive, withParents, type CpioEntry } from '../../src/guest/cpio.js';
 import { findStaticBusybox } from '../../src/guest/initramfs.js';
 import type { Kernel } from '../../src/kernel/types.js';
@@ -65,7 +65,9 @@ async function tarEntries(tarPath: string): Promise<CpioEntry[]> {
   const ex = tarStream.extract();
   ex.on('entry', (header, stream, next) => {
     const chunks: Buffer[] = [];
-    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('data', (c: unknown) => {
+      chunks.push(c as Buffer);
+    });
     stream.on('end', () => {
       const path = header.name.replace(/^\.\//, '').replace(/\/$/, '');
       const mode = header.mode ?? 0o644;

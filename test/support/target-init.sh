@@ -15,9 +15,9 @@ mount -t tmpfs -o mode=1777 tmpfs /tmp
 mkdir -p /run/sshd
 hostname mmaplab-target
 
-for m in $(cat /mmaplab/modules/list); do
+while read -r m; do
   insmod "/mmaplab/modules/$m.ko" 2>/dev/console || echo "target: insmod $m failed" > /dev/console
-done
+done < /mmaplab/modules/list
 
 ip link set lo up
 ip link set eth0 up
@@ -29,7 +29,7 @@ echo 8 > /proc/sys/kernel/printk
 /usr/sbin/sshd -e 2>/dev/console || echo "target: sshd did not start" > /dev/console
 
 port=
-for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
   for p in /sys/class/virtio-ports/*; do
     [ -f "$p/name" ] && [ "$(cat "$p/name")" = mmaplab.0 ] && port=/dev/${p##*/}
   done

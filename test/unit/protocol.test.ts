@@ -1,3 +1,4 @@
+import { untracedNote } from '../../src/machines/setup.js';
 import { describe, expect, it } from 'vitest';
 import { jobEnv, type LabJob } from '../../src/guest/job.js';
 import { LineSplitter, parseRecordLine } from '../../src/guest/protocol.js';
@@ -23,13 +24,23 @@ describe('guest protocol', () => {
       id: 3, strategy: 'seed', modulePath: '/c/mmaplab.ko', moduleName: 'mmaplab', moduleParams: ['strategy=seed'], deviceName: 'mmaplab',
       device: '/dev/mmaplab0', testProgram: '/c/mmap-test', checks: ['private', 'shared'], pages: 16, pattern: 0xaabbccdd, stepTimeoutS: 20,
     };
-    const env = jobEnv(job, { module: 'abc-mmaplab.ko', test: 'def-mmap-test' }, { traceKeep: true, linkTest: true });
+    const env = jobEnv(job, { module: 'abc-mmaplab.ko', test: 'def-mmap-test' }, { traceKeep: true, linkTest: true, arch: 'x86_64' });
     expect(env).toBe(
       "JOB_ID='3'\nSTRATEGY='seed'\nMODULE='../files/abc-mmaplab.ko'\nMODULE_NAME='mmaplab'\nMODULE_PARAMS='strategy=seed'\n" +
         "DEVICE_NAME='mmaplab'\nDEVICE='/dev/mmaplab0'\nTEST='../files/def-mmap-test'\nCHECKS='private,shared'\nPAGES='16'\n" +
-        "PATTERN='0xaabbccdd'\nSTEP_TIMEOUT='20'\nTRACE_KEEP='1'\nLINK_TEST='1'\nINSPECT='0'\nTEST_FLAGS=''\nKEEP_LOADED='0'\nPG_RESERVED_BIT=''\n",
+        "PATTERN='0xaabbccdd'\nSTEP_TIMEOUT='20'\nTRACE_KEEP='1'\nLINK_TEST='1'\nINSPECT='0'\nTEST_FLAGS=''\nKEEP_LOADED='0'\nPG_RESERVED_BIT=''\n" +
+        "REMAP_ARGS='addr=%si:x64 pfn=%dx:x64 size=%cx:x64'\nPAGE_FREE_ARGS='flags=+0(%di):x64 order=%si:u32'\n",
     );
-    expect(jobEnv({ ...job, deviceName: "it's" }, { module: 'm', test: 't' }, { traceKeep: false, linkTest: false })).toMatch(/DEVICE_NAME='it'\\''s'\n[^]*TRACE_KEEP='0'\nLINK_TEST='0'/);
+    expect(jobEnv({ ...job, deviceName: "it's" }, { module: 'm', test: 't' }, { traceKeep: false, linkTest: false, arch: 'x86_64' })).toMatch(/DEVICE_NAME='it'\\''s'\n[^]*TRACE_KEEP='0'\nLINK_TEST='0'/);
+  });
+
+  it('asks for no tracing on an architecture whose registers it does not know, rather than read the wrong ones', () => {
+    const job: LabJob = {
+      id: 1, strategy: 'custom', modulePath: '/c/d.ko', moduleName: 'd', moduleParams: [], deviceName: '', device: '', testProgram: '/c/t', checks: ['shared'], pages: 16, pattern: 0xaabbccdd, stepTimeoutS: 20,
+    };
+    const env = jobEnv(job, { module: 'm', test: 't' }, { traceKeep: false, linkTest: false, arch: 'aarch64' });
+    expect(env).toMatch(/\nREMAP_ARGS=''\nPAGE_FREE_ARGS=''\n$/);
+    expect(untracedNote('aarch64')).toMatch(/^tracing off: .* only on x86_64, not on aarch64; the lab ran untraced/);
   });
 });
 
