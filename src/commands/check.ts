@@ -87,7 +87,7 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
       progress('job', `${module.name}: ${remaining.join(', ')}`);
       const job = jobFor(id, remaining);
       const r = await machine.runJob(job);
-      await runDir.appendRecords(job, r.records, { end: r.end, boot: r.boot });
+      await runDir.appendRecords(job, r.records, { end: r.end, boot: r.boot, command: 'check' });
       const a = assessJob({ strategy: CUSTOM_DRIVER, label: '', checks: remaining, jobId: id, end: r.end, records: r.records, console: r.console, boot: r.boot });
       assessments.push(a);
       // A hang would most likely hang again, a deadline at a time; a lost target is gone: the checks after it are left not run.

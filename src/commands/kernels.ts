@@ -104,7 +104,8 @@ export async function pruneCache(cacheDir: string, what: { specs: string[]; flav
   let doomed: CachedKernel[];
   if (what.specs.length) {
     const wanted = what.specs.map((s) => s.trim());
-    doomed = listing.kernels.filter((k) => wanted.includes(k.release) || k.specs.some((s) => wanted.some((w) => s === `${w} (${what.flavour})` || s.startsWith(`${w} (`))));
+    // A suite names the kernel of --flavour only: debian:bookworm is another kernel for cloud-amd64 and for amd64.
+    doomed = listing.kernels.filter((k) => wanted.includes(k.release) || k.specs.some((s) => wanted.some((w) => s === `${w} (${what.flavour})`)));
     const releases = new Set(doomed.map((k) => k.release));
     for (const a of await readAliases(cacheDir)) if (releases.has(a.release)) await rm(a.path, { force: true });
   } else {

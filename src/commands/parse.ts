@@ -12,6 +12,7 @@
  * gives its kernel problems. Anything else is a usage error in one line.
  */
 import { basename, dirname } from 'node:path';
+import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { assembleCheckReport, assembleReport } from '../diagnose/assemble.js';
 import { assessJob, type Assessment, type JobEnd } from '../diagnose/assess.js';
@@ -68,7 +69,8 @@ export async function parseSaved(path: string): Promise<ParseResult> {
 /** Each job assessed again from its records and the console of the boot that ran it. */
 async function reassess(dir: RunDir, consoleName: string, jobs: SavedJob[], saved: SavedResults | undefined): Promise<ParseResult> {
   const prior = saved?.kind === 'run' || saved?.kind === 'check' ? saved : undefined;
-  const isCheck = prior?.kind === 'check' || (!prior && jobs.every((j) => j.strategy === 'custom') && jobs.some((j) => j.records.some((r) => r.t === 'vmalloc-left' || r.t === 'tainted')));
+  // What wrote the records: results.json says, else the records themselves (runs of earlier versions: a run).
+  const isCheck = prior ? prior.kind === 'check' : jobs.some((j) => j.ending?.command === 'check');
   const checks = prior?.kind === 'run' ? prior.report.checks : checksOf(jobs);
   const assessments: Assessment[] = [];
   // check's passes: each ran the checks the pass before it left not run, as checkDriver does.
@@ -85,9 +87,11 @@ async function reassess(dir: RunDir, consoleName: string, jobs: SavedJob[], save
     assessments.push(a);
     remaining = a.results.filter((r) => r.outcome.kind === 'not-run').map((r) => r.check);
   }
-  // The run kept its module: oops frames in it can still be resolved to source lines.
-  const moduleCopy = prior?.report.artifacts.module;
+  // The run kept its module: oops frames in it can still be resolved to source lines
+  // (the copy in the directory itself first: a CI artefact is read where it was downloaded).
+  const keptModule = prior?.report.artifacts.module;
   const moduleName = prior?.kind === 'run' ? prior.report.module.name : prior?.report.driver.module;
+  const moduleCopy = keptModule ? [dir.file(basename(keptModule)), keptModule].find((p) => existsSync(p)) : undefined;
   if (moduleCopy && moduleName) {
     const symbols = await symbolizer(moduleCopy, moduleName).catch(() => undefined);
     if (symbols) for (const a of assessments) await symbolizeProblems(a.strategy.problems, symbols);

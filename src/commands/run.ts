@@ -65,7 +65,7 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
         pages: opts.pages,
       });
       const r = await machine.runJob(job);
-      await runDir.appendRecords(job, r.records, { end: r.end, boot: r.boot });
+      await runDir.appendRecords(job, r.records, { end: r.end, boot: r.boot, command: 'run' });
       return assessJob({ strategy, checks: opts.checks, jobId: job.id, end: r.end, records: r.records, console: r.console, boot: r.boot });
     });
   } finally {

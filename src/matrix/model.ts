@@ -23,12 +23,21 @@ export function kernelError(e: unknown): KernelError {
   };
 }
 
-/** A kernel's rows: `build` first, then its cells (run) or items (check). */
-export function rowsOf(entry: KernelEntry): Map<string, { value: string; ok: boolean }> {
+/** The row that says whether the driver built: `build` in a run matrix, `builds` (the check's own item) in a check matrix. */
+export function buildRow(command: MatrixReport['command']): string {
+  return command === 'check' ? 'builds' : 'build';
+}
+
+/**
+ * A kernel's rows: the build first, then its cells (run) or items (check).
+ * A cell's value is its outcome's code (model/outcome), part of the schema and
+ * never a display label, so renaming what the terminal shows changes no JSON.
+ */
+export function rowsOf(entry: KernelEntry, command: MatrixReport['command']): Map<string, { value: string; ok: boolean }> {
   const rows = new Map<string, { value: string; ok: boolean }>();
   switch (entry.kind) {
     case 'error':
-      rows.set('build', { value: entry.error.kind === 'build' ? 'does not build' : `${entry.error.kind} error`, ok: false });
+      rows.set(buildRow(command), { value: entry.error.kind === 'build' ? 'does not build' : `${entry.error.kind} error`, ok: false });
       break;
     case 'run':
       rows.set('build', { value: 'ok', ok: true });
@@ -41,8 +50,8 @@ export function rowsOf(entry: KernelEntry): Map<string, { value: string; ok: boo
   return rows;
 }
 
-export function matrixRows(kernels: readonly KernelEntry[]): MatrixRow[] {
-  const per = kernels.map((k) => ({ spec: k.spec, rows: rowsOf(k) }));
+export function matrixRows(kernels: readonly KernelEntry[], command: MatrixReport['command']): MatrixRow[] {
+  const per = kernels.map((k) => ({ spec: k.spec, rows: rowsOf(k, command) }));
   const keys: string[] = [];
   for (const p of per) for (const k of p.rows.keys()) if (!keys.includes(k)) keys.push(k);
   return keys.map((key) => ({
@@ -54,9 +63,13 @@ export function matrixRows(kernels: readonly KernelEntry[]): MatrixRow[] {
   }));
 }
 
-/** Rows that read differently on some kernel. A kernel with no value (it did not build) is not a difference of its own. */
-export function differences(rows: readonly MatrixRow[]): MatrixRow[] {
-  return rows.filter((r) => new Set(r.cells.filter((c) => c.value !== undefined || r.key === 'build').map((c) => c.value ?? '(none)')).size > 1);
+/**
+ * Rows whose outcome is not the same on every kernel. A kernel with no value
+ * (it did not build) is not a difference of its own, except on the build row.
+ */
+export function differences(rows: readonly MatrixRow[], command: MatrixReport['command']): MatrixRow[] {
+  const build = buildRow(command);
+  return rows.filter((r) => new Set(r.cells.filter((c) => c.value !== undefined || r.key === build).map((c) => (c.value === undefined ? '(none)' : `${c.value} ${c.ok}`))).size > 1);
 }
 
 export function assembleMatrix(p: { command: 'run' | 'check'; kernels: KernelEntry[]; dir: string; resultsJson: string; totalMs: number }): MatrixReport {
@@ -67,7 +80,7 @@ export function assembleMatrix(p: { command: 'run' | 'check'; kernels: KernelEnt
     command: p.command,
     ...matrixStatus(p.kernels),
     kernels: p.kernels,
-    differences: differences(matrixRows(p.kernels)),
+    differences: differences(matrixRows(p.kernels, p.command), p.command),
     artifacts: { dir: p.dir, resultsJson: p.resultsJson },
     timings: { totalMs: p.totalMs },
   };

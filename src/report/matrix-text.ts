@@ -71,7 +71,7 @@ export function renderMatrixText(m: MatrixReport, c: ChalkInstance): string {
     out.push(`${k.spec.padEnd(specW)}${s.release.padEnd(relW)}${s.ok ? c.green(s.status) : c.red(s.status)}`);
   }
 
-  const rows = matrixRows(m.kernels);
+  const rows = matrixRows(m.kernels, m.command);
   const differing = new Set(m.differences.map((d) => d.key));
   const keyW = Math.max(8, ...rows.map((r) => r.key.length)) + 3;
   const colW = slugs.map((s, i) => Math.max(s.length, ...rows.map((r) => (r.cells[i]?.value ?? '-').length)) + 2);

@@ -18,10 +18,11 @@ import { stateRoot } from '../util/paths.js';
 /** What results.json holds, tagged by what wrote it. */
 export type SavedResults = { kind: 'run'; report: RunReport } | { kind: 'check'; report: CheckReport } | { kind: 'matrix'; report: MatrixReport };
 
-/** How a job ended as its machine saw it, and which boot ran it: kept after its records. */
+/** How a job ended as its machine saw it, which boot ran it, and for which command: kept after its records. */
 export interface JobEnding {
   end: StrategyRun['end'];
   boot: number;
+  command: 'run' | 'check';
 }
 
 /** One job's records as records.jsonl keeps them (ending: absent in runs of earlier versions). */
@@ -146,7 +147,10 @@ export function splitJobs(text: string): SavedJob[] {
     if (!j) jobs.push((j = { id: job, strategy, records: [] }));
     const r = rest as { t?: unknown; end?: unknown; boot?: unknown };
     if (r.t === ENDED) {
-      if (typeof r.end === 'string' && ENDS.includes(r.end as JobEnding['end']) && typeof r.boot === 'number') j.ending = { end: r.end as JobEnding['end'], boot: r.boot };
+      const command = (rest as { command?: unknown }).command;
+      if (typeof r.end === 'string' && ENDS.includes(r.end as JobEnding['end']) && typeof r.boot === 'number' && (command === 'run' || command === 'check')) {
+        j.ending = { end: r.end as JobEnding['end'], boot: r.boot, command };
+      }
       continue;
     }
     j.records.push(parseRecordLine(JSON.stringify(rest)));

@@ -58,7 +58,7 @@ describe('differences between kernels', () => {
       { spec: 'debian:sid', value: 'fail', ok: false },
     ]);
     // Recomputed from the kernels, the saved differences are the same.
-    expect(differences(matrixRows(m.kernels))).toEqual(m.differences);
+    expect(differences(matrixRows(m.kernels, m.command), m.command)).toEqual(m.differences);
   });
 
   it('marks a cell whose outcome changed, and fails the matrix', () => {
@@ -158,5 +158,52 @@ describe('Markdown summary and annotations', () => {
     expect(text).toMatch(/^ {2}shared +pass +-$/m);
     expect(text).toMatch(/API change|vm_flags_set/);
     expect(text).toMatch(/^FAIL: 1 of 2 kernels as expected$/m);
+  });
+});
+
+describe('the build row', () => {
+  const fetchError: KernelEntry = { spec: 'debian:trixie', kind: 'error', error: { kind: 'fetch', message: 'no archive', details: [], hint: undefined, locations: [], apiChanges: [], artifacts: {} } };
+
+  it('is `builds` in a check matrix, as its items name it, also for a kernel that could not be tried', () => {
+    const m = load('check-old-vm-flags.json') as MatrixReport;
+    const withError = assembleMatrix({ command: 'check', kernels: [...m.kernels, fetchError], dir: '', resultsJson: '', totalMs: 0 });
+    const rows = matrixRows(withError.kernels, 'check');
+    expect(rows.map((r) => r.key)).not.toContain('build');
+    expect(rows.find((r) => r.key === 'builds')!.cells.map((c) => c.value)).toEqual(['pass', 'fail', 'fetch error']);
+    expect(withError.differences.map((d) => d.key)[0]).toBe('builds');
+  });
+
+  it('is `build` in a run matrix', () => {
+    const m = runs();
+    const withError = assembleMatrix({ command: 'run', kernels: [...m.kernels, fetchError], dir: '', resultsJson: '', totalMs: 0 });
+    expect(withError.differences.map((d) => d.key)).toEqual(['build']);
+    expect(withError.differences[0]!.cells.map((c) => c.value)).toEqual(['ok', 'ok', 'fetch error']);
+  });
+});
+
+describe('the matrix of several kernels, run', () => {
+  it('writes its results.json and leaves no empty directory for a kernel that failed before its run', async () => {
+    const { mkdtempSync, mkdirSync, readdirSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { RunDir } = await import('../../src/rundir/run-dir.js');
+    const { runMatrix } = await import('../../src/matrix/run-matrix.js');
+    const { MmaplabError } = await import('../../src/util/errors.js');
+    const root = mkdtempSync(join(tmpdir(), 'mmaplab-matrix-'));
+    const report = (runs().kernels[0] as Extract<KernelEntry, { kind: 'run' }>).report;
+    const m = await runMatrix({ command: 'run', specs: ['debian:bookworm', 'debian:sid', 'debian:trixie'], jobs: 1, dir: await RunDir.create({ outputDir: root }) }, async (spec, ctx) => {
+      // As a run makes its directory before anything can fail.
+      mkdirSync(ctx.outputDir, { recursive: true });
+      if (spec === 'debian:sid') throw new MmaplabError('fetch', 'the archive did not answer');
+      if (spec === 'debian:trixie') {
+        writeFileSync(join(ctx.outputDir, 'build.log'), 'error: ...\n');
+        throw new MmaplabError('build', 'the driver did not build');
+      }
+      return report;
+    });
+    expect(m.kernels.map((k) => k.kind)).toEqual(['run', 'error', 'error']);
+    // sid kept nothing; trixie kept its build log.
+    expect(readdirSync(root).sort()).toEqual(['bookworm', 'results.json', 'trixie']);
+    expect((await RunDir.at(root).readResults())?.kind).toBe('matrix');
   });
 });

@@ -70,3 +70,28 @@ describe('check verdicts', () => {
     expect(items[0]!.details).toEqual(['a.c:3:1: error: boom']);
   });
 });
+
+describe("check's report", () => {
+  it('says a note once however many passes made it, without the strategy name a run puts first', async () => {
+    const { assessJob } = await import('../../src/diagnose/assess.js');
+    const { assembleCheckReport } = await import('../../src/diagnose/assemble.js');
+    // A crash in module init, as each of four passes meets it: the job never gets past insmod.
+    const pass = (id: number) => {
+      const console = [`[    1.0] mmaplab: job ${id} begin`, '[    1.1] mmaplab: step insmod', '[    1.2] BUG: kernel NULL pointer dereference, address: 0000000000000000', '[    1.3] RIP: 0010:my_init+0x44/0x80 [vmmap]'].join('\n');
+      return assessJob({ strategy: 'custom', label: '', checks: ['shared', 'private', 'shared-write', 'oversize'], jobId: id, end: 'stalled', records: [], console });
+    };
+    const assessments = [1, 2, 3, 4].map(pass);
+    const r = assembleCheckReport({
+      kernel: { spec: 'debian:bookworm', release: '6.1.0-57-cloud-amd64', packageVersion: '6.1', flavour: 'cloud-amd64' },
+      machine: undefined,
+      driver: { source: 'vmmap', module: 'vmmap', compiler: 'gcc-12', buildWarnings: [] },
+      build: { ok: true, warnings: [] },
+      assessments,
+      pattern: '0xaabbccdd',
+      notes: ['a setup note'],
+      artifacts: { dir: '/x', consoleLog: undefined, resultsJson: '/x/results.json', module: undefined },
+    });
+    expect(r.notes).toEqual(['a setup note', 'the kernel crashed during insmod and the guest made no progress after it; it was killed']);
+    expect(r.status).toBe('fail');
+  });
+});

@@ -1,0 +1,84 @@
+/**
+ * The job script (vm/job.sh) and the agent (vm/init) as code: shellcheck over
+ * every shell script mmaplab runs, the one JSON writer they share run for real
+ * by the shells and awks it meets (busybox in the guest, dash and mawk on a
+ * Debian target), and the facts it reports judged by parse/job-records.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import type { GuestRecord } from '../../src/guest/protocol.js';
+import { deviceStep, observeJob, vmallocLeftOver } from '../../src/parse/job-records.js';
+import { findStaticBusybox } from '../../src/guest/initramfs.js';
+import { ROOT } from '../helpers.js';
+
+const SCRIPTS = ['vm/init', 'vm/job.sh', 'bin/install-deps', 'test/capture-fixtures.sh', 'test/support/target-init.sh'];
+
+describe('shell scripts', () => {
+  it('pass shellcheck (POSIX sh)', () => {
+    const r = spawnSync('shellcheck', ['--shell=sh', '--external-sources', ...SCRIPTS], { cwd: ROOT, encoding: 'utf8' });
+    expect(r.error, 'shellcheck is needed by the tests: install the Debian/Ubuntu package shellcheck (bin/install-deps does)').toBeUndefined();
+    expect(r.stdout).toBe('');
+    expect(r.status).toBe(0);
+  });
+});
+
+describe('the JSON writer of vm/job.sh', async () => {
+  const busybox = await findStaticBusybox();
+  // The guest's shell and awk (busybox), and this machine's (dash or bash, with mawk or gawk: what an SSH target has).
+  const shells: Array<[string, string[]]> = [
+    ['busybox sh', [busybox, 'sh']],
+    ['sh', ['sh']],
+  ];
+  const nasty = 'a "quoted" \\back\\slash\ttab\nnewline \x1b[31mESC\x1b[0m ünïcødé';
+
+  for (const [name, shell] of shells) {
+    it(`keeps every character of a value, under ${name}`, () => {
+      const out = execFileSync(shell[0]!, [...shell.slice(1), '-c', 'MMAPLAB_JOB_LIB=1; . ./vm/job.sh; emit step step=insmod status:=0 output="$OUT"; emit device how=name path=/dev/x major:=244 mknod:=1 error=no:=number; printf \'one\\n# comment\\ntwo "2" \\\\ end\\n\' | emit -l vmalloc when=before'], {
+        cwd: ROOT,
+        encoding: 'utf8',
+        env: { ...process.env, OUT: nasty },
+      });
+      const records = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(records).toEqual([
+        // Control characters other than tab and newline are dropped; everything else is kept.
+        { t: 'step', step: 'insmod', status: 0, output: nasty.replace(/\x1b/g, '') },
+        // A `:=` value that is not a number is written as a string, never as broken JSON.
+        { t: 'device', how: 'name', path: '/dev/x', major: 244, mknod: 1, error: 'no:=number' },
+        { t: 'vmalloc', when: 'before', line: 'one' },
+        { t: 'vmalloc', when: 'before', line: 'two "2" \\ end' },
+      ]);
+    });
+  }
+});
+
+describe('what the job reports, judged', () => {
+  it('finds the vmalloc areas that outlived rmmod, each repeat counted, addresses aside', () => {
+    const before = ['0xffffc90000000000-0xffffc90000005000   20480 irq_init_percpu_irqstack+0x114/0x180 vmap', '0xffffc90000400000-0xffffc90000402000    8192 bpf_prog_alloc+0x3c/0xb0 pages=1 vmalloc'];
+    const after = [
+      '0xffffc90000000000-0xffffc90000005000   20480 irq_init_percpu_irqstack+0x114/0x180 vmap',
+      '0xffffc90000600000-0xffffc90000602000    8192 bpf_prog_alloc+0x3c/0xb0 pages=1 vmalloc',
+      '0xffffc90000600000-0xffffc90000602000    8192 bpf_prog_alloc+0x3c/0xb0 pages=1 vmalloc',
+      '0xffffc90000700000-0xffffc90000711000   69632 0xffffffffc023d015 pages=16 vmalloc N0=16',
+    ];
+    expect(vmallocLeftOver(before, after)).toEqual(['8192 bpf_prog_alloc+0x3c/0xb0 pages=1 vmalloc', '69632 0xffffffffc023d015 pages=16 vmalloc N0=16']);
+  });
+
+  it('reads the vmalloc areas again only when rmmod succeeded', () => {
+    const recs = (rmmod: number): GuestRecord[] => [
+      { t: 'vmalloc', when: 'before', line: '0x1-0x2 1 x' },
+      { t: 'step', step: 'insmod', status: 0, output: '' },
+      { t: 'step', step: 'rmmod', status: rmmod, output: '' },
+      { t: 'vmalloc', when: 'after', line: '0x3-0x4 2 leaked [drv]' },
+    ];
+    expect(observeJob(recs(0), []).vmallocLeft).toEqual(['2 leaked [drv]']);
+    expect(observeJob(recs(1), []).vmallocLeft).toEqual([]);
+  });
+
+  it('words the device step from how the job found it', () => {
+    expect(deviceStep({ t: 'device', how: 'name', path: '/dev/mmaplab0', major: 244, name: 'mmaplab', mknod: 0, error: '' })).toEqual({ ok: true, status: 0, output: '/dev/mmaplab0 244:0 (mmaplab)' });
+    expect(deviceStep({ t: 'device', how: 'devtmpfs', path: '/dev/miscmap' })).toEqual({ ok: true, status: 0, output: '/dev/miscmap (made by devtmpfs)' });
+    expect(deviceStep({ t: 'device', how: 'given', path: '/dev/x' }).output).toBe('/dev/x (given)');
+    expect(deviceStep({ t: 'device', how: 'none', looked: 'mmaplab' })).toEqual({ ok: false, status: 1, output: "no new character device after insmod (looked for 'mmaplab' in /proc/devices)" });
+    expect(deviceStep({ t: 'device', how: 'new-chrdev', path: '/dev/mmaplab-x', major: 240, name: 'x', mknod: 1, error: 'mknod: Read-only file system' })).toEqual({ ok: false, status: 1, output: '/dev/mmaplab-x 240:0 (x) mknod: Read-only file system' });
+  });
+});

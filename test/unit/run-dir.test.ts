@@ -1,0 +1,104 @@
+/**
+ * The run directory: what a run keeps, written and read back by one owner.
+ * Documents are validated and tagged when read; a check's directory, captured
+ * from a real guest (null-deref-mmap: four passes, each crashing its restored
+ * guest), reads back as the very report the check wrote.
+ */
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseSaved } from '../../src/commands/parse.js';
+import type { CheckReport } from '../../src/model/report.js';
+import { parseResults, RunDir, splitJobs, validateResults } from '../../src/rundir/run-dir.js';
+import { FIXTURES, fixture } from '../helpers.js';
+
+const CHECK_DIR = join(FIXTURES, 'runs', 'check-null-deref-mmap');
+const dirs: string[] = [];
+const scratch = () => {
+  const d = mkdtempSync(join(tmpdir(), 'mmaplab-rundir-'));
+  dirs.push(d);
+  return d;
+};
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe('results.json, read back', () => {
+  it('is tagged by what wrote it: a run, a check or a matrix', () => {
+    expect(validateResults(JSON.parse(fixture('matrix', 'run-bookworm.json')), 'a').kind).toBe('run');
+    expect(validateResults(JSON.parse(fixture('runs', 'check-null-deref-mmap', 'results.json')), 'b').kind).toBe('check');
+    expect(validateResults(JSON.parse(fixture('matrix', 'check-old-vm-flags.json')), 'c').kind).toBe('matrix');
+  });
+
+  it('refuses what mmaplab did not write, in one line naming the file and what is wrong', () => {
+    const run = JSON.parse(fixture('matrix', 'run-bookworm.json')) as Record<string, unknown>;
+    expect(() => parseResults('{"hello": 1}', 'x.json')).toThrow(/^x\.json is not an mmaplab result: no tool\/schemaVersion$/);
+    expect(() => parseResults('{"tool"', 'x.json')).toThrow(/^x\.json is not JSON$/);
+    expect(() => validateResults({ ...run, schemaVersion: 3 }, 'new.json')).toThrow(/^new\.json has schemaVersion 3; this mmaplab reads up to 2$/);
+    expect(() => validateResults({ ...run, command: 'grade' }, 'g.json')).toThrow(/neither a run, a check nor a matrix \(command "grade"\)/);
+    expect(() => validateResults({ ...run, results: undefined, strategies: {} }, 'r.json')).toThrow(/^r\.json is not an mmaplab result: a run document without strategies, results$/);
+    const matrix = JSON.parse(fixture('matrix', 'check-old-vm-flags.json')) as { kernels: Array<Record<string, unknown>> };
+    matrix.kernels[1]!.report = run;
+    expect(() => validateResults(matrix, 'm.json')).toThrow(/kernel debian:sid is marked check but holds a run report/);
+  });
+});
+
+describe('records.jsonl', () => {
+  it('keeps each job with how it ended and the boot that ran it, appended as jobs end', async () => {
+    const dir = await RunDir.create({ outputDir: scratch() });
+    await dir.appendRecords({ id: 2, strategy: 'seed' }, [{ t: 'step', step: 'insmod', status: 0, output: '' }], { end: 'stalled', boot: 1, command: 'run' });
+    await dir.appendRecords({ id: 1, strategy: 'checked' }, [], { end: 'done', boot: 2, command: 'run' });
+    expect(await dir.readJobs()).toEqual([
+      { id: 2, strategy: 'seed', records: [{ t: 'step', step: 'insmod', status: 0, output: '' }], ending: { end: 'stalled', boot: 1, command: 'run' } },
+      { id: 1, strategy: 'checked', records: [], ending: { end: 'done', boot: 2, command: 'run' } },
+    ]);
+  });
+
+  it('reads records of earlier versions, which kept no ending', () => {
+    expect(splitJobs(fixture('consoles', 'seed.records.jsonl')).map((j) => [j.id, j.strategy, j.ending])).toEqual([[1, 'seed', undefined]]);
+  });
+});
+
+describe('a job console', () => {
+  it('is its own part of console.log where guests were restored, else the console of its boot', async () => {
+    const d = scratch();
+    writeFileSync(join(d, 'console.log'), '===== mmaplab: the boot that made the snapshot =====\nboot\n===== mmaplab: job 1 (seed), in a guest restored =====\none\n===== mmaplab: job 2 (checked), in a guest restored =====\ntwo\n');
+    const dir = RunDir.at(d);
+    expect(await dir.consoleOf({ id: 2, boot: 1 })).toBe('===== mmaplab: job 2 (checked), in a guest restored =====\ntwo\n');
+    const booted = scratch();
+    writeFileSync(join(booted, 'console.log'), 'first boot\n');
+    writeFileSync(join(booted, 'console-boot2.log'), 'second boot\n');
+    expect(await RunDir.at(booted).consoleOf({ id: 3, boot: 2 })).toBe('second boot\n');
+    expect(await RunDir.at(booted).consoleOf({ id: 1, boot: 1 })).toBe('first boot\n');
+  });
+});
+
+describe('mmaplab parse of a check directory', () => {
+  it('gives back the report the check wrote, from its records and consoles, wherever the directory now is', async () => {
+    const moved = join(scratch(), 'check');
+    cpSync(CHECK_DIR, moved, { recursive: true });
+    const saved = JSON.parse(fixture('runs', 'check-null-deref-mmap', 'results.json')) as CheckReport;
+    const r = await parseSaved(moved);
+    expect(r.kind).toBe('check');
+    if (r.kind !== 'check') return;
+    expect(r.report).toEqual(saved);
+    // The four passes each crashed at the driver's own line, resolved with the module kept beside the records.
+    expect(r.report.items.find((i) => i.id === 'kernel')!.details).toEqual([expect.stringMatching(/at broken_mmap\+0x11\/0x1d \(test\/fixtures\/drivers\/null-deref-mmap\/null_deref\.c:19\) \(4×\)$/)]);
+  });
+
+  it('without its results.json (a killed check) still reassesses every pass', async () => {
+    const d = join(scratch(), 'killed');
+    cpSync(CHECK_DIR, d, { recursive: true });
+    rmSync(join(d, 'results.json'));
+    const r = await parseSaved(d);
+    expect(r.kind).toBe('check');
+    if (r.kind !== 'check') return;
+    expect(r.report.results.map((x) => x.outcome.kind)).toEqual(['crash', 'crash', 'crash', 'crash']);
+    expect(r.report.notes[0]).toMatch(/results\.json is missing/);
+  });
+
+  it('says in one line when a directory is not one mmaplab wrote', async () => {
+    await expect(parseSaved(scratch())).rejects.toThrow(/is not a directory mmaplab wrote: it has no console\.log, records\.jsonl or results\.json$/);
+  });
+});
