@@ -1,5 +1,6 @@
 // The linter: only rules that catch real defects (a promise nobody awaits, a
-// value never used, a switch that misses a case), with type information.
+// value never used, a switch that misses a case), with type information, and
+// a bound on a function's length.
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
@@ -20,5 +21,10 @@ export default tseslint.config(
       '@typescript-eslint/no-unnecessary-type-assertion': 'error',
       'no-fallthrough': 'error',
     },
+  },
+  {
+    // A function that does not fit on a screen does more than one thing (tests' describe blocks aside).
+    files: ['src/**/*.ts', 'test/bench/*.ts'],
+    rules: { 'max-lines-per-function': ['error', { max: 70, skipBlankLines: true, skipComments: true }] },
   },
 );

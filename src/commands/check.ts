@@ -20,7 +20,9 @@ import { CUSTOM_DRIVER } from '../diagnose/expectations.js';
 import { STUDENT_CHECKS } from '../diagnose/verdicts.js';
 import { labJob, type LabJob } from '../guest/job.js';
 import { kernelPgReservedBit } from '../kernel/page-flags.js';
+import type { Machine } from '../machines/machine.js';
 import { setUpLab, type SetupOptions } from '../machines/setup.js';
+import type { CheckName } from '../model/checks.js';
 import type { CheckReport } from '../model/report.js';
 import { RunDir } from '../rundir/run-dir.js';
 import { cacheRoot } from '../util/paths.js';
@@ -37,6 +39,28 @@ export interface CheckOptions extends SetupOptions {
 
 export function patternWord(pattern: number): string {
   return `0x${pattern.toString(16).padStart(8, '0')}`;
+}
+
+/**
+ * The checks in passes: each pass runs the checks left; one that crashes the
+ * guest ends its pass, and the checks it never reached run again in a fresh
+ * guest. A hang would most likely hang again, a deadline at a time, and a lost
+ * target is gone: after either, the checks left are not run.
+ */
+async function runPasses(machine: Machine, jobFor: (id: number, checks: readonly CheckName[]) => LabJob, runDir: RunDir, onPass: (checks: readonly CheckName[]) => void): Promise<Assessment[]> {
+  const assessments: Assessment[] = [];
+  let remaining: readonly CheckName[] = STUDENT_CHECKS;
+  for (let id = 1; remaining.length > 0 && id <= STUDENT_CHECKS.length; id++) {
+    onPass(remaining);
+    const job = jobFor(id, remaining);
+    const r = await machine.runJob(job);
+    await runDir.appendRecords(job, r.records, { end: r.end, boot: r.boot, command: 'check' });
+    const a = assessJob({ strategy: CUSTOM_DRIVER, label: '', checks: remaining, jobId: id, end: r.end, records: r.records, console: r.console, boot: r.boot });
+    assessments.push(a);
+    if (r.end === 'done' || r.end === 'timeout' || r.end === 'connection-lost') break;
+    remaining = a.results.filter((res) => res.outcome.kind === 'not-run').map((res) => res.check);
+  }
+  return assessments;
 }
 
 export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
@@ -70,7 +94,7 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
   const src = await resolveDriverSource(opts.source);
   const texts = await Promise.all(src.files.filter((f) => /\.[ch]$/.test(f)).map((f) => readFile(join(src.root, f), 'utf8')));
   notes.push(...deprecationNotes(texts, lab.kernel.release));
-  const jobFor = (id: number, checks: LabJob['checks']): LabJob => ({
+  const jobFor = (id: number, checks: readonly CheckName[]): LabJob => ({
     ...labJob({ id, strategy: CUSTOM_DRIVER, modulePath: module.jobKo, moduleName: module.name, moduleParams: [], testProgram: lab.testProgram, checks, pages: opts.pages }),
     deviceName: '',
     device: opts.device ?? '',
@@ -79,23 +103,9 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
     testFlags: ['--no-index', '--pfns'],
     ...(pgReserved === undefined ? {} : { pgReservedBit: pgReserved }),
   });
-  const assessments: Assessment[] = [];
-  let remaining = [...STUDENT_CHECKS];
+  let assessments: Assessment[];
   try {
-    // Each pass runs the checks left; one that crashes or hangs the guest ends the pass.
-    for (let id = 1; remaining.length > 0 && id <= STUDENT_CHECKS.length; id++) {
-      progress('job', `${module.name}: ${remaining.join(', ')}`);
-      const job = jobFor(id, remaining);
-      const r = await machine.runJob(job);
-      await runDir.appendRecords(job, r.records, { end: r.end, boot: r.boot, command: 'check' });
-      const a = assessJob({ strategy: CUSTOM_DRIVER, label: '', checks: remaining, jobId: id, end: r.end, records: r.records, console: r.console, boot: r.boot });
-      assessments.push(a);
-      // A hang would most likely hang again, a deadline at a time; a lost target is gone: the checks after it are left not run.
-      if (r.end === 'done' || r.end === 'timeout' || r.end === 'connection-lost') break;
-      // The checks the stopped guest never reached run again in a fresh boot.
-      const notRun = a.results.filter((res) => res.outcome.kind === 'not-run').map((res) => res.check);
-      remaining = remaining.filter((c) => notRun.includes(c));
-    }
+    assessments = await runPasses(machine, jobFor, runDir, (remaining) => progress('job', `${module.name}: ${remaining.join(', ')}`));
   } finally {
     // What a target kept is reported as machine.leftBehind.
     await machine.close();

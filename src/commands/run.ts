@@ -31,6 +31,15 @@ export interface RunOptions extends SetupOptions {
   pages: number;
 }
 
+/** The module (with debug info, for oops frames later) and the test program, kept in the run directory. */
+async function keepArtifacts(runDir: RunDir, ko: string, name: string, testProgram: string): Promise<{ moduleCopy: string; testCopy: string }> {
+  const moduleCopy = runDir.file(`${name}.ko`);
+  const testCopy = runDir.file('mmap-test');
+  if (ko !== moduleCopy) await copyFile(ko, moduleCopy);
+  if (testProgram !== testCopy) await copyFile(testProgram, testCopy);
+  return { moduleCopy, testCopy };
+}
+
 export async function runLab(opts: RunOptions): Promise<RunReport> {
   const t0 = performance.now();
   const progress = opts.onProgress ?? (() => {});
@@ -54,16 +63,7 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
   try {
     assessments = await mapConcurrent(strategies, machine.parallel, async (strategy, i) => {
       progress('job', `${strategy}: ${opts.checks.join(', ')}`);
-      const job = labJob({
-        id: i + 1,
-        strategy,
-        modulePath: module.jobKo,
-        moduleName: module.name,
-        moduleParams: takesStrategy && strategy !== CUSTOM_DRIVER ? [`strategy=${strategy}`] : [],
-        testProgram: lab.testProgram,
-        checks: opts.checks,
-        pages: opts.pages,
-      });
+      const job = labJob({ id: i + 1, strategy, modulePath: module.jobKo, moduleName: module.name, moduleParams: takesStrategy && strategy !== CUSTOM_DRIVER ? [`strategy=${strategy}`] : [], testProgram: lab.testProgram, checks: opts.checks, pages: opts.pages });
       const r = await machine.runJob(job);
       await runDir.appendRecords(job, r.records, { end: r.end, boot: r.boot, command: 'run' });
       return assessJob({ strategy, checks: opts.checks, jobId: job.id, end: r.end, records: r.records, console: r.console, boot: r.boot });
@@ -78,10 +78,7 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
   // Oops frames inside the driver, resolved to its own source lines.
   const symbols = await symbolizer(module.ko, module.name);
   if (symbols) for (const a of assessments) await symbolizeProblems(a.strategy.problems, symbols);
-  const moduleCopy = runDir.file(`${module.name}.ko`);
-  const testCopy = runDir.file('mmap-test');
-  if (module.ko !== moduleCopy) await copyFile(module.ko, moduleCopy);
-  if (lab.testProgram !== testCopy) await copyFile(lab.testProgram, testCopy);
+  const { moduleCopy, testCopy } = await keepArtifacts(runDir, module.ko, module.name, lab.testProgram);
 
   const boot = machine.firstReady();
   const report = assembleReport({

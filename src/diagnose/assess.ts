@@ -5,7 +5,7 @@
  */
 import { checkMode, type CheckName } from '../model/checks.js';
 import type { GuestRecord } from '../guest/protocol.js';
-import { checkWindow, describeExitStatus, isMarker, observeJob } from '../parse/job-records.js';
+import { checkWindow, describeExitStatus, isMarker, observeJob, type CheckObservation } from '../parse/job-records.js';
 import { findProblems, isAmbient, isRoutineNoise, parseKernelLog } from '../parse/kmsg.js';
 import { type KernelLine, type KernelProblem } from '../model/kernel-log.js';
 import { summariseTrace } from '../parse/trace.js';
@@ -76,6 +76,58 @@ function stoppedOutcome(end: JobEnd, check: CheckName, lines: readonly KernelLin
   return { kind: 'hang', step };
 }
 
+/** Why the job did not finish, in one note (nothing when it did). */
+function stopNote(end: JobEnd, step: string): string {
+  switch (end) {
+    case 'timeout':
+      return `the guest stopped responding during ${step} and was killed at the deadline; the console so far is kept`;
+    case 'stalled':
+      return `the kernel crashed during ${step} and the guest made no progress after it; it was killed`;
+    case 'connection-lost':
+      return `the connection to the target was lost ${step === 'boot' ? 'as the job began' : `during ${step}`}; the kernel log received until then is kept`;
+    case 'guest-died':
+    case 'done':
+      return `the guest went down during ${step} before the job finished`;
+  }
+}
+
+/** A check's own kernel log lines: a problem report shows as its title only (it is rendered in full once). */
+function checkLogOf(lines: readonly KernelLine[], problems: readonly KernelProblem[], check: CheckName): KernelLine[] {
+  const window = checkWindow(lines, check);
+  if (!window) return [];
+  return lines.slice(window.from + 1, window.to).filter((l, k) => {
+    const i = window.from + 1 + k;
+    const inBody = problems.some((p) => i > p.line && i < p.endLine);
+    return !inBody && !isMarker(l.text) && !isRoutineNoise(l.text) && !isAmbient(l.text);
+  });
+}
+
+/** One cell of the grid: what the check saw, what the lab expected of the strategy, and why. */
+function cellOf(strategy: string, c: CheckObservation, outcome: Outcome, lines: readonly KernelLine[], problems: readonly KernelProblem[]): CheckResult {
+  const checkLog = checkLogOf(lines, problems, c.check);
+  const expected = expectationFor(strategy, c.check);
+  const mode = checkMode(c.check);
+  const traced = summariseTrace(c.trace);
+  return {
+    strategy,
+    check: c.check,
+    mode,
+    outcome,
+    pagesOk: c.pageReports.filter((p) => p.ok).length,
+    pages: c.pages,
+    expected,
+    matchesExpected: matchesExpected(outcome, expected),
+    exitStatus: c.exitStatus,
+    exitDescription: describeExitStatus(c.exitStatus),
+    pageReports: c.pageReports,
+    seedPrintf: c.seedPrintf,
+    traced,
+    ...(c.aliases ? { aliases: c.aliases } : {}),
+    kernelLog: checkLog,
+    explanation: explain({ strategy, check: c.check, mode, outcome, pages: c.pages, kernelLog: checkLog, seedPrintf: c.seedPrintf, traced }),
+  };
+}
+
 export function assessJob(input: AssessInput): Assessment {
   const obs = observeJob(input.records, input.checks);
   const notes: string[] = [];
@@ -86,22 +138,10 @@ export function assessJob(input: AssessInput): Assessment {
   const neverStarted = input.end !== 'done' && input.records.length === 0 && input.console === '';
   const who = input.label ?? input.strategy;
   const note = (text: string) => (who ? `${who}: ${text}` : text);
-  if (!obs.complete && !neverStarted) {
-    const step = lastStep(lines);
-    notes.push(
-      note(
-        input.end === 'timeout'
-          ? `the guest stopped responding during ${step} and was killed at the deadline; the console so far is kept`
-          : input.end === 'stalled'
-            ? `the kernel crashed during ${step} and the guest made no progress after it; it was killed`
-            : input.end === 'connection-lost'
-              ? `the connection to the target was lost ${step === 'boot' ? 'as the job began' : `during ${step}`}; the kernel log received until then is kept`
-              : `the guest went down during ${step} before the job finished`,
-      ),
-    );
-  }
+  if (!obs.complete && !neverStarted) notes.push(note(stopNote(input.end, lastStep(lines))));
 
   const insmod = obs.steps.insmod;
+  // The first check without an outcome is charged with the stop; the ones after it did not run.
   let blamed = false;
   const results = obs.checks.map((c): CheckResult => {
     let outcome = c.outcome;
@@ -113,49 +153,11 @@ export function assessJob(input: AssessInput): Assessment {
         blamed = true;
       }
     }
-    const window = checkWindow(lines, c.check);
-    // The check's own lines: a problem report shows as its title only (it is rendered in full once).
-    const checkLog = window
-      ? lines.slice(window.from + 1, window.to).filter((l, k) => {
-          const i = window.from + 1 + k;
-          const inBody = problems.some((p) => i > p.line && i < p.endLine);
-          return !inBody && !isMarker(l.text) && !isRoutineNoise(l.text) && !isAmbient(l.text);
-        })
-      : [];
-    const expected = expectationFor(input.strategy, c.check);
-    const mode = checkMode(c.check);
-    const traced = summariseTrace(c.trace);
-    const pagesOk = c.pageReports.filter((p) => p.ok).length;
-    return {
-      strategy: input.strategy,
-      check: c.check,
-      mode,
-      outcome,
-      pagesOk,
-      pages: c.pages,
-      expected,
-      matchesExpected: matchesExpected(outcome, expected),
-      exitStatus: c.exitStatus,
-      exitDescription: describeExitStatus(c.exitStatus),
-      pageReports: c.pageReports,
-      seedPrintf: c.seedPrintf,
-      traced,
-      ...(c.aliases ? { aliases: c.aliases } : {}),
-      kernelLog: checkLog,
-      explanation: explain({ strategy: input.strategy, check: c.check, mode, outcome, pages: c.pages, kernelLog: checkLog, seedPrintf: c.seedPrintf, traced }),
-    };
+    return cellOf(input.strategy, c, outcome, lines, problems);
   });
   if (obs.stray.length) notes.push(note(`the guest printed ${obs.stray.length} line(s) outside the protocol: ${obs.stray.slice(0, 3).join(' | ')}`));
   return {
-    strategy: {
-      strategy: input.strategy,
-      insmod,
-      rmmod: obs.steps.rmmod,
-      boot: input.boot ?? 1,
-      tracing: obs.tracing,
-      end: input.end,
-      problems,
-    },
+    strategy: { strategy: input.strategy, insmod, rmmod: obs.steps.rmmod, boot: input.boot ?? 1, tracing: obs.tracing, end: input.end, problems },
     results,
     kernelLog: lines.filter((l) => !isMarker(l.text)),
     notes,

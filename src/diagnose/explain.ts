@@ -9,7 +9,7 @@
 import type { CheckName, MapMode } from '../model/checks.js';
 import type { KernelLine } from '../model/kernel-log.js';
 import { describeCalls } from '../parse/trace.js';
-import type { Explanation, Outcome, TracedCalls } from '../model/outcome.js';
+import type { Explanation, Outcome, OutcomeKind, TracedCalls } from '../model/outcome.js';
 
 export interface ExplainContext {
   strategy: string;
@@ -141,102 +141,94 @@ function wrongData(ctx: ExplainContext, o: Extract<Outcome, { kind: 'wrong-data'
   };
 }
 
+type Explainers = { [K in OutcomeKind]: (ctx: ExplainContext, o: Extract<Outcome, { kind: K }>) => Explanation | undefined };
+
+/** The explanation of each outcome kind; a kind without one fails to compile. */
+const EXPLAIN: Explainers = {
+  ok: (ctx) => {
+    // Said once per strategy, on the check that reads the whole area as the question did.
+    if (ctx.check === 'shared' && ctx.seedPrintf && /^\[f{6}/.test(ctx.seedPrintf)) {
+      return {
+        id: 'sign-extension',
+        summary: `the data is right, but the question's printf("[%x]", ((char *)m)[0]) prints ${ctx.seedPrintf}`,
+        why: [
+          "The first byte is 0xdd; as a (signed) char it is negative, and printf's %x receives it sign-extended to int: ffffffdd.",
+        ],
+        fixes: ['read the word as an unsigned 32-bit value: printf("[%x]", ((unsigned int *)m)[0]) prints [aabbccdd]'],
+      };
+    }
+    return undefined;
+  },
+  sigbus: (ctx, o) => sigbus(ctx, o),
+  sigsegv: (_ctx, o) => ({
+    id: `sigsegv-${o.code}`,
+    summary: `SIGSEGV (${o.code}) at page ${o.page ?? '?'}, address ${o.addr}`,
+    why: [
+      o.code === 'SEGV_ACCERR'
+        ? "The access was not allowed by the mapping's protection (e.g. a write to a read-only mapping)."
+        : 'The address is not inside any mapping: the area may be smaller than the test assumed.',
+    ],
+    fixes: ["compare the mapping's size and protection with what the test program accesses"],
+  }),
+  'mmap-failed': (ctx, o) => mmapFailed(ctx, o),
+  'wrong-data': (ctx, o) => wrongData(ctx, o),
+  'mprotect-denied': (_ctx, o) => ({
+    id: `mprotect-${o.errno}`,
+    summary: `mprotect(PROT_READ | PROT_WRITE) is refused with ${o.errno}: the mapping was made unable ever to become writable`,
+    why: [
+      'mprotect() may add PROT_WRITE only where VM_MAYWRITE is set; the driver cleared it (the answer\'s option 3), which is exactly what made its per-page remap legal under MAP_PRIVATE.',
+    ],
+    fixes: ['this is the intended trade-off of clearing VM_MAYWRITE; for a private mapping that can become writable, map real pages instead'],
+  }),
+  'write-lost': (_ctx, o) => ({
+    id: 'write-lost',
+    summary: `a write through MAP_SHARED did not reach the driver: read() returned ${o.seen}`,
+    why: ['A shared mapping must show the driver\'s own pages; if a write does not appear in the buffer, the mapping points at a copy or at other memory.'],
+    fixes: ['map the buffer\'s own pages (their pfn or struct page), never a copy'],
+  }),
+  'write-leaked': (_ctx, o) => ({
+    id: 'write-leaked',
+    summary: `a write into a MAP_PRIVATE mapping reached ${o.via === 'read' ? 'the driver\'s buffer (read())' : 'a MAP_SHARED mapping of the same page'}`,
+    why: ['A private mapping must be copy-on-write: the first write gives the process its own copy. Here the write landed in the driver\'s page itself.'],
+    fixes: ['do not clear copy-on-write on a writable private mapping; map real pages and let the kernel copy them'],
+  }),
+  'open-failed': (_ctx, o) => ({
+    id: 'open-failed',
+    summary: `open() of the device failed with ${o.errno} (${o.message})`,
+    why: ['The device node could not be opened: the driver may not have registered its character device, or registered another name.'],
+    fixes: ['check the driver registers a character device (alloc_chrdev_region/cdev_add) and that insmod succeeded'],
+  }),
+  killed: (_ctx, o) => ({
+    id: `killed-${o.signal}`,
+    summary: `the test program was killed by ${o.signal} (exit status ${o.status})`,
+    why: ['A signal the test program does not catch ended it; if the kernel log shows an oops, the kernel killed it while running driver code.'],
+    fixes: ['read the kernel log below'],
+  }),
+  crash: (_ctx, o) => ({
+    id: 'crash',
+    summary: `the kernel crashed while this check ran: ${o.title}`,
+    why: ["The driver's code faulted inside the kernel; the call trace shows where."],
+    fixes: ['look at the first frame in the driver (the RIP line) and check every pointer it dereferences'],
+  }),
+  lost: () => ({
+    id: 'lost',
+    summary: 'the target stopped answering while this check ran',
+    why: [
+      'A driver that crashes, hangs or deadlocks the kernel takes the SSH server down with it: the connection broke (or keepalives went unanswered) during this check.',
+      'The kernel log mmaplab received until then is kept; whatever the kernel printed after that is only on the machine itself.',
+    ],
+    fixes: ["read the target's own console (serial, IPMI, the cloud's console), or its previous boot's kernel log once it is back (journalctl -k -b -1)", 'then look at what the driver does in this step: an endless loop or a NULL dereference in mmap() or .fault'],
+  }),
+  hang: (_ctx, o) => ({
+    id: 'hang',
+    summary: `the guest stopped responding during ${o.step}`,
+    why: ["No progress was reported before the deadline: a loop that never ends, or a lock never released, in the driver's code for this step."],
+    fixes: ["look at the console for a soft-lockup report, and at the loops in the driver's code for this step"],
+  }),
+  'not-run': () => undefined,
+  skipped: () => undefined,
+};
+
 export function explain(ctx: ExplainContext): Explanation | undefined {
-  const o = ctx.outcome;
-  switch (o.kind) {
-    case 'ok':
-      // Said once per strategy, on the check that reads the whole area as the question did.
-      if (ctx.check === 'shared' && ctx.seedPrintf && /^\[f{6}/.test(ctx.seedPrintf)) {
-        return {
-          id: 'sign-extension',
-          summary: `the data is right, but the question's printf("[%x]", ((char *)m)[0]) prints ${ctx.seedPrintf}`,
-          why: [
-            "The first byte is 0xdd; as a (signed) char it is negative, and printf's %x receives it sign-extended to int: ffffffdd.",
-          ],
-          fixes: ['read the word as an unsigned 32-bit value: printf("[%x]", ((unsigned int *)m)[0]) prints [aabbccdd]'],
-        };
-      }
-      return undefined;
-    case 'sigbus':
-      return sigbus(ctx, o);
-    case 'sigsegv':
-      return {
-        id: `sigsegv-${o.code}`,
-        summary: `SIGSEGV (${o.code}) at page ${o.page ?? '?'}, address ${o.addr}`,
-        why: [
-          o.code === 'SEGV_ACCERR'
-            ? "The access was not allowed by the mapping's protection (e.g. a write to a read-only mapping)."
-            : 'The address is not inside any mapping: the area may be smaller than the test assumed.',
-        ],
-        fixes: ["compare the mapping's size and protection with what the test program accesses"],
-      };
-    case 'mmap-failed':
-      return mmapFailed(ctx, o);
-    case 'wrong-data':
-      return wrongData(ctx, o);
-    case 'mprotect-denied':
-      return {
-        id: `mprotect-${o.errno}`,
-        summary: `mprotect(PROT_READ | PROT_WRITE) is refused with ${o.errno}: the mapping was made unable ever to become writable`,
-        why: [
-          'mprotect() may add PROT_WRITE only where VM_MAYWRITE is set; the driver cleared it (the answer\'s option 3), which is exactly what made its per-page remap legal under MAP_PRIVATE.',
-        ],
-        fixes: ['this is the intended trade-off of clearing VM_MAYWRITE; for a private mapping that can become writable, map real pages instead'],
-      };
-    case 'write-lost':
-      return {
-        id: 'write-lost',
-        summary: `a write through MAP_SHARED did not reach the driver: read() returned ${o.seen}`,
-        why: ['A shared mapping must show the driver\'s own pages; if a write does not appear in the buffer, the mapping points at a copy or at other memory.'],
-        fixes: ['map the buffer\'s own pages (their pfn or struct page), never a copy'],
-      };
-    case 'write-leaked':
-      return {
-        id: 'write-leaked',
-        summary: `a write into a MAP_PRIVATE mapping reached ${o.via === 'read' ? 'the driver\'s buffer (read())' : 'a MAP_SHARED mapping of the same page'}`,
-        why: ['A private mapping must be copy-on-write: the first write gives the process its own copy. Here the write landed in the driver\'s page itself.'],
-        fixes: ['do not clear copy-on-write on a writable private mapping; map real pages and let the kernel copy them'],
-      };
-    case 'open-failed':
-      return {
-        id: 'open-failed',
-        summary: `open() of the device failed with ${o.errno} (${o.message})`,
-        why: ['The device node could not be opened: the driver may not have registered its character device, or registered another name.'],
-        fixes: ['check the driver registers a character device (alloc_chrdev_region/cdev_add) and that insmod succeeded'],
-      };
-    case 'killed':
-      return {
-        id: `killed-${o.signal}`,
-        summary: `the test program was killed by ${o.signal} (exit status ${o.status})`,
-        why: ['A signal the test program does not catch ended it; if the kernel log shows an oops, the kernel killed it while running driver code.'],
-        fixes: ['read the kernel log below'],
-      };
-    case 'crash':
-      return {
-        id: 'crash',
-        summary: `the kernel crashed while this check ran: ${o.title}`,
-        why: ["The driver's code faulted inside the kernel; the call trace shows where."],
-        fixes: ['look at the first frame in the driver (the RIP line) and check every pointer it dereferences'],
-      };
-    case 'lost':
-      return {
-        id: 'lost',
-        summary: 'the target stopped answering while this check ran',
-        why: [
-          'A driver that crashes, hangs or deadlocks the kernel takes the SSH server down with it: the connection broke (or keepalives went unanswered) during this check.',
-          'The kernel log mmaplab received until then is kept; whatever the kernel printed after that is only on the machine itself.',
-        ],
-        fixes: ["read the target's own console (serial, IPMI, the cloud's console), or its previous boot's kernel log once it is back (journalctl -k -b -1)", 'then look at what the driver does in this step: an endless loop or a NULL dereference in mmap() or .fault'],
-      };
-    case 'hang':
-      return {
-        id: 'hang',
-        summary: `the guest stopped responding during ${o.step}`,
-        why: ["No progress was reported before the deadline: a loop that never ends, or a lock never released, in the driver's code for this step."],
-        fixes: ["look at the console for a soft-lockup report, and at the loops in the driver's code for this step"],
-      };
-    case 'not-run':
-    case 'skipped':
-      return undefined;
-  }
+  return (EXPLAIN[ctx.outcome.kind] as (c: ExplainContext, o: Outcome) => Explanation | undefined)(ctx, ctx.outcome);
 }

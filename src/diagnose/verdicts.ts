@@ -89,151 +89,147 @@ function distinctPages(r: CheckResult | undefined): CheckItem {
   return { id: 'distinct-pages', title, verdict: 'pass', reason: `${r.pageReports.length} pages kept ${r.pageReports.length} different markers` };
 }
 
-export function checkItems(f: CheckFindings): CheckItem[] {
-  const items: CheckItem[] = [];
-  if (!f.build.ok) {
-    // A known kernel API change behind the error says more than "fix the first error".
-    const changes = apiChangesFor(f.build.diagnostics);
-    items.push({
-      id: 'builds',
-      title: 'builds',
-      verdict: 'fail',
-      reason: f.build.message,
-      details: [...f.build.diagnostics.filter((d) => d.severity !== 'note').map(formatDiagnostic), ...changes.map((c) => `${c.summary} Fix: ${c.fix}`)],
-      hint: changes.length ? changes.map((c) => c.fix).join('; ') : 'fix the first error; the full build log is kept',
-      ...(changes.length ? { apiChanges: changes } : {}),
-    });
-    for (const [id, title] of [['loads', 'loads'], ['device', 'the device opens']] as const) items.push(skipped(id, title, 'the driver did not build'));
-    return items;
+/** A named check: its id and title, and the three ways it can end. */
+function named(id: string, title: string) {
+  return {
+    pass: (reason: string, more: Partial<CheckItem> = {}): CheckItem => ({ id, title, verdict: 'pass', reason, ...more }),
+    fail: (reason: string, more: Partial<CheckItem> = {}): CheckItem => ({ id, title, verdict: 'fail', reason, ...more }),
+    skip: (reason: string): CheckItem => skipped(id, title, reason),
+  };
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** A failed mapping check's hint and reasons, from the cell's explanation. */
+function explained(r: CheckResult, withDetails = true): Partial<CheckItem> {
+  if (!r.explanation) return {};
+  return { hint: r.explanation.fixes[0] ?? r.explanation.summary, ...(withDetails ? { details: [r.explanation.summary, ...r.explanation.why] } : {}) };
+}
+
+function builds(build: CheckFindings['build']): CheckItem {
+  const c = named('builds', 'builds');
+  if (build.ok) {
+    const w = build.warnings;
+    return c.pass(w.length ? plural(w.length, 'warning') : 'no warnings', w.length ? { details: w.map(formatDiagnostic), hint: 'warnings in kernel code are often bugs: read them' } : {});
   }
-  items.push({
-    id: 'builds',
-    title: 'builds',
-    verdict: 'pass',
-    reason: f.build.warnings.length ? `${f.build.warnings.length} warning${f.build.warnings.length === 1 ? '' : 's'}` : 'no warnings',
-    ...(f.build.warnings.length ? { details: f.build.warnings.map(formatDiagnostic), hint: 'warnings in kernel code are often bugs: read them' } : {}),
+  // A known kernel API change behind the error says more than "fix the first error".
+  const changes = apiChangesFor(build.diagnostics);
+  return c.fail(build.message, {
+    details: [...build.diagnostics.filter((d) => d.severity !== 'note').map(formatDiagnostic), ...changes.map((x) => `${x.summary} Fix: ${x.fix}`)],
+    hint: changes.length ? changes.map((x) => x.fix).join('; ') : 'fix the first error; the full build log is kept',
+    ...(changes.length ? { apiChanges: changes } : {}),
   });
+}
+
+function loads(f: CheckFindings): CheckItem {
+  const c = named('loads', 'loads');
   const ins = f.insmod;
-  items.push(
-    !ins
-      ? { id: 'loads', title: 'loads', verdict: 'fail', reason: 'insmod never finished', hint: 'look at the console: the module init hung or crashed' }
-      : ins.ok
-        ? { id: 'loads', title: 'loads', verdict: 'pass', reason: `insmod ${f.moduleName}.ko` }
-        : { id: 'loads', title: 'loads', verdict: 'fail', reason: `insmod failed (status ${ins.status}): ${ins.output}`, hint: 'the module init returned an error: check every allocation and registration in it' },
-  );
-  if (!ins?.ok) return [...items, skipped('device', 'the device opens', 'the driver did not load')];
+  if (!ins) return c.fail('insmod never finished', { hint: 'look at the console: the module init hung or crashed' });
+  if (ins.ok) return c.pass(`insmod ${f.moduleName}.ko`);
+  return c.fail(`insmod failed (status ${ins.status}): ${ins.output}`, { hint: 'the module init returned an error: check every allocation and registration in it' });
+}
 
-  const cell = (check: string) => f.results.find((r) => r.check === check);
-  const shared = cell('shared');
-  const openFailed = f.results.find((r) => r.outcome.kind === 'open-failed');
-  items.push(
-    f.device && !f.device.ok
-      ? { id: 'device', title: 'the device opens', verdict: 'fail', reason: f.device.output || 'no device found', hint: 'register a character device (alloc_chrdev_region/register_chrdev_region + cdev_add, or misc_register), or name it with --device' }
-      : openFailed && openFailed.outcome.kind === 'open-failed'
-        ? { id: 'device', title: 'the device opens', verdict: 'fail', reason: `open() failed: ${openFailed.outcome.errno} (${openFailed.outcome.message})`, hint: 'the file_operations need an .open that succeeds (or none)' }
-        : { id: 'device', title: 'the device opens', verdict: 'pass', reason: f.device?.output.trim() || 'opened' },
-  );
-
-  items.push(
-    !shared || shared.outcome.kind === 'not-run' || shared.outcome.kind === 'open-failed'
-      ? skipped('shared', 'MAP_SHARED reads the pattern on every page', 'the check did not run')
-      : shared.outcome.kind === 'ok'
-        ? { id: 'shared', title: 'MAP_SHARED reads the pattern on every page', verdict: 'pass', reason: `${shared.outcome.pagesOk}/${shared.outcome.pages} pages ${f.pattern}` }
-        : { id: 'shared', title: 'MAP_SHARED reads the pattern on every page', verdict: 'fail', reason: cellVerdict(shared), ...(shared.explanation ? { hint: shared.explanation.fixes[0] ?? shared.explanation.summary, details: [shared.explanation.summary, ...shared.explanation.why] } : {}) },
-  );
-  items.push(distinctPages(shared));
-
-  const priv = cell('private');
-  const privOk = priv && (priv.outcome.kind === 'ok' || priv.outcome.kind === 'mmap-failed');
-  items.push(
-    !priv || priv.outcome.kind === 'not-run'
-      ? skipped('private', 'MAP_PRIVATE works or fails cleanly at mmap()', priv?.outcome.kind === 'not-run' ? priv.outcome.reason : 'the check did not run')
-      : privOk
-        ? { id: 'private', title: 'MAP_PRIVATE works or fails cleanly at mmap()', verdict: 'pass', reason: cellVerdict(priv) }
-        : { id: 'private', title: 'MAP_PRIVATE works or fails cleanly at mmap()', verdict: 'fail', reason: cellVerdict(priv), ...(priv.explanation ? { hint: priv.explanation.fixes[0] ?? priv.explanation.summary, details: [priv.explanation.summary, ...priv.explanation.why] } : {}) },
-  );
-
-  const write = cell('shared-write');
-  items.push(
-    !write || write.outcome.kind === 'not-run'
-      ? skipped('write', 'a write through MAP_SHARED reaches the driver', 'the check did not run')
-      : write.outcome.kind === 'skipped'
-        ? skipped('write', 'a write through MAP_SHARED reaches the driver', write.outcome.reason)
-        : write.outcome.kind === 'ok'
-          ? { id: 'write', title: 'a write through MAP_SHARED reaches the driver', verdict: 'pass', reason: 'read() sees it' }
-          : { id: 'write', title: 'a write through MAP_SHARED reaches the driver', verdict: 'fail', reason: cellVerdict(write), ...(write.explanation ? { hint: write.explanation.fixes[0] ?? write.explanation.summary } : {}) },
-  );
-
-  const over = cell('oversize');
-  const overTitle = 'a mapping larger than the buffer is refused';
-  items.push(
-    !over || over.outcome.kind === 'not-run'
-      ? skipped('oversize', overTitle, over?.outcome.kind === 'not-run' ? over.outcome.reason : 'the check did not run')
-      : over.outcome.kind === 'mmap-failed'
-        ? { id: 'oversize', title: overTitle, verdict: 'pass', reason: `mmap() one page past the buffer refused with ${over.outcome.errno}` }
-        : {
-            id: 'oversize',
-            title: overTitle,
-            verdict: 'fail',
-            reason: `a mapping one page larger than the buffer was accepted: ${cellVerdict(over)}`,
-            hint: 'refuse what the buffer cannot back: if (vma_pages(vma) + vma->vm_pgoff > NPAGES) return -EINVAL;',
-          },
-  );
-
-  const rm = f.rmmod;
-  items.push(
-    !rm
-      ? { id: 'unloads', title: 'rmmod succeeds', verdict: 'fail', reason: 'rmmod was not reached or never finished', hint: 'an earlier crash or hang stopped the machine; see above' }
-      : rm.ok
-        ? { id: 'unloads', title: 'rmmod succeeds', verdict: 'pass', reason: `rmmod ${f.moduleName}` }
-        : { id: 'unloads', title: 'rmmod succeeds', verdict: 'fail', reason: `rmmod failed (status ${rm.status}): ${rm.output}`, hint: 'the module is still in use, or its exit hung: release every reference (mappings, cdev) in the exit function' },
-  );
-
-  items.push(
-    f.problems.length === 0
-      ? { id: 'kernel', title: 'no kernel warning, oops or "Bad page state"', verdict: 'pass', reason: 'the kernel log is clean' }
-      : {
-          id: 'kernel',
-          title: 'no kernel warning, oops or "Bad page state"',
-          verdict: 'fail',
-          reason: `${f.problems.length} problem${f.problems.length === 1 ? '' : 's'}: ${f.problems[0]!.title}`,
-          details: countSame(f.problems.map((p) => `${p.title}${p.location ? ` at ${p.location}` : ''}${p.locationSource ?? p.source ? ` (${p.locationSource ?? p.source})` : ''}`)),
-          hint: 'the first problem is usually the cause; its source line is shown where the module could be resolved',
-        },
-  );
-
-  const reservedTitle = 'no page freed while still marked reserved';
-  items.push(
-    !rm?.ok || f.reservedFreed === undefined
-      ? skipped('reserved', reservedTitle, !rm?.ok ? 'the module was not unloaded' : 'needs kprobe events and PG_reserved\'s bit from the headers')
-      : f.reservedFreed > 0
-        ? {
-            id: 'reserved',
-            title: reservedTitle,
-            verdict: 'fail',
-            reason: `rmmod freed ${f.reservedFreed} page${f.reservedFreed === 1 ? '' : 's'} still marked PG_reserved (a kernel with DEBUG_VM reports this as "Bad page state")`,
-            hint: 'ClearPageReserved() every page that init SetPageReserved(), before vfree()/__free_pages()',
-          }
-        : { id: 'reserved', title: reservedTitle, verdict: 'pass', reason: 'rmmod freed no reserved page' },
-  );
-
-  const leaks = leakedAreas(f.vmallocLeft, f.moduleName);
-  items.push(
-    !rm?.ok
-      ? skipped('leaks', 'no vmalloc area left after rmmod', 'the module was not unloaded')
-      : leaks.length
-        ? { id: 'leaks', title: 'no vmalloc area left after rmmod', verdict: 'fail', reason: `${leaks.length} vmalloc area${leaks.length === 1 ? '' : 's'} still allocated`, details: leaks, hint: 'vfree() in the exit function everything vmalloc()ed in init' }
-        : { id: 'leaks', title: 'no vmalloc area left after rmmod', verdict: 'pass', reason: 'none left' },
-  );
-
-  if (f.tainted !== undefined) {
-    const letters = taintLetters(f.tainted);
-    items.push({
-      id: 'taint',
-      title: 'taint flags',
-      verdict: 'pass',
-      reason: letters.length ? letters.map((l) => `${l} (${TAINT_MEANING[l] ?? 'see the kernel docs'})`).join(', ') : 'not tainted',
-    });
+function deviceOpens(f: CheckFindings): CheckItem {
+  const c = named('device', 'the device opens');
+  if (f.device && !f.device.ok) {
+    return c.fail(f.device.output || 'no device found', { hint: 'register a character device (alloc_chrdev_region/register_chrdev_region + cdev_add, or misc_register), or name it with --device' });
   }
-  return items;
+  const open = f.results.map((r) => r.outcome).find((o) => o.kind === 'open-failed');
+  if (open?.kind === 'open-failed') return c.fail(`open() failed: ${open.errno} (${open.message})`, { hint: 'the file_operations need an .open that succeeds (or none)' });
+  return c.pass(f.device?.output.trim() || 'opened');
+}
+
+function sharedReads(r: CheckResult | undefined, pattern: string): CheckItem {
+  const c = named('shared', 'MAP_SHARED reads the pattern on every page');
+  if (!r || r.outcome.kind === 'not-run' || r.outcome.kind === 'open-failed') return c.skip('the check did not run');
+  if (r.outcome.kind === 'ok') return c.pass(`${r.outcome.pagesOk}/${r.outcome.pages} pages ${pattern}`);
+  return c.fail(cellVerdict(r), explained(r));
+}
+
+function privateWorks(r: CheckResult | undefined): CheckItem {
+  const c = named('private', 'MAP_PRIVATE works or fails cleanly at mmap()');
+  if (!r) return c.skip('the check did not run');
+  if (r.outcome.kind === 'not-run') return c.skip(r.outcome.reason);
+  if (r.outcome.kind === 'ok' || r.outcome.kind === 'mmap-failed') return c.pass(cellVerdict(r));
+  return c.fail(cellVerdict(r), explained(r));
+}
+
+function writeReaches(r: CheckResult | undefined): CheckItem {
+  const c = named('write', 'a write through MAP_SHARED reaches the driver');
+  if (!r || r.outcome.kind === 'not-run') return c.skip('the check did not run');
+  if (r.outcome.kind === 'skipped') return c.skip(r.outcome.reason);
+  if (r.outcome.kind === 'ok') return c.pass('read() sees it');
+  return c.fail(cellVerdict(r), explained(r, false));
+}
+
+function oversizeRefused(r: CheckResult | undefined): CheckItem {
+  const c = named('oversize', 'a mapping larger than the buffer is refused');
+  if (!r) return c.skip('the check did not run');
+  if (r.outcome.kind === 'not-run') return c.skip(r.outcome.reason);
+  if (r.outcome.kind === 'mmap-failed') return c.pass(`mmap() one page past the buffer refused with ${r.outcome.errno}`);
+  return c.fail(`a mapping one page larger than the buffer was accepted: ${cellVerdict(r)}`, { hint: 'refuse what the buffer cannot back: if (vma_pages(vma) + vma->vm_pgoff > NPAGES) return -EINVAL;' });
+}
+
+function unloads(f: CheckFindings): CheckItem {
+  const c = named('unloads', 'rmmod succeeds');
+  const rm = f.rmmod;
+  if (!rm) return c.fail('rmmod was not reached or never finished', { hint: 'an earlier crash or hang stopped the machine; see above' });
+  if (rm.ok) return c.pass(`rmmod ${f.moduleName}`);
+  return c.fail(`rmmod failed (status ${rm.status}): ${rm.output}`, { hint: 'the module is still in use, or its exit hung: release every reference (mappings, cdev) in the exit function' });
+}
+
+function kernelClean(problems: CheckFindings['problems']): CheckItem {
+  const c = named('kernel', 'no kernel warning, oops or "Bad page state"');
+  if (problems.length === 0) return c.pass('the kernel log is clean');
+  return c.fail(`${plural(problems.length, 'problem')}: ${problems[0]!.title}`, {
+    details: countSame(problems.map((p) => `${p.title}${p.location ? ` at ${p.location}` : ''}${p.locationSource ?? p.source ? ` (${p.locationSource ?? p.source})` : ''}`)),
+    hint: 'the first problem is usually the cause; its source line is shown where the module could be resolved',
+  });
+}
+
+function noReservedFreed(f: CheckFindings): CheckItem {
+  const c = named('reserved', 'no page freed while still marked reserved');
+  if (!f.rmmod?.ok) return c.skip('the module was not unloaded');
+  if (f.reservedFreed === undefined) return c.skip("needs kprobe events and PG_reserved's bit from the headers");
+  if (f.reservedFreed <= 0) return c.pass('rmmod freed no reserved page');
+  return c.fail(`rmmod freed ${plural(f.reservedFreed, 'page')} still marked PG_reserved (a kernel with DEBUG_VM reports this as "Bad page state")`, {
+    hint: 'ClearPageReserved() every page that init SetPageReserved(), before vfree()/__free_pages()',
+  });
+}
+
+function noLeaks(f: CheckFindings): CheckItem {
+  const c = named('leaks', 'no vmalloc area left after rmmod');
+  if (!f.rmmod?.ok) return c.skip('the module was not unloaded');
+  const leaks = leakedAreas(f.vmallocLeft, f.moduleName);
+  if (!leaks.length) return c.pass('none left');
+  return c.fail(`${plural(leaks.length, 'vmalloc area')} still allocated`, { details: leaks, hint: 'vfree() in the exit function everything vmalloc()ed in init' });
+}
+
+function taint(mask: number): CheckItem {
+  const letters = taintLetters(mask);
+  return named('taint', 'taint flags').pass(letters.length ? letters.map((l) => `${l} (${TAINT_MEANING[l] ?? 'see the kernel docs'})`).join(', ') : 'not tainted');
+}
+
+/** Every named check, in the order the report shows them; what an earlier failure makes impossible is skipped. */
+export function checkItems(f: CheckFindings): CheckItem[] {
+  const built = builds(f.build);
+  if (!f.build.ok) return [built, skipped('loads', 'loads', 'the driver did not build'), skipped('device', 'the device opens', 'the driver did not build')];
+  const loaded = loads(f);
+  if (!f.insmod?.ok) return [built, loaded, skipped('device', 'the device opens', 'the driver did not load')];
+  const cell = (check: string) => f.results.find((r) => r.check === check);
+  return [
+    built,
+    loaded,
+    deviceOpens(f),
+    sharedReads(cell('shared'), f.pattern),
+    distinctPages(cell('shared')),
+    privateWorks(cell('private')),
+    writeReaches(cell('shared-write')),
+    oversizeRefused(cell('oversize')),
+    unloads(f),
+    kernelClean(f.problems),
+    noReservedFreed(f),
+    noLeaks(f),
+    ...(f.tainted === undefined ? [] : [taint(f.tainted)]),
+  ];
 }

@@ -18,7 +18,7 @@ import { runInRoot } from './build-root.js';
 import { toolchainFor } from './compiler.js';
 import { parseDiagnostics, pathMapper } from './diagnostics.js';
 import { formatDiagnostic, type Diagnostic } from '../model/diagnostic.js';
-import { resolveDriverSource } from './driver-source.js';
+import { resolveDriverSource, type DriverSource } from './driver-source.js';
 
 /** Bump when the build itself changes (flags, result fields) so old cache entries are not reused. */
 const BUILD_FORMAT = 4;
@@ -52,6 +52,17 @@ export interface ModuleBuildOptions {
   onProgress?: (msg: string) => void;
 }
 
+/** The driver's sources copied out of tree (the user's tree stays clean); the folder to build in. */
+async function copySources(src: DriverSource, tree: string): Promise<string> {
+  for (const f of src.files) {
+    await mkdir(join(tree, f, '..'), { recursive: true });
+    await copyFile(join(src.root, f), join(tree, f));
+  }
+  const build = join(tree, src.subdir);
+  if (src.generatedKbuild) await writeFile(join(build, 'Kbuild'), src.generatedKbuild);
+  return build;
+}
+
 export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild> {
   const { kernel, cacheDir } = opts;
   const cwd = opts.cwd ?? process.cwd();
@@ -74,12 +85,7 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
   let failure: MmaplabError | undefined;
   await installDirAtomic(entry, async (staging) => {
     const tree = join(staging, 'src');
-    for (const f of src.files) {
-      await mkdir(join(tree, f, '..'), { recursive: true });
-      await copyFile(join(src.root, f), join(tree, f));
-    }
-    const build = join(tree, src.subdir);
-    if (src.generatedKbuild) await writeFile(join(build, 'Kbuild'), src.generatedKbuild);
+    const build = await copySources(src, tree);
     // Compile as if from the user's own tree, so WARN_ON() lines and debug info name their files.
     const kcflags = `KCFLAGS=-ffile-prefix-map=${tree}=${src.root}`;
     const make = ['make', '-C', kernel.headersDir, `M=${build}`, `CC=${compiler.cc}`, kcflags, `-j${Math.max(1, cpus().length)}`, 'modules'];

@@ -84,6 +84,45 @@ export async function loadCachedKernel(dir: string): Promise<Kernel | undefined>
   }
 }
 
+/** A release not cached yet: its image, headers and their parts downloaded, extracted and fixed up into the cache. */
+async function fetchRelease(apt: PrivateApt, release: string, version: string, spec: DebianSpec, at: { final: string; work: string; progress: (m: string) => void }): Promise<Kernel> {
+  const { final, work, progress } = at;
+  const signed = `linux-image-${release}`;
+  const unsigned = `${signed}-unsigned`;
+  const image = (await apt.has(unsigned)) ? unsigned : signed;
+  // Sid splits the image: the kernel is in linux-binary-*, its modules in linux-modules-*.
+  const imageParts = (await apt.depends(image)).filter((d) => d.startsWith(`linux-binary-${release}`) || d.startsWith(`linux-modules-${release}`));
+  const headers = `linux-headers-${release}`;
+  const headerDeps = (await apt.depends(headers)).filter((d) => /^linux-(headers-.*-common|kbuild-)/.test(d));
+  const rest = [...imageParts, headers, ...headerDeps];
+  const debs = join(work, 'debs');
+  progress(`downloading ${[image, ...rest].join(', ')}`);
+  try {
+    await apt.download([image, ...rest], debs);
+  } catch (e) {
+    // An archive may list the -unsigned package and not serve it (bullseye-security answers 404):
+    // the signed image holds the same files.
+    if (image !== unsigned) throw e;
+    progress(`${unsigned} is listed but not served; downloading ${signed} instead`);
+    await rm(debs, { recursive: true, force: true });
+    await apt.download([signed, ...rest], debs);
+  }
+  await installDirAtomic(final, async (staging) => {
+    progress(`extracting kernel ${release}`);
+    const rootfs = join(staging, 'root');
+    for (const deb of (await readdir(debs)).filter((f) => f.endsWith('.deb'))) {
+      await runChecked('fetch', 'dpkg-deb -x', 'dpkg-deb', ['-x', join(debs, deb), rootfs]);
+    }
+    await relativiseSymlinks(rootfs);
+    const k = await describeExtracted(rootfs, final, release, version, spec);
+    await fixHeaders(join(staging, relative(final, k.headersDir)));
+    await writeFile(join(staging, KERNEL_JSON), `${JSON.stringify(k, null, 2)}\n`);
+  });
+  const kernel = await loadCachedKernel(final);
+  if (!kernel) throw new MmaplabError('fetch', `kernel ${release} was extracted but is incomplete`, { hint: `remove ${final} and retry` });
+  return kernel;
+}
+
 export async function acquireDebianKernel(spec: DebianSpec, opts: DebianFetchOptions): Promise<Kernel> {
   const progress = opts.onProgress ?? (() => {});
   const root = kernelsDir(opts.cacheDir);
@@ -132,42 +171,7 @@ export async function acquireDebianKernel(spec: DebianSpec, opts: DebianFetchOpt
     if (!release) throw new MmaplabError('fetch', `cannot tell which kernel ${meta} ${version} depends on`);
 
     const final = join(root, release);
-    kernel = await loadCachedKernel(final);
-    if (!kernel) {
-      const signed = `linux-image-${release}`;
-      const unsigned = `${signed}-unsigned`;
-      const image = (await apt.has(unsigned)) ? unsigned : signed;
-      // Sid splits the image: the kernel is in linux-binary-*, its modules in linux-modules-*.
-      const imageParts = (await apt.depends(image)).filter((d) => d.startsWith(`linux-binary-${release}`) || d.startsWith(`linux-modules-${release}`));
-      const headers = `linux-headers-${release}`;
-      const headerDeps = (await apt.depends(headers)).filter((d) => /^linux-(headers-.*-common|kbuild-)/.test(d));
-      const rest = [...imageParts, headers, ...headerDeps];
-      const debs = join(work, 'debs');
-      progress(`downloading ${[image, ...rest].join(', ')}`);
-      try {
-        await apt.download([image, ...rest], debs);
-      } catch (e) {
-        // An archive may list the -unsigned package and not serve it (bullseye-security answers 404):
-        // the signed image holds the same files.
-        if (image !== unsigned) throw e;
-        progress(`${unsigned} is listed but not served; downloading ${signed} instead`);
-        await rm(debs, { recursive: true, force: true });
-        await apt.download([signed, ...rest], debs);
-      }
-      await installDirAtomic(final, async (staging) => {
-        progress(`extracting kernel ${release}`);
-        const rootfs = join(staging, 'root');
-        for (const deb of (await readdir(debs)).filter((f) => f.endsWith('.deb'))) {
-          await runChecked('fetch', 'dpkg-deb -x', 'dpkg-deb', ['-x', join(debs, deb), rootfs]);
-        }
-        await relativiseSymlinks(rootfs);
-        const k = await describeExtracted(rootfs, final, release, version, spec);
-        await fixHeaders(join(staging, relative(final, k.headersDir)));
-        await writeFile(join(staging, KERNEL_JSON), `${JSON.stringify(k, null, 2)}\n`);
-      });
-      kernel = await loadCachedKernel(final);
-      if (!kernel) throw new MmaplabError('fetch', `kernel ${release} was extracted but is incomplete`, { hint: `remove ${final} and retry` });
-    }
+    kernel = (await loadCachedKernel(final)) ?? (await fetchRelease(apt, release, version, spec, { final, work, progress }));
     await writeFileAtomic(alias, `${JSON.stringify({ release, packageVersion: version, resolvedAt: new Date().toISOString() })}\n`);
   } finally {
     await rm(work, { recursive: true, force: true });

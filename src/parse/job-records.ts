@@ -150,85 +150,95 @@ export function vmallocLeftOver(before: readonly string[], after: readonly strin
   return left;
 }
 
+/** The records of each check, as the test program reported them between its start and its exit. */
+interface PerCheck {
+  recs: Map<CheckName, GuestRecord[]>;
+  exits: Map<CheckName, number>;
+  traces: Map<CheckName, string[]>;
+  current: GuestRecord[] | undefined;
+  vmalloc: { before: string[]; after: string[]; seen: boolean };
+}
+
+/** One record into what the job saw. */
+function fold(obs: JobObservation, acc: PerCheck, r: GuestRecord): void {
+  switch (r.t) {
+    case 'step':
+      if (r.step === 'insmod' || r.step === 'device' || r.step === 'rmmod') obs.steps[r.step] = { ok: r.status === 0, status: r.status, output: r.output };
+      return;
+    case 'start':
+      acc.current = [r];
+      acc.recs.set(r.check, acc.current);
+      return;
+    case 'exit':
+      acc.exits.set(r.check, r.status);
+      acc.current = undefined;
+      return;
+    case 'trace':
+      acc.traces.set(r.check, [...(acc.traces.get(r.check) ?? []), r.line]);
+      return;
+    case 'kmsg':
+      obs.kmsg.push(parseKernelLine(r.line));
+      return;
+    case 'tracing':
+      obs.tracing = r.on;
+      if (!r.on && r.why) obs.tracingOff = r.why;
+      return;
+    case 'device':
+      obs.steps.device = deviceStep(r);
+      return;
+    case 'vmalloc':
+      acc.vmalloc.seen = true;
+      acc.vmalloc[r.when].push(r.line);
+      return;
+    case 'job-done':
+      obs.complete = true;
+      return;
+    case 'text':
+      if (r.text.trim()) obs.stray.push(r.text);
+      return;
+    case 'vmalloc-left':
+      obs.vmallocLeft.push(r.line);
+      return;
+    case 'tainted':
+      obs.tainted = r.value;
+      return;
+    case 'reserved-freed':
+      obs.reservedFreed = r.pages;
+      return;
+    case 'ready':
+    case 'job-end':
+    case 'synced':
+      return;
+    default:
+      acc.current?.push(r);
+  }
+}
+
+function observeCheck(check: CheckName, acc: PerCheck): CheckObservation {
+  const recs = acc.recs.get(check) ?? [];
+  const pageReports = recs
+    .filter((r): r is Rec<'page'> => r.t === 'page')
+    .map(({ page, addr, word, index, expectIndex, pfn, ok }) => ({ page, addr, word, index, expectIndex, ...(pfn === undefined ? {} : { pfn }), ok }));
+  const status = acc.exits.get(check);
+  return {
+    check,
+    outcome: status === undefined ? undefined : outcomeOf(check, recs, status, pageReports),
+    exitStatus: status ?? null,
+    pages: recs.find((r): r is Rec<'done'> => r.t === 'done')?.pages ?? pageReports.length,
+    pageReports,
+    seedPrintf: recs.find((r): r is Rec<'seed-printf'> => r.t === 'seed-printf')?.text,
+    trace: acc.traces.get(check) ?? [],
+    ...aliasesOf(recs),
+  };
+}
+
 export function observeJob(records: readonly GuestRecord[], checks: readonly CheckName[]): JobObservation {
   const obs: JobObservation = { steps: {}, checks: [], kmsg: [], tracing: false, complete: false, stray: [], vmallocLeft: [], tainted: undefined, reservedFreed: undefined };
-  const vmalloc = { before: [] as string[], after: [] as string[], seen: false };
-  const recsOf = new Map<CheckName, GuestRecord[]>();
-  const exits = new Map<CheckName, number>();
-  const traces = new Map<CheckName, string[]>();
-  let current: GuestRecord[] | undefined;
-
-  for (const r of records) {
-    switch (r.t) {
-      case 'step':
-        if (r.step === 'insmod' || r.step === 'device' || r.step === 'rmmod') obs.steps[r.step] = { ok: r.status === 0, status: r.status, output: r.output };
-        break;
-      case 'start':
-        current = [r];
-        recsOf.set(r.check, current);
-        break;
-      case 'exit':
-        exits.set(r.check, r.status);
-        current = undefined;
-        break;
-      case 'trace':
-        traces.set(r.check, [...(traces.get(r.check) ?? []), r.line]);
-        break;
-      case 'kmsg':
-        obs.kmsg.push(parseKernelLine(r.line));
-        break;
-      case 'tracing':
-        obs.tracing = r.on;
-        if (!r.on && r.why) obs.tracingOff = r.why;
-        break;
-      case 'device':
-        obs.steps.device = deviceStep(r);
-        break;
-      case 'vmalloc':
-        vmalloc.seen = true;
-        vmalloc[r.when].push(r.line);
-        break;
-      case 'job-done':
-        obs.complete = true;
-        break;
-      case 'text':
-        if (r.text.trim()) obs.stray.push(r.text);
-        break;
-      case 'vmalloc-left':
-        obs.vmallocLeft.push(r.line);
-        break;
-      case 'tainted':
-        obs.tainted = r.value;
-        break;
-      case 'reserved-freed':
-        obs.reservedFreed = r.pages;
-        break;
-      case 'ready':
-      case 'job-end':
-        break;
-      default:
-        current?.push(r);
-    }
-  }
+  const acc: PerCheck = { recs: new Map(), exits: new Map(), traces: new Map(), current: undefined, vmalloc: { before: [], after: [], seen: false } };
+  for (const r of records) fold(obs, acc, r);
   // Only once rmmod succeeded does the job read the areas again.
-  if (vmalloc.seen && obs.steps.rmmod?.ok) obs.vmallocLeft.push(...vmallocLeftOver(vmalloc.before, vmalloc.after));
-  for (const check of checks) {
-    const recs = recsOf.get(check) ?? [];
-    const pageReports = recs
-      .filter((r): r is Rec<'page'> => r.t === 'page')
-      .map(({ page, addr, word, index, expectIndex, pfn, ok }) => ({ page, addr, word, index, expectIndex, ...(pfn === undefined ? {} : { pfn }), ok }));
-    const status = exits.get(check);
-    obs.checks.push({
-      check,
-      outcome: status === undefined ? undefined : outcomeOf(check, recs, status, pageReports),
-      exitStatus: status ?? null,
-      pages: recs.find((r): r is Rec<'done'> => r.t === 'done')?.pages ?? pageReports.length,
-      pageReports,
-      seedPrintf: recs.find((r): r is Rec<'seed-printf'> => r.t === 'seed-printf')?.text,
-      trace: traces.get(check) ?? [],
-      ...aliasesOf(recs),
-    });
-  }
+  if (acc.vmalloc.seen && obs.steps.rmmod?.ok) obs.vmallocLeft.push(...vmallocLeftOver(acc.vmalloc.before, acc.vmalloc.after));
+  obs.checks = checks.map((c) => observeCheck(c, acc));
   return obs;
 }
 

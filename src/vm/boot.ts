@@ -156,20 +156,18 @@ export async function bootGuest(
     );
     i++;
   }
+  throw bootFailure(last, opts, consoleLog);
+}
+
+/** The error of a boot that never became ready: a hang, or QEMU's own last words. */
+function bootFailure(last: Exclude<BootResult, { kind: 'ready' }> | undefined, opts: BootOptions, consoleLog: string): MmaplabError {
   const tail = (last?.console ?? '').trimEnd().split('\n').slice(-15);
+  const at = { hint: `full console: ${consoleLog}`, artifacts: { consoleLog } };
   if (last?.kind === 'timeout') {
-    throw new MmaplabError('boot', `the guest did not become ready within ${Math.min(90, opts.timeoutS)} s (hang during boot); QEMU was killed`, {
-      details: tail,
-      hint: `full console: ${consoleLog}`,
-      artifacts: { consoleLog },
-    });
+    return new MmaplabError('boot', `the guest did not become ready within ${Math.min(90, opts.timeoutS)} s (hang during boot); QEMU was killed`, { details: tail, ...at });
   }
   const stderr = last?.kind === 'exited' ? last.stderr.trim() : '';
-  throw new MmaplabError('boot', `QEMU exited before the guest was ready${stderr ? `: ${stderr.split('\n')[0]}` : ''}`, {
-    details: stderr ? stderr.split('\n').slice(0, 10) : tail,
-    hint: `full console: ${consoleLog}`,
-    artifacts: { consoleLog },
-  });
+  return new MmaplabError('boot', `QEMU exited before the guest was ready${stderr ? `: ${stderr.split('\n')[0]}` : ''}`, { details: stderr ? stderr.split('\n').slice(0, 10) : tail, ...at });
 }
 
 /** What booted shows which failed trick was at fault: microvm if pc booted the same vmlinux, the vmlinux if only the bzImage booted. */

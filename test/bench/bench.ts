@@ -94,18 +94,22 @@ async function rawQemu(args: string[], socket: string, expect: RegExp): Promise<
   }
 }
 
-async function main(): Promise<void> {
-  const runs = Number(arg('--runs', '9'));
-  const out = arg('--out', join(PACKAGE_ROOT, 'test', 'bench'));
-  const base = { ...process.env, NO_COLOR: '1' } as Record<string, string>;
-  const state = mkdtempSync(join(tmpdir(), 'mmaplab-bench-state-'));
-  base.MMAPLAB_STATE_DIR = state;
+/** What the timed phases share: the kernel, its initramfs, the raw baseline's initramfs and QEMU spec, check's driver. */
+interface Setup {
+  base: Record<string, string>;
+  runs: number;
+  qemu: Awaited<ReturnType<typeof qemuInfo>>;
+  kernel: Awaited<ReturnType<typeof acquireKernel>>;
+  initramfs: Awaited<ReturnType<typeof buildInitramfs>>;
+  first: RunReport;
+  tmp: string;
+  rawInitrd: string;
+  spec: { accel: 'kvm' | 'tcg'; memoryMb: number; kernelImage: string; firmware: string | undefined; channelSocket: string };
+  checkDir: string;
+  checkSource: string;
+}
 
-  process.stderr.write('cold run (empty cache)...\n');
-  const coldCache = mkdtempSync(join(tmpdir(), 'mmaplab-bench-cache-'));
-  const [cold, coldReport] = await mmaplabRun({ ...base, MMAPLAB_CACHE_DIR: coldCache });
-  rmSync(coldCache, { recursive: true, force: true });
-
+async function prepare(base: Record<string, string>, runs: number): Promise<Setup> {
   await mmaplabRun(base); // fills the user's cache if it was empty
   const qemu = await qemuInfo();
   const first = (await mmaplabRun(base))[1];
@@ -134,6 +138,12 @@ async function main(): Promise<void> {
   const checkSource = await readFile(join(PACKAGE_ROOT, 'test', 'fixtures', 'drivers', 'misc-device', 'miscmap.c'), 'utf8');
   await mmaplabRun(base, ['--no-snapshot']);
 
+  return { base, runs, qemu, kernel, initramfs, first, tmp, rawInitrd, spec, checkDir, checkSource };
+}
+
+/** Warm runs restored and booted, check with a rebuild, and the raw boots, interleaved. */
+async function interleaved(st: Setup) {
+  const { base, runs, first, checkDir, checkSource, spec, rawInitrd, initramfs } = st;
   // TCG timings drift with the host's load: interleave them all so drift hits them alike.
   process.stderr.write(`warm runs (snapshot and booted), checks and raw boots, interleaved, x${runs}...\n`);
   const warm: number[] = [];
@@ -158,7 +168,11 @@ async function main(): Promise<void> {
     rawBoot.push(await rawQemu(qemuArgs({ ...spec, initrd: initramfs.path, append: [...BASE_APPEND, 'mmaplab.probe'] }), spec.channelSocket, /probe ok/));
   }
 
-  // The five-kernel matrix against one kernel, interleaved the same way.
+  return { warm, warmTimings, booted, check, rawJob, rawBoot, last };
+}
+
+/** The five-kernel matrix against one kernel, interleaved. */
+async function matrixPhase(base: Record<string, string>) {
   const matrixRuns = Number(arg('--matrix-runs', '5'));
   process.stderr.write(`matrix (--kernel all --jobs 2) and single-kernel runs, interleaved, x${matrixRuns}...\n`);
   const matrixArgs = ['--kernel', 'all', '--jobs', '2'];
@@ -172,8 +186,12 @@ async function main(): Promise<void> {
     matrix.push(s);
     matrixReport = r as unknown as MatrixReport;
   }
-  rmSync(state, { recursive: true, force: true });
+  return { matrixRuns, single, matrix, matrixReport };
+}
 
+/** Raw boots to init of every kernel three ways. */
+async function bootWays(qemu: Setup['qemu'], accel: Setup['spec']['accel']) {
+  const spec = { accel };
   // What booting the unpacked vmlinux (PVH) saves against the bzImage, and what microvm would save
   // against pc (raw boots to init, which need no virtio device), on every kernel, interleaved.
   process.stderr.write('raw boots to init: bzImage, vmlinux (PVH) on pc, vmlinux on microvm, on five kernels...\n');
@@ -196,7 +214,12 @@ async function main(): Promise<void> {
     pvh.push(row);
   }
 
-  // Where a restored guest's time goes: the restore with its SYNC, then a job that does nothing.
+  return pvh;
+}
+
+/** Where a restored guest's time goes: the restore with its SYNC, then a job that does nothing. */
+async function restoreAnatomy(st: Setup) {
+  const { qemu, kernel, initramfs, first, runs, tmp } = st;
   process.stderr.write('restores of the snapshot with an empty job, x9...\n');
   const anatomy = { restore: [] as number[], emptyJob: [] as number[] };
   {
@@ -217,9 +240,15 @@ async function main(): Promise<void> {
       anatomy.emptyJob.push(js);
     }
   }
-  rmSync(tmp, { recursive: true, force: true });
+  return anatomy;
+}
+
+type Phases = Awaited<ReturnType<typeof interleaved>> & Awaited<ReturnType<typeof matrixPhase>> & { cold: number; coldReport: RunReport; runs: number; qemu: Setup['qemu']; pvh: Awaited<ReturnType<typeof bootWays>>; anatomy: Awaited<ReturnType<typeof restoreAnatomy>> };
+
+function summarise(p: Phases) {
+  const { warm, warmTimings, booted, check, rawJob, rawBoot, last, cold, coldReport, runs, qemu, pvh, anatomy, matrixRuns, single, matrix, matrixReport } = p;
   const m = { warm: median(warm), booted: median(booted), check: median(check), rawJob: median(rawJob), rawBoot: median(rawBoot) };
-  const results = {
+  return {
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', accel: guestMachine(last).accel, qemu: qemu.version, kernel: last.kernel.release, bootImage: guestMachine(last).bootImage ?? 'bzimage' },
     runs,
@@ -254,10 +283,16 @@ async function main(): Promise<void> {
       ratio: median(matrix) / median(single),
     },
   };
-  await mkdir(out, { recursive: true });
-  await writeFile(join(out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+}
+
+function markdown(results: ReturnType<typeof summarise>): string {
+  const { medians: m, runs } = results;
+  const { coldBreakdownMs: coldTimings } = results;
+  const cold = results.seconds.cold;
+  const matrixRuns = results.matrix.runs;
+  const anatomy = results.anatomy.seconds;
   const f = (x: number) => `${x.toFixed(2)} s`;
-  const md = [
+  return [
     `# mmaplab benchmark (${results.date.slice(0, 10)})`,
     '',
     `${results.machine.cpus} cores (${results.machine.cpu}), ${results.machine.accel.toUpperCase()}, QEMU ${results.machine.qemu}, kernel ${results.machine.kernel} (${results.machine.bootImage === 'pvh' ? 'vmlinux through PVH' : 'bzImage'}, mmaplab and the raw boots alike); medians of ${runs} runs.`,
@@ -277,7 +312,7 @@ async function main(): Promise<void> {
     '',
     `Warm run breakdown (medians): the first restore ${(results.warmBreakdownMs.firstRestore / 1000).toFixed(2)} s, restores and jobs ${(results.warmBreakdownMs.job / 1000).toFixed(2)} s, the rest (node, cache checks, exit) ${(results.warmBreakdownMs.outsideBootAndJob / 1000).toFixed(2)} s.`,
     '',
-    `Cold run breakdown: kernel ${(coldReport.timings.kernelMs / 1000).toFixed(1)} s, build ${(coldReport.timings.buildMs / 1000).toFixed(1)} s, boot ${(coldReport.timings.bootMs / 1000).toFixed(1)} s, job ${(coldReport.timings.jobMs / 1000).toFixed(1)} s.`,
+    `Cold run breakdown: kernel ${(coldTimings.kernelMs / 1000).toFixed(1)} s, build ${(coldTimings.buildMs / 1000).toFixed(1)} s, boot ${(coldTimings.bootMs / 1000).toFixed(1)} s, job ${(coldTimings.jobMs / 1000).toFixed(1)} s.`,
     '',
     `## Kernel matrix (medians of ${matrixRuns}, interleaved)`,
     '',
@@ -297,6 +332,31 @@ async function main(): Promise<void> {
     ...results.pvh.map((p) => `| ${p.release} | ${f(p.medians.bzImage)} | ${f(p.medians.vmlinux)} | ${f(p.medians.microvm)} |`),
     '',
   ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const runs = Number(arg('--runs', '9'));
+  const out = arg('--out', join(PACKAGE_ROOT, 'test', 'bench'));
+  const base = { ...process.env, NO_COLOR: '1' } as Record<string, string>;
+  const state = mkdtempSync(join(tmpdir(), 'mmaplab-bench-state-'));
+  base.MMAPLAB_STATE_DIR = state;
+
+  process.stderr.write('cold run (empty cache)...\n');
+  const coldCache = mkdtempSync(join(tmpdir(), 'mmaplab-bench-cache-'));
+  const [cold, coldReport] = await mmaplabRun({ ...base, MMAPLAB_CACHE_DIR: coldCache });
+  rmSync(coldCache, { recursive: true, force: true });
+
+  const st = await prepare(base, runs);
+  const warmPhase = await interleaved(st);
+  const matrixResults = await matrixPhase(base);
+  rmSync(state, { recursive: true, force: true });
+  const pvh = await bootWays(st.qemu, st.spec.accel);
+  const anatomy = await restoreAnatomy(st);
+  rmSync(st.tmp, { recursive: true, force: true });
+  const results = summarise({ ...warmPhase, ...matrixResults, cold, coldReport, runs, qemu: st.qemu, pvh, anatomy });
+  await mkdir(out, { recursive: true });
+  await writeFile(join(out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  const md = markdown(results);
   await writeFile(join(out, 'results.md'), md);
   process.stdout.write(md);
 }
