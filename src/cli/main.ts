@@ -4,7 +4,7 @@
  * codes come from the one exit policy, model/exit).
  */
 import { CommanderError } from 'commander';
-import { errorExitCode, ExitCode } from '../model/exit.js';
+import { errorExitCode, ExitCode, signalExitCode } from '../model/exit.js';
 import { isMmaplabError } from '../util/errors.js';
 import { buildProgram } from './program.js';
 import { reportError } from './report-error.js';
@@ -17,7 +17,8 @@ export async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
   } catch (e) {
     // Reaping the guest makes the run fail; that is not worth a message of its own.
-    if (interrupted()) return 130;
+    const sig = interrupted();
+    if (sig) return signalExitCode(sig);
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return ExitCode.ok;
       if (e.code === 'mmaplab.usage') process.stderr.write(`mmaplab: error: ${e.message}\n`);

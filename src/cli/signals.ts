@@ -6,17 +6,17 @@
 import { abortAll } from '../machines/live.js';
 import { signalExitCode } from '../model/exit.js';
 
-let stopping = false;
+let stopping: 'SIGINT' | 'SIGTERM' | undefined;
 
-/** Set once a signal came: the command's own failure that follows is not worth a message. */
-export function interrupted(): boolean {
+/** The signal, once one came: the command's own failure that follows is not worth a message. */
+export function interrupted(): 'SIGINT' | 'SIGTERM' | undefined {
   return stopping;
 }
 
 export function handleSignals(): void {
   const onSignal = (sig: 'SIGINT' | 'SIGTERM') => {
     if (stopping) return;
-    stopping = true;
+    stopping = sig;
     process.stderr.write(`\nmmaplab: interrupted (${sig}); stopping the guest or cleaning up the target\n`);
     const giveUp = new Promise((r) => setTimeout(r, 30_000).unref());
     void Promise.race([abortAll(), giveUp]).finally(() => process.exit(signalExitCode(sig)));

@@ -128,6 +128,10 @@ describe('mmaplab over SSH', () => {
     expect(readFileSync(kh, 'utf8')).toBe(`${target.knownHostsLine}\n`);
     expect(readFileSync(join(out, 'console.log'), 'utf8')).toMatch(/mmaplab: target session \w+ begin[^]*mmaplab: job 7 end/);
     expect(existsSync(join(out, 'mmaplab.ko'))).toBe(true);
+    // The target's directory reads back as the report it wrote (its followed kernel log is its console).
+    const parsed = await runCli(['parse', out, '--json']);
+    expect(parsed.exitCode, parsed.stderr).toBe(0);
+    expect(JSON.parse(parsed.stdout)).toEqual(report);
     expect(await leftovers()).toBe('');
   }, 400_000);
 

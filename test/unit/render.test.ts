@@ -81,3 +81,17 @@ describe('JSON report', () => {
     expect(doc.strategies.map((s) => s.strategy)).toEqual(['seed', 'checked', 'no-maywrite', 'remap-vmalloc-range', 'insert-page', 'fault', 'contiguous']);
   });
 });
+
+describe('terminal report, untraced', () => {
+  const untraced = (machine: ReturnType<typeof fixtureReport>['machine']) => {
+    const r = fixtureReport('seed');
+    return renderRunText({ ...r, machine, strategies: r.strategies.map((s) => ({ ...s, tracing: false })) }, plain);
+  };
+  const target = { kind: 'ssh' as const, target: 'ssh://pi@board:22', hostKey: 'SHA256:x', os: 'Debian GNU/Linux 13', bootId: 'b', leftBehind: [] };
+
+  it('says why no call was traced: a kernel without kprobe events, or a target mmaplab cannot trace yet', () => {
+    expect(untraced(fixtureReport('seed').machine)).toMatch(/^ {2}tracing {2}unavailable in this kernel \(no kprobe events\): no traced calls$/m);
+    expect(untraced({ ...target, arch: 'aarch64' })).toMatch(/^ {2}tracing {2}off: mmaplab cannot trace aarch64 yet \(see the note\): no traced calls$/m);
+    expect(untraced({ ...target, arch: 'x86_64' })).toMatch(/unavailable in this kernel \(no kprobe events\)/);
+  });
+});
