@@ -187,7 +187,11 @@ if [ "${1:-}" = --prepare ]; then
   . "$2"
   INSPECT=0
   trace_setup
-  [ "$tracing" = 1 ] && page_free_probe && trace_enable 0
+  # The page_free probe is wanted only where its arguments are known; the events go off either way.
+  if [ "$tracing" = 1 ]; then
+    page_free_probe
+    trace_enable 0
+  fi
   exit 0
 fi
 

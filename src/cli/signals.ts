@@ -3,7 +3,6 @@
  * place; targets cleaned up over SSH, at most 30 s), then leave with 128 +
  * the signal. Child processes started through execa are killed on exit too.
  */
-import { abortAll } from '../machines/live.js';
 import { signalExitCode } from '../model/exit.js';
 
 let stopping: 'SIGINT' | 'SIGTERM' | undefined;
@@ -19,7 +18,9 @@ export function handleSignals(): void {
     stopping = sig;
     process.stderr.write(`\nmmaplab: interrupted (${sig}); stopping the guest or cleaning up the target\n`);
     const giveUp = new Promise((r) => setTimeout(r, 30_000).unref());
-    void Promise.race([abortAll(), giveUp]).finally(() => process.exit(signalExitCode(sig)));
+    // Loaded only now: the machines' code (QEMU, SSH) is not what every command start should pay for.
+    const stopAll = import('../machines/live.js').then(({ abortAll }) => abortAll());
+    void Promise.race([stopAll, giveUp]).finally(() => process.exit(signalExitCode(sig)));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

@@ -54,7 +54,7 @@ async function runPasses(machine: Machine, jobFor: (id: number, checks: readonly
     onPass(remaining);
     const job = jobFor(id, remaining);
     const r = await machine.runJob(job);
-    await runDir.appendRecords(job, r.records, { end: r.end, boot: r.boot, command: 'check' });
+    await runDir.appendRecords(job, r.records, { end: r.end, boot: r.boot, command: 'check', console: r.console !== '' });
     const a = assessJob({ strategy: CUSTOM_DRIVER, label: '', checks: remaining, jobId: id, end: r.end, records: r.records, console: r.console, boot: r.boot });
     assessments.push(a);
     if (r.end === 'done' || r.end === 'timeout' || r.end === 'connection-lost') break;

@@ -25,7 +25,7 @@ import type { KernelLine, KernelProblem } from '../model/kernel-log.js';
 import type { CheckReport, KernelEntry, MatrixReport, RunReport } from '../model/report.js';
 import { findProblems, parseKernelLog, reachedInit } from '../parse/kmsg.js';
 import { RunDir, type SavedJob, type SavedResults } from '../rundir/run-dir.js';
-import { usageError } from '../util/errors.js';
+import { isMmaplabError, usageError } from '../util/errors.js';
 
 export type ParseResult =
   | { kind: 'run'; report: RunReport }
@@ -40,6 +40,19 @@ function checksOf(jobs: readonly SavedJob[]): CheckName[] {
   return seen.length ? CHECK_NAMES.filter((c) => seen.includes(c)) : [...CHECK_NAMES];
 }
 
+/**
+ * results.json, validated. One that is damaged or not mmaplab's does not stop a
+ * directory with records from being read: the records are re-assessed without it.
+ */
+async function readResultsOrNote(dir: RunDir, jobs: SavedJob[] | undefined): Promise<{ saved: SavedResults | undefined; passedOver: string | undefined }> {
+  try {
+    return { saved: await dir.readResults(), passedOver: undefined };
+  } catch (e) {
+    if (!jobs?.length || !isMmaplabError(e)) throw e;
+    return { saved: undefined, passedOver: e.message };
+  }
+}
+
 /** The word the test program looked for, as it said when a check started. */
 function patternOf(jobs: readonly SavedJob[]): string {
   for (const j of jobs) for (const r of j.records) if (r.t === 'start') return r.pattern;
@@ -51,10 +64,11 @@ export async function parseSaved(path: string): Promise<ParseResult> {
   if (!info) throw usageError(`${path} does not exist`);
   const dir = RunDir.at(info.isDirectory() ? path : dirname(path));
   const consoleName = info.isDirectory() ? 'console.log' : basename(path);
-  const saved = await dir.readResults();
-  if (saved?.kind === 'matrix') return { kind: 'matrix', report: await parseMatrix(dir, saved.report) };
   const jobs = await dir.readJobs();
-  if (jobs?.length) return reassess(dir, consoleName, jobs, saved);
+  // A console given by itself is read by itself; beside records, results.json says what only the run knew.
+  const { saved, passedOver } = info.isDirectory() || jobs?.length ? await readResultsOrNote(dir, jobs) : { saved: undefined, passedOver: undefined };
+  if (saved?.kind === 'matrix') return { kind: 'matrix', report: await parseMatrix(dir, saved.report) };
+  if (jobs?.length) return reassess(dir, consoleName, jobs, saved, passedOver);
   // A check whose driver did not build ran no job: its results are all there is.
   if (saved?.kind === 'check' && !jobs) return saved;
   const text = await dir.read(consoleName);
@@ -67,7 +81,7 @@ export async function parseSaved(path: string): Promise<ParseResult> {
 }
 
 /** Each job assessed again from its records and the console of the boot that ran it. */
-async function reassess(dir: RunDir, consoleName: string, jobs: SavedJob[], saved: SavedResults | undefined): Promise<ParseResult> {
+async function reassess(dir: RunDir, consoleName: string, jobs: SavedJob[], saved: SavedResults | undefined, passedOver: string | undefined): Promise<ParseResult> {
   const prior = saved?.kind === 'run' || saved?.kind === 'check' ? saved : undefined;
   // What wrote the records: results.json says, else the records themselves (runs of earlier versions: a run).
   const isCheck = prior ? prior.kind === 'check' : jobs.some((j) => j.ending?.command === 'check');
@@ -82,7 +96,8 @@ async function reassess(dir: RunDir, consoleName: string, jobs: SavedJob[], save
     // How the job ended, as its machine saw it (records of earlier versions: from results.json, else guessed).
     const end: JobEnd = j.ending?.end ?? before?.end ?? (j.records.some((r) => r.t === 'job-done') ? 'done' : 'timeout');
     const ran = isCheck ? remaining : checks;
-    const console = await dir.consoleOf({ id: j.id, boot }, consoleName);
+    // A job its machine never began (an SSH target lost before it) had no console of its own.
+    const console = j.ending?.console === false ? '' : await dir.consoleOf({ id: j.id, boot }, consoleName);
     const a = assessJob({ strategy: j.strategy, ...(isCheck ? { label: '' } : {}), checks: ran, jobId: j.id, end, records: j.records, console, boot });
     assessments.push(a);
     remaining = a.results.filter((r) => r.outcome.kind === 'not-run').map((r) => r.check);
@@ -99,7 +114,8 @@ async function reassess(dir: RunDir, consoleName: string, jobs: SavedJob[], save
   const rederived = (n: string) => assessments.some((a) => a.notes.includes(n));
   const unknown = 'unknown (not in the saved run)';
   const kernel = prior?.report.kernel ?? { spec: unknown, release: unknown, packageVersion: unknown, flavour: unknown };
-  const notes = prior ? prior.report.notes.filter((n) => !rederived(n)) : ['results.json is missing (the run was killed, or is still running): what the kernel and machine were is unknown'];
+  const missing = passedOver ? `results.json was passed over (${passedOver})` : 'results.json is missing (the run was killed, or is still running)';
+  const notes = prior ? prior.report.notes.filter((n) => !rederived(n)) : [`${missing}: what the kernel and machine were is unknown`];
   if (isCheck) {
     const p = prior?.kind === 'check' ? prior.report : undefined;
     const report = assembleCheckReport({

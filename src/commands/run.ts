@@ -65,7 +65,7 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
       progress('job', `${strategy}: ${opts.checks.join(', ')}`);
       const job = labJob({ id: i + 1, strategy, modulePath: module.jobKo, moduleName: module.name, moduleParams: takesStrategy && strategy !== CUSTOM_DRIVER ? [`strategy=${strategy}`] : [], testProgram: lab.testProgram, checks: opts.checks, pages: opts.pages });
       const r = await machine.runJob(job);
-      await runDir.appendRecords(job, r.records, { end: r.end, boot: r.boot, command: 'run' });
+      await runDir.appendRecords(job, r.records, { end: r.end, boot: r.boot, command: 'run', console: r.console !== '' });
       return assessJob({ strategy, checks: opts.checks, jobId: job.id, end: r.end, records: r.records, console: r.console, boot: r.boot });
     });
   } finally {

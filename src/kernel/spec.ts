@@ -27,18 +27,20 @@ const HELP = `use debian:<suite> (e.g. ${DEFAULT_KERNEL}), host, local:<bzImage>
  * release after it (and their backports), by codename or by alias. Older
  * releases (buster's 4.19) predate the kernel APIs the lab is checked against.
  */
-export const DEBIAN_SUITES: readonly string[] = ['bullseye', 'bookworm', 'trixie', 'forky', 'duke', 'sid', 'oldstable', 'stable', 'testing', 'unstable', 'experimental'];
+export const DEBIAN_SUITES: readonly string[] = ['bullseye', 'bookworm', 'trixie', 'forky', 'duke', 'sid', 'oldoldstable', 'oldstable', 'stable', 'testing', 'unstable', 'experimental'];
 
+/** A suite, or one of its -backports, -updates, -security or -proposed-updates suites (never of a rolling one). */
 function knownSuite(suite: string): boolean {
-  const base = suite.replace(/-backports$/, '');
-  return DEBIAN_SUITES.includes(base) && !(suite.endsWith('-backports') && ['sid', 'unstable', 'experimental'].includes(base));
+  const m = /^(.*?)(-(?:backports|updates|security|proposed-updates))?$/.exec(suite)!;
+  const base = m[1]!;
+  return DEBIAN_SUITES.includes(base) && !(m[2] && ['sid', 'unstable', 'experimental'].includes(base));
 }
 
 export function parseKernelSpec(text: string, flavour = DEFAULT_FLAVOUR): KernelSpec {
   const t = text.trim();
   const m = /^debian:([a-z][a-z0-9-]*)$/.exec(t);
   if (m) {
-    if (!knownSuite(m[1]!)) throw usageError(`unknown Debian suite '${m[1]}' in '${text}'`, `the lab runs on ${DEBIAN_SUITES.join(', ')} (and <suite>-backports); e.g. ${DEFAULT_KERNEL}`);
+    if (!knownSuite(m[1]!)) throw usageError(`unknown Debian suite '${m[1]}' in '${text}'`, `the lab runs on ${DEBIAN_SUITES.join(', ')} (and their -backports, -updates, -security); e.g. ${DEFAULT_KERNEL}`);
     return { kind: 'debian', suite: m[1]!, flavour };
   }
   if (t === 'host') return { kind: 'host' };

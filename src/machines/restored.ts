@@ -5,11 +5,12 @@
  * snapshot that is stale is made anew; one that is damaged or does not
  * restore is removed, and the run carries on in booted guests (GuestJobHost).
  */
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jobPayload, type LabJob } from '../guest/job.js';
 import type { GuestMachine, SnapshotUse } from '../model/report.js';
 import { isMmaplabError, MmaplabError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/fsx.js';
 import { Limiter } from '../util/limiter.js';
 import { bootGuest, bootRecipes, guestSpec } from '../vm/boot.js';
 import { GuestVm, type BootResult } from '../vm/guest-vm.js';
@@ -51,6 +52,7 @@ export class RestoredGuests implements Machine {
   private spare: Promise<{ r: BootResult; log: ConsolePart & { guest: number } } | undefined> | undefined;
   private readonly fallbackOne = new Limiter(1);
   private usedFallback = false;
+  private folded: Promise<void> | undefined;
   private guests = 0;
   private spec: BootSpec | undefined;
 
@@ -106,6 +108,8 @@ export class RestoredGuests implements Machine {
           this.ctx.notes.push(`the snapshot of ${this.ctx.kernel.release} did not restore (${why}); it was removed, and the jobs from job ${job.id} on ran in a booted guest`);
           await discardSnapshot(snap.dir);
         }
+        // Not this job's console: the job runs in a booted guest, whose console is its own.
+        log.label = `a guest restored for job ${job.id} that did not come up (${why})`;
         // The booted guest takes a slot of its own: give this one back first (a matrix with --jobs 1 has one).
         release();
         return await this.viaFallback(job);
@@ -262,8 +266,13 @@ export class RestoredGuests implements Machine {
     await this.foldConsoles();
   }
 
+  /** console.log, once: an interrupted run's abort and its command's close may both ask for it. */
+  private foldConsoles(): Promise<void> {
+    return (this.folded ??= this.fold());
+  }
+
   /** console.log: every guest's console of this run, in order, each under a heading; the per-guest files go. */
-  private async foldConsoles(): Promise<void> {
+  private async fold(): Promise<void> {
     const parts = [...this.logs];
     if (this.usedFallback) for (const path of this.fallback.consoleLogs()) parts.push({ label: 'a booted guest (the snapshot could not serve)', path });
     if (!parts.length) return;
@@ -272,7 +281,8 @@ export class RestoredGuests implements Machine {
       const body = await readFile(p.path, 'utf8').catch(() => '');
       text += `===== mmaplab: ${p.label} =====\n${body}${body.endsWith('\n') || body === '' ? '' : '\n'}`;
     }
-    await writeFile(this.consoleLog, text);
+    // Written whole or not at all: an interrupted CLI exits as soon as this settles.
+    await writeFileAtomic(this.consoleLog, text);
     await Promise.all(this.logs.map((p) => rm(p.path, { force: true })));
     this.logs.length = 0;
   }

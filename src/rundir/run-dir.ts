@@ -6,23 +6,26 @@
  * or a matrix. Machines write their consoles to the paths it names.
  */
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseRecordLine, type GuestRecord } from '../guest/protocol.js';
 import type { StrategyRun } from '../model/outcome.js';
 import type { CheckReport, MatrixReport, RunReport } from '../model/report.js';
 import { SCHEMA_VERSION } from '../model/report.js';
 import { MmaplabError, usageError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/fsx.js';
 import { stateRoot } from '../util/paths.js';
 
 /** What results.json holds, tagged by what wrote it. */
 export type SavedResults = { kind: 'run'; report: RunReport } | { kind: 'check'; report: CheckReport } | { kind: 'matrix'; report: MatrixReport };
 
-/** How a job ended as its machine saw it, which boot ran it, and for which command: kept after its records. */
+/** How a job ended as its machine saw it, which boot ran it, for which command, and whether it had a console: kept after its records. */
 export interface JobEnding {
   end: StrategyRun['end'];
   boot: number;
   command: 'run' | 'check';
+  /** False for a job its machine never began (an SSH target lost or hung before it): no console is its own. */
+  console: boolean;
 }
 
 /** One job's records as records.jsonl keeps them (ending: absent in runs of earlier versions). */
@@ -96,8 +99,9 @@ export class RunDir {
     return (await this.read(`console-boot${job.boot}.log`)) ?? '';
   }
 
+  /** Written whole or not at all, so a run killed meanwhile never leaves half a document. */
   async writeResults(doc: RunReport | CheckReport | MatrixReport): Promise<void> {
-    await writeFile(this.resultsJson, `${JSON.stringify(doc, null, 2)}\n`);
+    await writeFileAtomic(this.resultsJson, `${JSON.stringify(doc, null, 2)}\n`);
   }
 
   /** results.json, validated; undefined when the run never wrote it (killed, or still running). */
@@ -147,9 +151,9 @@ export function splitJobs(text: string): SavedJob[] {
     if (!j) jobs.push((j = { id: job, strategy, records: [] }));
     const r = rest as { t?: unknown; end?: unknown; boot?: unknown };
     if (r.t === ENDED) {
-      const command = (rest as { command?: unknown }).command;
+      const { command, console } = rest as { command?: unknown; console?: unknown };
       if (typeof r.end === 'string' && ENDS.includes(r.end as JobEnding['end']) && typeof r.boot === 'number' && (command === 'run' || command === 'check')) {
-        j.ending = { end: r.end as JobEnding['end'], boot: r.boot, command };
+        j.ending = { end: r.end as JobEnding['end'], boot: r.boot, command, console: console !== false };
       }
       continue;
     }

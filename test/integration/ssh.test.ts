@@ -217,6 +217,10 @@ describe('mmaplab over SSH', () => {
     // The log received until the end is kept: the seed's job in full.
     expect(readFileSync(join(out, 'console.log'), 'utf8')).toMatch(/mmaplab: job 1 begin[^]*mmaplab: job 1 end/);
     expect(existsSync(join(out, 'results.json'))).toBe(true);
+    // The directory reads back as the report the run wrote, the lost job included.
+    const parsed = await runCli(['parse', out, '--json']);
+    expect(parsed.exitCode, parsed.stderr).toBe(1);
+    expect(JSON.parse(parsed.stdout)).toEqual(report);
     // Nothing of mmaplab's left running here either.
     expect(qemuProcesses()).toEqual([]);
     expect(STATE_DIR).toBeTruthy();

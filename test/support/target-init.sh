@@ -16,6 +16,7 @@ mkdir -p /run/sshd
 hostname mmaplab-target
 
 while read -r m; do
+  [ -n "$m" ] || continue
   insmod "/mmaplab/modules/$m.ko" 2>/dev/console || echo "target: insmod $m failed" > /dev/console
 done < /mmaplab/modules/list
 

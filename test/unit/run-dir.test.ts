@@ -47,16 +47,33 @@ describe('results.json, read back', () => {
 describe('records.jsonl', () => {
   it('keeps each job with how it ended and the boot that ran it, appended as jobs end', async () => {
     const dir = await RunDir.create({ outputDir: scratch() });
-    await dir.appendRecords({ id: 2, strategy: 'seed' }, [{ t: 'step', step: 'insmod', status: 0, output: '' }], { end: 'stalled', boot: 1, command: 'run' });
-    await dir.appendRecords({ id: 1, strategy: 'checked' }, [], { end: 'done', boot: 2, command: 'run' });
+    await dir.appendRecords({ id: 2, strategy: 'seed' }, [{ t: 'step', step: 'insmod', status: 0, output: '' }], { end: 'stalled', boot: 1, command: 'run', console: true });
+    await dir.appendRecords({ id: 1, strategy: 'checked' }, [], { end: 'connection-lost', boot: 1, command: 'run', console: false });
     expect(await dir.readJobs()).toEqual([
-      { id: 2, strategy: 'seed', records: [{ t: 'step', step: 'insmod', status: 0, output: '' }], ending: { end: 'stalled', boot: 1, command: 'run' } },
-      { id: 1, strategy: 'checked', records: [], ending: { end: 'done', boot: 2, command: 'run' } },
+      { id: 2, strategy: 'seed', records: [{ t: 'step', step: 'insmod', status: 0, output: '' }], ending: { end: 'stalled', boot: 1, command: 'run', console: true } },
+      { id: 1, strategy: 'checked', records: [], ending: { end: 'connection-lost', boot: 1, command: 'run', console: false } },
     ]);
   });
 
   it('reads records of earlier versions, which kept no ending', () => {
     expect(splitJobs(fixture('consoles', 'seed.records.jsonl')).map((j) => [j.id, j.strategy, j.ending])).toEqual([[1, 'seed', undefined]]);
+  });
+});
+
+describe('mmaplab parse of a run whose machine was lost', () => {
+  it('gives a job the machine never began no console of its own: its checks did not run, and the earlier job\'s problems stay with it', async () => {
+    const d = scratch();
+    const dir = await RunDir.create({ outputDir: d });
+    writeFileSync(dir.consoleLog, fixture('consoles', 'seed.console.log'));
+    const seed = splitJobs(fixture('consoles', 'seed.records.jsonl'))[0]!;
+    await dir.appendRecords({ id: 1, strategy: 'seed' }, seed.records, { end: 'done', boot: 1, command: 'run', console: true });
+    await dir.appendRecords({ id: 2, strategy: 'checked' }, [], { end: 'connection-lost', boot: 1, command: 'run', console: false });
+    const r = await parseSaved(d);
+    expect(r.kind).toBe('run');
+    if (r.kind !== 'run') return;
+    const checked = r.report.results.filter((x) => x.strategy === 'checked');
+    expect(new Set(checked.map((x) => JSON.stringify(x.outcome)))).toEqual(new Set([JSON.stringify({ kind: 'not-run', reason: 'the connection to the target was lost before this job' })]));
+    expect(r.report.strategies.find((s) => s.strategy === 'checked')!.problems).toEqual([]);
   });
 });
 
@@ -98,6 +115,17 @@ describe('mmaplab parse of a check directory', () => {
     if (r.kind !== 'check') return;
     expect(r.report.results.map((x) => x.outcome.kind)).toEqual(['crash', 'crash', 'crash', 'crash']);
     expect(r.report.notes[0]).toMatch(/results\.json is missing/);
+  });
+
+  it('with a results.json cut short (a run killed while writing it) reads the records and says why', async () => {
+    const d = join(scratch(), 'torn');
+    cpSync(CHECK_DIR, d, { recursive: true });
+    writeFileSync(join(d, 'results.json'), fixture('runs', 'check-null-deref-mmap', 'results.json').slice(0, 500));
+    const r = await parseSaved(d);
+    expect(r.kind).toBe('check');
+    if (r.kind !== 'check') return;
+    expect(r.report.results.map((x) => x.outcome.kind)).toEqual(['crash', 'crash', 'crash', 'crash']);
+    expect(r.report.notes[0]).toMatch(/^results\.json was passed over \(.*results\.json is not JSON\): what the kernel and machine were is unknown$/);
   });
 
   it('says in one line when a directory is not one mmaplab wrote', async () => {
