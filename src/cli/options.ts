@@ -16,8 +16,8 @@ import { progressPrinter } from './progress.js';
 /**
  * The least guest memory the lab boots in, measured with `mmaplab run
  * --memory N --no-snapshot`: bookworm's 6.1 cloud kernel with mmaplab's
- * initramfs ran the lab in 80 MiB and died out of memory in 64 MiB; newer
- * kernels are larger, so the floor keeps a margin.
+ * initramfs ran the lab in 80 MiB and died out of memory in 64 MiB; at 96 MiB
+ * bullseye's 5.10 and sid's 7.2 ran it too.
  */
 export const MIN_MEMORY_MB = 96;
 
