@@ -43,7 +43,10 @@ export interface Assessment {
 function consoleSlice(console: string, jobId: number): KernelLine[] {
   const lines = parseKernelLog(console);
   const from = lines.findIndex((l) => l.text === `mmaplab: job ${jobId} begin`);
-  return from < 0 ? lines : lines.slice(from);
+  if (from >= 0) return lines.slice(from);
+  // The job never logged its start (the machine went down as it began): nothing of the jobs before it is its own.
+  const lastEnd = lines.findLastIndex((l) => /^mmaplab: job \d+ end$/.test(l.text));
+  return lines.slice(lastEnd + 1);
 }
 
 /** Which step the guest was in when it stopped, from the last marker it logged. */

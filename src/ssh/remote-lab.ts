@@ -71,6 +71,8 @@ export class RemoteLab {
   /** Sessions of this process, so Ctrl-C can clean every target up. */
   private static readonly live = new Set<RemoteLab>();
   private kernelText = '';
+  /** The kernel log's appends to its file, one after another: unchained appends land out of order. */
+  private logWrites: Promise<void> = Promise.resolve();
   private started = false;
   private cleaned: Promise<string[]> | undefined;
   private module: string | undefined;
@@ -159,16 +161,19 @@ export class RemoteLab {
     const script = `echo $$ > ${shellQuote(`${this.dir}/kmsg.pid`)}; echo ${shellQuote(this.marker)} > /dev/kmsg; exec dmesg -w 2>/dev/null || exec cat /dev/kmsg`;
     const follower = this.conn.exec(`${this.asRoot}sh -c ${shellQuote(script)}`, {
       onStdout: (chunk) => {
+        let text = '';
         for (const raw of lines.push(chunk.toString())) {
           const line = consoleLine(raw);
           if (!seen && line.includes(this.marker)) {
             seen = true;
             markerSeen();
           }
-          if (!seen) continue;
-          this.kernelText += `${line}\n`;
-          void appendFile(this.kernelLogPath, `${line}\n`);
+          if (seen) text += `${line}\n`;
         }
+        if (!text) return;
+        this.kernelText += text;
+        const path = this.kernelLogPath;
+        this.logWrites = this.logWrites.then(() => appendFile(path, text)).catch(() => undefined);
       },
     });
     // The marker is the first line we need: wait for it, so a job never starts before its log does.
@@ -257,7 +262,11 @@ export class RemoteLab {
 
   /** Kill what still runs, unload, remove. Once; returns what could not be undone (empty: nothing left behind). */
   cleanup(): Promise<string[]> {
-    this.cleaned ??= this.doCleanup();
+    // The kernel log's file is whole once the cleanup is done: the report names it.
+    this.cleaned ??= this.doCleanup().then(async (left) => {
+      await this.logWrites;
+      return left;
+    });
     return this.cleaned;
   }
 

@@ -83,3 +83,21 @@ describe('assessing real guest runs', () => {
     expect(a.results[2]!.outcome.kind).toBe('not-run');
   });
 });
+
+describe('a job that never logged its start', () => {
+  it('is charged with nothing of the jobs before it in the same log (an SSH target lost as the job began)', () => {
+    const log = [
+      '[   10.0] mmaplab: job 1 begin',
+      '[   10.1] mmaplab: check oversize begin',
+      '[   10.2] mmaplab: mmap seed returned -5',
+      '[   10.3] mmaplab: check oversize end status 2',
+      '[   10.4] WARNING: CPU: 0 PID: 1 at mm/vmalloc.c:2758 vfree+0x1/0x2',
+      '[   10.5] ---[ end trace 0000000000000000 ]---',
+      '[   10.6] mmaplab: job 1 end',
+    ].join('\n');
+    const a = assessJob({ strategy: 'checked', checks: ['oversize'], jobId: 2, end: 'connection-lost', records: [], console: log });
+    expect(a.strategy.problems).toEqual([]);
+    expect(a.results[0]!.kernelLog).toEqual([]);
+    expect(a.results[0]!.outcome).toEqual({ kind: 'not-run', reason: 'the connection to the target was lost before this job' });
+  });
+});
