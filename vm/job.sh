@@ -68,7 +68,8 @@ step() { # name status output
 T=/sys/kernel/tracing
 TRACED="remap_pfn_range vm_insert_page remap_vmalloc_range vm_map_pages"
 tracing=0
-tracing_why=
+tracing_off=
+tracing_probe=
 # Enable the mapping calls' events one by one: the group's switch would also
 # enable page_free (registered beside them, but wanted only with its filter).
 trace_enable() {
@@ -79,12 +80,12 @@ trace_enable() {
 }
 trace_setup() {
   if [ -z "${REMAP_ARGS:-}" ]; then
-    tracing_why="not asked for on this architecture"
+    tracing_off=not-asked
     return 0
   fi
   [ -d "$T/events" ] || mount -t tracefs nodev "$T" 2> /dev/null
   if [ ! -w "$T/kprobe_events" ]; then
-    tracing_why="no kprobe events"
+    tracing_off=no-kprobe-events
     return 0
   fi
   # Registering a kprobe costs tens of milliseconds: reuse those of an earlier job (or of the snapshot).
@@ -94,7 +95,8 @@ trace_setup() {
   fi
   for fn in $TRACED; do
     if ! echo "r:mmaplab/$fn $fn ret=\$retval:s32" >> "$T/kprobe_events" 2> /dev/null; then
-      tracing_why="the kernel refused a kprobe on $fn"
+      tracing_off=refused
+      tracing_probe=$fn
       return 0
     fi
   done
@@ -204,7 +206,7 @@ nodes_before=
 
 mark "job $JOB_ID begin"
 trace_setup
-emit tracing on:="$([ "$tracing" = 1 ] && echo true || echo false)" why="$tracing_why"
+emit tracing on:="$([ "$tracing" = 1 ] && echo true || echo false)" off="$tracing_off" probe="$tracing_probe"
 
 if [ "$INSPECT" = 1 ]; then
   devices_before=$(char_devices)

@@ -14,7 +14,7 @@ import { join, relative } from 'node:path';
 import { resolveDriverSource } from '../kbuild/driver-source.js';
 import { symbolizeProblems, symbolizer } from '../kbuild/symbolize.js';
 import { deprecationNotes } from '../diagnose/api-changes.js';
-import { assembleCheckReport } from '../diagnose/assemble.js';
+import { assembleCheckReport, checksLeft } from '../diagnose/assemble.js';
 import { assessJob, type Assessment } from '../diagnose/assess.js';
 import { CUSTOM_DRIVER } from '../diagnose/expectations.js';
 import { STUDENT_CHECKS } from '../diagnose/verdicts.js';
@@ -58,7 +58,7 @@ async function runPasses(machine: Machine, jobFor: (id: number, checks: readonly
     const a = assessJob({ strategy: CUSTOM_DRIVER, label: '', checks: remaining, jobId: id, end: r.end, records: r.records, console: r.console, boot: r.boot });
     assessments.push(a);
     if (r.end === 'done' || r.end === 'timeout' || r.end === 'connection-lost') break;
-    remaining = a.results.filter((res) => res.outcome.kind === 'not-run').map((res) => res.check);
+    remaining = checksLeft(a);
   }
   return assessments;
 }

@@ -14,7 +14,7 @@
 import { basename, dirname } from 'node:path';
 import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { assembleCheckReport, assembleReport } from '../diagnose/assemble.js';
+import { assembleCheckReport, assembleReport, checksLeft } from '../diagnose/assemble.js';
 import { assessJob, type Assessment, type JobEnd } from '../diagnose/assess.js';
 import { symbolizeProblems, symbolizer } from '../kbuild/symbolize.js';
 import { kernelSlug } from '../kernel/spec.js';
@@ -100,7 +100,7 @@ async function reassess(dir: RunDir, consoleName: string, jobs: SavedJob[], save
     const console = j.ending?.console === false ? '' : await dir.consoleOf({ id: j.id, boot }, consoleName);
     const a = assessJob({ strategy: j.strategy, ...(isCheck ? { label: '' } : {}), checks: ran, jobId: j.id, end, records: j.records, console, boot });
     assessments.push(a);
-    remaining = a.results.filter((r) => r.outcome.kind === 'not-run').map((r) => r.check);
+    remaining = checksLeft(a);
   }
   // The run kept its module: oops frames in it can still be resolved to source lines
   // (the copy in the directory itself first: a CI artefact is read where it was downloaded).

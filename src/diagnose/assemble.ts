@@ -60,6 +60,11 @@ export interface CheckParts {
   artifacts: CheckReport['artifacts'];
 }
 
+/** The checks a pass of `check` never reached: the next pass runs them (checkDriver, and parse reading it back). */
+export function checksLeft(a: Assessment): CheckName[] {
+  return a.results.filter((r) => r.outcome.kind === 'not-run').map((r) => r.check);
+}
+
 /** The same note from several passes (a crash in init repeats in each) once, in order. */
 function once(notes: readonly string[]): string[] {
   return [...new Set(notes)];

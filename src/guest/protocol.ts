@@ -18,8 +18,8 @@ export type GuestRecord =
   | { t: 'synced'; clock: boolean; rng: boolean; time: number; random: string }
   | { t: 'job-done'; id: number }
   | { t: 'step'; step: string; status: number; output: string }
-  /** why: when off, what the job found (no kprobe events, a refused probe, not asked for on this architecture). */
-  | { t: 'tracing'; on: boolean; why?: string }
+  /** off: when off, why: not asked for (the architecture is not traced), no kprobe events, or a probe (probe) the kernel refused. */
+  | { t: 'tracing'; on: boolean; off?: '' | 'not-asked' | 'no-kprobe-events' | 'refused'; probe?: string }
   /**
    * The device node the job used and how it found it: by name in /proc/devices
    * (a node made for it with mknod, whose status and error are given), given

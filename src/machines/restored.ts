@@ -5,12 +5,11 @@
  * snapshot that is stale is made anew; one that is damaged or does not
  * restore is removed, and the run carries on in booted guests (GuestJobHost).
  */
-import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jobPayload, type LabJob } from '../guest/job.js';
 import type { GuestMachine, SnapshotUse } from '../model/report.js';
+import { jobConsoleLabel } from '../rundir/run-dir.js';
 import { isMmaplabError, MmaplabError } from '../util/errors.js';
-import { writeFileAtomic } from '../util/fsx.js';
 import { Limiter } from '../util/limiter.js';
 import { bootGuest, bootRecipes, guestSpec } from '../vm/boot.js';
 import { GuestVm, type BootResult } from '../vm/guest-vm.js';
@@ -96,7 +95,7 @@ export class RestoredGuests implements Machine {
     try {
       if (!ahead) this.ctx.progress('restore', `job ${job.id}: restoring ${this.ctx.kernel.release} from its snapshot`);
       const { r, log } = ahead ?? (await this.restore(snap));
-      log.label = `job ${job.id} (${job.strategy}), in a guest restored from snapshot ${snap.hash}`;
+      log.label = jobConsoleLabel(job, `in a guest restored from snapshot ${snap.hash}`);
       // Killed from outside (Ctrl-C reaping every guest, the OOM killer): not the snapshot's fault.
       if (r.kind !== 'ready' && (GuestVm.stopping || (r.kind === 'exited' && r.signal))) {
         return { end: 'guest-died', records: [], console: r.console, boot: log.guest };
@@ -276,14 +275,7 @@ export class RestoredGuests implements Machine {
     const parts = [...this.logs];
     if (this.usedFallback) for (const path of this.fallback.consoleLogs()) parts.push({ label: 'a booted guest (the snapshot could not serve)', path });
     if (!parts.length) return;
-    let text = '';
-    for (const p of parts) {
-      const body = await readFile(p.path, 'utf8').catch(() => '');
-      text += `===== mmaplab: ${p.label} =====\n${body}${body.endsWith('\n') || body === '' ? '' : '\n'}`;
-    }
-    // Written whole or not at all: an interrupted CLI exits as soon as this settles.
-    await writeFileAtomic(this.consoleLog, text);
-    await Promise.all(this.logs.map((p) => rm(p.path, { force: true })));
+    await this.ctx.runDir.foldConsoles(parts, this.logs.map((p) => p.path));
     this.logs.length = 0;
   }
 

@@ -32,8 +32,8 @@ export interface JobObservation {
   stray: string[];
   /** INSPECT jobs: vmalloc areas that appeared while the driver was loaded and outlived rmmod (/proc/vmallocinfo lines without their address). */
   vmallocLeft: string[];
-  /** Why tracing was off, as the job said (undefined when on, or not said). */
-  tracingOff?: string;
+  /** A kprobe the kernel refused, which left the job untraced. */
+  refusedProbe?: string;
   /** INSPECT jobs: the kernel's taint mask at the end. */
   tainted: number | undefined;
   /** INSPECT jobs: pages rmmod freed while still marked PG_reserved (undefined: not watched). */
@@ -181,7 +181,7 @@ function fold(obs: JobObservation, acc: PerCheck, r: GuestRecord): void {
       return;
     case 'tracing':
       obs.tracing = r.on;
-      if (!r.on && r.why) obs.tracingOff = r.why;
+      if (!r.on && r.off === 'refused') obs.refusedProbe = r.probe ?? '?';
       return;
     case 'device':
       obs.steps.device = deviceStep(r);

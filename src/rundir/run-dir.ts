@@ -6,7 +6,7 @@
  * or a matrix. Machines write their consoles to the paths it names.
  */
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdir, readFile, stat } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseRecordLine, type GuestRecord } from '../guest/protocol.js';
 import type { StrategyRun } from '../model/outcome.js';
@@ -92,11 +92,26 @@ export class RunDir {
    */
   async consoleOf(job: { id: number; boot: number }, consoleName = 'console.log'): Promise<string> {
     const text = (await this.read(consoleName)) ?? '';
-    const parts = text.split(/^(?====== mmaplab: )/m);
-    const mine = parts.find((p) => p.startsWith(`===== mmaplab: job ${job.id} (`));
+    const parts = text.split(new RegExp(`^(?=${HEADING})`, 'm'));
+    const mine = parts.find((p) => p.startsWith(`${HEADING}job ${job.id} (`));
     if (mine) return mine;
     if (job.boot === 1 || parts.length > 1) return text;
     return (await this.read(`console-boot${job.boot}.log`)) ?? '';
+  }
+
+  /**
+   * console.log from the consoles of several guests, in order, each under its
+   * heading; `remove` are the files that then go. Written whole or not at all:
+   * an interrupted CLI exits as soon as this settles.
+   */
+  async foldConsoles(parts: ReadonlyArray<{ label: string; path: string }>, remove: readonly string[]): Promise<void> {
+    let text = '';
+    for (const p of parts) {
+      const body = (await readIfExists(p.path).catch(() => undefined)) ?? '';
+      text += `${HEADING}${p.label} =====\n${body}${body.endsWith('\n') || body === '' ? '' : '\n'}`;
+    }
+    await writeFileAtomic(this.consoleLog, text);
+    await Promise.all(remove.map((p) => rm(p, { force: true })));
   }
 
   /** Written whole or not at all, so a run killed meanwhile never leaves half a document. */
@@ -121,9 +136,14 @@ export class RunDir {
     return readIfExists(this.file(name));
   }
 
-  async isDirectory(): Promise<boolean> {
-    return (await stat(this.path).catch(() => undefined))?.isDirectory() === true;
-  }
+}
+
+/** What starts each guest's part of console.log. */
+const HEADING = '===== mmaplab: ';
+
+/** The label of a console part that ran a job: consoleOf finds the job's part by it. */
+export function jobConsoleLabel(job: { id: number; strategy: string }, where: string): string {
+  return `job ${job.id} (${job.strategy}), ${where}`;
 }
 
 async function readIfExists(path: string): Promise<string | undefined> {
