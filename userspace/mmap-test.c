@@ -408,13 +408,30 @@ static void mprotect_check(void)
 	done(read_page(m, 0, 0), 1);
 }
 
+/* Print a string (a tracefs line, a device path) as the inside of a JSON string, up to its first newline. */
+static void json_string(const char *s)
+{
+	for (; *s && *s != '\n'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c == '\t')
+			fputs("\\t", stdout);
+		else if (c >= 0x20)
+			putchar(c);
+	}
+}
+
 static int run_check(const char *check)
 {
 	/* Opened in the child: /proc/self is the process that maps. */
 	if (want_pfns)
 		pagemap_fd = open("/proc/self/pagemap", O_RDONLY);
-	printf("{\"t\":\"start\",\"check\":\"%s\",\"device\":\"%s\",\"pages\":%lu,\"pageSize\":%ld,\"pattern\":\"0x%08x\"}\n",
-	       check, device, pages, psize, pattern);
+	/* The device path comes from the driver's own name: escaped like any string it chose. */
+	printf("{\"t\":\"start\",\"check\":\"%s\",\"device\":\"", check);
+	json_string(device);
+	printf("\",\"pages\":%lu,\"pageSize\":%ld,\"pattern\":\"0x%08x\"}\n", pages, psize, pattern);
 	if (!strcmp(check, "private"))
 		whole_area(MAP_PRIVATE, pages, 0);
 	else if (!strcmp(check, "shared"))
@@ -462,20 +479,6 @@ static void kmsg(const char *fmt, const char *check, int status)
 	close(fd);
 }
 
-/* Print one tracefs line as a JSON string. */
-static void json_string(const char *s)
-{
-	for (; *s && *s != '\n'; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c == '\t')
-			fputs("\\t", stdout);
-		else if (c >= 0x20)
-			putchar(c);
-	}
-}
 
 /*
  * Report the trace lines recorded since the last call. Clearing tracefs's

@@ -146,9 +146,13 @@ function sharedReads(r: CheckResult | undefined, pattern: string): CheckItem {
   return c.fail(cellVerdict(r), explained(r));
 }
 
+/** A mapping check that could not open the device says nothing of the mapping: the device check fails for it. */
+const NO_DEVICE = 'the device did not open';
+
 function privateWorks(r: CheckResult | undefined): CheckItem {
   const c = named('private', 'MAP_PRIVATE works or fails cleanly at mmap()');
   if (!r) return c.skip('the check did not run');
+  if (r.outcome.kind === 'open-failed') return c.skip(NO_DEVICE);
   if (r.outcome.kind === 'not-run') return c.skip(r.outcome.reason);
   if (r.outcome.kind === 'ok' || r.outcome.kind === 'mmap-failed') return c.pass(cellVerdict(r));
   return c.fail(cellVerdict(r), explained(r));
@@ -157,6 +161,7 @@ function privateWorks(r: CheckResult | undefined): CheckItem {
 function writeReaches(r: CheckResult | undefined): CheckItem {
   const c = named('write', 'a write through MAP_SHARED reaches the driver');
   if (!r || r.outcome.kind === 'not-run') return c.skip('the check did not run');
+  if (r.outcome.kind === 'open-failed') return c.skip(NO_DEVICE);
   if (r.outcome.kind === 'skipped') return c.skip(r.outcome.reason);
   if (r.outcome.kind === 'ok') return c.pass('read() sees it');
   return c.fail(cellVerdict(r), explained(r, false));
@@ -166,6 +171,7 @@ function oversizeRefused(r: CheckResult | undefined): CheckItem {
   const c = named('oversize', 'a mapping larger than the buffer is refused');
   if (!r) return c.skip('the check did not run');
   if (r.outcome.kind === 'not-run') return c.skip(r.outcome.reason);
+  if (r.outcome.kind === 'open-failed') return c.skip(NO_DEVICE);
   if (r.outcome.kind === 'mmap-failed') return c.pass(`mmap() one page past the buffer refused with ${r.outcome.errno}`);
   return c.fail(`a mapping one page larger than the buffer was accepted: ${cellVerdict(r)}`, { hint: 'refuse what the buffer cannot back: if (vma_pages(vma) + vma->vm_pgoff > NPAGES) return -EINVAL;' });
 }

@@ -82,3 +82,24 @@ describe('what the job reports, judged', () => {
     expect(deviceStep({ t: 'device', how: 'new-chrdev', path: '/dev/mmaplab-x', major: 240, name: 'x', mknod: 1, error: 'mknod: Read-only file system' })).toEqual({ ok: false, status: 1, output: '/dev/mmaplab-x 240:0 (x) mknod: Read-only file system' });
   });
 });
+
+describe('the test program (userspace/mmap-test.c)', () => {
+  it("writes a device path the driver's own name made (quotes, backslashes) as valid JSON", async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { buildStaticProgram } = await import('../../src/kbuild/userspace.js');
+    const cache = mkdtempSync(join(tmpdir(), 'mmaplab-mmaptest-'));
+    try {
+      const test = await buildStaticProgram(join(ROOT, 'userspace', 'mmap-test.c'), cache);
+      // A node that does not exist: the program only opens it and says so, on this machine too.
+      const device = join(cache, 'mmaplab-evil "dev" \\x');
+      const out = execFileSync(test.path, ['--device', device, '--checks', 'shared'], { encoding: 'utf8' });
+      const records = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(records[0]).toMatchObject({ t: 'start', check: 'shared', device });
+      expect(records[1]).toMatchObject({ t: 'open', ok: false, err: 'ENOENT' });
+    } finally {
+      rmSync(cache, { recursive: true, force: true });
+    }
+  });
+});

@@ -95,3 +95,29 @@ describe("check's report", () => {
     expect(r.status).toBe('fail');
   });
 });
+
+describe('a driver whose device does not open', () => {
+  it('fails the device check once; the mapping checks say nothing of mappings they never made', () => {
+    const openFailed = (check: 'shared' | 'private' | 'shared-write' | 'oversize'): CheckResult => ({
+      ...shared([]),
+      check,
+      outcome: { kind: 'open-failed', errno: 'ENOENT', message: 'No such file or directory' },
+      pageReports: [],
+    });
+    const items = checkItems({
+      build: { ok: true, warnings: [] },
+      insmod: { ok: true, status: 0, output: '' },
+      device: { ok: false, status: 1, output: 'no new character device after insmod' },
+      rmmod: { ok: true, status: 0, output: '' },
+      results: (['shared', 'private', 'shared-write', 'oversize'] as const).map(openFailed),
+      problems: [],
+      vmallocLeft: [],
+      tainted: undefined,
+      moduleName: 'proc_only',
+      pattern: '0xaabbccdd',
+    });
+    const v = Object.fromEntries(items.map((i) => [i.id, `${i.verdict}: ${i.reason}`]));
+    expect(v.device).toBe('fail: no new character device after insmod');
+    expect([v.private, v.write, v.oversize]).toEqual(['skip: the device did not open', 'skip: the device did not open', 'skip: the device did not open']);
+  });
+});
