@@ -122,6 +122,21 @@ describe('mmaplab check', () => {
     expect(rep.items.find((i) => i.id === 'reserved')!.reason).toMatch(/^rmmod freed 16 pages still marked PG_reserved/);
   });
 
+  it("a driver whose name and messages are made to trip a parser: its verdicts are its mapping's", async () => {
+    const r = await runCli(['check', `${DRIVERS}/hostile-names`, '--json', '--expect-pattern', '0xddccbbaa']);
+    expect(r.exitCode, r.stdout).toBe(0);
+    const rep = JSON.parse(r.stdout) as CheckReport;
+    expect(rep.items.find((i) => i.id === 'device')!.reason).toMatch(/^\/dev\/mmaplab-evil "dev" \\x \d+:0 \(evil "dev" \\x\)$/);
+    expect(verdicts(r.stdout)).toMatchObject({ shared: 'pass', 'distinct-pages': 'pass', private: 'pass', write: 'pass', oversize: 'pass', kernel: 'pass' });
+    expect(rep.notes.join('\n')).not.toMatch(/outside the protocol/);
+  });
+
+  it('a driver with no character device: the device check fails, and no mapping check claims anything', async () => {
+    const r = await runCli(['check', `${DRIVERS}/proc-only`, '--json']);
+    expect(r.exitCode).toBe(1);
+    expect(verdicts(r.stdout)).toMatchObject({ loads: 'pass', device: 'fail', shared: 'skip', private: 'skip', write: 'skip', oversize: 'skip', unloads: 'pass' });
+  });
+
   it('bad usage: exit 2', async () => {
     const r = await runCli(['check', `${DRIVERS}/lab-layout/vmmap`, '--expect-pattern', 'aabbccdd']);
     expect(r.exitCode).toBe(2);
