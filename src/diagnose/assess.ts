@@ -79,6 +79,20 @@ function stoppedOutcome(end: JobEnd, check: CheckName, lines: readonly KernelLin
   return { kind: 'hang', step };
 }
 
+/**
+ * A check whose window holds an oops, BUG or panic crashed, whatever status its
+ * process left: killed by the oops, or stuck in the kernel until the test
+ * program's own deadline (status 124) is still that crash.
+ */
+function crashIn(lines: readonly KernelLine[], problems: readonly KernelProblem[], check: CheckName): Outcome | undefined {
+  const window = checkWindow(lines, check);
+  if (!window) return undefined;
+  const fatal = problems.find((p) => FATAL_KINDS.has(p.kind) && p.line > window.from && p.line < window.to);
+  return fatal && { kind: 'crash', title: fatal.title };
+}
+
+const FATAL_KINDS: ReadonlySet<KernelProblem['kind']> = new Set(['oops', 'bug', 'gpf', 'panic']);
+
 /** Why the job did not finish, in one note (nothing when it did). */
 function stopNote(end: JobEnd, step: string): string {
   switch (end) {
@@ -147,7 +161,7 @@ export function assessJob(input: AssessInput): Assessment {
   // The first check without an outcome is charged with the stop; the ones after it did not run.
   let blamed = false;
   const results = obs.checks.map((c): CheckResult => {
-    let outcome = c.outcome;
+    let outcome = crashIn(lines, problems, c.check) ?? c.outcome;
     if (!outcome) {
       if (insmod && !insmod.ok) outcome = { kind: 'not-run', reason: `insmod failed (status ${insmod.status})${insmod.output ? `: ${insmod.output}` : ''}` };
       else if (blamed && !neverStarted) outcome = { kind: 'not-run', reason: input.end === 'connection-lost' ? 'the connection to the target was lost during an earlier check' : 'the guest stopped during an earlier check' };

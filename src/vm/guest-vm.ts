@@ -16,6 +16,7 @@ import { shellQuote } from '../util/shell-quote.js';
 import { jobHeader, LineSplitter, parseRecordLine, POWEROFF, SHELL, syncHeader, type GuestRecord } from '../guest/protocol.js';
 import { Qmp, QmpError } from './qmp.js';
 import { qemuArgs, type VmSpec } from './qemu-args.js';
+import { ConsoleWatch } from './console-watch.js';
 
 export type BootResult =
   /** guestUptimeS: the guest's own clock when it said ready, to tell QEMU/host time from guest time. */
@@ -35,7 +36,6 @@ export type JobResult =
 /** After an oops, this much silence (no console output, no record) means the guest is stuck. */
 export const STALL_AFTER_OOPS_MS = 6_000;
 
-const FATAL_LINE = /(BUG: |Oops: |general protection fault|Kernel panic - not syncing|kernel BUG at)/;
 
 export interface StartOptions {
   qemu?: string;
@@ -58,6 +58,7 @@ export class GuestVm {
   /** Job files this guest already holds (see jobPayload), so later jobs need not send them. */
   readonly filesInGuest = new Set<string>();
   private fatalSeenAt: number | undefined;
+  private readonly watch = new ConsoleWatch();
   /** Where console output also goes while a user is attached (mmaplab shell). */
   private consoleSink: ((text: string) => void) | undefined;
   private lastActivity = performance.now();
@@ -73,15 +74,15 @@ export class GuestVm {
     onConsoleLine: ((line: string) => void) | undefined,
     private readonly qmpSocket: string | undefined,
   ) {
-    const consoleLines = new LineSplitter();
     proc.stdout?.on('data', (chunk: string | Buffer) => {
       const text = chunk.toString();
       this.consoleText += text;
       this.lastActivity = performance.now();
-      if (this.fatalSeenAt === undefined && FATAL_LINE.test(text)) this.fatalSeenAt = this.lastActivity;
       log.write(text);
       this.consoleSink?.(text);
-      if (onConsoleLine) for (const l of consoleLines.push(text)) onConsoleLine(l.replace(/\r$/, ''));
+      const wasFatal = this.watch.fatal;
+      for (const l of this.watch.push(text)) onConsoleLine?.(l);
+      if (!wasFatal && this.watch.fatal) this.fatalSeenAt = this.lastActivity;
       this.wake();
     });
     proc.stderr?.on('data', (chunk: string | Buffer) => {
@@ -237,6 +238,7 @@ export class GuestVm {
     const from = this.records.length;
     if (!this.socket || this.exited) return { kind: 'guest-died', records: [], console: this.consoleText };
     this.fatalSeenAt = undefined;
+    this.watch.reset();
     this.socket.write(jobHeader(id, payload.length));
     this.socket.write(payload);
     // Re-check once a second for a guest that oopsed and then stopped making progress.

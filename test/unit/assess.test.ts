@@ -3,7 +3,8 @@ import { assessJob } from '../../src/diagnose/assess.js';
 import { EXPECTATIONS, STRATEGIES } from '../../src/diagnose/expectations.js';
 import { CHECK_NAMES } from '../../src/model/checks.js';
 import { runStatus } from '../../src/model/exit.js';
-import { expectGolden } from '../helpers.js';
+import { parseRecordLine } from '../../src/guest/protocol.js';
+import { expectGolden, fixture } from '../helpers.js';
 import { assessFixture, fixtureJobs } from './fixture-runs.js';
 
 describe('assessing real guest runs', () => {
@@ -58,6 +59,16 @@ describe('assessing real guest runs', () => {
     expect(a!.strategy.problems[0]!.location).toMatch(/^broken_mmap/);
     expect(a!.notes.join(' ')).toMatch(/crashed during the private check/);
     await expectGolden('assess-null-deref-mmap', a);
+  });
+
+  it('an oops in a check whose process the test program then killed at its own deadline (124) is that crash, not a hang', () => {
+    // What a slower host showed: the console never fell silent long enough to call the guest stalled.
+    const [j] = fixtureJobs('null-deref-mmap');
+    const records = [...j!.records, parseRecordLine('{"t":"exit","check":"private","status":124}'), parseRecordLine('{"t":"start","check":"shared","device":"/dev/mmaplab0","pages":16,"pageSize":4096}')];
+    const console = `${fixture('consoles', 'null-deref-mmap.console.log').trimEnd()}\n[   24.0] mmaplab: check private end status 124\n[   24.1] mmaplab: check shared begin\n`;
+    const a = assessJob({ strategy: 'custom', checks: CHECK_NAMES, jobId: 1, end: 'timeout', records, console });
+    expect(a.results[0]!.outcome).toMatchObject({ kind: 'crash', title: expect.stringMatching(/NULL pointer dereference/) });
+    expect(a.results[0]!.exitStatus).toBe(124);
   });
 
   it('WARNING then -EINVAL: mmap() fails in every check and every warning is a problem', async () => {
