@@ -8,9 +8,31 @@ import type { ApiChange, Diagnostic } from '../model/diagnostic.js';
 
 const Q = `['‘’\`"]`;
 
-const RULES: ReadonlyArray<{ test: RegExp; change: ApiChange }> = [
+/**
+ * The Debian kernels a change can be avoided on, oldest first (measured:
+ * ../shared/notes/guest-facts.md). `removed`: code from before the change
+ * builds on the newest of them older than it; `added`: code that needs the
+ * change builds on the oldest that has it.
+ */
+const SUITE_KERNELS: ReadonlyArray<[string, string]> = [
+  ['debian:bullseye', '5.10'],
+  ['debian:bookworm', '6.1'],
+  ['debian:trixie', '6.12'],
+  ['debian:sid', '7.2'],
+];
+
+const versionNumber = (v: string) => v.split('.').reduce((n, x) => n * 1000 + Number(x), 0);
+
+export function suiteFor(since: string, era: 'removed' | 'added'): string | undefined {
+  const at = versionNumber(since);
+  if (era === 'removed') return SUITE_KERNELS.filter(([, v]) => versionNumber(v) < at).at(-1)?.[0];
+  return SUITE_KERNELS.find(([, v]) => versionNumber(v) >= at)?.[0];
+}
+
+const RULES: ReadonlyArray<{ test: RegExp; era: 'removed' | 'added'; change: ApiChange }> = [
   {
     test: new RegExp(`read-only (?:member|location)[^\\n]*vm_flags|assignment of read-only member ${Q}vm_flags${Q}`),
+    era: 'removed',
     change: {
       id: 'vm-flags-read-only',
       since: '6.3',
@@ -20,6 +42,7 @@ const RULES: ReadonlyArray<{ test: RegExp; change: ApiChange }> = [
   },
   {
     test: new RegExp(`implicit declaration of function ${Q}vm_flags_(?:set|clear|mod|reset)${Q}`),
+    era: 'added',
     change: {
       id: 'vm-flags-accessors-missing',
       since: '6.3',
@@ -29,6 +52,7 @@ const RULES: ReadonlyArray<{ test: RegExp; change: ApiChange }> = [
   },
   {
     test: new RegExp(`(?:too many arguments to function|passed 2 arguments, but takes just 1)[^\\n]*class_create|class_create[^\\n]*(?:too many arguments|passed 2 arguments)`),
+    era: 'removed',
     change: {
       id: 'class-create-one-argument',
       since: '6.4',
@@ -38,6 +62,7 @@ const RULES: ReadonlyArray<{ test: RegExp; change: ApiChange }> = [
   },
   {
     test: new RegExp(`${Q}VM_RESERVED${Q} undeclared`),
+    era: 'removed',
     change: {
       id: 'vm-reserved-removed',
       since: '3.7',
@@ -47,6 +72,7 @@ const RULES: ReadonlyArray<{ test: RegExp; change: ApiChange }> = [
   },
   {
     test: new RegExp(`has no member named ${Q}(?:mmap|vm_next|vm_prev)${Q}`),
+    era: 'removed',
     change: {
       id: 'vma-list-removed',
       since: '6.1',
@@ -56,6 +82,7 @@ const RULES: ReadonlyArray<{ test: RegExp; change: ApiChange }> = [
   },
   {
     test: new RegExp(`implicit declaration of function ${Q}remap_vmalloc_range_partial${Q}|remap_vmalloc_range_partial[^\\n]*undefined`),
+    era: 'removed',
     change: {
       id: 'remap-vmalloc-range-partial-unexported',
       since: '5.11',
@@ -65,6 +92,7 @@ const RULES: ReadonlyArray<{ test: RegExp; change: ApiChange }> = [
   },
   {
     test: new RegExp(`${Q}(?:mmap_prepare|vm_area_desc)${Q}|struct vm_area_desc|unknown field ${Q}mmap_prepare${Q}`),
+    era: 'added',
     change: {
       id: 'mmap-prepare-new',
       since: '6.16',
@@ -74,6 +102,7 @@ const RULES: ReadonlyArray<{ test: RegExp; change: ApiChange }> = [
   },
   {
     test: new RegExp(`implicit declaration of function ${Q}is_cow_mapping${Q}`),
+    era: 'added',
     change: {
       id: 'is-cow-mapping-private',
       since: '6.1',
@@ -86,7 +115,10 @@ const RULES: ReadonlyArray<{ test: RegExp; change: ApiChange }> = [
 /** The API changes a failed build's diagnostics point at, each once, in rule order. */
 export function apiChangesFor(diagnostics: readonly Pick<Diagnostic, 'message' | 'severity'>[]): ApiChange[] {
   const text = diagnostics.filter((d) => d.severity !== 'note').map((d) => d.message);
-  return RULES.filter((r) => text.some((m) => r.test.test(m))).map((r) => r.change);
+  return RULES.filter((r) => text.some((m) => r.test.test(m))).map((r) => {
+    const suite = suiteFor(r.change.since, r.era);
+    return suite ? { ...r.change, buildsOn: suite } : r.change;
+  });
 }
 
 /** "7.2.13+deb14-cloud-amd64" -> [7, 2]. */

@@ -55,6 +55,13 @@ export function reachUp(texts: readonly string[]): number {
   return Math.min(up, 2);
 }
 
+/** Folders below the driver's that its includes name ("test" of #include "test/mmap-test.h"). */
+export function includedSubdirs(texts: readonly string[]): string[] {
+  const dirs = new Set<string>();
+  for (const t of texts) for (const m of t.matchAll(/#\s*include\s*"((?!\.\.\/)[^"/]+)\/[^"]+"/g)) dirs.add(m[1]!);
+  return [...dirs].filter((d) => d !== '.' && !SKIP_DIR.test(d));
+}
+
 /** The module name Kbuild will give a single-file driver. */
 export function moduleNameOf(file: string): string {
   return basename(file).replace(/\.c$/, '').replace(/-/g, '_');
@@ -92,6 +99,11 @@ export async function resolveDriverSource(path: string): Promise<DriverSource> {
   }
 
   const texts = await Promise.all(driverFiles.map((f) => readFile(join(dir, f), 'utf8')));
+  // The lab's own layout keeps its header in test/ below the driver: #include "test/mmap-test.h".
+  for (const sub of includedSubdirs(texts)) {
+    const info = await stat(join(dir, sub)).catch(() => undefined);
+    if (info?.isDirectory()) driverFiles.push(...(await listSources(join(dir, sub), true)).map((f) => join(sub, f)).filter((f) => !driverFiles.includes(f)));
+  }
   const up = reachUp(texts);
   if (up === 0) return { root: dir, subdir: '', files: driverFiles, generatedKbuild };
   let root = dir;

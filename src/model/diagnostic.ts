@@ -27,6 +27,15 @@ export interface ApiChange {
   summary: string;
   /** One sentence: how to write it instead. */
   fix: string;
+  /** The Debian kernel that builds the code as written, e.g. "debian:bullseye" (5.10). */
+  buildsOn?: string;
+}
+
+/** A C mistake the kernel's flags make an error (or a warning worth fixing), in one line, with the fix. */
+export interface BuildMistake {
+  id: string;
+  summary: string;
+  fix: string;
 }
 
 /** One line for a report: the change, when it came, and the fix. */
