@@ -16,7 +16,8 @@
  *   private            MAP_PRIVATE, read-only, the whole area; read every page
  *   shared             MAP_SHARED, read-only, the whole area; read every page
  *   private-per-page   one MAP_PRIVATE mapping per page, at offset i * PAGE_SIZE
- *   shared-write       MAP_SHARED read-write: a write must reach the driver (read())
+ *   shared-write       MAP_SHARED read-write: a write must reach the driver (what
+ *                      read() and a second mapping show at its offset)
  *   private-isolation  MAP_PRIVATE read-write: a write must reach neither the
  *                      driver (read()) nor a MAP_SHARED mapping of the same page
  *   mprotect           MAP_PRIVATE read-only, then mprotect(PROT_READ | PROT_WRITE)
@@ -148,7 +149,7 @@ static void on_fault(int sig, siginfo_t *si, void *uctx)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: mmap-test --device PATH --checks CHECK[,CHECK...] [--pages N] [--pattern 0xWORD] [--timeout S] [--kmsg] [--trace DIR] [--no-index] [--pfns]\n");
+	fprintf(stderr, "usage: mmap-test --device PATH --checks CHECK[,CHECK...] [--pages N] [--pattern 0xWORD] [--timeout S] [--kmsg] [--trace DIR] [--no-index] [--pfns] [--either-order]\n");
 	exit(4);
 }
 
@@ -165,6 +166,12 @@ static int want_pfns;		/* --pfns: report each page's frame from /proc/self/pagem
 static int pagemap_fd = -1;
 static unsigned long pages = 16;
 static uint32_t pattern = 0xaabbccddU;
+static int either_order;	/* --either-order: accept the pattern's bytes in either order, as page 0 shows them */
+
+static uint32_t swap32(uint32_t v)
+{
+	return (v >> 24) | ((v >> 8) & 0xff00U) | ((v << 8) & 0xff0000U) | (v << 24);
+}
 static long psize;
 
 /* Markers written through mappings; away from the pattern (offset 0) and index (offset 4). */
@@ -233,7 +240,14 @@ static int read_page(const void *p, unsigned long page, unsigned long want)
 {
 	const volatile uint32_t *w = p;
 	uint32_t word = w[0], index = w[1];
-	int ok = word == pattern && (!check_index || index == want);
+	int ok;
+
+	/* --either-order: a driver that stores the four bytes the other way round shows it at page 0. */
+	if (either_order && page == 0 && want == 0 && word != pattern && word == swap32(pattern)) {
+		pattern = word;
+		printf("{\"t\":\"pattern\",\"word\":\"0x%08x\",\"from\":\"page 0\"}\n", pattern);
+	}
+	ok = word == pattern && (!check_index || index == want);
 	char pfn[32] = "null", expect[24] = "null";
 
 	if (page == 0 && want == 0)
@@ -257,19 +271,60 @@ static void done(unsigned long ok, unsigned long n)
 	printf("{\"t\":\"done\",\"pagesOk\":%lu,\"pages\":%lu}\n", ok, n);
 }
 
-/* What read() on the device returns for the word at page 0 + WRITE_OFFSET. */
-static uint32_t driver_word(int fd)
+/* What read() on the device returns for the word at page 0 + WRITE_OFFSET; *ok is 0 when it returned no word. */
+static uint32_t driver_word(int fd, int *ok)
 {
 	uint32_t v = 0;
 	ssize_t n = pread(fd, &v, sizeof(v), WRITE_OFFSET);
 
-	if (n != (ssize_t)sizeof(v)) {
-		int e = n < 0 ? errno : EIO;
-
-		printf("{\"t\":\"readback\",\"via\":\"read\",\"ok\":false,\"err\":\"%s\"}\n", errno_name(e));
-		return 0;
-	}
+	*ok = n == (ssize_t)sizeof(v);
+	if (!*ok)
+		printf("{\"t\":\"readback\",\"via\":\"read\",\"ok\":false,\"n\":%zd,\"err\":\"%s\"}\n", n, n < 0 ? errno_name(errno) : "short read");
 	return v;
+}
+
+#define CANARY 0xa5
+
+static void hex_bytes(const unsigned char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		printf("%02x", b[i]);
+}
+
+/*
+ * What read() really does with the word a mapping wrote at WRITE_OFFSET: read
+ * there and at offset 0, each into a buffer filled with a canary, so the host
+ * can tell a read() that copies nothing, one that ignores the offset, and a
+ * write that never reached the driver; and what a second mapping shows there.
+ */
+static void read_probe(int fd)
+{
+	unsigned char at[4], at0[16];
+	ssize_t n, n0;
+	int e, e0;
+	char *again;
+
+	memset(at, CANARY, sizeof(at));
+	memset(at0, CANARY, sizeof(at0));
+	n = pread(fd, at, sizeof(at), WRITE_OFFSET);
+	e = errno;
+	n0 = pread(fd, at0, sizeof(at0), 0);
+	e0 = errno;
+	printf("{\"t\":\"read-probe\",\"offset\":%d,\"n\":%zd,\"err\":\"%s\",\"bytes\":\"", WRITE_OFFSET, n, n < 0 ? errno_name(e) : "");
+	hex_bytes(at, sizeof(at));
+	printf("\",\"n0\":%zd,\"err0\":\"%s\",\"bytes0\":\"", n0, n0 < 0 ? errno_name(e0) : "");
+	hex_bytes(at0, sizeof(at0));
+	printf("\",\"canary\":\"%02x\",\"again\":", CANARY);
+	again = mmap(NULL, (size_t)psize, PROT_READ, MAP_SHARED, fd, 0);
+	if (again == MAP_FAILED) {
+		printf("null");
+	} else {
+		printf("\"");
+		hex_bytes((const unsigned char *)again + WRITE_OFFSET, 4);
+		printf("\"");
+		munmap(again, (size_t)psize);
+	}
+	printf("}\n");
 }
 
 /*
@@ -352,17 +407,15 @@ static void shared_write(void)
 {
 	int fd = open_device(O_RDWR);
 	char *m = map(fd, pages, 0, PROT_READ | PROT_WRITE, MAP_SHARED, -1);
-	uint32_t seen;
 
 	catch_faults(m, 0);
 	*(volatile uint32_t *)(m + WRITE_OFFSET) = SHARED_MARK;
 	printf("{\"t\":\"write\",\"page\":0,\"offset\":%d,\"value\":\"0x%08x\"}\n", WRITE_OFFSET, SHARED_MARK);
-	seen = driver_word(fd);
-	printf("{\"t\":\"readback\",\"via\":\"read\",\"ok\":true,\"value\":\"0x%08x\",\"matches\":%s}\n", seen, seen == SHARED_MARK ? "true" : "false");
+	read_probe(fd);
 	/* Leave the buffer as it was for the checks that follow. */
 	*(volatile uint32_t *)(m + WRITE_OFFSET) = 0;
 	close(fd);
-	done(seen == SHARED_MARK, 1);
+	done(1, 1);
 }
 
 static void private_isolation(void)
@@ -371,14 +424,15 @@ static void private_isolation(void)
 	char *m = map(fd, pages, 0, PROT_READ | PROT_WRITE, MAP_PRIVATE, -1);
 	char *s;
 	uint32_t seen_read, seen_shared;
-	int ok;
+	int ok, read_ok;
 
 	catch_faults(m, 0);
 	ok = read_page(m, 0, 0);
 	*(volatile uint32_t *)(m + WRITE_OFFSET) = PRIVATE_MARK;
 	printf("{\"t\":\"write\",\"page\":0,\"offset\":%d,\"value\":\"0x%08x\"}\n", WRITE_OFFSET, PRIVATE_MARK);
-	seen_read = driver_word(fd);
-	printf("{\"t\":\"readback\",\"via\":\"read\",\"ok\":true,\"value\":\"0x%08x\",\"matches\":%s}\n", seen_read, seen_read == PRIVATE_MARK ? "true" : "false");
+	seen_read = driver_word(fd, &read_ok);
+	if (read_ok)
+		printf("{\"t\":\"readback\",\"via\":\"read\",\"ok\":true,\"value\":\"0x%08x\",\"matches\":%s}\n", seen_read, seen_read == PRIVATE_MARK ? "true" : "false");
 	s = map(fd, 1, 0, PROT_READ, MAP_SHARED, 0);
 	catch_faults(s, 0);
 	seen_shared = *(volatile uint32_t *)(s + WRITE_OFFSET);
@@ -553,6 +607,8 @@ int main(int argc, char **argv)
 			checks = strdup(argv[++a]);
 		else if (!strcmp(argv[a], "--pages") && a + 1 < argc)
 			pages = strtoul(argv[++a], NULL, 0);
+		else if (!strcmp(argv[a], "--either-order"))
+			either_order = 1;
 		else if (!strcmp(argv[a], "--pattern") && a + 1 < argc)
 			pattern = (uint32_t)strtoul(argv[++a], NULL, 0);
 		else if (!strcmp(argv[a], "--timeout") && a + 1 < argc)

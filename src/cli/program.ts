@@ -59,9 +59,9 @@ function addCheck(program: Command): void {
     .argument('<driver>', 'the driver: a folder (with or without its own Kbuild/Makefile) or one .c file')
     .option('--device <path>', 'the device node to open, when mmaplab cannot find the one the driver registers')
     .addOption(new Option('--pages <n>', 'how many pages the driver maps').default(16).argParser(positiveInt('--pages', 4096)))
-    .option('--expect-pattern <word>', "the 32-bit word each page starts with (little-endian: the lab's bytes aa bb cc dd are 0xddccbbaa)", '0xaabbccdd');
+    .option('--expect-pattern <word>', "the 32-bit word each page starts with (little-endian: the lab's bytes aa bb cc dd are 0xddccbbaa); default: what the lab's test or the driver's source writes");
   addGuestOptions(check).action(async (driver: string, o: CheckCliOptions) => {
-    const pattern = /^0x[0-9a-f]{1,8}$/i.test(o.expectPattern) ? Number.parseInt(o.expectPattern, 16) : Number.NaN;
+    const pattern = o.expectPattern === undefined ? undefined : /^0x[0-9a-f]{1,8}$/i.test(o.expectPattern) ? Number.parseInt(o.expectPattern, 16) : Number.NaN;
     if (Number.isNaN(pattern)) throw usage(`--expect-pattern must be a 32-bit hex word such as 0xaabbccdd, not '${o.expectPattern}'`);
     const { checkDriver } = await import('../commands/check.js');
     const { onKernels } = await import('./on-kernels.js');

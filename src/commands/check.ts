@@ -12,6 +12,7 @@
 import { copyFile, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { resolveDriverSource } from '../kbuild/driver-source.js';
+import { choosePattern } from '../kbuild/lab-pattern.js';
 import { symbolizeProblems, symbolizer } from '../kbuild/symbolize.js';
 import { deprecationNotes } from '../diagnose/api-changes.js';
 import { assembleCheckReport, checksLeft } from '../diagnose/assemble.js';
@@ -33,18 +34,15 @@ export interface CheckOptions extends SetupOptions {
   /** The device node to open, when discovery cannot find it. */
   device: string | undefined;
   pages: number;
-  /** The 32-bit word every page must start with (the seed writes 0xaabbccdd; the lab's aa bb cc dd is 0xddccbbaa). */
-  pattern: number;
-}
-
-export function patternWord(pattern: number): string {
-  return `0x${pattern.toString(16).padStart(8, '0')}`;
+  /** --expect-pattern: the 32-bit word every page must start with (the lab's aa bb cc dd is 0xddccbbaa); else found in the sources. */
+  pattern: number | undefined;
 }
 
 /**
  * The checks in passes: each pass runs the checks left; one that crashes the
  * guest ends its pass, and the checks it never reached run again in a fresh
- * guest. A hang would most likely hang again, a deadline at a time, and a lost
+ * guest; a pass that finished no check (the driver crashes as it loads) is not
+ * tried again, the crash is the verdict. A hang would most likely hang again, a deadline at a time, and a lost
  * target is gone: after either, the checks left are not run.
  */
 async function runPasses(machine: Machine, jobFor: (id: number, checks: readonly CheckName[]) => LabJob, runDir: RunDir, onPass: (checks: readonly CheckName[]) => void): Promise<Assessment[]> {
@@ -58,6 +56,8 @@ async function runPasses(machine: Machine, jobFor: (id: number, checks: readonly
     const a = assessJob({ strategy: CUSTOM_DRIVER, label: '', checks: remaining, jobId: id, end: r.end, records: r.records, console: r.console, boot: r.boot });
     assessments.push(a);
     if (r.end === 'done' || r.end === 'timeout' || r.end === 'connection-lost') break;
+    // A pass that got no check done (a crash in init, a guest that died loading the driver) would do the same again.
+    if (a.results.every((x) => x.outcome.kind === 'not-run')) break;
     remaining = checksLeft(a);
   }
   return assessments;
@@ -67,8 +67,9 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
   const progress = opts.onProgress ?? (() => {});
   const runDir = await RunDir.create(opts);
   const display = relative(process.cwd(), opts.source) || '.';
-  const pattern = patternWord(opts.pattern);
   const notes: string[] = [];
+  const src = await resolveDriverSource(opts.source);
+  const pattern = await choosePattern({ source: opts.source, driverFiles: src.files.map((f) => join(src.root, f)), override: opts.pattern });
 
   const lab = await setUpLab(opts, opts.source, runDir, opts.cacheDir ?? cacheRoot(), notes);
   if (lab.kind === 'build-failed') {
@@ -91,16 +92,16 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
   // PG_reserved's bit comes from the guest kernel's headers; a target is not watched for it.
   const pgReserved = lab.guestKernel ? await kernelPgReservedBit(lab.guestKernel) : undefined;
   // What builds today but is on its way out on this kernel (.mmap from 6.17).
-  const src = await resolveDriverSource(opts.source);
   const texts = await Promise.all(src.files.filter((f) => /\.[ch]$/.test(f)).map((f) => readFile(join(src.root, f), 'utf8')));
   notes.push(...deprecationNotes(texts, lab.kernel.release));
   const jobFor = (id: number, checks: readonly CheckName[]): LabJob => ({
     ...labJob({ id, strategy: CUSTOM_DRIVER, modulePath: module.jobKo, moduleName: module.name, moduleParams: [], testProgram: lab.testProgram, checks, pages: opts.pages }),
     deviceName: '',
     device: opts.device ?? '',
-    pattern: opts.pattern,
+    pattern: Number.parseInt(pattern.word, 16),
     inspect: true,
-    testFlags: ['--no-index', '--pfns'],
+    // Either byte order passes in the guest; the verdict says whether the other one is wrong.
+    testFlags: ['--no-index', '--pfns', '--either-order'],
     ...(pgReserved === undefined ? {} : { pgReservedBit: pgReserved }),
   });
   let assessments: Assessment[];

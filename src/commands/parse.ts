@@ -19,6 +19,7 @@ import { assessJob, type Assessment, type JobEnd } from '../diagnose/assess.js';
 import { symbolizeProblems, symbolizer } from '../kbuild/symbolize.js';
 import { kernelSlug } from '../kernel/spec.js';
 import { assembleMatrix } from '../matrix/model.js';
+import { LAB_WORD, patternChoice, type PatternChoice } from '../model/pattern.js';
 import { STUDENT_CHECKS } from '../diagnose/verdicts.js';
 import { CHECK_NAMES, isCheckName, type CheckName } from '../model/checks.js';
 import type { KernelLine, KernelProblem } from '../model/kernel-log.js';
@@ -53,10 +54,11 @@ async function readResultsOrNote(dir: RunDir, jobs: SavedJob[] | undefined): Pro
   }
 }
 
-/** The word the test program looked for, as it said when a check started. */
-function patternOf(jobs: readonly SavedJob[]): string {
-  for (const j of jobs) for (const r of j.records) if (r.t === 'start') return r.pattern;
-  return '0xaabbccdd';
+/** The bytes the check expected: as it said (results.json), else the word the test program looked for, strictly (earlier versions). */
+function patternOf(jobs: readonly SavedJob[], saved: PatternChoice | undefined): PatternChoice {
+  if (saved) return saved;
+  for (const j of jobs) for (const r of j.records) if (r.t === 'start') return patternChoice(Number.parseInt(r.pattern, 16), 'option', true);
+  return patternChoice(LAB_WORD, 'default', false);
 }
 
 export async function parseSaved(path: string): Promise<ParseResult> {
@@ -124,7 +126,7 @@ async function reassess(dir: RunDir, consoleName: string, jobs: SavedJob[], save
       driver: p?.driver ?? { source: unknown, module: undefined, compiler: undefined, buildWarnings: [] },
       build: { ok: true, warnings: p?.driver.buildWarnings ?? [] },
       assessments,
-      pattern: patternOf(jobs),
+      pattern: patternOf(jobs, p?.pattern),
       notes,
       artifacts: p?.artifacts ?? { dir: dir.path, consoleLog: dir.file(consoleName), resultsJson: dir.resultsJson, module: undefined },
     });

@@ -8,6 +8,7 @@ import type { Diagnostic } from '../model/diagnostic.js';
 import type { CheckName } from '../model/checks.js';
 import { checksStatus, runStatus } from '../model/exit.js';
 import type { CheckResult } from '../model/outcome.js';
+import type { PatternChoice } from '../model/pattern.js';
 import { SCHEMA_VERSION, type CheckReport, type RunReport } from '../model/report.js';
 import { VERSION } from '../util/version.js';
 import type { Assessment } from './assess.js';
@@ -54,8 +55,8 @@ export interface CheckParts {
   build: CheckFindings['build'];
   /** One per pass: a pass that crashed or hung its guest leaves the checks after it to the next. */
   assessments: readonly Assessment[];
-  /** The word every page must start with, as mmap-test prints it (0xaabbccdd). */
-  pattern: string;
+  /** The bytes every page must start with, and what said so. */
+  pattern: PatternChoice;
   notes: readonly string[];
   artifacts: CheckReport['artifacts'];
 }
@@ -101,6 +102,7 @@ export function assembleCheckReport(p: CheckParts): CheckReport {
     kernel: p.kernel,
     machine: p.machine,
     items,
+    pattern: p.pattern,
     results,
     kernelLog: { lines: assessments.flatMap((a) => a.kernelLog), problems },
     notes: once([...p.notes, ...assessments.flatMap((a) => a.notes)]),

@@ -140,6 +140,7 @@ function cellOf(strategy: string, c: CheckObservation, outcome: Outcome, lines: 
     seedPrintf: c.seedPrintf,
     traced,
     ...(c.aliases ? { aliases: c.aliases } : {}),
+    ...(c.readFinding ? { readFinding: c.readFinding } : {}),
     kernelLog: checkLog,
     explanation: explain({ strategy, check: c.check, mode, outcome, pages: c.pages, kernelLog: checkLog, seedPrintf: c.seedPrintf, traced }),
   };
@@ -151,6 +152,7 @@ export function assessJob(input: AssessInput): Assessment {
   // Prefer the job's own dmesg slice; fall back to the console when the job never finished.
   const lines = obs.complete && obs.kmsg.length ? obs.kmsg : consoleSlice(input.console, input.jobId);
   const problems = findProblems(lines);
+  for (const p of problems) p.during = lastStep(lines.slice(0, p.line + 1));
   // A target lost or hung before this job began: the note belongs to the job that lost it, not to the rest.
   const neverStarted = input.end !== 'done' && input.records.length === 0 && input.console === '';
   const who = input.label ?? input.strategy;

@@ -182,8 +182,8 @@ const EXPLAIN: Explainers = {
   }),
   'write-lost': (_ctx, o) => ({
     id: 'write-lost',
-    summary: `a write through MAP_SHARED did not reach the driver: read() returned ${o.seen}`,
-    why: ['A shared mapping must show the driver\'s own pages; if a write does not appear in the buffer, the mapping points at a copy or at other memory.'],
+    summary: `a write through MAP_SHARED did not reach the driver: read() and a second mapping show ${o.seen} at its place`,
+    why: ['A shared mapping must show the driver\'s own pages; if a write shows neither in read() nor in a second mapping of the device, the mapping points at a copy or at other memory.'],
     fixes: ['map the buffer\'s own pages (their pfn or struct page), never a copy'],
   }),
   'write-leaked': (_ctx, o) => ({

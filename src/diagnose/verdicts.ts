@@ -4,12 +4,16 @@
  * a hint. Pure, like the assessment it reads.
  */
 import { formatDiagnostic, type Diagnostic } from '../model/diagnostic.js';
-import type { KernelProblem } from '../model/kernel-log.js';
+import { problemPlace, type KernelProblem } from '../model/kernel-log.js';
 import type { CheckResult, StepResult } from '../model/outcome.js';
 import { cellVerdict } from './words.js';
 import { apiChangesFor } from './api-changes.js';
+import { buildMistakesFor } from './build-mistakes.js';
+import { causeOf } from './kernel-causes.js';
+import { readWords } from '../parse/read-probe.js';
 import type { CheckName } from '../model/checks.js';
 import type { CheckItem } from '../model/report.js';
+import { bytesOf, isSwapped, type PatternChoice } from '../model/pattern.js';
 
 /** The mapping checks `check` runs, in order. */
 export const STUDENT_CHECKS: readonly CheckName[] = ['shared', 'private', 'shared-write', 'oversize'];
@@ -28,7 +32,7 @@ export interface CheckFindings {
   /** Pages rmmod freed while still PG_reserved; undefined when it could not be watched. */
   reservedFreed?: number | undefined;
   moduleName: string;
-  pattern: string;
+  pattern: PatternChoice;
 }
 
 const TAINT = 'PFSRMBUDAWCIOELKXTN';
@@ -41,13 +45,6 @@ export function taintLetters(mask: number): string[] {
   return [...TAINT].filter((_, bit) => mask & (1 << bit));
 }
 
-/** The same line several times (a crash in each pass) shown once, with a count. */
-function countSame(lines: readonly string[]): string[] {
-  const counts = new Map<string, number>();
-  for (const l of lines) counts.set(l, (counts.get(l) ?? 0) + 1);
-  return [...counts].map(([l, n]) => (n > 1 ? `${l} (${n}×)` : l));
-}
-
 const skipped = (id: string, title: string, why: string): CheckItem => ({ id, title, verdict: 'skip', reason: why });
 
 /**
@@ -58,33 +55,61 @@ export function leakedAreas(lines: readonly string[], module: string): string[] 
   return lines.filter((l) => l.includes(`[${module}]`) || /(^|\s)0xffffffffc[0-9a-f]{7,}(\s|$)/.test(l));
 }
 
+/** "0–15", "0, 3, 7": a list of page numbers, runs folded. */
+function pageList(pages: readonly number[]): string {
+  const sorted = [...pages].sort((a, b) => a - b);
+  const consecutive = sorted.every((p, i) => i === 0 || p === sorted[i - 1]! + 1);
+  if (consecutive && sorted.length > 2) return `${sorted[0]}–${sorted[sorted.length - 1]}`;
+  return sorted.length === 2 ? `${sorted[0]} and ${sorted[1]}` : sorted.join(', ');
+}
+
+/** Pages that showed one physical page, as groups of two or more (by frame, or by whose marker they showed). */
+function samePageGroups(keys: ReadonlyMap<number, string>): number[][] {
+  const groups = new Map<string, number[]>();
+  for (const [page, key] of keys) groups.set(key, [...(groups.get(key) ?? []), page]);
+  return [...groups.values()].filter((g) => g.length > 1);
+}
+
+function aliasFailure(groups: number[][], total: number, how: string): CheckItem {
+  const all = groups.length === 1 && groups[0]!.length === total;
+  const reason = all
+    ? `all ${total} pages map one physical page (the one page 0 maps; ${how})`
+    : `${groups.map((g) => `pages ${pageList(g)} map one physical page`).join('; ')} (${how})`;
+  return {
+    id: 'distinct-pages',
+    title: 'every page is a different page',
+    verdict: 'fail',
+    reason,
+    details: groups.map((g) => `mapped pages ${pageList(g)} show the same memory`),
+    hint: all
+      ? 'advance to the next page of the buffer on every step: remap page i with the pfn of buf + i * PAGE_SIZE (vmalloc_to_pfn), at vm_start + i * PAGE_SIZE'
+      : 'map page i of the buffer at vm_start + i * PAGE_SIZE: check the offset each iteration adds, to the buffer and to the user address alike',
+  };
+}
+
 function distinctPages(r: CheckResult | undefined): CheckItem {
   const title = 'every page is a different page';
-  const fail = (a: number, b: number, how: string): CheckItem => ({
-    id: 'distinct-pages',
-    title,
-    verdict: 'fail',
-    reason: `pages ${a} and ${b} are the same physical page (${how})`,
-    hint: 'map page i of the buffer at vm_start + i * PAGE_SIZE: vmalloc_to_pfn(buf + i * PAGE_SIZE), not the first page again',
-  });
   if (!r || r.outcome.kind !== 'ok') return skipped('distinct-pages', title, 'needs every page readable through MAP_SHARED');
   const pfns = r.pageReports.map((p) => p.pfn).filter((p): p is string => typeof p === 'string');
   if (pfns.length === r.pageReports.length && pfns.length > 0) {
-    const first = new Map<string, number>();
-    for (const p of r.pageReports) {
-      const seen = first.get(p.pfn!);
-      if (seen !== undefined) return fail(seen, p.page, `frame ${p.pfn}`);
-      first.set(p.pfn!, p.page);
-    }
+    const groups = samePageGroups(new Map(r.pageReports.map((p) => [p.page, p.pfn!])));
+    if (groups.length) return aliasFailure(groups, r.pageReports.length, 'by their page frames');
     return { id: 'distinct-pages', title, verdict: 'pass', reason: `${pfns.length} distinct page frames` };
   }
   // A PFN mapping hides its frames from pagemap: the test program wrote a marker into each page instead.
   const a = r.aliases;
   if (!a?.tested) return skipped('distinct-pages', title, a?.why ? `page frames unknown and no writable mapping to test with (${a.why})` : 'page frames unknown');
-  const pair = a.pairs[0];
-  if (pair) {
-    const other = pair[1] < 0 ? pair[0] : pair[1];
-    return fail(Math.min(pair[0], other), Math.max(pair[0], other), 'a marker written into one showed in the other');
+  if (a.pairs.length) {
+    // [page, the page whose marker it showed]: the pages showing one marker, with that page, are one page.
+    const keys = new Map<number, string>();
+    for (const [page, shows] of a.pairs) {
+      const key = shows < 0 ? `?${page}` : String(shows);
+      keys.set(page, key);
+      if (shows >= 0 && !keys.has(shows)) keys.set(shows, key);
+    }
+    const groups = samePageGroups(keys);
+    if (groups.length) return aliasFailure(groups, r.pageReports.length, 'a marker written into each showed in the others');
+    return { id: 'distinct-pages', title, verdict: 'fail', reason: `pages ${pageList(a.pairs.map((p) => p[0]))} lost the marker written into them`, hint: 'map each page of the buffer once, at its own address' };
   }
   return { id: 'distinct-pages', title, verdict: 'pass', reason: `${r.pageReports.length} pages kept ${r.pageReports.length} different markers` };
 }
@@ -110,20 +135,76 @@ function builds(build: CheckFindings['build']): CheckItem {
   const c = named('builds', 'builds');
   if (build.ok) {
     const w = build.warnings;
-    return c.pass(w.length ? plural(w.length, 'warning') : 'no warnings', w.length ? { details: w.map(formatDiagnostic), hint: 'warnings in kernel code are often bugs: read them' } : {});
+    const mistakes = buildMistakesFor(w);
+    return c.pass(w.length ? plural(w.length, 'warning') : 'no warnings', w.length ? { details: [...w.map(formatDiagnostic), ...mistakes.map((m) => `${m.summary}. Fix: ${m.fix}`)], hint: 'warnings in kernel code are often bugs: read them' } : {});
   }
-  // A known kernel API change behind the error says more than "fix the first error".
+  // A known kernel API change behind the error says more than "fix the first error"; so does a known C mistake.
   const changes = apiChangesFor(build.diagnostics);
-  return c.fail(build.message, {
-    details: [...build.diagnostics.filter((d) => d.severity !== 'note').map(formatDiagnostic), ...changes.map((x) => `${x.summary} Fix: ${x.fix}`)],
-    hint: changes.length ? changes.map((x) => x.fix).join('; ') : 'fix the first error; the full build log is kept',
+  const mistakes = buildMistakesFor(build.diagnostics);
+  const userspace = mistakes.find((m) => m.id === 'userspace-program');
+  const suites = [...new Set(changes.map((x) => x.buildsOn).filter((x): x is string => !!x))];
+  return c.fail(userspace ? userspace.summary : build.message, {
+    details: [
+      ...build.diagnostics.filter((d) => d.severity !== 'note').map(formatDiagnostic),
+      ...changes.map((x) => `${x.summary} Fix: ${x.fix}${x.buildsOn ? ` As written, it builds on ${x.buildsOn}.` : ''}`),
+      ...mistakes.filter((m) => m !== userspace).map((m) => `${m.summary}. Fix: ${m.fix}`),
+    ],
+    hint: userspace?.fix ?? (changes.length || mistakes.length ? [...changes.map((x) => x.fix), ...mistakes.map((m) => m.fix)].join('; ') : 'fix the first error; the full build log is kept') + (suites.length ? ` (or check it as written on ${suites.map((x) => `--kernel ${x}`).join(' / ')})` : ''),
     ...(changes.length ? { apiChanges: changes } : {}),
+    ...(mistakes.length ? { buildMistakes: mistakes } : {}),
+  });
+}
+
+const FATAL: ReadonlySet<KernelProblem['kind']> = new Set(['oops', 'bug', 'gpf', 'panic']);
+
+/** The first oops, BUG or panic the kernel reported while the guest was in `step`. */
+function crashDuring(problems: readonly KernelProblem[], step: string): KernelProblem | undefined {
+  return problems.find((p) => p.during === step && FATAL.has(p.kind));
+}
+
+/** "crashed: BUG: kernel NULL pointer dereference ... in my_init+0x44 (vmmap.c:57)". */
+function crashWords(p: KernelProblem): string {
+  const place = problemPlace(p);
+  if (p.kind === 'panic') return `called panic(): ${p.title.replace(/^Kernel panic - not syncing: /, '')}${place ? ` in ${place}` : ''}`;
+  return `crashed: ${p.title}${place ? ` in ${place}` : ''}`;
+}
+
+function crashDetails(p: KernelProblem): string[] {
+  return p.culprit?.code && p.culprit.source ? [`${p.culprit.source}: ${p.culprit.code}`] : [];
+}
+
+const MAPPING_TITLES: Record<string, [string, string]> = {
+  shared: ['shared', 'MAP_SHARED reads the pattern on every page'],
+  private: ['private', 'MAP_PRIVATE works or fails cleanly at mmap()'],
+  'shared-write': ['write', 'a write through MAP_SHARED reaches the driver'],
+  oversize: ['oversize', 'a mapping larger than the buffer is refused'],
+};
+
+/** A mapping check the kernel crashed in: the crash, at the driver's line, is all it says. */
+function crashedIn(r: CheckResult | undefined, problems: readonly KernelProblem[]): CheckItem | undefined {
+  if (r?.outcome.kind !== 'crash') return undefined;
+  const [id, title] = MAPPING_TITLES[r.check] ?? [r.check, r.check];
+  const p = crashDuring(problems, `the ${r.check} check`);
+  const cause = p && causeOf(p);
+  return named(id, title).fail(p ? `the driver ${crashWords(p)}` : `the kernel crashed: ${r.outcome.title}`, {
+    details: p ? crashDetails(p) : [],
+    ...(cause ? { hint: cause.fix } : {}),
   });
 }
 
 function loads(f: CheckFindings): CheckItem {
   const c = named('loads', 'loads');
   const ins = f.insmod;
+  const crash = crashDuring(f.problems, 'insmod');
+  if (crash) {
+    return c.fail(`module init ${crashWords(crash)}`, {
+      details: crashDetails(crash),
+      hint:
+        crash.kind === 'panic'
+          ? 'never call panic() in a driver: report the error and return it (-ENOMEM, -EINVAL) from init'
+          : 'the init function used memory it does not have: check that every pointer it writes through was allocated (and the allocation checked) before use',
+    });
+  }
   if (!ins) return c.fail('insmod never finished', { hint: 'look at the console: the module init hung or crashed' });
   if (ins.ok) return c.pass(`insmod ${f.moduleName}.ko`);
   return c.fail(`insmod failed (status ${ins.status}): ${ins.output}`, { hint: 'the module init returned an error: check every allocation and registration in it' });
@@ -139,10 +220,41 @@ function deviceOpens(f: CheckFindings): CheckItem {
   return c.pass(f.device?.output.trim() || 'opened');
 }
 
-function sharedReads(r: CheckResult | undefined, pattern: string): CheckItem {
+/** Where the expected bytes came from, for a reason line. */
+function patternSource(p: PatternChoice): string {
+  switch (p.from) {
+    case 'option':
+      return '--expect-pattern';
+    case 'lab-test':
+      return `the lab's test, ${p.where ?? 'test/'}`;
+    case 'driver':
+      return `the driver writes them, ${p.where ?? ''}`;
+    case 'default':
+      return "the lab's bytes";
+  }
+}
+
+function sharedReads(r: CheckResult | undefined, pattern: PatternChoice): CheckItem {
   const c = named('shared', 'MAP_SHARED reads the pattern on every page');
   if (!r || r.outcome.kind === 'not-run' || r.outcome.kind === 'open-failed') return c.skip('the check did not run');
-  if (r.outcome.kind === 'ok') return c.pass(`${r.outcome.pagesOk}/${r.outcome.pages} pages ${pattern}`);
+  if (r.outcome.kind === 'ok') {
+    const seen = r.outcome.pattern ?? pattern.word;
+    const pages = `${r.outcome.pagesOk}/${r.outcome.pages} pages`;
+    if (!isSwapped(pattern, seen)) return c.pass(`${pages} start with ${pattern.bytes} (${patternSource(pattern)})`);
+    const bytes = bytesOf(Number.parseInt(seen, 16));
+    if (!pattern.strict) return c.pass(`${pages} start with ${bytes}, the other byte order of ${pattern.bytes} (${patternSource(pattern)}): the driver's own, consistently`);
+    return c.fail(`byte order: ${pages} start with ${bytes}, but ${patternSource(pattern)} expects ${pattern.bytes}`, {
+      hint: `store the four bytes one at a time (p[0] = 0x${pattern.bytes.split(' ')[0]}; p[1] = 0x${pattern.bytes.split(' ')[1]}; ...): a u32 store of ${seen} puts its low byte first on this little-endian CPU`,
+    });
+  }
+  // Every page starts with one same word the sources never named: perhaps the driver's own pattern.
+  const words = new Set(r.pageReports.map((p) => p.word));
+  if (r.outcome.kind === 'wrong-data' && pattern.from === 'default' && words.size === 1 && r.pageReports.length > 1 && ![...words][0]!.match(/^0x0+$/)) {
+    const w = [...words][0]!;
+    return c.fail(`every page starts with ${bytesOf(Number.parseInt(w, 16))} (${w}), not the lab's ${pattern.bytes}, and the sources do not say which bytes the driver writes`, {
+      hint: `if those are the bytes your driver writes, say so: --expect-pattern ${w}`,
+    });
+  }
   return c.fail(cellVerdict(r), explained(r));
 }
 
@@ -154,7 +266,8 @@ function privateWorks(r: CheckResult | undefined): CheckItem {
   if (!r) return c.skip('the check did not run');
   if (r.outcome.kind === 'open-failed') return c.skip(NO_DEVICE);
   if (r.outcome.kind === 'not-run') return c.skip(r.outcome.reason);
-  if (r.outcome.kind === 'ok' || r.outcome.kind === 'mmap-failed') return c.pass(cellVerdict(r));
+  if (r.outcome.kind === 'ok') return c.pass(`${r.outcome.pagesOk}/${r.outcome.pages} pages read as through MAP_SHARED`);
+  if (r.outcome.kind === 'mmap-failed') return c.pass(cellVerdict(r));
   return c.fail(cellVerdict(r), explained(r));
 }
 
@@ -163,8 +276,35 @@ function writeReaches(r: CheckResult | undefined): CheckItem {
   if (!r || r.outcome.kind === 'not-run') return c.skip('the check did not run');
   if (r.outcome.kind === 'open-failed') return c.skip(NO_DEVICE);
   if (r.outcome.kind === 'skipped') return c.skip(r.outcome.reason);
-  if (r.outcome.kind === 'ok') return c.pass('read() sees it');
+  const f = r.readFinding;
+  if (r.outcome.kind === 'ok') {
+    if (!f || f.read.kind === 'sees-write') return c.pass('read() sees it');
+    return c.pass(f.secondMapping ? 'a second mapping of the device sees it' : 'read() from offset 0 shows it at its place');
+  }
   return c.fail(cellVerdict(r), explained(r, false));
+}
+
+/** What read() does at an offset, judged apart from the mapping (a stub read() is not a lost write). */
+function readWorks(r: CheckResult | undefined): CheckItem {
+  const c = named('read', 'read() returns the buffer at the file offset');
+  const f = r?.readFinding;
+  if (!f) return c.skip(r?.outcome.kind === 'open-failed' ? NO_DEVICE : 'the write check did not run');
+  const words = readWords(f);
+  switch (f.read.kind) {
+    case 'failed':
+      return f.read.err === 'EINVAL' ? c.skip(words) : c.fail(words, { hint: 'read() returns the bytes it copied, or a negative errno only when it cannot' });
+    case 'eof':
+      return c.skip(`${words}: nothing to compare with`);
+    case 'copies-nothing':
+      return c.fail(words, { hint: 'copy the bytes before returning their count: copy_to_user(buf, buffer + *off, count), then *off += count' });
+    case 'ignores-offset':
+      return c.fail(words, { hint: 'copy from the buffer at the offset and move it: copy_to_user(buf, buffer + *off, count); *off += count' });
+    case 'sees-write':
+      return c.pass(words);
+    case 'misses-write':
+      if (f.secondMapping) return c.fail(`${words}, while a second mapping shows it: read() and mmap() use different memory`, { hint: 'read() and mmap() must both use the one buffer' });
+      return c.pass(`read() honours the offset (${f.read.value} there)`);
+  }
 }
 
 function oversizeRefused(r: CheckResult | undefined): CheckItem {
@@ -179,17 +319,53 @@ function oversizeRefused(r: CheckResult | undefined): CheckItem {
 function unloads(f: CheckFindings): CheckItem {
   const c = named('unloads', 'rmmod succeeds');
   const rm = f.rmmod;
+  const crash = crashDuring(f.problems, 'rmmod');
+  if (crash) {
+    return c.fail(`the exit function ${crashWords(crash)}`, {
+      details: crashDetails(crash),
+      hint: 'the exit function used a pointer that was freed, cleared or never set: undo init in reverse order, each thing once',
+    });
+  }
   if (!rm) return c.fail('rmmod was not reached or never finished', { hint: 'an earlier crash or hang stopped the machine; see above' });
   if (rm.ok) return c.pass(`rmmod ${f.moduleName}`);
   return c.fail(`rmmod failed (status ${rm.status}): ${rm.output}`, { hint: 'the module is still in use, or its exit hung: release every reference (mappings, cdev) in the exit function' });
 }
 
+/** "insmod", "the shared and private checks", "rmmod and the oversize check". */
+function stepsWords(steps: readonly string[]): string {
+  const checks = steps.map((s) => /^the (.+) check$/.exec(s)?.[1]).filter((c): c is string => !!c);
+  const others = steps.filter((s) => !/^the .+ check$/.test(s));
+  const and = (xs: readonly string[]) => (xs.length > 1 ? `${xs.slice(0, -1).join(', ')} and ${xs[xs.length - 1]}` : (xs[0] ?? ''));
+  const checkWords = checks.length ? `the ${and(checks)} check${checks.length > 1 ? 's' : ''}` : '';
+  return and([...others, ...(checkWords ? [checkWords] : [])]);
+}
+
+/**
+ * The problems as the kernel check lists them: title and the driver's place
+ * once, with the steps it happened in (a crash in each pass repeats).
+ */
+function problemLines(problems: readonly KernelProblem[]): string[] {
+  const groups = new Map<string, string[]>();
+  for (const p of problems) {
+    const place = problemPlace(p);
+    const key = `${p.title}${place ? ` at ${place}` : ''}`;
+    groups.set(key, [...(groups.get(key) ?? []), ...(p.during && p.during !== 'boot' ? [p.during] : [])]);
+  }
+  return [...groups].map(([key, steps]) => {
+    const during = [...new Set(steps)];
+    const count = steps.length > 1 ? `${steps.length}×, ` : '';
+    return during.length ? `${key} (${count}during ${stepsWords(during)})` : key;
+  });
+}
+
 function kernelClean(problems: CheckFindings['problems']): CheckItem {
   const c = named('kernel', 'no kernel warning, oops or "Bad page state"');
   if (problems.length === 0) return c.pass('the kernel log is clean');
-  return c.fail(`${plural(problems.length, 'problem')}: ${problems[0]!.title}`, {
-    details: countSame(problems.map((p) => `${p.title}${p.location ? ` at ${p.location}` : ''}${p.locationSource ?? p.source ? ` (${p.locationSource ?? p.source})` : ''}`)),
-    hint: 'the first problem is usually the cause; its source line is shown where the module could be resolved',
+  const first = problems[0]!;
+  const cause = causeOf(first);
+  return c.fail(`${plural(problems.length, 'problem')}: ${first.message ? `${first.message} — ` : ''}${first.title}`, {
+    details: [...problemLines(problems), ...(cause ? [`usual cause: ${cause.cause}`] : [])],
+    hint: cause ? `${cause.fix}${first.culprit?.source ? ` (${first.culprit.source})` : ''}` : 'the first problem is usually the cause; its source line is shown where the module could be resolved',
   });
 }
 
@@ -221,17 +397,21 @@ export function checkItems(f: CheckFindings): CheckItem[] {
   const built = builds(f.build);
   if (!f.build.ok) return [built, skipped('loads', 'loads', 'the driver did not build'), skipped('device', 'the device opens', 'the driver did not build')];
   const loaded = loads(f);
-  if (!f.insmod?.ok) return [built, loaded, skipped('device', 'the device opens', 'the driver did not load')];
+  if (!f.insmod?.ok) {
+    // What the kernel said while loading still counts: an oops in init is also a dirty log and a taint.
+    return [built, loaded, skipped('device', 'the device opens', 'the driver did not load'), kernelClean(f.problems), ...(f.tainted === undefined ? [] : [taint(f.tainted)])];
+  }
   const cell = (check: string) => f.results.find((r) => r.check === check);
   return [
     built,
     loaded,
     deviceOpens(f),
-    sharedReads(cell('shared'), f.pattern),
+    crashedIn(cell('shared'), f.problems) ?? sharedReads(cell('shared'), f.pattern),
     distinctPages(cell('shared')),
-    privateWorks(cell('private')),
-    writeReaches(cell('shared-write')),
-    oversizeRefused(cell('oversize')),
+    crashedIn(cell('private'), f.problems) ?? privateWorks(cell('private')),
+    crashedIn(cell('shared-write'), f.problems) ?? writeReaches(cell('shared-write')),
+    readWorks(cell('shared-write')),
+    crashedIn(cell('oversize'), f.problems) ?? oversizeRefused(cell('oversize')),
     unloads(f),
     kernelClean(f.problems),
     noReservedFreed(f),

@@ -18,7 +18,7 @@ const VERDICT: Formatters = {
   sigsegv: (o) => `SIGSEGV at page ${o.page ?? '?'} (${o.code}, addr ${o.addr})`,
   'mmap-failed': (o) => `mmap() failed: ${o.errno} (${o.message})`,
   'open-failed': (o) => `open() failed: ${o.errno} (${o.message})`,
-  'write-lost': (o) => `the write did not reach the driver (read() saw ${o.seen})`,
+  'write-lost': (o) => `the write did not reach the driver (${o.seen} there instead)`,
   'write-leaked': (o) => `the private write leaked into ${o.via === 'read' ? 'the driver' : 'a shared mapping'}`,
   'mprotect-denied': (o) => `mprotect(PROT_WRITE) refused: ${o.errno}`,
   killed: (o) => `killed by ${o.signal} (exit status ${o.status})`,

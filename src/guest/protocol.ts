@@ -48,6 +48,10 @@ export type GuestRecord =
   | { t: 'page'; page: number; addr: string; word: string; index: number; expectIndex: number | null; pfn?: string | null; ok: boolean }
   | { t: 'write'; page: number; offset: number; value: string }
   | { t: 'readback'; via: 'read' | 'shared'; ok: boolean; value?: string; matches?: boolean; err?: string }
+  /** shared-write: read() at the write's offset and at 0 (bytes as hex, canary-filled first), and a second mapping's bytes there. */
+  | { t: 'read-probe'; offset: number; n: number; err: string; bytes: string; n0: number; err0: string; bytes0: string; canary: string; again: string | null }
+  /** --either-order: page 0 showed the pattern's bytes the other way round, and the check expects that word. */
+  | { t: 'pattern'; word: string; from: string }
   | { t: 'mprotect'; ok: boolean; errno?: number; err?: string; msg?: string }
   | { t: 'fault'; signal: 'SIGBUS' | 'SIGSEGV'; signo: number; code: string; codeNum: number; addr: string; page: number | null }
   /** Whether a shared mapping's pages differ, tested by writing (pairs: [page, the page it shows]). */

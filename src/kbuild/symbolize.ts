@@ -4,8 +4,9 @@
  * configs ask for it) and with its build paths mapped to the user's tree, so
  * binutils' addr2line on the .ko answers with the user's own file:line.
  */
+import { readFile } from 'node:fs/promises';
 import { relative } from 'node:path';
-import type { KernelProblem, StackFrame } from '../model/kernel-log.js';
+import type { Culprit, KernelProblem, StackFrame } from '../model/kernel-log.js';
 import { run } from '../util/exec.js';
 
 interface Sym {
@@ -15,7 +16,49 @@ interface Sym {
 
 export interface Symbolizer {
   module: string;
-  resolve(fn: string, offset: string | undefined): Promise<string | undefined>;
+  /** `returnAddress`: a call trace's frame points past its call; the call is the byte before. */
+  resolve(fn: string, offset: string | undefined, returnAddress?: boolean): Promise<string | undefined>;
+  /** Where the module calls (or tail-jumps to) a kernel function: function, file:line. */
+  callSites(callee: string): Promise<Array<{ fn: string; source: string | undefined }>>;
+}
+
+interface CallSite {
+  section: string;
+  address: number;
+  fn: string;
+}
+
+/** Every call and jump out of the module, by callee, from objdump's relocations. */
+async function moduleCalls(ko: string): Promise<Map<string, CallSite[]>> {
+  const r = await run('objdump', ['-dr', '--no-show-raw-insn', ko]).catch(() => undefined);
+  const calls = new Map<string, CallSite[]>();
+  if (!r?.ok) return calls;
+  let section = '';
+  let fn = '';
+  let insn: number | undefined;
+  for (const line of r.stdout.split('\n')) {
+    const sec = /^Disassembly of section (\S+):$/.exec(line);
+    if (sec) section = sec[1]!;
+    const label = /^[0-9a-f]+ <([^>+]+)>:$/.exec(line);
+    if (label) fn = label[1]!;
+    const ins = /^\s*([0-9a-f]+):\s+(call|jmp)\b/.exec(line);
+    if (ins) insn = Number.parseInt(ins[1]!, 16);
+    else if (/^\s*[0-9a-f]+:\s+\S/.test(line) && !/R_X86_64|R_AARCH64/.test(line)) insn = undefined;
+    const rel = /R_(?:X86_64_PLT32|X86_64_PC32|AARCH64_CALL26|AARCH64_JUMP26)\s+([\w.]+)(?:[-+]0x[0-9a-f]+)?$/.exec(line);
+    if (rel && insn !== undefined) {
+      const list = calls.get(rel[1]!) ?? [];
+      list.push({ section, address: insn, fn });
+      calls.set(rel[1]!, list);
+      insn = undefined;
+    }
+  }
+  return calls;
+}
+
+/** "/abs/path/file.c:19", or "file.c:19 (discriminator 1)"; "??:0" when unknown. */
+function sourceOf(addr2line: string, cwd: string): string | undefined {
+  const m = /^(.+?):(\d+)/.exec(addr2line.split('\n')[0]!.trim());
+  return m && m[1] !== '??' ? `${relative(cwd, m[1]!) || m[1]}:${m[2]}` : undefined;
 }
 
 /** Read the module's symbol table (function -> section and address); undefined if binutils is missing. */
@@ -33,27 +76,67 @@ export async function symbolizer(ko: string, module: string, cwd = process.cwd()
     if (section) syms.set(m[3]!, { value: Number.parseInt(m[1]!, 16), section });
   }
   const cache = new Map<string, string | undefined>();
+  let calls: Promise<Map<string, CallSite[]>> | undefined;
   return {
     module,
-    async resolve(fn, offset) {
+    async resolve(fn, offset, returnAddress = false) {
       const sym = syms.get(fn);
-      const off = offset ? Number.parseInt(offset.split('/')[0]!.replace(/^0x/, ''), 16) : 0;
-      if (!sym || Number.isNaN(off)) return undefined;
+      const parsed = offset ? Number.parseInt(offset.split('/')[0]!.replace(/^0x/, ''), 16) : 0;
+      if (!sym || Number.isNaN(parsed)) return undefined;
+      const off = returnAddress && parsed > 0 ? parsed - 1 : parsed;
       const key = `${fn}+${off}`;
       if (cache.has(key)) return cache.get(key);
       const r = await run('addr2line', ['-j', sym.section, '-e', ko, `0x${(sym.value + off).toString(16)}`]).catch(() => undefined);
-      const line = r?.ok ? r.stdout.split('\n')[0]!.trim() : '';
-      // "/abs/path/file.c:19", or "file.c:19 (discriminator 1)"; "??:0" when unknown.
-      const m = /^(.+?):(\d+)/.exec(line);
-      const source = m && m[1] !== '??' ? `${relative(cwd, m[1]!) || m[1]}:${m[2]}` : undefined;
+      const source = r?.ok ? sourceOf(r.stdout, cwd) : undefined;
       cache.set(key, source);
       return source;
+    },
+    async callSites(callee) {
+      calls ??= moduleCalls(ko);
+      const sites = (await calls).get(callee) ?? [];
+      return Promise.all(
+        sites.map(async (c) => {
+          const r = await run('addr2line', ['-j', c.section, '-e', ko, `0x${c.address.toString(16)}`]).catch(() => undefined);
+          return { fn: c.fn, source: r?.ok ? sourceOf(r.stdout, cwd) : undefined };
+        }),
+      );
     },
   };
 }
 
-/** Attach source lines to the problems' locations and frames that are in the symbolizer's module. */
-export async function symbolizeProblems(problems: readonly KernelProblem[], s: Symbolizer): Promise<void> {
+/** A line of the driver's source, for the report to quote; undefined when it cannot be read. */
+async function quote(source: string | undefined, cwd: string): Promise<string | undefined> {
+  const m = source && /^(.+):(\d+)$/.exec(source);
+  if (!m) return undefined;
+  const text = await readFile(m[1]!.startsWith('/') ? m[1]! : `${cwd}/${m[1]!}`, 'utf8').catch(() => undefined);
+  const line = text?.split('\n')[Number(m[2]) - 1]?.trim();
+  // A closing brace (where gcc often puts a function's last instruction) says nothing.
+  return line && /\w/.test(line) ? line : undefined;
+}
+
+/**
+ * The driver's own place in a problem. ORC unwinding on Debian's kernels and a
+ * tail call (the driver's last call, e.g. `vfree(buf)` ending the exit
+ * function) can leave the driver's frame out of the trace: then the module's
+ * calls of the kernel functions the trace names are where it came from.
+ */
+async function culpritOf(p: KernelProblem, s: Symbolizer): Promise<Culprit | undefined> {
+  if (p.location && p.locationModule === s.module) return { fn: p.location.split('/')[0]!, ...(p.locationSource ? { source: p.locationSource } : {}), how: 'rip' };
+  const frame = p.callTrace.find((f) => f.module === s.module && f.reliable) ?? p.callTrace.find((f) => f.module === s.module);
+  if (frame) return { fn: `${frame.fn}${frame.offset ? `+${frame.offset.split('/')[0]}` : ''}`, ...(frame.source ? { source: frame.source } : {}), how: 'trace' };
+  const kernelFrames = [...p.callTrace.filter((f) => !f.module && f.reliable), ...p.callTrace.filter((f) => !f.module && !f.reliable)];
+  const named = [...new Set([p.location?.split('+')[0], ...kernelFrames.map((f) => f.fn)].filter((f): f is string => !!f))];
+  for (const callee of named) {
+    const sites = await s.callSites(callee);
+    if (sites.length === 0) continue;
+    const sources = [...new Set(sites.map((c) => c.source).filter((x): x is string => !!x))];
+    return { fn: [...new Set(sites.map((c) => c.fn))].join(', '), callee, ...(sources.length ? { source: sources.join(', ') } : {}), how: 'call-site' };
+  }
+  return undefined;
+}
+
+/** Attach source lines to the problems' locations and frames that are in the symbolizer's module, and each problem's culprit. */
+export async function symbolizeProblems(problems: readonly KernelProblem[], s: Symbolizer, cwd = process.cwd()): Promise<void> {
   const inModule = (f: StackFrame) => f.module === s.module;
   for (const p of problems) {
     if (p.location && p.locationModule === s.module) {
@@ -62,8 +145,13 @@ export async function symbolizeProblems(problems: readonly KernelProblem[], s: S
       if (src) p.locationSource = src;
     }
     for (const f of p.callTrace.filter(inModule)) {
-      const src = await s.resolve(f.fn, f.offset);
+      const src = await s.resolve(f.fn, f.offset, true);
       if (src) f.source = src;
+    }
+    const culprit = await culpritOf(p, s);
+    if (culprit) {
+      const code = culprit.how === 'call-site' ? undefined : await quote(culprit.source, cwd);
+      p.culprit = code ? { ...culprit, code } : culprit;
     }
   }
 }

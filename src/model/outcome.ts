@@ -75,6 +75,28 @@ export interface Explanation {
   fixes: string[];
 }
 
+/** What the device's read() did with the word a MAP_SHARED mapping wrote (shared-write's probe). */
+export type ReadBehaviour =
+  /** read() failed: EINVAL is a driver with no .read at all. */
+  | { kind: 'failed'; err: string }
+  /** read() at the word's offset returned 0, end of file. */
+  | { kind: 'eof'; offset: number }
+  /** read() said it returned n bytes and left the caller's buffer as it was. */
+  | { kind: 'copies-nothing'; n: number; offset: number }
+  /** read() at the offset returned the bytes at offset 0. */
+  | { kind: 'ignores-offset'; offset: number }
+  | { kind: 'sees-write'; offset: number }
+  /** read() honours the offset and copies, but not the word the mapping wrote. */
+  | { kind: 'misses-write'; offset: number; value: string };
+
+export interface ReadFinding {
+  read: ReadBehaviour;
+  /** Whether a second MAP_SHARED mapping of the device shows the write (undefined: it could not be mapped). */
+  secondMapping: boolean | undefined;
+  /** Whether read() from offset 0 shows the write at its place (a read() that ignores offsets still can). */
+  fromStart: boolean;
+}
+
 export interface CheckResult {
   strategy: string;
   check: CheckName;
@@ -96,6 +118,8 @@ export interface CheckResult {
   traced: TracedCalls[];
   /** check's distinct-pages test by writing, when page frames were not available: [page, the page it shows]. */
   aliases?: { tested: boolean; pairs: Array<[number, number]>; why?: string };
+  /** shared-write: what read() and a second mapping showed of the write. */
+  readFinding?: ReadFinding;
   /** The driver's kernel log lines while this check ran. */
   kernelLog: KernelLine[];
   explanation: Explanation | undefined;

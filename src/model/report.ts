@@ -4,9 +4,10 @@
  * them. JSON output is this model, versioned; every renderer reads it.
  */
 import type { ErrorKind, SourceLocation } from '../util/errors.js';
-import type { ApiChange, Diagnostic } from './diagnostic.js';
+import type { ApiChange, BuildMistake, Diagnostic } from './diagnostic.js';
 import type { CheckName } from './checks.js';
 import type { KernelLine, KernelProblem } from './kernel-log.js';
+import type { PatternChoice } from './pattern.js';
 import type { CheckResult, StrategyRun } from './outcome.js';
 
 /**
@@ -94,6 +95,8 @@ export interface CheckReport {
   kernel: RunReport['kernel'];
   machine: RunReport['machine'] | undefined;
   items: CheckItem[];
+  /** The bytes every page had to start with, and what said so. */
+  pattern: PatternChoice;
   /** The mapping checks as the grid's cells (strategy "custom"). */
   results: CheckResult[];
   kernelLog: { lines: KernelLine[]; problems: KernelProblem[] };
@@ -114,6 +117,8 @@ export interface CheckItem {
   details?: string[];
   /** builds: the kernel API changes behind a failed build, where known. */
   apiChanges?: ApiChange[];
+  /** builds: the common C mistakes behind its errors or warnings, where known. */
+  buildMistakes?: BuildMistake[];
 }
 
 /** Why a kernel has no report: its kernel could not be fetched, the driver did not build, the guest did not boot. */

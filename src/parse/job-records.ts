@@ -4,8 +4,12 @@
  */
 import type { CheckName } from '../model/checks.js';
 import type { GuestRecord } from '../guest/protocol.js';
-import type { Outcome, PageReport, StepResult } from '../model/outcome.js';
+import type { Outcome, PageReport, ReadFinding, StepResult } from '../model/outcome.js';
 import { parseKernelLine } from './kmsg.js';
+import { readFinding, readWords, seenInstead, writeReached } from './read-probe.js';
+
+/** The word shared-write writes through the mapping (the test program's SHARED_MARK). */
+export const SHARED_MARK = 0x5eed0001;
 import { type KernelLine } from '../model/kernel-log.js';
 
 export interface CheckObservation {
@@ -19,6 +23,7 @@ export interface CheckObservation {
   /** tracefs lines recorded while this check ran. */
   trace: string[];
   aliases?: { tested: boolean; pairs: Array<[number, number]>; why?: string };
+  readFinding?: ReadFinding;
 }
 
 export interface JobObservation {
@@ -88,7 +93,13 @@ function outcomeOf(check: CheckName, recs: readonly GuestRecord[], exitStatus: n
   if (!done && (exitStatus === 124 || sig?.name === 'SIGTERM')) return { kind: 'hang', step: `the ${check} check` };
   if (sig) return { kind: 'killed', signal: sig.name, status: exitStatus };
   const readbacks = recs.filter((r): r is Rec<'readback'> => r.t === 'readback');
-  if (check === 'shared-write') {
+  const probe = recs.find((r): r is Rec<'read-probe'> => r.t === 'read-probe');
+  if (check === 'shared-write' && probe) {
+    const finding = readFinding(probe, SHARED_MARK);
+    const reached = writeReached(finding);
+    if (reached === false) return { kind: 'write-lost', seen: seenInstead(probe) };
+    if (reached === undefined) return { kind: 'skipped', reason: `neither read() nor a second mapping can show the write (${readWords(finding)})` };
+  } else if (check === 'shared-write') {
     if (readbacks.some((r) => r.via === 'read' && !r.ok)) {
       const err = readbacks.find((r) => r.via === 'read' && !r.ok)?.err ?? 'an error';
       return { kind: 'skipped', reason: `the driver offers no read() to read the write back (read() gave ${err})` };
@@ -104,7 +115,8 @@ function outcomeOf(check: CheckName, recs: readonly GuestRecord[], exitStatus: n
   if (bad) {
     return { kind: 'wrong-data', pagesOk, pages: done?.pages ?? pageReports.length, firstBad: { page: bad.page, word: bad.word, index: bad.index, expectIndex: bad.expectIndex } };
   }
-  const pattern = recs.find((r): r is Rec<'start'> => r.t === 'start')?.pattern;
+  // The word the check ended up expecting: page 0's, under --either-order.
+  const pattern = recs.findLast((r): r is Rec<'pattern'> => r.t === 'pattern')?.word ?? recs.find((r): r is Rec<'start'> => r.t === 'start')?.pattern;
   if (done && done.pagesOk === done.pages) return { kind: 'ok', pagesOk: done.pagesOk, pages: done.pages, ...(pattern ? { pattern } : {}) };
   return { kind: 'killed', signal: 'unknown', status: exitStatus };
 }
@@ -112,6 +124,11 @@ function outcomeOf(check: CheckName, recs: readonly GuestRecord[], exitStatus: n
 function aliasesOf(recs: readonly GuestRecord[]): Pick<CheckObservation, 'aliases'> {
   const a = recs.find((r): r is Rec<'alias'> => r.t === 'alias');
   return a ? { aliases: { tested: a.tested, pairs: a.pairs ?? [], ...(a.why ? { why: a.why } : {}) } } : {};
+}
+
+function readFindingOf(recs: readonly GuestRecord[]): Pick<CheckObservation, 'readFinding'> {
+  const p = recs.find((r): r is Rec<'read-probe'> => r.t === 'read-probe');
+  return p ? { readFinding: readFinding(p, SHARED_MARK) } : {};
 }
 
 /** The device step as the report words it, from the facts the job reported. */
@@ -133,7 +150,8 @@ export function deviceStep(r: Rec<'device'>): StepResult {
 
 /** vmallocinfo lines without their address range (it differs between readings of the same area). */
 function areaOf(line: string): string {
-  return line.trim().replace(/^0x[0-9a-f]+-0x[0-9a-f]+\s+/, '');
+  // Hashed, or "(____ptrval____)" while the kernel's pointer hashing is not yet seeded.
+  return line.trim().replace(/^0x(?:[0-9a-f]+|\(_+ptrval_+\))-0x(?:[0-9a-f]+|\(_+ptrval_+\))\s+/, '');
 }
 
 /** The areas after rmmod that were not there before insmod, each repeat counted. */
@@ -229,6 +247,7 @@ function observeCheck(check: CheckName, acc: PerCheck): CheckObservation {
     seedPrintf: recs.find((r): r is Rec<'seed-printf'> => r.t === 'seed-printf')?.text,
     trace: acc.traces.get(check) ?? [],
     ...aliasesOf(recs),
+    ...readFindingOf(recs),
   };
 }
 

@@ -46,6 +46,12 @@ export function parseFrame(text: string): StackFrame | undefined {
   return { fn: m[2]!, offset: m[3]?.slice(1), module: m[4], reliable: !m[1] };
 }
 
+/** WARN(cond, fmt, ...) prints its message between "cut here" and the WARNING line: the why of it. */
+function warnMessage(lines: readonly KernelLine[], i: number): { message?: string } {
+  const prev = lines[i - 1]?.text.trim();
+  return i >= 2 && prev && /^-+\[ cut here \]-+$/.test(lines[i - 2]!.text.trim()) ? { message: prev } : {};
+}
+
 /** Find every problem report in a kernel log. An Oops line right after a BUG line belongs to it. */
 export function findProblems(lines: readonly KernelLine[]): KernelProblem[] {
   const out: KernelProblem[] = [];
@@ -57,7 +63,7 @@ export function findProblems(lines: readonly KernelLine[]): KernelProblem[] {
     const prev = out[out.length - 1];
     // "BUG: kernel NULL pointer dereference" is followed by "#PF: ..." and "Oops: 0000 [#1]": one report.
     if (kind === 'oops' && /^(Oops|Bad pagetable): /.test(text) && prev && i - prev.line < 8 && prev.kind !== 'warning' && prev.kind !== 'panic') continue;
-    out.push({ kind, title: text.trim(), time: lines[i]!.time, location: undefined, source: /\bat (\S+:\d+)/.exec(text)?.[1]?.replace(/!$/, ''), modules: [], callTrace: [], line: i, endLine: i + 1 });
+    out.push({ kind, title: text.trim(), ...warnMessage(lines, i), time: lines[i]!.time, location: undefined, source: /\bat (\S+:\d+)/.exec(text)?.[1]?.replace(/!$/, ''), modules: [], callTrace: [], line: i, endLine: i + 1 });
   }
   // Attach RIP, module list and call trace from the lines that follow each starter.
   const REGISTERS = /^(RIP|Code|RSP|RAX|RDX|RBP|R0[89]|R1[0-5]|FS|CS|CR2|Kernel Offset)\b/;

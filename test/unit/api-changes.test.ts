@@ -1,4 +1,5 @@
 /** API changes named from real gcc output: builds captured from Debian's 5.10, 6.12 and 7.2 (test/fixtures/builds). */
+import { patternChoice } from '../../src/model/pattern.js';
 import { describe, expect, it } from 'vitest';
 import { parseDiagnostics } from '../../src/kbuild/diagnostics.js';
 import { apiChangesFor, deprecationNotes } from '../../src/diagnose/api-changes.js';
@@ -26,7 +27,7 @@ describe('kernel API changes behind a failed build', () => {
 
   it("puts the change and its fix into check's build verdict", () => {
     const diagnostics = parseDiagnostics(fixture('builds', 'old-vm-flags-6.12.log'));
-    const [builds] = checkItems({ build: { ok: false, message: 'does not compile', diagnostics }, results: [], problems: [], vmallocLeft: [], tainted: undefined, moduleName: '', pattern: '0xaabbccdd' });
+    const [builds] = checkItems({ build: { ok: false, message: 'does not compile', diagnostics }, results: [], problems: [], vmallocLeft: [], tainted: undefined, moduleName: '', pattern: patternChoice(0xaabbccdd, 'option', true) });
     expect(builds?.verdict).toBe('fail');
     expect(builds?.apiChanges?.[0]).toMatchObject({ id: 'vm-flags-read-only', since: '6.3' });
     expect(builds?.hint).toMatch(/vm_flags_set\(vma, FLAGS\)/);

@@ -63,6 +63,11 @@ describe('what the job reports, judged', () => {
     expect(vmallocLeftOver(before, after)).toEqual(['8192 bpf_prog_alloc+0x3c/0xb0 pages=1 vmalloc', '69632 0xffffffffc023d015 pages=16 vmalloc N0=16']);
   });
 
+  it('reads the areas the same when the kernel prints "(____ptrval____)" for their addresses (pointer hashing not yet seeded)', () => {
+    const ptr = (rest: string) => `0x(____ptrval____)-0x(____ptrval____)   ${rest}`;
+    expect(vmallocLeftOver([ptr('20480 irq_init_percpu_irqstack+0x114/0x180 vmap')], [ptr('20480 irq_init_percpu_irqstack+0x114/0x180 vmap'), ptr('69632 0xffffffffc023d015 pages=16 vmalloc N0=16')])).toEqual(['69632 0xffffffffc023d015 pages=16 vmalloc N0=16']);
+  });
+
   it('reads the vmalloc areas again only when rmmod succeeded', () => {
     const recs = (rmmod: number): GuestRecord[] => [
       { t: 'vmalloc', when: 'before', line: '0x1-0x2 1 x' },

@@ -2,6 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { checkItems, leakedAreas, taintLetters } from '../../src/diagnose/verdicts.js';
 import { checksStatus } from '../../src/model/exit.js';
 import type { CheckResult } from '../../src/model/outcome.js';
+import { LAB_WORD, patternChoice } from '../../src/model/pattern.js';
+
+const SEED_ORDER = patternChoice(0xaabbccdd, 'option', true);
 
 const page = (i: number, pfn: string | null) => ({ page: i, addr: `0x${i}000`, word: '0xaabbccdd', index: 0, expectIndex: null, pfn, ok: true });
 function shared(pfns: Array<string | null>): CheckResult {
@@ -20,13 +23,13 @@ const base = {
   vmallocLeft: [],
   tainted: 12288,
   moduleName: 'kmmap',
-  pattern: '0xaabbccdd',
+  pattern: SEED_ORDER,
 };
 
 describe('check verdicts', () => {
   it('fails a driver that maps the same page everywhere, naming the pages', () => {
     const items = checkItems({ ...base, results: [shared(['0x100', '0x101', '0x100'])] });
-    expect(items.find((i) => i.id === 'distinct-pages')).toMatchObject({ verdict: 'fail', reason: 'pages 0 and 2 are the same physical page (frame 0x100)' });
+    expect(items.find((i) => i.id === 'distinct-pages')).toMatchObject({ verdict: 'fail', reason: 'pages 0 and 2 map one physical page (by their page frames)' });
     expect(checksStatus(items).exitCode).toBe(1);
   });
 
@@ -37,7 +40,10 @@ describe('check verdicts', () => {
 
   it('without page frames (a PFN mapping), judges by the markers written into each page', () => {
     const aliased = { ...shared([null, null, null]), aliases: { tested: true, pairs: [[0, 2] as [number, number], [1, 2] as [number, number]] } };
-    expect(checkItems({ ...base, results: [aliased] }).find((i) => i.id === 'distinct-pages')).toMatchObject({ verdict: 'fail', reason: expect.stringMatching(/^pages 0 and 2 are the same physical page/) });
+    expect(checkItems({ ...base, results: [aliased] }).find((i) => i.id === 'distinct-pages')).toMatchObject({ verdict: 'fail', reason: expect.stringMatching(/^all 3 pages map one physical page \(the one page 0 maps/) });
+    // Two pairs of pages, each pair one page: named pair by pair.
+    const pairs = { ...shared([null, null, null, null]), aliases: { tested: true, pairs: [[0, 2] as [number, number], [1, 3] as [number, number]] } };
+    expect(checkItems({ ...base, results: [pairs] }).find((i) => i.id === 'distinct-pages')!.reason).toBe('pages 0 and 2 map one physical page; pages 1 and 3 map one physical page (a marker written into each showed in the others)');
     const fine = { ...shared([null, null]), aliases: { tested: true, pairs: [] } };
     expect(checkItems({ ...base, results: [fine] }).find((i) => i.id === 'distinct-pages')!.verdict).toBe('pass');
     const untested = { ...shared([null, null]), aliases: { tested: false, pairs: [], why: 'writable MAP_SHARED: EACCES' } };
@@ -87,7 +93,7 @@ describe("check's report", () => {
       driver: { source: 'vmmap', module: 'vmmap', compiler: 'gcc-12', buildWarnings: [] },
       build: { ok: true, warnings: [] },
       assessments,
-      pattern: '0xaabbccdd',
+      pattern: SEED_ORDER,
       notes: ['a setup note'],
       artifacts: { dir: '/x', consoleLog: undefined, resultsJson: '/x/results.json', module: undefined },
     });
@@ -114,10 +120,88 @@ describe('a driver whose device does not open', () => {
       vmallocLeft: [],
       tainted: undefined,
       moduleName: 'proc_only',
-      pattern: '0xaabbccdd',
+      pattern: SEED_ORDER,
     });
     const v = Object.fromEntries(items.map((i) => [i.id, `${i.verdict}: ${i.reason}`]));
     expect(v.device).toBe('fail: no new character device after insmod');
     expect([v.private, v.write, v.oversize]).toEqual(['skip: the device did not open', 'skip: the device did not open', 'skip: the device did not open']);
+  });
+});
+
+describe('the pattern a driver writes', () => {
+  const okWith = (word: string): CheckResult => ({ ...shared(['0x1', '0x2']), outcome: { kind: 'ok', pagesOk: 2, pages: 2, pattern: word } });
+  const sharedItem = (pattern: ReturnType<typeof patternChoice>, r: CheckResult) => checkItems({ ...base, pattern, results: [r] }).find((i) => i.id === 'shared')!;
+
+  it("names a byte-order mismatch against the lab's test as such, with the bytes and the file that wants them", () => {
+    const lab = patternChoice(LAB_WORD, 'lab-test', true, 'test/mmap-test.c:40');
+    const item = sharedItem(lab, okWith('0xaabbccdd'));
+    expect(item).toMatchObject({ verdict: 'fail', reason: "byte order: 2/2 pages start with dd cc bb aa, but the lab's test, test/mmap-test.c:40 expects aa bb cc dd" });
+    expect(item.hint).toMatch(/p\[0\] = 0xaa; p\[1\] = 0xbb/);
+    expect(sharedItem(lab, okWith('0xddccbbaa'))).toMatchObject({ verdict: 'pass', reason: "2/2 pages start with aa bb cc dd (the lab's test, test/mmap-test.c:40)" });
+  });
+
+  it('passes the other byte order when only the driver itself said which bytes, and says so', () => {
+    const own = patternChoice(0xaabbccdd, 'driver', false, 'drv.c:27');
+    expect(sharedItem(own, okWith('0xaabbccdd'))).toMatchObject({ verdict: 'pass', reason: '2/2 pages start with dd cc bb aa (the driver writes them, drv.c:27)' });
+    expect(sharedItem(own, okWith('0xddccbbaa')).reason).toMatch(/the other byte order/);
+  });
+
+  it('a word nothing named, the same on every page: asks for --expect-pattern rather than blaming the mapping', () => {
+    const bad: CheckResult = { ...shared(['0x1', '0x2']), outcome: { kind: 'wrong-data', pagesOk: 0, pages: 2, firstBad: { page: 0, word: '0x12345678', index: 0, expectIndex: null } } };
+    bad.pageReports = bad.pageReports.map((p) => ({ ...p, word: '0x12345678', ok: false }));
+    const item = sharedItem(patternChoice(LAB_WORD, 'default', false), bad);
+    expect(item).toMatchObject({ verdict: 'fail', hint: 'if those are the bytes your driver writes, say so: --expect-pattern 0x12345678' });
+  });
+});
+
+describe('what read() does, apart from the mapping', () => {
+  const write = (finding: CheckResult['readFinding'], outcome: CheckResult['outcome'] = { kind: 'ok', pagesOk: 1, pages: 1 }): CheckResult => ({ ...shared([]), check: 'shared-write', outcome, ...(finding ? { readFinding: finding } : {}) });
+  const items = (r: CheckResult) => Object.fromEntries(checkItems({ ...base, results: [r] }).map((i) => [i.id, `${i.verdict}: ${i.reason}`]));
+
+  it('a stub read() that returns the count and copies nothing: the read check fails, the write is seen by a second mapping', () => {
+    const v = items(write({ read: { kind: 'copies-nothing', n: 4, offset: 8 }, secondMapping: true, fromStart: false }));
+    expect(v.read).toBe('fail: read() returns 4 bytes but copies nothing');
+    expect(v.write).toBe('pass: a second mapping of the device sees it');
+  });
+
+  it('a read() that ignores the offset: said so, and the write counts (read() from 0 shows it in place)', () => {
+    const v = items(write({ read: { kind: 'ignores-offset', offset: 8 }, secondMapping: true, fromStart: true }));
+    expect(v.read).toBe('fail: read() ignores the file offset: at offset 8 it returns the bytes at offset 0');
+    expect(v.write).toMatch(/^pass/);
+  });
+
+  it('no read() at all is not a failure of either', () => {
+    const v = items(write({ read: { kind: 'failed', err: 'EINVAL' }, secondMapping: true, fromStart: false }));
+    expect(v.read).toBe('skip: the driver has no read(): it fails with EINVAL');
+    expect(v.write).toMatch(/^pass/);
+  });
+
+  it('read() and the mapping on different memory', () => {
+    const v = items(write({ read: { kind: 'misses-write', offset: 8, value: '0x00000000' }, secondMapping: true, fromStart: false }));
+    expect(v.read).toMatch(/^fail: .*read\(\) and mmap\(\) use different memory/);
+  });
+});
+
+describe('crashes in a step are that step failing', () => {
+  const oops = (during: string, kind: 'oops' | 'panic' = 'oops') => ({
+    kind, title: kind === 'panic' ? 'Kernel panic - not syncing: corrupted' : 'BUG: kernel NULL pointer dereference, address: 0000000000000000', during,
+    time: 1, location: 'my_init+0x44/0x80', locationModule: 'vmmap', source: undefined, modules: [], callTrace: [], line: 0, endLine: 1,
+    culprit: { fn: 'my_init+0x44', source: 'vmmap.c:57', how: 'rip' as const, code: 'buf[0] = 0xaa;' },
+  });
+
+  it('an oops in init: loads fails with the crash at the driver\'s line, not "init returned an error"', () => {
+    const items = checkItems({ ...base, insmod: { ok: false, status: 137, output: 'Killed' }, problems: [oops('insmod')], results: [] });
+    expect(items.find((i) => i.id === 'loads')).toMatchObject({ verdict: 'fail', reason: 'module init crashed: BUG: kernel NULL pointer dereference, address: 0000000000000000 in my_init+0x44 (vmmap.c:57)', details: ['vmmap.c:57: buf[0] = 0xaa;'] });
+    expect(items.find((i) => i.id === 'kernel')!.verdict).toBe('fail');
+  });
+
+  it('panic() in init never finished insmod: named as the panic', () => {
+    const items = checkItems({ ...base, insmod: undefined, problems: [oops('insmod', 'panic')], results: [] });
+    expect(items.find((i) => i.id === 'loads')!.reason).toBe('module init called panic(): corrupted in my_init+0x44 (vmmap.c:57)');
+  });
+
+  it('an oops in exit fails rmmod with the crash', () => {
+    const items = checkItems({ ...base, rmmod: { ok: false, status: 137, output: 'Killed' }, problems: [oops('rmmod')], results: [] });
+    expect(items.find((i) => i.id === 'unloads')!.reason).toMatch(/^the exit function crashed: BUG: kernel NULL pointer dereference.* in my_init\+0x44 \(vmmap\.c:57\)$/);
   });
 });

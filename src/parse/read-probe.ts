@@ -1,0 +1,67 @@
+/**
+ * shared-write's probe, from bytes to what read() did: the test program read
+ * the written word's offset and offset 0 into canary-filled buffers, and
+ * mapped the device again; which of them show the word tells a read() that
+ * copies nothing or ignores the offset from a write that was really lost.
+ */
+import type { GuestRecord } from '../guest/protocol.js';
+import type { ReadBehaviour, ReadFinding } from '../model/outcome.js';
+
+type Probe = Extract<GuestRecord, { t: 'read-probe' }>;
+
+/** The 32-bit little-endian word as the host prints words: "0x5eed0001". */
+function wordOf(hex: string): string {
+  const b = hex.match(/../g) ?? [];
+  return `0x${[...b].reverse().join('')}`;
+}
+
+function behaviour(p: Probe, markHex: string): ReadBehaviour {
+  if (p.n < 0) return { kind: 'failed', err: p.err || 'an error' };
+  if (p.n === 0) return { kind: 'eof', offset: p.offset };
+  const canary = p.canary.repeat(4);
+  if (p.bytes === canary) return { kind: 'copies-nothing', n: p.n, offset: p.offset };
+  if (p.bytes === markHex) return { kind: 'sees-write', offset: p.offset };
+  // The bytes it gave for the offset are offset 0's, and offset 0's read shows others at the offset.
+  const start = p.bytes0.slice(0, 8);
+  const atOffset = p.bytes0.slice(p.offset * 2, p.offset * 2 + 8);
+  if (p.n0 > p.offset && p.bytes === start && atOffset !== start) return { kind: 'ignores-offset', offset: p.offset };
+  return { kind: 'misses-write', offset: p.offset, value: wordOf(p.bytes) };
+}
+
+/** `mark`: the word the mapping wrote, e.g. 0x5eed0001. */
+export function readFinding(p: Probe, mark: number): ReadFinding {
+  const markHex = [0, 8, 16, 24].map((s) => ((mark >>> s) & 0xff).toString(16).padStart(2, '0')).join('');
+  const fromStart = p.n0 >= p.offset + 4 && p.bytes0.slice(p.offset * 2, p.offset * 2 + 8) === markHex;
+  return { read: behaviour(p, markHex), secondMapping: p.again === null ? undefined : p.again === markHex, fromStart };
+}
+
+/** Whether the write reached the memory the driver maps, by the best witness the probe has. */
+export function writeReached(f: ReadFinding): boolean | undefined {
+  if (f.read.kind === 'sees-write' || f.secondMapping || f.fromStart) return true;
+  if (f.secondMapping === false) return false;
+  return f.read.kind === 'misses-write' ? false : undefined;
+}
+
+/** The word a second mapping or read() showed instead, for "the write was lost" (e.g. 0x00000000). */
+export function seenInstead(p: Probe): string {
+  return wordOf(p.again ?? p.bytes);
+}
+
+/** read()'s behaviour in a few words, for a reason line: "read() returns 4 bytes but copies nothing". */
+export function readWords(f: ReadFinding): string {
+  const r = f.read;
+  switch (r.kind) {
+    case 'failed':
+      return r.err === 'EINVAL' ? 'the driver has no read(): it fails with EINVAL' : `read() fails with ${r.err}`;
+    case 'eof':
+      return `read() at offset ${r.offset} returns 0, end of file`;
+    case 'copies-nothing':
+      return `read() returns ${r.n} bytes but copies nothing`;
+    case 'ignores-offset':
+      return `read() ignores the file offset: at offset ${r.offset} it returns the bytes at offset 0`;
+    case 'sees-write':
+      return `read() at offset ${r.offset} returns the word the mapping wrote`;
+    case 'misses-write':
+      return `read() at offset ${r.offset} returns ${r.value}, not the word the mapping wrote`;
+  }
+}
