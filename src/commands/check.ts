@@ -13,7 +13,7 @@ import { copyFile, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { resolveDriverSource } from '../kbuild/driver-source.js';
 import { choosePattern } from '../kbuild/lab-pattern.js';
-import { symbolizeProblems, symbolizer } from '../kbuild/symbolize.js';
+import { symbolizeFindings, symbolizer } from '../kbuild/symbolize.js';
 import { deprecationNotes } from '../diagnose/api-changes.js';
 import { assembleCheckReport, checksLeft } from '../diagnose/assemble.js';
 import { assessJob, type Assessment } from '../diagnose/assess.js';
@@ -58,6 +58,8 @@ async function runPasses(machine: Machine, jobFor: (id: number, checks: readonly
     if (r.end === 'done' || r.end === 'timeout' || r.end === 'connection-lost') break;
     // A pass that got no check done (a crash in init, a guest that died loading the driver) would do the same again.
     if (a.results.every((x) => x.outcome.kind === 'not-run')) break;
+    // A hang the kernel reported (a lockup stops the guest before the deadline) would hang again.
+    if (a.results.some((x) => x.outcome.kind === 'hang')) break;
     remaining = checksLeft(a);
   }
   return assessments;
@@ -113,7 +115,7 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
   }
 
   const symbols = await symbolizer(module.ko, module.name);
-  if (symbols) for (const a of assessments) await symbolizeProblems(a.strategy.problems, symbols);
+  if (symbols) for (const a of assessments) await symbolizeFindings(a.strategy.problems, a.results.flatMap((r) => r.traced), symbols);
   const moduleCopy = runDir.file(`${module.name}.ko`);
   if (module.ko !== moduleCopy) await copyFile(module.ko, moduleCopy);
   const report = assembleCheckReport({

@@ -16,7 +16,7 @@ import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { assembleCheckReport, assembleReport, checksLeft } from '../diagnose/assemble.js';
 import { assessJob, type Assessment, type JobEnd } from '../diagnose/assess.js';
-import { symbolizeProblems, symbolizer } from '../kbuild/symbolize.js';
+import { symbolizeFindings, symbolizer } from '../kbuild/symbolize.js';
 import { kernelSlug } from '../kernel/spec.js';
 import { assembleMatrix } from '../matrix/model.js';
 import { LAB_WORD, patternChoice, type PatternChoice } from '../model/pattern.js';
@@ -111,7 +111,7 @@ async function reassess(dir: RunDir, consoleName: string, jobs: SavedJob[], save
   const moduleCopy = keptModule ? [dir.file(basename(keptModule)), keptModule].find((p) => existsSync(p)) : undefined;
   if (moduleCopy && moduleName) {
     const symbols = await symbolizer(moduleCopy, moduleName).catch(() => undefined);
-    if (symbols) for (const a of assessments) await symbolizeProblems(a.strategy.problems, symbols);
+    if (symbols) for (const a of assessments) await symbolizeFindings(a.strategy.problems, a.results.flatMap((r) => r.traced), symbols);
   }
   const rederived = (n: string) => assessments.some((a) => a.notes.includes(n));
   const unknown = 'unknown (not in the saved run)';

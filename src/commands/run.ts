@@ -11,7 +11,7 @@ import { assembleReport } from '../diagnose/assemble.js';
 import { assessJob } from '../diagnose/assess.js';
 import { CUSTOM_DRIVER, STRATEGIES } from '../diagnose/expectations.js';
 import { labJob } from '../guest/job.js';
-import { symbolizeProblems, symbolizer } from '../kbuild/symbolize.js';
+import { symbolizeFindings, symbolizer } from '../kbuild/symbolize.js';
 import { setUpLab, type SetupOptions } from '../machines/setup.js';
 import type { CheckName } from '../model/checks.js';
 import type { RunReport } from '../model/report.js';
@@ -77,7 +77,7 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
   progress('report', 'assessing');
   // Oops frames inside the driver, resolved to its own source lines.
   const symbols = await symbolizer(module.ko, module.name);
-  if (symbols) for (const a of assessments) await symbolizeProblems(a.strategy.problems, symbols);
+  if (symbols) for (const a of assessments) await symbolizeFindings(a.strategy.problems, a.results.flatMap((r) => r.traced), symbols);
   const { moduleCopy, testCopy } = await keepArtifacts(runDir, module.ko, module.name, lab.testProgram);
 
   const boot = machine.firstReady();

@@ -92,9 +92,11 @@ function crashIn(lines: readonly KernelLine[], problems: readonly KernelProblem[
 }
 
 const FATAL_KINDS: ReadonlySet<KernelProblem['kind']> = new Set(['oops', 'bug', 'gpf', 'panic']);
+const LOCKUP_KINDS: ReadonlySet<KernelProblem['kind']> = new Set(['soft-lockup', 'hung-task', 'rcu-stall']);
 
 /** Why the job did not finish, in one note (nothing when it did). */
-function stopNote(end: JobEnd, step: string): string {
+function stopNote(end: JobEnd, step: string, lockup: KernelProblem | undefined): string {
+  if (lockup && (end === 'stalled' || end === 'timeout')) return `the guest made no progress during ${step} (the kernel reported: ${lockup.title}) and was killed; the console so far is kept`;
   switch (end) {
     case 'timeout':
       return `the guest stopped responding during ${step} and was killed at the deadline; the console so far is kept`;
@@ -157,7 +159,8 @@ export function assessJob(input: AssessInput): Assessment {
   const neverStarted = input.end !== 'done' && input.records.length === 0 && input.console === '';
   const who = input.label ?? input.strategy;
   const note = (text: string) => (who ? `${who}: ${text}` : text);
-  if (!obs.complete && !neverStarted) notes.push(note(stopNote(input.end, lastStep(lines))));
+  const lockup = problems.find((p) => LOCKUP_KINDS.has(p.kind));
+  if (!obs.complete && !neverStarted) notes.push(note(stopNote(input.end, lastStep(lines), lockup)));
 
   const insmod = obs.steps.insmod;
   // The first check without an outcome is charged with the stop; the ones after it did not run.

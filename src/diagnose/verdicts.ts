@@ -11,6 +11,7 @@ import { apiChangesFor } from './api-changes.js';
 import { buildMistakesFor } from './build-mistakes.js';
 import { causeOf } from './kernel-causes.js';
 import { readWords } from '../parse/read-probe.js';
+import { describeCalls } from '../parse/trace.js';
 import type { CheckName } from '../model/checks.js';
 import type { CheckItem } from '../model/report.js';
 import { bytesOf, isSwapped, type PatternChoice } from '../model/pattern.js';
@@ -125,10 +126,15 @@ function named(id: string, title: string) {
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
+/** The traced calls at the driver's own lines: "vmmap.c:57: remap_pfn_range(...); returned -EINVAL 16×". */
+function tracedAtSource(r: CheckResult): string[] {
+  return r.traced.filter((t) => t.callerSource).map((t) => `${t.callerSource}: ${t.callerCode ?? `${t.fn}(...)`} → ${describeCalls(t)}`);
+}
+
 /** A failed mapping check's hint and reasons, from the cell's explanation. */
 function explained(r: CheckResult, withDetails = true): Partial<CheckItem> {
   if (!r.explanation) return {};
-  return { hint: r.explanation.fixes[0] ?? r.explanation.summary, ...(withDetails ? { details: [r.explanation.summary, ...r.explanation.why] } : {}) };
+  return { hint: r.explanation.fixes[0] ?? r.explanation.summary, ...(withDetails ? { details: [r.explanation.summary, ...tracedAtSource(r), ...r.explanation.why] } : {}) };
 }
 
 function builds(build: CheckFindings['build']): CheckItem {
@@ -162,6 +168,17 @@ function crashDuring(problems: readonly KernelProblem[], step: string): KernelPr
   return problems.find((p) => p.during === step && FATAL.has(p.kind));
 }
 
+/** The kernel's report that a CPU or task was stuck while the guest was in `step`. */
+function stuckDuring(problems: readonly KernelProblem[], step: string): KernelProblem | undefined {
+  return problems.find((p) => p.during === step && (p.kind === 'soft-lockup' || p.kind === 'rcu-stall' || p.kind === 'hung-task'));
+}
+
+/** "never returns: the kernel reported a soft lockup in my_init+0x2a (pfnmap.c:63)". */
+function stuckWords(p: KernelProblem): string {
+  const place = problemPlace(p);
+  return `never returns: the kernel reported ${p.kind === 'soft-lockup' ? 'a soft lockup' : p.kind === 'rcu-stall' ? 'an RCU stall' : 'a hung task'}${place ? ` in ${place}` : ''}`;
+}
+
 /** "crashed: BUG: kernel NULL pointer dereference ... in my_init+0x44 (vmmap.c:57)". */
 function crashWords(p: KernelProblem): string {
   const place = problemPlace(p);
@@ -182,8 +199,10 @@ const MAPPING_TITLES: Record<string, [string, string]> = {
 
 /** A mapping check the kernel crashed in: the crash, at the driver's line, is all it says. */
 function crashedIn(r: CheckResult | undefined, problems: readonly KernelProblem[]): CheckItem | undefined {
+  const [id, title] = MAPPING_TITLES[r?.check ?? ''] ?? [r?.check ?? '', r?.check ?? ''];
+  const stuck = r?.outcome.kind === 'hang' ? stuckDuring(problems, `the ${r.check} check`) : undefined;
+  if (stuck) return named(id, title).fail(`the driver ${stuckWords(stuck)}`, { details: crashDetails(stuck), hint: 'a loop in the mapping code that never ends: check that its counter advances and its condition can become false' });
   if (r?.outcome.kind !== 'crash') return undefined;
-  const [id, title] = MAPPING_TITLES[r.check] ?? [r.check, r.check];
   const p = crashDuring(problems, `the ${r.check} check`);
   const cause = p && causeOf(p);
   return named(id, title).fail(p ? `the driver ${crashWords(p)}` : `the kernel crashed: ${r.outcome.title}`, {
@@ -205,6 +224,8 @@ function loads(f: CheckFindings): CheckItem {
           : 'the init function used memory it does not have: check that every pointer it writes through was allocated (and the allocation checked) before use',
     });
   }
+  const stuck = stuckDuring(f.problems, 'insmod');
+  if (!ins && stuck) return c.fail(`insmod never finished: module init ${stuckWords(stuck)}`, { details: crashDetails(stuck), hint: 'a loop in init that never ends: check that its counter advances and its condition can become false' });
   if (!ins) return c.fail('insmod never finished', { hint: 'look at the console: the module init hung or crashed' });
   if (ins.ok) return c.pass(`insmod ${f.moduleName}.ko`);
   return c.fail(`insmod failed (status ${ins.status}): ${ins.output}`, { hint: 'the module init returned an error: check every allocation and registration in it' });
@@ -326,6 +347,8 @@ function unloads(f: CheckFindings): CheckItem {
       hint: 'the exit function used a pointer that was freed, cleared or never set: undo init in reverse order, each thing once',
     });
   }
+  const stuck = stuckDuring(f.problems, 'rmmod');
+  if (!rm && stuck) return c.fail(`rmmod never finished: the exit function ${stuckWords(stuck)}`, { details: crashDetails(stuck), hint: 'a loop in exit that never ends: check that its counter advances and its condition can become false' });
   if (!rm) return c.fail('rmmod was not reached or never finished', { hint: 'an earlier crash or hang stopped the machine; see above' });
   if (rm.ok) return c.pass(`rmmod ${f.moduleName}`);
   return c.fail(`rmmod failed (status ${rm.status}): ${rm.output}`, { hint: 'the module is still in use, or its exit hung: release every reference (mappings, cdev) in the exit function' });

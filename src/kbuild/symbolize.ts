@@ -7,6 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { relative } from 'node:path';
 import type { Culprit, KernelProblem, StackFrame } from '../model/kernel-log.js';
+import type { TracedCalls } from '../model/outcome.js';
 import { run } from '../util/exec.js';
 
 interface Sym {
@@ -154,4 +155,23 @@ export async function symbolizeProblems(problems: readonly KernelProblem[], s: S
       p.culprit = code ? { ...culprit, code } : culprit;
     }
   }
+}
+
+/** Traced calls' callers ("my_mmap+0x58/0x80 [vmmap]": a return address) at the driver's file:line, with that line. */
+export async function symbolizeTraced(traced: readonly TracedCalls[], s: Symbolizer, cwd = process.cwd()): Promise<void> {
+  for (const t of traced) {
+    const m = /^([\w.]+)\+(0x[0-9a-f]+(?:\/0x[0-9a-f]+)?)(?:\s+\[([\w-]+)\])?$/.exec(t.caller.trim());
+    if (!m || (m[3] && m[3] !== s.module)) continue;
+    const source = await s.resolve(m[1]!, m[2], true);
+    if (!source) continue;
+    t.callerSource = source;
+    const code = await quote(source, cwd);
+    if (code) t.callerCode = code;
+  }
+}
+
+/** Everything of a job the module can resolve: its problems and its traced calls. */
+export async function symbolizeFindings(problems: readonly KernelProblem[], traced: readonly TracedCalls[], s: Symbolizer): Promise<void> {
+  await symbolizeProblems(problems, s);
+  await symbolizeTraced(traced, s);
 }

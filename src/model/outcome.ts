@@ -63,6 +63,9 @@ export interface TracedCalls {
   returns: Record<string, number>;
   /** remap_pfn_range() only: the sizes (bytes) the driver asked to map. */
   sizes?: number[];
+  /** The caller's file:line in the driver's source, and that line, when the built module resolved it. */
+  callerSource?: string;
+  callerCode?: string;
 }
 
 export interface Explanation {

@@ -73,7 +73,7 @@ function renderDetail(r: CheckResult, c: ChalkInstance): string[] {
   const out = [`${c.bold(r.check.padEnd(18))} ${colourCell(r, cellVerdict(r), c)}  ${mark}`];
   const pad = ' '.repeat(19);
   out.push(`${pad}${c.dim('exit:')} ${r.exitDescription}`);
-  for (const t of r.traced) out.push(`${pad}${c.dim('traced:')} ${describeCalls(t)} ${c.dim(`(from ${t.caller})`)}`);
+  for (const t of r.traced) out.push(`${pad}${c.dim('traced:')} ${describeCalls(t)} ${c.dim(`(from ${t.callerSource ? `${t.callerSource}: ${t.callerCode ?? t.caller}` : t.caller})`)}`);
   for (const l of r.kernelLog.slice(0, 8)) out.push(`${pad}${c.dim('kernel:')} ${l.text}`);
   return out;
 }

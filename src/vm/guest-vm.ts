@@ -36,6 +36,9 @@ export type JobResult =
 /** After an oops, this much silence (no console output, no record) means the guest is stuck. */
 export const STALL_AFTER_OOPS_MS = 6_000;
 
+/** After a lockup report, this much silence: the report (its RIP, its trace) has been printed whole. */
+const LOCKUP_REPORT_MS = 1_500;
+
 
 export interface StartOptions {
   qemu?: string;
@@ -243,7 +246,9 @@ export class GuestVm {
     this.socket.write(payload);
     // Re-check once a second for a guest that oopsed and then stopped making progress.
     const ticker = setInterval(() => this.wake(), 1000);
-    const stalled = () => this.fatalSeenAt !== undefined && performance.now() - this.lastActivity > STALL_AFTER_OOPS_MS;
+    // An oops followed by silence, or the kernel reporting a lockup (it has been stuck for seconds already).
+    const quiet = () => performance.now() - this.lastActivity;
+    const stalled = () => (this.watch.lockup && quiet() > LOCKUP_REPORT_MS) || (this.fatalSeenAt !== undefined && quiet() > STALL_AFTER_OOPS_MS);
     const end = await this.waitFor(() => this.records.slice(from).find((r) => r.t === 'job-end' && r.id === id) ?? (stalled() ? 'stalled' : undefined), timeoutMs);
     clearInterval(ticker);
     const records = this.records.slice(from);

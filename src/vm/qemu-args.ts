@@ -46,8 +46,13 @@ export interface VmSpec {
 
 export const CHANNEL_NAME = 'mmaplab.0';
 
-/** Kernel command line: quiet boot, reboot (= exit, with -no-reboot) on panic, no crypto self-tests. */
-export const BASE_APPEND = ['console=ttyS0', 'quiet', 'panic=-1', 'cryptomgr.notests'] as const;
+/**
+ * Kernel command line: quiet boot, reboot (= exit, with -no-reboot) on panic,
+ * no crypto self-tests, and a soft-lockup report after 8 s stuck (twice
+ * watchdog_thresh) instead of 20 s, so a driver looping in the kernel is named
+ * in seconds; 8 s, not less, so a busy host's scheduling never looks like one.
+ */
+export const BASE_APPEND = ['console=ttyS0', 'quiet', 'panic=-1', 'cryptomgr.notests', 'watchdog_thresh=4'] as const;
 
 export function qemuArgs(spec: VmSpec): string[] {
   const microvm = spec.machine === 'microvm';

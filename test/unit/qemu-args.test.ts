@@ -16,7 +16,7 @@ describe('QEMU command line', () => {
     expect(qemuArgs(spec).join(' ')).toBe(
       '-accel tcg -m 256 -smp 1 -display none -monitor none -chardev stdio,id=console,signal=off -serial chardev:console ' +
         '-no-reboot -nodefaults -net none -bios /usr/share/qemu/qboot.rom -kernel /k/vmlinuz -initrd /i/initrd.cpio ' +
-        '-append console=ttyS0 quiet panic=-1 cryptomgr.notests -device virtio-serial-pci ' +
+        '-append console=ttyS0 quiet panic=-1 cryptomgr.notests watchdog_thresh=4 -device virtio-serial-pci ' +
         '-chardev socket,id=jobs,path=/tmp/x/jobs.sock -device virtserialport,chardev=jobs,name=mmaplab.0',
     );
   });

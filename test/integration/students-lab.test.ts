@@ -1,0 +1,66 @@
+/**
+ * mmaplab check on drivers written the way students write them for the
+ * memory-mapping lab and LDD3 (test/fixtures/students: written by someone who
+ * had not seen mmaplab's code): correct ones pass whatever their layout, byte
+ * order and registration; the mistakes that are not crashes get the true
+ * verdict, not the one mmaplab's own fixtures would suggest.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { CheckItem, CheckReport } from '../../src/model/report.js';
+import { qemuProcesses, runCli } from './cli.js';
+
+const STUDENTS = 'test/fixtures/students';
+
+afterEach(() => {
+  expect(qemuProcesses()).toEqual([]);
+});
+
+async function check(name: string): Promise<{ exitCode: number; report: CheckReport; item: (id: string) => CheckItem }> {
+  const r = await runCli(['check', '--json', `${STUDENTS}/${name}`]);
+  const report = JSON.parse(r.stdout) as CheckReport;
+  return { exitCode: r.exitCode ?? -1, report, item: (id) => report.items.find((i) => i.id === id)! };
+}
+
+const failed = (r: CheckReport) => r.items.filter((i) => i.verdict === 'fail').map((i) => i.id);
+
+describe("students' correct drivers pass", () => {
+  it("the lab's own layout (driver beside test/ with the lab's test program): the pattern is the one the lab's test checks", async () => {
+    const { exitCode, report, item } = await check('lab-vmmap-layout');
+    expect(failed(report)).toEqual([]);
+    expect(exitCode).toBe(0);
+    expect(report.pattern).toMatchObject({ bytes: 'aa bb cc dd', from: 'lab-test', where: expect.stringMatching(/lab-vmmap-layout\/test\/mmap-test\.c:\d+$/) });
+    expect(item('shared').reason).toMatch(/^16\/16 pages start with aa bb cc dd \(the lab's test/);
+  });
+
+  it('a fixed major with a cdev and a /proc entry, the kmalloc variant; an LDD3 simple.c; a misc device; the seed\'s u32 store', async () => {
+    for (const name of ['lab-kmmap-fixed-major', 'ldd3-simple', 'lab-vmalloc', 'kmalloc-reserved']) {
+      const { exitCode, report } = await check(name);
+      expect({ name, failed: failed(report), exitCode }).toEqual({ name, failed: [], exitCode: 0 });
+    }
+    // A u32 store of 0xaabbccdd is dd cc bb aa in memory: the driver's own order, named as such.
+    const u32 = await check('u32-pattern');
+    expect(failed(u32.report)).toEqual([]);
+    expect(u32.item('shared').reason).toMatch(/^16\/16 pages start with dd cc bb aa \(the driver writes them, .*mmapdrv\.c:\d+\)$/);
+  });
+});
+
+describe("students' mistakes that are not crashes", () => {
+  it("read() that copies nothing (the skeleton's stub): read() fails as such, and the write still reaches the driver", async () => {
+    const { report, item } = await check('read-stub');
+    expect(failed(report)).toEqual(['read']);
+    expect(item('read').reason).toBe('read() returns 4 bytes but copies nothing');
+    expect(item('write')).toMatchObject({ verdict: 'pass', reason: 'a second mapping of the device sees it' });
+  });
+
+  it('read() that ignores the file offset', async () => {
+    const { report, item } = await check('read-ignores-offset');
+    expect(failed(report)).toEqual(['read']);
+    expect(item('read').reason).toBe('read() ignores the file offset: at offset 8 it returns the bytes at offset 0');
+  });
+
+  it("every page mapped to the buffer's first: all 16 pages one physical page", async () => {
+    const { report, item } = await check('all-pages-first');
+    expect(failed(report)).toEqual(['distinct-pages']);
+    expect(item('distinct-pages').reason).toMatch(/^all 16 pages map one physical page/);
+  });
+});
