@@ -56,6 +56,7 @@ extern const struct mmaplab_strategy mmaplab_strategy_remap_vmalloc_range;
 extern const struct mmaplab_strategy mmaplab_strategy_insert_page;
 extern const struct mmaplab_strategy mmaplab_strategy_fault;
 extern const struct mmaplab_strategy mmaplab_strategy_contiguous;
+extern const struct mmaplab_strategy mmaplab_strategy_page_shared;
 
 /* vm_flags became read-only in 6.3: these compile on both sides of the change. */
 static inline void mmaplab_vm_flags_set(struct vm_area_struct *vma, vm_flags_t flags)

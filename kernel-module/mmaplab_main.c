@@ -30,6 +30,7 @@ static const struct mmaplab_strategy *const strategies[] = {
 	&mmaplab_strategy_insert_page,
 	&mmaplab_strategy_fault,
 	&mmaplab_strategy_contiguous,
+	&mmaplab_strategy_page_shared,
 };
 
 static const struct mmaplab_strategy *active;

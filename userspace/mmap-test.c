@@ -23,6 +23,8 @@
  *   mprotect           MAP_PRIVATE read-only, then mprotect(PROT_READ | PROT_WRITE)
  *   offset             MAP_SHARED at page offset 3: its first page must be page 3
  *   oversize           MAP_SHARED one page larger than the buffer: must be refused
+ *   readonly           MAP_SHARED PROT_READ of the device opened O_RDONLY: a write
+ *                      must fault (writable page-table entries let it through)
  *
  * Every page carries the 32-bit pattern at offset 0 and its own index at offset
  * 4 (--no-index: only the pattern, for a driver of the user's own). --pfns adds
@@ -41,6 +43,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -178,6 +181,8 @@ static long psize;
 #define WRITE_OFFSET 8
 #define SHARED_MARK 0x5eed0001U
 #define PRIVATE_MARK 0x5eed0002U
+#define RO_OFFSET 16
+#define RO_MARK 0x5eed0003U
 
 static int open_device(int flags)
 {
@@ -443,6 +448,59 @@ static void private_isolation(void)
 	done(ok, 1);
 }
 
+static sigjmp_buf ro_jump;
+static volatile sig_atomic_t ro_sig, ro_code;
+
+static void on_ro_fault(int sig, siginfo_t *si, void *uctx)
+{
+	(void)uctx;
+	ro_sig = sig;
+	ro_code = si->si_code;
+	siglongjmp(ro_jump, 1);
+}
+
+/*
+ * A read-only mapping of a file opened read-only must not write the buffer:
+ * the write has to fault. A driver that installs writable page-table entries
+ * (PAGE_SHARED instead of vma->vm_page_prot) lets it through, and the kernel,
+ * which thinks the mapping read-only, never hears of it. The word is put back.
+ */
+static void readonly_write(void)
+{
+	int fd = open_device(O_RDONLY);
+	char *m = map(fd, pages, 0, PROT_READ, MAP_SHARED, -1);
+	volatile uint32_t *w = (volatile uint32_t *)(m + RO_OFFSET);
+	struct sigaction sa;
+	uint32_t old;
+	char *again;
+	int reached = 0;
+
+	catch_faults(m, 0);
+	old = *w;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_ro_fault;
+	sa.sa_flags = SA_SIGINFO;
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGBUS, &sa, NULL);
+	if (sigsetjmp(ro_jump, 1)) {
+		printf("{\"t\":\"ro-write\",\"faulted\":true,\"signal\":\"%s\",\"code\":\"%s\"}\n", ro_sig == SIGBUS ? "SIGBUS" : "SIGSEGV", si_code_name(ro_sig, ro_code));
+		close(fd);
+		done(1, 1);
+		return;
+	}
+	*w = RO_MARK;
+	/* It went through: does the driver's buffer show it (a second mapping)? */
+	again = mmap(NULL, (size_t)psize, PROT_READ, MAP_SHARED, fd, 0);
+	if (again != MAP_FAILED) {
+		reached = *(volatile uint32_t *)(again + RO_OFFSET) == RO_MARK;
+		munmap(again, (size_t)psize);
+	}
+	*w = old;
+	printf("{\"t\":\"ro-write\",\"faulted\":false,\"reached\":%s}\n", reached ? "true" : "false");
+	close(fd);
+	done(0, 1);
+}
+
 static void mprotect_check(void)
 {
 	int fd = open_device(O_RDONLY);
@@ -502,13 +560,15 @@ static int run_check(const char *check)
 		whole_area(MAP_SHARED, pages > 3 ? pages - 3 : 1, 3);
 	else if (!strcmp(check, "oversize"))
 		whole_area(MAP_SHARED, pages + 1, 0);
+	else if (!strcmp(check, "readonly"))
+		readonly_write();
 	else
 		return 4;
 	return 0;
 }
 
 static const char *const known_checks[] = {
-	"private", "shared", "private-per-page", "shared-write", "private-isolation", "mprotect", "offset", "oversize",
+	"private", "shared", "private-per-page", "shared-write", "private-isolation", "mprotect", "offset", "oversize", "readonly",
 };
 
 static int known(const char *check)

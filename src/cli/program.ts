@@ -66,7 +66,7 @@ function addCheck(program: Command): void {
     const { checkDriver } = await import('../commands/check.js');
     const { onKernels } = await import('./on-kernels.js');
     const { renderCheckText } = await import('../report/check-text.js');
-    await onKernels('check', o, (kernel, ctx) => checkDriver({ ...setupOptions(o, ctx.progress, kernel, ctx.label), ...ctx.guest, source: resolve(driver), device: o.device, pages: o.pages, pattern }), (report, style) =>
+    await onKernels('check', o, (kernel, ctx) => checkDriver({ ...setupOptions(o, ctx.progress, kernel, ctx.label), ...ctx.guest, source: resolve(driver), device: o.device, pages: o.pages, pattern, olderOnDrift: o.kernel.length === 0 && !o.target }), (report, style) =>
       report.command === 'check' ? renderCheckText(report, style) : '',
     );
   });

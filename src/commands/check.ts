@@ -14,7 +14,7 @@ import { join, relative } from 'node:path';
 import { resolveDriverSource } from '../kbuild/driver-source.js';
 import { choosePattern } from '../kbuild/lab-pattern.js';
 import { symbolizeFindings, symbolizer } from '../kbuild/symbolize.js';
-import { deprecationNotes } from '../diagnose/api-changes.js';
+import { deprecationNotes, olderKernelFor } from '../diagnose/api-changes.js';
 import { assembleCheckReport, checksLeft } from '../diagnose/assemble.js';
 import { assessJob, type Assessment } from '../diagnose/assess.js';
 import { CUSTOM_DRIVER } from '../diagnose/expectations.js';
@@ -27,6 +27,7 @@ import type { CheckName } from '../model/checks.js';
 import type { CheckReport } from '../model/report.js';
 import { RunDir } from '../rundir/run-dir.js';
 import { cacheRoot } from '../util/paths.js';
+import { isMmaplabError } from '../util/errors.js';
 
 export interface CheckOptions extends SetupOptions {
   /** The student's driver: a folder or a .c file. */
@@ -36,6 +37,13 @@ export interface CheckOptions extends SetupOptions {
   pages: number;
   /** --expect-pattern: the 32-bit word every page must start with (the lab's aa bb cc dd is 0xddccbbaa); else found in the sources. */
   pattern: number | undefined;
+  /**
+   * The user named no kernel: a driver that fails to build only on kernel API
+   * removals is checked on the older Debian kernel that builds it as written.
+   */
+  olderOnDrift?: boolean;
+  /** Notes from before this check (the build that sent it to an older kernel). */
+  carriedNotes?: readonly string[];
 }
 
 /**
@@ -69,11 +77,23 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
   const progress = opts.onProgress ?? (() => {});
   const runDir = await RunDir.create(opts);
   const display = relative(process.cwd(), opts.source) || '.';
-  const notes: string[] = [];
+  const notes: string[] = [...(opts.carriedNotes ?? [])];
   const src = await resolveDriverSource(opts.source);
   const pattern = await choosePattern({ source: opts.source, driverFiles: src.files.map((f) => join(src.root, f)), override: opts.pattern });
 
   const lab = await setUpLab(opts, opts.source, runDir, opts.cacheDir ?? cacheRoot(), notes);
+  const older = lab.kind === 'build-failed' && opts.olderOnDrift ? olderKernelFor(lab.error.locations) : undefined;
+  if (lab.kind === 'build-failed' && older) {
+    const why = older.changes.map((c) => c.summary).join(' ');
+    const note = `the driver does not build on ${lab.kernel.release}, only because of kernel API changes (${why}); it was checked on ${older.suite}, which builds it as written (pass --kernel to choose; the build log on ${lab.kernel.release}: ${runDir.file('module-build.log')})`;
+    try {
+      return await checkDriver({ ...opts, kernel: older.suite, olderOnDrift: false, carriedNotes: [note] });
+    } catch (e) {
+      // No network for that kernel, say: the verdict on this one stands.
+      if (!isMmaplabError(e) || e.kind === 'usage') throw e;
+      notes.push(`it would build on ${older.suite}, which could not be tried: ${e.message}`);
+    }
+  }
   if (lab.kind === 'build-failed') {
     // A driver that does not compile is the first failed check, not an infrastructure failure.
     const report = assembleCheckReport({

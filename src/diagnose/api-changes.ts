@@ -144,3 +144,21 @@ export function deprecationNotes(sources: readonly string[], release: string): s
   }
   return notes;
 }
+
+/**
+ * The Debian kernel to check a driver on instead, when every error of its
+ * build is a kernel API removal: the oldest of the suites that each change
+ * names, so that none of them applies there. Undefined when any error is the
+ * driver's own (or a change has no older suite).
+ */
+export function olderKernelFor(diagnostics: readonly Pick<Diagnostic, 'message' | 'severity'>[]): { suite: string; changes: ApiChange[] } | undefined {
+  const errors = diagnostics.filter((d) => d.severity === 'error');
+  if (errors.length === 0) return undefined;
+  const rules = errors.map((e) => RULES.find((r) => r.era === 'removed' && r.test.test(e.message)));
+  if (rules.some((r) => !r)) return undefined;
+  const suites = rules.map((r) => suiteFor(r!.change.since, 'removed'));
+  if (suites.some((x) => !x)) return undefined;
+  const order = SUITE_KERNELS.map(([suite]) => suite);
+  const suite = [...suites].sort((a, b) => order.indexOf(a!) - order.indexOf(b!))[0]!;
+  return { suite, changes: apiChangesFor(errors) };
+}

@@ -10,10 +10,22 @@ import type { Expected, Outcome } from '../model/outcome.js';
 const ok: Expected = { kind: 'ok' };
 const refused = (errno: string): Expected => ({ kind: 'mmap-failed', errno });
 function mapsEverything(oversize: Expected): Record<CheckName, Expected> {
-  return { private: ok, shared: ok, 'private-per-page': ok, 'shared-write': ok, 'private-isolation': ok, mprotect: ok, offset: ok, oversize };
+  return { private: ok, shared: ok, 'private-per-page': ok, 'shared-write': ok, 'private-isolation': ok, mprotect: ok, offset: ok, oversize, readonly: ok };
 }
 /** The per-page loops map from the start of the buffer whatever vm_pgoff asks for. */
 const ignoresOffset: Expected = { kind: 'wrong-data' };
+
+const CHECKED: Record<CheckName, Expected> = {
+  private: refused('EINVAL'),
+  shared: ok,
+  'private-per-page': ignoresOffset,
+  'shared-write': ok,
+  'private-isolation': refused('EINVAL'),
+  mprotect: refused('EINVAL'),
+  offset: ignoresOffset,
+  oversize: refused('EIO'),
+  readonly: ok,
+};
 
 export const EXPECTATIONS: Readonly<Record<string, Readonly<Record<CheckName, Expected>>>> = {
   // The question's driver: per-page remap_pfn_range() on a copy-on-write
@@ -27,18 +39,10 @@ export const EXPECTATIONS: Readonly<Record<string, Readonly<Record<CheckName, Ex
     mprotect: { kind: 'sigbus', page: 0 },
     offset: ignoresOffset,
     oversize: refused('EIO'),
+    readonly: ok,
   },
   // The same loop, error returned: MAP_PRIVATE now fails cleanly at mmap().
-  checked: {
-    private: refused('EINVAL'),
-    shared: ok,
-    'private-per-page': ignoresOffset,
-    'shared-write': ok,
-    'private-isolation': refused('EINVAL'),
-    mprotect: refused('EINVAL'),
-    offset: ignoresOffset,
-    oversize: refused('EIO'),
-  },
+  checked: CHECKED,
   // VM_MAYWRITE cleared: private read-only works, a writable private mapping is refused.
   'no-maywrite': {
     private: ok,
@@ -49,6 +53,7 @@ export const EXPECTATIONS: Readonly<Record<string, Readonly<Record<CheckName, Ex
     mprotect: { kind: 'mprotect-denied', errno: 'EACCES' },
     offset: ignoresOffset,
     oversize: refused('EIO'),
+    readonly: ok,
   },
   // Real pages mapped honouring vm_pgoff: everything works; each refuses the
   // oversize mapping in its own words.
@@ -56,6 +61,9 @@ export const EXPECTATIONS: Readonly<Record<string, Readonly<Record<CheckName, Ex
   'insert-page': mapsEverything(refused('ENXIO')),
   fault: mapsEverything(refused('EINVAL')),
   contiguous: mapsEverything(refused('EINVAL')),
+  // checked's loop with PAGE_SHARED for vma->vm_page_prot: it all reads right,
+  // but a read-only mapping can write the buffer.
+  'page-shared': { ...CHECKED, readonly: { kind: 'write-allowed' } },
 };
 
 export const STRATEGIES = Object.keys(EXPECTATIONS);

@@ -186,6 +186,15 @@ const EXPLAIN: Explainers = {
     why: ['A shared mapping must show the driver\'s own pages; if a write shows neither in read() nor in a second mapping of the device, the mapping points at a copy or at other memory.'],
     fixes: ['map the buffer\'s own pages (their pfn or struct page), never a copy'],
   }),
+  'write-allowed': (_ctx, o) => ({
+    id: 'writable-ptes',
+    summary: `writable PTEs in a read-only mapping: a process that opened the device O_RDONLY and mapped it PROT_READ wrote${o.reached ? ' into the driver\'s buffer' : ''} without a fault`,
+    why: [
+      'remap_pfn_range() installs page-table entries with the protection it is given; the mapping\'s own is vma->vm_page_prot, which is read-only for a PROT_READ mapping.',
+      'PAGE_SHARED is always writable, so the CPU lets the write through, and the kernel, which believes the mapping read-only, never sees a fault.',
+    ],
+    fixes: ['pass vma->vm_page_prot to remap_pfn_range() (or vm_insert_page()), never PAGE_SHARED'],
+  }),
   'write-leaked': (_ctx, o) => ({
     id: 'write-leaked',
     summary: `a write into a MAP_PRIVATE mapping reached ${o.via === 'read' ? 'the driver\'s buffer (read())' : 'a MAP_SHARED mapping of the same page'}`,

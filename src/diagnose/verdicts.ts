@@ -17,7 +17,7 @@ import type { CheckItem } from '../model/report.js';
 import { bytesOf, isSwapped, type PatternChoice } from '../model/pattern.js';
 
 /** The mapping checks `check` runs, in order. */
-export const STUDENT_CHECKS: readonly CheckName[] = ['shared', 'private', 'shared-write', 'oversize'];
+export const STUDENT_CHECKS: readonly CheckName[] = ['shared', 'private', 'shared-write', 'oversize', 'readonly'];
 
 export interface CheckFindings {
   /** The build: its warnings, or the diagnostics it failed with. */
@@ -195,6 +195,7 @@ const MAPPING_TITLES: Record<string, [string, string]> = {
   private: ['private', 'MAP_PRIVATE works or fails cleanly at mmap()'],
   'shared-write': ['write', 'a write through MAP_SHARED reaches the driver'],
   oversize: ['oversize', 'a mapping larger than the buffer is refused'],
+  readonly: ['readonly', 'a read-only mapping cannot write the buffer'],
 };
 
 /** A mapping check the kernel crashed in: the crash, at the driver's line, is all it says. */
@@ -337,6 +338,21 @@ function oversizeRefused(r: CheckResult | undefined): CheckItem {
   return c.fail(`a mapping one page larger than the buffer was accepted: ${cellVerdict(r)}`, { hint: 'refuse what the buffer cannot back: if (vma_pages(vma) + vma->vm_pgoff > NPAGES) return -EINVAL;' });
 }
 
+function readOnlyHolds(r: CheckResult | undefined): CheckItem {
+  const c = named('readonly', 'a read-only mapping cannot write the buffer');
+  if (!r) return c.skip('the check did not run');
+  if (r.outcome.kind === 'not-run') return c.skip(r.outcome.reason);
+  if (r.outcome.kind === 'open-failed') return c.skip(NO_DEVICE);
+  if (r.outcome.kind === 'ok') return c.pass('a write into a PROT_READ mapping of the device opened O_RDONLY faults');
+  if (r.outcome.kind === 'write-allowed') {
+    return c.fail(`writable PTEs in a read-only mapping: a PROT_READ mapping of the device opened O_RDONLY wrote ${r.outcome.reached ? 'into the buffer' : 'without a fault'}`, {
+      ...(tracedAtSource(r).length ? { details: tracedAtSource(r) } : {}),
+      hint: 'use vma->vm_page_prot, not PAGE_SHARED, as remap_pfn_range()\'s protection',
+    });
+  }
+  return c.fail(cellVerdict(r), explained(r));
+}
+
 function unloads(f: CheckFindings): CheckItem {
   const c = named('unloads', 'rmmod succeeds');
   const rm = f.rmmod;
@@ -435,6 +451,7 @@ export function checkItems(f: CheckFindings): CheckItem[] {
     crashedIn(cell('shared-write'), f.problems) ?? writeReaches(cell('shared-write')),
     readWorks(cell('shared-write')),
     crashedIn(cell('oversize'), f.problems) ?? oversizeRefused(cell('oversize')),
+    crashedIn(cell('readonly'), f.problems) ?? readOnlyHolds(cell('readonly')),
     unloads(f),
     kernelClean(f.problems),
     noReservedFreed(f),

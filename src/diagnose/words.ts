@@ -19,6 +19,7 @@ const VERDICT: Formatters = {
   'mmap-failed': (o) => `mmap() failed: ${o.errno} (${o.message})`,
   'open-failed': (o) => `open() failed: ${o.errno} (${o.message})`,
   'write-lost': (o) => `the write did not reach the driver (${o.seen} there instead)`,
+  'write-allowed': (o) => `a write into a read-only mapping went through${o.reached ? ' and changed the buffer' : ''}: the page-table entries are writable`,
   'write-leaked': (o) => `the private write leaked into ${o.via === 'read' ? 'the driver' : 'a shared mapping'}`,
   'mprotect-denied': (o) => `mprotect(PROT_WRITE) refused: ${o.errno}`,
   killed: (o) => `killed by ${o.signal} (exit status ${o.status})`,

@@ -14,6 +14,7 @@ export const CHECKS = [
   { name: 'mprotect', mode: 'private', what: 'mprotect(PROT_WRITE) on a read-only MAP_PRIVATE mapping' },
   { name: 'offset', mode: 'shared', what: 'MAP_SHARED at page offset 3: the first page must be page 3' },
   { name: 'oversize', mode: 'shared', what: 'MAP_SHARED one page larger than the buffer: must be refused' },
+  { name: 'readonly', mode: 'shared', what: 'MAP_SHARED, PROT_READ, opened O_RDONLY: a write must fault (no writable page-table entries)' },
 ] as const satisfies ReadonlyArray<{ name: string; mode: MapMode; what: string }>;
 
 export type CheckName = (typeof CHECKS)[number]['name'];

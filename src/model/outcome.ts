@@ -17,6 +17,8 @@ export type Outcome =
   | { kind: 'open-failed'; errno: string; message: string }
   /** A write through MAP_SHARED that read() did not see. */
   | { kind: 'write-lost'; seen: string }
+  /** A write into a read-only mapping that did not fault: the driver installed writable page-table entries; reached: its buffer shows it. */
+  | { kind: 'write-allowed'; reached: boolean }
   /** A write into MAP_PRIVATE that reached the driver or a shared mapping. */
   | { kind: 'write-leaked'; via: 'read' | 'shared' }
   | { kind: 'mprotect-denied'; errno: string; message: string }
@@ -165,6 +167,7 @@ const CODES: Codes = {
   'open-failed': (o) => `open:${o.errno}`.slice(0, 9),
   'write-lost': () => 'lost',
   'write-leaked': () => 'leaked',
+  'write-allowed': () => 'RO-WRITABLE',
   'mprotect-denied': (o) => `mp:${o.errno}`,
   killed: (o) => o.signal.replace(/^SIG/, '').slice(0, 9),
   crash: () => 'CRASH',

@@ -88,6 +88,8 @@ function outcomeOf(check: CheckName, recs: readonly GuestRecord[], exitStatus: n
       return r.signal === 'SIGBUS' ? { kind: 'sigbus', ...base } : { kind: 'sigsegv', ...base };
     }
   }
+  const ro = recs.find((r): r is Rec<'ro-write'> => r.t === 'ro-write');
+  if (check === 'readonly' && ro && !ro.faulted) return { kind: 'write-allowed', reached: ro.reached ?? false };
   const done = recs.find((r): r is Rec<'done'> => r.t === 'done');
   const sig = signalOfStatus(exitStatus);
   if (!done && (exitStatus === 124 || sig?.name === 'SIGTERM')) return { kind: 'hang', step: `the ${check} check` };

@@ -25,6 +25,7 @@ const SHORT: Record<CheckName, string> = {
   mprotect: 'mprotect',
   offset: 'offset',
   oversize: 'oversize',
+  readonly: 'read-only',
 };
 
 function seconds(ms: number): string {

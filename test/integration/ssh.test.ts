@@ -119,14 +119,14 @@ describe('mmaplab over SSH', () => {
     expect(report.kernel).toMatchObject({ spec: target.url(), release: facts[0] });
     expect(report.machine).toMatchObject({ kind: 'ssh', target: target.url(), hostKey: hostFp, bootId: facts[1], leftBehind: [] });
     expect(facts[1]).not.toBe(readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim());
-    expect(report.results).toHaveLength(56);
+    expect(report.results).toHaveLength(72);
     // The seed's failure, reproduced on the target's own kernel.
     const seedPrivate = report.results.find((x) => x.strategy === 'seed' && x.check === 'private')!;
     expect(seedPrivate.outcome).toMatchObject({ kind: 'sigbus', page: 0 });
     expect(seedPrivate.traced.find((t) => t.fn === 'remap_pfn_range')?.returns).toEqual({ '-22': 16 });
     expect(report.module.compiler).toMatch(/gcc-12/);
     expect(readFileSync(kh, 'utf8')).toBe(`${target.knownHostsLine}\n`);
-    expect(readFileSync(join(out, 'console.log'), 'utf8')).toMatch(/mmaplab: target session \w+ begin[^]*mmaplab: job 7 end/);
+    expect(readFileSync(join(out, 'console.log'), 'utf8')).toMatch(/mmaplab: target session \w+ begin[^]*mmaplab: job 8 end/);
     expect(existsSync(join(out, 'mmaplab.ko'))).toBe(true);
     // The target's directory reads back as the report it wrote (its followed kernel log is its console).
     const parsed = await runCli(['parse', out, '--json']);

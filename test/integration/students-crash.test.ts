@@ -15,9 +15,9 @@ afterEach(() => {
   expect(qemuProcesses()).toEqual([]);
 });
 
-async function check(name: string): Promise<{ report: CheckReport; item: (id: string) => CheckItem }> {
-  const r = await runCli(['check', '--json', `${STUDENTS}/${name}`]);
-  expect(r.exitCode, r.stderr).toBe(1);
+async function check(name: string, more: string[] = [], exitCode = 1): Promise<{ report: CheckReport; item: (id: string) => CheckItem }> {
+  const r = await runCli(['check', '--json', `${STUDENTS}/${name}`, ...more]);
+  expect(r.exitCode, r.stderr).toBe(exitCode);
   const report = JSON.parse(r.stdout) as CheckReport;
   return { report, item: (id) => report.items.find((i) => i.id === id)! };
 }
@@ -95,9 +95,16 @@ describe('drivers that do not build here', () => {
     expect(item('builds').hint).toMatch(/^declare them static ssize_t/);
   });
 
-  it('a 5.x driver walking mm->mmap: the API change, and the Debian kernel that builds it as written', async () => {
-    const { item } = await check('vma-list-5x');
+  it('a 5.x driver walking mm->mmap, on the kernel asked for: the API change, and the Debian kernel that builds it as written', async () => {
+    const { item } = await check('vma-list-5x', ['--kernel', 'debian:bookworm']);
     expect(item('builds').apiChanges?.map((c) => [c.id, c.buildsOn])).toEqual([['vma-list-removed', 'debian:bullseye']]);
+  });
+
+  it('the same driver with no kernel named: checked on bullseye, which builds it, and says why', async () => {
+    const { report } = await check('vma-list-5x', [], 0);
+    expect(report.kernel.spec).toBe('debian:bullseye');
+    expect(report.items.filter((i) => i.verdict === 'fail')).toEqual([]);
+    expect(report.notes[0]).toMatch(/^the driver does not build on 6\.1\.\S+, only because of kernel API changes \(mm->mmap and vma->vm_next are gone since Linux 6\.1.*\); it was checked on debian:bullseye, which builds it as written/);
   });
 
   it('a userspace program: said to be one', async () => {

@@ -28,6 +28,7 @@ describe("students' correct drivers pass", () => {
     const { exitCode, report, item } = await check('lab-vmmap-layout');
     expect(failed(report)).toEqual([]);
     expect(exitCode).toBe(0);
+    expect(item('readonly').reason).toBe('a write into a PROT_READ mapping of the device opened O_RDONLY faults');
     expect(report.pattern).toMatchObject({ bytes: 'aa bb cc dd', from: 'lab-test', where: expect.stringMatching(/lab-vmmap-layout\/test\/mmap-test\.c:\d+$/) });
     expect(item('shared').reason).toMatch(/^16\/16 pages start with aa bb cc dd \(the lab's test/);
   });
@@ -56,6 +57,12 @@ describe("students' mistakes that are not crashes", () => {
     const { report, item } = await check('read-ignores-offset');
     expect(failed(report)).toEqual(['read']);
     expect(item('read').reason).toBe('read() ignores the file offset: at offset 8 it returns the bytes at offset 0');
+  });
+
+  it('PAGE_SHARED for vma->vm_page_prot: everything reads right, but a read-only mapping writes the buffer', async () => {
+    const { report, item } = await check('page-shared-prot');
+    expect(failed(report)).toEqual(['readonly']);
+    expect(item('readonly')).toMatchObject({ reason: 'writable PTEs in a read-only mapping: a PROT_READ mapping of the device opened O_RDONLY wrote into the buffer', hint: expect.stringMatching(/vma->vm_page_prot, not PAGE_SHARED/) });
   });
 
   it("every page mapped to the buffer's first: all 16 pages one physical page", async () => {

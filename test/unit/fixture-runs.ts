@@ -20,7 +20,8 @@ export function fixtureJobs(name: string): FixtureJob[] {
     if (!j) jobs.push((j = { id: job, strategy, records: [] }));
     j.records.push(parseRecordLine(JSON.stringify(rest)));
   }
-  return jobs;
+  // Jobs that ran side by side are recorded as they ended: in the order they were sent.
+  return jobs.sort((a, b) => a.id - b.id);
 }
 
 /** Assess every job of a captured run; `end` says how the job ended (the capture does not record it). */

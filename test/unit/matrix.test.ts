@@ -113,7 +113,7 @@ describe('JUnit', () => {
     const r0 = (m.kernels[0] as { report: RunReport }).report;
     expect(xml.match(/<testsuite /g)).toHaveLength(2);
     expect(xml.match(/<testcase /g)).toHaveLength(2 * (1 + r0.results.length));
-    expect(xml).toMatch(/<testsuites name="mmaplab run" tests="34" failures="0" errors="0" skipped="0"/);
+    expect(xml).toMatch(/<testsuites name="mmaplab run" tests="38" failures="0" errors="0" skipped="0"/);
     expect(xml).toMatch(/<testcase classname="mmaplab\.sid\.seed" name="private \(MAP_PRIVATE\)">\s*<system-out>Bus error \(exit status 135, SIGBUS\)\nmmaplab: mmap seed: 16 pages at pgoff 0, MAP_PRIVATE, copy-on-write/);
     expect(xml).not.toMatch(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/);
   });
@@ -122,7 +122,7 @@ describe('JUnit', () => {
     const xml = renderJunit(load('check-old-vm-flags.json') as MatrixReport);
     expect(xml).toMatch(/<testcase classname="mmaplab\.sid\.check" name="builds">\s*<failure type="builds" message="the driver in test\/fixtures\/drivers\/old-vm-flags does not compile for 7\.2[^"]*">[^<]*assignment of read-only member[^<]*vma-&gt;vm_flags is read-only since Linux 6\.3/);
     expect(xml).toMatch(/<testcase classname="mmaplab\.sid\.check" name="loads">\s*<skipped message="the driver did not build"\/>/);
-    expect(xml).toMatch(/<testsuite name="debian:bullseye" tests="13" failures="0"/);
+    expect(xml).toMatch(/<testsuite name="debian:bullseye" tests="15" failures="0"/);
   });
 });
 
@@ -130,7 +130,7 @@ describe('Markdown summary and annotations', () => {
   it('tabulates kernels, the rows that differ and what failed', () => {
     const md = renderMarkdown(load('check-old-vm-flags.json') as MatrixReport);
     expect(md).toMatch(/^## mmaplab check: ❌ FAIL$/m);
-    expect(md).toMatch(/^\| `debian:bullseye` \| 5\.10\.\S+ \| ✅ PASS 13 checks \|$/m);
+    expect(md).toMatch(/^\| `debian:bullseye` \| 5\.10\.\S+ \| ✅ PASS 15 checks \|$/m);
     expect(md).toMatch(/^\| `debian:sid` \| 7\.2\.\S+ \| ❌ FAIL 1 of 3 checks \|$/m);
     expect(md).toMatch(/^\| builds \| pass \| ❌ fail \|$/m);
     expect(md).toMatch(/<summary><code>debian:sid<\/code>: builds: the driver in test\/fixtures\/drivers\/old-vm-flags does not compile/);

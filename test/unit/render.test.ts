@@ -22,7 +22,7 @@ describe('terminal report, one strategy', () => {
     expect(text).toMatch(/MAP_PRIVATE made the mapping copy-on-write/);
     expect(text).toMatch(/fix: map with MAP_SHARED/);
     expect(text).toContain('[ffffffdd]');
-    expect(text).toMatch(/^PASS: all 8 outcomes are what the lab expects$/m);
+    expect(text).toMatch(/^PASS: all 9 outcomes are what the lab expects$/m);
   });
 
   it('has no escape codes without colour, and colours with it', () => {
@@ -35,19 +35,20 @@ describe('terminal report, the grid', () => {
   const text = renderRunText(fixtureReport('grid'), plain);
 
   it('shows strategies x checks with short verdicts', () => {
-    expect(text).toMatch(/^mmaplab run: 7 strategies x 8 checks on debian:bookworm$/m);
-    expect(text).toMatch(/^strategy +private +shared +per-page +sh-write +isolation +mprotect +offset +oversize$/m);
-    expect(text).toMatch(/^seed +SIGBUS@0 +ok +wrong@1 +ok +SIGBUS@0 +SIGBUS@0 +wrong@0 +EIO$/m);
-    expect(text).toMatch(/^no-maywrite +ok +ok +wrong@1 +ok +EACCES +mp:EACCES +wrong@0 +EIO$/m);
-    expect(text).toMatch(/^insert-page +ok +ok +ok +ok +ok +ok +ok +ENXIO$/m);
+    expect(text).toMatch(/^mmaplab run: 8 strategies x 9 checks on debian:bookworm$/m);
+    expect(text).toMatch(/^strategy +private +shared +per-page +sh-write +isolation +mprotect +offset +oversize +read-only$/m);
+    expect(text).toMatch(/^seed +SIGBUS@0 +ok +wrong@1 +ok +SIGBUS@0 +SIGBUS@0 +wrong@0 +EIO +ok$/m);
+    expect(text).toMatch(/^no-maywrite +ok +ok +wrong@1 +ok +EACCES +mp:EACCES +wrong@0 +EIO +ok$/m);
+    expect(text).toMatch(/^page-shared +EINVAL +ok +wrong@1 +ok +EINVAL +EINVAL +wrong@0 +EIO +RO-WRITABLE$/m);
+    expect(text).toMatch(/^insert-page +ok +ok +ok +ok +ok +ok +ok +ENXIO +ok$/m);
   });
 
   it('explains each distinct failure once, naming the cells', () => {
     expect(text.match(/copy-on-write, so each per-page remap_pfn_range\(\) returned -EINVAL/g)).toHaveLength(1);
     expect(text).toMatch(/\(private, private-isolation, mprotect in seed\)/);
     expect(text).toMatch(/ignores vm_pgoff/);
-    expect(text).toMatch(/\(shared in seed, checked, no-maywrite, remap-vmalloc-range, insert-page, fault, contiguous\)/);
-    expect(text).toMatch(/^PASS: all 56 outcomes are what the lab expects$/m);
+    expect(text).toMatch(/\(shared in seed, checked, no-maywrite, remap-vmalloc-range, insert-page, fault, contiguous, page-shared\)/);
+    expect(text).toMatch(/^PASS: all 72 outcomes are what the lab expects$/m);
   });
 
   it('marks a cell that differs from the expectation and fails the run', () => {
@@ -56,9 +57,9 @@ describe('terminal report, the grid', () => {
     c.matchesExpected = false;
     Object.assign(r, runStatus(r.results, []));
     const t = renderRunText(r, plain);
-    expect(t).toMatch(/^fault +ok +ok +ok +ok +ok +ok +ok! +EINVAL$/m);
+    expect(t).toMatch(/^fault +ok +ok +ok +ok +ok +ok +ok! +EINVAL +ok$/m);
     expect(t).toMatch(/^fault \/ offset +13\/13 pages 0xaabbccdd +UNEXPECTED \(expected every page as written\)$/m);
-    expect(t).toMatch(/^FAIL: 1 of 56 outcomes differ/m);
+    expect(t).toMatch(/^FAIL: 1 of 72 outcomes differ/m);
   });
 
   it('has a verdict and a cell for every outcome kind', () => {
@@ -74,11 +75,11 @@ describe('JSON report', () => {
     const doc = JSON.parse(renderRunJson(fixtureReport('grid'))) as ReturnType<typeof fixtureReport>;
     expect(doc.schemaVersion).toBe(2);
     expect(doc.exitCode).toBe(0);
-    expect(doc.results).toHaveLength(56);
+    expect(doc.results).toHaveLength(72);
     const seedPrivate = doc.results.find((r) => r.strategy === 'seed' && r.check === 'private')!;
     expect(seedPrivate).toMatchObject({ mode: 'private', outcome: { kind: 'sigbus' }, pagesOk: 0, expected: { kind: 'sigbus', page: 0 }, matchesExpected: true });
     expect(seedPrivate.traced[0]).toMatchObject({ fn: 'remap_pfn_range', calls: 16, returns: { '-22': 16 } });
-    expect(doc.strategies.map((s) => s.strategy)).toEqual(['seed', 'checked', 'no-maywrite', 'remap-vmalloc-range', 'insert-page', 'fault', 'contiguous']);
+    expect(doc.strategies.map((s) => s.strategy)).toEqual(['seed', 'checked', 'no-maywrite', 'remap-vmalloc-range', 'insert-page', 'fault', 'contiguous', 'page-shared']);
   });
 });
 

@@ -56,7 +56,7 @@ describe('records.jsonl', () => {
   });
 
   it('reads records of earlier versions, which kept no ending', () => {
-    expect(splitJobs(fixture('consoles', 'seed.records.jsonl')).map((j) => [j.id, j.strategy, j.ending])).toEqual([[1, 'seed', undefined]]);
+    expect(splitJobs(fixture('consoles', 'seed-earlier.records.jsonl')).map((j) => [j.id, j.strategy, j.ending])).toEqual([[1, 'seed', undefined]]);
   });
 });
 
@@ -103,7 +103,7 @@ describe('mmaplab parse of a check directory', () => {
     const sources = (doc: unknown) => JSON.parse(JSON.stringify(doc).replace(/(?:\.\.\/|\/)[^"() ]*?(test\/fixtures\/drivers\/)/g, '$1')) as unknown;
     expect(sources(r.report)).toEqual(sources(saved));
     // The four passes each crashed at the driver's own line, resolved with the module kept beside the records.
-    expect(r.report.items.find((i) => i.id === 'kernel')!.details![0]).toMatch(/at broken_mmap\+0x11 \((?:\.\.\/|\/)?[^()]*test\/fixtures\/drivers\/null-deref-mmap\/null_deref\.c:19\) \(4×, during the shared, private, shared-write and oversize checks\)$/);
+    expect(r.report.items.find((i) => i.id === 'kernel')!.details![0]).toMatch(/at broken_mmap\+0x11 \((?:\.\.\/|\/)?[^()]*test\/fixtures\/drivers\/null-deref-mmap\/null_deref\.c:19\) \(5×, during the shared, private, shared-write, oversize and readonly checks\)$/);
   });
 
   it('without its results.json (a killed check) still reassesses every pass', async () => {
@@ -113,7 +113,7 @@ describe('mmaplab parse of a check directory', () => {
     const r = await parseSaved(d);
     expect(r.kind).toBe('check');
     if (r.kind !== 'check') return;
-    expect(r.report.results.map((x) => x.outcome.kind)).toEqual(['crash', 'crash', 'crash', 'crash']);
+    expect(r.report.results.map((x) => x.outcome.kind)).toEqual(['crash', 'crash', 'crash', 'crash', 'crash']);
     expect(r.report.notes[0]).toMatch(/results\.json is missing/);
   });
 
@@ -124,7 +124,7 @@ describe('mmaplab parse of a check directory', () => {
     const r = await parseSaved(d);
     expect(r.kind).toBe('check');
     if (r.kind !== 'check') return;
-    expect(r.report.results.map((x) => x.outcome.kind)).toEqual(['crash', 'crash', 'crash', 'crash']);
+    expect(r.report.results.map((x) => x.outcome.kind)).toEqual(['crash', 'crash', 'crash', 'crash', 'crash']);
     expect(r.report.notes[0]).toMatch(/^results\.json was passed over \(.*results\.json is not JSON\): what the kernel and machine were is unknown$/);
   });
 

@@ -205,3 +205,12 @@ describe('crashes in a step are that step failing', () => {
     expect(items.find((i) => i.id === 'unloads')!.reason).toMatch(/^the exit function crashed: BUG: kernel NULL pointer dereference.* in my_init\+0x44 \(vmmap\.c:57\)$/);
   });
 });
+
+describe('a read-only mapping', () => {
+  const ro = (outcome: CheckResult['outcome']): CheckResult => ({ ...shared([]), check: 'readonly', outcome });
+  it('passes when the write faulted, and names writable PTEs when it did not', () => {
+    const item = (o: CheckResult['outcome']) => checkItems({ ...base, results: [ro(o)] }).find((i) => i.id === 'readonly')!;
+    expect(item({ kind: 'ok', pagesOk: 1, pages: 1 }).verdict).toBe('pass');
+    expect(item({ kind: 'write-allowed', reached: true })).toMatchObject({ verdict: 'fail', reason: expect.stringMatching(/^writable PTEs in a read-only mapping/), hint: expect.stringMatching(/vma->vm_page_prot/) });
+  });
+});
