@@ -84,7 +84,7 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
   const lab = await setUpLab(opts, opts.source, runDir, opts.cacheDir ?? cacheRoot(), notes);
   const older = lab.kind === 'build-failed' && opts.olderOnDrift ? olderKernelFor(lab.error.locations) : undefined;
   if (lab.kind === 'build-failed' && older) {
-    const why = older.changes.map((c) => c.summary).join(' ');
+    const why = older.changes.map((c) => c.summary.replace(/\.$/, '')).join('; ');
     const note = `the driver does not build on ${lab.kernel.release}, only because of kernel API changes (${why}); it was checked on ${older.suite}, which builds it as written (pass --kernel to choose; the build log on ${lab.kernel.release}: ${runDir.file('module-build.log')})`;
     try {
       return await checkDriver({ ...opts, kernel: older.suite, olderOnDrift: false, carriedNotes: [note] });
