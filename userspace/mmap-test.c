@@ -302,7 +302,7 @@ static void hex_bytes(const unsigned char *b, size_t n)
  * can tell a read() that copies nothing, one that ignores the offset, and a
  * write that never reached the driver; and what a second mapping shows there.
  */
-static void read_probe(int fd)
+static void read_probe(int fd, const char *m)
 {
 	unsigned char at[4], at0[16];
 	ssize_t n, n0;
@@ -319,6 +319,9 @@ static void read_probe(int fd)
 	hex_bytes(at, sizeof(at));
 	printf("\",\"n0\":%zd,\"err0\":\"%s\",\"bytes0\":\"", n0, n0 < 0 ? errno_name(e0) : "");
 	hex_bytes(at0, sizeof(at0));
+	/* What the mapping itself shows at 0: a read() that returns those bytes for the offset read from 0. */
+	printf("\",\"map0\":\"");
+	hex_bytes((const unsigned char *)m, 4);
 	printf("\",\"canary\":\"%02x\",\"again\":", CANARY);
 	again = mmap(NULL, (size_t)psize, PROT_READ, MAP_SHARED, fd, 0);
 	if (again == MAP_FAILED) {
@@ -412,13 +415,15 @@ static void shared_write(void)
 {
 	int fd = open_device(O_RDWR);
 	char *m = map(fd, pages, 0, PROT_READ | PROT_WRITE, MAP_SHARED, -1);
+	uint32_t before;
 
 	catch_faults(m, 0);
+	before = *(volatile uint32_t *)(m + WRITE_OFFSET);
 	*(volatile uint32_t *)(m + WRITE_OFFSET) = SHARED_MARK;
 	printf("{\"t\":\"write\",\"page\":0,\"offset\":%d,\"value\":\"0x%08x\"}\n", WRITE_OFFSET, SHARED_MARK);
-	read_probe(fd);
+	read_probe(fd, m);
 	/* Leave the buffer as it was for the checks that follow. */
-	*(volatile uint32_t *)(m + WRITE_OFFSET) = 0;
+	*(volatile uint32_t *)(m + WRITE_OFFSET) = before;
 	close(fd);
 	done(1, 1);
 }
@@ -483,13 +488,16 @@ static void readonly_write(void)
 	sigaction(SIGSEGV, &sa, NULL);
 	sigaction(SIGBUS, &sa, NULL);
 	if (sigsetjmp(ro_jump, 1)) {
+		catch_faults(m, 0);
 		printf("{\"t\":\"ro-write\",\"faulted\":true,\"signal\":\"%s\",\"code\":\"%s\"}\n", ro_sig == SIGBUS ? "SIGBUS" : "SIGSEGV", si_code_name(ro_sig, ro_code));
 		close(fd);
 		done(1, 1);
 		return;
 	}
 	*w = RO_MARK;
-	/* It went through: does the driver's buffer show it (a second mapping)? */
+	/* It went through. From here a fault is the mapping's own, reported as such, not a refused write. */
+	catch_faults(m, 0);
+	/* Does the driver's buffer show it (a second mapping)? */
 	again = mmap(NULL, (size_t)psize, PROT_READ, MAP_SHARED, fd, 0);
 	if (again != MAP_FAILED) {
 		reached = *(volatile uint32_t *)(again + RO_OFFSET) == RO_MARK;

@@ -22,7 +22,7 @@ import { STUDENT_CHECKS } from '../diagnose/verdicts.js';
 import { labJob, type LabJob } from '../guest/job.js';
 import { kernelPgReservedBit } from '../kernel/page-flags.js';
 import type { Machine } from '../machines/machine.js';
-import { setUpLab, type SetupOptions } from '../machines/setup.js';
+import { setUpLab, type LabSetup, type SetupOptions } from '../machines/setup.js';
 import type { CheckName } from '../model/checks.js';
 import type { CheckReport } from '../model/report.js';
 import { RunDir } from '../rundir/run-dir.js';
@@ -73,6 +73,32 @@ async function runPasses(machine: Machine, jobFor: (id: number, checks: readonly
   return assessments;
 }
 
+/**
+ * A driver that fails to build only on kernel API removals, checked on the
+ * older Debian kernel that builds it as written; undefined (with a note why)
+ * when that kernel cannot be had or does not build it either.
+ */
+async function onOlderKernel(opts: CheckOptions, lab: Extract<LabSetup, { kind: 'build-failed' }>, runDir: RunDir, notes: string[]): Promise<CheckReport | undefined> {
+  const older = olderKernelFor(lab.error.locations);
+  if (!older) return undefined;
+  const why = older.changes.map((c) => c.summary.replace(/\.$/, '')).join('; ');
+  // Kept under its own name: with --output-dir the older kernel's check writes into this same directory.
+  const firstLog = runDir.file(`module-build-${lab.kernel.release}.log`);
+  await copyFile(runDir.file('module-build.log'), firstLog).catch(() => undefined);
+  const note = `the driver does not build on ${lab.kernel.release}, only because of kernel API changes (${why}); it was checked on ${older.suite}, which builds it as written (pass --kernel to choose; the build log on ${lab.kernel.release}: ${firstLog})`;
+  try {
+    const there = await checkDriver({ ...opts, kernel: older.suite, olderOnDrift: false, carriedNotes: [note] });
+    // Only a build that worked there makes the note true; otherwise this kernel's failure is the verdict.
+    if (there.items.find((i) => i.id === 'builds')?.verdict === 'pass') return there;
+    notes.push(`it does not build on ${older.suite} either`);
+  } catch (e) {
+    // No network for that kernel, say: the verdict on this one stands.
+    if (!isMmaplabError(e) || e.kind === 'usage') throw e;
+    notes.push(`it would build on ${older.suite}, which could not be tried: ${e.message}`);
+  }
+  return undefined;
+}
+
 export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
   const progress = opts.onProgress ?? (() => {});
   const runDir = await RunDir.create(opts);
@@ -82,17 +108,9 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
   const pattern = await choosePattern({ source: opts.source, driverFiles: src.files.map((f) => join(src.root, f)), override: opts.pattern });
 
   const lab = await setUpLab(opts, opts.source, runDir, opts.cacheDir ?? cacheRoot(), notes);
-  const older = lab.kind === 'build-failed' && opts.olderOnDrift ? olderKernelFor(lab.error.locations) : undefined;
-  if (lab.kind === 'build-failed' && older) {
-    const why = older.changes.map((c) => c.summary.replace(/\.$/, '')).join('; ');
-    const note = `the driver does not build on ${lab.kernel.release}, only because of kernel API changes (${why}); it was checked on ${older.suite}, which builds it as written (pass --kernel to choose; the build log on ${lab.kernel.release}: ${runDir.file('module-build.log')})`;
-    try {
-      return await checkDriver({ ...opts, kernel: older.suite, olderOnDrift: false, carriedNotes: [note] });
-    } catch (e) {
-      // No network for that kernel, say: the verdict on this one stands.
-      if (!isMmaplabError(e) || e.kind === 'usage') throw e;
-      notes.push(`it would build on ${older.suite}, which could not be tried: ${e.message}`);
-    }
+  if (lab.kind === 'build-failed' && opts.olderOnDrift) {
+    const there = await onOlderKernel(opts, lab, runDir, notes);
+    if (there) return there;
   }
   if (lab.kind === 'build-failed') {
     // A driver that does not compile is the first failed check, not an infrastructure failure.

@@ -71,7 +71,7 @@ const RULES: ReadonlyArray<{ test: RegExp; era: 'removed' | 'added'; change: Api
     },
   },
   {
-    test: new RegExp(`has no member named ${Q}(?:mmap|vm_next|vm_prev)${Q}`),
+    test: new RegExp(`${Q}struct (?:mm_struct|vm_area_struct)${Q} has no member named ${Q}(?:mmap|vm_next|vm_prev)${Q}`),
     era: 'removed',
     change: {
       id: 'vma-list-removed',

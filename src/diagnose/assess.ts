@@ -71,7 +71,7 @@ function stoppedOutcome(end: JobEnd, check: CheckName, lines: readonly KernelLin
   }
   // A lockup report is the kernel noticing the hang, not a crash.
   const lockup = problems.find((p) => p.kind === 'soft-lockup' || p.kind === 'hung-task' || p.kind === 'rcu-stall');
-  const fatal = problems.find((p) => p.kind === 'panic') ?? problems.find((p) => p !== lockup && p.kind !== 'warning');
+  const fatal = problems.find((p) => p.kind === 'panic') ?? problems.find((p) => FATAL_KINDS.has(p.kind));
   if (fatal || end === 'guest-died') return { kind: 'crash', title: fatal?.title ?? 'the guest died without a kernel message' };
   if (end === 'connection-lost') return { kind: 'lost', reason: 'the machine stopped answering during this check' };
   if (lockup) return { kind: 'hang', step, evidence: lockup.title };
@@ -96,7 +96,8 @@ const LOCKUP_KINDS: ReadonlySet<KernelProblem['kind']> = new Set(['soft-lockup',
 
 /** Why the job did not finish, in one note (nothing when it did). */
 function stopNote(end: JobEnd, step: string, lockup: KernelProblem | undefined): string {
-  if (lockup && (end === 'stalled' || end === 'timeout')) return `the guest made no progress during ${step} (the kernel reported: ${lockup.title}) and was killed; the console so far is kept`;
+  if (lockup && end === 'stalled') return `stopped once the kernel reported the guest stuck during ${step} (${lockup.title}); the guest was killed and the console so far is kept`;
+  if (lockup && end === 'timeout') return `the guest stopped responding during ${step} (the kernel reported: ${lockup.title}) and was killed at the deadline; the console so far is kept`;
   switch (end) {
     case 'timeout':
       return `the guest stopped responding during ${step} and was killed at the deadline; the console so far is kept`;
@@ -166,7 +167,8 @@ export function assessJob(input: AssessInput): Assessment {
   // The first check without an outcome is charged with the stop; the ones after it did not run.
   let blamed = false;
   const results = obs.checks.map((c): CheckResult => {
-    let outcome = crashIn(lines, problems, c.check) ?? c.outcome;
+    // An oops in the window of a check that finished well was someone else's: the kernel check reports it.
+    let outcome = c.outcome?.kind === 'ok' ? c.outcome : (crashIn(lines, problems, c.check) ?? c.outcome);
     if (!outcome) {
       if (insmod && !insmod.ok) outcome = { kind: 'not-run', reason: `insmod failed (status ${insmod.status})${insmod.output ? `: ${insmod.output}` : ''}` };
       else if (blamed && !neverStarted) outcome = { kind: 'not-run', reason: input.end === 'connection-lost' ? 'the connection to the target was lost during an earlier check' : 'the guest stopped during an earlier check' };

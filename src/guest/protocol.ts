@@ -49,7 +49,7 @@ export type GuestRecord =
   | { t: 'write'; page: number; offset: number; value: string }
   | { t: 'readback'; via: 'read' | 'shared'; ok: boolean; value?: string; matches?: boolean; err?: string }
   /** shared-write: read() at the write's offset and at 0 (bytes as hex, canary-filled first), and a second mapping's bytes there. */
-  | { t: 'read-probe'; offset: number; n: number; err: string; bytes: string; n0: number; err0: string; bytes0: string; canary: string; again: string | null }
+  | { t: 'read-probe'; offset: number; n: number; err: string; bytes: string; n0: number; err0: string; bytes0: string; map0?: string; canary: string; again: string | null }
   /** readonly: whether the write into the read-only mapping faulted, and if not, whether the buffer showed it. */
   | { t: 'ro-write'; faulted: boolean; reached?: boolean; signal?: string; code?: string }
   /** --either-order: page 0 showed the pattern's bytes the other way round, and the check expects that word. */

@@ -22,8 +22,10 @@ function indexedBytes(text: string): PatternInSource | undefined {
   const re = /\[([^[\]]*)\]\s*(?:=|==|!=)\s*(?:\(\s*\w+(?:\s+\w+)?\s*\)\s*)?0x(aa|bb|cc|dd)\b/gi;
   const found = new Map<number, { byte: number; line: number }>();
   for (const m of text.matchAll(re)) {
-    // [i], [off + 0], [i * PAGE_SIZE + 3]: the trailing constant is the byte's place.
-    const index = Number(/(?:^|\+)\s*([0-3])\s*$/.exec(m[1]!)?.[1] ?? 0);
+    // [i], [off + 0], [i * PAGE_SIZE + 3]: the trailing constant is the byte's place; [4] or [i + 7] is not one of the four.
+    const trailing = /(?:^|\+)\s*(\d+)\s*$/.exec(m[1]!)?.[1];
+    const index = trailing === undefined ? 0 : Number(trailing);
+    if (index > 3) continue;
     if (!found.has(index)) found.set(index, { byte: Number.parseInt(m[2]!, 16), line: lineAt(text, m.index) });
     if (found.size === 4) break;
   }

@@ -20,7 +20,7 @@ export interface Symbolizer {
   /** `returnAddress`: a call trace's frame points past its call; the call is the byte before. */
   resolve(fn: string, offset: string | undefined, returnAddress?: boolean): Promise<string | undefined>;
   /** Where the module calls (or tail-jumps to) a kernel function: function, file:line. */
-  callSites(callee: string): Promise<Array<{ fn: string; source: string | undefined }>>;
+  callSites(callee: string): Promise<Array<{ fn: string; section: string; source: string | undefined }>>;
 }
 
 interface CallSite {
@@ -98,7 +98,7 @@ export async function symbolizer(ko: string, module: string, cwd = process.cwd()
       return Promise.all(
         sites.map(async (c) => {
           const r = await run('addr2line', ['-j', c.section, '-e', ko, `0x${c.address.toString(16)}`]).catch(() => undefined);
-          return { fn: c.fn, source: r?.ok ? sourceOf(r.stdout, cwd) : undefined };
+          return { fn: c.fn, section: c.section, source: r?.ok ? sourceOf(r.stdout, cwd) : undefined };
         }),
       );
     },
@@ -125,10 +125,17 @@ async function culpritOf(p: KernelProblem, s: Symbolizer): Promise<Culprit | und
   if (p.location && p.locationModule === s.module) return { fn: p.location.split('/')[0]!, ...(p.locationSource ? { source: p.locationSource } : {}), how: 'rip' };
   const frame = p.callTrace.find((f) => f.module === s.module && f.reliable) ?? p.callTrace.find((f) => f.module === s.module);
   if (frame) return { fn: `${frame.fn}${frame.offset ? `+${frame.offset.split('/')[0]}` : ''}`, ...(frame.source ? { source: frame.source } : {}), how: 'trace' };
-  const kernelFrames = [...p.callTrace.filter((f) => !f.module && f.reliable), ...p.callTrace.filter((f) => !f.module && !f.reliable)];
+  // Only for what happened while the driver's own code ran (insmod, rmmod, a check), by reliable frames only:
+  // a stale "? __kmalloc" or a report about another task must not be pinned on the driver.
+  if (!p.during || p.during === 'boot') return undefined;
+  const kernelFrames = p.callTrace.filter((f) => !f.module && f.reliable);
   const named = [...new Set([p.location?.split('+')[0], ...kernelFrames.map((f) => f.fn)].filter((f): f is string => !!f))];
+  // insmod runs the init function, rmmod the exit one: their call sites first, when there are any.
+  const section = p.during === 'insmod' ? '.init.text' : p.during === 'rmmod' ? '.exit.text' : undefined;
   for (const callee of named) {
-    const sites = await s.callSites(callee);
+    const all = await s.callSites(callee);
+    const inStep = all.filter((c) => c.section === section);
+    const sites = inStep.length ? inStep : all;
     if (sites.length === 0) continue;
     const sources = [...new Set(sites.map((c) => c.source).filter((x): x is string => !!x))];
     return { fn: [...new Set(sites.map((c) => c.fn))].join(', '), callee, ...(sources.length ? { source: sources.join(', ') } : {}), how: 'call-site' };

@@ -84,6 +84,8 @@ export interface Explanation {
 export type ReadBehaviour =
   /** read() failed: EINVAL is a driver with no .read at all. */
   | { kind: 'failed'; err: string }
+  /** pread() is refused (ESPIPE): a stream device (nonseekable_open), whose read() has no offset to honour. */
+  | { kind: 'not-seekable' }
   /** read() at the word's offset returned 0, end of file. */
   | { kind: 'eof'; offset: number }
   /** read() said it returned n bytes and left the caller's buffer as it was. */

@@ -28,6 +28,8 @@ const STARTERS: Array<[ProblemKind, RegExp]> = [
   ['gpf', /^general protection fault/],
   ['oops', /^BUG: (kernel NULL pointer dereference|unable to handle page fault|unable to handle kernel)/],
   ['bug', /^kernel BUG at /],
+  // BUG: lines the kernel survives (the task goes on): problems, not crashes.
+  ['warning', /^BUG: (scheduling while atomic|sleeping function called from invalid context|Bad rss-counter state|workqueue lockup|using smp_processor_id\(\) in preemptible)/],
   ['bug', /^BUG: /],
   ['warning', /^WARNING: CPU: \d+ PID: \d+ at /],
   ['hung-task', /^INFO: task .* blocked for more than/],

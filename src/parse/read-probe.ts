@@ -16,15 +16,16 @@ function wordOf(hex: string): string {
 }
 
 function behaviour(p: Probe, markHex: string): ReadBehaviour {
-  if (p.n < 0) return { kind: 'failed', err: p.err || 'an error' };
+  if (p.n < 0) return p.err === 'ESPIPE' ? { kind: 'not-seekable' } : { kind: 'failed', err: p.err || 'an error' };
   if (p.n === 0) return { kind: 'eof', offset: p.offset };
-  const canary = p.canary.repeat(4);
-  if (p.bytes === canary) return { kind: 'copies-nothing', n: p.n, offset: p.offset };
-  if (p.bytes === markHex) return { kind: 'sees-write', offset: p.offset };
-  // The bytes it gave for the offset are offset 0's, and offset 0's read shows others at the offset.
-  const start = p.bytes0.slice(0, 8);
-  const atOffset = p.bytes0.slice(p.offset * 2, p.offset * 2 + 8);
-  if (p.n0 > p.offset && p.bytes === start && atOffset !== start) return { kind: 'ignores-offset', offset: p.offset };
+  // Only the bytes read() said it gave count (a short read is not a wrong one).
+  const got = p.bytes.slice(0, Math.min(p.n, 4) * 2);
+  const want = (hex: string) => hex.slice(0, got.length);
+  if (got === want(p.canary.repeat(4))) return { kind: 'copies-nothing', n: p.n, offset: p.offset };
+  if (got === want(markHex)) return { kind: 'sees-write', offset: p.offset };
+  // It gave the bytes at offset 0 (as the mapping shows them) for the offset it was asked.
+  const start = p.map0 ?? p.bytes0.slice(0, 8);
+  if (got === want(start) && want(start) !== want(markHex)) return { kind: 'ignores-offset', offset: p.offset };
   return { kind: 'misses-write', offset: p.offset, value: wordOf(p.bytes) };
 }
 
@@ -53,6 +54,8 @@ export function readWords(f: ReadFinding): string {
   switch (r.kind) {
     case 'failed':
       return r.err === 'EINVAL' ? 'the driver has no read(): it fails with EINVAL' : `read() fails with ${r.err}`;
+    case 'not-seekable':
+      return 'the device is not seekable (pread() fails with ESPIPE): read() at an offset cannot be tried';
     case 'eof':
       return `read() at offset ${r.offset} returns 0, end of file`;
     case 'copies-nothing':

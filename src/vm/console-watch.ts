@@ -5,9 +5,14 @@
  */
 import { LineSplitter } from '../guest/protocol.js';
 
-const FATAL_LINE = /(BUG: |Oops: |general protection fault|Kernel panic - not syncing|kernel BUG at)/;
-/** The kernel saying a CPU or task is stuck: the job will not finish. */
-const LOCKUP_LINE = /(watchdog: BUG: soft lockup|rcu: INFO: rcu_\w+ (?:self-)?detected stall|INFO: task .* blocked for more than)/;
+/** A report after which the task that caused it is dead or stuck (not the BUG: lines the kernel survives). */
+const FATAL_LINE = /(BUG: (?!scheduling while atomic|sleeping function called|Bad rss-counter|workqueue lockup|using smp_processor_id)|Oops: |general protection fault|Kernel panic - not syncing|kernel BUG at)/;
+/**
+ * The kernel saying the job's own task is stuck: a soft lockup or a hung task
+ * naming insmod, rmmod or the test program (a report about some other task,
+ * or a stall that names none, is not the job's, and does not stop it).
+ */
+const LOCKUP_LINE = /(watchdog: BUG: soft lockup - CPU#\d+ stuck for \d+s! \[(?:insmod|rmmod|modprobe|mmap-test):\d+\]|INFO: task (?:insmod|rmmod|modprobe|mmap-test):\d+ blocked for more than|Watchdog detected hard LOCKUP)/;
 
 export class ConsoleWatch {
   private readonly lines = new LineSplitter();

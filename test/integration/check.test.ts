@@ -27,7 +27,7 @@ describe('mmaplab check', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(verdicts(r.stdout)).toEqual({
       builds: 'pass', loads: 'pass', device: 'pass', shared: 'pass', 'distinct-pages': 'pass', private: 'pass',
-      write: 'pass', read: 'skip', oversize: 'pass', unloads: 'pass', kernel: 'pass', reserved: 'pass', leaks: 'pass', taint: 'pass',
+      write: 'pass', read: 'skip', oversize: 'pass', readonly: 'pass', unloads: 'pass', kernel: 'pass', reserved: 'pass', leaks: 'pass', taint: 'pass',
     });
     // It has no read(): a second mapping is the witness of the write, and the read check says why it is skipped.
     const rep = JSON.parse(r.stdout) as CheckReport;
@@ -49,12 +49,12 @@ describe('mmaplab check', () => {
     expect(r.exitCode).toBe(1);
     const rep = JSON.parse(r.stdout) as GuestCheck;
     // Each pass in a guest restored afresh from the kernel's snapshot (made by one boot if it was not cached).
-    expect(rep.machine?.snapshot).toMatchObject({ use: expect.stringMatching(/^(restored|made)$/), restores: 4 });
+    expect(rep.machine?.snapshot).toMatchObject({ use: expect.stringMatching(/^(restored|made)$/), restores: 5 });
     expect(rep.machine?.boots).toBeLessThanOrEqual(1);
-    expect(rep.results.map((x) => [x.check, x.outcome.kind])).toEqual([['shared', 'crash'], ['private', 'crash'], ['shared-write', 'crash'], ['oversize', 'crash']]);
+    expect(rep.results.map((x) => [x.check, x.outcome.kind])).toEqual([['shared', 'crash'], ['private', 'crash'], ['shared-write', 'crash'], ['oversize', 'crash'], ['readonly', 'crash']]);
     const kernel = rep.items.find((i) => i.id === 'kernel')!;
     expect(kernel.verdict).toBe('fail');
-    expect(kernel.details![0]).toMatch(/at broken_mmap\+0x[0-9a-f]+ \(test\/fixtures\/drivers\/null-deref-mmap\/null_deref\.c:19\) \(4×, during the shared, private, shared-write and oversize checks\)$/);
+    expect(kernel.details![0]).toMatch(/at broken_mmap\+0x[0-9a-f]+ \(test\/fixtures\/drivers\/null-deref-mmap\/null_deref\.c:19\) \(5×, during the shared, private, shared-write, oversize and readonly checks\)$/);
   }, 120_000);
 
   it('every page mapped to page 0: the pattern reads fine, but the pages are one page', async () => {
@@ -115,10 +115,10 @@ describe('mmaplab check', () => {
     expect(r.exitCode).toBe(1);
     const rep = JSON.parse(r.stdout) as GuestCheck;
     expect(rep.machine?.snapshot).toMatchObject({ restores: 1 });
-    expect(rep.results.map((x) => x.outcome.kind)).toEqual(['hang', 'not-run', 'not-run', 'not-run']);
+    expect(rep.results.map((x) => x.outcome.kind)).toEqual(['hang', 'not-run', 'not-run', 'not-run', 'not-run']);
     expect(rep.items.find((i) => i.id === 'shared')!.reason).toMatch(/^the driver never returns: the kernel reported a soft lockup in broken_mmap\+0x[0-9a-f]+ \(test\/fixtures\/drivers\/endless-loop-mmap\/endless_loop\.c:\d+\)$/);
     // Stopped by the lockup report, not by the 60 s deadline.
-    expect(rep.notes.join(' ')).toMatch(/made no progress during the shared check \(the kernel reported: watchdog: BUG: soft lockup/);
+    expect(rep.notes.join(' ')).toMatch(/stopped once the kernel reported the guest stuck during the shared check \(watchdog: BUG: soft lockup/);
     expect(rep.consoleTail.length).toBeGreaterThan(0);
     expect(readFileSync(rep.artifacts.consoleLog!, 'utf8')).toMatch(/mmaplab: check shared begin[\s\S]*watchdog: BUG: soft lockup/);
   }, 120_000);

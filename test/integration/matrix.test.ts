@@ -82,7 +82,7 @@ describe('run on three kernels at once', () => {
     const merged = JSON.parse(r.stdout) as MatrixReport;
     expect(merged.kernels.map((k) => k.spec)).toEqual(doc.kernels.map((k) => k.spec));
     expect(merged.status).toBe('pass');
-    expect(junitCounts(readFileSync(join(out, 'merged.xml'), 'utf8'))).toEqual({ suites: 3, cases: 171, failures: 0, errors: 0 });
+    expect(junitCounts(readFileSync(join(out, 'merged.xml'), 'utf8'))).toEqual({ suites: 3, cases: 219, failures: 0, errors: 0 });
     const twice = await runCli(['merge', files[0]!, files[0]!]);
     expect(twice.exitCode).toBe(2);
     expect(twice.stderr).toMatch(/kernel debian:bullseye is in both/);
@@ -137,7 +137,7 @@ describe('local: and the kernel cache', () => {
     const r = await runCli(['run', '--kernel', spec, '--strategy', 'seed,fault', '--json']);
     const doc = JSON.parse(r.stdout) as { status: string; kernel: { spec: string; release: string }; results: Array<{ matchesExpected: boolean }> };
     expect(doc.kernel).toMatchObject({ spec, release: alias.release });
-    expect(doc.results).toHaveLength(16);
+    expect(doc.results).toHaveLength(18);
     expect(doc.status).toBe('pass');
     expect(r.exitCode).toBe(0);
     // The unpacked kernel goes to the cache, never into the tree (Kbuild would take it for the tree's own).

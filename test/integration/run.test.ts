@@ -145,7 +145,7 @@ describe('failures a user can cause', () => {
     expect(r.exitCode).toBe(1);
     const rep = report(r.stdout);
     expect(rep.results[0]!.outcome).toMatchObject({ kind: 'hang', step: 'the private check', evidence: expect.stringMatching(/^watchdog: BUG: soft lockup/) });
-    expect(rep.notes.join(' ')).toMatch(/made no progress during the private check \(the kernel reported: watchdog: BUG: soft lockup/);
+    expect(rep.notes.join(' ')).toMatch(/stopped once the kernel reported the guest stuck during the private check \(watchdog: BUG: soft lockup/);
     expect(readFileSync(rep.artifacts.consoleLog, 'utf8')).toMatch(/mmaplab: check private begin/);
   });
 

@@ -49,3 +49,17 @@ describe('which Debian kernel builds a driver as written', () => {
     expect(item.hint).toMatch(/--kernel debian:bullseye/);
   });
 });
+
+describe('checking on an older kernel instead', () => {
+  it('only when every error is a kernel API removal, on the oldest suite any of them needs', async () => {
+    const { olderKernelFor } = await import('../../src/diagnose/api-changes.js');
+    const err = (message: string) => ({ severity: 'error' as const, message });
+    expect(olderKernelFor([err('‘struct mm_struct’ has no member named ‘mmap’'), err('‘struct vm_area_struct’ has no member named ‘vm_next’')])?.suite).toBe('debian:bullseye');
+    expect(olderKernelFor([err('assignment of read-only member ‘vm_flags’'), err('‘struct mm_struct’ has no member named ‘mmap’')])?.suite).toBe('debian:bullseye');
+    expect(olderKernelFor([err('assignment of read-only member ‘vm_flags’')])?.suite).toBe('debian:bookworm');
+    // One error of the driver's own: no kernel builds it as written.
+    expect(olderKernelFor([err('‘struct mm_struct’ has no member named ‘mmap’'), err('expected ‘;’ before ‘return’')])).toBeUndefined();
+    // A struct of the driver's own that has no such member is not the kernel's change.
+    expect(olderKernelFor([err('‘struct my_dev’ has no member named ‘mmap’')])).toBeUndefined();
+  });
+});

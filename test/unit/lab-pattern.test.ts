@@ -19,6 +19,8 @@ describe('the bytes a source says every page starts with', () => {
     expect(word('static const u8 pat[] = { 0xaa, 0xbb, 0xcc, 0xdd };')).toBe('0xddccbbaa:1');
     expect(word('memcpy(p, "\\xaa\\xbb\\xcc\\xdd", 4);')).toBe('0xddccbbaa:1');
     expect(word('return 0;')).toBeUndefined();
+    // [4] is not one of the pattern's four bytes.
+    expect(word('kbuf[4] = 0xdd; p[0] = 0xaa; p[1] = 0xbb; p[2] = 0xcc; p[3] = 0xdd;')).toBe('0xddccbbaa:1');
   });
 
   it("reads students' drivers and the lab's test program (written without seeing mmaplab)", () => {

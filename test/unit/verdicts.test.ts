@@ -142,7 +142,7 @@ describe('the pattern a driver writes', () => {
 
   it('passes the other byte order when only the driver itself said which bytes, and says so', () => {
     const own = patternChoice(0xaabbccdd, 'driver', false, 'drv.c:27');
-    expect(sharedItem(own, okWith('0xaabbccdd'))).toMatchObject({ verdict: 'pass', reason: '2/2 pages start with dd cc bb aa (the driver writes them, drv.c:27)' });
+    expect(sharedItem(own, okWith('0xaabbccdd'))).toMatchObject({ verdict: 'pass', reason: "2/2 pages start with dd cc bb aa (the driver writes them, drv.c:27; not the lab's aa bb cc dd: with the lab's test program, --expect-pattern 0xddccbbaa holds it to those)" });
     expect(sharedItem(own, okWith('0xddccbbaa')).reason).toMatch(/the other byte order/);
   });
 
