@@ -169,6 +169,11 @@ function crashDuring(problems: readonly KernelProblem[], step: string): KernelPr
   return problems.find((p) => p.during === step && FATAL.has(p.kind));
 }
 
+/** "kernel BUG at drv.c:100!" in the driver's own code: its BUG_ON() fired. */
+function isBugOn(p: KernelProblem): boolean {
+  return /^kernel BUG at /.test(p.title) && p.culprit?.how === 'rip';
+}
+
 /** The kernel's report that a CPU or task was stuck while the guest was in `step`. */
 function stuckDuring(problems: readonly KernelProblem[], step: string): KernelProblem | undefined {
   return problems.find((p) => p.during === step && (p.kind === 'soft-lockup' || p.kind === 'rcu-stall' || p.kind === 'hung-task'));
@@ -223,7 +228,9 @@ function loads(f: CheckFindings): CheckItem {
       hint:
         crash.kind === 'panic'
           ? 'never call panic() in a driver: report the error and return it (-ENOMEM, -EINVAL) from init'
-          : 'the init function used memory it does not have: check that every pointer it writes through was allocated (and the allocation checked) before use',
+          : isBugOn(crash)
+            ? "a BUG_ON() (or BUG()) in the driver fired: its condition was true; for a condition the driver can meet, return an error (-EINVAL, -ENOMEM) from init instead"
+            : 'the init function used memory it does not have: check that every pointer it writes through was allocated (and the allocation checked) before use',
     });
   }
   const stuck = stuckDuring(f.problems, 'insmod');
@@ -370,7 +377,7 @@ function unloads(f: CheckFindings): CheckItem {
   if (crash) {
     return c.fail(`the exit function ${crashWords(crash)}`, {
       details: crashDetails(crash),
-      hint: 'the exit function used a pointer that was freed, cleared or never set: undo init in reverse order, each thing once',
+      hint: isBugOn(crash) ? 'a BUG_ON() (or BUG()) in the exit function fired: its condition was true; undo init in reverse order, each thing once' : 'the exit function used a pointer that was freed, cleared or never set: undo init in reverse order, each thing once',
     });
   }
   const stuck = stuckDuring(f.problems, 'rmmod');

@@ -19,6 +19,8 @@ export interface Symbolizer {
   module: string;
   /** `returnAddress`: a call trace's frame points past its call; the call is the byte before. */
   resolve(fn: string, offset: string | undefined, returnAddress?: boolean): Promise<string | undefined>;
+  /** The lines an inlined helper was called from, innermost first after the line itself ("vmmap.c:153" for a vfree() in a helper inlined there). */
+  callers(fn: string, offset: string | undefined, returnAddress?: boolean): Promise<string[]>;
   /** Where the module calls (or tail-jumps to) a kernel function: function, file:line. */
   callSites(callee: string): Promise<Array<{ fn: string; section: string; source: string | undefined }>>;
 }
@@ -77,20 +79,30 @@ export async function symbolizer(ko: string, module: string, cwd = process.cwd()
     if (section) syms.set(m[3]!, { value: Number.parseInt(m[1]!, 16), section });
   }
   const cache = new Map<string, string | undefined>();
+  const chains = new Map<string, string[]>();
   let calls: Promise<Map<string, CallSite[]>> | undefined;
+  const keyOf = (fn: string, offset: string | undefined, returnAddress: boolean) => {
+    const parsed = offset ? Number.parseInt(offset.split('/')[0]!.replace(/^0x/, ''), 16) : 0;
+    return { parsed, off: returnAddress && parsed > 0 ? parsed - 1 : parsed, key: `${fn}+${returnAddress && parsed > 0 ? parsed - 1 : parsed}` };
+  };
+  const resolve = async (fn: string, offset: string | undefined, returnAddress = false): Promise<string | undefined> => {
+    const sym = syms.get(fn);
+    const { parsed, off, key } = keyOf(fn, offset, returnAddress);
+    if (!sym || Number.isNaN(parsed)) return undefined;
+    if (cache.has(key)) return cache.get(key);
+    const r = await run('addr2line', ['-i', '-j', sym.section, '-e', ko, `0x${(sym.value + off).toString(16)}`]).catch(() => undefined);
+    // With -i: the line itself, then each line the inlined code was called from, outwards.
+    const lines = r?.ok ? r.stdout.split('\n').map((l) => sourceOf(l, cwd)).filter((x): x is string => !!x) : [];
+    chains.set(key, lines.slice(1));
+    cache.set(key, lines[0]);
+    return lines[0];
+  };
   return {
     module,
-    async resolve(fn, offset, returnAddress = false) {
-      const sym = syms.get(fn);
-      const parsed = offset ? Number.parseInt(offset.split('/')[0]!.replace(/^0x/, ''), 16) : 0;
-      if (!sym || Number.isNaN(parsed)) return undefined;
-      const off = returnAddress && parsed > 0 ? parsed - 1 : parsed;
-      const key = `${fn}+${off}`;
-      if (cache.has(key)) return cache.get(key);
-      const r = await run('addr2line', ['-j', sym.section, '-e', ko, `0x${(sym.value + off).toString(16)}`]).catch(() => undefined);
-      const source = r?.ok ? sourceOf(r.stdout, cwd) : undefined;
-      cache.set(key, source);
-      return source;
+    resolve,
+    async callers(fn, offset, returnAddress = false) {
+      await resolve(fn, offset, returnAddress);
+      return chains.get(keyOf(fn, offset, returnAddress).key) ?? [];
     },
     async callSites(callee) {
       calls ??= moduleCalls(ko);
@@ -122,9 +134,13 @@ async function quote(source: string | undefined, cwd: string): Promise<string | 
  * calls of the kernel functions the trace names are where it came from.
  */
 async function culpritOf(p: KernelProblem, s: Symbolizer): Promise<Culprit | undefined> {
-  if (p.location && p.locationModule === s.module) return { fn: p.location.split('/')[0]!, ...(p.locationSource ? { source: p.locationSource } : {}), how: 'rip' };
+  const from = (chain: string[]) => (chain.length ? { calledFrom: chain } : {});
+  if (p.location && p.locationModule === s.module) {
+    const [fn, offset] = p.location.split('+');
+    return { fn: p.location.split('/')[0]!, ...(p.locationSource ? { source: p.locationSource } : {}), ...from(await s.callers(fn!, offset)), how: 'rip' };
+  }
   const frame = p.callTrace.find((f) => f.module === s.module && f.reliable) ?? p.callTrace.find((f) => f.module === s.module);
-  if (frame) return { fn: `${frame.fn}${frame.offset ? `+${frame.offset.split('/')[0]}` : ''}`, ...(frame.source ? { source: frame.source } : {}), how: 'trace' };
+  if (frame) return { fn: `${frame.fn}${frame.offset ? `+${frame.offset.split('/')[0]}` : ''}`, ...(frame.source ? { source: frame.source } : {}), ...from(await s.callers(frame.fn, frame.offset, true)), how: 'trace' };
   // Only for what happened while the driver's own code ran (insmod, rmmod, a check), by reliable frames only:
   // a stale "? __kmalloc" or a report about another task must not be pinned on the driver.
   if (!p.during || p.during === 'boot') return undefined;

@@ -25,6 +25,8 @@ export interface Culprit {
   how: 'rip' | 'trace' | 'call-site';
   /** call-site: the kernel function the driver called there (its frame was not in the trace). */
   callee?: string;
+  /** Where the driver's inlined helper holding `source` was called from, innermost first. */
+  calledFrom?: string[];
   /** That line of the driver's source, trimmed, for the report to quote. */
   code?: string;
 }
@@ -33,7 +35,7 @@ export interface Culprit {
 export function problemPlace(p: KernelProblem): string | undefined {
   const c = p.culprit;
   if (c?.how === 'call-site') return `${c.callee ?? '?'}() called from ${c.fn}${c.source ? ` (${c.source})` : ''}`;
-  if (c) return c.source ? `${c.fn} (${c.source})` : c.fn;
+  if (c) return c.source ? `${c.fn} (${c.source}${c.calledFrom?.length ? `, called at ${c.calledFrom.join(', then ')}` : ''})` : c.fn;
   const where = p.locationSource ?? p.source;
   if (p.location) return where ? `${p.location} (${where})` : p.location;
   return where;

@@ -33,8 +33,12 @@ export type JobResult =
   /** The kernel reported an oops/BUG/panic and then went quiet: it will not finish the job. */
   | { kind: 'stalled'; records: GuestRecord[]; console: string };
 
-/** After an oops, this much silence (no console output, no record) means the guest is stuck. */
-export const STALL_AFTER_OOPS_MS = 6_000;
+/**
+ * After an oops, this much silence (no console output, no record) means the
+ * guest is stuck: the oops report is printed in one go, and a test program
+ * whose child it killed reports that at once.
+ */
+export const STALL_AFTER_OOPS_MS = 4_000;
 
 /** After a lockup report, this much silence: the report (its RIP, its trace) has been printed whole. */
 const LOCKUP_REPORT_MS = 1_500;

@@ -30,7 +30,7 @@ function passes(r: CheckReport): number {
 
 describe('a crash in module init', () => {
   it('the skeleton with its allocation forgotten: loads fails with the oops at the line that wrote through NULL, tried once', async () => {
-    for (const [name, line] of [['init-null-buffer', /vmap_skel\.c:90\)$/], ['init-null-buffer-2', /kbufdev\.c:48\)$/], ['oops-in-init', /oops_in_init\.c:47\)$/]] as const) {
+    for (const [name, line] of [['init-null-buffer', /vmap_skel\.c:90\)$/], ['init-null-buffer-2', /kbufdev\.c:48\)$/], ['oops-in-init', /oops_in_init\.c:47\)$/], ['oops-in-init-3', /physbuf\.c:89\)$/]] as const) {
       const { report, item } = await check(name);
       expect(item('loads')).toMatchObject({ verdict: 'fail', reason: expect.stringMatching(/^module init crashed: BUG: kernel NULL pointer dereference, address: 0+ in \w+\+0x[0-9a-f]+ \(/) });
       expect(item('loads').reason).toMatch(line);
@@ -48,12 +48,26 @@ describe('a crash in module init', () => {
   });
 });
 
+describe('a BUG_ON() in init', () => {
+  it('named as the BUG_ON at its line, with a hint about BUG_ON, not about pointers', async () => {
+    const { report, item } = await check('panic-in-init-2');
+    expect(item('loads').reason).toMatch(/^module init crashed: kernel BUG at .*kpgbuf\.c:100! in kpg_init\+0x[0-9a-f]+ \(.*kpgbuf\.c:100\)$/);
+    expect(item('loads').hint).toMatch(/^a BUG_ON\(\) \(or BUG\(\)\) in the driver fired/);
+    expect(passes(report)).toBe(1);
+  });
+});
+
 describe('a crash or a warning in exit', () => {
   it('vfree() twice: the WARNING with its message, the usual cause, and the driver line of the second call', async () => {
     const { item } = await check('double-vfree');
     expect(item('kernel').reason).toMatch(/^1 problem: Trying to vfree\(\) nonexistent vm area \((?:\w+|\(_+ptrval_+\))\) — WARNING: .* at mm\/vmalloc\.c:\d+/);
     expect(item('kernel').details).toContainEqual(expect.stringMatching(/at vmmap_exit\+0x[0-9a-f]+ \(.*so2_vmmap\.c:126\) \(during rmmod\)$/));
     expect(item('kernel').details).toContainEqual(expect.stringMatching(/^usual cause: vfree\(\) of memory that is not vmalloc\(\)ed now: the same buffer freed twice/));
+  });
+
+  it('vfree() twice through one helper: the helper\'s line and the second call\'s', async () => {
+    const { item } = await check('double-free-2');
+    expect(item('kernel').details).toContainEqual(expect.stringMatching(/at vpb_exit\+0x[0-9a-f]+ \(.*vpagebuf\.c:112, called at .*vpagebuf\.c:153\) \(during rmmod\)$/));
   });
 
   it('vfree() of kmalloc memory: the same cause, at its own line', async () => {

@@ -46,28 +46,36 @@ describe("students' correct drivers pass", () => {
 });
 
 describe("students' mistakes that are not crashes", () => {
-  it("read() that copies nothing (the skeleton's stub): read() fails as such, and the write still reaches the driver", async () => {
-    const { report, item } = await check('read-stub');
-    expect(failed(report)).toEqual(['read']);
-    expect(item('read').reason).toBe('read() returns 4 bytes but copies nothing');
-    expect(item('write')).toMatchObject({ verdict: 'pass', reason: 'a second mapping of the device sees it' });
+  it("read() that copies nothing (the skeleton's stub), two students' takes: read() fails as such, and the write still reaches the driver", async () => {
+    for (const name of ['read-stub', 'read-stub-2']) {
+      const { report, item } = await check(name);
+      expect({ name, failed: failed(report) }).toEqual({ name, failed: ['read'] });
+      expect(item('read').reason).toBe('read() returns 4 bytes but copies nothing');
+      expect(item('write')).toMatchObject({ verdict: 'pass', reason: 'a second mapping of the device sees it' });
+    }
   });
 
-  it('read() that ignores the file offset', async () => {
-    const { report, item } = await check('read-ignores-offset');
-    expect(failed(report)).toEqual(['read']);
-    expect(item('read').reason).toBe('read() ignores the file offset: at offset 8 it returns the bytes at offset 0');
+  it('read() that ignores the file offset, vmalloc and kmalloc variants', async () => {
+    for (const name of ['read-ignores-offset', 'read-ignores-offset-2']) {
+      const { report, item } = await check(name);
+      expect({ name, failed: failed(report) }).toEqual({ name, failed: ['read'] });
+      expect(item('read').reason).toBe('read() ignores the file offset: at offset 8 it returns the bytes at offset 0');
+    }
   });
 
-  it('PAGE_SHARED for vma->vm_page_prot: everything reads right, but a read-only mapping writes the buffer', async () => {
-    const { report, item } = await check('page-shared-prot');
-    expect(failed(report)).toEqual(['readonly']);
-    expect(item('readonly')).toMatchObject({ reason: 'writable PTEs in a read-only mapping: a PROT_READ mapping of the device opened O_RDONLY wrote into the buffer', hint: expect.stringMatching(/vma->vm_page_prot, not PAGE_SHARED/) });
+  it('PAGE_SHARED for vma->vm_page_prot, page by page or in one call: everything reads right, but a read-only mapping writes the buffer', async () => {
+    for (const name of ['page-shared-prot', 'page-shared-2']) {
+      const { report, item } = await check(name);
+      expect({ name, failed: failed(report) }).toEqual({ name, failed: ['readonly'] });
+      expect(item('readonly')).toMatchObject({ reason: 'writable PTEs in a read-only mapping: a PROT_READ mapping of the device opened O_RDONLY wrote into the buffer', hint: expect.stringMatching(/vma->vm_page_prot, not PAGE_SHARED/) });
+    }
   });
 
-  it("every page mapped to the buffer's first: all 16 pages one physical page", async () => {
-    const { report, item } = await check('all-pages-first');
-    expect(failed(report)).toEqual(['distinct-pages']);
-    expect(item('distinct-pages').reason).toMatch(/^all 16 pages map one physical page/);
+  it("every page mapped to the buffer's first (the pfn of page 0 each time; the kernel pointer never advanced): all 16 pages one physical page", async () => {
+    for (const name of ['all-pages-first', 'same-page-2']) {
+      const { report, item } = await check(name);
+      expect({ name, failed: failed(report) }).toEqual({ name, failed: ['distinct-pages'] });
+      expect(item('distinct-pages').reason).toMatch(/^all 16 pages map one physical page/);
+    }
   });
 });
