@@ -182,7 +182,14 @@ function stuckDuring(problems: readonly KernelProblem[], step: string): KernelPr
 /** "never returns: the kernel reported a soft lockup in my_init+0x2a (pfnmap.c:63)". */
 function stuckWords(p: KernelProblem): string {
   const place = problemPlace(p);
-  return `never returns: the kernel reported ${p.kind === 'soft-lockup' ? 'a soft lockup' : p.kind === 'rcu-stall' ? 'an RCU stall' : 'a hung task'}${place ? ` in ${place}` : ''}`;
+  if (p.kind === 'hung-task') return `never returns: it sleeps and is never woken (the kernel reported a hung task${place ? ` in ${place}` : ''})`;
+  return `never returns: the kernel reported ${p.kind === 'soft-lockup' ? 'a soft lockup' : 'an RCU stall'}${place ? ` in ${place}` : ''}`;
+}
+
+/** The fix for a step that never returned, by how it was stuck: spinning or asleep. */
+function stuckHint(p: KernelProblem, where: string): string {
+  if (p.kind === 'hung-task') return `${where} waits for something that never happens: wake the wait queue where the condition becomes true, or wait with a timeout (wait_event_timeout) and fail`;
+  return `a loop in ${where} that never ends: check that its counter advances and its condition can become false`;
 }
 
 /** "crashed: BUG: kernel NULL pointer dereference ... in my_init+0x44 (vmmap.c:57)". */
@@ -208,7 +215,7 @@ const MAPPING_TITLES: Record<string, [string, string]> = {
 function crashedIn(r: CheckResult | undefined, problems: readonly KernelProblem[]): CheckItem | undefined {
   const [id, title] = MAPPING_TITLES[r?.check ?? ''] ?? [r?.check ?? '', r?.check ?? ''];
   const stuck = r?.outcome.kind === 'hang' ? stuckDuring(problems, `the ${r.check} check`) : undefined;
-  if (stuck) return named(id, title).fail(`the driver ${stuckWords(stuck)}`, { details: crashDetails(stuck), hint: 'a loop in the mapping code that never ends: check that its counter advances and its condition can become false' });
+  if (stuck) return named(id, title).fail(`the driver ${stuckWords(stuck)}`, { details: crashDetails(stuck), hint: stuckHint(stuck, 'the mapping code') });
   if (r?.outcome.kind !== 'crash') return undefined;
   const p = crashDuring(problems, `the ${r.check} check`);
   const cause = p && causeOf(p);
@@ -234,7 +241,7 @@ function loads(f: CheckFindings): CheckItem {
     });
   }
   const stuck = stuckDuring(f.problems, 'insmod');
-  if (!ins && stuck) return c.fail(`insmod never finished: module init ${stuckWords(stuck)}`, { details: crashDetails(stuck), hint: 'a loop in init that never ends: check that its counter advances and its condition can become false' });
+  if (!ins && stuck) return c.fail(`insmod never finished: module init ${stuckWords(stuck)}`, { details: crashDetails(stuck), hint: stuckHint(stuck, 'init') });
   if (!ins) return c.fail('insmod never finished', { hint: 'look at the console: the module init hung or crashed' });
   if (ins.ok) return c.pass(`insmod ${f.moduleName}.ko`);
   return c.fail(`insmod failed (status ${ins.status}): ${ins.output}`, { hint: 'the module init returned an error: check every allocation and registration in it' });
@@ -381,7 +388,7 @@ function unloads(f: CheckFindings): CheckItem {
     });
   }
   const stuck = stuckDuring(f.problems, 'rmmod');
-  if (!rm && stuck) return c.fail(`rmmod never finished: the exit function ${stuckWords(stuck)}`, { details: crashDetails(stuck), hint: 'a loop in exit that never ends: check that its counter advances and its condition can become false' });
+  if (!rm && stuck) return c.fail(`rmmod never finished: the exit function ${stuckWords(stuck)}`, { details: crashDetails(stuck), hint: stuckHint(stuck, 'exit') });
   if (!rm) return c.fail('rmmod was not reached or never finished', { hint: 'an earlier crash or hang stopped the machine; see above' });
   if (rm.ok) return c.pass(`rmmod ${f.moduleName}`);
   return c.fail(`rmmod failed (status ${rm.status}): ${rm.output}`, { hint: 'the module is still in use, or its exit hung: release every reference (mappings, cdev) in the exit function' });

@@ -110,6 +110,15 @@ describe('mmaplab check', () => {
     expect((JSON.parse(given.stdout) as CheckReport).items.find((i) => i.id === 'device')!.reason).toBe('/dev/miscmap (given)');
   });
 
+  it('init asleep on an event that never comes: named by the hung-task report at the wait, long before the deadline', async () => {
+    const r = await runCli(['check', `${DRIVERS}/sleep-in-init`, '--json', '--timeout', '90']);
+    expect(r.exitCode).toBe(1);
+    const rep = JSON.parse(r.stdout) as GuestCheck;
+    expect(rep.items.find((i) => i.id === 'loads')!.reason).toMatch(/^insmod never finished: module init never returns: it sleeps and is never woken \(the kernel reported a hung task in sleep_init\+0x[0-9a-f]+ \(test\/fixtures\/drivers\/sleep-in-init\/sleep_init\.c:14\)\)$/);
+    expect(rep.items.find((i) => i.id === 'loads')!.hint).toMatch(/wait_event_timeout/);
+    expect(rep.notes.join(' ')).toMatch(/stopped once the kernel reported the guest stuck during insmod \(INFO: task insmod:\d+ blocked/);
+  });
+
   it('a driver that never returns from mmap(): named as a hang at its own line when the kernel reports the lockup, long before the deadline; the rest are not run', async () => {
     const r = await runCli(['check', `${DRIVERS}/endless-loop-mmap`, '--json', '--timeout', '60']);
     expect(r.exitCode).toBe(1);
