@@ -200,6 +200,14 @@ describe('crashes in a step are that step failing', () => {
     expect(items.find((i) => i.id === 'loads')!.reason).toBe('module init called panic(): corrupted in my_init+0x44 (vmmap.c:57)');
   });
 
+  it('a step the kernel reported stuck: a loop spins, a wait sleeps; each with its own hint', () => {
+    const stuck = (kind: 'soft-lockup' | 'hung-task', during: string) => ({ ...oops(during), kind, title: kind === 'soft-lockup' ? 'watchdog: BUG: soft lockup - CPU#0 stuck for 10s! [insmod:117]' : 'INFO: task rmmod:130 blocked for more than 10 seconds.' });
+    const loads = checkItems({ ...base, insmod: undefined, problems: [stuck('soft-lockup', 'insmod')], results: [] }).find((i) => i.id === 'loads')!;
+    expect(loads).toMatchObject({ reason: 'insmod never finished: module init never returns: the kernel reported a soft lockup in my_init+0x44 (vmmap.c:57)', hint: expect.stringMatching(/^a loop in init that never ends/) });
+    const unloads = checkItems({ ...base, rmmod: undefined, problems: [stuck('hung-task', 'rmmod')], results: [] }).find((i) => i.id === 'unloads')!;
+    expect(unloads).toMatchObject({ reason: 'rmmod never finished: the exit function never returns: it sleeps and is never woken (the kernel reported a hung task in my_init+0x44 (vmmap.c:57))', hint: expect.stringMatching(/wait_event_timeout/) });
+  });
+
   it('an oops in exit fails rmmod with the crash', () => {
     const items = checkItems({ ...base, rmmod: { ok: false, status: 137, output: 'Killed' }, problems: [oops('rmmod')], results: [] });
     expect(items.find((i) => i.id === 'unloads')!.reason).toMatch(/^the exit function crashed: BUG: kernel NULL pointer dereference.* in my_init\+0x44 \(vmmap\.c:57\)$/);
