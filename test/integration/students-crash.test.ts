@@ -30,9 +30,9 @@ function passes(r: CheckReport): number {
 
 describe('a crash in module init', () => {
   it('the skeleton with its allocation forgotten: loads fails with the oops at the line that wrote through NULL, tried once', async () => {
-    for (const [name, line] of [['init-null-buffer', /vmap_skel\.c:90\)$/], ['init-null-buffer-2', /kbufdev\.c:48\)$/], ['oops-in-init', /oops_in_init\.c:47\)$/], ['oops-in-init-3', /physbuf\.c:89\)$/]] as const) {
+    for (const [name, line] of [['init-null-buffer', /vmap_skel\.c:90\)$/], ['init-null-buffer-2', /kbufdev\.c:48, called at .*kbufdev\.c:82\)$/], ['oops-in-init', /oops_in_init\.c:47\)$/], ['oops-in-init-3', /physbuf\.c:89\)$/]] as const) {
       const { report, item } = await check(name);
-      expect(item('loads')).toMatchObject({ verdict: 'fail', reason: expect.stringMatching(/^module init crashed: BUG: kernel NULL pointer dereference, address: 0+ in \w+\+0x[0-9a-f]+ \(/) });
+      expect(item('loads')).toMatchObject({ verdict: 'fail', reason: expect.stringMatching(/^module init crashed: BUG: kernel NULL pointer dereference, address: [0-9a-f]+ in \w+\+0x[0-9a-f]+ \(/) });
       expect(item('loads').reason).toMatch(line);
       expect(item('kernel').verdict).toBe('fail');
       expect(passes(report)).toBe(1);
@@ -41,7 +41,7 @@ describe('a crash in module init', () => {
 
   it('panic() in init: named as the panic, with its message and line; the dead guest is not tried again', async () => {
     const { report, item } = await check('panic-in-init');
-    expect(item('loads').reason).toMatch(/^module init called panic\(\): pagemap: page 0 has a corrupted header! in pm_init\+0x[0-9a-f]+ \(.*pagemap_drv\.c:60\)$/);
+    expect(item('loads').reason).toMatch(/^module init called panic\(\): pagemap: page 0 has a corrupted header! in pm_init\+0x[0-9a-f]+ \(.*pagemap_drv\.c:60, called at .*pagemap_drv\.c:78\)$/);
     expect(item('loads').details).toEqual([expect.stringMatching(/pagemap_drv\.c:60: panic\(/)]);
     expect(passes(report)).toBe(1);
     expect(report.notes.filter((n) => /went down during insmod/.test(n))).toHaveLength(1);
