@@ -16,6 +16,7 @@ export interface PatternInSource {
 }
 
 const BYTE = /0x(aa|bb|cc|dd)\b/gi;
+const MAX_SOURCE_BYTES = 1 << 20;
 
 /** Bytes by index: p[0] = 0xaa; p[i + 1] = 0xbb ... or addr[i] != 0xaa || addr[i + 1] != 0xbb ... */
 function indexedBytes(text: string): PatternInSource | undefined {
@@ -35,11 +36,39 @@ function indexedBytes(text: string): PatternInSource | undefined {
   return { word: wordOfBytes(bytes), line: Math.min(...[...found.values()].map((f) => f.line)) };
 }
 
+/**
+ * The statements of a source, each with where it starts: the text before each
+ * ';' back to the previous ';' or brace, a trailing {...} initializer included.
+ * One backward walk per ';', never past the one before: linear in the text,
+ * whatever it holds (a regex here took minutes on a long line with no ';').
+ */
+function* statements(text: string): Generator<{ text: string; at: number }> {
+  let previous = -1;
+  for (let end = text.indexOf(';'); end >= 0; previous = end, end = text.indexOf(';', end + 1)) {
+    let i = end - 1;
+    let group = false;
+    while (i > previous) {
+      const ch = text[i]!;
+      if (ch === '}' && !group) {
+        const open = text.lastIndexOf('{', i);
+        const inner = text.slice(open + 1, i);
+        if (open <= previous || inner.includes('}')) break;
+        group = true;
+        i = open - 1;
+        continue;
+      }
+      if (ch === '{' || ch === '}') break;
+      i--;
+    }
+    yield { text: text.slice(i + 1, end + 1), at: i + 1 };
+  }
+}
+
 /** Four byte constants in one statement or initializer: test_mem(addr, 0xaa, 0xbb, 0xcc, 0xdd), {0xaa, 0xbb, ...}. */
 function listedBytes(text: string): PatternInSource | undefined {
-  for (const stmt of text.matchAll(/[^;{}]*(?:\{[^{};]*\}[^;{}]*)?;/g)) {
-    const bytes = [...stmt[0].matchAll(BYTE)].map((m) => Number.parseInt(m[1]!, 16));
-    if (bytes.length === 4 && new Set(bytes).size === 4) return { word: wordOfBytes(bytes), line: lineAt(text, stmt.index + (/\S/.exec(stmt[0])?.index ?? 0)) };
+  for (const stmt of statements(text)) {
+    const bytes = [...stmt.text.matchAll(BYTE)].map((m) => Number.parseInt(m[1]!, 16));
+    if (bytes.length === 4 && new Set(bytes).size === 4) return { word: wordOfBytes(bytes), line: lineAt(text, stmt.at + (/\S/.exec(stmt.text)?.index ?? 0)) };
   }
   return undefined;
 }
@@ -57,8 +86,29 @@ function wordConstant(text: string): PatternInSource | undefined {
   return m ? { word: Number.parseInt(m[1]!, 16), line: lineAt(text, m.index) } : undefined;
 }
 
+/** The source with its comments blanked (newlines kept, so lines still count), in one pass. */
+function withoutComments(text: string): string {
+  let out = '';
+  let i = 0;
+  while (i < text.length) {
+    const block = text.startsWith('/*', i);
+    if (!block && !text.startsWith('//', i)) {
+      const next = text.indexOf('/', i + 1);
+      const to = next < 0 ? text.length : next;
+      out += text.slice(i, to);
+      i = to;
+      continue;
+    }
+    const end = block ? text.indexOf('*/', i + 2) : text.indexOf('\n', i);
+    const stop = end < 0 ? text.length : block ? end + 2 : end;
+    out += text.slice(i, stop).replace(/[^\n]/g, ' ');
+    i = stop;
+  }
+  return out;
+}
+
 export function patternIn(text: string): PatternInSource | undefined {
-  const code = text.replace(/\/\*[\s\S]*?\*\//g, (c) => c.replace(/[^\n]/g, ' ')).replace(/\/\/[^\n]*/g, (c) => ' '.repeat(c.length));
+  const code = withoutComments(text);
   return indexedBytes(code) ?? listedBytes(code) ?? stringBytes(code) ?? wordConstant(code);
 }
 
@@ -78,7 +128,11 @@ export function isProgram(text: string): boolean {
 async function cFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir).catch(() => [] as string[]);
   const out: string[] = [];
-  for (const e of entries) if (/\.[ch]$/.test(e) && (await stat(join(dir, e)).catch(() => undefined))?.isFile()) out.push(join(dir, e));
+  for (const e of entries) {
+    const info = /\.[ch]$/.test(e) ? await stat(join(dir, e)).catch(() => undefined) : undefined;
+    // As the driver's own sources: a file past 1 MiB is not a lab's test program.
+    if (info?.isFile() && info.size <= MAX_SOURCE_BYTES) out.push(join(dir, e));
+  }
   return out.sort();
 }
 

@@ -23,6 +23,13 @@ describe('the bytes a source says every page starts with', () => {
     expect(word('kbuf[4] = 0xdd; p[0] = 0xaa; p[1] = 0xbb; p[2] = 0xcc; p[3] = 0xdd;')).toBe('0xddccbbaa:1');
   });
 
+  it('reads any source in one pass: a 1 MiB line with no ;, an open comment, a flood of byte constants', () => {
+    // Each took minutes (quadratic regexes) before; a source is untrusted text.
+    expect(patternIn('a'.repeat(1 << 20))).toBeUndefined();
+    expect(patternIn('/*'.repeat(1 << 19))).toBeUndefined();
+    expect(patternIn('0xaa '.repeat(200_000))).toBeUndefined();
+  });
+
   it("reads students' drivers and the lab's test program (written without seeing mmaplab)", () => {
     expect(word(fixture('students', 'u32-pattern', 'mmapdrv.c'))).toMatch(/^0xaabbccdd:/);
     expect(word(fixture('students', 'read-stub', 'so2_kmmap.c'))).toMatch(/^0xddccbbaa:/);
