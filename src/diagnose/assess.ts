@@ -167,8 +167,10 @@ export function assessJob(input: AssessInput): Assessment {
   // The first check without an outcome is charged with the stop; the ones after it did not run.
   let blamed = false;
   const results = obs.checks.map((c): CheckResult => {
-    // An oops in the window of a check that finished well was someone else's: the kernel check reports it.
-    let outcome = c.outcome?.kind === 'ok' ? c.outcome : (crashIn(lines, problems, c.check) ?? c.outcome);
+    // Only a check whose process did not end by itself (killed, stuck, never reported) is charged with an oops in
+    // its window; one that finished (ok, or mmap() refused cleanly) saw what it reports, and the kernel check lists the oops.
+    const unfinished = !c.outcome || c.outcome.kind === 'killed' || c.outcome.kind === 'hang';
+    let outcome = unfinished ? (crashIn(lines, problems, c.check) ?? c.outcome) : c.outcome;
     if (!outcome) {
       if (insmod && !insmod.ok) outcome = { kind: 'not-run', reason: `insmod failed (status ${insmod.status})${insmod.output ? `: ${insmod.output}` : ''}` };
       else if (blamed && !neverStarted) outcome = { kind: 'not-run', reason: input.end === 'connection-lost' ? 'the connection to the target was lost during an earlier check' : 'the guest stopped during an earlier check' };

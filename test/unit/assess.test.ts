@@ -71,6 +71,16 @@ describe('assessing real guest runs', () => {
     expect(a.results[0]!.exitStatus).toBe(124);
   });
 
+  it("an oops in the window of a check that finished by itself (mmap() refused cleanly) is not that check's crash", () => {
+    // A driver can print an oops-looking line itself; the check's process ended on its own, so it saw what it reports.
+    const [j] = fixtureJobs('null-deref-mmap');
+    const records = [...j!.records, parseRecordLine('{"t":"mmap","ok":false,"page":-1,"errno":22,"err":"EINVAL","msg":"Invalid argument"}'), parseRecordLine('{"t":"exit","check":"private","status":2}')];
+    const console = `${fixture('consoles', 'null-deref-mmap.console.log').trimEnd()}\n[    3.0] mmaplab: check private end status 2\n`;
+    const a = assessJob({ strategy: 'custom', checks: ['private'], jobId: 1, end: 'timeout', records, console });
+    expect(a.results[0]!.outcome).toMatchObject({ kind: 'mmap-failed', errno: 'EINVAL' });
+    expect(a.strategy.problems[0]!.kind).toBe('oops');
+  });
+
   it('WARNING then -EINVAL: mmap() fails in every check and every warning is a problem', async () => {
     const [a] = assessFixture('warn-mmap');
     expect(new Set(a!.results.map((r) => r.outcome.kind))).toEqual(new Set(['mmap-failed']));
