@@ -7,7 +7,7 @@ import { checkMode, type CheckName } from '../model/checks.js';
 import type { GuestRecord } from '../guest/protocol.js';
 import { checkWindow, describeExitStatus, isMarker, observeJob, type CheckObservation } from '../parse/job-records.js';
 import { findProblems, isAmbient, isRoutineNoise, parseKernelLog } from '../parse/kmsg.js';
-import { type KernelLine, type KernelProblem } from '../model/kernel-log.js';
+import { FATAL_KINDS, LOCKUP_KINDS, type KernelLine, type KernelProblem } from '../model/kernel-log.js';
 import { summariseTrace } from '../parse/trace.js';
 import type { CheckResult, Outcome, StepResult, StrategyRun } from '../model/outcome.js';
 import { expectationFor, matchesExpected } from './expectations.js';
@@ -70,7 +70,7 @@ function stoppedOutcome(end: JobEnd, check: CheckName, lines: readonly KernelLin
     return { kind: 'not-run', reason: `the guest stopped during ${step}` };
   }
   // A lockup report is the kernel noticing the hang, not a crash.
-  const lockup = problems.find((p) => p.kind === 'soft-lockup' || p.kind === 'hung-task' || p.kind === 'rcu-stall');
+  const lockup = problems.find((p) => LOCKUP_KINDS.has(p.kind));
   const fatal = problems.find((p) => p.kind === 'panic') ?? problems.find((p) => FATAL_KINDS.has(p.kind));
   if (fatal || end === 'guest-died') return { kind: 'crash', title: fatal?.title ?? 'the guest died without a kernel message' };
   if (end === 'connection-lost') return { kind: 'lost', reason: 'the machine stopped answering during this check' };
@@ -91,8 +91,6 @@ function crashIn(lines: readonly KernelLine[], problems: readonly KernelProblem[
   return fatal && { kind: 'crash', title: fatal.title };
 }
 
-const FATAL_KINDS: ReadonlySet<KernelProblem['kind']> = new Set(['oops', 'bug', 'gpf', 'panic']);
-const LOCKUP_KINDS: ReadonlySet<KernelProblem['kind']> = new Set(['soft-lockup', 'hung-task', 'rcu-stall']);
 
 /** Why the job did not finish, in one note (nothing when it did). */
 function stopNote(end: JobEnd, step: string, lockup: KernelProblem | undefined): string {

@@ -4,7 +4,7 @@
  * a hint. Pure, like the assessment it reads.
  */
 import { formatDiagnostic, type Diagnostic } from '../model/diagnostic.js';
-import { problemPlace, type KernelProblem } from '../model/kernel-log.js';
+import { FATAL_KINDS, LOCKUP_KINDS, problemPlace, type KernelProblem } from '../model/kernel-log.js';
 import type { CheckResult, StepResult } from '../model/outcome.js';
 import { cellVerdict } from './words.js';
 import { apiChangesFor } from './api-changes.js';
@@ -46,7 +46,6 @@ export function taintLetters(mask: number): string[] {
   return [...TAINT].filter((_, bit) => mask & (1 << bit));
 }
 
-const skipped = (id: string, title: string, why: string): CheckItem => ({ id, title, verdict: 'skip', reason: why });
 
 /**
  * vmallocinfo lines that belong to the unloaded module: its name, or a caller
@@ -76,30 +75,26 @@ function aliasFailure(groups: number[][], total: number, how: string): CheckItem
   const reason = all
     ? `all ${total} pages map one physical page (the one page 0 maps; ${how})`
     : `${groups.map((g) => `pages ${pageList(g)} map one physical page`).join('; ')} (${how})`;
-  return {
-    id: 'distinct-pages',
-    title: 'every page is a different page',
-    verdict: 'fail',
-    reason,
+  return named('distinct-pages').fail(reason, {
     details: groups.map((g) => `mapped pages ${pageList(g)} show the same memory`),
     hint: all
       ? 'advance to the next page of the buffer on every step: remap page i with the pfn of buf + i * PAGE_SIZE (vmalloc_to_pfn), at vm_start + i * PAGE_SIZE'
       : 'map page i of the buffer at vm_start + i * PAGE_SIZE: check the offset each iteration adds, to the buffer and to the user address alike',
-  };
+  });
 }
 
 function distinctPages(r: CheckResult | undefined): CheckItem {
-  const title = 'every page is a different page';
-  if (!r || r.outcome.kind !== 'ok') return skipped('distinct-pages', title, 'needs every page readable through MAP_SHARED');
+  const c = named('distinct-pages');
+  if (!r || r.outcome.kind !== 'ok') return c.skip('needs every page readable through MAP_SHARED');
   const pfns = r.pageReports.map((p) => p.pfn).filter((p): p is string => typeof p === 'string');
   if (pfns.length === r.pageReports.length && pfns.length > 0) {
     const groups = samePageGroups(new Map(r.pageReports.map((p) => [p.page, p.pfn!])));
     if (groups.length) return aliasFailure(groups, r.pageReports.length, 'by their page frames');
-    return { id: 'distinct-pages', title, verdict: 'pass', reason: `${pfns.length} distinct page frames` };
+    return c.pass(`${pfns.length} distinct page frames`);
   }
   // A PFN mapping hides its frames from pagemap: the test program wrote a marker into each page instead.
   const a = r.aliases;
-  if (!a?.tested) return skipped('distinct-pages', title, a?.why ? `page frames unknown and no writable mapping to test with (${a.why})` : 'page frames unknown');
+  if (!a?.tested) return c.skip(a?.why ? `page frames unknown and no writable mapping to test with (${a.why})` : 'page frames unknown');
   if (a.pairs.length) {
     // [page, the page whose marker it showed]: the pages showing one marker, with that page, are one page.
     const keys = new Map<number, string>();
@@ -110,17 +105,38 @@ function distinctPages(r: CheckResult | undefined): CheckItem {
     }
     const groups = samePageGroups(keys);
     if (groups.length) return aliasFailure(groups, r.pageReports.length, 'a marker written into each showed in the others');
-    return { id: 'distinct-pages', title, verdict: 'fail', reason: `pages ${pageList(a.pairs.map((p) => p[0]))} lost the marker written into them`, hint: 'map each page of the buffer once, at its own address' };
+    return c.fail(`pages ${pageList(a.pairs.map((p) => p[0]))} lost the marker written into them`, { hint: 'map each page of the buffer once, at its own address' });
   }
-  return { id: 'distinct-pages', title, verdict: 'pass', reason: `${r.pageReports.length} pages kept ${r.pageReports.length} different markers` };
+  return c.pass(`${r.pageReports.length} pages kept ${r.pageReports.length} different markers`);
 }
 
+/** Every item's title, once: the report, JSON and grading show these. */
+const TITLES = {
+  builds: 'builds',
+  loads: 'loads',
+  device: 'the device opens',
+  shared: 'MAP_SHARED reads the pattern on every page',
+  'distinct-pages': 'every page is a different page',
+  private: 'MAP_PRIVATE works or fails cleanly at mmap()',
+  write: 'a write through MAP_SHARED reaches the driver',
+  read: 'read() returns the buffer at the file offset',
+  oversize: 'a mapping larger than the buffer is refused',
+  readonly: 'a read-only mapping cannot write the buffer',
+  unloads: 'rmmod succeeds',
+  kernel: 'no kernel warning, oops or "Bad page state"',
+  reserved: 'no page freed while still marked reserved',
+  leaks: 'no vmalloc area left after rmmod',
+  taint: 'taint flags',
+} as const;
+type ItemId = keyof typeof TITLES;
+
 /** A named check: its id and title, and the three ways it can end. */
-function named(id: string, title: string) {
+function named(id: ItemId) {
+  const title = TITLES[id];
   return {
     pass: (reason: string, more: Partial<CheckItem> = {}): CheckItem => ({ id, title, verdict: 'pass', reason, ...more }),
     fail: (reason: string, more: Partial<CheckItem> = {}): CheckItem => ({ id, title, verdict: 'fail', reason, ...more }),
-    skip: (reason: string): CheckItem => skipped(id, title, reason),
+    skip: (reason: string): CheckItem => ({ id, title, verdict: 'skip', reason }),
   };
 }
 
@@ -138,7 +154,7 @@ function explained(r: CheckResult, withDetails = true): Partial<CheckItem> {
 }
 
 function builds(build: CheckFindings['build']): CheckItem {
-  const c = named('builds', 'builds');
+  const c = named('builds');
   if (build.ok) {
     const w = build.warnings;
     const mistakes = buildMistakesFor(w);
@@ -162,11 +178,10 @@ function builds(build: CheckFindings['build']): CheckItem {
   });
 }
 
-const FATAL: ReadonlySet<KernelProblem['kind']> = new Set(['oops', 'bug', 'gpf', 'panic']);
 
 /** The first oops, BUG or panic the kernel reported while the guest was in `step`. */
 function crashDuring(problems: readonly KernelProblem[], step: string): KernelProblem | undefined {
-  return problems.find((p) => p.during === step && FATAL.has(p.kind));
+  return problems.find((p) => p.during === step && FATAL_KINDS.has(p.kind));
 }
 
 /** "kernel BUG at drv.c:100!" in the driver's own code: its BUG_ON() fired. */
@@ -176,7 +191,7 @@ function isBugOn(p: KernelProblem): boolean {
 
 /** The kernel's report that a CPU or task was stuck while the guest was in `step`. */
 function stuckDuring(problems: readonly KernelProblem[], step: string): KernelProblem | undefined {
-  return problems.find((p) => p.during === step && (p.kind === 'soft-lockup' || p.kind === 'rcu-stall' || p.kind === 'hung-task'));
+  return problems.find((p) => p.during === step && LOCKUP_KINDS.has(p.kind));
 }
 
 /** "never returns: the kernel reported a soft lockup in my_init+0x2a (pfnmap.c:63)". */
@@ -203,30 +218,26 @@ function crashDetails(p: KernelProblem): string[] {
   return p.culprit?.code && p.culprit.source ? [`${p.culprit.source}: ${p.culprit.code}`] : [];
 }
 
-const MAPPING_TITLES: Record<string, [string, string]> = {
-  shared: ['shared', 'MAP_SHARED reads the pattern on every page'],
-  private: ['private', 'MAP_PRIVATE works or fails cleanly at mmap()'],
-  'shared-write': ['write', 'a write through MAP_SHARED reaches the driver'],
-  oversize: ['oversize', 'a mapping larger than the buffer is refused'],
-  readonly: ['readonly', 'a read-only mapping cannot write the buffer'],
-};
+/** The check items a mapping check feeds, by check. */
+const MAPPING_ITEMS: Partial<Record<CheckName, ItemId>> = { shared: 'shared', private: 'private', 'shared-write': 'write', oversize: 'oversize', readonly: 'readonly' };
 
 /** A mapping check the kernel crashed in: the crash, at the driver's line, is all it says. */
 function crashedIn(r: CheckResult | undefined, problems: readonly KernelProblem[]): CheckItem | undefined {
-  const [id, title] = MAPPING_TITLES[r?.check ?? ''] ?? [r?.check ?? '', r?.check ?? ''];
+  const id = r && MAPPING_ITEMS[r.check];
+  if (!id) return undefined;
   const stuck = r?.outcome.kind === 'hang' ? stuckDuring(problems, `the ${r.check} check`) : undefined;
-  if (stuck) return named(id, title).fail(`the driver ${stuckWords(stuck)}`, { details: crashDetails(stuck), hint: stuckHint(stuck, 'the mapping code') });
+  if (stuck) return named(id).fail(`the driver ${stuckWords(stuck)}`, { details: crashDetails(stuck), hint: stuckHint(stuck, 'the mapping code') });
   if (r?.outcome.kind !== 'crash') return undefined;
   const p = crashDuring(problems, `the ${r.check} check`);
   const cause = p && causeOf(p);
-  return named(id, title).fail(p ? `the driver ${crashWords(p)}` : `the kernel crashed: ${r.outcome.title}`, {
+  return named(id).fail(p ? `the driver ${crashWords(p)}` : `the kernel crashed: ${r.outcome.title}`, {
     details: p ? crashDetails(p) : [],
     ...(cause ? { hint: cause.fix } : {}),
   });
 }
 
 function loads(f: CheckFindings): CheckItem {
-  const c = named('loads', 'loads');
+  const c = named('loads');
   const ins = f.insmod;
   const crash = crashDuring(f.problems, 'insmod');
   if (crash) {
@@ -248,7 +259,7 @@ function loads(f: CheckFindings): CheckItem {
 }
 
 function deviceOpens(f: CheckFindings): CheckItem {
-  const c = named('device', 'the device opens');
+  const c = named('device');
   if (f.device && !f.device.ok) {
     return c.fail(f.device.output || 'no device found', { hint: 'register a character device (alloc_chrdev_region/register_chrdev_region + cdev_add, or misc_register), or name it with --device' });
   }
@@ -272,7 +283,7 @@ function patternSource(p: PatternChoice): string {
 }
 
 function sharedReads(r: CheckResult | undefined, pattern: PatternChoice): CheckItem {
-  const c = named('shared', 'MAP_SHARED reads the pattern on every page');
+  const c = named('shared');
   if (!r || r.outcome.kind === 'not-run' || r.outcome.kind === 'open-failed') return c.skip('the check did not run');
   if (r.outcome.kind === 'ok') {
     const seen = r.outcome.pattern ?? pattern.word;
@@ -303,7 +314,7 @@ function sharedReads(r: CheckResult | undefined, pattern: PatternChoice): CheckI
 const NO_DEVICE = 'the device did not open';
 
 function privateWorks(r: CheckResult | undefined): CheckItem {
-  const c = named('private', 'MAP_PRIVATE works or fails cleanly at mmap()');
+  const c = named('private');
   if (!r) return c.skip('the check did not run');
   if (r.outcome.kind === 'open-failed') return c.skip(NO_DEVICE);
   if (r.outcome.kind === 'not-run') return c.skip(r.outcome.reason);
@@ -313,7 +324,7 @@ function privateWorks(r: CheckResult | undefined): CheckItem {
 }
 
 function writeReaches(r: CheckResult | undefined): CheckItem {
-  const c = named('write', 'a write through MAP_SHARED reaches the driver');
+  const c = named('write');
   if (!r || r.outcome.kind === 'not-run') return c.skip('the check did not run');
   if (r.outcome.kind === 'open-failed') return c.skip(NO_DEVICE);
   if (r.outcome.kind === 'skipped') return c.skip(r.outcome.reason);
@@ -327,7 +338,7 @@ function writeReaches(r: CheckResult | undefined): CheckItem {
 
 /** What read() does at an offset, judged apart from the mapping (a stub read() is not a lost write). */
 function readWorks(r: CheckResult | undefined): CheckItem {
-  const c = named('read', 'read() returns the buffer at the file offset');
+  const c = named('read');
   const f = r?.readFinding;
   if (!f) return c.skip(r?.outcome.kind === 'open-failed' ? NO_DEVICE : 'the write check did not run');
   const words = readWords(f);
@@ -352,7 +363,7 @@ function readWorks(r: CheckResult | undefined): CheckItem {
 }
 
 function oversizeRefused(r: CheckResult | undefined): CheckItem {
-  const c = named('oversize', 'a mapping larger than the buffer is refused');
+  const c = named('oversize');
   if (!r) return c.skip('the check did not run');
   if (r.outcome.kind === 'not-run') return c.skip(r.outcome.reason);
   if (r.outcome.kind === 'open-failed') return c.skip(NO_DEVICE);
@@ -361,7 +372,7 @@ function oversizeRefused(r: CheckResult | undefined): CheckItem {
 }
 
 function readOnlyHolds(r: CheckResult | undefined): CheckItem {
-  const c = named('readonly', 'a read-only mapping cannot write the buffer');
+  const c = named('readonly');
   if (!r) return c.skip('the check did not run');
   if (r.outcome.kind === 'not-run') return c.skip(r.outcome.reason);
   if (r.outcome.kind === 'open-failed') return c.skip(NO_DEVICE);
@@ -378,7 +389,7 @@ function readOnlyHolds(r: CheckResult | undefined): CheckItem {
 }
 
 function unloads(f: CheckFindings): CheckItem {
-  const c = named('unloads', 'rmmod succeeds');
+  const c = named('unloads');
   const rm = f.rmmod;
   const crash = crashDuring(f.problems, 'rmmod');
   if (crash) {
@@ -422,7 +433,7 @@ function problemLines(problems: readonly KernelProblem[]): string[] {
 }
 
 function kernelClean(problems: CheckFindings['problems']): CheckItem {
-  const c = named('kernel', 'no kernel warning, oops or "Bad page state"');
+  const c = named('kernel');
   if (problems.length === 0) return c.pass('the kernel log is clean');
   const first = problems[0]!;
   const cause = causeOf(first);
@@ -433,7 +444,7 @@ function kernelClean(problems: CheckFindings['problems']): CheckItem {
 }
 
 function noReservedFreed(f: CheckFindings): CheckItem {
-  const c = named('reserved', 'no page freed while still marked reserved');
+  const c = named('reserved');
   if (!f.rmmod?.ok) return c.skip('the module was not unloaded');
   if (f.reservedFreed === undefined) return c.skip("needs kprobe events and PG_reserved's bit from the headers");
   if (f.reservedFreed <= 0) return c.pass('rmmod freed no reserved page');
@@ -443,7 +454,7 @@ function noReservedFreed(f: CheckFindings): CheckItem {
 }
 
 function noLeaks(f: CheckFindings): CheckItem {
-  const c = named('leaks', 'no vmalloc area left after rmmod');
+  const c = named('leaks');
   if (!f.rmmod?.ok) return c.skip('the module was not unloaded');
   const leaks = leakedAreas(f.vmallocLeft, f.moduleName);
   if (!leaks.length) return c.pass('none left');
@@ -452,17 +463,17 @@ function noLeaks(f: CheckFindings): CheckItem {
 
 function taint(mask: number): CheckItem {
   const letters = taintLetters(mask);
-  return named('taint', 'taint flags').pass(letters.length ? letters.map((l) => `${l} (${TAINT_MEANING[l] ?? 'see the kernel docs'})`).join(', ') : 'not tainted');
+  return named('taint').pass(letters.length ? letters.map((l) => `${l} (${TAINT_MEANING[l] ?? 'see the kernel docs'})`).join(', ') : 'not tainted');
 }
 
 /** Every named check, in the order the report shows them; what an earlier failure makes impossible is skipped. */
 export function checkItems(f: CheckFindings): CheckItem[] {
   const built = builds(f.build);
-  if (!f.build.ok) return [built, skipped('loads', 'loads', 'the driver did not build'), skipped('device', 'the device opens', 'the driver did not build')];
+  if (!f.build.ok) return [built, named('loads').skip('the driver did not build'), named('device').skip('the driver did not build')];
   const loaded = loads(f);
   if (!f.insmod?.ok) {
     // What the kernel said while loading still counts: an oops in init is also a dirty log and a taint.
-    return [built, loaded, skipped('device', 'the device opens', 'the driver did not load'), kernelClean(f.problems), ...(f.tainted === undefined ? [] : [taint(f.tainted)])];
+    return [built, loaded, named('device').skip('the driver did not load'), kernelClean(f.problems), ...(f.tainted === undefined ? [] : [taint(f.tainted)])];
   }
   const cell = (check: string) => f.results.find((r) => r.check === check);
   return [

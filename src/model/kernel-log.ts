@@ -8,6 +8,11 @@ export interface KernelLine {
 
 export type ProblemKind = 'oops' | 'bug' | 'warning' | 'gpf' | 'panic' | 'soft-lockup' | 'bad-page' | 'hung-task' | 'rcu-stall';
 
+/** After these the task that met them is dead, or the kernel is. */
+export const FATAL_KINDS: ReadonlySet<ProblemKind> = new Set(['oops', 'bug', 'gpf', 'panic']);
+/** The kernel noticing a CPU or task stuck: a hang, not a crash. */
+export const LOCKUP_KINDS: ReadonlySet<ProblemKind> = new Set(['soft-lockup', 'hung-task', 'rcu-stall']);
+
 export interface StackFrame {
   fn: string;
   offset: string | undefined;

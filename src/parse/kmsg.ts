@@ -40,6 +40,11 @@ const STARTERS: Array<[ProblemKind, RegExp]> = [
   ['oops', /^Bad pagetable: /],
 ];
 
+/** What kind of problem report a log line starts, if any. */
+export function problemKindOf(text: string): ProblemKind | undefined {
+  return STARTERS.find(([, re]) => re.test(text))?.[0];
+}
+
 const FRAME = /^\s*(\?\s+)?([A-Za-z_.$][\w.$]*)(\+0x[0-9a-f]+\/0x[0-9a-f]+)?(?:\s+\[([\w-]+)\])?\s*$/;
 
 export function parseFrame(text: string): StackFrame | undefined {

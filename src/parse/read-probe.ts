@@ -6,6 +6,7 @@
  */
 import type { GuestRecord } from '../guest/protocol.js';
 import type { ReadBehaviour, ReadFinding } from '../model/outcome.js';
+import { bytesOf } from '../model/pattern.js';
 
 type Probe = Extract<GuestRecord, { t: 'read-probe' }>;
 
@@ -31,7 +32,7 @@ function behaviour(p: Probe, markHex: string): ReadBehaviour {
 
 /** `mark`: the word the mapping wrote, e.g. 0x5eed0001. */
 export function readFinding(p: Probe, mark: number): ReadFinding {
-  const markHex = [0, 8, 16, 24].map((s) => ((mark >>> s) & 0xff).toString(16).padStart(2, '0')).join('');
+  const markHex = bytesOf(mark).replace(/ /g, '');
   const fromStart = p.n0 >= p.offset + 4 && p.bytes0.slice(p.offset * 2, p.offset * 2 + 8) === markHex;
   return { read: behaviour(p, markHex), secondMapping: p.again === null ? undefined : p.again === markHex, fromStart };
 }

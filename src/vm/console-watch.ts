@@ -1,12 +1,20 @@
 /**
  * The guest's serial console as lines, watched for the kernel's fatal reports.
  * QEMU hands the console over in chunks of any size (often a few bytes on a
- * fast host), so a report is only recognised once its line is whole.
+ * fast host), so a report is only recognised once its line is whole; what
+ * counts as one is parse/kmsg's, the same as the report's.
  */
 import { LineSplitter } from '../guest/protocol.js';
+import type { ProblemKind } from '../model/kernel-log.js';
+import { parseKernelLine, problemKindOf } from '../parse/kmsg.js';
 
-/** A report after which the task that caused it is dead or stuck (not the BUG: lines the kernel survives). */
-const FATAL_LINE = /(BUG: (?!scheduling while atomic|sleeping function called|Bad rss-counter|workqueue lockup|using smp_processor_id)|Oops: |general protection fault|Kernel panic - not syncing|kernel BUG at)/;
+/** Reports after which the task that met them is dead or stuck; warnings and the BUG: lines the kernel survives are not. */
+const NOT_FATAL: ReadonlySet<ProblemKind> = new Set(['warning', 'hung-task', 'rcu-stall']);
+
+function isFatalLine(line: string): boolean {
+  const kind = problemKindOf(parseKernelLine(line).text);
+  return kind !== undefined && !NOT_FATAL.has(kind);
+}
 /**
  * The kernel saying the job's own task is stuck: a soft lockup or a hung task
  * naming insmod, rmmod or the test program (a report about some other task,
@@ -24,7 +32,7 @@ export class ConsoleWatch {
   /** The whole lines this chunk completes, without their carriage returns. */
   push(chunk: string): string[] {
     const done = this.lines.push(chunk).map((l) => l.replace(/\r$/, ''));
-    if (!this.fatal && done.some((l) => FATAL_LINE.test(l))) this.fatal = true;
+    if (!this.fatal && done.some(isFatalLine)) this.fatal = true;
     if (!this.lockup && done.some((l) => LOCKUP_LINE.test(l))) this.lockup = true;
     return done;
   }
