@@ -8,9 +8,11 @@ import { errorExitCode, ExitCode, signalExitCode } from '../model/exit.js';
 import { isMmaplabError } from '../util/errors.js';
 import { buildProgram } from './program.js';
 import { reportError } from './report-error.js';
+import { guardOutput } from './safe-output.js';
 import { handleSignals, interrupted } from './signals.js';
 
 export async function main(argv: string[]): Promise<number> {
+  guardOutput();
   handleSignals();
   try {
     await buildProgram().parseAsync(argv);

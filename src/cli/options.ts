@@ -76,6 +76,8 @@ export interface GuestCliOptions {
   allowOwnKernel?: boolean;
   connectTimeout: number;
   snapshot?: boolean;
+  trustDriver?: boolean;
+  buildTimeout: number;
 }
 
 /** Options every command that sets up a lab takes. */
@@ -107,6 +109,8 @@ export function addGuestOptions(cmd: Command): Command {
     .option('--accept-host-key <fingerprint>', 'trust the target presenting this host key (SHA256:..., as printed when it is unknown); an unknown key is then added to known_hosts')
     .option('--allow-own-kernel', 'let --target be this very machine (same boot_id): the driver is loaded into the kernel mmaplab runs on')
     .addOption(new Option('--connect-timeout <seconds>', 'how long to wait for the SSH connection').default(20).argParser(positiveInt('--connect-timeout', 600)))
+    .option('--trust-driver', "build the driver without the sandbox, as you, with your files and network (MMAPLAB_TRUST_DRIVER=1 does the same); only for code you trust")
+    .addOption(new Option('--build-timeout <seconds>', "the driver's build is stopped, with every process it started, after this long").default(300).argParser(positiveInt('--build-timeout', 7200)))
     .option('--no-snapshot', "boot a guest instead of restoring the kernel's cached snapshot (mmaplab shell always boots)")
     .option('--no-color', 'plain output even on a terminal')
     .option('-v, --verbose', 'show progress and every command run');
@@ -149,6 +153,8 @@ export function setupOptions(o: GuestCliOptions, showProgress: boolean, kernel =
     refreshKernel: !!o.refreshKernel,
     ...(o.target ? { target: targetOptions(o) } : {}),
     snapshot: o.snapshot !== false,
+    trustDriver: !!o.trustDriver,
+    buildTimeoutS: o.buildTimeout,
     ...(showProgress ? { onProgress: progressPrinter(err, label) } : {}),
   };
 }

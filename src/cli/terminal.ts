@@ -4,6 +4,7 @@
  * the other side does not answer.
  */
 import type { ShellSession } from '../machines/machine.js';
+import { writeRaw } from './safe-output.js';
 
 export async function withTerminal<T>(use: (session: Omit<ShellSession, 'moduleName'>) => Promise<T>): Promise<T> {
   const tty = process.stdin.isTTY === true;
@@ -17,7 +18,7 @@ export async function withTerminal<T>(use: (session: Omit<ShellSession, 'moduleN
   try {
     return await use({
       input: process.stdin,
-      output: (text: string) => process.stdout.write(text),
+      output: (text: string) => writeRaw(text),
       detach,
       terminal: { rows: process.stdout.rows ?? 24, cols: process.stdout.columns ?? 80 },
     });

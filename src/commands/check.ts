@@ -13,7 +13,7 @@ import { copyFile, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { resolveDriverSource } from '../kbuild/driver-source.js';
 import { choosePattern } from '../kbuild/lab-pattern.js';
-import { symbolizeFindings, symbolizer } from '../kbuild/symbolize.js';
+import { fileIn, symbolizeFindings, symbolizer } from '../kbuild/symbolize.js';
 import { deprecationNotes, olderKernelFor } from '../diagnose/api-changes.js';
 import { assembleCheckReport, checksLeft } from '../diagnose/assemble.js';
 import { assessJob, type Assessment } from '../diagnose/assess.js';
@@ -60,10 +60,12 @@ async function runPasses(machine: Machine, jobFor: (id: number, checks: readonly
     onPass(remaining);
     const job = jobFor(id, remaining);
     const r = await machine.runJob(job);
-    await runDir.appendRecords(job, r.records, { end: r.end, boot: r.boot, command: 'check', console: r.console !== '' });
-    const a = assessJob({ strategy: CUSTOM_DRIVER, label: '', checks: remaining, jobId: id, end: r.end, records: r.records, console: r.console, boot: r.boot });
+    const flood = r.flood ? { flood: r.flood } : {};
+    await runDir.appendRecords(job, r.records, { end: r.end, boot: r.boot, command: 'check', console: r.console !== '', ...flood });
+    const a = assessJob({ strategy: CUSTOM_DRIVER, label: '', checks: remaining, jobId: id, end: r.end, records: r.records, console: r.console, boot: r.boot, ...flood });
     assessments.push(a);
-    if (r.end === 'done' || r.end === 'timeout' || r.end === 'connection-lost') break;
+    // A flood would flood again, a deadline at a time.
+    if (r.end === 'done' || r.end === 'timeout' || r.end === 'flooded' || r.end === 'connection-lost') break;
     // A pass that got no check done (a crash in init, a guest that died loading the driver) would do the same again.
     if (a.results.every((x) => x.outcome.kind === 'not-run')) break;
     // A hang the kernel reported (a lockup stops the guest before the deadline) would hang again.
@@ -104,8 +106,12 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
   const runDir = await RunDir.create(opts);
   const display = relative(process.cwd(), opts.source) || '.';
   const notes: string[] = [...(opts.carriedNotes ?? [])];
-  const src = await resolveDriverSource(opts.source);
-  const pattern = await choosePattern({ source: opts.source, driverFiles: src.files.map((f) => join(src.root, f)), override: opts.pattern });
+  // A submission refused as it is read (a symlink out of it) is a failed build, reported once the kernel is known.
+  const src = await resolveDriverSource(opts.source).catch((e: unknown) => {
+    if (isMmaplabError(e) && e.kind === 'build') return undefined;
+    throw e;
+  });
+  const pattern = await choosePattern({ source: opts.source, driverFiles: src ? src.files.map((f) => join(src.root, f)) : [], override: opts.pattern });
 
   const lab = await setUpLab(opts, opts.source, runDir, opts.cacheDir ?? cacheRoot(), notes);
   if (lab.kind === 'build-failed' && opts.olderOnDrift) {
@@ -117,7 +123,7 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
     const report = assembleCheckReport({
       kernel: lab.kernel,
       machine: undefined,
-      driver: { source: display, module: undefined, compiler: undefined, buildWarnings: [] },
+      driver: { source: display, module: undefined, compiler: undefined, buildWarnings: [], isolation: lab.isolation },
       build: { ok: false, message: lab.error.message, diagnostics: lab.error.locations.map((l) => ({ ...l })) },
       assessments: [],
       pattern,
@@ -132,7 +138,7 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
   // PG_reserved's bit comes from the guest kernel's headers; a target is not watched for it.
   const pgReserved = lab.guestKernel ? await kernelPgReservedBit(lab.guestKernel) : undefined;
   // What builds today but is on its way out on this kernel (.mmap from 6.17).
-  const texts = await Promise.all(src.files.filter((f) => /\.[ch]$/.test(f)).map((f) => readFile(join(src.root, f), 'utf8')));
+  const texts = await Promise.all((src?.files ?? []).filter((f) => /\.[ch]$/.test(f)).map((f) => readFile(join(src!.root, f), 'utf8')));
   notes.push(...deprecationNotes(texts, lab.kernel.release));
   const jobFor = (id: number, checks: readonly CheckName[]): LabJob => ({
     ...labJob({ id, strategy: CUSTOM_DRIVER, modulePath: module.jobKo, moduleName: module.name, moduleParams: [], testProgram: lab.testProgram, checks, pages: opts.pages }),
@@ -153,13 +159,15 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
   }
 
   const symbols = await symbolizer(module.ko, module.name);
-  if (symbols) for (const a of assessments) await symbolizeFindings(a.strategy.problems, a.results.flatMap((r) => r.traced), symbols);
+  // Only the submission's own files are quoted (the debug info naming them is the driver's to write).
+  const quotable = fileIn((src?.files ?? []).map((f) => join(src!.root, f)));
+  if (symbols) for (const a of assessments) await symbolizeFindings(a.strategy.problems, a.results.flatMap((r) => r.traced), symbols, quotable);
   const moduleCopy = runDir.file(`${module.name}.ko`);
   if (module.ko !== moduleCopy) await copyFile(module.ko, moduleCopy);
   const report = assembleCheckReport({
     kernel: lab.kernel,
     machine: machine.describe(),
-    driver: { source: display, module: module.name, compiler: module.compiler, buildWarnings: module.warnings },
+    driver: { source: display, module: module.name, compiler: module.compiler, buildWarnings: module.warnings, isolation: module.isolation },
     build: { ok: true, warnings: module.warnings },
     assessments,
     pattern,

@@ -100,7 +100,8 @@ async function reassess(dir: RunDir, consoleName: string, jobs: SavedJob[], save
     const ran = isCheck ? remaining : checks;
     // A job its machine never began (an SSH target lost before it) had no console of its own.
     const console = j.ending?.console === false ? '' : await dir.consoleOf({ id: j.id, boot }, consoleName);
-    const a = assessJob({ strategy: j.strategy, ...(isCheck ? { label: '' } : {}), checks: ran, jobId: j.id, end, records: j.records, console, boot });
+    const flood = j.ending?.flood ? { flood: j.ending.flood } : {};
+    const a = assessJob({ strategy: j.strategy, ...(isCheck ? { label: '' } : {}), checks: ran, jobId: j.id, end, records: j.records, console, boot, ...flood });
     assessments.push(a);
     remaining = checksLeft(a);
   }

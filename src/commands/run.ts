@@ -65,8 +65,9 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
       progress('job', `${strategy}: ${opts.checks.join(', ')}`);
       const job = labJob({ id: i + 1, strategy, modulePath: module.jobKo, moduleName: module.name, moduleParams: takesStrategy && strategy !== CUSTOM_DRIVER ? [`strategy=${strategy}`] : [], testProgram: lab.testProgram, checks: opts.checks, pages: opts.pages });
       const r = await machine.runJob(job);
-      await runDir.appendRecords(job, r.records, { end: r.end, boot: r.boot, command: 'run', console: r.console !== '' });
-      return assessJob({ strategy, checks: opts.checks, jobId: job.id, end: r.end, records: r.records, console: r.console, boot: r.boot });
+      const flood = r.flood ? { flood: r.flood } : {};
+      await runDir.appendRecords(job, r.records, { end: r.end, boot: r.boot, command: 'run', console: r.console !== '', ...flood });
+      return assessJob({ strategy, checks: opts.checks, jobId: job.id, end: r.end, records: r.records, console: r.console, boot: r.boot, ...flood });
     });
   } finally {
     // What a target kept is reported as machine.leftBehind.
@@ -84,7 +85,7 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
   const report = assembleReport({
     kernel: lab.kernel,
     machine: machine.describe(),
-    module: { name: module.name, compiler: module.compiler, buildCached: module.cached, buildWarnings: module.warnings },
+    module: { name: module.name, compiler: module.compiler, buildCached: module.cached, buildWarnings: module.warnings, isolation: module.isolation },
     checks: opts.checks,
     assessments,
     notes,

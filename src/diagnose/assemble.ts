@@ -4,7 +4,6 @@
  * Pure, shared by the commands, `parse` (which re-assesses a saved run) and
  * the tests; the status comes from the one exit policy.
  */
-import type { Diagnostic } from '../model/diagnostic.js';
 import type { CheckName } from '../model/checks.js';
 import { checksStatus, runStatus } from '../model/exit.js';
 import type { CheckResult } from '../model/outcome.js';
@@ -17,7 +16,7 @@ import { checkItems, STUDENT_CHECKS, type CheckFindings } from './verdicts.js';
 export interface ReportParts {
   kernel: RunReport['kernel'];
   machine: RunReport['machine'];
-  module: { name: string; compiler: string; buildCached: boolean; buildWarnings: Diagnostic[] };
+  module: RunReport['module'];
   checks: readonly CheckName[];
   assessments: readonly Assessment[];
   notes: readonly string[];

@@ -9,7 +9,8 @@ import { checkWindow, describeExitStatus, isMarker, observeJob, type CheckObserv
 import { findProblems, isAmbient, isRoutineNoise, parseKernelLog } from '../parse/kmsg.js';
 import { FATAL_KINDS, LOCKUP_KINDS, type KernelLine, type KernelProblem } from '../model/kernel-log.js';
 import { summariseTrace } from '../parse/trace.js';
-import type { CheckResult, Outcome, StepResult, StrategyRun } from '../model/outcome.js';
+import { visibleControls } from '../util/safe-text.js';
+import type { CheckResult, Flood, Outcome, StepResult, StrategyRun } from '../model/outcome.js';
 import { expectationFor, matchesExpected } from './expectations.js';
 import { explain } from './explain.js';
 
@@ -26,6 +27,8 @@ export interface AssessInput {
   boot?: number;
   /** What the job's notes are headed with: the strategy (default), or nothing ('') where there is one driver (check). */
   label?: string;
+  /** end 'flooded': how much the guest printed before it was stopped. */
+  flood?: Flood;
 }
 
 export interface Assessment {
@@ -59,7 +62,7 @@ export function lastStep(lines: readonly KernelLine[]): string {
 }
 
 /** The outcome of the check the guest was in when it stopped (crashed or hung). */
-function stoppedOutcome(end: JobEnd, check: CheckName, lines: readonly KernelLine[], problems: readonly KernelProblem[]): Outcome {
+function stoppedOutcome(end: JobEnd, check: CheckName, lines: readonly KernelLine[], problems: readonly KernelProblem[], flood: Flood | undefined): Outcome {
   // An SSH target that a job before this one lost or hung: this job never began.
   if (lines.length === 0 && (end === 'connection-lost' || end === 'timeout')) {
     return { kind: 'not-run', reason: end === 'connection-lost' ? 'the connection to the target was lost before this job' : 'an earlier job hung the target; no job runs after it' };
@@ -67,8 +70,10 @@ function stoppedOutcome(end: JobEnd, check: CheckName, lines: readonly KernelLin
   const step = lastStep(lines);
   if (step !== `the ${check} check`) {
     if (end === 'connection-lost') return { kind: 'not-run', reason: step === 'boot' ? 'the connection to the target was lost before this job began' : `the connection to the target was lost during ${step}` };
-    return { kind: 'not-run', reason: `the guest stopped during ${step}` };
+    return { kind: 'not-run', reason: end === 'flooded' ? `the driver flooded the console during ${step}` : `the guest stopped during ${step}` };
   }
+  // A flood holds the printing task up behind the console: a lockup report then is the flood's, not a hang of the driver's.
+  if (end === 'flooded') return { kind: 'flood', step, lines: flood?.lines ?? 0, seconds: flood?.seconds ?? 0 };
   // A lockup report is the kernel noticing the hang, not a crash.
   const lockup = problems.find((p) => LOCKUP_KINDS.has(p.kind));
   const fatal = problems.find((p) => p.kind === 'panic') ?? problems.find((p) => FATAL_KINDS.has(p.kind));
@@ -93,7 +98,8 @@ function crashIn(lines: readonly KernelLine[], problems: readonly KernelProblem[
 
 
 /** Why the job did not finish, in one note (nothing when it did). */
-function stopNote(end: JobEnd, step: string, lockup: KernelProblem | undefined): string {
+function stopNote(end: JobEnd, step: string, lockup: KernelProblem | undefined, flood: Flood | undefined): string {
+  if (end === 'flooded') return `stopped: the driver printed ${flood ? `${flood.lines} lines in ${flood.seconds} s` : 'without end'} during ${step}, more than a lab job ever prints; the console could not keep up (its log keeps the head and the tail)`;
   if (lockup && end === 'stalled') return `stopped once the kernel reported the guest stuck during ${step} (${lockup.title}); the guest was killed and the console so far is kept`;
   if (lockup && end === 'timeout') return `the guest stopped responding during ${step} (the kernel reported: ${lockup.title}) and was killed at the deadline; the console so far is kept`;
   switch (end) {
@@ -113,11 +119,24 @@ function stopNote(end: JobEnd, step: string, lockup: KernelProblem | undefined):
 function checkLogOf(lines: readonly KernelLine[], problems: readonly KernelProblem[], check: CheckName): KernelLine[] {
   const window = checkWindow(lines, check);
   if (!window) return [];
-  return lines.slice(window.from + 1, window.to).filter((l, k) => {
+  const own = lines.slice(window.from + 1, window.to).filter((l, k) => {
     const i = window.from + 1 + k;
     const inBody = problems.some((p) => i > p.line && i < p.endLine);
     return !inBody && !isMarker(l.text) && !isRoutineNoise(l.text) && !isAmbient(l.text);
   });
+  return capLines(own, CHECK_LOG_LINES);
+}
+
+/** What results.json keeps of a check's kernel log, and of a job's: a driver printing in a loop must not make it hundreds of MB. */
+const CHECK_LOG_LINES = 200;
+const JOB_LOG_LINES = 2000;
+
+/** At most `max` lines: the first and last halves, and a line saying how many between are not kept. */
+export function capLines(lines: readonly KernelLine[], max: number): KernelLine[] {
+  if (lines.length <= max) return [...lines];
+  const half = Math.floor(max / 2);
+  const dropped = lines.length - 2 * half;
+  return [...lines.slice(0, half), { time: undefined, text: `[mmaplab: ${dropped} lines not kept here; the run's console.log and records.jsonl have more]` }, ...lines.slice(-half)];
 }
 
 /** One cell of the grid: what the check saw, what the lab expected of the strategy, and why. */
@@ -159,7 +178,7 @@ export function assessJob(input: AssessInput): Assessment {
   const who = input.label ?? input.strategy;
   const note = (text: string) => (who ? `${who}: ${text}` : text);
   const lockup = problems.find((p) => LOCKUP_KINDS.has(p.kind));
-  if (!obs.complete && !neverStarted) notes.push(note(stopNote(input.end, lastStep(lines), lockup)));
+  if (!obs.complete && !neverStarted) notes.push(note(stopNote(input.end, lastStep(lines), lockup, input.flood)));
 
   const insmod = obs.steps.insmod;
   // The first check without an outcome is charged with the stop; the ones after it did not run.
@@ -173,7 +192,7 @@ export function assessJob(input: AssessInput): Assessment {
       if (insmod && !insmod.ok) outcome = { kind: 'not-run', reason: `insmod failed (status ${insmod.status})${insmod.output ? `: ${insmod.output}` : ''}` };
       else if (blamed && !neverStarted) outcome = { kind: 'not-run', reason: input.end === 'connection-lost' ? 'the connection to the target was lost during an earlier check' : 'the guest stopped during an earlier check' };
       else {
-        outcome = stoppedOutcome(input.end, c.check, lines, problems);
+        outcome = stoppedOutcome(input.end, c.check, lines, problems, input.flood);
         blamed = true;
       }
     }
@@ -183,11 +202,11 @@ export function assessJob(input: AssessInput): Assessment {
   if (obs.refusedProbe) notes.push(note(`tracing off: the kernel refused a kprobe on ${obs.refusedProbe}`));
   if (obs.stray.length) notes.push(note(`the guest printed ${obs.stray.length} line(s) outside the protocol: ${obs.stray.slice(0, 3).join(' | ')}`));
   return {
-    strategy: { strategy: input.strategy, insmod, rmmod: obs.steps.rmmod, boot: input.boot ?? 1, tracing: obs.tracing, end: input.end, problems },
+    strategy: { strategy: input.strategy, insmod, rmmod: obs.steps.rmmod, boot: input.boot ?? 1, tracing: obs.tracing, end: input.end, problems, ...(input.flood ? { flood: input.flood } : {}) },
     results,
-    kernelLog: lines.filter((l) => !isMarker(l.text)),
+    kernelLog: capLines(lines.filter((l) => !isMarker(l.text)), JOB_LOG_LINES),
     notes,
-    consoleTail: obs.complete ? [] : input.console.trimEnd().split('\n').slice(-15),
+    consoleTail: obs.complete ? [] : input.console.trimEnd().split('\n').slice(-15).map((l) => visibleControls(l.replace(/\r$/, '').slice(0, 2000))),
     inspect: { device: obs.steps.device, vmallocLeft: obs.vmallocLeft, tainted: obs.tainted, reservedFreed: obs.reservedFreed },
   };
 }

@@ -9,7 +9,7 @@
 import type { CheckName, MapMode } from '../model/checks.js';
 import type { KernelLine } from '../model/kernel-log.js';
 import { describeCalls } from '../parse/trace.js';
-import type { Explanation, Outcome, OutcomeKind, TracedCalls } from '../model/outcome.js';
+import { FLOOD_LINES, type Explanation, type Outcome, type OutcomeKind, type TracedCalls } from '../model/outcome.js';
 
 export interface ExplainContext {
   strategy: string;
@@ -233,6 +233,15 @@ const EXPLAIN: Explainers = {
     summary: `the guest stopped responding during ${o.step}`,
     why: ["No progress was reported before the deadline: a loop that never ends, or a lock never released, in the driver's code for this step."],
     fixes: ["look at the console for a soft-lockup report, and at the loops in the driver's code for this step"],
+  }),
+  flood: (_ctx, o) => ({
+    id: 'flood',
+    summary: `the driver printed ${o.lines} lines in ${o.seconds} s during ${o.step}; the console could not keep up`,
+    why: [
+      'Every kernel message goes out on the serial console; printing in a loop (per page, per call, per byte) makes the printing task wait for the console, so the mapping call takes minutes and the guest looks hung.',
+      `mmaplab stops a job that prints more than ${FLOOD_LINES} lines; the console log keeps their first and last megabytes.`,
+    ],
+    fixes: ['print once per call, not in the loop: pr_info_once(), printk_ratelimited(), or pr_debug()/dev_dbg() (off unless dynamic debug turns them on)'],
   }),
   'not-run': () => undefined,
   skipped: () => undefined,

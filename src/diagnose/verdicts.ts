@@ -208,6 +208,20 @@ function stuckHint(p: KernelProblem, where: string): string {
 }
 
 /** "crashed: BUG: kernel NULL pointer dereference ... in my_init+0x44 (vmmap.c:57)". */
+/** The OOM killer's first report during a step: the driver's allocation that used up the guest's memory, if it was the driver's. */
+function oomDuring(problems: readonly KernelProblem[], step: string): KernelProblem | undefined {
+  return problems.find((p) => p.during === step && p.kind === 'oom');
+}
+
+function oomWords(oom: KernelProblem, problems: readonly KernelProblem[], step: string): string {
+  const place = problemPlace(oom);
+  const panic = problems.find((p) => p.during === step && p.kind === 'panic');
+  const end = panic ? `; the kernel then panicked: ${panic.title.replace(/^Kernel panic - not syncing: /, '')}` : '; the OOM killer killed tasks to go on';
+  return `used up the guest's memory${place ? ` in ${place}` : ''} (${oom.title.replace(/:.*$/, '')})${end}`;
+}
+
+const OOM_HINT = "bound every allocation by what the device needs (its buffer's size, the VMA's length) and stop at the first failure: a loop that allocates until the kernel says no takes the whole machine's memory first";
+
 function crashWords(p: KernelProblem): string {
   const place = problemPlace(p);
   if (p.kind === 'panic') return `called panic(): ${p.title.replace(/^Kernel panic - not syncing: /, '')}${place ? ` in ${place}` : ''}`;
@@ -225,6 +239,14 @@ const MAPPING_ITEMS: Partial<Record<CheckName, ItemId>> = { shared: 'shared', pr
 function crashedIn(r: CheckResult | undefined, problems: readonly KernelProblem[]): CheckItem | undefined {
   const id = r && MAPPING_ITEMS[r.check];
   if (!id) return undefined;
+  const step = `the ${r.check} check`;
+  const oom = r.outcome.kind !== 'ok' ? oomDuring(problems, step) : undefined;
+  if (oom) return named(id).fail(`the driver ${oomWords(oom, problems, step)}`, { details: crashDetails(oom), hint: OOM_HINT });
+  if (r.outcome.kind === 'flood') {
+    return named(id).fail(`the driver printed ${r.outcome.lines} lines in ${r.outcome.seconds} s during the ${r.check} check and was stopped: the console could not keep up`, {
+      hint: 'print once per call, not in a loop: pr_info_once(), printk_ratelimited(), or pr_debug()/dev_dbg(), which are off unless dynamic debug turns them on',
+    });
+  }
   const stuck = r?.outcome.kind === 'hang' ? stuckDuring(problems, `the ${r.check} check`) : undefined;
   if (stuck) return named(id).fail(`the driver ${stuckWords(stuck)}`, { details: crashDetails(stuck), hint: stuckHint(stuck, 'the mapping code') });
   if (r?.outcome.kind !== 'crash') return undefined;
@@ -239,6 +261,8 @@ function crashedIn(r: CheckResult | undefined, problems: readonly KernelProblem[
 function loads(f: CheckFindings): CheckItem {
   const c = named('loads');
   const ins = f.insmod;
+  const oom = ins?.ok ? undefined : oomDuring(f.problems, 'insmod');
+  if (oom) return c.fail(`module init ${oomWords(oom, f.problems, 'insmod')}`, { details: crashDetails(oom), hint: OOM_HINT });
   const crash = crashDuring(f.problems, 'insmod');
   if (crash) {
     return c.fail(`module init ${crashWords(crash)}`, {
@@ -400,7 +424,8 @@ function unloads(f: CheckFindings): CheckItem {
   }
   const stuck = stuckDuring(f.problems, 'rmmod');
   if (!rm && stuck) return c.fail(`rmmod never finished: the exit function ${stuckWords(stuck)}`, { details: crashDetails(stuck), hint: stuckHint(stuck, 'exit') });
-  if (!rm) return c.fail('rmmod was not reached or never finished', { hint: 'an earlier crash or hang stopped the machine; see above' });
+  const flooded = f.results.some((r) => r.outcome.kind === 'flood');
+  if (!rm) return c.fail('rmmod was not reached or never finished', { hint: flooded ? "the driver's flood of the console stopped the machine; see above" : 'an earlier crash or hang stopped the machine; see above' });
   if (rm.ok) return c.pass(`rmmod ${f.moduleName}`);
   return c.fail(`rmmod failed (status ${rm.status}): ${rm.output}`, { hint: 'the module is still in use, or its exit hung: release every reference (mappings, cdev) in the exit function' });
 }

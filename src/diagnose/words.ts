@@ -26,6 +26,7 @@ const VERDICT: Formatters = {
   crash: (o) => `kernel crash: ${o.title}`,
   lost: (o) => `connection to the target lost: ${o.reason}`,
   hang: (o) => `hang in ${o.step}${o.evidence ? ` (${o.evidence})` : ''}`,
+  flood: (o) => `the driver printed ${o.lines} lines in ${o.seconds} s during ${o.step} and was stopped: the console could not keep up`,
   'not-run': (o) => `not run: ${o.reason}`,
   skipped: (o) => `skipped: ${o.reason}`,
 };

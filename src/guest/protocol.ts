@@ -76,13 +76,19 @@ export function parseRecordLine(line: string): GuestRecord {
 }
 
 /** Splits a byte stream into lines; the last partial line is held until complete. */
+/** Lines from a stream, none longer than maxLine (a longer one is cut: a guest that never ends a line costs no more). */
 export class LineSplitter {
   private rest = '';
+  constructor(private readonly maxLine = 64 * 1024) {}
   push(chunk: string): string[] {
     const text = this.rest + chunk;
     const lines = text.split('\n');
     this.rest = lines.pop() ?? '';
-    return lines;
+    if (this.rest.length > this.maxLine) {
+      lines.push(this.rest.slice(0, this.maxLine));
+      this.rest = '';
+    }
+    return lines.map((l) => (l.length > this.maxLine ? l.slice(0, this.maxLine) : l));
   }
   flush(): string[] {
     const r = this.rest;

@@ -6,8 +6,8 @@
  * folder the folder above is copied too and the driver built in place there,
  * unchanged.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { basename, dirname, join, relative } from 'node:path';
+import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { basename, dirname, join, relative, sep } from 'node:path';
 import { MmaplabError } from '../util/errors.js';
 
 export interface DriverSource {
@@ -27,12 +27,27 @@ const ARTEFACT = /(\.(o|ko|mod|mod\.c|cmd|order|symvers|d|a|tmp)$)|^Module\.symv
 const MAX_FILES = 500;
 const MAX_FILE_BYTES = 1 << 20;
 
-async function listSources(dir: string, recurse: boolean): Promise<string[]> {
+/** Every symlink met while listing: where it is, and the real path it leads to (undefined: it leads nowhere). */
+type Links = Map<string, string | undefined>;
+
+/**
+ * The submission's source files under dir. A symlink counts as the file it
+ * names; whether that file is inside the submission is decided once the
+ * submission's root is known (see refuseEscapes).
+ */
+async function listSources(dir: string, recurse: boolean, links: Links = new Map()): Promise<string[]> {
   const out: string[] = [];
   async function walk(d: string): Promise<void> {
     for (const e of await readdir(d, { withFileTypes: true })) {
       if (e.name.startsWith('.') || ARTEFACT.test(e.name)) continue;
       const p = join(d, e.name);
+      if (e.isSymbolicLink()) {
+        if (!SOURCE_LIKE.test(e.name)) continue;
+        const target = await realpath(p).catch(() => undefined);
+        links.set(p, target);
+        if (target && (await stat(target)).isFile()) out.push(relative(dir, p));
+        continue;
+      }
       if (e.isDirectory()) {
         if (recurse && !SKIP_DIR.test(e.name)) await walk(p);
       } else if (e.isFile() && SOURCE_LIKE.test(e.name) && (await stat(p)).size <= MAX_FILE_BYTES) {
@@ -43,6 +58,17 @@ async function listSources(dir: string, recurse: boolean): Promise<string[]> {
   }
   await walk(dir);
   return out.sort();
+}
+
+/** A symlink that leaves the submission (or leads nowhere) is a build failure: no host file is copied in, built or quoted. */
+async function refuseEscapes(root: string, links: Links): Promise<void> {
+  const inside = await realpath(root);
+  for (const [link, target] of links) {
+    if (target && (target === inside || target.startsWith(inside + sep)) && !target.startsWith(`${inside}${sep}.`)) continue;
+    throw new MmaplabError('build', `${relative(root, link)} is a symlink that leads ${target ? 'outside the submission' : 'nowhere'}`, {
+      hint: "the build sees only the submission's own files, the kernel's headers and the compiler: put the file itself in the driver's folder",
+    });
+  }
 }
 
 /** How many folders up the driver's sources reach with "../" includes or -I$(src)/../ flags. */
@@ -74,7 +100,9 @@ export async function resolveDriverSource(path: string): Promise<DriverSource> {
   if (single && !single.endsWith('.c')) throw new MmaplabError('usage', `${path} is not a .c file or a driver folder`);
   const dir = single ? dirname(path) : path;
 
-  const own = await listSources(dir, false);
+  const links: Links = new Map();
+  if (single && (await lstat(single)).isSymbolicLink()) links.set(single, await realpath(single).catch(() => undefined));
+  const own = await listSources(dir, false, links);
   const hasKbuild = own.includes('Kbuild') || own.includes('Makefile');
   let driverFiles: string[];
   let generatedKbuild: string | undefined;
@@ -102,13 +130,17 @@ export async function resolveDriverSource(path: string): Promise<DriverSource> {
   // The lab's own layout keeps its header in test/ below the driver: #include "test/mmap-test.h".
   for (const sub of includedSubdirs(texts)) {
     const info = await stat(join(dir, sub)).catch(() => undefined);
-    if (info?.isDirectory()) driverFiles.push(...(await listSources(join(dir, sub), true)).map((f) => join(sub, f)).filter((f) => !driverFiles.includes(f)));
+    if (info?.isDirectory()) driverFiles.push(...(await listSources(join(dir, sub), true, links)).map((f) => join(sub, f)).filter((f) => !driverFiles.includes(f)));
   }
   const up = reachUp(texts);
-  if (up === 0) return { root: dir, subdir: '', files: driverFiles, generatedKbuild };
+  if (up === 0) {
+    await refuseEscapes(dir, links);
+    return { root: dir, subdir: '', files: driverFiles, generatedKbuild };
+  }
   let root = dir;
   for (let i = 0; i < up; i++) root = dirname(root);
   const subdir = relative(root, dir);
-  const siblings = (await listSources(root, true)).filter((f) => !f.startsWith(`${subdir}/`));
+  const siblings = (await listSources(root, true, links)).filter((f) => !f.startsWith(`${subdir}/`));
+  await refuseEscapes(root, links);
   return { root, subdir, files: [...driverFiles.map((f) => join(subdir, f)), ...siblings].sort(), generatedKbuild };
 }

@@ -4,14 +4,14 @@
  * M=<copy>`, and the result is cached by a hash of everything that went in,
  * so an unchanged driver is not rebuilt.
  */
-import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { cpus } from 'node:os';
 import type { Kernel } from '../kernel/types.js';
 import { modinfo } from '../kernel/modules.js';
 import { MmaplabError } from '../util/errors.js';
-import { run } from '../util/exec.js';
+import { run, type ExecResult } from '../util/exec.js';
 import { exists, Hasher, installDirAtomic } from '../util/fsx.js';
 import { missingToolError } from '../util/tools.js';
 import { runInRoot } from './build-root.js';
@@ -19,9 +19,11 @@ import { toolchainFor } from './compiler.js';
 import { parseDiagnostics, pathMapper } from './diagnostics.js';
 import { formatDiagnostic, type Diagnostic } from '../model/diagnostic.js';
 import { resolveDriverSource, type DriverSource } from './driver-source.js';
+import type { BwrapSandbox } from '../sandbox/bwrap.js';
+import type { BuildIsolation, BuildLimits } from '../model/isolation.js';
 
 /** Bump when the build itself changes (flags, result fields) so old cache entries are not reused. */
-const BUILD_FORMAT = 4;
+const BUILD_FORMAT = 5;
 
 export interface ModuleBuild {
   /** The built module, in the cache, with its debug info (oops frames are resolved with it). */
@@ -36,6 +38,8 @@ export interface ModuleBuild {
   compiler: string;
   /** Parameters the module declares (from its .modinfo parmtype= entries). */
   parameters: string[];
+  /** How it was built: in the sandbox, or unconfined and why (a cached build: how it was built then). */
+  isolation: BuildIsolation;
 }
 
 export interface ModuleBuildOptions {
@@ -50,6 +54,12 @@ export interface ModuleBuildOptions {
   /** Where to make a build root from when the host has no matching gcc. */
   archive?: { uri: string | undefined; keyring: string | undefined };
   onProgress?: (msg: string) => void;
+  /** Run the build in this sandbox (an untrusted driver); without one it runs as the user. */
+  sandbox?: BwrapSandbox;
+  /** How the build is confined when it is not sandboxed (mmaplab's own driver, --trust-driver). */
+  unconfined?: BuildIsolation;
+  /** The sandbox's limits, where they differ from its defaults (--build-timeout). */
+  limits?: Partial<BuildLimits>;
 }
 
 /** The driver's sources copied out of tree (the user's tree stays clean); the folder to build in. */
@@ -78,41 +88,42 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
 
   if (await exists(join(entry, 'result.json'))) {
     const cached = JSON.parse(await readFile(join(entry, 'result.json'), 'utf8')) as ModuleBuild;
-    return { ...cached, ko: join(entry, relative(entry, cached.ko)), guestKo: join(entry, relative(entry, cached.guestKo)), cached: true };
+    // No code of the driver's runs for a cached build: how this run would have built it is what the report says.
+    const now = opts.sandbox ? opts.sandbox.isolation(opts.sandbox.limits(opts.limits)) : (opts.unconfined ?? { kind: 'own' as const });
+    return { ...cached, ko: join(entry, relative(entry, cached.ko)), guestKo: join(entry, relative(entry, cached.guestKo)), cached: true, isolation: now };
   }
 
   let result: ModuleBuild | undefined;
   let failure: MmaplabError | undefined;
+  let isolation: BuildIsolation = opts.unconfined ?? { kind: 'own' };
   await installDirAtomic(entry, async (staging) => {
     const tree = join(staging, 'src');
     const build = await copySources(src, tree);
     // Compile as if from the user's own tree, so WARN_ON() lines and debug info name their files.
     const kcflags = `KCFLAGS=-ffile-prefix-map=${tree}=${src.root}`;
     const make = ['make', '-C', kernel.headersDir, `M=${build}`, `CC=${compiler.cc}`, kcflags, `-j${Math.max(1, cpus().length)}`, 'modules'];
-    const r = compiler.root
-      ? await runInRoot(compiler.root.dir, bindsFor(kernel, staging), make, { timeoutMs: 300_000 })
-      : await run(make[0]!, make.slice(1), { timeoutMs: 300_000 });
+    const limits = opts.sandbox?.limits(opts.limits);
+    isolation = opts.sandbox ? opts.sandbox.isolation(limits) : (opts.unconfined ?? { kind: 'own' });
+    const inBuild = (argv: string[]) => runBuildStep(argv, { sandbox: opts.sandbox, limits, root: compiler.root?.dir, kernel, tree, cwd: build });
+    const r = await inBuild(make);
     const { log, diagnostics } = kbuildOutput(r.all, { tree, build, userRoot: show(src.root), userDir: show(join(src.root, src.subdir)), existsInBuild: (p) => existsSync(join(build, p)) });
     await writeFile(join(staging, 'build.log'), `$ ${r.command}\n${log}`);
     if (!r.ok) {
       await mkdir(opts.logDir, { recursive: true });
       const logPath = join(opts.logDir, 'module-build.log');
       await writeFile(logPath, `$ ${r.command}\n${log}`);
-      failure = kbuildFailure(r.all, log, diagnostics, { displayDir, release: kernel.release, logPath });
+      failure = kbuildFailure(r.all, log, diagnostics, { displayDir, release: kernel.release, logPath, ...(r.stopped && limits ? { stopped: { why: r.stopped, limits } } : {}) });
       throw failure;
     }
-    const kos = (await readdir(build)).filter((f) => f.endsWith('.ko'));
-    if (kos.length !== 1) {
-      failure = new MmaplabError('build', `expected one .ko from ${displayDir}, found ${kos.length ? kos.join(', ') : 'none'}`);
-      throw failure;
-    }
-    const ko = kos[0]!;
-    await copyFile(join(build, ko), join(staging, ko));
+    const ko = await theModule(build, displayDir);
     const guestKo = ko.replace(/\.ko$/, '.guest.ko');
-    const stripped = await run('strip', ['--strip-debug', '-o', join(staging, guestKo), join(build, ko)]);
-    if (!stripped.ok) await copyFile(join(build, ko), join(staging, guestKo));
-    const koData = await readFile(join(build, ko));
-    const name = modinfo(koData, 'name')[0] ?? ko.replace(/\.ko$/, '');
+    // strip reads the driver's ELF: in the sandbox too, writing next to it.
+    const stripped = await inBuild(['strip', '--strip-debug', '-o', join(build, guestKo), join(build, ko)]);
+    await copyOut(build, ko, staging);
+    if (stripped.ok && (await isPlainFile(join(build, guestKo)))) await copyOut(build, guestKo, staging);
+    else await copyFile(join(staging, ko), join(staging, guestKo));
+    const koData = await readFile(join(staging, ko));
+    const name = moduleName(modinfo(koData, 'name')[0], ko);
     result = {
       ko: join(entry, ko),
       guestKo: join(entry, guestKo),
@@ -121,7 +132,8 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
       warnings: diagnostics.filter((d) => d.severity === 'warning'),
       cached: false,
       compiler: compiler.describe,
-      parameters: modinfo(koData, 'parmtype').map((p) => p.split(':')[0]!),
+      parameters: modinfo(koData, 'parmtype').map((p) => p.split(':')[0]!).filter((p) => /^\w+$/.test(p)),
+      isolation,
     };
     await writeFile(join(staging, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
   }).catch((e: unknown) => {
@@ -129,6 +141,49 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
   });
   if (!result) throw new MmaplabError('internal', 'module build produced no result');
   return result;
+}
+
+/** One step of the build (make, strip): in the sandbox when there is one, else in the build root or on the host as the user. */
+async function runBuildStep(
+  argv: string[],
+  p: { sandbox: BwrapSandbox | undefined; limits: BuildLimits | undefined; root: string | undefined; kernel: Kernel; tree: string; cwd: string },
+): Promise<ExecResult & { stopped?: 'time' | 'output' }> {
+  if (p.sandbox) {
+    const tmp = join(p.tree, '..', 'tmp');
+    await mkdir(tmp, { recursive: true });
+    // Only the copy of the submission is writable; mmaplab's own files in the entry (the log, the result) are not.
+    return p.sandbox.run(argv, { root: p.root, readOnly: bindsFor(p.kernel, undefined), writable: [p.tree], tmp, cwd: p.cwd }, p.limits);
+  }
+  if (p.root) return runInRoot(p.root, bindsFor(p.kernel, join(p.tree, '..')), argv, { timeoutMs: 300_000 });
+  return run(argv[0]!, argv.slice(1), { timeoutMs: 300_000 });
+}
+
+/** A file the build made, taken only if it is a plain file: a symlink planted in the build folder could name any host file. */
+async function isPlainFile(path: string): Promise<boolean> {
+  const info = await lstat(path).catch(() => undefined);
+  return info?.isFile() === true;
+}
+
+async function copyOut(build: string, file: string, to: string): Promise<void> {
+  if (!(await isPlainFile(join(build, file)))) throw new MmaplabError('build', `the build left ${file} as something other than a plain file; it is not used`);
+  await copyFile(join(build, file), join(to, file));
+}
+
+/** A module file name mmaplab can use in paths and print: Kbuild's own character set. */
+const MODULE_FILE = /^[A-Za-z0-9_-]{1,64}\.ko$/;
+
+/** The one .ko the build made. */
+async function theModule(build: string, displayDir: string): Promise<string> {
+  const kos = (await readdir(build)).filter((f) => f.endsWith('.ko'));
+  if (kos.length !== 1) throw new MmaplabError('build', `expected one .ko from ${displayDir}, found ${kos.length ? kos.map((k) => JSON.stringify(k)).join(', ') : 'none'}`);
+  if (!MODULE_FILE.test(kos[0]!)) throw new MmaplabError('build', `the module's file name ${JSON.stringify(kos[0])} has characters a kernel module name cannot have (letters, digits, _ and - only)`);
+  return kos[0]!;
+}
+
+/** The name insmod and rmmod know: the .modinfo's, if it is a module name at all (it is the driver's to write), else the file's. */
+export function moduleName(fromModinfo: string | undefined, koFile: string): string {
+  const own = koFile.replace(/\.ko$/, '').replace(/-/g, '_');
+  return fromModinfo && /^[A-Za-z0-9_]{1,64}$/.test(fromModinfo) ? fromModinfo : own;
 }
 
 /** Kbuild's output with the build copy's paths mapped back to the user's tree, and its diagnostics. */
@@ -143,7 +198,25 @@ export function kbuildOutput(
 }
 
 /** The error for a failed Kbuild: a missing host tool, or the driver's own compile errors with file:line. */
-export function kbuildFailure(output: string, log: string, diagnostics: Diagnostic[], p: { displayDir: string; release: string; logPath: string; where?: string }): MmaplabError {
+export function kbuildFailure(
+  output: string,
+  log: string,
+  diagnostics: Diagnostic[],
+  p: { displayDir: string; release: string; logPath: string; where?: string; stopped?: { why: 'time' | 'output'; limits: BuildLimits } },
+): MmaplabError {
+  // The sandbox failing to start is not the driver's failure.
+  const sandbox = /^bwrap: (.*)/.exec(output.trimStart())?.[1];
+  if (sandbox) {
+    return new MmaplabError('sandbox', `the build sandbox did not start: ${sandbox}`, { hint: `this is mmaplab's or the host's problem, not the driver's; --trust-driver builds without it; full build log: ${p.logPath}`, artifacts: { buildLog: p.logPath } });
+  }
+  if (p.stopped) {
+    const what = p.stopped.why === 'time' ? `did not finish in ${p.stopped.limits.timeS} s` : `printed more than ${Math.round(p.stopped.limits.outputKb / 1024)} MiB`;
+    return new MmaplabError('build', `the build of ${p.displayDir} ${what}: it was stopped, with every process it started`, {
+      details: log.trimEnd().split('\n').slice(-10),
+      hint: `${p.stopped.why === 'time' ? 'a Makefile or Kbuild that waits (sleep, a loop, reading stdin) never ends; --build-timeout sets the limit' : 'a build that prints without end (a loop in the Makefile?) is stopped'}; full build log: ${p.logPath}`,
+      artifacts: { buildLog: p.logPath },
+    });
+  }
   // Kbuild calling a tool that is not installed (pahole for BTF on 6.x) is not the driver's fault.
   const missing = /(?:^|\n)\/bin\/sh: \d+: ([\w.+-]+): not found/.exec(output)?.[1];
   if (missing) {
@@ -161,8 +234,8 @@ export function kbuildFailure(output: string, log: string, diagnostics: Diagnost
 }
 
 /** What a build root must see: the kernel's cache entry (headers and kbuild), its headers if elsewhere, the build tree. */
-function bindsFor(kernel: Kernel, tree: string): string[] {
+function bindsFor(kernel: Kernel, tree: string | undefined): string[] {
   const inside = (p: string, d: string) => p === d || p.startsWith(`${d}/`);
-  const dirs = [...new Set([kernel.dir, kernel.headersDir, tree])];
+  const dirs = [...new Set([kernel.dir, kernel.headersDir, ...(tree ? [tree] : [])])];
   return dirs.filter((d) => !dirs.some((o) => o !== d && inside(d, o)));
 }

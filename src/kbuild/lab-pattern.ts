@@ -5,7 +5,7 @@
  * writes. Bytes stored one by one are in memory order; a u32 store of
  * 0xaabbccdd is dd cc bb aa in memory on a little-endian CPU.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { LAB_WORD, patternChoice, type PatternChoice } from '../model/pattern.js';
 
@@ -129,8 +129,8 @@ async function cFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir).catch(() => [] as string[]);
   const out: string[] = [];
   for (const e of entries) {
-    const info = /\.[ch]$/.test(e) ? await stat(join(dir, e)).catch(() => undefined) : undefined;
-    // As the driver's own sources: a file past 1 MiB is not a lab's test program.
+    // lstat: a symlink is not read (it could name any file of the host). As the driver's own sources: a file past 1 MiB is not a lab's test program.
+    const info = /\.[ch]$/.test(e) ? await lstat(join(dir, e)).catch(() => undefined) : undefined;
     if (info?.isFile() && info.size <= MAX_SOURCE_BYTES) out.push(join(dir, e));
   }
   return out.sort();

@@ -4,8 +4,8 @@
  * configs ask for it) and with its build paths mapped to the user's tree, so
  * binutils' addr2line on the .ko answers with the user's own file:line.
  */
-import { readFile } from 'node:fs/promises';
-import { relative } from 'node:path';
+import { lstat, readFile } from 'node:fs/promises';
+import { relative, resolve as resolvePath, sep } from 'node:path';
 import type { Culprit, KernelProblem, StackFrame } from '../model/kernel-log.js';
 import type { TracedCalls } from '../model/outcome.js';
 import { run } from '../util/exec.js';
@@ -117,11 +117,29 @@ export async function symbolizer(ko: string, module: string, cwd = process.cwd()
   };
 }
 
-/** A line of the driver's source, for the report to quote; undefined when it cannot be read. */
-async function quote(source: string | undefined, cwd: string): Promise<string | undefined> {
+/**
+ * Which files may be quoted: the file names come from the module's debug
+ * info, which the driver writes (`#line 1 "/home/you/.ssh/id_rsa"`), so only
+ * the submission's own files are read. The default: a plain file below cwd.
+ */
+export type Quotable = (absPath: string) => Promise<boolean>;
+
+export function filesBelow(dir: string): Quotable {
+  return async (p) => (p === dir || p.startsWith(dir + sep)) && (await lstat(p).catch(() => undefined))?.isFile() === true;
+}
+
+export function fileIn(files: readonly string[]): Quotable {
+  const set = new Set(files.map((f) => resolvePath(f)));
+  return (p) => Promise.resolve(set.has(p));
+}
+
+/** A line of the driver's source, for the report to quote; undefined when it cannot be read or is not the driver's to show. */
+async function quote(source: string | undefined, cwd: string, quotable: Quotable): Promise<string | undefined> {
   const m = source && /^(.+):(\d+)$/.exec(source);
   if (!m) return undefined;
-  const text = await readFile(m[1]!.startsWith('/') ? m[1]! : `${cwd}/${m[1]!}`, 'utf8').catch(() => undefined);
+  const path = resolvePath(cwd, m[1]!);
+  if (!(await quotable(path))) return undefined;
+  const text = await readFile(path, 'utf8').catch(() => undefined);
   const line = text?.split('\n')[Number(m[2]) - 1]?.trim();
   // A closing brace (where gcc often puts a function's last instruction) says nothing.
   return line && /\w/.test(line) ? line : undefined;
@@ -160,7 +178,7 @@ async function culpritOf(p: KernelProblem, s: Symbolizer): Promise<Culprit | und
 }
 
 /** Attach source lines to the problems' locations and frames that are in the symbolizer's module, and each problem's culprit. */
-export async function symbolizeProblems(problems: readonly KernelProblem[], s: Symbolizer, cwd = process.cwd()): Promise<void> {
+export async function symbolizeProblems(problems: readonly KernelProblem[], s: Symbolizer, cwd = process.cwd(), quotable: Quotable = filesBelow(cwd)): Promise<void> {
   const inModule = (f: StackFrame) => f.module === s.module;
   for (const p of problems) {
     if (p.location && p.locationModule === s.module) {
@@ -174,27 +192,27 @@ export async function symbolizeProblems(problems: readonly KernelProblem[], s: S
     }
     const culprit = await culpritOf(p, s);
     if (culprit) {
-      const code = culprit.how === 'call-site' ? undefined : await quote(culprit.source, cwd);
+      const code = culprit.how === 'call-site' ? undefined : await quote(culprit.source, cwd, quotable);
       p.culprit = code ? { ...culprit, code } : culprit;
     }
   }
 }
 
 /** Traced calls' callers ("my_mmap+0x58/0x80 [vmmap]": a return address) at the driver's file:line, with that line. */
-export async function symbolizeTraced(traced: readonly TracedCalls[], s: Symbolizer, cwd = process.cwd()): Promise<void> {
+export async function symbolizeTraced(traced: readonly TracedCalls[], s: Symbolizer, cwd = process.cwd(), quotable: Quotable = filesBelow(cwd)): Promise<void> {
   for (const t of traced) {
     const m = /^([\w.]+)\+(0x[0-9a-f]+(?:\/0x[0-9a-f]+)?)(?:\s+\[([\w-]+)\])?$/.exec(t.caller.trim());
     if (!m || (m[3] && m[3] !== s.module)) continue;
     const source = await s.resolve(m[1]!, m[2], true);
     if (!source) continue;
     t.callerSource = source;
-    const code = await quote(source, cwd);
+    const code = await quote(source, cwd, quotable);
     if (code) t.callerCode = code;
   }
 }
 
 /** Everything of a job the module can resolve: its problems and its traced calls. */
-export async function symbolizeFindings(problems: readonly KernelProblem[], traced: readonly TracedCalls[], s: Symbolizer): Promise<void> {
-  await symbolizeProblems(problems, s);
-  await symbolizeTraced(traced, s);
+export async function symbolizeFindings(problems: readonly KernelProblem[], traced: readonly TracedCalls[], s: Symbolizer, quotable?: Quotable): Promise<void> {
+  await symbolizeProblems(problems, s, process.cwd(), quotable);
+  await symbolizeTraced(traced, s, process.cwd(), quotable);
 }

@@ -69,7 +69,7 @@ export class BootedGuests implements Machine {
       this.vm = undefined;
       this.free();
     }
-    return { end: end.kind, records: end.records, console, boot: this.boots };
+    return { end: end.kind, records: end.records, console, boot: this.boots, ...(end.kind === 'flooded' ? { flood: end.flood } : {}) };
   }
 
   async interact(s: ShellSession): Promise<void> {

@@ -7,7 +7,7 @@
  */
 import type { LabJob } from '../guest/job.js';
 import type { GuestRecord } from '../guest/protocol.js';
-import type { StrategyRun } from '../model/outcome.js';
+import type { Flood, StrategyRun } from '../model/outcome.js';
 import type { GuestMachine, TargetMachine } from '../model/report.js';
 
 export interface HostedJob {
@@ -17,6 +17,8 @@ export interface HostedJob {
   console: string;
   /** Which boot served it (a target: always 1). */
   boot: number;
+  /** end 'flooded': how much the guest printed before it was stopped. */
+  flood?: Flood;
 }
 
 /** The user's terminal, handed to a shell on the machine (mmaplab shell). */

@@ -119,7 +119,7 @@ export class RestoredGuests implements Machine {
         // A restored guest has what its initramfs brought (the test program), nothing of an earlier job.
         const end = await vm.runJob(job.id, await jobPayload(job, { inGuest: vm.filesInGuest }), this.ctx.boot.timeoutS * 1000);
         // The guest's answer to SYNC goes with the job's records (records.jsonl): the clock and RNG it started from.
-        return { end: end.kind, records: r.synced ? [r.synced, ...end.records] : end.records, console: vm.console, boot: log.guest };
+        return { end: end.kind, records: r.synced ? [r.synced, ...end.records] : end.records, console: vm.console, boot: log.guest, ...(end.kind === 'flooded' ? { flood: end.flood } : {}) };
       } finally {
         // Whatever the job did to the guest goes with it: the next job restores afresh.
         await vm.kill();

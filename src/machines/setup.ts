@@ -9,7 +9,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { buildInitramfs } from '../guest/initramfs.js';
 import { KPROBE_ARGS, kprobeArgsFor } from '../guest/job.js';
 import { debianArchives } from '../kernel/debian.js';
@@ -18,6 +18,9 @@ import { pvhImage } from '../kernel/vmlinux.js';
 import { resolveDriverSource } from '../kbuild/driver-source.js';
 import { buildModule, type ModuleBuild } from '../kbuild/kbuild.js';
 import type { Diagnostic } from '../model/diagnostic.js';
+import type { BuildIsolation } from '../model/isolation.js';
+import { confineBuilds, type BuildConfinement } from '../sandbox/policy.js';
+import { projectPaths } from '../util/paths.js';
 import type { RunReport } from '../model/report.js';
 import type { RunDir } from '../rundir/run-dir.js';
 import { ConnectionLost } from '../ssh/connection.js';
@@ -54,6 +57,10 @@ export interface GuestOptions {
   guestSlots?: Slots;
   /** Serve jobs from a snapshot of the booted guest (made on first use); false: boot for every run. */
   snapshot?: boolean;
+  /** --trust-driver: build a driver that is not mmaplab's own without the sandbox. */
+  trustDriver?: boolean;
+  /** --build-timeout: the sandboxed build's time limit. */
+  buildTimeoutS?: number;
 }
 
 /** The kernel a command's options name, fetched (or found in the cache). */
@@ -95,6 +102,8 @@ export interface LabModule {
   cached: boolean;
   warnings: Diagnostic[];
   parameters: string[];
+  /** How it was built: sandboxed, or unconfined and why. */
+  isolation: BuildIsolation;
 }
 
 interface Common {
@@ -102,6 +111,8 @@ interface Common {
   /** The guest's kernel, when the lab runs in a guest (check reads PG_reserved from its headers). */
   guestKernel: Kernel | undefined;
   kernelMs: number;
+  /** How the driver's build was (or would have been) confined. */
+  isolation: BuildIsolation;
 }
 
 export type LabSetup =
@@ -128,17 +139,37 @@ function progressOf(opts: SetupOptions): (phase: Phase, message: string) => void
   return opts.onProgress ?? (() => {});
 }
 
+/**
+ * How this driver's build is confined: mmaplab's own driver is trusted; any
+ * other is built in the sandbox unless the user trusts it (a refusal, with
+ * what is missing, where no sandbox can be made).
+ */
+export async function confinementFor(opts: Pick<SetupOptions, 'trustDriver'>, source: string): Promise<BuildConfinement> {
+  if (resolve(source) === resolve(projectPaths.kernelModule)) return { kind: 'unconfined', isolation: { kind: 'own' } };
+  return confineBuilds({ trustDriver: !!opts.trustDriver }, `the driver in ${relative(process.cwd(), source) || '.'}`);
+}
+
 async function guestLab(opts: SetupOptions, source: string, runDir: RunDir, cacheDir: string, notes: string[]): Promise<LabSetup> {
   const t0 = performance.now();
   const progress = progressOf(opts);
-  // Fail fast on missing host tools, before any download.
+  // Fail fast on missing host tools and a build that cannot be confined, before any download.
   const qemu = await qemuInfo();
   for (const tool of ['gcc', 'make']) requireTool(tool);
+  const confinement = await confinementFor(opts, source);
   const kernel = await acquireFor(opts, cacheDir, progress);
   const kernelInfo = { spec: kernel.spec, release: kernel.release, packageVersion: kernel.packageVersion, flavour: kernel.flavour };
   const tKernel = performance.now();
   progress('build', `building ${relative(process.cwd(), source) || '.'} for ${kernel.release}, the test program and the initramfs`);
-  const builtP = buildModule({ source, kernel, cacheDir, logDir: runDir.path, archive: buildArchive(opts), onProgress: (m) => progress('build', m) }).catch((e: unknown) => e);
+  const builtP = buildModule({
+    source,
+    kernel,
+    cacheDir,
+    logDir: runDir.path,
+    archive: buildArchive(opts),
+    onProgress: (m) => progress('build', m),
+    ...(confinement.kind === 'sandbox' ? { sandbox: confinement.sandbox } : { unconfined: confinement.isolation }),
+    ...(opts.buildTimeoutS ? { limits: { timeS: opts.buildTimeoutS } } : {}),
+  }).catch((e: unknown) => e);
   // The initramfs builds the test program too (it carries it): one build serves both.
   const initramfs = await buildInitramfs(kernel, cacheDir);
   const accel = await chooseAccel({ requested: opts.accel, cacheDir, qemuVersion: qemu.version, probe: kvmProbe(qemu, kernel, initramfs.path, runDir.path, opts.memoryMb) });
@@ -161,7 +192,8 @@ async function guestLab(opts: SetupOptions, source: string, runDir: RunDir, cach
   // The first guest is restored while the driver builds (a cached snapshot only).
   machine.prepare();
   const built = await builtP;
-  const common = { kernel: kernelInfo, guestKernel: kernel, kernelMs: tKernel - t0 };
+  const isolation = confinement.kind === 'sandbox' ? confinement.sandbox.isolation(confinement.sandbox.limits(opts.buildTimeoutS ? { timeS: opts.buildTimeoutS } : {})) : confinement.isolation;
+  const common = { kernel: kernelInfo, guestKernel: kernel, kernelMs: tKernel - t0, isolation };
   if (!(built && typeof built === 'object' && 'ko' in built)) {
     await machine.close();
     if (isMmaplabError(built) && built.kind === 'build') return { ...common, kind: 'build-failed', error: built };
@@ -171,7 +203,7 @@ async function guestLab(opts: SetupOptions, source: string, runDir: RunDir, cach
   return {
     ...common,
     kind: 'ready',
-    module: { name: module.name, ko: module.ko, jobKo: module.guestKo, compiler: module.compiler, cached: module.cached, warnings: module.warnings, parameters: module.parameters },
+    module: { name: module.name, ko: module.ko, jobKo: module.guestKo, compiler: module.compiler, cached: module.cached, warnings: module.warnings, parameters: module.parameters, isolation: module.isolation },
     testProgram: initramfs.testProgram,
     machine,
     buildMs: performance.now() - tKernel,
@@ -193,7 +225,7 @@ async function targetLab(opts: SetupOptions, t: TargetOptions, source: string, r
   try {
     const f = lab.facts;
     const kernel = { spec: url, release: f.release, packageVersion: f.version, flavour: f.arch };
-    const common = { kernel, guestKernel: undefined, kernelMs: performance.now() - t0 };
+    const common = { kernel, guestKernel: undefined, kernelMs: performance.now() - t0, isolation: { kind: 'target' as const, host: t.target.host } };
     if (!kprobeArgsFor(f.arch)) notes.push(untracedNote(f.arch));
     await lab.startKernelLog();
     const src = await resolveDriverSource(source);
@@ -217,7 +249,7 @@ async function targetLab(opts: SetupOptions, t: TargetOptions, source: string, r
     return {
       ...common,
       kind: 'ready',
-      module: { name: built.name, ko, jobKo: ko, compiler: built.compiler, cached: false, warnings: built.warnings, parameters: built.parameters },
+      module: { name: built.name, ko, jobKo: ko, compiler: built.compiler, cached: false, warnings: built.warnings, parameters: built.parameters, isolation: { kind: 'target', host: t.target.host } },
       testProgram,
       machine: new SshMachine(lab, opts.timeoutS * 1000, consoleLog),
       buildMs: performance.now() - t0 - common.kernelMs,

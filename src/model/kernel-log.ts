@@ -6,7 +6,8 @@ export interface KernelLine {
   text: string;
 }
 
-export type ProblemKind = 'oops' | 'bug' | 'warning' | 'gpf' | 'panic' | 'soft-lockup' | 'bad-page' | 'hung-task' | 'rcu-stall';
+/** oom: the kernel ran out of memory and its OOM killer ran ("X invoked oom-killer"), with the allocating call trace. */
+export type ProblemKind = 'oops' | 'bug' | 'warning' | 'gpf' | 'panic' | 'soft-lockup' | 'bad-page' | 'hung-task' | 'rcu-stall' | 'oom';
 
 /** After these the task that met them is dead, or the kernel is. */
 export const FATAL_KINDS: ReadonlySet<ProblemKind> = new Set(['oops', 'bug', 'gpf', 'panic']);

@@ -30,6 +30,8 @@ export type Outcome =
   | { kind: 'lost'; reason: string }
   /** No progress until the deadline; evidence is a lockup report when the kernel printed one. */
   | { kind: 'hang'; step: string; evidence?: string }
+  /** The guest printed more console lines than a lab job ever does while this check ran, and was stopped. */
+  | { kind: 'flood'; step: string; lines: number; seconds: number }
   | { kind: 'not-run'; reason: string }
   /** The check cannot judge this driver (e.g. it offers no read() to read a write back); neither pass nor fail. */
   | { kind: 'skipped'; reason: string };
@@ -149,8 +151,23 @@ export interface StrategyRun {
    * How the job ended: done, or the guest crashed/hung/stalled; on an SSH
    * target, connection-lost (the machine went down or off the network).
    */
-  end: 'done' | 'guest-died' | 'timeout' | 'stalled' | 'connection-lost';
+  end: 'done' | 'guest-died' | 'timeout' | 'stalled' | 'flooded' | 'connection-lost';
   problems: KernelProblem[];
+  /** end 'flooded': how much the guest printed before it was stopped. */
+  flood?: Flood;
+}
+
+/**
+ * More console lines than this in one job is a flood: a lab job prints some
+ * tens (an oops, some hundred); a driver printing in a loop prints thousands a
+ * second, and the serial console holds the printing task up behind them.
+ */
+export const FLOOD_LINES = 5_000;
+
+/** A guest that printed more console lines in one job than a lab job ever does: lines seen, in how many seconds. */
+export interface Flood {
+  lines: number;
+  seconds: number;
 }
 
 type Codes = { [K in OutcomeKind]: (o: Extract<Outcome, { kind: K }>) => string };
@@ -175,6 +192,7 @@ const CODES: Codes = {
   crash: () => 'CRASH',
   lost: () => 'LOST',
   hang: () => 'HANG',
+  flood: () => 'FLOOD',
   'not-run': () => '-',
   skipped: () => 'skip',
 };

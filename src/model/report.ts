@@ -8,6 +8,7 @@ import type { ApiChange, BuildMistake, Diagnostic } from './diagnostic.js';
 import type { CheckName } from './checks.js';
 import type { KernelLine, KernelProblem } from './kernel-log.js';
 import type { PatternChoice } from './pattern.js';
+import type { BuildIsolation } from './isolation.js';
 import type { CheckResult, StrategyRun } from './outcome.js';
 
 /**
@@ -67,7 +68,7 @@ export interface RunReport {
   exitCode: 0 | 1;
   kernel: { spec: string; release: string; packageVersion: string; flavour: string };
   machine: GuestMachine | TargetMachine;
-  module: { name: string; compiler: string; buildCached: boolean; buildWarnings: Diagnostic[] };
+  module: { name: string; compiler: string; buildCached: boolean; buildWarnings: Diagnostic[]; isolation?: BuildIsolation };
   strategies: StrategyRun[];
   checks: CheckName[];
   /** The grid: one cell per strategy and check, strategies in order, checks in order. */
@@ -91,7 +92,8 @@ export interface CheckReport {
   command: 'check';
   status: 'pass' | 'fail';
   exitCode: 0 | 1;
-  driver: { source: string; module: string | undefined; compiler: string | undefined; buildWarnings: Diagnostic[] };
+  /** isolation: how the driver's build was confined (absent in reports from before sandboxed builds). */
+  driver: { source: string; module: string | undefined; compiler: string | undefined; buildWarnings: Diagnostic[]; isolation?: BuildIsolation };
   kernel: RunReport['kernel'];
   machine: RunReport['machine'] | undefined;
   items: CheckItem[];

@@ -6,11 +6,17 @@
  */
 
 import type { KernelLine, KernelProblem, ProblemKind, StackFrame } from '../model/kernel-log.js';
+import { visibleControls } from '../util/safe-text.js';
 
 const TIMESTAMP = /^\s*(?:<\d>)?\[\s*(\d+\.\d+)\]\s?(.*)$/;
 
+/** A kernel line longer than this is cut: the driver's printk text is the driver's to make. */
+const MAX_LINE = 2000;
+
+/** One line of a kernel log; its control characters (a driver's escape sequences) shown as \xNN, as /dev/kmsg writes them. */
 export function parseKernelLine(raw: string): KernelLine {
-  const line = raw.replace(/\r$/, '');
+  const cut = raw.replace(/\r$/, '');
+  const line = visibleControls(cut.length > MAX_LINE ? `${cut.slice(0, MAX_LINE)}…` : cut);
   const m = TIMESTAMP.exec(line);
   if (m) return { time: Number(m[1]), text: m[2]! };
   return { time: undefined, text: line };
@@ -34,6 +40,7 @@ const STARTERS: Array<[ProblemKind, RegExp]> = [
   ['warning', /^WARNING: CPU: \d+ PID: \d+ at /],
   ['hung-task', /^INFO: task .* blocked for more than/],
   ['rcu-stall', /^rcu: INFO: rcu_(sched|preempt) (self-)?detected stall/],
+  ['oom', /^\S.* invoked oom-killer: /],
   ['oops', /^Oops: /],
   // A PTE the kernel cannot make sense of (e.g. a bogus pfn mapped to userspace), then "Bad pagetable: 000c [#1]".
   ['oops', /: Corrupted page table at address [0-9a-f]+$/],

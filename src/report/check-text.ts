@@ -2,6 +2,7 @@
 import type { ChalkInstance } from 'chalk';
 import type { CheckReport } from '../model/report.js';
 import { formatDiagnostic } from '../model/diagnostic.js';
+import { describeIsolation } from './isolation.js';
 import { machineLines } from './text.js';
 
 const MARK = { pass: '✓', fail: '✗', skip: '-' } as const;
@@ -11,6 +12,7 @@ export function renderCheckText(r: CheckReport, c: ChalkInstance): string {
   out.push(c.bold(`mmaplab check: ${r.driver.source}${r.driver.module ? ` (${r.driver.module}.ko)` : ''} on ${r.kernel.spec}`));
   out.push(`  kernel   ${r.kernel.release}`);
   if (r.machine) out.push(...machineLines(r.machine, c));
+  if (r.driver.isolation) out.push(`  build    ${describeIsolation(r.driver.isolation)}`);
   out.push('');
   for (const i of r.items) {
     const colour = i.verdict === 'pass' ? c.green : i.verdict === 'fail' ? c.red.bold : c.dim;

@@ -3,6 +3,7 @@
  * each check in detail), whether the lab expected each outcome, and why.
  */
 import type { ChalkInstance } from 'chalk';
+import { describeIsolation } from './isolation.js';
 import { kprobeArgsFor } from '../guest/job.js';
 import { formatDiagnostic } from '../model/diagnostic.js';
 import { describeExpected } from '../diagnose/expectations.js';
@@ -149,7 +150,8 @@ export function renderRunText(report: RunReport, c: ChalkInstance): string {
   out.push(c.bold(`mmaplab run: ${what} on ${k.spec}`));
   out.push(`  kernel   ${k.release} (${report.machine.kind === 'ssh' ? k.packageVersion : `Debian ${k.packageVersion}`})`);
   out.push(...machineLines(report.machine, c));
-  out.push(`  driver   ${report.module.name}.ko, built with ${report.module.compiler}${report.module.buildCached ? c.dim(' (cached build)') : ''}`);
+  const how = report.module.isolation && report.module.isolation.kind !== 'own' ? `, ${describeIsolation(report.module.isolation)}` : '';
+  out.push(`  driver   ${report.module.name}.ko, built with ${report.module.compiler}${how}${report.module.buildCached ? c.dim(' (cached build)') : ''}`);
   for (const w of report.module.buildWarnings) out.push(c.yellow(`           ${formatDiagnostic(w)}`));
   for (const s of report.strategies) {
     if (s.insmod?.ok && s.rmmod?.ok && s.end === 'done') continue;

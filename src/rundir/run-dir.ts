@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { appendFile, mkdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseRecordLine, type GuestRecord } from '../guest/protocol.js';
-import type { StrategyRun } from '../model/outcome.js';
+import type { Flood, StrategyRun } from '../model/outcome.js';
 import type { CheckReport, MatrixReport, RunReport } from '../model/report.js';
 import { SCHEMA_VERSION } from '../model/report.js';
 import { MmaplabError, usageError } from '../util/errors.js';
@@ -26,6 +26,8 @@ export interface JobEnding {
   command: 'run' | 'check';
   /** False for a job its machine never began (an SSH target lost or hung before it): no console is its own. */
   console: boolean;
+  /** end 'flooded': how much the guest printed before it was stopped. */
+  flood?: Flood;
 }
 
 /** One job's records as records.jsonl keeps them (ending: absent in runs of earlier versions). */
@@ -73,8 +75,9 @@ export class RunDir {
     return this.file('records.jsonl');
   }
 
-  /** Any other artefact: a later boot's console, a build log, the module. */
+  /** Any other artefact: a later boot's console, a build log, the module. Names may come from a driver: none leaves the directory. */
   file(name: string): string {
+    if (!/^[\w.+-]{1,128}$/.test(name) || name === '.' || name === '..') throw new MmaplabError('internal', `not a name for a file in the run directory: ${JSON.stringify(name)}`);
     return join(this.path, name);
   }
 
@@ -171,9 +174,10 @@ export function splitJobs(text: string): SavedJob[] {
     if (!j) jobs.push((j = { id: job, strategy, records: [] }));
     const r = rest as { t?: unknown; end?: unknown; boot?: unknown };
     if (r.t === ENDED) {
-      const { command, console } = rest as { command?: unknown; console?: unknown };
+      const { command, console, flood } = rest as { command?: unknown; console?: unknown; flood?: Partial<Flood> };
       if (typeof r.end === 'string' && ENDS.includes(r.end as JobEnding['end']) && typeof r.boot === 'number' && (command === 'run' || command === 'check')) {
-        j.ending = { end: r.end as JobEnding['end'], boot: r.boot, command, console: console !== false };
+        const f = typeof flood?.lines === 'number' && typeof flood.seconds === 'number' ? { flood: { lines: flood.lines, seconds: flood.seconds } } : {};
+        j.ending = { end: r.end as JobEnding['end'], boot: r.boot, command, console: console !== false, ...f };
       }
       continue;
     }
@@ -182,7 +186,7 @@ export function splitJobs(text: string): SavedJob[] {
   return jobs;
 }
 
-const ENDS: readonly JobEnding['end'][] = ['done', 'guest-died', 'timeout', 'stalled', 'connection-lost'];
+const ENDS: readonly JobEnding['end'][] = ['done', 'guest-died', 'timeout', 'stalled', 'flooded', 'connection-lost'];
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);

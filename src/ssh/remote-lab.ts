@@ -22,6 +22,7 @@ import { jobEnv, type LabJob } from '../guest/job.js';
 import { shellQuote } from '../util/shell-quote.js';
 import { LineSplitter, parseRecordLine, type GuestRecord } from '../guest/protocol.js';
 import { modinfo } from '../kernel/modules.js';
+import { moduleName } from '../kbuild/kbuild.js';
 import type { StrategyRun } from '../model/outcome.js';
 import { MmaplabError } from '../util/errors.js';
 import { projectPaths } from '../util/paths.js';
@@ -211,7 +212,7 @@ export class RemoteLab {
     if (kos.length !== 1) throw new MmaplabError('build', `expected one .ko from ${display.displayDir} on ${this.where}, found ${kos.length ? kos.join(', ') : 'none'}`);
     const ko = kos[0]!;
     const data = (await this.conn.exec(`cat ${shellQuote(`${m}/${ko}`)}`)).stdout;
-    const name = modinfo(data, 'name')[0] ?? ko.replace(/\.ko$/, '');
+    const name = moduleName(modinfo(data, 'name')[0], ko);
     // A module of that name loaded before mmaplab came is not ours to load over or to unload.
     const loaded = await this.conn.exec(`grep -q ${shellQuote(`^${name} `)} /proc/modules`);
     if (loaded.code === 0) throw new MmaplabError('target', `a module named ${name} is already loaded on ${this.where}; mmaplab will not replace or unload it`, { hint: `unload it yourself (sudo rmmod ${name}) if it is a leftover, then run again` });

@@ -9,6 +9,8 @@ export type ErrorKind =
   | 'missing-tool'
   | 'fetch'
   | 'build'
+  /** No sandbox can be made for an untrusted driver's build. */
+  | 'sandbox'
   | 'boot'
   | 'guest'
   /** An SSH target: unreachable, untrusted host key, no sudo, no headers, lost. */

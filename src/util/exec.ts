@@ -19,6 +19,8 @@ export interface ExecResult {
   ok: boolean;
   durationMs: number;
   stdoutBytes?: Buffer;
+  /** The output passed maxOutputBytes: the process was stopped there and the output is cut. */
+  outputCapped?: boolean;
 }
 
 export interface ExecOptions {
@@ -29,6 +31,10 @@ export interface ExecOptions {
   signal?: AbortSignal;
   /** Keep stdout as bytes (ExecResult.stdoutBytes), for binary output. */
   binary?: boolean;
+  /** Stop the process once it has printed this much (each of stdout and stderr); execa's default is 100 MB. */
+  maxOutputBytes?: number;
+  /** Start from an empty environment (env is then all of it), not from this process's. */
+  clearEnv?: boolean;
 }
 
 /** Quote an argv for display only; it is never passed to a shell. */
@@ -52,11 +58,12 @@ export async function run(file: string, args: readonly string[], opts: ExecOptio
     all: true,
     stripFinalNewline: false,
     ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),
-    ...(opts.env === undefined ? {} : { env: opts.env, extendEnv: true }),
+    ...(opts.env === undefined ? {} : { env: opts.env, extendEnv: !opts.clearEnv }),
     ...(opts.timeoutMs === undefined ? {} : { timeout: opts.timeoutMs }),
     ...(opts.input === undefined ? { stdin: 'ignore' as const } : { input: opts.input }),
     ...(opts.signal === undefined ? {} : { cancelSignal: opts.signal }),
     ...(opts.binary ? { encoding: 'buffer' as const, all: false } : {}),
+    ...(opts.maxOutputBytes === undefined ? {} : { maxBuffer: opts.maxOutputBytes }),
   };
   const r = await execa(file, args, execaOpts);
   if ((r as { code?: string }).code === 'ENOENT' || /ENOENT/.test(String((r as { originalMessage?: string }).originalMessage ?? ''))) {
@@ -74,6 +81,7 @@ export async function run(file: string, args: readonly string[], opts: ExecOptio
     all: text(r.all),
     ok: !r.failed,
     durationMs: performance.now() - started,
+    ...((r as { isMaxBuffer?: boolean }).isMaxBuffer ? { outputCapped: true } : {}),
   };
 }
 

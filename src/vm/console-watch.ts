@@ -6,10 +6,11 @@
  */
 import { LineSplitter } from '../guest/protocol.js';
 import type { ProblemKind } from '../model/kernel-log.js';
+export { FLOOD_LINES } from '../model/outcome.js';
 import { parseKernelLine, problemKindOf } from '../parse/kmsg.js';
 
 /** Reports after which the task that met them is dead or stuck; warnings and the BUG: lines the kernel survives are not. */
-const NOT_FATAL: ReadonlySet<ProblemKind> = new Set(['warning', 'hung-task', 'rcu-stall']);
+const NOT_FATAL: ReadonlySet<ProblemKind> = new Set(['warning', 'hung-task', 'rcu-stall', 'oom']);
 
 function isFatalLine(line: string): boolean {
   const kind = problemKindOf(parseKernelLine(line).text);
@@ -23,7 +24,9 @@ function isFatalLine(line: string): boolean {
 const LOCKUP_LINE = /(watchdog: BUG: soft lockup - CPU#\d+ stuck for \d+s! \[(?:insmod|rmmod|modprobe|mmap-test):\d+\]|INFO: task (?:insmod|rmmod|modprobe|mmap-test):\d+ blocked for more than|Watchdog detected hard LOCKUP)/;
 
 export class ConsoleWatch {
-  private readonly lines = new LineSplitter();
+  private readonly splitter = new LineSplitter();
+  /** Whole lines seen since the last reset. */
+  lines = 0;
   /** Whether a fatal report's line has been seen since the last reset. */
   fatal = false;
   /** Whether a lockup report's line has been seen since the last reset. */
@@ -31,13 +34,15 @@ export class ConsoleWatch {
 
   /** The whole lines this chunk completes, without their carriage returns. */
   push(chunk: string): string[] {
-    const done = this.lines.push(chunk).map((l) => l.replace(/\r$/, ''));
+    const done = this.splitter.push(chunk).map((l) => l.replace(/\r$/, ''));
+    this.lines += done.length;
     if (!this.fatal && done.some(isFatalLine)) this.fatal = true;
     if (!this.lockup && done.some((l) => LOCKUP_LINE.test(l))) this.lockup = true;
     return done;
   }
 
   reset(): void {
+    this.lines = 0;
     this.fatal = false;
     this.lockup = false;
   }

@@ -16,7 +16,9 @@ import { shellQuote } from '../util/shell-quote.js';
 import { jobHeader, LineSplitter, parseRecordLine, POWEROFF, SHELL, syncHeader, type GuestRecord } from '../guest/protocol.js';
 import { Qmp, QmpError } from './qmp.js';
 import { qemuArgs, type VmSpec } from './qemu-args.js';
-import { ConsoleWatch } from './console-watch.js';
+import { ConsoleWatch, FLOOD_LINES } from './console-watch.js';
+import type { Flood } from '../model/outcome.js';
+import { HeadTail } from '../util/head-tail.js';
 
 export type BootResult =
   /** guestUptimeS: the guest's own clock when it said ready, to tell QEMU/host time from guest time. */
@@ -31,7 +33,9 @@ export type JobResult =
   | { kind: 'guest-died'; records: GuestRecord[]; console: string }
   | { kind: 'timeout'; records: GuestRecord[]; console: string }
   /** The kernel reported an oops/BUG/panic and then went quiet: it will not finish the job. */
-  | { kind: 'stalled'; records: GuestRecord[]; console: string };
+  | { kind: 'stalled'; records: GuestRecord[]; console: string }
+  /** The guest printed more than FLOOD_LINES lines in this job: stopped then, not left to time out behind its console. */
+  | { kind: 'flooded'; records: GuestRecord[]; console: string; flood: Flood };
 
 /**
  * After an oops, this much silence (no console output, no record) means the
@@ -39,6 +43,16 @@ export type JobResult =
  * whose child it killed reports that at once.
  */
 export const STALL_AFTER_OOPS_MS = 4_000;
+
+/**
+ * What is kept of a console, in memory and in its log file, whatever the guest
+ * prints: its first 4 MiB and its last 2 MiB, and a line between saying how
+ * much was dropped. A lab job prints a few KiB; an oops, some 10 KiB.
+ */
+const CONSOLE_HEAD_BYTES = 4 << 20;
+const CONSOLE_TAIL_BYTES = 2 << 20;
+/** Records one job may send (a lab job sends some hundreds), and the longest line of them; past these, they are dropped. */
+const MAX_RECORDS_PER_JOB = 50_000;
 
 /** After a lockup report, this much silence: the report (its RIP, its trace) has been printed whole. */
 const LOCKUP_REPORT_MS = 1_500;
@@ -56,7 +70,10 @@ export interface StartOptions {
 type Subprocess = ReturnType<typeof spawnLogged>;
 
 export class GuestVm {
-  private consoleText = '';
+  private readonly kept = new HeadTail(CONSOLE_HEAD_BYTES, CONSOLE_TAIL_BYTES);
+  /** Set when the kernel's last words (power off, halt) have been seen since powerOff asked. */
+  private poweredOff = false;
+  private recordsThisJob = 0;
   private stderrText = '';
   private readonly waiters = new Set<() => void>();
   private records: GuestRecord[] = [];
@@ -83,12 +100,17 @@ export class GuestVm {
   ) {
     proc.stdout?.on('data', (chunk: string | Buffer) => {
       const text = chunk.toString();
-      this.consoleText += text;
+      const logged = this.kept.headOnly.length;
+      this.kept.push(text);
       this.lastActivity = performance.now();
-      log.write(text);
+      // The log file gets the head as it comes, and the rest (the omission line, the tail) when the guest is gone.
+      if (this.kept.headOnly.length > logged) log.write(this.kept.headOnly.slice(logged));
       this.consoleSink?.(text);
       const wasFatal = this.watch.fatal;
-      for (const l of this.watch.push(text)) onConsoleLine?.(l);
+      for (const l of this.watch.push(text)) {
+        onConsoleLine?.(l);
+        if (/reboot: (Restarting system|Power down|System halted)/.test(l)) this.poweredOff = true;
+      }
       if (!wasFatal && this.watch.fatal) this.fatalSeenAt = this.lastActivity;
       this.wake();
     });
@@ -107,7 +129,7 @@ export class GuestVm {
       s.setEncoding('utf8');
       const lines = new LineSplitter();
       s.on('data', (chunk: string) => {
-        for (const l of lines.push(chunk)) this.records.push(parseRecordLine(l));
+        for (const l of lines.push(chunk)) if (this.recordsThisJob++ < MAX_RECORDS_PER_JOB) this.records.push(parseRecordLine(l));
         this.lastActivity = performance.now();
         this.wake();
       });
@@ -153,6 +175,7 @@ export class GuestVm {
     const started = performance.now();
     const ready = await vm.waitFor(() => vm.records.find((r) => r.t === 'ready'), opts.bootTimeoutMs);
     if (ready.kind === 'found' && ready.value.t === 'ready') {
+      vm.recordsThisJob = 0;
       return { kind: 'ready', vm, kernel: ready.value.kernel, bootMs: performance.now() - started, guestUptimeS: Number(ready.value.uptime) };
     }
     return vm.failed(ready.kind === 'exited' ? 'exited' : 'timeout');
@@ -191,8 +214,8 @@ export class GuestVm {
 
   private async failed(kind: 'exited' | 'timeout'): Promise<Exclude<BootResult, { kind: 'ready' }>> {
     await this.kill();
-    if (kind === 'exited') return { kind: 'exited', ...this.exitInfo, stderr: this.stderrText, console: this.consoleText };
-    return { kind: 'timeout', console: this.consoleText };
+    if (kind === 'exited') return { kind: 'exited', ...this.exitInfo, stderr: this.stderrText, console: this.console };
+    return { kind: 'timeout', console: this.console };
   }
 
   /** Give the guest the host's time and fresh randomness; its answer, or undefined if none came in time. */
@@ -232,8 +255,9 @@ export class GuestVm {
     }
   }
 
+  /** The console as kept: all of it, or its head and tail with a line saying what was dropped between. */
   get console(): string {
-    return this.consoleText;
+    return this.kept.text();
   }
 
   get stderr(): string {
@@ -243,9 +267,11 @@ export class GuestVm {
   /** Send one job and collect its records until the agent says it ended. */
   async runJob(id: number, payload: Buffer, timeoutMs: number): Promise<JobResult> {
     const from = this.records.length;
-    if (!this.socket || this.exited) return { kind: 'guest-died', records: [], console: this.consoleText };
+    if (!this.socket || this.exited) return { kind: 'guest-died', records: [], console: this.console };
     this.fatalSeenAt = undefined;
     this.watch.reset();
+    this.recordsThisJob = 0;
+    const began = performance.now();
     this.socket.write(jobHeader(id, payload.length));
     this.socket.write(payload);
     // Re-check once a second for a guest that oopsed and then stopped making progress.
@@ -253,17 +279,20 @@ export class GuestVm {
     // An oops followed by silence, or the kernel reporting a lockup (it has been stuck for seconds already).
     const quiet = () => performance.now() - this.lastActivity;
     const stalled = () => (this.watch.lockup && quiet() > LOCKUP_REPORT_MS) || (this.fatalSeenAt !== undefined && quiet() > STALL_AFTER_OOPS_MS);
-    const end = await this.waitFor(() => this.records.slice(from).find((r) => r.t === 'job-end' && r.id === id) ?? (stalled() ? 'stalled' : undefined), timeoutMs);
+    // A guest printing without end is stopped at once: its console would hold the job up for minutes, and it is the finding.
+    const flooded = () => this.watch.lines > FLOOD_LINES;
+    const end = await this.waitFor(() => this.records.slice(from).find((r) => r.t === 'job-end' && r.id === id) ?? (flooded() ? 'flooded' : stalled() ? 'stalled' : undefined), timeoutMs);
     clearInterval(ticker);
     const records = this.records.slice(from);
     switch (end.kind) {
       case 'found':
-        if (end.value === 'stalled') return { kind: 'stalled', records, console: this.consoleText };
+        if (end.value === 'flooded') return { kind: 'flooded', records, console: this.console, flood: { lines: this.watch.lines, seconds: Math.round((performance.now() - began) / 100) / 10 } };
+        if (end.value === 'stalled') return { kind: 'stalled', records, console: this.console };
         return { kind: 'done', records, status: end.value.t === 'job-end' ? end.value.status : -1 };
       case 'exited':
-        return { kind: 'guest-died', records, console: this.consoleText };
+        return { kind: 'guest-died', records, console: this.console };
       case 'timeout':
-        return { kind: 'timeout', records, console: this.consoleText };
+        return { kind: 'timeout', records, console: this.console };
     }
   }
 
@@ -293,9 +322,9 @@ export class GuestVm {
    * has not gone within the deadline.
    */
   async powerOff(timeoutMs: number): Promise<void> {
+    this.poweredOff = false;
     if (!this.exited && this.socket) this.socket.write(POWEROFF);
-    const from = this.consoleText.length;
-    await this.waitFor(() => (/reboot: (Restarting system|Power down|System halted)/.test(this.consoleText.slice(from)) ? true : undefined), timeoutMs);
+    await this.waitFor(() => (this.poweredOff ? true : undefined), timeoutMs);
     await this.kill();
   }
 
@@ -317,7 +346,7 @@ export class GuestVm {
     this.qmp?.close();
     this.socket?.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
-    await new Promise<void>((resolve) => this.log.end(() => resolve()));
+    await new Promise<void>((resolve) => this.log.end(this.kept.rest(), () => resolve()));
     await rm(this.tmp, { recursive: true, force: true });
   }
 

@@ -15,6 +15,7 @@ export const LAYERS = [
   'util',
   'model',
   'kernel',
+  'sandbox',
   'kbuild',
   'guest',
   'parse',
