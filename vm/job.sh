@@ -35,7 +35,8 @@ emit() {
     # Replacement strings with backslashes mean different things to busybox awk,
     # mawk and gawk, so each special character is replaced by splitting on it.
     function rep(s, from, to,   out, i) { out = ""; while ((i = index(s, from)) > 0) { out = out substr(s, 1, i - 1) to; s = substr(s, i + length(from)) } return out s }
-    function esc(s) { s = rep(rep(rep(rep(s, "\\", "\\\\"), "\"", "\\\""), "\t", "\\t"), "\n", "\\n"); gsub(/[\001-\037]/, "", s); return s }
+    # Other control characters (escape sequences in the names and printk text of a driver) as \u00XX: the host shows them, never obeys them.
+    function esc(s,   c) { s = rep(rep(rep(rep(s, "\\", "\\\\"), "\"", "\\\""), "\t", "\\t"), "\n", "\\n"); if (s ~ /[\001-\037]/) for (c in ctl) s = rep(s, ctl[c], uni[c]); return s }
     function record(extra,   i, a, p, k, v, out) {
       out = "{\"t\":\"" esc(ARGV[1]) "\""
       for (i = 2; i < n; i++) {
@@ -49,6 +50,7 @@ emit() {
       return out extra "}"
     }
     BEGIN {
+      for (c = 1; c < 32; c++) if (c != 9 && c != 10) { ctl[c] = sprintf("%c", c); uni[c] = sprintf("\\u%04x", c) }
       n = ARGC; ARGC = 1
       if (!lines) { print record(""); exit }
     }

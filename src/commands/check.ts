@@ -124,7 +124,7 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
       kernel: lab.kernel,
       machine: undefined,
       driver: { source: display, module: undefined, compiler: undefined, buildWarnings: [], isolation: lab.isolation },
-      build: { ok: false, message: lab.error.message, diagnostics: lab.error.locations.map((l) => ({ ...l })) },
+      build: { ok: false, message: lab.error.message, diagnostics: lab.error.locations.map((l) => ({ ...l })), ...(lab.error.hint ? { hint: lab.error.hint } : {}) },
       assessments: [],
       pattern,
       notes,

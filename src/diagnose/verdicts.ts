@@ -21,7 +21,8 @@ export const STUDENT_CHECKS: readonly CheckName[] = ['shared', 'private', 'share
 
 export interface CheckFindings {
   /** The build: its warnings, or the diagnostics it failed with. */
-  build: { ok: true; warnings: Diagnostic[] } | { ok: false; message: string; diagnostics: Diagnostic[] };
+  /** hint: what the build's own failure says to do, when it is not a compile error (a build stopped at its limit, a submission refused). */
+  build: { ok: true; warnings: Diagnostic[] } | { ok: false; message: string; diagnostics: Diagnostic[]; hint?: string };
   insmod?: StepResult | undefined;
   device?: StepResult | undefined;
   rmmod?: StepResult | undefined;
@@ -172,7 +173,7 @@ function builds(build: CheckFindings['build']): CheckItem {
       ...changes.map((x) => `${x.summary} Fix: ${x.fix}${x.buildsOn ? ` As written, it builds on ${x.buildsOn}.` : ''}`),
       ...mistakes.filter((m) => m !== userspace).map((m) => `${m.summary}. Fix: ${m.fix}`),
     ],
-    hint: userspace?.fix ?? (changes.length || mistakes.length ? [...changes.map((x) => x.fix), ...mistakes.map((m) => m.fix)].join('; ') : 'fix the first error; the full build log is kept') + (suites.length ? ` (or check it as written on ${suites.map((x) => `--kernel ${x}`).join(' / ')})` : ''),
+    hint: userspace?.fix ?? (changes.length || mistakes.length ? [...changes.map((x) => x.fix), ...mistakes.map((m) => m.fix)].join('; ') : build.diagnostics.length === 0 && build.hint ? build.hint : 'fix the first error; the full build log is kept') + (suites.length ? ` (or check it as written on ${suites.map((x) => `--kernel ${x}`).join(' / ')})` : ''),
     ...(changes.length ? { apiChanges: changes } : {}),
     ...(mistakes.length ? { buildMistakes: mistakes } : {}),
   });

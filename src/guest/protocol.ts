@@ -6,6 +6,7 @@
  * come from the agent (vm/init), the job script (vm/job.sh) and the test
  * program (userspace/mmap-test.c); this module is their one schema.
  */
+import { visibleEscapes } from '../util/safe-text.js';
 
 import type { CheckName } from '../model/checks.js';
 
@@ -62,20 +63,24 @@ export type GuestRecord =
   /** A line that was not a record (a stray message); kept, never dropped. */
   | { t: 'text'; text: string };
 
+/**
+ * One record from the guest. Its strings are the guest's (device names,
+ * command output, kernel lines the driver wrote): their control characters
+ * but newline and tab are shown as \xNN before anything else reads them.
+ */
 export function parseRecordLine(line: string): GuestRecord {
   const trimmed = line.replace(/\r$/, '');
   if (trimmed.startsWith('{')) {
     try {
-      const v = JSON.parse(trimmed) as { t?: unknown };
+      const v = JSON.parse(trimmed, (_k, x: unknown) => (typeof x === 'string' ? visibleEscapes(x) : x)) as { t?: unknown };
       if (v && typeof v === 'object' && typeof v.t === 'string') return v as GuestRecord;
     } catch {
       /* fall through: keep it as text */
     }
   }
-  return { t: 'text', text: trimmed };
+  return { t: 'text', text: visibleEscapes(trimmed) };
 }
 
-/** Splits a byte stream into lines; the last partial line is held until complete. */
 /** Lines from a stream, none longer than maxLine (a longer one is cut: a guest that never ends a line costs no more). */
 export class LineSplitter {
   private rest = '';

@@ -14,6 +14,13 @@ export function visibleControls(s: string): string {
   return s.replace(CONTROLS, hex);
 }
 
+const ESCAPES = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/g;
+
+/** Text of several lines: control characters but newline and tab shown as \xNN. */
+export function visibleEscapes(s: string): string {
+  return s.replace(ESCAPES, hex);
+}
+
 /** SGR (colour) sequences, the only escapes mmaplab's renderers write. */
 const SGR = /^\x1b\[[0-9;]*m/;
 const TERMINAL_UNSAFE = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/;

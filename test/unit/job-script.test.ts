@@ -40,8 +40,8 @@ describe('the JSON writer of vm/job.sh', async () => {
       });
       const records = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
       expect(records).toEqual([
-        // Control characters other than tab and newline are dropped; everything else is kept.
-        { t: 'step', step: 'insmod', status: 0, output: nasty.replace(/\x1b/g, '') },
+        // Every character is kept: control characters other than tab and newline as JSON \u00XX escapes (the host shows them as \xNN).
+        { t: 'step', step: 'insmod', status: 0, output: nasty },
         // A `:=` value that is not a number is written as a string, never as broken JSON.
         { t: 'device', how: 'name', path: '/dev/x', major: 244, mknod: 1, error: 'no:=number' },
         { t: 'vmalloc', when: 'before', line: 'one' },
