@@ -17,6 +17,15 @@ const RULES: ReadonlyArray<{ test: RegExp; mistake: BuildMistake }> = [
     },
   },
   {
+    // An absolute path, or one climbing out with ../: the sandbox holds only the submission, the kernel's headers and the compiler.
+    test: /^(?:fatal error: )?(?:\/(?!usr\/)[^:]*|(?:\.\.\/){2,}[^:]*): No such file or directory/,
+    mistake: {
+      id: 'include-outside',
+      summary: "an #include of a file outside the submission: the build sees only the submission's own files, the kernel's headers and the compiler",
+      fix: "put the header in the driver's folder (or the lab's folder) and include it by a relative path: #include \"mmap-test.h\"",
+    },
+  },
+  {
     test: new RegExp(`initialization of ${Q}ssize_t \\(\\*\\)\\(struct file \\*, (?:const )?char \\*, size_t,\\s+loff_t \\*\\)${Q}.*from incompatible pointer type ${Q}int \\(\\*\\)`),
     mistake: {
       id: 'int-read-write',

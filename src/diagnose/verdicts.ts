@@ -428,7 +428,18 @@ function unloads(f: CheckFindings): CheckItem {
   const flooded = f.results.some((r) => r.outcome.kind === 'flood');
   if (!rm) return c.fail('rmmod was not reached or never finished', { hint: flooded ? "the driver's flood of the console stopped the machine; see above" : 'an earlier crash or hang stopped the machine; see above' });
   if (rm.ok) return c.pass(`rmmod ${f.moduleName}`);
+  const noFork = outOfProcesses(rm.output);
+  if (noFork) {
+    return c.fail(`the guest had no process left to run rmmod with (${noFork}): something started while the driver was loaded used them all up`, {
+      hint: 'a kthread_run() (or kernel_thread()) in a loop does that: start a bounded number, keep each task_struct, and kthread_stop() every one in the exit function',
+    });
+  }
   return c.fail(`rmmod failed (status ${rm.status}): ${rm.output}`, { hint: 'the module is still in use, or its exit hung: release every reference (mappings, cdev) in the exit function' });
+}
+
+/** A step that could not start its command: the guest is out of processes (busybox's and glibc's words for EAGAIN from fork). */
+function outOfProcesses(output: string): string | undefined {
+  return /(?:^|\s)((?:can't )?fork(?:: | failed: )(?:Resource temporarily unavailable|Cannot allocate memory))/i.exec(output)?.[1];
 }
 
 /** "insmod", "the shared and private checks", "rmmod and the oversize check". */

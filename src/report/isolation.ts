@@ -6,7 +6,7 @@ export function describeIsolation(i: BuildIsolation): string {
     case 'sandbox': {
       const l = i.limits;
       const user = i.userNamespace ? 'unprivileged user' : 'root without capabilities';
-      return `in a sandbox (${i.tool}: no network, host read-only and hidden but the toolchain and headers, as an ${user}; limits ${l.timeS} s, ${l.memoryMb} MiB per process, ${l.outputKb / 1024} MiB of output${l.processes ? `, ${l.processes} processes` : ''})`;
+      return `in a sandbox (${i.tool}: no network; of this machine only the toolchain and the kernel's headers, read-only; as an ${user}; limits ${l.timeS} s, ${l.memoryMb} MiB per process, ${l.outputKb / 1024} MiB of output${l.processes ? `, ${l.processes} processes` : ''})`;
     }
     case 'container':
       return `without a sandbox of its own: the container is the sandbox (${i.setBy}${i.detected ? '' : '; mmaplab sees no sign of a container'})`;

@@ -16,16 +16,19 @@ export class HeadTail {
     private readonly tailBytes: number,
   ) {}
 
-  push(text: string): void {
+  /** Keep `text`; returns the part of it that went into the head (what a stream of the head writes now). */
+  push(text: string): string {
+    let toHead = '';
     if (!this.headFull) {
       const room = this.headBytes - this.head.length;
       if (text.length <= room) {
         this.head += text;
-        return;
+        return text;
       }
       // The head ends at a line's end, so the marker sits on a line of its own.
       const cut = text.lastIndexOf('\n', room - 1) + 1;
-      this.head += text.slice(0, cut);
+      toHead = text.slice(0, cut);
+      this.head += toHead;
       this.headFull = true;
       text = text.slice(cut);
     }
@@ -42,6 +45,7 @@ export class HeadTail {
       this.tail = [all.slice(from)];
       this.tailLength = this.tail[0]!.length;
     }
+    return toHead;
   }
 
   private drop(s: string): void {

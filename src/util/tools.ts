@@ -19,6 +19,8 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   lz4: 'lz4',
   mmdebstrap: 'mmdebstrap',
   unshare: 'util-linux',
+  prlimit: 'util-linux',
+  bwrap: 'bubblewrap',
   pahole: 'dwarves',
   readelf: 'binutils',
   addr2line: 'binutils',

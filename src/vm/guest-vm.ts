@@ -100,11 +100,10 @@ export class GuestVm {
   ) {
     proc.stdout?.on('data', (chunk: string | Buffer) => {
       const text = chunk.toString();
-      const logged = this.kept.headOnly.length;
-      this.kept.push(text);
-      this.lastActivity = performance.now();
       // The log file gets the head as it comes, and the rest (the omission line, the tail) when the guest is gone.
-      if (this.kept.headOnly.length > logged) log.write(this.kept.headOnly.slice(logged));
+      const toHead = this.kept.push(text);
+      if (toHead) log.write(toHead);
+      this.lastActivity = performance.now();
       this.consoleSink?.(text);
       const wasFatal = this.watch.fatal;
       for (const l of this.watch.push(text)) {

@@ -16,6 +16,10 @@
  *             vmlinux on microvm, on the five kernels
  *   matrix    mmaplab run --kernel all --jobs 2 (five kernels, warm), interleaved with
  *             the single-kernel warm run it is compared with
+ *   sandbox   the build sandbox's cost: the same module built in bubblewrap and unconfined
+ *             (in process, the source edited before each build), and mmaplab check with a
+ *             rebuild against the same check with --trust-driver, interleaved
+ *             (`npm run bench -- --only sandbox` runs this phase alone: sandbox.json, sandbox.md)
  *
  * Figures go to test/bench/results.json and results.md (or --out DIR).
  */
@@ -38,6 +42,10 @@ import { cpioArchive, withParents } from '../../dist/guest/cpio.js';
 import { GuestVm } from '../../dist/vm/guest-vm.js';
 import { lookupSnapshot, slotDir, snapshotKey } from '../../dist/vm/snapshot.js';
 import { qemuInfo } from '../../dist/vm/qemu.js';
+import { buildModule } from '../../dist/kbuild/kbuild.js';
+import { probeSandbox } from '../../dist/sandbox/policy.js';
+import { BwrapSandbox } from '../../dist/sandbox/bwrap.js';
+import { run } from '../../dist/util/exec.js';
 
 const BIN = join(PACKAGE_ROOT, 'bin', 'mmaplab.js');
 
@@ -334,12 +342,84 @@ function markdown(results: ReturnType<typeof summarise>): string {
   ].join('\n');
 }
 
+/**
+ * What the sandbox costs a build, and a check with a rebuild: the same work
+ * sandboxed and unconfined (--trust-driver), interleaved, the driver edited
+ * before every build so nothing comes from the cache.
+ */
+async function sandboxCost(base: Record<string, string>, runs: number) {
+  process.stderr.write(`sandbox: builds and checks, sandboxed and trusted, interleaved, x${runs}...\n`);
+  const sandbox = await probeSandbox();
+  if (!(sandbox instanceof BwrapSandbox)) throw new Error(`no sandbox on this machine: ${sandbox.reason}`);
+  const kernel = await acquireKernel(parseKernelSpec('debian:bookworm'), { cacheDir: cacheRoot() });
+  const tmp = mkdtempSync(join(tmpdir(), 'mmaplab-bench-sandbox-'));
+  const dir = join(tmp, 'miscmap');
+  await mkdir(dir);
+  const source = await readFile(join(PACKAGE_ROOT, 'test', 'fixtures', 'drivers', 'misc-device', 'miscmap.c'), 'utf8');
+  let edit = 0;
+  const fresh = () => writeFile(join(dir, 'miscmap.c'), `${source}/* bench edit ${edit++} ${process.pid} */\n`);
+  const build = async (sandboxed: boolean) => {
+    await fresh();
+    const [s, b] = await timed(() => buildModule({ source: dir, kernel, cacheDir: cacheRoot(), logDir: tmp, ...(sandboxed ? { sandbox } : { unconfined: { kind: 'trusted', setBy: 'bench' } }) }));
+    if (b.cached) throw new Error('a bench build came from the cache');
+    return s;
+  };
+  const check = async (extra: string[]) => {
+    await fresh();
+    return (await mmaplabRun(base, [dir, ...extra], 'check'))[0];
+  };
+  await build(true); // the kernel's headers into the page cache
+  const r = { buildSandboxed: [] as number[], buildTrusted: [] as number[], checkSandboxed: [] as number[], checkTrusted: [] as number[], startSandboxed: [] as number[], startPlain: [] as number[] };
+  for (let i = 0; i < runs; i++) {
+    // Which goes first alternates, so a warmer page cache favours neither.
+    const order = i % 2 === 0 ? [true, false] : [false, true];
+    for (const sandboxed of order) (sandboxed ? r.buildSandboxed : r.buildTrusted).push(await build(sandboxed));
+    for (const sandboxed of order) (sandboxed ? r.checkSandboxed : r.checkTrusted).push(await check(sandboxed ? [] : ['--trust-driver']));
+  }
+  // The sandbox's fixed cost, apart from the build's noise: `true` in it against `true` alone.
+  for (let i = 0; i < 5 * runs; i++) {
+    r.startSandboxed.push((await timed(() => sandbox.run(['true'], { readOnly: [], writable: [], cwd: '/' })))[0]);
+    r.startPlain.push((await timed(() => run('true', [])))[0]);
+  }
+  rmSync(tmp, { recursive: true, force: true });
+  const m = { buildSandboxed: median(r.buildSandboxed), buildTrusted: median(r.buildTrusted), checkSandboxed: median(r.checkSandboxed), checkTrusted: median(r.checkTrusted), startSandboxed: median(r.startSandboxed), startPlain: median(r.startPlain) };
+  const cost = { build: m.buildSandboxed - m.buildTrusted, check: m.checkSandboxed - m.checkTrusted, start: m.startSandboxed - m.startPlain };
+  return { runs, kernel: kernel.release, sandbox: sandbox.isolation(), seconds: r, medians: m, cost, ratios: { build: m.buildSandboxed / m.buildTrusted, check: m.checkSandboxed / m.checkTrusted }, target: { limit: 0.1, measured: cost.check, verdict: verdict(cost.check, 0.1) } };
+}
+
+function sandboxMarkdown(x: Awaited<ReturnType<typeof sandboxCost>>): string {
+  const f = (s: number) => `${s.toFixed(2)} s`;
+  const d = (s: number) => `${s >= 0 ? '+' : ''}${(s * 1000).toFixed(0)} ms`;
+  return [
+    `## The build sandbox (medians of ${x.runs}, interleaved; ${x.kernel}, ${x.sandbox.kind === 'sandbox' ? x.sandbox.tool : ''})`,
+    '',
+    '| what | sandboxed | trusted (`--trust-driver`) | cost | × | aim |',
+    '|---|---|---|---|---|---|',
+    `| a process started in the sandbox (\`true\`), against started alone; ${x.seconds.startSandboxed.length} each | ${f(x.medians.startSandboxed)} | ${f(x.medians.startPlain)} | ${d(x.cost.start)} | | |`,
+    `| the module build alone (misc-device, edited before each build; make and strip, each in the sandbox) | ${f(x.medians.buildSandboxed)} | ${f(x.medians.buildTrusted)} | ${d(x.cost.build)} | ${x.ratios.build.toFixed(3)} | |`,
+    `| \`mmaplab check\` with a rebuild, warm | ${f(x.medians.checkSandboxed)} | ${f(x.medians.checkTrusted)} | **${d(x.cost.check)}** | ${x.ratios.check.toFixed(3)} | ≤ 0.1 s: ${x.target.verdict} |`,
+    '',
+    'Which of the two goes first alternates from run to run. The build and the check vary by more than the sandbox costs (one module build on 2 cores: ±0.2 s between runs); the first row is its fixed cost per process started (a build starts two).',
+    '',
+  ].join('\n');
+}
+
 async function main(): Promise<void> {
   const runs = Number(arg('--runs', '9'));
   const out = arg('--out', join(PACKAGE_ROOT, 'test', 'bench'));
   const base = { ...process.env, NO_COLOR: '1' } as Record<string, string>;
   const state = mkdtempSync(join(tmpdir(), 'mmaplab-bench-state-'));
   base.MMAPLAB_STATE_DIR = state;
+  if (arg('--only', '') === 'sandbox') {
+    const x = await sandboxCost(base, runs);
+    rmSync(state, { recursive: true, force: true });
+    await mkdir(out, { recursive: true });
+    await writeFile(join(out, 'sandbox.json'), `${JSON.stringify({ date: new Date().toISOString(), ...x }, null, 2)}\n`);
+    const md = `# mmaplab benchmark: the build sandbox (${new Date().toISOString().slice(0, 10)})\n\n${sandboxMarkdown(x)}`;
+    await writeFile(join(out, 'sandbox.md'), md);
+    process.stdout.write(md);
+    return;
+  }
 
   process.stderr.write('cold run (empty cache)...\n');
   const coldCache = mkdtempSync(join(tmpdir(), 'mmaplab-bench-cache-'));
@@ -349,14 +429,15 @@ async function main(): Promise<void> {
   const st = await prepare(base, runs);
   const warmPhase = await interleaved(st);
   const matrixResults = await matrixPhase(base);
+  const sandbox = await sandboxCost(base, runs);
   rmSync(state, { recursive: true, force: true });
   const pvh = await bootWays(st.qemu, st.spec.accel);
   const anatomy = await restoreAnatomy(st);
   rmSync(st.tmp, { recursive: true, force: true });
   const results = summarise({ ...warmPhase, ...matrixResults, cold, coldReport, runs, qemu: st.qemu, pvh, anatomy });
   await mkdir(out, { recursive: true });
-  await writeFile(join(out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
-  const md = markdown(results);
+  await writeFile(join(out, 'results.json'), `${JSON.stringify({ ...results, sandbox }, null, 2)}\n`);
+  const md = `${markdown(results)}\n${sandboxMarkdown(sandbox)}`;
   await writeFile(join(out, 'results.md'), md);
   process.stdout.write(md);
 }

@@ -157,6 +157,7 @@ describe('a hostile build', () => {
     const { report: rep, item } = report(r.stdout);
     expect(item('builds').verdict).toBe('fail');
     expect(item('builds').details?.join('\n')).toMatch(/secret_path\.h:1:\d+: (fatal )?error: .*secret\.h: No such file or directory/);
+    expect(item('builds').hint).toMatch(/^put the header in the driver's folder/);
     expect([r.stdout, r.stderr, contentsOf(rep.artifacts.dir), ...buildLogsFor(driver)].join('\n')).not.toContain(token);
     // The fixture is what it claims: without the sandbox, gcc reads the file and prints it.
     const trusted = await runCli(['check', driver, '--json', '--trust-driver']);
@@ -246,4 +247,14 @@ describe('what a driver prints in the guest', () => {
     expect(inInit.exitCode, inInit.stderr).toBe(1);
     expect(report(inInit.stdout).item('loads').reason).toMatch(/^module init used up the guest's memory in oi_init\+0x[0-9a-f]+ \(.*oom_init\.c:\d+/);
   }, 300_000);
+
+  it('a driver that starts kernel threads without end: the step that could not start a process says the guest ran out of them', async () => {
+    const r = await runCli(['check', join(HOSTILE, 'kthread-bomb'), '--json']);
+    expect(r.exitCode, r.stderr).toBe(1);
+    expect(report(r.stdout).item('unloads')).toMatchObject({
+      verdict: 'fail',
+      reason: expect.stringMatching(/^the guest had no process left to run rmmod with \(fork: Resource temporarily unavailable\)/),
+      hint: expect.stringContaining('kthread_stop()'),
+    });
+  });
 });

@@ -29,6 +29,15 @@ describe('common C mistakes the kernel flags make errors', () => {
     expect(buildMistakesFor(parseDiagnostics(line('error', '-Wint-conversion'))).map((m) => m.id)).toEqual(['int-conversion']);
   });
 
+  it('an #include of a host file (absolute, or climbing out with ../../): the sandbox shows only the submission', () => {
+    // What gcc printed for the hostile fixture's #include "/tmp/.../secret.h" in the sandbox.
+    const line = (path: string) => `drv/secret_path.h:1:10: fatal error: ${path}: No such file or directory`;
+    expect(buildMistakesFor(parseDiagnostics(line('/tmp/mmaplab-hostile-yX3Cs6/secret.h'))).map((m) => m.id)).toEqual(['include-outside']);
+    expect(buildMistakesFor(parseDiagnostics(line('../../../etc/secret.h'))).map((m) => m.id)).toEqual(['include-outside']);
+    // A missing kernel header is not that: the kernel's headers are there.
+    expect(buildMistakesFor(parseDiagnostics(line('linux/foo.h'))).map((m) => m.id)).toEqual([]);
+  });
+
   it('a userspace program given as the driver: said to be one, not a missing header', () => {
     const item = buildItem('student-userspace-program.log');
     expect(item.reason).toBe('this is a userspace program, not a kernel module: a module has no main() and cannot include the C library (<stdio.h>, <sys/mman.h>)');

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -51,5 +51,19 @@ describe('what to build for a driver', () => {
   it('refuses what it cannot build, as a usage error', async () => {
     await expect(resolveDriverSource('/nonexistent')).rejects.toMatchObject({ kind: 'usage' });
     await expect(resolveDriverSource(tree({ 'd/README': '' }) + '/d')).rejects.toThrow(/no Kbuild, Makefile or .c file/);
+  });
+
+  it('takes a symlink inside the submission as the file it names, and refuses one that leaves it or leads nowhere', async () => {
+    const lab = tree({ 'lab/drv/drv.c': '#include "../test/mmap-test.h"\n#include "common.h"\n', 'lab/test/mmap-test.h': '', 'lab/test/common.h': '', 'secret.h': 'SECRET' });
+    symlinkSync('../test/common.h', join(lab, 'lab/drv/common.h'));
+    expect((await resolveDriverSource(join(lab, 'lab', 'drv'))).files).toContain('drv/common.h');
+    symlinkSync(join(lab, 'secret.h'), join(lab, 'lab/drv/secret.h'));
+    await expect(resolveDriverSource(join(lab, 'lab', 'drv'))).rejects.toMatchObject({ kind: 'build', message: 'drv/secret.h is a symlink that leads outside the submission' });
+    const dangling = tree({ 'd/a.c': '' });
+    symlinkSync('/nonexistent/x.h', join(dangling, 'd/x.h'));
+    await expect(resolveDriverSource(join(dangling, 'd'))).rejects.toMatchObject({ kind: 'build', message: 'x.h is a symlink that leads nowhere' });
+    const single = tree({ 'd/real.c': '' });
+    symlinkSync(join(lab, 'secret.h'), join(single, 'd/link.c'));
+    await expect(resolveDriverSource(join(single, 'd', 'link.c'))).rejects.toMatchObject({ kind: 'build' });
   });
 });
