@@ -388,7 +388,7 @@ async function sandboxCost(base: Record<string, string>, runs: number) {
 }
 
 function sandboxMarkdown(x: Awaited<ReturnType<typeof sandboxCost>>): string {
-  const f = (s: number) => `${s.toFixed(2)} s`;
+  const f = (s: number) => (s < 0.1 ? `${(s * 1000).toFixed(1)} ms` : `${s.toFixed(2)} s`);
   const d = (s: number) => `${s >= 0 ? '+' : ''}${(s * 1000).toFixed(0)} ms`;
   return [
     `## The build sandbox (medians of ${x.runs}, interleaved; ${x.kernel}, ${x.sandbox.kind === 'sandbox' ? x.sandbox.tool : ''})`,
