@@ -6,12 +6,13 @@
  * Returns data; never prints (progress goes to the caller's callback).
  */
 import { copyFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { assembleReport } from '../diagnose/assemble.js';
 import { assessJob } from '../diagnose/assess.js';
 import { CUSTOM_DRIVER, STRATEGIES } from '../diagnose/expectations.js';
 import { labJob } from '../guest/job.js';
-import { symbolizeFindings, symbolizer } from '../kbuild/symbolize.js';
+import { fileIn, symbolizeFindings, symbolizer } from '../kbuild/symbolize.js';
+import { resolveDriverSource } from '../kbuild/driver-source.js';
 import { setUpLab, type SetupOptions } from '../machines/setup.js';
 import type { CheckName } from '../model/checks.js';
 import type { RunReport } from '../model/report.js';
@@ -78,7 +79,10 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
   progress('report', 'assessing');
   // Oops frames inside the driver, resolved to its own source lines.
   const symbols = await symbolizer(module.ko, module.name);
-  if (symbols) for (const a of assessments) await symbolizeFindings(a.strategy.problems, a.results.flatMap((r) => r.traced), symbols);
+  // Only the driver's own files are quoted (its debug info may name any file).
+  const src = await resolveDriverSource(opts.moduleDir);
+  const quotable = fileIn(src.files.map((f) => join(src.root, f)));
+  if (symbols) for (const a of assessments) await symbolizeFindings(a.strategy.problems, a.results.flatMap((r) => r.traced), symbols, quotable);
   const { moduleCopy, testCopy } = await keepArtifacts(runDir, module.ko, module.name, lab.testProgram);
 
   const boot = machine.firstReady();

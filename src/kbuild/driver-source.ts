@@ -42,10 +42,12 @@ async function listSources(dir: string, recurse: boolean, links: Links = new Map
       if (e.name.startsWith('.') || ARTEFACT.test(e.name)) continue;
       const p = join(d, e.name);
       if (e.isSymbolicLink()) {
-        if (!SOURCE_LIKE.test(e.name)) continue;
+        // A source file or a folder by another name: kept to be judged (a folder is never walked through its link).
         const target = await realpath(p).catch(() => undefined);
+        const info = target ? await stat(target) : undefined;
+        if (!SOURCE_LIKE.test(e.name) && !info?.isDirectory()) continue;
         links.set(p, target);
-        if (target && (await stat(target)).isFile()) out.push(relative(dir, p));
+        if (info?.isFile() && SOURCE_LIKE.test(e.name)) out.push(relative(dir, p));
         continue;
       }
       if (e.isDirectory()) {
@@ -79,6 +81,39 @@ export function reachUp(texts: readonly string[]): number {
     for (const m of t.matchAll(/-I\s*\$\((?:src|srctree|M|PWD)\)\/((?:\.\.\/?)+)/g)) up = Math.max(up, m[1]!.split('..').length - 1);
   }
   return Math.min(up, 2);
+}
+
+/**
+ * What the "../" includes and -I$(src)/../ flags name, relative to the root
+ * (the folder `subdir` is in): the first folder of each path, or the file.
+ */
+export function reachedPaths(texts: readonly string[], subdir: string): string[] {
+  const chain = subdir.split('/').filter(Boolean);
+  const out = new Set<string>();
+  const add = (ups: number, rest: string) => {
+    if (ups < 1 || ups > chain.length) return;
+    // "../x" from the driver's folder is the folder one up: root plus the chain's first (length - 1) parts.
+    const first = rest.split('/').filter(Boolean)[0];
+    if (first && first !== '..' && !SKIP_DIR.test(first)) out.add(join(...chain.slice(0, chain.length - ups), first));
+  };
+  for (const t of texts) {
+    for (const m of t.matchAll(/#\s*include\s*"((?:\.\.\/)+)([^"]+)"/g)) add(m[1]!.length / 3, m[2]!);
+    for (const m of t.matchAll(/-I\s*\$\((?:src|srctree|M|PWD)\)\/((?:\.\.\/?)+)([\w./-]*)/g)) add(m[1]!.split('..').length - 1, m[2]!);
+  }
+  return [...out].sort();
+}
+
+/** A named file or folder (and what is below it) inside `root`, relative to root; a symlink on the way is judged, not followed. */
+async function listNamed(root: string, name: string, links: Links): Promise<string[]> {
+  const p = join(root, name);
+  const info = await lstat(p).catch(() => undefined);
+  if (!info) return [];
+  if (info.isSymbolicLink()) {
+    links.set(p, await realpath(p).catch(() => undefined));
+    return [];
+  }
+  if (info.isDirectory()) return (await listSources(p, true, links)).map((f) => join(name, f));
+  return info.isFile() && SOURCE_LIKE.test(basename(name)) && info.size <= MAX_FILE_BYTES ? [name] : [];
 }
 
 /** Folders below the driver's that its includes name ("test" of #include "test/mmap-test.h"). */
@@ -129,8 +164,8 @@ export async function resolveDriverSource(path: string): Promise<DriverSource> {
   const texts = await Promise.all(driverFiles.map((f) => readFile(join(dir, f), 'utf8')));
   // The lab's own layout keeps its header in test/ below the driver: #include "test/mmap-test.h".
   for (const sub of includedSubdirs(texts)) {
-    const info = await stat(join(dir, sub)).catch(() => undefined);
-    if (info?.isDirectory()) driverFiles.push(...(await listSources(join(dir, sub), true, links)).map((f) => join(sub, f)).filter((f) => !driverFiles.includes(f)));
+    const files = await listNamed(dir, sub, links);
+    driverFiles.push(...files.filter((f) => !driverFiles.includes(f)));
   }
   const up = reachUp(texts);
   if (up === 0) {
@@ -140,7 +175,9 @@ export async function resolveDriverSource(path: string): Promise<DriverSource> {
   let root = dir;
   for (let i = 0; i < up; i++) root = dirname(root);
   const subdir = relative(root, dir);
-  const siblings = (await listSources(root, true, links)).filter((f) => !f.startsWith(`${subdir}/`));
+  // Only what the includes name comes in from above (the lab's test/), not the whole folder: it may hold other people's work.
+  const siblings: string[] = [];
+  for (const p of reachedPaths(texts, subdir)) siblings.push(...(await listNamed(root, p, links)).filter((f) => !f.startsWith(`${subdir}/`) && !siblings.includes(f)));
   await refuseEscapes(root, links);
   return { root, subdir, files: [...driverFiles.map((f) => join(subdir, f)), ...siblings].sort(), generatedKbuild };
 }

@@ -4,16 +4,17 @@
  * M=<copy>`, and the result is cached by a hash of everything that went in,
  * so an unchanged driver is not rebuilt.
  */
-import { copyFile, lstat, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, lstat, mkdir, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { isAbsolute, join, relative } from 'node:path';
+import { dirname, isAbsolute, join, relative } from 'node:path';
 import { cpus } from 'node:os';
 import type { Kernel } from '../kernel/types.js';
 import { modinfo } from '../kernel/modules.js';
 import { MmaplabError } from '../util/errors.js';
 import { run, type ExecResult } from '../util/exec.js';
+import { visibleEscapes } from '../util/safe-text.js';
 import { exists, Hasher, installDirAtomic } from '../util/fsx.js';
-import { missingToolError } from '../util/tools.js';
+import { missingToolError, which } from '../util/tools.js';
 import { runInRoot } from './build-root.js';
 import { toolchainFor } from './compiler.js';
 import { parseDiagnostics, pathMapper } from './diagnostics.js';
@@ -112,16 +113,21 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
       await mkdir(opts.logDir, { recursive: true });
       const logPath = join(opts.logDir, 'module-build.log');
       await writeFile(logPath, `$ ${r.command}\n${log}`);
-      failure = kbuildFailure(r.all, log, diagnostics, { displayDir, release: kernel.release, logPath, ...(r.stopped && limits ? { stopped: { why: r.stopped, limits } } : {}) });
+      const hasTool = (t: string) => (compiler.root ? existsSync(join(compiler.root.dir, 'usr', 'bin', t)) : which(t) !== undefined);
+      failure = kbuildFailure(r.all, log, diagnostics, { displayDir, release: kernel.release, logPath, hasTool, ...(r.stopped && limits ? { stopped: { why: r.stopped, limits } } : {}) });
       throw failure;
     }
+    await stillOurs(tree, build);
     const ko = await theModule(build, displayDir);
     const guestKo = ko.replace(/\.ko$/, '.guest.ko');
     // strip reads the driver's ELF: in the sandbox too, writing next to it.
     const stripped = await inBuild(['strip', '--strip-debug', '-o', join(build, guestKo), join(build, ko)]);
+    await stillOurs(tree, build);
     await copyOut(build, ko, staging);
     if (stripped.ok && (await isPlainFile(join(build, guestKo)))) await copyOut(build, guestKo, staging);
     else await copyFile(join(staging, ko), join(staging, guestKo));
+    // What the build left (objects, anything it wrote) is not kept: only the module, the log and the result.
+    if (opts.sandbox) await Promise.all([removeTree(tree), removeTree(join(tree, '..', 'tmp'))]);
     const koData = await readFile(join(staging, ko));
     const name = moduleName(modinfo(koData, 'name')[0], ko);
     result = {
@@ -147,12 +153,15 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
 async function runBuildStep(
   argv: string[],
   p: { sandbox: BwrapSandbox | undefined; limits: BuildLimits | undefined; root: string | undefined; kernel: Kernel; tree: string; cwd: string },
-): Promise<ExecResult & { stopped?: 'time' | 'output' }> {
+): Promise<ExecResult & { stopped?: 'time' | 'output' | 'disk' }> {
   if (p.sandbox) {
     const tmp = join(p.tree, '..', 'tmp');
     await mkdir(tmp, { recursive: true });
+    const readOnly = await headerBinds(p.kernel);
+    // A build root's /usr is bound read-only: mount points for paths under it are made in the root (it is mmaplab's) first.
+    if (p.root) for (const d of [...readOnly, p.tree]) await mkdir(join(p.root, d), { recursive: true }).catch(() => {});
     // Only the copy of the submission is writable; mmaplab's own files in the entry (the log, the result) are not.
-    return p.sandbox.run(argv, { root: p.root, readOnly: bindsFor(p.kernel, undefined), writable: [p.tree], tmp, cwd: p.cwd }, p.limits);
+    return p.sandbox.run(argv, { root: p.root, readOnly, writable: [p.tree], tmp, cwd: p.cwd }, p.limits);
   }
   if (p.root) return runInRoot(p.root, bindsFor(p.kernel, join(p.tree, '..')), argv, { timeoutMs: 300_000 });
   return run(argv[0]!, argv.slice(1), { timeoutMs: 300_000 });
@@ -164,9 +173,34 @@ async function isPlainFile(path: string): Promise<boolean> {
   return info?.isFile() === true;
 }
 
+/** The largest module taken from a build: a lab driver with debug info is some MiB. */
+const MAX_MODULE_BYTES = 64 << 20;
+
 async function copyOut(build: string, file: string, to: string): Promise<void> {
-  if (!(await isPlainFile(join(build, file)))) throw new MmaplabError('build', `the build left ${file} as something other than a plain file; it is not used`);
+  const info = await lstat(join(build, file)).catch(() => undefined);
+  if (!info?.isFile()) throw new MmaplabError('build', `the build left ${file} as something other than a plain file; it is not used`);
+  if (info.size > MAX_MODULE_BYTES) throw new MmaplabError('build', `the build made a ${file} of ${Math.round(info.size / (1 << 20))} MiB; a module past ${MAX_MODULE_BYTES >> 20} MiB is not used`);
   await copyFile(join(build, file), join(to, file));
+  // Its mode is not the build's to choose (a set-uid bit set in the sandbox stays out of the cache).
+  await chmod(join(to, file), 0o644);
+}
+
+/** The build folder is still the one mmaplab made: the build may have swapped a folder on its path for a symlink to a host folder. */
+async function stillOurs(tree: string, build: string): Promise<void> {
+  const rel = relative(tree, build);
+  let p = tree;
+  for (const part of rel ? rel.split('/') : []) {
+    p = join(p, part);
+    if (!(await lstat(p).catch(() => undefined))?.isDirectory()) throw new MmaplabError('build', `the build replaced its own folder ${rel} with something other than a folder; nothing it made is used`);
+  }
+}
+
+/** A tree the build wrote, removed whatever modes it left on it (a folder made unreadable cannot be removed until made writable again). */
+async function removeTree(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true }).catch(async () => {
+    await run('chmod', ['-R', 'u+rwX', dir]).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true }).catch(() => {});
+  });
 }
 
 /** A module file name mmaplab can use in paths and print: Kbuild's own character set. */
@@ -194,7 +228,9 @@ export function kbuildOutput(
   const toUser = pathMapper(p.tree, p.userRoot);
   // Kbuild from 6.13 compiles external modules from inside M=, naming files relative to it.
   const toUserFile = (f: string) => (!isAbsolute(f) && !f.startsWith('../') && p.existsInBuild(f) ? join(p.userDir, f) : toUser(f));
-  return { log: toUser(output), diagnostics: parseDiagnostics(output, toUserFile) };
+  // The build's output is the driver's to make (its Makefile prints, gcc echoes its file names): escapes shown, never obeyed, in the log too.
+  const shown = visibleEscapes(output);
+  return { log: toUser(shown), diagnostics: parseDiagnostics(shown, toUserFile) };
 }
 
 /** The error for a failed Kbuild: a missing host tool, or the driver's own compile errors with file:line. */
@@ -202,7 +238,7 @@ export function kbuildFailure(
   output: string,
   log: string,
   diagnostics: Diagnostic[],
-  p: { displayDir: string; release: string; logPath: string; where?: string; stopped?: { why: 'time' | 'output'; limits: BuildLimits } },
+  p: { displayDir: string; release: string; logPath: string; where?: string; stopped?: { why: 'time' | 'output' | 'disk'; limits: BuildLimits }; hasTool?: (tool: string) => boolean },
 ): MmaplabError {
   // The sandbox failing to start is not the driver's failure.
   const sandbox = /^bwrap: (.*)/.exec(output.trimStart())?.[1];
@@ -210,16 +246,18 @@ export function kbuildFailure(
     return new MmaplabError('sandbox', `the build sandbox did not start: ${sandbox}`, { hint: `this is mmaplab's or the host's problem, not the driver's; --trust-driver builds without it; full build log: ${p.logPath}`, artifacts: { buildLog: p.logPath } });
   }
   if (p.stopped) {
-    const what = p.stopped.why === 'time' ? `did not finish in ${p.stopped.limits.timeS} s` : `printed more than ${Math.round(p.stopped.limits.outputKb / 1024)} MiB`;
+    const l = p.stopped.limits;
+    const what = { time: `did not finish in ${l.timeS} s`, output: `printed more than ${Math.round(l.outputKb / 1024)} MiB`, disk: `wrote more than ${l.diskMb} MiB (or 100,000 files)` }[p.stopped.why];
     return new MmaplabError('build', `the build of ${p.displayDir} ${what}: it was stopped, with every process it started`, {
       details: log.trimEnd().split('\n').slice(-10),
-      hint: `${p.stopped.why === 'time' ? 'a Makefile or Kbuild that waits (sleep, a loop, reading stdin) never ends; --build-timeout sets the limit' : 'a build that prints without end (a loop in the Makefile?) is stopped'}; full build log: ${p.logPath}`,
+      hint: `${{ time: 'a Makefile or Kbuild that waits (sleep, a loop, reading stdin) never ends; --build-timeout sets the limit', output: 'a build that prints without end (a loop in the Makefile?) is stopped', disk: 'a module build writes some MiB: a Makefile that writes without end is stopped' }[p.stopped.why]}; full build log: ${p.logPath}`,
       artifacts: { buildLog: p.logPath },
     });
   }
   // Kbuild calling a tool that is not installed (pahole for BTF on 6.x) is not the driver's fault.
   const missing = /(?:^|\n)\/bin\/sh: \d+: ([\w.+-]+): not found/.exec(output)?.[1];
-  if (missing) {
+  // Only if it really is missing: the driver's Makefile can print the same words.
+  if (missing && !p.hasTool?.(missing)) {
     const e = missingToolError(missing);
     return new MmaplabError('missing-tool', `${missing} not found: Kbuild for ${p.release} needs it${p.where ? ` on ${p.where}` : ''}`, { hint: `${e.hint}; full build log: ${p.logPath}`, artifacts: { buildLog: p.logPath } });
   }
@@ -231,6 +269,32 @@ export function kbuildFailure(
     artifacts: { buildLog: p.logPath },
     locations: diagnostics,
   });
+}
+
+/**
+ * What the sandbox must show of the kernel: its cache entry and headers, and
+ * where their top-level symlinks lead (a host kernel's build -> /usr/src/...,
+ * its -common and linux-kbuild trees; a local tree's source -> its sources).
+ */
+async function headerBinds(kernel: Kernel): Promise<string[]> {
+  const dirs = new Set(bindsFor(kernel, undefined));
+  const follow = async (dir: string, depth: number) => {
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    for (const e of entries) {
+      if (!e.isSymbolicLink()) continue;
+      const target = await realpath(join(dir, e.name)).catch(() => undefined);
+      if (!target || [...dirs].some((d) => target === d || target.startsWith(`${d}/`))) continue;
+      const info = await lstat(target).catch(() => undefined);
+      const bind = info?.isDirectory() ? target : target && dirname(target);
+      if (!bind || bind === '/') continue;
+      dirs.add(bind);
+      if (depth > 0 && info?.isDirectory()) await follow(target, depth - 1);
+    }
+  };
+  for (const d of [...dirs]) await follow(d, 1);
+  const inside = (p: string, d: string) => p === d || p.startsWith(`${d}/`);
+  const all = [...dirs];
+  return all.filter((d) => !all.some((o) => o !== d && inside(d, o)));
 }
 
 /** What a build root must see: the kernel's cache entry (headers and kbuild), its headers if elsewhere, the build tree. */

@@ -8,7 +8,11 @@ import { lstat, readFile } from 'node:fs/promises';
 import { relative, resolve as resolvePath, sep } from 'node:path';
 import type { Culprit, KernelProblem, StackFrame } from '../model/kernel-log.js';
 import type { TracedCalls } from '../model/outcome.js';
-import { run } from '../util/exec.js';
+import { run, type ExecOptions } from '../util/exec.js';
+import { visibleEscapes } from '../util/safe-text.js';
+
+/** binutils read the driver's own ELF here: bounded in time and output, like any untrusted input. */
+const ON_MODULE: ExecOptions = { timeoutMs: 30_000, maxOutputBytes: 32 << 20 };
 
 interface Sym {
   value: number;
@@ -33,7 +37,7 @@ interface CallSite {
 
 /** Every call and jump out of the module, by callee, from objdump's relocations. */
 async function moduleCalls(ko: string): Promise<Map<string, CallSite[]>> {
-  const r = await run('objdump', ['-dr', '--no-show-raw-insn', ko]).catch(() => undefined);
+  const r = await run('objdump', ['-dr', '--no-show-raw-insn', ko], ON_MODULE).catch(() => undefined);
   const calls = new Map<string, CallSite[]>();
   if (!r?.ok) return calls;
   let section = '';
@@ -60,15 +64,16 @@ async function moduleCalls(ko: string): Promise<Map<string, CallSite[]>> {
 
 /** "/abs/path/file.c:19", or "file.c:19 (discriminator 1)"; "??:0" when unknown. */
 function sourceOf(addr2line: string, cwd: string): string | undefined {
-  const m = /^(.+?):(\d+)/.exec(addr2line.split('\n')[0]!.trim());
+  // File names come from the module's debug info: the driver's to write.
+  const m = /^(.+?):(\d+)/.exec(visibleEscapes(addr2line.split('\n')[0]!.trim()));
   return m && m[1] !== '??' ? `${relative(cwd, m[1]!) || m[1]}:${m[2]}` : undefined;
 }
 
 /** Read the module's symbol table (function -> section and address); undefined if binutils is missing. */
 export async function symbolizer(ko: string, module: string, cwd = process.cwd()): Promise<Symbolizer | undefined> {
   const [sections, symbols] = await Promise.all([
-    run('readelf', ['-SW', ko]).catch(() => undefined),
-    run('readelf', ['-sW', ko]).catch(() => undefined),
+    run('readelf', ['-SW', ko], ON_MODULE).catch(() => undefined),
+    run('readelf', ['-sW', ko], ON_MODULE).catch(() => undefined),
   ]);
   if (!sections?.ok || !symbols?.ok) return undefined;
   const sectionNames = new Map<string, string>();
@@ -90,7 +95,7 @@ export async function symbolizer(ko: string, module: string, cwd = process.cwd()
     const { parsed, off, key } = keyOf(fn, offset, returnAddress);
     if (!sym || Number.isNaN(parsed)) return undefined;
     if (cache.has(key)) return cache.get(key);
-    const r = await run('addr2line', ['-i', '-j', sym.section, '-e', ko, `0x${(sym.value + off).toString(16)}`]).catch(() => undefined);
+    const r = await run('addr2line', ['-i', '-j', sym.section, '-e', ko, `0x${(sym.value + off).toString(16)}`], ON_MODULE).catch(() => undefined);
     // With -i: the line itself, then each line the inlined code was called from, outwards.
     const lines = r?.ok ? r.stdout.split('\n').map((l) => sourceOf(l, cwd)).filter((x): x is string => !!x) : [];
     chains.set(key, lines.slice(1));
@@ -109,7 +114,7 @@ export async function symbolizer(ko: string, module: string, cwd = process.cwd()
       const sites = (await calls).get(callee) ?? [];
       return Promise.all(
         sites.map(async (c) => {
-          const r = await run('addr2line', ['-j', c.section, '-e', ko, `0x${c.address.toString(16)}`]).catch(() => undefined);
+          const r = await run('addr2line', ['-j', c.section, '-e', ko, `0x${c.address.toString(16)}`], ON_MODULE).catch(() => undefined);
           return { fn: c.fn, section: c.section, source: r?.ok ? sourceOf(r.stdout, cwd) : undefined };
         }),
       );
@@ -124,8 +129,12 @@ export async function symbolizer(ko: string, module: string, cwd = process.cwd()
  */
 export type Quotable = (absPath: string) => Promise<boolean>;
 
+/** A plain C source or header below dir, on a path without hidden folders (not ~/.ssh, ~/.aws). */
 export function filesBelow(dir: string): Quotable {
-  return async (p) => (p === dir || p.startsWith(dir + sep)) && (await lstat(p).catch(() => undefined))?.isFile() === true;
+  return async (p) => {
+    if (!p.startsWith(dir + sep) || !/\.(c|h|S|inc)$/.test(p) || p.slice(dir.length).split(sep).some((part) => part.startsWith('.'))) return false;
+    return (await lstat(p).catch(() => undefined))?.isFile() === true;
+  };
 }
 
 export function fileIn(files: readonly string[]): Quotable {

@@ -11,6 +11,8 @@ export interface BuildLimits {
   memoryMb: number;
   /** Largest file it may write (RLIMIT_FSIZE). */
   fileMb: number;
+  /** All it may write, its build folder and /tmp together; past it the build is stopped. */
+  diskMb: number;
   /** What mmaplab keeps of its output; past this the build is stopped. */
   outputKb: number;
   /** Processes of the building user (RLIMIT_NPROC); undefined where the kernel exempts the user (root). */

@@ -25,8 +25,8 @@ export interface SandboxMounts {
 }
 
 export type SandboxResult = ExecResult & {
-  /** Why mmaplab stopped it, if it did: past its time or its output limit. */
-  stopped?: 'time' | 'output';
+  /** Why mmaplab stopped it, if it did: past its time, its output or its disk limit. */
+  stopped?: 'time' | 'output' | 'disk';
 };
 
 /** What a build may read of the host's /etc: the dynamic loader's cache and the alternatives (cc, ld). */
@@ -37,7 +37,34 @@ const PATH = '/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin';
 /** Variables a build sees; every other one of the user's environment (tokens, SSH_AUTH_SOCK, HOME) is gone. */
 const ALLOWED_ENV = ['SOURCE_DATE_EPOCH', 'KBUILD_BUILD_TIMESTAMP', 'KBUILD_BUILD_USER', 'KBUILD_BUILD_HOST'];
 
-export const DEFAULT_LIMITS: BuildLimits = { timeS: 300, memoryMb: 4096, fileMb: 512, outputKb: 4096, processes: undefined };
+export const DEFAULT_LIMITS: BuildLimits = { timeS: 300, memoryMb: 4096, fileMb: 512, diskMb: 1024, outputKb: 4096, processes: undefined };
+
+/** Bytes under the given folders (and how many entries), stopping early once past `max` of either. */
+function usage(dirs: readonly string[], maxBytes: number, maxEntries: number): { bytes: number; entries: number } {
+  let bytes = 0;
+  let entries = 0;
+  const walk = (d: string) => {
+    let names: string[];
+    try {
+      names = readdirSync(d);
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      if (bytes > maxBytes || ++entries > maxEntries) return;
+      const p = `${d}/${n}`;
+      try {
+        const st = lstatSync(p);
+        bytes += st.blocks * 512;
+        if (st.isDirectory()) walk(p);
+      } catch {
+        // gone meanwhile
+      }
+    }
+  };
+  for (const d of dirs) walk(d);
+  return { bytes, entries };
+}
 
 /**
  * The toolchain's folders, read-only, on the sandbox's own (tmpfs) root: the
@@ -66,11 +93,12 @@ function lstatIf(p: string) {
 
 /** How many processes this user has now: RLIMIT_NPROC counts them all, so a limit is this plus the build's share. */
 function processesOfUser(uid: number): number {
+  // RLIMIT_NPROC counts tasks: every thread of every process of the user (a browser has hundreds).
   let n = 0;
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
     try {
-      if (statSync(`/proc/${e}`).uid === uid) n++;
+      if (statSync(`/proc/${e}`).uid === uid) n += readdirSync(`/proc/${e}/task`).length;
     } catch {
       // gone meanwhile
     }
@@ -79,7 +107,7 @@ function processesOfUser(uid: number): number {
 }
 
 /** Processes a build may start besides the user's own (make -j, gcc's cc1 and as, Kbuild's shells). */
-const BUILD_PROCESSES = 512;
+const BUILD_PROCESSES = 1024;
 
 export class BwrapSandbox {
   constructor(
@@ -104,7 +132,8 @@ export class BwrapSandbox {
   commandLine(argv: readonly string[], m: SandboxMounts, limits: BuildLimits): string[] {
     const mb = 1024 * 1024;
     const rlimits = [`--as=${limits.memoryMb * mb}`, `--fsize=${limits.fileMb * mb}`, '--core=0', ...(limits.processes ? [`--nproc=${limits.processes}`] : [])];
-    const env = ['--clearenv', '--setenv', 'PATH', PATH, '--setenv', 'LC_ALL', 'C.UTF-8', '--setenv', 'HOME', '/tmp', '--setenv', 'TMPDIR', '/tmp'];
+    // LANG too: Kbuild unexports LC_ALL, and gcc in the C locale quotes with ' instead of ‘’.
+    const env = ['--clearenv', '--setenv', 'PATH', PATH, '--setenv', 'LANG', 'C.UTF-8', '--setenv', 'LC_ALL', 'C.UTF-8', '--setenv', 'HOME', '/tmp', '--setenv', 'TMPDIR', '/tmp'];
     for (const k of ALLOWED_ENV) {
       const v = process.env[k];
       if (v !== undefined) env.push('--setenv', k, v);
@@ -129,6 +158,11 @@ export class BwrapSandbox {
       ...(m.tmp ? ['--bind', m.tmp, '/tmp'] : ['--tmpfs', '/tmp']),
       ...m.readOnly.flatMap((p) => ['--ro-bind', p, p]),
       ...m.writable.flatMap((p) => ['--bind', p, p]),
+      // Once every mount point is made: its own root and /dev (/dev/shm) are read-only too, so it writes nowhere in memory.
+      '--remount-ro',
+      '/',
+      '--remount-ro',
+      '/dev',
       ...env,
       '--chdir',
       m.cwd,
@@ -139,8 +173,24 @@ export class BwrapSandbox {
 
   async run(argv: readonly string[], m: SandboxMounts, limits: BuildLimits = this.limits()): Promise<SandboxResult> {
     const [file, ...args] = this.commandLine(argv, m, limits);
-    // bwrap itself, PID 1 of the sandbox, gets no more of the user's environment than the build does (/proc/1/environ).
-    const r = await run(file!, args, { timeoutMs: limits.timeS * 1000, maxOutputBytes: limits.outputKb * 1024, env: { PATH, LC_ALL: 'C.UTF-8' }, clearEnv: true });
-    return { ...r, ...(r.timedOut ? { stopped: 'time' as const } : r.outputCapped ? { stopped: 'output' as const } : {}) };
+    // What it writes is watched: RLIMIT_FSIZE bounds one file, this all of them (and how many there are).
+    const stop = new AbortController();
+    const written = [...m.writable, ...(m.tmp ? [m.tmp] : [])];
+    const maxBytes = limits.diskMb * 1024 * 1024;
+    let overDisk = false;
+    const watch = setInterval(() => {
+      const u = usage(written, maxBytes, 100_000);
+      if (u.bytes > maxBytes || u.entries > 100_000) {
+        overDisk = true;
+        stop.abort();
+      }
+    }, 500);
+    try {
+      // bwrap itself, PID 1 of the sandbox, gets no more of the user's environment than the build does (/proc/1/environ).
+      const r = await run(file!, args, { timeoutMs: limits.timeS * 1000, maxOutputBytes: limits.outputKb * 1024, env: { PATH, LC_ALL: 'C.UTF-8' }, clearEnv: true, signal: stop.signal });
+      return { ...r, ok: r.ok && !overDisk, ...(overDisk ? { stopped: 'disk' as const } : r.timedOut ? { stopped: 'time' as const } : r.outputCapped ? { stopped: 'output' as const } : {}) };
+    } finally {
+      clearInterval(watch);
+    }
   }
 }

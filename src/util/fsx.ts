@@ -5,7 +5,7 @@
  * see each other's partial work (the loser's copy is simply discarded).
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, relative } from 'node:path';
 
@@ -54,9 +54,20 @@ export async function installDirAtomic(final: string, fill: (staging: string) =>
       // Lost the race: the other process's entry is complete; use it.
     }
   } finally {
-    await rm(staging, { recursive: true, force: true });
+    // A build may leave a folder it made unreadable; cleaning up never hides the error that ended the fill.
+    await rm(staging, { recursive: true, force: true }).catch(async () => {
+      await chmodTree(staging);
+      await rm(staging, { recursive: true, force: true }).catch(() => {});
+    });
   }
   return final;
+}
+
+/** Give the owner back read, write and search on every folder of a tree (as `chmod -R u+rwX`), so it can be removed. */
+async function chmodTree(dir: string): Promise<void> {
+  await chmod(dir, 0o700).catch(() => {});
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  for (const e of entries) if (e.isDirectory()) await chmodTree(join(dir, e.name));
 }
 
 /** Remove staging leftovers of processes that no longer exist (killed mid-download). */

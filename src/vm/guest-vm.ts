@@ -51,8 +51,9 @@ export const STALL_AFTER_OOPS_MS = 4_000;
  */
 const CONSOLE_HEAD_BYTES = 4 << 20;
 const CONSOLE_TAIL_BYTES = 2 << 20;
-/** Records one job may send (a lab job sends some hundreds), and the longest line of them; past these, they are dropped. */
+/** Records one job may send (a lab job sends some hundreds, some 100 KB), in number and in bytes; past these, they are dropped. */
 const MAX_RECORDS_PER_JOB = 50_000;
+const MAX_RECORD_BYTES_PER_JOB = 16 << 20;
 
 /** After a lockup report, this much silence: the report (its RIP, its trace) has been printed whole. */
 const LOCKUP_REPORT_MS = 1_500;
@@ -74,6 +75,9 @@ export class GuestVm {
   /** Set when the kernel's last words (power off, halt) have been seen since powerOff asked. */
   private poweredOff = false;
   private recordsThisJob = 0;
+  private recordBytesThisJob = 0;
+  /** The last job-end record, kept as it arrives: a job's end is not searched for among its records at every wake. */
+  private lastJobEnd: Extract<GuestRecord, { t: 'job-end' }> | undefined;
   private stderrText = '';
   private readonly waiters = new Set<() => void>();
   private records: GuestRecord[] = [];
@@ -128,7 +132,13 @@ export class GuestVm {
       s.setEncoding('utf8');
       const lines = new LineSplitter();
       s.on('data', (chunk: string) => {
-        for (const l of lines.push(chunk)) if (this.recordsThisJob++ < MAX_RECORDS_PER_JOB) this.records.push(parseRecordLine(l));
+        for (const l of lines.push(chunk)) {
+          this.recordBytesThisJob += l.length;
+          if (this.recordsThisJob++ >= MAX_RECORDS_PER_JOB || this.recordBytesThisJob > MAX_RECORD_BYTES_PER_JOB) continue;
+          const r = parseRecordLine(l);
+          if (r.t === 'job-end') this.lastJobEnd = r;
+          this.records.push(r);
+        }
         this.lastActivity = performance.now();
         this.wake();
       });
@@ -265,11 +275,15 @@ export class GuestVm {
 
   /** Send one job and collect its records until the agent says it ended. */
   async runJob(id: number, payload: Buffer, timeoutMs: number): Promise<JobResult> {
-    const from = this.records.length;
     if (!this.socket || this.exited) return { kind: 'guest-died', records: [], console: this.console };
+    // Each job's records only: a guest serving several jobs keeps no more than one job's in memory.
+    this.records = [];
+    const from = 0;
+    this.lastJobEnd = undefined;
     this.fatalSeenAt = undefined;
     this.watch.reset();
     this.recordsThisJob = 0;
+    this.recordBytesThisJob = 0;
     const began = performance.now();
     this.socket.write(jobHeader(id, payload.length));
     this.socket.write(payload);
@@ -280,7 +294,7 @@ export class GuestVm {
     const stalled = () => (this.watch.lockup && quiet() > LOCKUP_REPORT_MS) || (this.fatalSeenAt !== undefined && quiet() > STALL_AFTER_OOPS_MS);
     // A guest printing without end is stopped at once: its console would hold the job up for minutes, and it is the finding.
     const flooded = () => this.watch.lines > FLOOD_LINES;
-    const end = await this.waitFor(() => this.records.slice(from).find((r) => r.t === 'job-end' && r.id === id) ?? (flooded() ? 'flooded' : stalled() ? 'stalled' : undefined), timeoutMs);
+    const end = await this.waitFor(() => (this.lastJobEnd?.id === id ? this.lastJobEnd : undefined) ?? (flooded() ? 'flooded' : stalled() ? 'stalled' : undefined), timeoutMs);
     clearInterval(ticker);
     const records = this.records.slice(from);
     switch (end.kind) {

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -80,15 +80,31 @@ describe('the sandbox itself', () => {
       'cat /proc/net/dev | tail -n +3 | cut -d: -f1',
       'env | sort',
       `setsid sh -c 'sleep ${marker}' </dev/null >/dev/null 2>&1 &`,
+      // Nowhere to write but what it is given: not its own root, not /dev/shm (memory).
+      'echo x > /x 2>&1 || echo root-ro',
+      'echo x > /dev/shm/x 2>&1 || echo shm-ro',
       'echo done',
     ].join('\n');
     const r = await box.run(['sh', '-c', script], { readOnly: [], writable: [], cwd: '/' });
     for (const hidden of [homedir(), '/etc/shadow', '/etc/passwd']) expect(r.stdout).toMatch(new RegExp(`'?${hidden}'?: No such file or directory`));
     // Only the loopback of its own network namespace.
     expect(r.stdout.split('\n').filter((l) => /^\s+\w+$/.test(l)).map((l) => l.trim())).toEqual(['lo']);
-    expect(r.stdout.split('\n').filter((l) => /^[A-Z_]+=/.test(l)).map((l) => l.split('=')[0])).toEqual(['HOME', 'LC_ALL', 'PATH', 'PWD', 'TMPDIR']);
+    expect(r.stdout.split('\n').filter((l) => /^[A-Z_]+=/.test(l)).map((l) => l.split('=')[0])).toEqual(['HOME', 'LANG', 'LC_ALL', 'PATH', 'PWD', 'TMPDIR']);
+    expect(r.stdout).toContain('root-ro');
+    expect(r.stdout).toContain('shm-ro');
     expect(r.stdout).toContain('done');
     expect(processes(`sleep ${marker}`)).toEqual([]);
+  });
+
+  it('stops a command that writes more than its disk limit, in all its files', async () => {
+    const box = (await probeSandbox()) as BwrapSandbox;
+    const dir = mkdtempSync(join(tmpdir(), 'mmaplab-disk-'));
+    // It gives up by itself after 256 MiB (so a broken watch fails this test instead of filling the disk), sleeping so the watch can see it.
+    const r = await box.run(['sh', '-c', 'i=0; while [ $i -lt 256 ]; do head -c 1048576 /dev/zero > f$i; i=$((i+1)); sleep 0.02; done'], { readOnly: [], writable: [dir], cwd: dir }, { ...box.limits(), diskMb: 8 });
+    expect(r.ok).toBe(false);
+    expect(r.stopped).toBe('disk');
+    expect(readdirSync(dir).length).toBeLessThan(128);
+    rmSync(dir, { recursive: true, force: true });
   });
 });
 

@@ -41,6 +41,11 @@ describe('what to build for a driver', () => {
     });
   });
 
+  it('takes in from the folder above only what the includes name, not the rest of it (other people\'s work)', async () => {
+    const root = tree({ 'class/alice/drv.c': '#include "../test/mmap-test.h"\n', 'class/alice/Kbuild': 'obj-m := drv.o\n', 'class/test/mmap-test.h': '', 'class/bob/drv.c': 'BOB', 'class/notes.h': '' });
+    expect((await resolveDriverSource(join(root, 'class', 'alice'))).files).toEqual(['alice/Kbuild', 'alice/drv.c', 'test/mmap-test.h']);
+  });
+
   it('counts how far includes and -I flags reach up', () => {
     expect(reachUp(['#include "x.h"'])).toBe(0);
     expect(reachUp(['#include "../test/mmap-test.h"'])).toBe(1);
@@ -62,6 +67,10 @@ describe('what to build for a driver', () => {
     const dangling = tree({ 'd/a.c': '' });
     symlinkSync('/nonexistent/x.h', join(dangling, 'd/x.h'));
     await expect(resolveDriverSource(join(dangling, 'd'))).rejects.toMatchObject({ kind: 'build', message: 'x.h is a symlink that leads nowhere' });
+    // A folder by a link: never walked through, refused when it leaves.
+    const dirLink = tree({ 'd/a.c': '#include "inc/x.h"\n', 'elsewhere/x.h': 'SECRET' });
+    symlinkSync(join(dirLink, 'elsewhere'), join(dirLink, 'd/inc'));
+    await expect(resolveDriverSource(join(dirLink, 'd'))).rejects.toMatchObject({ kind: 'build', message: 'inc is a symlink that leads outside the submission' });
     const single = tree({ 'd/real.c': '' });
     symlinkSync(join(lab, 'secret.h'), join(single, 'd/link.c'));
     await expect(resolveDriverSource(join(single, 'd', 'link.c'))).rejects.toMatchObject({ kind: 'build' });

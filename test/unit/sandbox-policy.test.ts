@@ -1,6 +1,8 @@
 /** Whether and how an untrusted driver's build is confined, from what the user said and what the host allows. */
 import { describe, expect, it } from 'vitest';
-import { moduleName } from '../../src/kbuild/kbuild.js';
+import { kbuildFailure, moduleName } from '../../src/kbuild/kbuild.js';
+import { observeJob } from '../../src/parse/job-records.js';
+import { parseRecordLine } from '../../src/guest/protocol.js';
 import { requestedConfinement, whyNoSandbox } from '../../src/sandbox/policy.js';
 import { isMmaplabError } from '../../src/util/errors.js';
 
@@ -51,5 +53,20 @@ describe('moduleName', () => {
     expect(moduleName('../../etc/cron.d/x', 'evil.ko')).toBe('evil');
     expect(moduleName('\x1b[2Jx', 'my-drv.ko')).toBe('my_drv');
     expect(moduleName(undefined, 'my-drv.ko')).toBe('my_drv');
+  });
+});
+
+describe('what a hostile build or guest prints is not taken at its word', () => {
+  it('"pahole: not found" from a Makefile is a missing tool only if the tool is missing', () => {
+    const out = '/bin/sh: 1: pahole: not found\nmake: *** [Makefile] Error 127\n';
+    const p = { displayDir: 'drv', release: '6.1.0-57-cloud-amd64', logPath: '/tmp/log' };
+    expect(kbuildFailure(out, out, [], { ...p, hasTool: () => false }).kind).toBe('missing-tool');
+    expect(kbuildFailure(out, out, [], { ...p, hasTool: () => true }).kind).toBe('build');
+  });
+
+  it('a record of the wrong shape is stray text, not a crash', () => {
+    const records = ['{"t":"kmsg","line":1}', '{"t":"vmalloc","when":"seen","line":""}', '{"t":"vmalloc","when":"__proto__","line":""}'].map(parseRecordLine);
+    const obs = observeJob(records, ['shared']);
+    expect(obs.stray).toHaveLength(3);
   });
 });
