@@ -9,6 +9,7 @@
 import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { MmaplabError } from '../util/errors.js';
+import { isInside } from '../util/paths.js';
 
 export interface DriverSource {
   /** The tree copied into the build area. */
@@ -66,7 +67,7 @@ async function listSources(dir: string, recurse: boolean, links: Links = new Map
 async function refuseEscapes(root: string, links: Links): Promise<void> {
   const inside = await realpath(root);
   for (const [link, target] of links) {
-    if (target && (target === inside || target.startsWith(inside + sep)) && !target.startsWith(`${inside}${sep}.`)) continue;
+    if (target && isInside(target, inside) && !target.startsWith(`${inside}${sep}.`)) continue;
     throw new MmaplabError('build', `${relative(root, link)} is a symlink that leads ${target ? 'outside the submission' : 'nowhere'}`, {
       hint: "the build sees only the submission's own files, the kernel's headers and the compiler: put the file itself in the driver's folder",
     });

@@ -4,7 +4,7 @@
  * M=<copy>`, and the result is cached by a hash of everything that went in,
  * so an unchanged driver is not rebuilt.
  */
-import { chmod, copyFile, lstat, mkdir, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, lstat, mkdir, readdir, readFile, realpath, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { cpus } from 'node:os';
@@ -13,7 +13,7 @@ import { modinfo } from '../kernel/modules.js';
 import { MmaplabError } from '../util/errors.js';
 import { run, type ExecResult } from '../util/exec.js';
 import { visibleEscapes } from '../util/safe-text.js';
-import { exists, Hasher, installDirAtomic } from '../util/fsx.js';
+import { exists, Hasher, installDirAtomic, removeTree } from '../util/fsx.js';
 import { missingToolError, which } from '../util/tools.js';
 import { runInRoot } from './build-root.js';
 import { toolchainFor } from './compiler.js';
@@ -21,6 +21,8 @@ import { parseDiagnostics, pathMapper } from './diagnostics.js';
 import { formatDiagnostic, type Diagnostic } from '../model/diagnostic.js';
 import { resolveDriverSource, type DriverSource } from './driver-source.js';
 import type { BwrapSandbox } from '../sandbox/bwrap.js';
+import { isolationOf, OWN_DRIVER, type BuildConfinement } from '../sandbox/policy.js';
+import { isInside, outermost } from '../util/paths.js';
 import type { BuildIsolation, BuildLimits } from '../model/isolation.js';
 
 /** Bump when the build itself changes (flags, result fields) so old cache entries are not reused. */
@@ -55,10 +57,8 @@ export interface ModuleBuildOptions {
   /** Where to make a build root from when the host has no matching gcc. */
   archive?: { uri: string | undefined; keyring: string | undefined };
   onProgress?: (msg: string) => void;
-  /** Run the build in this sandbox (an untrusted driver); without one it runs as the user. */
-  sandbox?: BwrapSandbox;
-  /** How the build is confined when it is not sandboxed (mmaplab's own driver, --trust-driver). */
-  unconfined?: BuildIsolation;
+  /** In the sandbox (an untrusted driver), or unconfined as the user and why (default: mmaplab's own driver). */
+  confinement?: BuildConfinement;
   /** The sandbox's limits, where they differ from its defaults (--build-timeout). */
   limits?: Partial<BuildLimits>;
 }
@@ -79,6 +79,7 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
   const cwd = opts.cwd ?? process.cwd();
   const show = (p: string) => relative(cwd, p) || '.';
   const src = await resolveDriverSource(opts.source);
+  const confinement = opts.confinement ?? OWN_DRIVER;
   const displayDir = show(opts.source);
   const compiler = await toolchainFor(kernel, { cacheDir, archive: opts.archive?.uri, keyring: opts.archive?.keyring, onProgress: opts.onProgress });
   // The source path is compiled in (__FILE__ in WARN_ON, debug info): it is part of the key.
@@ -90,22 +91,23 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
   if (await exists(join(entry, 'result.json'))) {
     const cached = JSON.parse(await readFile(join(entry, 'result.json'), 'utf8')) as ModuleBuild;
     // No code of the driver's runs for a cached build: how this run would have built it is what the report says.
-    const now = opts.sandbox ? opts.sandbox.isolation(opts.sandbox.limits(opts.limits)) : (opts.unconfined ?? { kind: 'own' as const });
+    const now = isolationOf(confinement, opts.limits);
     return { ...cached, ko: join(entry, relative(entry, cached.ko)), guestKo: join(entry, relative(entry, cached.guestKo)), cached: true, isolation: now };
   }
 
   let result: ModuleBuild | undefined;
   let failure: MmaplabError | undefined;
-  let isolation: BuildIsolation = opts.unconfined ?? { kind: 'own' };
+  let isolation: BuildIsolation = isolationOf(confinement, opts.limits);
   await installDirAtomic(entry, async (staging) => {
     const tree = join(staging, 'src');
     const build = await copySources(src, tree);
     // Compile as if from the user's own tree, so WARN_ON() lines and debug info name their files.
     const kcflags = `KCFLAGS=-ffile-prefix-map=${tree}=${src.root}`;
     const make = ['make', '-C', kernel.headersDir, `M=${build}`, `CC=${compiler.cc}`, kcflags, `-j${Math.max(1, cpus().length)}`, 'modules'];
-    const limits = opts.sandbox?.limits(opts.limits);
-    isolation = opts.sandbox ? opts.sandbox.isolation(limits) : (opts.unconfined ?? { kind: 'own' });
-    const inBuild = (argv: string[]) => runBuildStep(argv, { sandbox: opts.sandbox, limits, root: compiler.root?.dir, kernel, tree, cwd: build });
+    const sandbox = confinement.kind === 'sandbox' ? confinement.sandbox : undefined;
+    const limits = sandbox?.limits(opts.limits);
+    if (sandbox) isolation = sandbox.isolation(limits);
+    const inBuild = (argv: string[]) => runBuildStep(argv, { sandbox, limits, root: compiler.root?.dir, kernel, tree, cwd: build });
     const r = await inBuild(make);
     const { log, diagnostics } = kbuildOutput(r.all, { tree, build, userRoot: show(src.root), userDir: show(join(src.root, src.subdir)), existsInBuild: (p) => existsSync(join(build, p)) });
     await writeFile(join(staging, 'build.log'), `$ ${r.command}\n${log}`);
@@ -127,7 +129,7 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
     if (stripped.ok && (await isPlainFile(join(build, guestKo)))) await copyOut(build, guestKo, staging);
     else await copyFile(join(staging, ko), join(staging, guestKo));
     // What the build left (objects, anything it wrote) is not kept: only the module, the log and the result.
-    if (opts.sandbox) await Promise.all([removeTree(tree), removeTree(join(tree, '..', 'tmp'))]);
+    if (sandbox) await Promise.all([removeTree(tree), removeTree(join(tree, '..', 'tmp'))]);
     const koData = await readFile(join(staging, ko));
     const name = moduleName(modinfo(koData, 'name')[0], ko);
     result = {
@@ -195,13 +197,6 @@ async function stillOurs(tree: string, build: string): Promise<void> {
   }
 }
 
-/** A tree the build wrote, removed whatever modes it left on it (a folder made unreadable cannot be removed until made writable again). */
-async function removeTree(dir: string): Promise<void> {
-  await rm(dir, { recursive: true, force: true }).catch(async () => {
-    await run('chmod', ['-R', 'u+rwX', dir]).catch(() => undefined);
-    await rm(dir, { recursive: true, force: true }).catch(() => {});
-  });
-}
 
 /** A module file name mmaplab can use in paths and print: Kbuild's own character set. */
 const MODULE_FILE = /^[A-Za-z0-9_-]{1,64}\.ko$/;
@@ -283,23 +278,19 @@ async function headerBinds(kernel: Kernel): Promise<string[]> {
     for (const e of entries) {
       if (!e.isSymbolicLink()) continue;
       const target = await realpath(join(dir, e.name)).catch(() => undefined);
-      if (!target || [...dirs].some((d) => target === d || target.startsWith(`${d}/`))) continue;
+      if (!target || [...dirs].some((d) => isInside(target, d))) continue;
       const info = await lstat(target).catch(() => undefined);
-      const bind = info?.isDirectory() ? target : target && dirname(target);
-      if (!bind || bind === '/') continue;
+      const bind = info?.isDirectory() ? target : dirname(target);
+      if (bind === '/') continue;
       dirs.add(bind);
       if (depth > 0 && info?.isDirectory()) await follow(target, depth - 1);
     }
   };
   for (const d of [...dirs]) await follow(d, 1);
-  const inside = (p: string, d: string) => p === d || p.startsWith(`${d}/`);
-  const all = [...dirs];
-  return all.filter((d) => !all.some((o) => o !== d && inside(d, o)));
+  return outermost(dirs);
 }
 
 /** What a build root must see: the kernel's cache entry (headers and kbuild), its headers if elsewhere, the build tree. */
 function bindsFor(kernel: Kernel, tree: string | undefined): string[] {
-  const inside = (p: string, d: string) => p === d || p.startsWith(`${d}/`);
-  const dirs = [...new Set([kernel.dir, kernel.headersDir, ...(tree ? [tree] : [])])];
-  return dirs.filter((d) => !dirs.some((o) => o !== d && inside(d, o)));
+  return outermost([kernel.dir, kernel.headersDir, ...(tree ? [tree] : [])]);
 }

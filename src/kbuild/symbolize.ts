@@ -10,6 +10,7 @@ import type { Culprit, KernelProblem, StackFrame } from '../model/kernel-log.js'
 import type { TracedCalls } from '../model/outcome.js';
 import { run, type ExecOptions } from '../util/exec.js';
 import { visibleEscapes } from '../util/safe-text.js';
+import { isInside } from '../util/paths.js';
 
 /** binutils read the driver's own ELF here: bounded in time and output, like any untrusted input. */
 const ON_MODULE: ExecOptions = { timeoutMs: 30_000, maxOutputBytes: 32 << 20 };
@@ -132,7 +133,7 @@ export type Quotable = (absPath: string) => Promise<boolean>;
 /** A plain C source or header below dir, on a path without hidden folders (not ~/.ssh, ~/.aws). */
 export function filesBelow(dir: string): Quotable {
   return async (p) => {
-    if (!p.startsWith(dir + sep) || !/\.(c|h|S|inc)$/.test(p) || p.slice(dir.length).split(sep).some((part) => part.startsWith('.'))) return false;
+    if (p === dir || !isInside(p, dir) || !/\.(c|h|S|inc)$/.test(p) || p.slice(dir.length).split(sep).some((part) => part.startsWith('.'))) return false;
     return (await lstat(p).catch(() => undefined))?.isFile() === true;
   };
 }

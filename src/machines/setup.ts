@@ -19,7 +19,7 @@ import { resolveDriverSource } from '../kbuild/driver-source.js';
 import { buildModule, type ModuleBuild } from '../kbuild/kbuild.js';
 import type { Diagnostic } from '../model/diagnostic.js';
 import type { BuildIsolation } from '../model/isolation.js';
-import { confineBuilds, type BuildConfinement } from '../sandbox/policy.js';
+import { confineBuilds, isolationOf, OWN_DRIVER, type BuildConfinement } from '../sandbox/policy.js';
 import { projectPaths } from '../util/paths.js';
 import type { RunReport } from '../model/report.js';
 import type { RunDir } from '../rundir/run-dir.js';
@@ -145,7 +145,7 @@ function progressOf(opts: SetupOptions): (phase: Phase, message: string) => void
  * what is missing, where no sandbox can be made).
  */
 export async function confinementFor(opts: Pick<SetupOptions, 'trustDriver'>, source: string): Promise<BuildConfinement> {
-  if (resolve(source) === resolve(projectPaths.kernelModule)) return { kind: 'unconfined', isolation: { kind: 'own' } };
+  if (resolve(source) === resolve(projectPaths.kernelModule)) return OWN_DRIVER;
   return confineBuilds({ trustDriver: !!opts.trustDriver }, `the driver in ${relative(process.cwd(), source) || '.'}`);
 }
 
@@ -167,7 +167,7 @@ async function guestLab(opts: SetupOptions, source: string, runDir: RunDir, cach
     logDir: runDir.path,
     archive: buildArchive(opts),
     onProgress: (m) => progress('build', m),
-    ...(confinement.kind === 'sandbox' ? { sandbox: confinement.sandbox } : { unconfined: confinement.isolation }),
+    confinement,
     ...(opts.buildTimeoutS ? { limits: { timeS: opts.buildTimeoutS } } : {}),
   }).catch((e: unknown) => e);
   // The initramfs builds the test program too (it carries it): one build serves both.
@@ -192,7 +192,7 @@ async function guestLab(opts: SetupOptions, source: string, runDir: RunDir, cach
   // The first guest is restored while the driver builds (a cached snapshot only).
   machine.prepare();
   const built = await builtP;
-  const isolation = confinement.kind === 'sandbox' ? confinement.sandbox.isolation(confinement.sandbox.limits(opts.buildTimeoutS ? { timeS: opts.buildTimeoutS } : {})) : confinement.isolation;
+  const isolation = isolationOf(confinement, opts.buildTimeoutS ? { timeS: opts.buildTimeoutS } : {});
   const common = { kernel: kernelInfo, guestKernel: kernel, kernelMs: tKernel - t0, isolation };
   if (!(built && typeof built === 'object' && 'ko' in built)) {
     await machine.close();

@@ -6,7 +6,7 @@
  * enable it. The probe runs a real sandbox once per process.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import type { BuildIsolation } from '../model/isolation.js';
+import type { BuildIsolation, BuildLimits } from '../model/isolation.js';
 import { MmaplabError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { which } from '../util/tools.js';
@@ -16,6 +16,14 @@ export type BuildConfinement =
   | { kind: 'sandbox'; sandbox: BwrapSandbox }
   /** Built as the user, unconfined: trusted, mmaplab's own driver, or the container is the sandbox. */
   | { kind: 'unconfined'; isolation: BuildIsolation };
+
+/** mmaplab's own driver: built as before, unconfined. */
+export const OWN_DRIVER: BuildConfinement = { kind: 'unconfined', isolation: { kind: 'own' } };
+
+/** What the report says of a build so confined, with the limits it runs under. */
+export function isolationOf(c: BuildConfinement, limits?: Partial<BuildLimits>): BuildIsolation {
+  return c.kind === 'sandbox' ? c.sandbox.isolation(c.sandbox.limits(limits)) : c.isolation;
+}
 
 export interface ConfinementRequest {
   /** --trust-driver. */

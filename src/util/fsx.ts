@@ -55,10 +55,7 @@ export async function installDirAtomic(final: string, fill: (staging: string) =>
     }
   } finally {
     // A build may leave a folder it made unreadable; cleaning up never hides the error that ended the fill.
-    await rm(staging, { recursive: true, force: true }).catch(async () => {
-      await chmodTree(staging);
-      await rm(staging, { recursive: true, force: true }).catch(() => {});
-    });
+    await removeTree(staging);
   }
   return final;
 }
@@ -68,6 +65,14 @@ async function chmodTree(dir: string): Promise<void> {
   await chmod(dir, 0o700).catch(() => {});
   const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
   for (const e of entries) if (e.isDirectory()) await chmodTree(join(dir, e.name));
+}
+
+/** Remove a tree whatever modes were left on it (a folder made unreadable cannot be removed until made writable again); never throws. */
+export async function removeTree(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true }).catch(async () => {
+    await chmodTree(dir);
+    await rm(dir, { recursive: true, force: true }).catch(() => {});
+  });
 }
 
 /** Remove staging leftovers of processes that no longer exist (killed mid-download). */

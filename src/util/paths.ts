@@ -12,6 +12,17 @@ export const projectPaths = {
   vm: join(PACKAGE_ROOT, 'vm'),
 };
 
+/** Whether path is dir or below it (both absolute and normalised). */
+export function isInside(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+}
+
+/** The folders of a list that no other folder of it contains: what to bind or copy once. */
+export function outermost(dirs: Iterable<string>): string[] {
+  const all = [...new Set(dirs)];
+  return all.filter((d) => !all.some((o) => o !== d && isInside(d, o)));
+}
+
 /** $MMAPLAB_CACHE_DIR, else $XDG_CACHE_HOME/mmaplab, else ~/.cache/mmaplab. */
 export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
   if (env.MMAPLAB_CACHE_DIR) return resolve(env.MMAPLAB_CACHE_DIR);

@@ -6,7 +6,6 @@
  */
 import { LineSplitter } from '../guest/protocol.js';
 import type { ProblemKind } from '../model/kernel-log.js';
-export { FLOOD_LINES } from '../model/outcome.js';
 import { parseKernelLine, problemKindOf } from '../parse/kmsg.js';
 
 /** Reports after which the task that met them is dead or stuck; warnings and the BUG: lines the kernel survives are not. */

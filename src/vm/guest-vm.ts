@@ -16,8 +16,8 @@ import { shellQuote } from '../util/shell-quote.js';
 import { jobHeader, LineSplitter, parseRecordLine, POWEROFF, SHELL, syncHeader, type GuestRecord } from '../guest/protocol.js';
 import { Qmp, QmpError } from './qmp.js';
 import { qemuArgs, type VmSpec } from './qemu-args.js';
-import { ConsoleWatch, FLOOD_LINES } from './console-watch.js';
-import type { Flood } from '../model/outcome.js';
+import { ConsoleWatch } from './console-watch.js';
+import { FLOOD_LINES, type Flood } from '../model/outcome.js';
 import { HeadTail } from '../util/head-tail.js';
 
 export type BootResult =

@@ -360,7 +360,7 @@ async function sandboxCost(base: Record<string, string>, runs: number) {
   const fresh = () => writeFile(join(dir, 'miscmap.c'), `${source}/* bench edit ${edit++} ${process.pid} */\n`);
   const build = async (sandboxed: boolean) => {
     await fresh();
-    const [s, b] = await timed(() => buildModule({ source: dir, kernel, cacheDir: cacheRoot(), logDir: tmp, ...(sandboxed ? { sandbox } : { unconfined: { kind: 'trusted', setBy: 'bench' } }) }));
+    const [s, b] = await timed(() => buildModule({ source: dir, kernel, cacheDir: cacheRoot(), logDir: tmp, confinement: sandboxed ? { kind: 'sandbox', sandbox } : { kind: 'unconfined', isolation: { kind: 'trusted', setBy: 'bench' } } }));
     if (b.cached) throw new Error('a bench build came from the cache');
     return s;
   };

@@ -33,11 +33,16 @@ export async function runCli(args: string[], env: Record<string, string> = {}): 
   return { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr), durationMs: performance.now() - t0 };
 }
 
-/** QEMU processes running on this machine right now (tests run one file at a time). */
-export function qemuProcesses(): string[] {
+/** Processes on this machine whose command line matches pattern (pgrep -f), pgrep itself aside. */
+export function processesMatching(pattern: string): string[] {
   try {
-    return execFileSync('pgrep', ['-a', '-f', 'qemu-system-x86_64'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes('mmaplab'));
+    return execFileSync('pgrep', ['-a', '-f', pattern], { encoding: 'utf8' }).split('\n').filter((l) => l && !l.includes('pgrep'));
   } catch {
     return [];
   }
+}
+
+/** QEMU processes running on this machine right now (tests run one file at a time). */
+export function qemuProcesses(): string[] {
+  return processesMatching('qemu-system-x86_64').filter((l) => l.includes('mmaplab'));
 }

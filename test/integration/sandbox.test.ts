@@ -5,7 +5,6 @@
  * around a real Kbuild, real guests for what the driver does when loaded.
  */
 import { randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
@@ -17,7 +16,7 @@ import { probeSandbox } from '../../src/sandbox/policy.js';
 import { cacheRoot } from '../../src/util/paths.js';
 import { which } from '../../src/util/tools.js';
 import { ROOT } from '../helpers.js';
-import { qemuProcesses, runCli } from './cli.js';
+import { processesMatching as processes, qemuProcesses, runCli } from './cli.js';
 
 const HOSTILE = join(ROOT, 'test/fixtures/hostile');
 const COMPILE_ERROR = 'test/fixtures/drivers/compile-error';
@@ -26,13 +25,6 @@ afterEach(() => {
   expect(qemuProcesses()).toEqual([]);
 });
 
-function processes(pattern: string): string[] {
-  try {
-    return execFileSync('pgrep', ['-a', '-f', pattern], { encoding: 'utf8' }).split('\n').filter((l) => l && !l.includes('pgrep'));
-  } catch {
-    return [];
-  }
-}
 
 /** Every file under dir, as text: what an artefact could leak. */
 function contentsOf(dir: string): string {
