@@ -18,7 +18,10 @@
 # architecture; REMAP_ARGS empty: do not trace), and optionally TEST_FLAGS (more
 # mmap-test options), KEEP_LOADED=1 (no rmmod: mmaplab shell), INSPECT=1 (a
 # driver of the user's own: find its device if DEVICE_NAME is empty, report
-# vmalloc areas and taint) and PG_RESERVED_BIT.
+# vmalloc areas and taint), STATE=1 (a guest that may serve another job: report
+# what the job may leave behind, the loaded modules, character devices, vmalloc
+# areas, taint and reserved pages freed, so the host can tell whether the guest
+# is as it was) and PG_RESERVED_BIT.
 #
 # run.sh --prepare FILE (the guest agent, before it says ready): register the
 # kprobe events FILE describes, disabled, so a snapshot holds them and no job
@@ -29,6 +32,10 @@
 # KEY:=VALUE writes VALUE bare when it is a number, true, false or null (else as a
 # string). With -l, one record per line of stdin, the line as "line".
 emit() {
+  if [ "$1" != -l ] && emit_plain "$@"; then return 0; fi
+  emit_awk "$@"
+}
+emit_awk() {
   lines=0
   if [ "$1" = -l ]; then lines=1 && shift; fi
   awk -v lines="$lines" '
@@ -58,6 +65,34 @@ emit() {
   ' "$@"
 }
 
+# emit without a process, for the common record: when the type, every key and
+# every value are printable ASCII without a quote or backslash, nothing needs
+# escaping and printf (a shell builtin) writes the same JSON awk would. Else it
+# fails, and emit leaves the record to awk. Under TCG a process costs ~10 ms.
+emit_plain() {
+  case "$1" in '' | *[!\ -~]* | *[\"\\]*) return 1 ;; esac
+  _er="{\"t\":\"$1\""
+  shift
+  for _ea in "$@"; do
+    case "$_ea" in *=*) ;; *) return 1 ;; esac
+    case "$_ea" in *[!\ -~]* | *[\"\\]*) return 1 ;; esac
+    _ek=${_ea%%=*}
+    _ev=${_ea#*=}
+    case "$_ek" in
+    *:)
+      _ek=${_ek%:}
+      _en=${_ev#-}
+      case "$_ev" in
+      true | false | null) _er="$_er,\"$_ek\":$_ev" ;;
+      *) case "$_en" in '' | *[!0-9]*) _er="$_er,\"$_ek\":\"$_ev\"" ;; *) _er="$_er,\"$_ek\":$_ev" ;; esac ;;
+      esac
+      ;;
+    *) _er="$_er,\"$_ek\":\"$_ev\"" ;;
+    esac
+  done
+  printf '%s}\n' "$_er"
+}
+
 mark() { echo "mmaplab: $*" > /dev/kmsg; }
 
 step() { # name status output
@@ -68,6 +103,10 @@ step() { # name status output
 # return value of each (any architecture), and, where this machine's
 # registers are known (REMAP_ARGS), what remap_pfn_range() was asked to map.
 T=/sys/kernel/tracing
+# The events go to a trace instance of mmaplab's own: its buffer holds only
+# them, the test program consumes it (trace_pipe), and nothing anyone else
+# traces on a real machine is read, cleared or consumed.
+I=$T/instances/mmaplab
 TRACED="remap_pfn_range vm_insert_page remap_vmalloc_range vm_map_pages"
 tracing=0
 tracing_off=
@@ -76,9 +115,9 @@ tracing_probe=
 # enable page_free (registered beside them, but wanted only with its filter).
 trace_enable() {
   for e in $TRACED remap_pfn_range_args; do
-    [ -d "$T/events/mmaplab/$e" ] && echo "$1" > "$T/events/mmaplab/$e/enable" 2> /dev/null
+    [ -d "$I/events/mmaplab/$e" ] && echo "$1" > "$I/events/mmaplab/$e/enable" 2> /dev/null
   done
-  [ -d "$T/events/mmaplab/remap_pfn_range" ]
+  [ -d "$I/events/mmaplab/remap_pfn_range" ]
 }
 trace_setup() {
   if [ -z "${REMAP_ARGS:-}" ]; then
@@ -91,30 +130,50 @@ trace_setup() {
     return 0
   fi
   # Registering a kprobe costs tens of milliseconds: reuse those of an earlier job (or of the snapshot).
-  if [ -d "$T/events/mmaplab" ]; then
+  if [ -d "$T/events/mmaplab" ] && [ -d "$I" ]; then
     trace_enable 1 && tracing=1
     return 0
   fi
-  for fn in $TRACED; do
-    if ! echo "r:mmaplab/$fn $fn ret=\$retval:s32" >> "$T/kprobe_events" 2> /dev/null; then
-      tracing_off=refused
-      tracing_probe=$fn
-      return 0
-    fi
-  done
-  echo "p:mmaplab/remap_pfn_range_args remap_pfn_range $REMAP_ARGS" >> "$T/kprobe_events" 2> /dev/null
+  if [ ! -d "$T/events/mmaplab" ]; then
+    for fn in $TRACED; do
+      if ! echo "r:mmaplab/$fn $fn ret=\$retval:s32" >> "$T/kprobe_events" 2> /dev/null; then
+        tracing_off=refused
+        tracing_probe=$fn
+        return 0
+      fi
+    done
+    echo "p:mmaplab/remap_pfn_range_args remap_pfn_range $REMAP_ARGS" >> "$T/kprobe_events" 2> /dev/null
+  fi
+  mkdir "$I" 2> /dev/null
   trace_enable 1 && tracing=1
 }
-# The page_free probe (INSPECT) watches rmmod free pages still marked PG_reserved.
+# The page_free probe (INSPECT, STATE) watches rmmod free pages still marked PG_reserved.
 page_free_probe() {
   [ -n "${PAGE_FREE_ARGS:-}" ] || return 1
   [ -d "$T/events/mmaplab/page_free" ] ||
     echo "p:mmaplab/page_free __free_pages $PAGE_FREE_ARGS" >> "$T/kprobe_events" 2> /dev/null
+  [ -d "$I/events/mmaplab/page_free" ]
 }
 trace_teardown() {
   [ "$tracing" = 1 ] && [ "${TRACE_KEEP:-0}" != 1 ] || return 0
-  echo 0 > "$T/events/mmaplab/enable"
+  echo 0 > "$I/events/mmaplab/enable"
+  rmdir "$I" 2> /dev/null
   for e in $TRACED remap_pfn_range_args page_free; do echo "-:mmaplab/$e" >> "$T/kprobe_events" 2> /dev/null; done
+}
+
+# The loaded modules and the character devices, as one record: shell builtins
+# only (no process started), since every job in a shared guest reads them twice.
+guest_state() {
+  mods=
+  while read -r m _; do mods="$mods $m"; done < /proc/modules
+  devs=
+  section=
+  while read -r a b; do
+    case "$a" in Character) section=c; continue ;; Block) section=b; continue ;; esac
+    [ "$section" = c ] && [ -n "$b" ] && devs="$devs|$a $b"
+  done < /proc/devices
+  # Not read: sysctl files answer only a read from offset 0, and read(1) takes a byte at a time.
+  emit guest-state when="$1" modules="${mods# }" chrdevs="${devs#|}" tainted:="$(cat /proc/sys/kernel/tainted)"
 }
 
 # Character devices as "major name" lines, from /proc/devices.
@@ -203,6 +262,10 @@ dir=${1:-$(dirname "$0")}
 # shellcheck source=/dev/null
 . "$dir/job.env"
 INSPECT=${INSPECT:-0}
+STATE=${STATE:-0}
+# What is read before insmod and after rmmod: for a driver of the user's own, or a guest that serves on.
+facts=0
+[ "$INSPECT" = 1 ] || [ "$STATE" = 1 ] && facts=1
 devices_before=
 nodes_before=
 
@@ -213,9 +276,10 @@ emit tracing on:="$([ "$tracing" = 1 ] && echo true || echo false)" off="$tracin
 if [ "$INSPECT" = 1 ]; then
   devices_before=$(char_devices)
   nodes_before="|$(char_nodes | tr '\n' '|')"
-  # The areas there before the driver: mmaplab compares them with those after rmmod.
-  [ -r /proc/vmallocinfo ] && emit -l vmalloc when=before < /proc/vmallocinfo
 fi
+[ "$STATE" = 1 ] && guest_state before
+# The areas there before the driver: mmaplab compares them with those after rmmod (INSPECT).
+[ "$INSPECT" = 1 ] && [ -r /proc/vmallocinfo ] && emit -l vmalloc when=before < /proc/vmallocinfo
 
 mark "step insmod"
 # MODULE_PARAMS is a list of name=value words.
@@ -229,7 +293,7 @@ find_device
 
 # The test program runs every check in a child of its own, marks each in the
 # kernel log, and reports the traced calls of each.
-if [ "$tracing" = 1 ]; then set -- --trace "$T"; else set --; fi
+if [ "$tracing" = 1 ]; then set -- --trace "$I"; else set --; fi
 if [ -n "$CHECKS" ]; then
   # shellcheck disable=SC2086
   "$dir/$TEST" --device "$DEVICE" --checks "$CHECKS" --pages "$PAGES" --pattern "$PATTERN" \
@@ -245,11 +309,11 @@ fi
 # INSPECT: count the pages rmmod frees while they are still marked PG_reserved
 # (a kernel without DEBUG_VM says nothing of it); PG_RESERVED_BIT comes from the headers.
 watch_reserved=0
-if [ "$INSPECT" = 1 ] && [ "$tracing" = 1 ] && [ -n "${PG_RESERVED_BIT:-}" ] && page_free_probe; then
-  if echo "flags & $((1 << PG_RESERVED_BIT))" > "$T/events/mmaplab/page_free/filter" 2> /dev/null &&
-    echo 1 > "$T/events/mmaplab/page_free/enable" 2> /dev/null; then
+if [ "$facts" = 1 ] && [ "$tracing" = 1 ] && [ -n "${PG_RESERVED_BIT:-}" ] && page_free_probe; then
+  if echo "flags & $((1 << PG_RESERVED_BIT))" > "$I/events/mmaplab/page_free/filter" 2> /dev/null &&
+    echo 1 > "$I/events/mmaplab/page_free/enable" 2> /dev/null; then
     watch_reserved=1
-    freed_before=$(grep -c ' page_free: ' "$T/trace")
+    freed_before=$(grep -c ' page_free: ' "$I/trace")
   fi
 fi
 
@@ -257,13 +321,20 @@ mark "step rmmod"
 out=$(timeout "$STEP_TIMEOUT" rmmod "$MODULE_NAME" 2>&1)
 rc=$?
 if [ "$watch_reserved" = 1 ]; then
-  echo 0 > "$T/events/mmaplab/page_free/enable"
-  emit reserved-freed pages:="$(($(grep -c ' page_free: ' "$T/trace") - freed_before))"
+  echo 0 > "$I/events/mmaplab/page_free/enable"
+  emit reserved-freed pages:="$(($(grep -c ' page_free: ' "$I/trace") - freed_before))"
 fi
 step rmmod "$rc" "$out"
 case "$DEVICE" in /dev/mmaplab*) rm -f "$DEVICE" ;; esac
-if [ "$INSPECT" = 1 ] && [ "$rc" -eq 0 ] && [ -r /proc/vmallocinfo ]; then
-  emit -l vmalloc when=after < /proc/vmallocinfo
+if [ "$rc" -eq 0 ] && [ -r /proc/vmallocinfo ]; then
+  if [ "$INSPECT" = 1 ]; then
+    emit -l vmalloc when=after < /proc/vmallocinfo
+  elif [ "$STATE" = 1 ]; then
+    # Only the areas that can be the driver's (its name, or a caller in module space once it is gone):
+    # a guest restored clean and judged clean after every job holds no other such area.
+    grep -F -e 0xffffffffc -e "[$MODULE_NAME]" /proc/vmallocinfo | emit -l vmalloc when=after
+  fi
 fi
+[ "$STATE" = 1 ] && guest_state after
 [ "$INSPECT" = 1 ] && emit tainted value:="$(cat /proc/sys/kernel/tainted)"
 finish

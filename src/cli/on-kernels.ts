@@ -60,7 +60,7 @@ export async function onKernels(
       const report = await one(specs[0]!, { progress, label: '', guest: {} });
       process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : renderOne(report, style));
       process.exitCode = report.exitCode;
-      matrix = assembleMatrix({ command, kernels: [report.command === 'run' ? { spec: specs[0]!, kind: 'run', report } : { spec: specs[0]!, kind: 'check', report }], dir: report.artifacts.dir, resultsJson: report.artifacts.resultsJson, totalMs: 'timings' in report ? report.timings.totalMs : 0 });
+      matrix = assembleMatrix({ command, kernels: [report.command === 'run' ? { spec: specs[0]!, kind: 'run', report } : { spec: specs[0]!, kind: 'check', report }], dir: report.artifacts.dir, resultsJson: report.artifacts.resultsJson, totalMs: report.timings?.totalMs ?? 0 });
     } catch (e) {
       // Machine-readable output is promised even when the kernel could not be tried.
       if (!isMmaplabError(e) || e.kind === 'usage' || !(o.json || o.junit)) throw e;

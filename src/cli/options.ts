@@ -76,6 +76,7 @@ export interface GuestCliOptions {
   allowOwnKernel?: boolean;
   connectTimeout: number;
   snapshot?: boolean;
+  guestPerJob?: boolean;
   trustDriver?: boolean;
   buildTimeout: number;
 }
@@ -112,6 +113,7 @@ export function addGuestOptions(cmd: Command): Command {
     .option('--trust-driver', "build the driver without the sandbox, as you, with your files and network (MMAPLAB_TRUST_DRIVER=1 does the same); only for code you trust")
     .addOption(new Option('--build-timeout <seconds>', "the driver's build is stopped, with every process it started, after this long").default(300).argParser(positiveInt('--build-timeout', 7200)))
     .option('--no-snapshot', "boot a guest instead of restoring the kernel's cached snapshot (mmaplab shell always boots)")
+    .option('--guest-per-job', 'restore a fresh guest for every job, even after a job that left its guest as it was')
     .option('--no-color', 'plain output even on a terminal')
     .option('-v, --verbose', 'show progress and every command run');
 }
@@ -153,6 +155,7 @@ export function setupOptions(o: GuestCliOptions, showProgress: boolean, kernel =
     refreshKernel: !!o.refreshKernel,
     ...(o.target ? { target: targetOptions(o) } : {}),
     snapshot: o.snapshot !== false,
+    shareGuests: !o.guestPerJob,
     trustDriver: !!o.trustDriver,
     buildTimeoutS: o.buildTimeout,
     ...(showProgress ? { onProgress: progressPrinter(err, label) } : {}),

@@ -21,7 +21,8 @@ import { CUSTOM_DRIVER } from '../diagnose/expectations.js';
 import { STUDENT_CHECKS } from '../diagnose/verdicts.js';
 import { labJob, type LabJob } from '../guest/job.js';
 import { kernelPgReservedBit } from '../kernel/page-flags.js';
-import type { Machine } from '../machines/machine.js';
+import { jobTiming, type Machine } from '../machines/machine.js';
+import type { JobTiming } from '../model/timing.js';
 import { setUpLab, type LabSetup, type SetupOptions } from '../machines/setup.js';
 import type { CheckName } from '../model/checks.js';
 import type { CheckReport } from '../model/report.js';
@@ -53,13 +54,14 @@ export interface CheckOptions extends SetupOptions {
  * tried again, the crash is the verdict. A hang would most likely hang again, a deadline at a time, and a lost
  * target is gone: after either, the checks left are not run.
  */
-async function runPasses(machine: Machine, jobFor: (id: number, checks: readonly CheckName[]) => LabJob, runDir: RunDir, onPass: (checks: readonly CheckName[]) => void): Promise<Assessment[]> {
+async function runPasses(machine: Machine, jobFor: (id: number, checks: readonly CheckName[]) => LabJob, runDir: RunDir, onPass: (checks: readonly CheckName[]) => void, timings: JobTiming[]): Promise<Assessment[]> {
   const assessments: Assessment[] = [];
   let remaining: readonly CheckName[] = STUDENT_CHECKS;
   for (let id = 1; remaining.length > 0 && id <= STUDENT_CHECKS.length; id++) {
     onPass(remaining);
     const job = jobFor(id, remaining);
     const r = await machine.runJob(job);
+    if (r.timing) timings.push(jobTiming(id, remaining[0]!, r.timing));
     const flood = r.flood ? { flood: r.flood } : {};
     await runDir.appendRecords(job, r.records, { end: r.end, boot: r.boot, command: 'check', console: r.console !== '', ...flood });
     const a = assessJob({ strategy: CUSTOM_DRIVER, label: '', checks: remaining, jobId: id, end: r.end, records: r.records, console: r.console, boot: r.boot, ...flood });
@@ -102,6 +104,7 @@ async function onOlderKernel(opts: CheckOptions, lab: Extract<LabSetup, { kind: 
 }
 
 export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
+  const t0 = performance.now();
   const progress = opts.onProgress ?? (() => {});
   const runDir = await RunDir.create(opts);
   const display = relative(process.cwd(), opts.source) || '.';
@@ -151,8 +154,9 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
     ...(pgReserved === undefined ? {} : { pgReservedBit: pgReserved }),
   });
   let assessments: Assessment[];
+  const jobTimings: JobTiming[] = [];
   try {
-    assessments = await runPasses(machine, jobFor, runDir, (remaining) => progress('job', `${module.name}: ${remaining.join(', ')}`));
+    assessments = await runPasses(machine, jobFor, runDir, (remaining) => progress('job', `${module.name}: ${remaining.join(', ')}`), jobTimings);
   } finally {
     // What a target kept is reported as machine.leftBehind.
     await machine.close();
@@ -174,6 +178,7 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
     notes,
     artifacts: { dir: runDir.path, consoleLog: machine.consoleLogs()[0], resultsJson: runDir.resultsJson, module: moduleCopy },
   });
+  report.timings = { totalMs: Math.round(performance.now() - t0), kernelMs: Math.round(lab.kernelMs), buildMs: Math.round(lab.buildMs), jobs: jobTimings };
   await runDir.writeResults(report);
   return report;
 }

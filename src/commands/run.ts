@@ -10,7 +10,10 @@ import { join, resolve } from 'node:path';
 import { assembleReport } from '../diagnose/assemble.js';
 import { assessJob } from '../diagnose/assess.js';
 import { CUSTOM_DRIVER, STRATEGIES } from '../diagnose/expectations.js';
-import { labJob } from '../guest/job.js';
+import { labJob, type LabJob } from '../guest/job.js';
+import { kernelPgReservedBit } from '../kernel/page-flags.js';
+import { jobTiming } from '../machines/machine.js';
+import type { JobTiming } from '../model/timing.js';
 import { fileIn, symbolizeFindings, symbolizer } from '../kbuild/symbolize.js';
 import { resolveDriverSource } from '../kbuild/driver-source.js';
 import { setUpLab, type SetupOptions } from '../machines/setup.js';
@@ -59,13 +62,20 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
   const strategies = opts.strategies ?? (bundled ? STRATEGIES : [CUSTOM_DRIVER]);
   // Jobs go to the machine as fast as it takes them: one at a time to a booted guest or a target,
   // side by side to restored snapshots (each in its own guest). Each is assessed, and its records kept, as it ends.
+  // PG_reserved's bit, so a guest serving several jobs can tell one that freed reserved pages.
+  const pgReserved = lab.guestKernel ? await kernelPgReservedBit(lab.guestKernel) : undefined;
   const tJobs = performance.now();
+  const jobTimings: JobTiming[] = [];
   let assessments;
   try {
     assessments = await mapConcurrent(strategies, machine.parallel, async (strategy, i) => {
       progress('job', `${strategy}: ${opts.checks.join(', ')}`);
-      const job = labJob({ id: i + 1, strategy, modulePath: module.jobKo, moduleName: module.name, moduleParams: takesStrategy && strategy !== CUSTOM_DRIVER ? [`strategy=${strategy}`] : [], testProgram: lab.testProgram, checks: opts.checks, pages: opts.pages });
+      const job: LabJob = {
+        ...labJob({ id: i + 1, strategy, modulePath: module.jobKo, moduleName: module.name, moduleParams: takesStrategy && strategy !== CUSTOM_DRIVER ? [`strategy=${strategy}`] : [], testProgram: lab.testProgram, checks: opts.checks, pages: opts.pages }),
+        ...(pgReserved === undefined ? {} : { pgReservedBit: pgReserved }),
+      };
       const r = await machine.runJob(job);
+      if (r.timing) jobTimings.push(jobTiming(job.id, strategy, r.timing));
       const flood = r.flood ? { flood: r.flood } : {};
       await runDir.appendRecords(job, r.records, { end: r.end, boot: r.boot, command: 'run', console: r.console !== '', ...flood });
       return assessJob({ strategy, checks: opts.checks, jobId: job.id, end: r.end, records: r.records, console: r.console, boot: r.boot, ...flood });
@@ -107,6 +117,7 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
       bootMs: Math.round(boot.bootMs),
       guestReadyMs: Math.round(boot.guestReadyMs),
       jobMs: Math.round(tJob - tJobs - boot.bootMs),
+      jobs: jobTimings.sort((a, b) => a.job - b.job),
     },
   });
   await runDir.writeResults(report);

@@ -12,6 +12,7 @@ import { buildMistakesFor } from './build-mistakes.js';
 import { causeOf } from './kernel-causes.js';
 import { readWords } from '../parse/read-probe.js';
 import { describeCalls } from '../parse/trace.js';
+import { leakedAreas } from '../parse/job-records.js';
 import type { CheckName } from '../model/checks.js';
 import type { CheckItem } from '../model/report.js';
 import { bytesOf, isSwapped, LAB_WORD, wordText, type PatternChoice } from '../model/pattern.js';
@@ -47,14 +48,6 @@ export function taintLetters(mask: number): string[] {
   return [...TAINT].filter((_, bit) => mask & (1 << bit));
 }
 
-
-/**
- * vmallocinfo lines that belong to the unloaded module: its name, or a caller
- * address in module space that no longer resolves to a symbol.
- */
-export function leakedAreas(lines: readonly string[], module: string): string[] {
-  return lines.filter((l) => l.includes(`[${module}]`) || /(^|\s)0xffffffffc[0-9a-f]{7,}(\s|$)/.test(l));
-}
 
 /** "0–15", "0, 3, 7": a list of page numbers, runs folded. */
 function pageList(pages: readonly number[]): string {

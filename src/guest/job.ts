@@ -41,8 +41,10 @@ export interface LabJob {
   testFlags?: string[];
   /** Leave the driver loaded after the checks (mmaplab shell). */
   keepLoaded?: boolean;
-  /** PG_reserved's bit in page->flags for this kernel, to watch rmmod free reserved pages (INSPECT). */
+  /** PG_reserved's bit in page->flags for this kernel, to watch rmmod free reserved pages (INSPECT, STATE). */
   pgReservedBit?: number;
+  /** Report what the job leaves in the guest (a guest that may serve another job; see parse/guest-after-job.ts). */
+  reportState?: boolean;
 }
 
 /** The lab's job: the bundled driver's device, the seed's pattern, both modes. */
@@ -130,6 +132,7 @@ export function jobEnv(job: LabJob, files: { module: string; test: string }, whe
     TRACE_KEEP: where.traceKeep ? '1' : '0',
     LINK_TEST: where.linkTest ? '1' : '0',
     INSPECT: job.inspect ? '1' : '0',
+    STATE: job.reportState ? '1' : '0',
     TEST_FLAGS: (job.testFlags ?? []).join(' '),
     KEEP_LOADED: job.keepLoaded ? '1' : '0',
     PG_RESERVED_BIT: job.pgReservedBit === undefined ? '' : String(job.pgReservedBit),

@@ -40,6 +40,8 @@ export type GuestRecord =
   | { t: 'reserved-freed'; pages: number }
   /** INSPECT jobs: /proc/sys/kernel/tainted at the end. */
   | { t: 'tainted'; value: number }
+  /** STATE jobs (a guest that may serve another): the loaded modules (space-separated) and character devices ("major name", |-separated), before insmod and after rmmod. */
+  | { t: 'guest-state'; when: 'before' | 'after'; modules: string; chrdevs: string; tainted: number }
   // From the test program:
   | { t: 'start'; check: CheckName; device: string; pages: number; pageSize: number; pattern: string }
   | { t: 'open'; ok: boolean; mode?: string; errno?: number; err?: string; msg?: string }

@@ -21,6 +21,8 @@ export class BootedGuests implements Machine {
   first: Booted | undefined;
   private readonly logs: string[] = [];
   private vm: GuestVm | undefined;
+  /** Jobs the current boot has served. */
+  private served = 0;
   /** The guest slot (a matrix's --jobs) this boot holds until its guest is gone. */
   private release: (() => void) | undefined;
 
@@ -51,14 +53,18 @@ export class BootedGuests implements Machine {
   }
 
   async runJob(job: LabJob): Promise<HostedJob> {
+    let bootMs = 0;
     if (!this.vm) {
       this.release = await this.ctx.slots.acquire();
+      const t = performance.now();
       try {
         this.vm = await this.boot();
       } catch (e) {
         this.free();
         throw e;
       }
+      bootMs = Math.round(performance.now() - t);
+      this.served = 0;
     }
     const vm = this.vm;
     const end = await vm.runJob(job.id, await jobPayload(job, { inGuest: vm.filesInGuest }), this.ctx.boot.timeoutS * 1000);
@@ -69,7 +75,8 @@ export class BootedGuests implements Machine {
       this.vm = undefined;
       this.free();
     }
-    return { end: end.kind, records: end.records, console, boot: this.boots, ...(end.kind === 'flooded' ? { flood: end.flood } : {}) };
+    const timing = { guest: this.boots, servedBefore: this.served++, restoreMs: bootMs, phases: end.phases };
+    return { end: end.kind, records: end.records, console, boot: this.boots, timing, ...(end.kind === 'flooded' ? { flood: end.flood } : {}) };
   }
 
   async interact(s: ShellSession): Promise<void> {

@@ -9,6 +9,7 @@ import type { LabJob } from '../guest/job.js';
 import type { GuestRecord } from '../guest/protocol.js';
 import type { Flood, StrategyRun } from '../model/outcome.js';
 import type { GuestMachine, TargetMachine } from '../model/report.js';
+import type { JobPhases, JobTiming } from '../model/timing.js';
 
 export interface HostedJob {
   end: StrategyRun['end'];
@@ -19,6 +20,15 @@ export interface HostedJob {
   boot: number;
   /** end 'flooded': how much the guest printed before it was stopped. */
   flood?: Flood;
+  /** Where its time went (a guest: which one, its restore, the job's phases; a target: the phases). */
+  timing?: HostedTiming;
+}
+
+export interface HostedTiming {
+  guest: number;
+  servedBefore: number;
+  restoreMs: number;
+  phases: JobPhases;
 }
 
 /** The user's terminal, handed to a shell on the machine (mmaplab shell). */
@@ -34,7 +44,7 @@ export interface ShellSession {
 }
 
 export interface Machine {
-  /** How many jobs may be sent at once (restored guests serve each job its own guest). */
+  /** How many jobs may be sent at once (restored guests queue them for their lanes: any number). */
   readonly parallel: number;
   /** Start getting ready for the first job while the driver builds (a restored guest restores one ahead). */
   prepare(): void;
@@ -55,3 +65,8 @@ export interface Machine {
 
 /** Where a command is, for progress lines. */
 export type Phase = 'fetch' | 'connect' | 'build' | 'accel' | 'boot' | 'snapshot' | 'restore' | 'job' | 'report';
+
+/** A hosted job's timing as the report gives it. */
+export function jobTiming(job: number, label: string, t: HostedTiming): JobTiming {
+  return { job, label, guest: t.guest, servedBefore: t.servedBefore, restoreMs: t.restoreMs, ...t.phases };
+}

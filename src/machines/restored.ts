@@ -1,13 +1,23 @@
 /**
- * Jobs served from a snapshot: every job gets a guest restored afresh from
- * the kernel's cached snapshot (made by one cold boot the first time), so a
- * crash in one job cannot reach the next and jobs can run side by side. A
- * snapshot that is stale is made anew; one that is damaged or does not
- * restore is removed, and the run carries on in booted guests (GuestJobHost).
+ * Jobs served from a snapshot: guests restored from the kernel's cached
+ * snapshot (made by one cold boot the first time). A restored guest serves
+ * jobs one after another for as long as each leaves it as it was (the driver
+ * unloaded, nothing left behind, nothing reported: parse/guest-after-job.ts);
+ * one that does not is killed, and the next job gets a guest restored afresh,
+ * so a crash never reaches another job. A guest serves one driver only: a job
+ * of another driver never gets it. Guests run side by side in lanes, as many
+ * as the cores, the guest slots and the work allow. A snapshot that is stale
+ * is made anew; one that is damaged or does not restore is removed, and the
+ * run carries on in booted guests.
  */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { jobPayload, type LabJob } from '../guest/job.js';
+import type { GuestRecord } from '../guest/protocol.js';
 import type { GuestMachine, SnapshotUse } from '../model/report.js';
+import { guestAfterJob } from '../parse/guest-after-job.js';
 import { jobConsoleLabel } from '../rundir/run-dir.js';
 import { isMmaplabError, MmaplabError } from '../util/errors.js';
 import { Limiter } from '../util/limiter.js';
@@ -38,31 +48,57 @@ interface Usable {
   hash: string;
 }
 
+/** A restored guest and what it has served. */
+interface Guest {
+  vm: GuestVm;
+  log: ConsolePart & { guest: number; jobs: Array<{ id: number; strategy: string }> };
+  synced: Extract<GuestRecord, { t: 'synced' }> | undefined;
+  /** The driver it has served (the module file's hash): it serves no other. */
+  driver: string | undefined;
+  served: number;
+  restoreMs: number;
+}
+
+interface Queued {
+  job: LabJob;
+  done: (r: Promise<HostedJob>) => void;
+}
+
 export class RestoredGuests implements Machine {
-  readonly parallel: number;
+  /** Jobs are queued here and taken by the lanes: send them all at once. */
+  readonly parallel = Infinity;
   private prepared: Promise<Usable | undefined> | undefined;
   private broken: string | undefined;
   private made: { bootMs: number; attempts: number; why: 'missing' | 'stale' | 'corrupt' } | undefined;
   private hash = '';
   private readonly restoreMs: number[] = [];
+  private jobsServed = 0;
   /** Console files in the order they go into console.log. */
   private readonly logs: ConsolePart[] = [];
   /** The first job's guest, restored while the driver builds (warmUp). */
-  private spare: Promise<{ r: BootResult; log: ConsolePart & { guest: number } } | undefined> | undefined;
+  private spare: Promise<{ r: BootResult; log: Guest['log'] } | undefined> | undefined;
   private readonly fallbackOne = new Limiter(1);
   private usedFallback = false;
   private folded: Promise<void> | undefined;
   private guests = 0;
   private spec: BootSpec | undefined;
+  private readonly queue: Queued[] = [];
+  private lanes = 0;
+  /** Lanes still running (close waits for their guests to go). */
+  private readonly laneRuns = new Set<Promise<void>>();
+  private readonly maxLanes: number;
+  private readonly driverHashes = new Map<string, Promise<string>>();
 
   constructor(
     private readonly ctx: GuestContext,
     /** Booted guests, for when the snapshot cannot serve. */
     private readonly fallback: BootedGuests,
     private readonly cacheDir: string,
+    /** false: every job in a guest restored afresh (--guest-per-job). */
+    private readonly share = true,
   ) {
-    // Each job in its own restored guest: as many at once as there are guest slots.
-    this.parallel = ctx.slots.size;
+    // TCG runs a guest's CPU on one host thread: more guests than cores only take turns.
+    this.maxLanes = Math.max(1, Math.min(ctx.slots.size, availableParallelism()));
     track(this);
   }
 
@@ -82,57 +118,142 @@ export class RestoredGuests implements Machine {
     })().catch(() => undefined);
   }
 
-  async runJob(job: LabJob): Promise<HostedJob> {
-    const spare = this.spare;
-    this.spare = undefined;
-    const ahead = spare ? await spare : undefined;
-    const snap = await (this.prepared ??= this.prepareSnapshot());
-    if (!snap || this.broken) {
-      if (ahead?.r.kind === 'ready') await ahead.r.vm.kill();
-      return this.viaFallback(job);
-    }
-    const release = await this.ctx.slots.acquire();
+  runJob(job: LabJob): Promise<HostedJob> {
+    return new Promise<HostedJob>((resolve, reject) => {
+      this.queue.push({ job, done: (r) => void r.then(resolve, reject) });
+      this.startLane();
+    });
+  }
+
+  /** A lane for waiting jobs, up to the cores and slots; a lane ends when the queue is empty, and a job queued meanwhile starts the next. */
+  private startLane(): void {
+    if (!this.queue.length || this.lanes >= this.maxLanes) return;
+    this.lanes++;
+    const run = this.lane().finally(() => {
+      this.lanes--;
+      this.laneRuns.delete(run);
+      this.startLane();
+    });
+    this.laneRuns.add(run);
+  }
+
+  /** One guest slot: guests restored in turn, each serving queued jobs while they leave it as it was. */
+  private async lane(): Promise<void> {
+    let snap: Usable | undefined;
     try {
-      if (!ahead) this.ctx.progress('restore', `job ${job.id}: restoring ${this.ctx.kernel.release} from its snapshot`);
-      const { r, log } = ahead ?? (await this.restore(snap));
-      log.label = jobConsoleLabel(job, `in a guest restored from snapshot ${snap.hash}`);
-      // Killed from outside (Ctrl-C reaping every guest, the OOM killer): not the snapshot's fault.
-      if (r.kind !== 'ready' && (GuestVm.stopping || (r.kind === 'exited' && r.signal))) {
-        return { end: 'guest-died', records: [], console: r.console, boot: log.guest };
-      }
-      if (r.kind !== 'ready') {
-        const why = r.kind === 'timeout' ? 'the restored guest did not answer' : `QEMU exited${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').pop()}` : ''}`;
-        if (!this.broken) {
-          this.broken = why;
-          this.ctx.notes.push(`the snapshot of ${this.ctx.kernel.release} did not restore (${why}); it was removed, and the jobs from job ${job.id} on ran in a booted guest`);
-          await discardSnapshot(snap.dir);
+      snap = await (this.prepared ??= this.prepareSnapshot());
+    } catch (e) {
+      // The kernel does not boot at all: every job waiting fails as a cold boot would.
+      for (const q of this.queue.splice(0)) q.done(Promise.reject(e));
+      return;
+    }
+    let release: (() => void) | undefined;
+    let guest: Guest | undefined;
+    try {
+      for (let q = this.queue.shift(); q; q = this.queue.shift()) {
+        if (!snap || this.broken) {
+          const spare = await this.takeSpare();
+          if (spare?.r.kind === 'ready') await spare.r.vm.kill();
+          q.done(this.viaFallback(q.job));
+          continue;
         }
-        // Not this job's console: the job runs in a booted guest, whose console is its own.
-        log.label = `a guest restored for job ${job.id} that did not come up (${why})`;
-        // The booted guest takes a slot of its own: give this one back first (a matrix with --jobs 1 has one).
-        release();
-        return await this.viaFallback(job);
+        const driver = await this.driverOf(q.job);
+        if (guest && guest.driver !== driver) guest = await this.retire(guest);
+        if (!guest) {
+          release ??= await this.ctx.slots.acquire();
+          const up = await this.bringUp(snap, q.job);
+          if (up.kind !== 'guest') {
+            // The booted guest takes a slot of its own: give this one back first (a matrix with --jobs 1 has one).
+            release();
+            release = undefined;
+            q.done(up.kind === 'fallback' ? this.viaFallback(q.job) : Promise.resolve(up.job));
+            continue;
+          }
+          guest = up.guest;
+        }
+        const served = await this.serve(guest, q.job, driver);
+        q.done(Promise.resolve(served.job));
+        if (!served.keep) guest = await this.retire(guest);
       }
-      this.restoreMs.push(r.bootMs);
-      const vm = r.vm;
-      try {
-        // A restored guest has what its initramfs brought (the test program), nothing of an earlier job.
-        const end = await vm.runJob(job.id, await jobPayload(job, { inGuest: vm.filesInGuest }), this.ctx.boot.timeoutS * 1000);
-        // The guest's answer to SYNC goes with the job's records (records.jsonl): the clock and RNG it started from.
-        return { end: end.kind, records: r.synced ? [r.synced, ...end.records] : end.records, console: vm.console, boot: log.guest, ...(end.kind === 'flooded' ? { flood: end.flood } : {}) };
-      } finally {
-        // Whatever the job did to the guest goes with it: the next job restores afresh.
-        await vm.kill();
-      }
+    } catch (e) {
+      for (const q of this.queue.splice(0)) q.done(Promise.reject(e));
     } finally {
-      release();
+      if (guest) await this.retire(guest);
+      release?.();
     }
   }
 
+  /** The guest restored ahead, if any (once). */
+  private async takeSpare(): Promise<{ r: BootResult; log: Guest['log'] } | undefined> {
+    const spare = this.spare;
+    this.spare = undefined;
+    return spare ? await spare : undefined;
+  }
+
+  /** A guest for a job: the one restored ahead, else restored now; a failed restore sends the job to a booted guest. */
+  private async bringUp(snap: Usable, job: LabJob): Promise<{ kind: 'guest'; guest: Guest } | { kind: 'fallback' } | { kind: 'ended'; job: HostedJob }> {
+    const ahead = await this.takeSpare();
+    if (!ahead) this.ctx.progress('restore', `job ${job.id}: restoring ${this.ctx.kernel.release} from its snapshot`);
+    const { r, log } = ahead ?? (await this.restore(snap));
+    // Killed from outside (Ctrl-C reaping every guest, the OOM killer): not the snapshot's fault.
+    if (r.kind !== 'ready' && (GuestVm.stopping || (r.kind === 'exited' && r.signal))) {
+      log.jobs.push({ id: job.id, strategy: job.strategy });
+      return { kind: 'ended', job: { end: 'guest-died', records: [], console: r.console, boot: log.guest } };
+    }
+    if (r.kind !== 'ready') {
+      const why = r.kind === 'timeout' ? 'the restored guest did not answer' : `QEMU exited${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').pop()}` : ''}`;
+      if (!this.broken) {
+        this.broken = why;
+        this.ctx.notes.push(`the snapshot of ${this.ctx.kernel.release} did not restore (${why}); it was removed, and the jobs from job ${job.id} on ran in a booted guest`);
+        await discardSnapshot(snap.dir);
+      }
+      // Not this job's console: the job runs in a booted guest, whose console is its own.
+      log.label = `a guest restored for job ${job.id} that did not come up (${why})`;
+      return { kind: 'fallback' };
+    }
+    this.restoreMs.push(r.bootMs);
+    return { kind: 'guest', guest: { vm: r.vm, log, synced: r.synced, driver: undefined, served: 0, restoreMs: r.bootMs } };
+  }
+
+  /** One job in a guest; keep: the guest is as it was and may serve the next job of the same driver. */
+  private async serve(guest: Guest, job: LabJob, driver: string): Promise<{ job: HostedJob; keep: boolean }> {
+    const { vm, log } = guest;
+    guest.driver = driver;
+    log.jobs.push({ id: job.id, strategy: job.strategy });
+    log.label = jobConsoleLabel(log.jobs, `in a guest restored from snapshot ${this.hash}`);
+    // A guest that may serve on reports what the job left (STATE), for guestAfterJob to judge.
+    const sent: LabJob = this.share ? { ...job, reportState: true } : job;
+    const end = await vm.runJob(job.id, await jobPayload(sent, { inGuest: vm.filesInGuest }), this.ctx.boot.timeoutS * 1000);
+    this.jobsServed++;
+    // The guest's answer to SYNC goes with its first job's records (records.jsonl): the clock and RNG it started from.
+    const records = guest.served === 0 && guest.synced ? [guest.synced, ...end.records] : end.records;
+    const timing = { guest: log.guest, servedBefore: guest.served, restoreMs: guest.served === 0 ? Math.round(guest.restoreMs) : 0, phases: end.phases };
+    guest.served++;
+    const after = this.share ? guestAfterJob(end.kind, end.records, job.moduleName, job.checks) : { kind: 'changed' as const, why: 'one job per guest' };
+    const hosted: HostedJob = { end: end.kind, records, console: vm.console, boot: log.guest, timing, ...(end.kind === 'flooded' ? { flood: end.flood } : {}) };
+    return { job: hosted, keep: after.kind === 'as-it-was' };
+  }
+
+  /** The guest goes, with whatever its jobs did to it. */
+  private async retire(guest: Guest): Promise<undefined> {
+    await guest.vm.kill();
+    return undefined;
+  }
+
+  /** Which driver a job loads: its module file's content. */
+  private driverOf(job: LabJob): Promise<string> {
+    let h = this.driverHashes.get(job.modulePath);
+    if (!h) {
+      h = readFile(job.modulePath).then((d) => createHash('sha256').update(d).digest('hex'));
+      this.driverHashes.set(job.modulePath, h);
+    }
+    return h;
+  }
+
   /** One guest restored from the snapshot, its console in a file of its own (console.log is put together at the end). */
-  private async restore(snap: Usable): Promise<{ r: BootResult; log: ConsolePart & { guest: number } }> {
+  private async restore(snap: Usable): Promise<{ r: BootResult; log: Guest['log'] }> {
     const guest = ++this.guests;
-    const log = { label: 'a restored guest that ran no job', path: this.ctx.runDir.file(`console-guest${guest}.log`), guest };
+    const log = { label: 'a restored guest that ran no job', path: this.ctx.runDir.file(`console-guest${guest}.log`), guest, jobs: [] };
     this.logs.push(log);
     const r = await GuestVm.restore({ ...snap.spec, ram: { path: join(snap.dir, 'ram'), share: false } }, join(snap.dir, 'state'), {
       qemu: this.ctx.qemu.binary,
@@ -215,9 +336,10 @@ export class RestoredGuests implements Machine {
     const restores = this.restoreMs.length;
     const sorted = [...this.restoreMs].sort((a, b) => a - b);
     const restoreMs = Math.round(sorted[Math.floor(sorted.length / 2)] ?? 0);
-    if (this.broken) return { use: 'failed', reason: this.broken, restores, restoreMs };
-    if (this.made) return { use: 'made', key: this.hash, restores, restoreMs, bootMs: this.made.bootMs, why: this.made.why };
-    return { use: 'restored', key: this.hash, restores, restoreMs };
+    const jobs = this.jobsServed;
+    if (this.broken) return { use: 'failed', reason: this.broken, restores, restoreMs, jobs };
+    if (this.made) return { use: 'made', key: this.hash, restores, restoreMs, jobs, bootMs: this.made.bootMs, why: this.made.why };
+    return { use: 'restored', key: this.hash, restores, restoreMs, jobs };
   }
 
   async interact(s: ShellSession): Promise<void> {
@@ -253,6 +375,7 @@ export class RestoredGuests implements Machine {
     const spare = await this.spare;
     this.spare = undefined;
     if (spare?.r.kind === 'ready') await spare.r.vm.kill();
+    while (this.laneRuns.size) await Promise.all([...this.laneRuns]);
     await this.fallback.close();
     await this.foldConsoles();
     untrack(this);

@@ -57,6 +57,8 @@ export interface GuestOptions {
   guestSlots?: Slots;
   /** Serve jobs from a snapshot of the booted guest (made on first use); false: boot for every run. */
   snapshot?: boolean;
+  /** A restored guest that a job left as it was serves the next job of the same driver; false: a guest per job (--guest-per-job). */
+  shareGuests?: boolean;
   /** --trust-driver: build a driver that is not mmaplab's own without the sandbox. */
   trustDriver?: boolean;
   /** --build-timeout: the sandboxed build's time limit. */
@@ -188,7 +190,7 @@ async function guestLab(opts: SetupOptions, source: string, runDir: RunDir, cach
   const useSnapshot = opts.snapshot !== false;
   // With a snapshot, console.log is put together at the end from every guest's console.
   const booted = new BootedGuests(ctx, { firstLog: runDir.file(useSnapshot ? 'console-fallback.log' : 'console.log'), snapshotOff: opts.snapshotOffReason ?? '--no-snapshot' });
-  const machine: Machine = useSnapshot ? new RestoredGuests(ctx, booted, cacheDir) : booted;
+  const machine: Machine = useSnapshot ? new RestoredGuests(ctx, booted, cacheDir, opts.shareGuests !== false) : booted;
   // The first guest is restored while the driver builds (a cached snapshot only).
   machine.prepare();
   const built = await builtP;

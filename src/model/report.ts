@@ -10,6 +10,7 @@ import type { KernelLine, KernelProblem } from './kernel-log.js';
 import type { PatternChoice } from './pattern.js';
 import type { BuildIsolation } from './isolation.js';
 import type { CheckResult, StrategyRun } from './outcome.js';
+import type { JobTiming } from './timing.js';
 
 /**
  * 1: RunReport and CheckReport. 2: adds the matrix document (kind 'matrix',
@@ -39,11 +40,12 @@ export interface GuestMachine {
  * was none, or it was stale or damaged), then restored it. failed: it could not
  * be made or did not restore; the jobs ran in booted guests.
  */
+/** restores: guests restored; jobs: the jobs they served (absent in reports from before guests served several). */
 export type SnapshotUse =
   | { use: 'off'; reason: string }
-  | { use: 'restored'; key: string; restores: number; restoreMs: number }
-  | { use: 'made'; key: string; restores: number; restoreMs: number; bootMs: number; why: 'missing' | 'stale' | 'corrupt' }
-  | { use: 'failed'; reason: string; restores: number; restoreMs: number };
+  | { use: 'restored'; key: string; restores: number; restoreMs: number; jobs?: number }
+  | { use: 'made'; key: string; restores: number; restoreMs: number; jobs?: number; bootMs: number; why: 'missing' | 'stale' | 'corrupt' }
+  | { use: 'failed'; reason: string; restores: number; restoreMs: number; jobs?: number };
 
 /** A real machine reached over SSH (--target), running its own kernel. */
 export interface TargetMachine {
@@ -82,7 +84,7 @@ export interface RunReport {
    * bootMs: wall time from QEMU's start to the first guest's ready. guestReadyMs: the
    * guest's uptime then, by its own clock (under TCG not comparable with wall time).
    */
-  timings: { totalMs: number; kernelMs: number; buildMs: number; bootMs: number; guestReadyMs: number; jobMs: number };
+  timings: { totalMs: number; kernelMs: number; buildMs: number; bootMs: number; guestReadyMs: number; jobMs: number; jobs?: JobTiming[] };
 }
 
 /** `mmaplab check`'s report: the named checks, and the mapping checks as grid cells. */
@@ -105,6 +107,8 @@ export interface CheckReport {
   notes: string[];
   consoleTail: string[];
   artifacts: { dir: string; consoleLog: string | undefined; resultsJson: string; module: string | undefined };
+  /** Absent in reports from before check timed itself. */
+  timings?: { totalMs: number; kernelMs: number; buildMs: number; jobs: JobTiming[] };
 }
 
 export type Verdict = 'pass' | 'fail' | 'skip';

@@ -43,6 +43,10 @@ export interface JobObservation {
   tainted: number | undefined;
   /** INSPECT jobs: pages rmmod freed while still marked PG_reserved (undefined: not watched). */
   reservedFreed: number | undefined;
+  /** STATE jobs: what the guest held before insmod and after rmmod. */
+  guestState: Partial<Record<'before' | 'after', { modules: string[]; chrdevs: string[]; tainted: number }>>;
+  /** Every vmalloc area that appeared while the driver was loaded and outlived rmmod, the driver's or not. */
+  vmallocNew: string[];
 }
 
 const SIGNALS: Record<number, [string, string]> = {
@@ -156,6 +160,11 @@ function areaOf(line: string): string {
   return line.trim().replace(/^0x(?:[0-9a-f]+|\(_+ptrval_+\))-0x(?:[0-9a-f]+|\(_+ptrval_+\))\s+/, '');
 }
 
+/** Of the areas left after rmmod, those the driver made: named by it, or called from a module's address once it is gone. */
+export function leakedAreas(lines: readonly string[], module: string): string[] {
+  return lines.filter((l) => l.includes(`[${module}]`) || /(^|\s)0xffffffffc[0-9a-f]{7,}(\s|$)/.test(l));
+}
+
 /** The areas after rmmod that were not there before insmod, each repeat counted. */
 export function vmallocLeftOver(before: readonly string[], after: readonly string[]): string[] {
   const seen = new Map<string, number>();
@@ -225,6 +234,9 @@ function fold(obs: JobObservation, acc: PerCheck, r: GuestRecord): void {
     case 'reserved-freed':
       obs.reservedFreed = r.pages;
       return;
+    case 'guest-state':
+      obs.guestState[r.when] = { modules: r.modules.split(' ').filter(Boolean), chrdevs: r.chrdevs.split('|').filter(Boolean), tainted: r.tainted };
+      return;
     case 'ready':
     case 'job-end':
     case 'synced':
@@ -254,7 +266,7 @@ function observeCheck(check: CheckName, acc: PerCheck): CheckObservation {
 }
 
 export function observeJob(records: readonly GuestRecord[], checks: readonly CheckName[]): JobObservation {
-  const obs: JobObservation = { steps: {}, checks: [], kmsg: [], tracing: false, complete: false, stray: [], vmallocLeft: [], tainted: undefined, reservedFreed: undefined };
+  const obs: JobObservation = { steps: {}, checks: [], kmsg: [], tracing: false, complete: false, stray: [], vmallocLeft: [], tainted: undefined, reservedFreed: undefined, guestState: {}, vmallocNew: [] };
   const acc: PerCheck = { recs: new Map(), exits: new Map(), traces: new Map(), current: undefined, vmalloc: { before: [], after: [], seen: false } };
   for (const r of records) {
     // The guest is the driver's to run: a record of the wrong shape (a field of another type) is stray text, not a crash of mmaplab.
@@ -265,7 +277,8 @@ export function observeJob(records: readonly GuestRecord[], checks: readonly Che
     }
   }
   // Only once rmmod succeeded does the job read the areas again.
-  if (acc.vmalloc.seen && obs.steps.rmmod?.ok) obs.vmallocLeft.push(...vmallocLeftOver(acc.vmalloc.before, acc.vmalloc.after));
+  if (acc.vmalloc.seen && obs.steps.rmmod?.ok) obs.vmallocNew.push(...vmallocLeftOver(acc.vmalloc.before, acc.vmalloc.after));
+  obs.vmallocLeft.push(...obs.vmallocNew);
   obs.checks = checks.map((c) => observeCheck(c, acc));
   return obs;
 }

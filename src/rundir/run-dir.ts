@@ -96,7 +96,7 @@ export class RunDir {
   async consoleOf(job: { id: number; boot: number }, consoleName = 'console.log'): Promise<string> {
     const text = (await this.read(consoleName)) ?? '';
     const parts = text.split(new RegExp(`^(?=${HEADING})`, 'm'));
-    const mine = parts.find((p) => p.startsWith(`${HEADING}job ${job.id} (`));
+    const mine = parts.find((p) => p.startsWith(HEADING) && headingNames(p, job.id));
     if (mine) return mine;
     if (job.boot === 1 || parts.length > 1) return text;
     return (await this.read(`console-boot${job.boot}.log`)) ?? '';
@@ -145,8 +145,15 @@ export class RunDir {
 const HEADING = '===== mmaplab: ';
 
 /** The label of a console part that ran a job: consoleOf finds the job's part by it. */
-export function jobConsoleLabel(job: { id: number; strategy: string }, where: string): string {
-  return `job ${job.id} (${job.strategy}), ${where}`;
+export function jobConsoleLabel(jobs: ReadonlyArray<{ id: number; strategy: string }>, where: string): string {
+  return `${jobs.length === 1 ? 'job' : 'jobs'} ${jobs.map((j) => `${j.id} (${j.strategy})`).join(', ')}, ${where}`;
+}
+
+/** Whether a console part's heading names the job (a guest that served several names them all). */
+function headingNames(part: string, id: number): boolean {
+  const heading = part.slice(HEADING.length, part.indexOf('\n') >>> 0);
+  const m = /^jobs? (.*?), in /.exec(heading);
+  return !!m && new RegExp(`(^|, )${id} \\(`).test(m[1]!);
 }
 
 async function readIfExists(path: string): Promise<string | undefined> {

@@ -19,6 +19,8 @@ import { qemuArgs, type VmSpec } from './qemu-args.js';
 import { ConsoleWatch } from './console-watch.js';
 import { FLOOD_LINES, type Flood } from '../model/outcome.js';
 import { HeadTail } from '../util/head-tail.js';
+import type { JobPhases } from '../model/timing.js';
+import { jobPhases } from './job-timing.js';
 
 export type BootResult =
   /** guestUptimeS: the guest's own clock when it said ready, to tell QEMU/host time from guest time. */
@@ -27,7 +29,8 @@ export type BootResult =
   | { kind: 'exited'; exitCode: number | undefined; signal: string | undefined; stderr: string; console: string }
   | { kind: 'timeout'; console: string };
 
-export type JobResult =
+/** Every job result says where the job's time went (phases: from its records' arrival). */
+export type JobResult = { phases: JobPhases } & (
   | { kind: 'done'; records: GuestRecord[]; status: number }
   /** The guest went away mid-job (panic, reboot, QEMU killed). */
   | { kind: 'guest-died'; records: GuestRecord[]; console: string }
@@ -35,7 +38,8 @@ export type JobResult =
   /** The kernel reported an oops/BUG/panic and then went quiet: it will not finish the job. */
   | { kind: 'stalled'; records: GuestRecord[]; console: string }
   /** The guest printed more than FLOOD_LINES lines in this job: stopped then, not left to time out behind its console. */
-  | { kind: 'flooded'; records: GuestRecord[]; console: string; flood: Flood };
+  | { kind: 'flooded'; records: GuestRecord[]; console: string; flood: Flood }
+);
 
 /**
  * After an oops, this much silence (no console output, no record) means the
@@ -81,6 +85,8 @@ export class GuestVm {
   private stderrText = '';
   private readonly waiters = new Set<() => void>();
   private records: GuestRecord[] = [];
+  /** When each of this job's records arrived (performance.now()), for its phases. */
+  private arrivals: number[] = [];
   private socket: Socket | undefined;
   private exited = false;
   /** Job files this guest already holds (see jobPayload), so later jobs need not send them. */
@@ -132,14 +138,16 @@ export class GuestVm {
       s.setEncoding('utf8');
       const lines = new LineSplitter();
       s.on('data', (chunk: string) => {
+        const now = performance.now();
         for (const l of lines.push(chunk)) {
           this.recordBytesThisJob += l.length;
           if (this.recordsThisJob++ >= MAX_RECORDS_PER_JOB || this.recordBytesThisJob > MAX_RECORD_BYTES_PER_JOB) continue;
           const r = parseRecordLine(l);
           if (r.t === 'job-end') this.lastJobEnd = r;
           this.records.push(r);
+          this.arrivals.push(now);
         }
-        this.lastActivity = performance.now();
+        this.lastActivity = now;
         this.wake();
       });
       s.on('error', () => {});
@@ -275,9 +283,10 @@ export class GuestVm {
 
   /** Send one job and collect its records until the agent says it ended. */
   async runJob(id: number, payload: Buffer, timeoutMs: number): Promise<JobResult> {
-    if (!this.socket || this.exited) return { kind: 'guest-died', records: [], console: this.console };
+    if (!this.socket || this.exited) return { kind: 'guest-died', records: [], console: this.console, phases: { startMs: 0, totalMs: 0 } };
     // Each job's records only: a guest serving several jobs keeps no more than one job's in memory.
     this.records = [];
+    this.arrivals = [];
     const from = 0;
     this.lastJobEnd = undefined;
     this.fatalSeenAt = undefined;
@@ -297,15 +306,16 @@ export class GuestVm {
     const end = await this.waitFor(() => (this.lastJobEnd?.id === id ? this.lastJobEnd : undefined) ?? (flooded() ? 'flooded' : stalled() ? 'stalled' : undefined), timeoutMs);
     clearInterval(ticker);
     const records = this.records.slice(from);
+    const phases = jobPhases(records, this.arrivals, began, performance.now());
     switch (end.kind) {
       case 'found':
-        if (end.value === 'flooded') return { kind: 'flooded', records, console: this.console, flood: { lines: this.watch.lines, seconds: Math.round((performance.now() - began) / 100) / 10 } };
-        if (end.value === 'stalled') return { kind: 'stalled', records, console: this.console };
-        return { kind: 'done', records, status: end.value.t === 'job-end' ? end.value.status : -1 };
+        if (end.value === 'flooded') return { kind: 'flooded', records, console: this.console, flood: { lines: this.watch.lines, seconds: Math.round((performance.now() - began) / 100) / 10 }, phases };
+        if (end.value === 'stalled') return { kind: 'stalled', records, console: this.console, phases };
+        return { kind: 'done', records, status: end.value.t === 'job-end' ? end.value.status : -1, phases };
       case 'exited':
-        return { kind: 'guest-died', records, console: this.console };
+        return { kind: 'guest-died', records, console: this.console, phases };
       case 'timeout':
-        return { kind: 'timeout', records, console: this.console };
+        return { kind: 'timeout', records, console: this.console, phases };
     }
   }
 

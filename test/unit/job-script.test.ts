@@ -51,6 +51,31 @@ describe('the JSON writer of vm/job.sh', async () => {
   }
 });
 
+describe('the JSON writer without a process (emit_plain)', async () => {
+  const busybox = await findStaticBusybox();
+  const cases = [
+    'step step=insmod status:=0 output=',
+    'device how=name path=/dev/mmaplab0 major:=244 name=mmaplab mknod:=0 error=',
+    'x n:=-5 m:=-- d:=- t:=true f:=false z:=null e:= s:=12a w=a:=b sp="a b  c" tilde=~',
+    'guest-state when=before modules="virtio_ring virtio" chrdevs="1 mem|4 /dev/vc/0" tainted:=12288',
+  ];
+  for (const [name, shell] of [['busybox sh', [busybox, 'sh']], ['sh', ['sh']]] as const) {
+    it(`writes what awk writes, and leaves to awk what needs escaping, under ${name}`, () => {
+      const run = (script: string) => execFileSync(shell[0], [...shell.slice(1), '-c', `MMAPLAB_JOB_LIB=1; . ./vm/job.sh; ${script}`], { cwd: ROOT, encoding: 'utf8' });
+      for (const c of cases) {
+        const plain = run(`emit_plain ${c} && echo PLAIN`);
+        expect(plain, c).toMatch(/PLAIN\n$/);
+        expect(plain.replace(/PLAIN\n$/, ''), c).toBe(run(`emit_awk ${c}`));
+      }
+      // A quote, a backslash, a control or non-ASCII character: not plain.
+      for (const v of ['"q"', 'b\\s', 'a\tb', 'ü', '\x1b[31m']) {
+        const r = execFileSync(shell[0], [...shell.slice(1), '-c', 'MMAPLAB_JOB_LIB=1; . ./vm/job.sh; emit_plain x v="$V" || echo AWK'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, V: v } });
+        expect(r, JSON.stringify(v)).toBe('AWK\n');
+      }
+    });
+  }
+});
+
 describe('what the job reports, judged', () => {
   it('finds the vmalloc areas that outlived rmmod, each repeat counted, addresses aside', () => {
     const before = ['0xffffc90000000000-0xffffc90000005000   20480 irq_init_percpu_irqstack+0x114/0x180 vmap', '0xffffc90000400000-0xffffc90000402000    8192 bpf_prog_alloc+0x3c/0xb0 pages=1 vmalloc'];

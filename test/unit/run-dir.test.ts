@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseSaved } from '../../src/commands/parse.js';
 import type { CheckReport } from '../../src/model/report.js';
-import { parseResults, RunDir, splitJobs, validateResults } from '../../src/rundir/run-dir.js';
+import { jobConsoleLabel, parseResults, RunDir, splitJobs, validateResults } from '../../src/rundir/run-dir.js';
 import { FIXTURES, fixture } from '../helpers.js';
 
 const CHECK_DIR = join(FIXTURES, 'runs', 'check-null-deref-mmap');
@@ -88,6 +88,18 @@ describe('a job console', () => {
     writeFileSync(join(booted, 'console-boot2.log'), 'second boot\n');
     expect(await RunDir.at(booted).consoleOf({ id: 3, boot: 2 })).toBe('second boot\n');
     expect(await RunDir.at(booted).consoleOf({ id: 1, boot: 1 })).toBe('first boot\n');
+  });
+
+  it('finds a job in the part of a guest that served several (its heading names them all)', async () => {
+    const d = scratch();
+    const label = jobConsoleLabel([{ id: 1, strategy: 'seed' }, { id: 3, strategy: 'no-maywrite' }, { id: 13, strategy: 'x' }], 'in a guest restored from snapshot abc');
+    expect(label).toBe('jobs 1 (seed), 3 (no-maywrite), 13 (x), in a guest restored from snapshot abc');
+    writeFileSync(join(d, 'console.log'), `===== mmaplab: ${label} =====\nshared\n===== mmaplab: ${jobConsoleLabel([{ id: 2, strategy: 'checked' }], 'in a guest restored')} =====\ntwo\n`);
+    const dir = RunDir.at(d);
+    for (const id of [1, 3, 13]) expect(await dir.consoleOf({ id, boot: 1 })).toMatch(/^===== mmaplab: jobs 1 .*\nshared\n$/);
+    expect(await dir.consoleOf({ id: 2, boot: 2 })).toMatch(/\ntwo\n$/);
+    // Job 31 is in neither: not found by the 1 or the 3 of others' numbers.
+    expect(await dir.consoleOf({ id: 31, boot: 1 })).toMatch(/shared[\s\S]*two/);
   });
 });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { checkItems, leakedAreas, taintLetters } from '../../src/diagnose/verdicts.js';
+import { checkItems, taintLetters } from '../../src/diagnose/verdicts.js';
+import { leakedAreas } from '../../src/parse/job-records.js';
 import { checksStatus } from '../../src/model/exit.js';
 import type { CheckResult } from '../../src/model/outcome.js';
 import { LAB_WORD, patternChoice } from '../../src/model/pattern.js';
