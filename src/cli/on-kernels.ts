@@ -12,6 +12,7 @@ import { matrixAnnotations } from '../report/annotations.js';
 import { renderJunit } from '../report/junit.js';
 import { renderMarkdown } from '../report/markdown.js';
 import { renderMatrixText } from '../report/matrix-text.js';
+import { renderJobTimings } from '../report/timings.js';
 import type { CheckReport, RunReport } from '../model/report.js';
 import { makeStyle } from '../report/style.js';
 import { errorExitCode } from '../model/exit.js';
@@ -19,7 +20,7 @@ import { RunDir } from '../rundir/run-dir.js';
 import { isMmaplabError } from '../util/errors.js';
 import { reportError } from './report-error.js';
 import { executedCommands } from '../util/exec.js';
-import type { Limiter } from '../util/limiter.js';
+import { Limiter } from '../util/limiter.js';
 
 /** What onKernels needs of the CLI's options. */
 export interface KernelCliOptions {
@@ -57,7 +58,7 @@ export async function onKernels(
   let matrix: MatrixReport;
   if (specs.length === 1) {
     try {
-      const report = await one(specs[0]!, { progress, label: '', guest: {} });
+      const report = await one(specs[0]!, { progress, label: '', guest: { guestSlots: new Limiter(o.jobs) } });
       process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : renderOne(report, style));
       process.exitCode = report.exitCode;
       matrix = assembleMatrix({ command, kernels: [report.command === 'run' ? { spec: specs[0]!, kind: 'run', report } : { spec: specs[0]!, kind: 'check', report }], dir: report.artifacts.dir, resultsJson: report.artifacts.resultsJson, totalMs: report.timings?.totalMs ?? 0 });
@@ -81,6 +82,9 @@ export async function onKernels(
   await writeCiOutputs(matrix, o.junit);
   if (o.verbose) {
     const err = makeStyle({ color: o.color === false ? false : undefined, stream: process.stderr });
+    for (const k of matrix.kernels) {
+      if (k.kind !== 'error') process.stderr.write(renderJobTimings(k.report.timings?.jobs ?? [], err, matrix.kernels.length > 1 ? `${k.spec}: ` : ''));
+    }
     for (const c of executedCommands()) process.stderr.write(err.dim(`$ ${c}\n`));
   }
 }

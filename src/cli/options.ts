@@ -89,7 +89,7 @@ export function addGuestOptions(cmd: Command): Command {
         .default([], DEFAULT_KERNEL)
         .argParser(kernelSpecArg),
     )
-    .addOption(new Option('--jobs <n>', 'guests to run at once in a matrix').default(cpus().length, 'the number of cores').argParser(positiveInt('--jobs', 64)))
+    .addOption(new Option('--jobs <n>', 'guests to run at once (a matrix shares them between its kernels)').default(cpus().length, 'the number of cores').argParser(positiveInt('--jobs', 64)))
     .option('--junit <file>', 'also write JUnit XML: one testcase per kernel x strategy x check')
     .option('--flavour <flavour>', 'Debian kernel flavour (cloud-amd64 boots fastest)', 'cloud-amd64')
     .addOption(new Option('--accel <accel>', 'accelerator: auto probes KVM and falls back to TCG').choices(['auto', 'kvm', 'tcg']).default('auto'))

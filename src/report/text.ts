@@ -123,7 +123,12 @@ export function machineLines(m: GuestMachine | TargetMachine, c: ChalkInstance):
 }
 
 export function snapshotLine(s: SnapshotUse): string | undefined {
-  const each = (n: number, ms: number) => (n === 1 ? `1 job, in a guest restored afresh (restore ${seconds(ms)})` : `${n} jobs, each in a guest restored afresh (${seconds(ms)} per restore, median)`);
+  const jobs = s.use === 'off' ? undefined : s.jobs;
+  const each = (n: number, ms: number) => {
+    // Guests that served several jobs (a job that left its guest as it was hands it on).
+    if (jobs !== undefined && jobs !== n) return `${jobs} job${jobs === 1 ? '' : 's'} in ${n} guest${n === 1 ? '' : 's'} restored from it (${seconds(ms)} per restore, median); a guest served the next job while each left it as it was`;
+    return n === 1 ? `1 job, in a guest restored afresh (restore ${seconds(ms)})` : `${n} jobs, each in a guest restored afresh (${seconds(ms)} per restore, median)`;
+  };
   switch (s.use) {
     case 'off':
       return `  snapshot none: every guest booted (${s.reason})`;

@@ -1,8 +1,10 @@
 /**
- * Snapshots, for real: the bookworm guest saved once, restored for every job.
- * Made, restored, stale (rebuilt), damaged (rebuilt), not restorable (cold
- * boots instead), a job that crashes its guest followed by a clean one, and the
- * same grid from restored and from booted guests.
+ * Snapshots, for real: the bookworm guest saved once and restored; a restored
+ * guest serves the next job while each leaves it as it was. Made, restored,
+ * stale (rebuilt), damaged (rebuilt), not restorable (cold boots instead); a
+ * job that crashes its guest, or leaks from it, retires it and the next job
+ * gets a fresh one; the same grid from shared guests, from a guest per job and
+ * from booted guests.
  */
 import { readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -48,35 +50,40 @@ function cells(r: RunReport) {
 }
 
 const SEED = ['run', '--json', '--strategy', 'seed,checked,remap-vmalloc-range'];
+/** One guest at a time: which guest serves which job is then certain. */
+const ONE = ['--jobs', '1'];
 
 describe('snapshots of the bookworm guest', () => {
   let made: RunReport;
   let restored: RunReport;
-  let restoredFrom = 0;
-  let restoredTo = 0;
 
   beforeAll(async () => {
     // Start from no snapshot at all; the first run boots once and makes it.
     await runCli(['run', '--strategy', 'seed', '--check', 'shared']);
     const { rmSync } = await import('node:fs');
     rmSync(bookwormSlot(), { recursive: true, force: true });
-    const first = await runCli(SEED);
+    const first = await runCli([...SEED, ...ONE]);
     expect(first.exitCode, first.stderr).toBe(0);
     made = report(first.stdout);
-    restoredFrom = Date.now();
-    const second = await runCli(SEED);
-    restoredTo = Date.now();
+    const second = await runCli([...SEED, ...ONE]);
     expect(second.exitCode, second.stderr).toBe(0);
     restored = report(second.stdout);
   });
 
-  it('the first run boots once, saves the waiting guest and restores it for each job; the next run only restores', () => {
+  it('the first run boots once and saves the waiting guest; the next run only restores, and one restored guest serves every job that leaves it as it was', () => {
     expect(made.machine.kind).not.toBe('ssh');
     if (made.machine.kind === 'ssh' || restored.machine.kind === 'ssh') return;
-    expect(made.machine.snapshot).toMatchObject({ use: 'made', why: 'missing', restores: 3 });
+    expect(made.machine.snapshot).toMatchObject({ use: 'made', why: 'missing', restores: 1, jobs: 3 });
     expect(made.machine.boots).toBe(1);
-    expect(restored.machine.snapshot).toMatchObject({ use: 'restored', restores: 3 });
+    expect(restored.machine.snapshot).toMatchObject({ use: 'restored', restores: 1, jobs: 3 });
     expect(restored.machine.boots).toBe(0);
+    // Per job: which guest, how many it served before, and where the time went.
+    expect(restored.timings.jobs?.map((j) => [j.job, j.label, j.guest, j.servedBefore])).toEqual([[1, 'seed', 1, 0], [2, 'checked', 1, 1], [3, 'remap-vmalloc-range', 1, 2]]);
+    for (const j of restored.timings.jobs ?? []) {
+      expect(j.restoreMs > 0).toBe(j.servedBefore === 0);
+      for (const phase of [j.startMs, j.insmodMs, j.checksMs, j.rmmodMs, j.endMs]) expect(phase).toBeGreaterThan(0);
+      expect(j.totalMs).toBeGreaterThanOrEqual(j.startMs + j.insmodMs! + j.checksMs! + j.rmmodMs! + j.endMs! - 5);
+    }
     const m = meta(bookwormSlot());
     expect(m.hash).toBe(keyHash(m.key));
     expect(restored.machine.snapshot).toMatchObject({ key: m.hash });
@@ -84,35 +91,48 @@ describe('snapshots of the bookworm guest', () => {
     expect(m.key.qemu.version).toBe(restored.machine.qemu);
     expect(m.key.kernel.path).toMatch(/6\.1\.0-\d+-cloud-amd64\/vmlinux$/);
     expect(m.key.args).toEqual(expect.arrayContaining(['-machine', 'pc,memory-backend=mem']));
-    // console.log holds every guest's console, each under its heading.
+    // console.log holds every guest's console under a heading naming the jobs it served.
     const log = readFileSync(restored.artifacts.consoleLog, 'utf8');
-    expect(log.match(/^===== mmaplab: job \d \(\S+\), in a guest restored from snapshot [0-9a-f]{16} =====$/gm)).toHaveLength(3);
-    expect(log).toMatch(/mmaplab: job 1 begin/);
+    expect(log.match(/^===== mmaplab: jobs? .*, in a guest restored from snapshot [0-9a-f]{16} =====$/gm)).toEqual([
+      `===== mmaplab: jobs 1 (seed), 2 (checked), 3 (remap-vmalloc-range), in a guest restored from snapshot ${m.hash} =====`,
+    ]);
+    expect(log).toMatch(/mmaplab: job 1 begin[\s\S]*mmaplab: job 3 end/);
   });
 
-  it('restored guests give the same grid as booted ones (--no-snapshot)', async () => {
+  it('shared guests give the same grid as a guest per job (--guest-per-job) and as booted ones (--no-snapshot)', async () => {
     const cold = await runCli([...SEED, '--no-snapshot']);
     expect(cold.exitCode, cold.stderr).toBe(0);
     const c = report(cold.stdout);
     expect(c.machine.kind !== 'ssh' && c.machine.snapshot).toEqual({ use: 'off', reason: '--no-snapshot' });
+    const each = await runCli([...SEED, '--guest-per-job']);
+    expect(each.exitCode, each.stderr).toBe(0);
+    const e = report(each.stdout);
+    expect(e.machine.kind !== 'ssh' && e.machine.snapshot).toMatchObject({ use: 'restored', restores: 3, jobs: 3 });
     expect(cells(restored)).toEqual(cells(c));
+    expect(cells(e)).toEqual(cells(c));
     expect(cells(made)).toEqual(cells(c));
     expect(restored.kernelLog.problems).toEqual([]);
   });
 
-  it('each restored guest gets the host clock and fresh randomness before its job', () => {
-    const records = readFileSync(join(restored.artifacts.dir, 'records.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { t: string; job: number; clock?: boolean; rng?: boolean; time?: number; random?: string });
-    const synced = records.filter((r) => r.t === 'synced');
+  it('each restored guest gets the host clock and fresh randomness before its first job', async () => {
+    const records = (r: RunReport) =>
+      readFileSync(join(r.artifacts.dir, 'records.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { t: string; job: number; clock?: boolean; rng?: boolean; time?: number; random?: string });
+    // One guest served the three jobs: its answer goes with the first.
+    expect(records(restored).filter((r) => r.t === 'synced').map((r) => r.job)).toEqual([1]);
+    const from = Date.now();
+    const each = report((await runCli([...SEED, '--guest-per-job'])).stdout);
+    const to = Date.now();
+    const synced = records(each).filter((r) => r.t === 'synced');
     // Each job's records are appended as it ends: jobs side by side end in any order.
     expect(synced.map((r) => r.job).sort()).toEqual([1, 2, 3]);
     for (const s of synced) {
       expect(s).toMatchObject({ clock: true, rng: true });
-      // Set from this machine's clock during that run (the snapshot itself was taken in the run before).
-      expect(s.time).toBeGreaterThanOrEqual(restoredFrom - 1000);
-      expect(s.time).toBeLessThanOrEqual(restoredTo + 1000);
+      // Set from this machine's clock during that run (the snapshot itself was taken in an earlier run).
+      expect(s.time).toBeGreaterThanOrEqual(from - 1000);
+      expect(s.time).toBeLessThanOrEqual(to + 1000);
     }
     // The same snapshot, three different random streams.
     expect(new Set(synced.map((s) => s.random)).size).toBe(3);
@@ -163,23 +183,41 @@ describe('snapshots of the bookworm guest', () => {
     expect(again.machine.kind !== 'ssh' && again.machine.snapshot).toMatchObject({ use: 'made', why: 'missing' });
   });
 
-  it('a job that crashes its guest does not touch the next: each job restores afresh', async () => {
-    const r = await runCli(['run', '--json', '--module-dir', `${DRIVERS}/crashing-strategy`, '--strategy', 'crash,good', '--check', 'private,shared,oversize']);
+  it('a job that crashes its guest retires it: the jobs before it shared the guest, the job after it gets a fresh one, and no result is touched', async () => {
+    const r = await runCli(['run', '--json', ...ONE, '--module-dir', `${DRIVERS}/crashing-strategy`, '--strategy', 'good,crash,other', '--check', 'private,shared,oversize']);
     expect(r.exitCode).toBe(1);
     const rep = report(r.stdout);
-    expect(rep.machine.kind !== 'ssh' && rep.machine.snapshot).toMatchObject({ use: 'restored', restores: 2 });
+    expect(rep.machine.kind !== 'ssh' && rep.machine.snapshot).toMatchObject({ use: 'restored', restores: 2, jobs: 3 });
     expect(rep.machine.kind !== 'ssh' && rep.machine.boots).toBe(0);
-    const [crash, good] = rep.strategies;
-    expect([crash!.end, good!.end]).toEqual(['stalled', 'done']);
-    expect(crash!.boot).not.toBe(good!.boot);
+    const [good, crash, other] = rep.strategies;
+    expect([good!.end, crash!.end, other!.end]).toEqual(['done', 'stalled', 'done']);
+    expect(crash!.boot).toBe(good!.boot);
+    expect(other!.boot).not.toBe(crash!.boot);
     expect(rep.results.map((x) => `${x.strategy}/${x.check}:${x.outcome.kind}`)).toEqual([
-      'crash/private:crash', 'crash/shared:not-run', 'crash/oversize:not-run',
       'good/private:ok', 'good/shared:ok', 'good/oversize:mmap-failed',
+      'crash/private:crash', 'crash/shared:not-run', 'crash/oversize:not-run',
+      'other/private:ok', 'other/shared:ok', 'other/oversize:mmap-failed',
     ]);
-    // The good job's guest never saw the oops: its part of the console has none.
+    // The fresh guest never saw the oops: its part of the console has none.
     const log = readFileSync(rep.artifacts.consoleLog, 'utf8');
-    const goodPart = log.split(/^===== mmaplab: /m).find((p) => p.startsWith('job 2 (good)'))!;
-    expect(goodPart).toMatch(/mmaplab: job 2 end/);
-    expect(goodPart).not.toMatch(/BUG:|Oops/);
+    const parts = log.split(/^===== mmaplab: /m);
+    expect(parts.find((p) => p.startsWith('jobs 1 (good), 2 (crash),'))).toMatch(/BUG:|Oops/);
+    const fresh = parts.find((p) => p.startsWith('job 3 (other)'))!;
+    expect(fresh).toMatch(/mmaplab: job 3 end/);
+    expect(fresh).not.toMatch(/BUG:|Oops/);
+  });
+
+  it('a job that leaks (a vmalloc area, reserved pages, a WARNING) retires its guest; a clean driver keeps it', async () => {
+    const guests = async (driver: string) => {
+      const r = await runCli(['run', '--json', ...ONE, '--module-dir', `${DRIVERS}/${driver}`, '--strategy', 'first,second', '--check', 'shared']);
+      const rep = report(r.stdout);
+      expect(rep.strategies.map((s) => s.end), `${driver}: ${r.stderr}`).toEqual(['done', 'done']);
+      return rep.machine.kind !== 'ssh' && rep.machine.snapshot?.use !== 'off' ? [rep.machine.snapshot!.restores, rep.strategies[0]!.boot === rep.strategies[1]!.boot] : [];
+    };
+    expect(await guests('vmalloc-leak')).toEqual([2, false]);
+    expect(await guests('reserved-pages-freed')).toEqual([2, false]);
+    expect(await guests('warn-mmap')).toEqual([2, false]);
+    // Any strategy but "crash" is the good one: a driver that cleans up after itself.
+    expect(await guests('crashing-strategy')).toEqual([1, true]);
   });
 });

@@ -14,8 +14,8 @@ import { FIXTURES } from '../helpers.js';
 const real = readFileSync(join(FIXTURES, 'records', 'shared-guest-job.jsonl'), 'utf8')
   .trim()
   .split('\n')
-  .map((l) => JSON.parse(l) as GuestRecord & { t: string })
-  .filter((r) => r.t !== 'mmaplab-job-ended');
+  .map((l) => JSON.parse(l) as { t: string })
+  .filter((r) => r.t !== 'mmaplab-job-ended') as GuestRecord[];
 
 type Rec = GuestRecord;
 const judge = (records: readonly Rec[], end: Parameters<typeof guestAfterJob>[0] = 'done') => guestAfterJob(end, records, 'mmaplab', ALL_CHECKS);
