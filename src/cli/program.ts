@@ -12,7 +12,9 @@ import { makeStyle } from '../report/style.js';
 import { cacheRoot, projectPaths, stateRoot } from '../util/paths.js';
 import { isMmaplabError } from '../util/errors.js';
 import { VERSION } from '../util/version.js';
-import { addGuestOptions, listOption, positiveInt, setupOptions, usage, type GuestCliOptions } from './options.js';
+import { addGuestOptions, listOption, MIN_MEMORY_MB, positiveInt, setupOptions, usage, type GuestCliOptions } from './options.js';
+import type { AccelRequest } from '../vm/accel.js';
+import { fetchedSnapshot } from '../report/kernels-text.js';
 import { withTerminal } from './terminal.js';
 
 interface RunCliOptions extends GuestCliOptions {
@@ -153,7 +155,10 @@ function addKernels(program: Command): void {
     .option('--flavour <flavour>', 'Debian kernel flavour', 'cloud-amd64')
     .addOption(new Option('--archive-uri <uri>', "Debian archive (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_ARCHIVE'))
     .addOption(new Option('--security-uri <uri>', "Debian security archive (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_SECURITY_ARCHIVE'))
-    .action(async (specs: string[], o: { flavour: string; archiveUri?: string; securityUri?: string }) => {
+    .addOption(new Option('--accel <accel>', 'accelerator of the snapshot (as the runs to come will use)').choices(['auto', 'kvm', 'tcg']).default('auto'))
+    .addOption(new Option('--memory <MiB>', 'guest memory of the snapshot (as the runs to come will use)').default(256).argParser(positiveInt('--memory', 16384, MIN_MEMORY_MB, ` (the lab's kernels do not boot in less than ${MIN_MEMORY_MB} MiB)`)))
+    .option('--no-snapshot', "do not boot the kernel to make its snapshot now (the first run will)")
+    .action(async (specs: string[], o: { flavour: string; archiveUri?: string; securityUri?: string; accel: AccelRequest; memory: number; snapshot?: boolean }) => {
       const { fetchAhead } = await import('../commands/kernels.js');
       let expanded: string[];
       try {
@@ -164,8 +169,9 @@ function addKernels(program: Command): void {
       const err = makeStyle({ color: undefined, stream: process.stderr });
       // One at a time: downloads are quick, and a failure names its kernel.
       for (const spec of expanded) {
-        const r = await fetchAhead(spec, { cacheDir: cacheRoot(), flavour: o.flavour, archiveUri: o.archiveUri, securityUri: o.securityUri, onProgress: (m) => process.stderr.write(err.dim(`[${spec}] ${m}\n`)) });
-        process.stdout.write(`${spec}: ${r.kernel.release} (${r.kernel.packageVersion}), modules built with ${r.compiler}\n`);
+        const snapshot = o.snapshot === false ? false : { memoryMb: o.memory, accel: o.accel };
+        const r = await fetchAhead(spec, { cacheDir: cacheRoot(), flavour: o.flavour, archiveUri: o.archiveUri, securityUri: o.securityUri, snapshot, onProgress: (m) => process.stderr.write(err.dim(`[${spec}] ${m}\n`)) });
+        process.stdout.write(`${spec}: ${r.kernel.release} (${r.kernel.packageVersion}), modules built with ${r.compiler}${r.snapshot ? `; ${fetchedSnapshot(r.snapshot)}` : ''}\n`);
       }
     });
   kernels

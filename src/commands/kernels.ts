@@ -11,8 +11,11 @@ import { toolchainFor } from '../kbuild/compiler.js';
 import { buildInitramfs } from '../guest/initramfs.js';
 import { acquireKernel, parseKernelSpec, type Kernel } from '../kernel/index.js';
 import { loadCachedKernel, readAliases } from '../kernel/debian.js';
-import { buildArchive } from '../machines/setup.js';
+import type { Phase } from '../machines/machine.js';
+import { buildArchive, snapshotAhead } from '../machines/setup.js';
 import type { CachedKernel, CacheListing, PruneResult } from '../model/cache.js';
+import type { SnapshotUse } from '../model/report.js';
+import type { AccelRequest } from '../vm/accel.js';
 
 /** Disk use of a tree, counting each file once (hard links aside) and symlinks as themselves. */
 export async function diskUsage(path: string): Promise<number> {
@@ -69,19 +72,27 @@ export interface FetchOptions {
   flavour: string;
   archiveUri: string | undefined;
   securityUri: string | undefined;
+  /** Make the kernel's snapshot too (the guest memory and accelerator of the runs to come); false: --no-snapshot. */
+  snapshot: false | { memoryMb: number; accel: AccelRequest };
   onProgress?: (msg: string) => void;
 }
 
-/** Everything a later run on this spec needs without a network: the newest kernel, its build root, initramfs, test program. */
-export async function fetchAhead(spec: string, opts: FetchOptions): Promise<{ kernel: Kernel; compiler: string }> {
+/**
+ * Everything a later run on this spec needs without a network, and its
+ * snapshot, so the first run after it is as fast as any: the newest kernel, its
+ * build root, initramfs and test program, and the booted guest saved.
+ */
+export async function fetchAhead(spec: string, opts: FetchOptions): Promise<{ kernel: Kernel; compiler: string; snapshot: SnapshotUse | undefined }> {
   const kernel = await acquireKernel(parseKernelSpec(spec, opts.flavour), { cacheDir: opts.cacheDir, archiveUri: opts.archiveUri, securityUri: opts.securityUri, refresh: true, onProgress: opts.onProgress });
   const archive = buildArchive(opts);
-  const [tc] = await Promise.all([
+  const progress = (_phase: Phase, m: string) => opts.onProgress?.(m);
+  const snapshot = opts.snapshot;
+  const [tc, snap] = await Promise.all([
     toolchainFor(kernel, { cacheDir: opts.cacheDir, archive: archive.uri, keyring: archive.keyring, onProgress: opts.onProgress }),
-    // With the test program in it.
-    buildInitramfs(kernel, opts.cacheDir),
+    // The initramfs (with the test program in it) is built on the way.
+    snapshot ? snapshotAhead(kernel, { cacheDir: opts.cacheDir, ...snapshot, progress }) : buildInitramfs(kernel, opts.cacheDir).then(() => undefined),
   ]);
-  return { kernel, compiler: tc.describe };
+  return { kernel, compiler: tc.describe, snapshot: snap };
 }
 
 /**

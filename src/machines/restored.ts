@@ -183,6 +183,12 @@ export class RestoredGuests implements Machine {
     }
   }
 
+  /** The kernel's snapshot, made now if none matches (kernels fetch): what the report would say of it. */
+  async ensureSnapshot(): Promise<SnapshotUse> {
+    await (this.prepared ??= this.prepareSnapshot());
+    return this.use();
+  }
+
   /** The guest restored ahead, if any (once). */
   private async takeSpare(): Promise<{ r: BootResult; log: Guest['log'] } | undefined> {
     const spare = this.spare;

@@ -7,7 +7,7 @@
  * A driver that does not compile is a result (check reports it as its first
  * failed item), not an exception.
  */
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { buildInitramfs } from '../guest/initramfs.js';
@@ -21,8 +21,8 @@ import type { Diagnostic } from '../model/diagnostic.js';
 import type { BuildIsolation } from '../model/isolation.js';
 import { confineBuilds, isolationOf, OWN_DRIVER, type BuildConfinement } from '../sandbox/policy.js';
 import { projectPaths } from '../util/paths.js';
-import type { RunReport } from '../model/report.js';
-import type { RunDir } from '../rundir/run-dir.js';
+import type { RunReport, SnapshotUse } from '../model/report.js';
+import { RunDir } from '../rundir/run-dir.js';
 import { ConnectionLost } from '../ssh/connection.js';
 import { RemoteLab } from '../ssh/remote-lab.js';
 import type { SshTarget } from '../ssh/url.js';
@@ -263,4 +263,28 @@ async function targetLab(opts: SetupOptions, t: TargetOptions, source: string, r
     }
     throw e;
   }
+}
+
+/**
+ * kernels fetch: the kernel's snapshot made now (or found cached), so the
+ * first run after it only restores. The boot's console is kept in a run
+ * directory only when the boot fails (the error names it).
+ */
+export async function snapshotAhead(fetched: Kernel, opts: { cacheDir: string; memoryMb: number; accel: AccelRequest; progress: (phase: Phase, message: string) => void }): Promise<SnapshotUse> {
+  const { cacheDir } = opts;
+  const qemu = await qemuInfo();
+  const kernel = { ...fetched, vmlinux: await pvhImage(fetched, cacheDir) };
+  const initramfs = await buildInitramfs(kernel, cacheDir);
+  const runDir = await RunDir.create({});
+  const accel = await chooseAccel({ requested: opts.accel, cacheDir, qemuVersion: qemu.version, probe: kvmProbe(qemu, kernel, initramfs.path, runDir.path, opts.memoryMb) });
+  const ctx: GuestContext = { qemu, accel, kernel, initramfs, boot: { memoryMb: opts.memoryMb, timeoutS: 120 }, runDir, notes: [], progress: opts.progress, slots: new Limiter(1) };
+  const machine = new RestoredGuests(ctx, new BootedGuests(ctx, { firstLog: runDir.file('console-fallback.log'), snapshotOff: '' }), cacheDir);
+  let use: SnapshotUse;
+  try {
+    use = await machine.ensureSnapshot();
+  } finally {
+    await machine.close();
+  }
+  await rm(runDir.path, { recursive: true, force: true });
+  return use;
 }
