@@ -266,6 +266,26 @@ if [ "${1:-}" = --prepare ]; then
   exit 0
 fi
 
+if [ "${1:-}" = --warm ]; then
+  # What a job runs, without a driver and without a word in the kernel log: the
+  # guest is left as it was, and QEMU has translated the code the first job runs.
+  # shellcheck source=/dev/null
+  . /etc/mmaplab/trace.env
+  emit_awk warm line="$(cat /proc/sys/kernel/tainted)"
+  emit_plain warm a=b n:=1
+  guest_state warm
+  grep -F -e 0xffffffffc /proc/vmallocinfo
+  dmesg | awk 'END { print NR }' | emit -l warm
+  timeout 5 insmod /lib/mmaplab/no-such-module.ko
+  out=$(timeout 5 true 2>&1)
+  mknod /tmp/mmaplab-warm c 1 3 && rm -f /tmp/mmaplab-warm
+  for program in /tmp/files/*/mmap-test; do
+    [ -x "$program" ] && "$program" --device /dev/null --checks shared,private --pages 1 --pattern 0 --timeout 5
+    break
+  done
+  exit 0
+fi
+
 dir=${1:-$(dirname "$0")}
 # shellcheck source=/dev/null
 . "$dir/job.env"

@@ -124,7 +124,7 @@ export async function pruneCache(cacheDir: string, what: { specs: string[]; flav
   }
   for (const k of doomed) {
     await remove(k.dir, `kernel ${k.release}`);
-    for (const n of await names(join(cacheDir, 'builds'))) if (n.startsWith(`module-${k.release}-`)) await remove(join(cacheDir, 'builds', n), `build ${n}`);
+    for (const n of await names(join(cacheDir, 'builds'))) if (n.startsWith(`module-${k.release}-`) || n.startsWith(`probes-${k.release}-`)) await remove(join(cacheDir, 'builds', n), `build ${n}`);
     for (const n of await names(join(cacheDir, 'initramfs'))) if (n.startsWith(`${k.release}-`)) await remove(join(cacheDir, 'initramfs', n), `initramfs ${n}`);
     for (const n of await names(join(cacheDir, 'snapshots'))) if (n.startsWith(`${k.release}-`)) await remove(join(cacheDir, 'snapshots', n), `snapshot ${n}`);
   }

@@ -18,6 +18,8 @@ export type GuestRecord =
   /** After SYNC: whether the clock and the RNG were set, the guest's time (ms) and 16 random bytes drawn after the reseed. */
   | { t: 'synced'; clock: boolean; rng: boolean; time: number; random: string }
   | { t: 'job-done'; id: number }
+  /** After WARM: the guest ran what a job runs once (see vm/init). */
+  | { t: 'warmed' }
   | { t: 'step'; step: string; status: number; output: string }
   /** off: when off, why: not asked for (the architecture is not traced), no kprobe events, or a probe (probe) the kernel refused. */
   | { t: 'tracing'; on: boolean; off?: '' | 'not-asked' | 'no-kprobe-events' | 'refused'; probe?: string }
@@ -114,4 +116,5 @@ export function syncHeader(nowNs: bigint, seedHex: string): string {
 }
 
 export const POWEROFF = 'POWEROFF\n';
+export const WARM = 'WARM\n';
 export const SHELL = 'SHELL\n';

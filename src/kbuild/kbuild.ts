@@ -16,7 +16,8 @@ import { visibleEscapes } from '../util/safe-text.js';
 import { exists, Hasher, installDirAtomic, removeTree } from '../util/fsx.js';
 import { missingToolError, which } from '../util/tools.js';
 import { runInRoot } from './build-root.js';
-import { toolchainFor } from './compiler.js';
+import { toolchainFor, type Toolchain } from './compiler.js';
+import { probeAnswers, type ProbeAnswers } from './probe-cache.js';
 import { parseDiagnostics, pathMapper } from './diagnostics.js';
 import { formatDiagnostic, type Diagnostic } from '../model/diagnostic.js';
 import { resolveDriverSource, type DriverSource } from './driver-source.js';
@@ -101,13 +102,12 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
   await installDirAtomic(entry, async (staging) => {
     const tree = join(staging, 'src');
     const build = await copySources(src, tree);
-    // Compile as if from the user's own tree, so WARN_ON() lines and debug info name their files.
-    const kcflags = `KCFLAGS=-ffile-prefix-map=${tree}=${src.root}`;
-    const make = ['make', '-C', kernel.headersDir, `M=${build}`, `CC=${compiler.cc}`, kcflags, `-j${Math.max(1, cpus().length)}`, 'modules'];
+    const root = compiler.root?.dir;
+    const { make, probes } = await kbuildCommand(kernel, compiler, cacheDir, { tree, build, userRoot: src.root });
     const sandbox = confinement.kind === 'sandbox' ? confinement.sandbox : undefined;
     const limits = sandbox?.limits(opts.limits);
     if (sandbox) isolation = sandbox.isolation(limits);
-    const inBuild = (argv: string[]) => runBuildStep(argv, { sandbox, limits, root: compiler.root?.dir, kernel, tree, cwd: build });
+    const inBuild = (argv: string[]) => runBuildStep(argv, { sandbox, limits, root, kernel, tree, cwd: build, ...(probes ? { alsoRead: [probes.dir] } : {}) });
     const r = await inBuild(make);
     const { log, diagnostics } = kbuildOutput(r.all, { tree, build, userRoot: show(src.root), userDir: show(join(src.root, src.subdir)), existsInBuild: (p) => existsSync(join(build, p)) });
     await writeFile(join(staging, 'build.log'), `$ ${r.command}\n${log}`);
@@ -151,21 +151,31 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
   return result;
 }
 
+/** Kbuild's command line for the driver, with the compiler probes answered from mmaplab's own record (made by a trusted build the first time). */
+async function kbuildCommand(kernel: Kernel, compiler: Toolchain, cacheDir: string, at: { tree: string; build: string; userRoot: string }): Promise<{ make: string[]; probes: ProbeAnswers | undefined }> {
+  const root = compiler.root?.dir;
+  const probes = await probeAnswers({ kernel, cc: compiler.cc, describe: compiler.describe, cacheDir, record: (argv, t) => runBuildStep(argv, { sandbox: undefined, limits: undefined, root, kernel, tree: t, cwd: t }) });
+  // Compile as if from the user's own tree, so WARN_ON() lines and debug info name their files.
+  const kcflags = `KCFLAGS=-ffile-prefix-map=${at.tree}=${at.userRoot}`;
+  return { make: ['make', '-C', kernel.headersDir, `M=${at.build}`, `CC=${probes?.wrapper ?? compiler.cc}`, kcflags, `-j${Math.max(1, cpus().length)}`, 'modules'], probes };
+}
+
 /** One step of the build (make, strip): in the sandbox when there is one, else in the build root or on the host as the user. */
 async function runBuildStep(
   argv: string[],
-  p: { sandbox: BwrapSandbox | undefined; limits: BuildLimits | undefined; root: string | undefined; kernel: Kernel; tree: string; cwd: string },
+  /** alsoRead: mmaplab's own folders the step needs (the probe answers), read-only in the sandbox. */
+  p: { sandbox: BwrapSandbox | undefined; limits: BuildLimits | undefined; root: string | undefined; kernel: Kernel; tree: string; cwd: string; alsoRead?: string[] },
 ): Promise<ExecResult & { stopped?: 'time' | 'output' | 'disk' }> {
   if (p.sandbox) {
     const tmp = join(p.tree, '..', 'tmp');
     await mkdir(tmp, { recursive: true });
-    const readOnly = await headerBinds(p.kernel);
+    const readOnly = [...(await headerBinds(p.kernel)), ...(p.alsoRead ?? [])];
     // A build root's /usr is bound read-only: mount points for paths under it are made in the root (it is mmaplab's) first.
     if (p.root) for (const d of [...readOnly, p.tree]) await mkdir(join(p.root, d), { recursive: true }).catch(() => {});
     // Only the copy of the submission is writable; mmaplab's own files in the entry (the log, the result) are not.
     return p.sandbox.run(argv, { root: p.root, readOnly, writable: [p.tree], tmp, cwd: p.cwd }, p.limits);
   }
-  if (p.root) return runInRoot(p.root, bindsFor(p.kernel, join(p.tree, '..')), argv, { timeoutMs: 300_000 });
+  if (p.root) return runInRoot(p.root, outermost([...bindsFor(p.kernel, join(p.tree, '..')), ...(p.alsoRead ?? [])]), argv, { timeoutMs: 300_000 });
   return run(argv[0]!, argv.slice(1), { timeoutMs: 300_000 });
 }
 

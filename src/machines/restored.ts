@@ -36,6 +36,8 @@ import type { HostedJob, Machine, ShellSession } from './machine.js';
  * must not condemn a good snapshot.
  */
 const RESTORE_DEADLINE_MS = 20_000;
+/** The warm-up while the driver builds takes a fraction of a second; a guest slower than this goes on to its job anyway. */
+const WARM_DEADLINE_MS = 5_000;
 
 interface ConsolePart {
   label: string;
@@ -114,7 +116,10 @@ export class RestoredGuests implements Machine {
       if (found.kind !== 'ok') return undefined;
       this.prepared ??= Promise.resolve(found.usable);
       this.ctx.progress('restore', `restoring ${this.ctx.kernel.release} from its snapshot while the driver builds`);
-      return this.restore(found.usable);
+      const restored = await this.restore(found.usable);
+      // The guest would wait idle for the build: it runs what a job runs once, so QEMU has translated it before the job.
+      if (restored.r.kind === 'ready') await restored.r.vm.warm(WARM_DEADLINE_MS);
+      return restored;
     })().catch(() => undefined);
   }
 

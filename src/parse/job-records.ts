@@ -240,6 +240,7 @@ function fold(obs: JobObservation, acc: PerCheck, r: GuestRecord): void {
     case 'ready':
     case 'job-end':
     case 'synced':
+    case 'warmed':
       return;
     default:
       acc.current?.push(r);

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { spawnLogged } from '../util/exec.js';
 import { requireTool } from '../util/tools.js';
 import { shellQuote } from '../util/shell-quote.js';
-import { jobHeader, LineSplitter, parseRecordLine, POWEROFF, SHELL, syncHeader, type GuestRecord } from '../guest/protocol.js';
+import { jobHeader, LineSplitter, parseRecordLine, POWEROFF, SHELL, syncHeader, WARM, type GuestRecord } from '../guest/protocol.js';
 import { Qmp, QmpError } from './qmp.js';
 import { qemuArgs, type VmSpec } from './qemu-args.js';
 import { ConsoleWatch } from './console-watch.js';
@@ -245,6 +245,15 @@ export class GuestVm {
     connected.value.write(syncHeader(nowNs, randomBytes(32).toString('hex')));
     const r = await this.waitFor(() => this.records.slice(from).find((x): x is Extract<GuestRecord, { t: 'synced' }> => x.t === 'synced'), timeoutMs);
     return r.kind === 'found' ? r.value : undefined;
+  }
+
+  /** Run once what a job runs (the guest's shell, awk, the test program), so the first job finds it translated; whether the guest answered in time. */
+  async warm(timeoutMs: number): Promise<boolean> {
+    if (!this.socket || this.exited) return false;
+    const from = this.records.length;
+    this.socket.write(WARM);
+    const r = await this.waitFor(() => (this.records.slice(from).some((x) => x.t === 'warmed') ? true : undefined), timeoutMs);
+    return r.kind === 'found';
   }
 
   /**
