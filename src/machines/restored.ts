@@ -79,6 +79,7 @@ export class RestoredGuests implements Machine {
   private readonly logs: ConsolePart[] = [];
   /** The first job's guest, restored while the driver builds (warmUp). */
   private spare: Promise<{ r: BootResult; log: Guest['log'] } | undefined> | undefined;
+  private spareSlot: (() => void) | undefined;
   private readonly fallbackOne = new Limiter(1);
   private usedFallback = false;
   private folded: Promise<void> | undefined;
@@ -86,6 +87,8 @@ export class RestoredGuests implements Machine {
   private spec: BootSpec | undefined;
   private readonly queue: Queued[] = [];
   private lanes = 0;
+  /** Lanes started that have not yet taken a job (waiting for the snapshot). */
+  private idleLanes = 0;
   /** Lanes still running (close waits for their guests to go). */
   private readonly laneRuns = new Set<Promise<void>>();
   private readonly maxLanes: number;
@@ -111,16 +114,21 @@ export class RestoredGuests implements Machine {
    */
   prepare(): void {
     if (this.prepared || this.spare) return;
+    // Only in a free guest slot (a matrix's kernels would otherwise all restore at once): the first lane takes it over.
+    const slot = this.ctx.slots.tryAcquire();
+    if (!slot) return;
+    this.spareSlot = slot;
     this.spare = (async () => {
       const found = await this.lookup();
-      if (found.kind !== 'ok') return undefined;
+      // No snapshot to restore: the slot goes back at once (making one takes a slot of its own).
+      if (found.kind !== 'ok') return void this.takeSpareSlot()?.();
       this.prepared ??= Promise.resolve(found.usable);
       this.ctx.progress('restore', `restoring ${this.ctx.kernel.release} from its snapshot while the driver builds`);
       const restored = await this.restore(found.usable);
       // The guest would wait idle for the build: it runs what a job runs once, so QEMU has translated it before the job.
       if (restored.r.kind === 'ready') await restored.r.vm.warm(WARM_DEADLINE_MS);
       return restored;
-    })().catch(() => undefined);
+    })().catch(() => void this.takeSpareSlot()?.());
   }
 
   runJob(job: LabJob): Promise<HostedJob> {
@@ -130,11 +138,25 @@ export class RestoredGuests implements Machine {
     });
   }
 
-  /** A lane for waiting jobs, up to the cores and slots; a lane ends when the queue is empty, and a job queued meanwhile starts the next. */
+  /**
+   * A lane for waiting jobs. The first waits its turn for a guest slot; one
+   * more starts only while a slot is free that nobody waits for, so a matrix's
+   * kernels each get a guest before any gets two (every guest costs a restore
+   * and a first job QEMU has not yet translated), and the last kernel's jobs
+   * still spread over the slots the others left. A lane ends when the queue is
+   * empty; a job queued meanwhile starts the next.
+   */
   private startLane(): void {
     if (!this.queue.length || this.lanes >= this.maxLanes) return;
+    let slot: (() => void) | undefined;
+    if (this.lanes > 0) {
+      // Jobs beyond those the lanes are about to take, and a slot to spare.
+      if (this.queue.length <= this.idleLanes) return;
+      slot = this.ctx.slots.tryAcquire();
+      if (!slot) return;
+    }
     this.lanes++;
-    const run = this.lane().finally(() => {
+    const run = this.lane(slot).finally(() => {
       this.lanes--;
       this.laneRuns.delete(run);
       this.startLane();
@@ -143,29 +165,39 @@ export class RestoredGuests implements Machine {
   }
 
   /** One guest slot: guests restored in turn, each serving queued jobs while they leave it as it was. */
-  private async lane(): Promise<void> {
+  private async lane(slot: (() => void) | undefined): Promise<void> {
+    let release = slot;
     let snap: Usable | undefined;
+    this.idleLanes++;
     try {
       snap = await (this.prepared ??= this.prepareSnapshot());
     } catch (e) {
       // The kernel does not boot at all: every job waiting fails as a cold boot would.
+      this.idleLanes--;
+      release?.();
       for (const q of this.queue.splice(0)) q.done(Promise.reject(e));
       return;
     }
-    let release: (() => void) | undefined;
+    this.idleLanes--;
     let guest: Guest | undefined;
     try {
       for (let q = this.queue.shift(); q; q = this.queue.shift()) {
+        // More waiting than this lane takes: another lane, if a slot is free.
+        this.startLane();
         if (!snap || this.broken) {
+          // A booted guest takes a slot of its own.
+          release?.();
+          release = undefined;
           const spare = await this.takeSpare();
           if (spare?.r.kind === 'ready') await spare.r.vm.kill();
+          this.takeSpareSlot()?.();
           q.done(this.viaFallback(q.job));
           continue;
         }
         const driver = await this.driverOf(q.job);
         if (guest && guest.driver !== driver) guest = await this.retire(guest);
         if (!guest) {
-          release ??= await this.ctx.slots.acquire();
+          release ??= this.takeSpareSlot() ?? (await this.ctx.slots.acquire());
           const up = await this.bringUp(snap, q.job);
           if (up.kind !== 'guest') {
             // The booted guest takes a slot of its own: give this one back first (a matrix with --jobs 1 has one).
@@ -199,6 +231,13 @@ export class RestoredGuests implements Machine {
     const spare = this.spare;
     this.spare = undefined;
     return spare ? await spare : undefined;
+  }
+
+  /** The slot the guest restored ahead was restored in, for the first lane that needs one (once). */
+  private takeSpareSlot(): (() => void) | undefined {
+    const slot = this.spareSlot;
+    this.spareSlot = undefined;
+    return slot;
   }
 
   /** A guest for a job: the one restored ahead, else restored now; a failed restore sends the job to a booted guest. */
@@ -386,6 +425,7 @@ export class RestoredGuests implements Machine {
     const spare = await this.spare;
     this.spare = undefined;
     if (spare?.r.kind === 'ready') await spare.r.vm.kill();
+    this.takeSpareSlot()?.();
     while (this.laneRuns.size) await Promise.all([...this.laneRuns]);
     await this.fallback.close();
     await this.foldConsoles();

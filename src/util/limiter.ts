@@ -4,10 +4,12 @@ export interface Slots {
   run<T>(fn: () => Promise<T>): Promise<T>;
   /** Take a slot for longer than one call (a guest that serves several jobs); call the returned function to give it back. */
   acquire(): Promise<() => void>;
+  /** A slot now if one is free (none waiting before), else undefined. */
+  tryAcquire(): (() => void) | undefined;
 }
 
 /** For a single command: every guest runs at once. */
-export const NO_LIMIT: Slots = { size: Infinity, run: <T>(fn: () => Promise<T>): Promise<T> => fn(), acquire: async () => () => {} };
+export const NO_LIMIT: Slots = { size: Infinity, run: <T>(fn: () => Promise<T>): Promise<T> => fn(), acquire: async () => () => {}, tryAcquire: () => () => {} };
 
 /** A counting semaphore: at most `size` holders at once, served in arrival order. */
 export class Limiter implements Slots {
@@ -30,6 +32,16 @@ export class Limiter implements Slots {
   async acquire(): Promise<() => void> {
     if (this.active >= this.size) await new Promise<void>((r) => this.waiting.push(r));
     else this.active++;
+    return this.releaser();
+  }
+
+  tryAcquire(): (() => void) | undefined {
+    if (this.active >= this.size) return undefined;
+    this.active++;
+    return this.releaser();
+  }
+
+  private releaser(): () => void {
     let released = false;
     return () => {
       if (released) return;
