@@ -6,12 +6,17 @@
  * gets a fresh one; the same grid from shared guests, from a guest per job and
  * from booted guests.
  */
-import { readFileSync, writeFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { labJob } from '../../src/guest/job.js';
+import { setUpLab } from '../../src/machines/setup.js';
 import type { RunReport } from '../../src/model/report.js';
-import { cacheRoot } from '../../src/util/paths.js';
+import { RunDir } from '../../src/rundir/run-dir.js';
+import { Limiter } from '../../src/util/limiter.js';
+import { cacheRoot, projectPaths } from '../../src/util/paths.js';
 import { keyHash, type SnapshotMeta } from '../../src/vm/snapshot.js';
 import { qemuProcesses, runCli } from './cli.js';
 
@@ -219,5 +224,40 @@ describe('snapshots of the bookworm guest', () => {
     expect(await guests('warn-mmap')).toEqual([2, false]);
     // Any strategy but "crash" is the good one: a driver that cleans up after itself.
     expect(await guests('crashing-strategy')).toEqual([1, true]);
+  });
+
+  it('a guest never serves another driver: a job whose module differs gets a guest of its own, and the same driver shares it again', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'mmaplab-two-drivers-'));
+    try {
+      const lab = await setUpLab(
+        { kernel: 'debian:bookworm', flavour: 'cloud-amd64', accel: 'auto', timeoutS: 120, memoryMb: 256, outputDir: out, archiveUri: undefined, securityUri: undefined, refreshKernel: false, guestSlots: new Limiter(1) },
+        projectPaths.kernelModule,
+        await RunDir.create({ outputDir: out }),
+        cacheRoot(),
+        [],
+      );
+      if (lab.kind !== 'ready') throw new Error(lab.error.message);
+      // Another driver: the same module with a byte more (another file to the guest, loaded as well).
+      const other = join(out, 'other.ko');
+      writeFileSync(other, Buffer.concat([readFileSync(lab.module.jobKo), Buffer.from([0])]));
+      const job = (id: number, modulePath: string) => labJob({ id, strategy: 'seed', modulePath, moduleName: lab.module.name, moduleParams: ['strategy=seed'], testProgram: lab.testProgram, checks: ['shared'], pages: 16 });
+      // Sent at once, so one guest slot serves them in turn.
+      const [a, b, c] = await Promise.all([lab.machine.runJob(job(1, lab.module.jobKo)), lab.machine.runJob(job(2, other)), lab.machine.runJob(job(3, other))]);
+      await lab.machine.close();
+      expect([a.end, b.end, c.end]).toEqual(['done', 'done', 'done']);
+      expect(b.timing?.guest).not.toBe(a.timing?.guest);
+      expect(c.timing).toMatchObject({ guest: b.timing?.guest, servedBefore: 1, restoreMs: 0 });
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  it('--verbose says where each job\'s time went', async () => {
+    const r = await runCli(['run', ...ONE, '--strategy', 'seed,checked', '--check', 'shared', '--verbose']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/where the jobs' time went/);
+    expect(r.stderr).toMatch(/^\s+1\s+1\s+\d+ ms\s+\d+ ms\s+\d+ ms\s+\d+ ms\s+\d+ ms\s+\d+ ms\s+\d+ ms  seed$/m);
+    // The second job in the guest the first left as it was: no restore.
+    expect(r.stderr).toMatch(/^\s+2\s+1\+1\s+0 ms .* checked$/m);
   });
 });
