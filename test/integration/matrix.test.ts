@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { MatrixReport } from '../../src/model/report.js';
+import type { MatrixReport, RunReport } from '../../src/model/report.js';
 import { cacheRoot } from '../../src/util/paths.js';
 import { qemuProcesses, runCli } from './cli.js';
 
@@ -180,6 +180,12 @@ describe('local: and the kernel cache', () => {
     const f = await runCli(['kernels', 'fetch', 'debian:bookworm'], env);
     expect(f.exitCode).toBe(0);
     expect(f.stdout).toMatch(/^debian:bookworm: 6\.1\.\S+ \(\S+\), modules built with gcc-12 /m);
+    // The run above made its snapshot; another memory size is another snapshot, which fetch makes, so the first run after it only restores.
+    expect(f.stdout).toMatch(/; snapshot [0-9a-f]{16} already cached$/m);
+    const ahead = await runCli(['kernels', 'fetch', 'debian:bookworm-backports', '--memory', '320'], env);
+    expect(ahead.stdout, ahead.stderr).toMatch(/^debian:bookworm-backports: 6\.12\.\S+ .*; snapshot [0-9a-f]{16} made \(boot [\d.]+ s; none was cached\)$/m);
+    const first = JSON.parse((await runCli(['run', '--kernel', 'debian:bookworm-backports', '--memory', '320', '--strategy', 'seed', '--check', 'private', '--json'], env)).stdout) as RunReport;
+    expect(first.machine.kind !== 'ssh' && first.machine.snapshot).toMatchObject({ use: 'restored' });
     const l = await runCli(['kernels', 'list', '--json'], env);
     const listing = JSON.parse(l.stdout) as { kernels: Array<{ release: string; specs: string[]; bytes: number }>; totalBytes: number };
     expect(listing.kernels.map((k) => k.specs)).toEqual([['debian:bookworm (cloud-amd64)'], ['debian:bookworm-backports (cloud-amd64)']]);
