@@ -1,12 +1,14 @@
 /**
  * Guests booted as needed: one boot serves jobs until a job leaves it
- * unusable (a crash or hang costs that boot, and the next job boots afresh).
+ * unusable (a crash, a hang, or anything left behind, as guestAfterJob judges:
+ * that boot goes, and the next job boots afresh).
  * The first boot's console is console.log (or the fallback's file when a
  * snapshot was meant to serve), each boot after a crash console-bootN.log.
  * `mmaplab shell` keeps its guest after the job that loaded the driver.
  */
 import { jobPayload, type LabJob } from '../guest/job.js';
 import type { GuestMachine } from '../model/report.js';
+import { guestAfterJob } from '../parse/guest-after-job.js';
 import { MmaplabError } from '../util/errors.js';
 import { bootGuest, type Booted } from '../vm/boot.js';
 import type { GuestVm } from '../vm/guest-vm.js';
@@ -67,10 +69,13 @@ export class BootedGuests implements Machine {
       this.served = 0;
     }
     const vm = this.vm;
-    const end = await vm.runJob(job.id, await jobPayload(job, { inGuest: vm.filesInGuest }), this.ctx.boot.timeoutS * 1000);
+    // A job that unloads its driver reports what it left (STATE), so a guest it changed serves no other job.
+    const sent: LabJob = job.keepLoaded ? job : { ...job, reportState: true };
+    const end = await vm.runJob(job.id, await jobPayload(sent, { inGuest: vm.filesInGuest }), this.ctx.boot.timeoutS * 1000);
     const console = vm.console;
-    if (end.kind !== 'done') {
-      // The guest is unusable: kill it now; the next job gets a fresh boot.
+    const unusable = end.kind !== 'done' || (!job.keepLoaded && guestAfterJob(end.kind, end.records, job.moduleName, job.checks).kind !== 'as-it-was');
+    if (unusable) {
+      // The guest is unusable (crashed, hung, or left something behind): kill it now; the next job gets a fresh boot.
       await vm.kill();
       this.vm = undefined;
       this.free();
