@@ -224,6 +224,10 @@ describe('snapshots of the bookworm guest', () => {
     expect(await guests('warn-mmap')).toEqual([2, false]);
     // Any strategy but "crash" is the good one: a driver that cleans up after itself.
     expect(await guests('crashing-strategy')).toEqual([1, true]);
+    // A booted guest is judged the same way: the leak costs that boot.
+    const booted = report((await runCli(['run', '--json', '--no-snapshot', '--module-dir', `${DRIVERS}/vmalloc-leak`, '--strategy', 'first,second', '--check', 'shared'])).stdout);
+    expect(booted.machine.kind !== 'ssh' && booted.machine.boots).toBe(2);
+    expect(booted.strategies.map((s) => s.boot)).toEqual([1, 2]);
   });
 
   it('a guest never serves another driver: a job whose module differs gets a guest of its own, and the same driver shares it again', async () => {
