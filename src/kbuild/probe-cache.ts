@@ -16,7 +16,7 @@ import type { ExecResult } from '../util/exec.js';
 import { exists, Hasher, installDirAtomic, removeTree } from '../util/fsx.js';
 
 /** Bumped when what is recorded or how the wrapper answers changes. */
-const PROBE_FORMAT = 1;
+const PROBE_FORMAT = 2;
 
 export interface ProbeAnswers {
   /** The CC to pass to Kbuild. */
@@ -58,7 +58,8 @@ export function parseProbeRecords(files: readonly string[]): Map<string, number>
   for (const text of files) {
     const [status, ...args] = text.replace(/\n$/, '').split('\n');
     const out = args.indexOf('-o');
-    if (!/^\d+$/.test(status ?? '') || out < 0 || !args[out + 1]?.includes('/.tmp_') || !args.includes('/dev/null')) continue;
+    // The output goes to Kbuild's temporary folder: <M>/.tmp_<pid>/tmp, or .tmp_<pid>/tmp from 6.13 on (it builds from inside M=).
+    if (!/^\d+$/.test(status ?? '') || out < 0 || !/(^|\/)\.tmp_\d+\//.test(args[out + 1] ?? '') || !args.includes('/dev/null')) continue;
     answers.set(probeKey(args), Number(status));
   }
   return answers;
@@ -110,7 +111,10 @@ export async function probeAnswers(p: {
   if (!(await exists(dir))) {
     await installDirAtomic(dir, async (staging) => {
       // A kernel whose probe module does not build says so once (the file "none"), not at every build.
-      await record(p, staging).catch((e: unknown) => writeFile(join(staging, 'none'), `${e instanceof Error ? e.message : String(e)}\n`));
+      await record(p, staging).catch(async (e: unknown) => {
+        await Promise.all(['tree', 'records'].map((d) => removeTree(join(staging, d))));
+        await writeFile(join(staging, 'none'), `${e instanceof Error ? e.message : String(e)}\n`);
+      });
     });
   }
   return (await exists(wrapper)) ? { wrapper, dir, probes: Number(await count()) } : undefined;

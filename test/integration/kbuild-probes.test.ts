@@ -24,12 +24,14 @@ afterAll(() => {
   rmSync(cacheDir, { recursive: true, force: true });
 });
 
-describe("Kbuild's compiler probes answered from mmaplab's record", () => {
+// 6.1 builds in M= from the kernel's tree; 7.2 (like every kernel from 6.13) from inside M=, in a gcc-16 build root.
+describe.each(['debian:bookworm', 'debian:sid'])("Kbuild's compiler probes answered from mmaplab's record, on %s", (spec) => {
   it('build the same module as the compiler answering them itself, with one compiler run fewer per recorded probe', async () => {
-    const kernel = await acquireKernel(parseKernelSpec('debian:bookworm', 'cloud-amd64'), { cacheDir: cacheRoot(), archiveUri: undefined, securityUri: undefined, refresh: false });
+    const kernel = await acquireKernel(parseKernelSpec(spec, 'cloud-amd64'), { cacheDir: cacheRoot(), archiveUri: undefined, securityUri: undefined, refresh: false });
     const archive = buildArchive({ archiveUri: undefined, securityUri: undefined });
     const tc = await toolchainFor(kernel, { cacheDir: cacheRoot(), archive: archive.uri, keyring: archive.keyring });
-    const step = (argv: string[], tree: string) => (tc.root ? runInRoot(tc.root.dir, [kernel.dir, tree, scratch], argv) : run(argv[0]!, argv.slice(1)));
+    // As kbuild runs a trusted step: in the build root, the tree's folder (the recorder beside it) and the kernel bound in.
+    const step = (argv: string[], tree: string) => (tc.root ? runInRoot(tc.root.dir, [kernel.dir, join(tree, '..'), scratch], argv) : run(argv[0]!, argv.slice(1)));
     // A cache of its own: the record is made here, by this test.
     const probes = await probeAnswers({ kernel, cc: tc.cc, describe: tc.describe, cacheDir, record: step });
     expect(probes, 'the probe module builds and Kbuild probes the compiler').toBeDefined();
@@ -41,7 +43,7 @@ describe("Kbuild's compiler probes answered from mmaplab's record", () => {
     const wrapper = join(scratch, 'cc-answered');
     writeFileSync(wrapper, readFileSync(probes!.wrapper, 'utf8').replace(/^exec .*$/m, `exec '${shim}' "$@"`));
     for (const f of [shim, wrapper]) chmodSync(f, 0o755);
-    const tree = join(scratch, 'misc');
+    const tree = join(scratch, `misc-${spec.replace(/\W/g, '-')}`);
     const build = async (cc: string) => {
       rmSync(tree, { recursive: true, force: true });
       rmSync(counted, { force: true });

@@ -24,10 +24,13 @@ describe("Kbuild's compiler probes", () => {
       ['0', '-c', 'driver.c', '-o', 'driver.o'].join('\n'),
       ['0', '--version'].join('\n'),
       ['0', '-E', '-x', 'c', '/dev/null'].join('\n'),
+      // From 6.13, Kbuild builds from inside M=: the temporary folder is relative.
+      ['0', '-Werror', '-mgeneral-regs-only', '-c', '-x', 'c', '/dev/null', '-o', '.tmp_104/tmp'].join('\n'),
     ]);
     expect([...answers]).toEqual([
       [probeKey(probe('-mno-red-zone', '999')), 0],
       [probeKey(probe('-fno-such-flag', '1')), 1],
+      [probeKey(['-Werror', '-mgeneral-regs-only', '-c', '-x', 'c', '/dev/null', '-o', '.tmp_9/tmp']), 0],
     ]);
   });
 
