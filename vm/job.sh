@@ -144,7 +144,10 @@ trace_setup() {
     done
     echo "p:mmaplab/remap_pfn_range_args remap_pfn_range $REMAP_ARGS" >> "$T/kprobe_events" 2> /dev/null
   fi
-  mkdir "$I" 2> /dev/null
+  if ! mkdir "$I" 2> /dev/null && [ ! -d "$I" ]; then
+    tracing_off=no-instance
+    return 0
+  fi
   trace_enable 1 && tracing=1
 }
 # The page_free probe (INSPECT, STATE) watches rmmod free pages still marked PG_reserved.
@@ -169,8 +172,10 @@ trace_teardown() {
   for e in $TRACED remap_pfn_range_args page_free; do echo "-:mmaplab/$e" >> "$T/kprobe_events" 2> /dev/null; done
 }
 
-# The loaded modules and the character devices, as one record: shell builtins
-# only (no process started), since every job in a shared guest reads them twice.
+# What a driver can leave registered, as one record: the loaded modules, the
+# character devices, the device classes, the misc devices and /proc's own
+# entries. Shell builtins only (no process started but one cat), since every
+# job in a shared guest reads them twice.
 guest_state() {
   mods=
   while read -r m _; do mods="$mods $m"; done < /proc/modules
@@ -180,8 +185,16 @@ guest_state() {
     case "$a" in Character) section=c; continue ;; Block) section=b; continue ;; esac
     [ "$section" = c ] && [ -n "$b" ] && devs="$devs|$a $b"
   done < /proc/devices
+  classes=
+  for e in /sys/class/*; do classes="$classes|${e##*/}"; done
+  misc=
+  for e in /sys/class/misc/*; do misc="$misc|${e##*/}"; done
+  procs=
+  for e in /proc/*; do
+    case "${e##*/}" in *[!0-9]*) procs="$procs|${e##*/}" ;; esac
+  done
   # Not read: sysctl files answer only a read from offset 0, and read(1) takes a byte at a time.
-  emit guest-state when="$1" modules="${mods# }" chrdevs="${devs#|}" tainted:="$(cat /proc/sys/kernel/tainted)"
+  emit guest-state when="$1" modules="${mods# }" chrdevs="${devs#|}" classes="${classes#|}" misc="${misc#|}" proc="${procs#|}" tainted:="$(cat /proc/sys/kernel/tainted)"
 }
 
 # Character devices as "major name" lines, from /proc/devices.

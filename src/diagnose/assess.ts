@@ -200,6 +200,7 @@ export function assessJob(input: AssessInput): Assessment {
   });
   // A kernel that refused a probe says so; no kprobe events at all is in the report's tracing line, an architecture not traced in the run's notes.
   if (obs.refusedProbe) notes.push(note(`tracing off: the kernel refused a kprobe on ${obs.refusedProbe}`));
+  if (obs.noTraceInstance) notes.push(note("tracing off: tracefs would not make mmaplab's trace instance (instances/mmaplab)"));
   if (obs.stray.length) notes.push(note(`the guest printed ${obs.stray.length} line(s) outside the protocol: ${obs.stray.slice(0, 3).join(' | ')}`));
   return {
     strategy: { strategy: input.strategy, insmod, rmmod: obs.steps.rmmod, boot: input.boot ?? 1, tracing: obs.tracing, end: input.end, problems, ...(input.flood ? { flood: input.flood } : {}) },

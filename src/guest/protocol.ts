@@ -21,8 +21,8 @@ export type GuestRecord =
   /** After WARM: the guest ran what a job runs once (see vm/init). */
   | { t: 'warmed' }
   | { t: 'step'; step: string; status: number; output: string }
-  /** off: when off, why: not asked for (the architecture is not traced), no kprobe events, or a probe (probe) the kernel refused. */
-  | { t: 'tracing'; on: boolean; off?: '' | 'not-asked' | 'no-kprobe-events' | 'refused'; probe?: string }
+  /** off: when off, why: not asked for (the architecture is not traced), no kprobe events, no trace instance of mmaplab's own, or a probe (probe) the kernel refused. */
+  | { t: 'tracing'; on: boolean; off?: '' | 'not-asked' | 'no-kprobe-events' | 'no-instance' | 'refused'; probe?: string }
   /**
    * The device node the job used and how it found it: by name in /proc/devices
    * (a node made for it with mknod, whose status and error are given), given
@@ -42,8 +42,12 @@ export type GuestRecord =
   | { t: 'reserved-freed'; pages: number }
   /** INSPECT jobs: /proc/sys/kernel/tainted at the end. */
   | { t: 'tainted'; value: number }
-  /** STATE jobs (a guest that may serve another): the loaded modules (space-separated) and character devices ("major name", |-separated), before insmod and after rmmod. */
-  | { t: 'guest-state'; when: 'before' | 'after'; modules: string; chrdevs: string; tainted: number }
+  /**
+   * STATE jobs (a guest that may serve another), before insmod and after rmmod: the loaded modules
+   * (space-separated); character devices ("major name"), device classes, misc devices and /proc's
+   * own entries (each |-separated; absent from records before they were reported); the taint mask.
+   */
+  | { t: 'guest-state'; when: 'before' | 'after'; modules: string; chrdevs: string; classes?: string; misc?: string; proc?: string; tainted: number }
   // From the test program:
   | { t: 'start'; check: CheckName; device: string; pages: number; pageSize: number; pattern: string }
   | { t: 'open'; ok: boolean; mode?: string; errno?: number; err?: string; msg?: string }

@@ -17,7 +17,7 @@ import { exists, Hasher, installDirAtomic, removeTree } from '../util/fsx.js';
 import { missingToolError, which } from '../util/tools.js';
 import { runInRoot } from './build-root.js';
 import { toolchainFor, type Toolchain } from './compiler.js';
-import { probeAnswers, type ProbeAnswers } from './probe-cache.js';
+import { compilerIdentity, probeAnswers, type ProbeAnswers } from './probe-cache.js';
 import { parseDiagnostics, pathMapper } from './diagnostics.js';
 import { formatDiagnostic, type Diagnostic } from '../model/diagnostic.js';
 import { resolveDriverSource, type DriverSource } from './driver-source.js';
@@ -154,7 +154,8 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
 /** Kbuild's command line for the driver, with the compiler probes answered from mmaplab's own record (made by a trusted build the first time). */
 async function kbuildCommand(kernel: Kernel, compiler: Toolchain, cacheDir: string, at: { tree: string; build: string; userRoot: string }): Promise<{ make: string[]; probes: ProbeAnswers | undefined }> {
   const root = compiler.root?.dir;
-  const probes = await probeAnswers({ kernel, cc: compiler.cc, describe: compiler.describe, cacheDir, record: (argv, t) => runBuildStep(argv, { sandbox: undefined, limits: undefined, root, kernel, tree: t, cwd: t }) });
+  const identity = root ? `build root ${root}` : await compilerIdentity(which(compiler.cc));
+  const probes = await probeAnswers({ kernel, cc: compiler.cc, describe: compiler.describe, cacheDir, identity, record: (argv, t) => runBuildStep(argv, { sandbox: undefined, limits: undefined, root, kernel, tree: t, cwd: t }) });
   // Compile as if from the user's own tree, so WARN_ON() lines and debug info name their files.
   const kcflags = `KCFLAGS=-ffile-prefix-map=${at.tree}=${at.userRoot}`;
   return { make: ['make', '-C', kernel.headersDir, `M=${at.build}`, `CC=${probes?.wrapper ?? compiler.cc}`, kcflags, `-j${Math.max(1, cpus().length)}`, 'modules'], probes };

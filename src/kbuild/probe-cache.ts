@@ -9,14 +9,14 @@
  * mmaplab writes the record; a sandboxed build sees the wrapper read-only, so
  * nothing one submission's build does reaches another's.
  */
-import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Kernel } from '../kernel/types.js';
 import type { ExecResult } from '../util/exec.js';
 import { exists, Hasher, installDirAtomic, removeTree } from '../util/fsx.js';
 
 /** Bumped when what is recorded or how the wrapper answers changes. */
-const PROBE_FORMAT = 2;
+const PROBE_FORMAT = 3;
 
 export interface ProbeAnswers {
   /** The CC to pass to Kbuild. */
@@ -102,21 +102,16 @@ export async function probeAnswers(p: {
   cc: string;
   describe: string;
   cacheDir: string;
+  /** The compiler itself (its file's size and time, or the build root it is in): an updated compiler is asked again. */
+  identity: string;
   record: (argv: string[], tree: string) => Promise<ExecResult>;
 }): Promise<ProbeAnswers | undefined> {
-  const key = new Hasher().add('format', String(PROBE_FORMAT)).add('kernel', `${p.kernel.release} ${p.kernel.packageVersion}`).add('cc', `${p.cc} ${p.describe}`).digest();
+  const key = new Hasher().add('format', String(PROBE_FORMAT)).add('kernel', `${p.kernel.release} ${p.kernel.packageVersion}`).add('cc', `${p.cc} ${p.describe}`).add('binary', p.identity).digest();
   const dir = join(p.cacheDir, 'builds', `probes-${p.kernel.release}-${key}`);
   const wrapper = join(dir, 'cc');
   const count = async () => (await readFile(join(dir, 'count'), 'utf8').catch(() => '0')).trim();
-  if (!(await exists(dir))) {
-    await installDirAtomic(dir, async (staging) => {
-      // A kernel whose probe module does not build says so once (the file "none"), not at every build.
-      await record(p, staging).catch(async (e: unknown) => {
-        await Promise.all(['tree', 'records'].map((d) => removeTree(join(staging, d))));
-        await writeFile(join(staging, 'none'), `${e instanceof Error ? e.message : String(e)}\n`);
-      });
-    });
-  }
+  // A record that could not be made (a build stopped under load, say) is not kept: the next build tries again, and this one runs every probe.
+  if (!(await exists(dir))) await installDirAtomic(dir, (staging) => record(p, staging)).catch(() => undefined);
   return (await exists(wrapper)) ? { wrapper, dir, probes: Number(await count()) } : undefined;
 }
 
@@ -139,4 +134,10 @@ async function record(p: Parameters<typeof probeAnswers>[0], staging: string): P
   await chmod(join(staging, 'cc'), 0o755);
   await writeFile(join(staging, 'count'), `${answers.size}\n`);
   await Promise.all([removeTree(tree), removeTree(records)]);
+}
+
+/** A host compiler's identity for the record's key: its file's path, size and time. */
+export async function compilerIdentity(path: string | undefined): Promise<string> {
+  const st = path ? await stat(path).catch(() => undefined) : undefined;
+  return st ? `${path} ${st.size} ${st.mtimeMs}` : 'unknown';
 }

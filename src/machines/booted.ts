@@ -8,7 +8,9 @@
  */
 import { jobPayload, type LabJob } from '../guest/job.js';
 import type { GuestMachine } from '../model/report.js';
+import type { GuestRecord } from '../guest/protocol.js';
 import { guestAfterJob } from '../parse/guest-after-job.js';
+import { DriverIds } from './driver-id.js';
 import { MmaplabError } from '../util/errors.js';
 import { bootGuest, type Booted } from '../vm/boot.js';
 import type { GuestVm } from '../vm/guest-vm.js';
@@ -25,6 +27,11 @@ export class BootedGuests implements Machine {
   private vm: GuestVm | undefined;
   /** Jobs the current boot has served. */
   private served = 0;
+  /** The driver the current boot has served. */
+  private driver: string | undefined;
+  private readonly drivers = new DriverIds();
+  /** The taint before the current boot's first job. */
+  private baseTaint: number | undefined;
   /** The guest slot (a matrix's --jobs) this boot holds until its guest is gone. */
   private release: (() => void) | undefined;
 
@@ -47,7 +54,7 @@ export class BootedGuests implements Machine {
     this.boots++;
     const consoleLog = this.boots === 1 ? this.opts.firstLog : ctx.runDir.file(`console-boot${this.boots}.log`);
     this.logs.push(consoleLog);
-    ctx.progress('boot', `booting ${ctx.kernel.release} under ${ctx.accel.accel.toUpperCase()}${this.boots > 1 ? ` (boot ${this.boots}, after a crash)` : ''}`);
+    ctx.progress('boot', `booting ${ctx.kernel.release} under ${ctx.accel.accel.toUpperCase()}${this.boots > 1 ? ` (boot ${this.boots}: the last job crashed or changed its guest, or loaded another driver)` : ''}`);
     const booted = await bootGuest(ctx.qemu, ctx.accel.accel, ctx.kernel, ctx.initramfs, ctx.boot, ctx.notes, consoleLog);
     this.first ??= booted;
     this.attempts += booted.attempts;
@@ -56,6 +63,14 @@ export class BootedGuests implements Machine {
 
   async runJob(job: LabJob): Promise<HostedJob> {
     let bootMs = 0;
+    const driver = await this.drivers.of(job.modulePath);
+    // A boot serves one driver, and no job once its console showed a crash after the last job.
+    if (this.vm && (this.driver !== driver || !this.vm.fitForNextJob)) {
+      await this.vm.kill();
+      this.vm = undefined;
+      this.free();
+    }
+    this.driver = driver;
     if (!this.vm) {
       this.release = await this.ctx.slots.acquire();
       const t = performance.now();
@@ -73,7 +88,9 @@ export class BootedGuests implements Machine {
     const sent: LabJob = job.keepLoaded ? job : { ...job, reportState: true };
     const end = await vm.runJob(job.id, await jobPayload(sent, { inGuest: vm.filesInGuest }), this.ctx.boot.timeoutS * 1000);
     const console = vm.console;
-    const unusable = end.kind !== 'done' || (!job.keepLoaded && guestAfterJob(end.kind, end.records, job.moduleName, job.checks).kind !== 'as-it-was');
+    if (this.served === 0) this.baseTaint = end.records.find((r): r is Extract<GuestRecord, { t: 'guest-state' }> => r.t === 'guest-state' && r.when === 'before')?.tainted;
+    const baseline = this.baseTaint === undefined ? undefined : { tainted: this.baseTaint };
+    const unusable = end.kind !== 'done' || (!job.keepLoaded && guestAfterJob(end.kind, end.records, job.moduleName, job.checks, baseline).kind !== 'as-it-was');
     if (unusable) {
       // The guest is unusable (crashed, hung, or left something behind): kill it now; the next job gets a fresh boot.
       await vm.kill();

@@ -10,8 +10,6 @@
  * is made anew; one that is damaged or does not restore is removed, and the
  * run carries on in booted guests.
  */
-import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { jobPayload, type LabJob } from '../guest/job.js';
@@ -26,6 +24,7 @@ import { GuestVm, type BootResult } from '../vm/guest-vm.js';
 import type { MachineType } from '../vm/qemu-args.js';
 import { discardSnapshot, lookupSnapshot, makeSnapshot, slotDir, snapshotKey, type BootSpec, type SnapshotLookup } from '../vm/snapshot.js';
 import type { BootedGuests } from './booted.js';
+import { DriverIds } from './driver-id.js';
 import type { GuestContext } from './guest-context.js';
 import { track, untrack } from './live.js';
 import type { HostedJob, Machine, ShellSession } from './machine.js';
@@ -59,11 +58,19 @@ interface Guest {
   driver: string | undefined;
   served: number;
   restoreMs: number;
+  /** The kernel's taint before this guest's first job. */
+  baseTaint?: number | undefined;
 }
 
 interface Queued {
   job: LabJob;
   done: (r: Promise<HostedJob>) => void;
+}
+
+/** What a lane holds between its jobs: its guest slot and its guest. */
+interface LaneState {
+  release: (() => void) | undefined;
+  guest: Guest | undefined;
 }
 
 export class RestoredGuests implements Machine {
@@ -89,10 +96,12 @@ export class RestoredGuests implements Machine {
   private lanes = 0;
   /** Lanes started that have not yet taken a job (waiting for the snapshot). */
   private idleLanes = 0;
+  /** The snapshot is there to restore: only then may a lane beyond the first take a slot. */
+  private snapReady = false;
   /** Lanes still running (close waits for their guests to go). */
   private readonly laneRuns = new Set<Promise<void>>();
   private readonly maxLanes: number;
-  private readonly driverHashes = new Map<string, Promise<string>>();
+  private readonly drivers = new DriverIds();
 
   constructor(
     private readonly ctx: GuestContext,
@@ -140,7 +149,9 @@ export class RestoredGuests implements Machine {
 
   /**
    * A lane for waiting jobs. The first waits its turn for a guest slot; one
-   * more starts only while a slot is free that nobody waits for, so a matrix's
+   * more starts only once the snapshot is ready (making one takes a slot of its
+   * own: a lane holding one while it waits for the snapshot could starve that
+   * boot) and only while a slot is free that nobody waits for, so a matrix's
    * kernels each get a guest before any gets two (every guest costs a restore
    * and a first job QEMU has not yet translated), and the last kernel's jobs
    * still spread over the slots the others left. A lane ends when the queue is
@@ -150,8 +161,8 @@ export class RestoredGuests implements Machine {
     if (!this.queue.length || this.lanes >= this.maxLanes) return;
     let slot: (() => void) | undefined;
     if (this.lanes > 0) {
-      // Jobs beyond those the lanes are about to take, and a slot to spare.
-      if (this.queue.length <= this.idleLanes) return;
+      // The snapshot ready, jobs beyond those the lanes are about to take, and a slot to spare.
+      if (!this.snapReady || this.queue.length <= this.idleLanes) return;
       slot = this.ctx.slots.tryAcquire();
       if (!slot) return;
     }
@@ -166,7 +177,7 @@ export class RestoredGuests implements Machine {
 
   /** One guest slot: guests restored in turn, each serving queued jobs while they leave it as it was. */
   private async lane(slot: (() => void) | undefined): Promise<void> {
-    let release = slot;
+    const at: LaneState = { release: slot, guest: undefined };
     let snap: Usable | undefined;
     this.idleLanes++;
     try {
@@ -174,50 +185,62 @@ export class RestoredGuests implements Machine {
     } catch (e) {
       // The kernel does not boot at all: every job waiting fails as a cold boot would.
       this.idleLanes--;
-      release?.();
+      at.release?.();
       for (const q of this.queue.splice(0)) q.done(Promise.reject(e));
       return;
     }
     this.idleLanes--;
-    let guest: Guest | undefined;
+    this.snapReady = !!snap && !this.broken;
     try {
       for (let q = this.queue.shift(); q; q = this.queue.shift()) {
         // More waiting than this lane takes: another lane, if a slot is free.
         this.startLane();
-        if (!snap || this.broken) {
-          // A booted guest takes a slot of its own.
-          release?.();
-          release = undefined;
-          const spare = await this.takeSpare();
-          if (spare?.r.kind === 'ready') await spare.r.vm.kill();
-          this.takeSpareSlot()?.();
-          q.done(this.viaFallback(q.job));
-          continue;
-        }
-        const driver = await this.driverOf(q.job);
-        if (guest && guest.driver !== driver) guest = await this.retire(guest);
-        if (!guest) {
-          release ??= this.takeSpareSlot() ?? (await this.ctx.slots.acquire());
-          const up = await this.bringUp(snap, q.job);
-          if (up.kind !== 'guest') {
-            // The booted guest takes a slot of its own: give this one back first (a matrix with --jobs 1 has one).
-            release();
-            release = undefined;
-            q.done(up.kind === 'fallback' ? this.viaFallback(q.job) : Promise.resolve(up.job));
-            continue;
-          }
-          guest = up.guest;
-        }
-        const served = await this.serve(guest, q.job, driver);
-        q.done(Promise.resolve(served.job));
-        if (!served.keep) guest = await this.retire(guest);
+        const job = q;
+        // Whatever goes wrong with this job is its result: it is never left waiting.
+        await this.take(job, snap, at).catch((e: unknown) => {
+          job.done(Promise.reject(e));
+          throw e;
+        });
       }
     } catch (e) {
       for (const q of this.queue.splice(0)) q.done(Promise.reject(e));
     } finally {
-      if (guest) await this.retire(guest);
-      release?.();
+      if (at.guest) await this.retire(at.guest);
+      at.release?.();
     }
+  }
+
+  /** One job in this lane: in its guest if it is fit and of the same driver, else in one restored now, or in a booted guest. */
+  private async take(q: Queued, snap: Usable | undefined, at: LaneState): Promise<void> {
+    if (!snap || this.broken) {
+      // This lane's guest and slot go first: a booted guest takes a slot of its own.
+      if (at.guest) at.guest = await this.retire(at.guest);
+      at.release?.();
+      at.release = undefined;
+      const spare = await this.takeSpare();
+      if (spare?.r.kind === 'ready') await spare.r.vm.kill();
+      this.takeSpareSlot()?.();
+      q.done(this.viaFallback(q.job));
+      return;
+    }
+    const driver = await this.drivers.of(q.job.modulePath);
+    // Another driver never gets this guest; nor does any job once its console showed a crash after the last job.
+    if (at.guest && (at.guest.driver !== driver || !at.guest.vm.fitForNextJob)) at.guest = await this.retire(at.guest);
+    if (!at.guest) {
+      at.release ??= this.takeSpareSlot() ?? (await this.ctx.slots.acquire());
+      const up = await this.bringUp(snap, q.job);
+      if (up.kind !== 'guest') {
+        // The booted guest takes a slot of its own: give this one back first (a matrix with --jobs 1 has one).
+        at.release();
+        at.release = undefined;
+        q.done(up.kind === 'fallback' ? this.viaFallback(q.job) : Promise.resolve(up.job));
+        return;
+      }
+      at.guest = up.guest;
+    }
+    const served = await this.serve(at.guest, q.job, driver);
+    q.done(Promise.resolve(served.job));
+    if (!served.keep) at.guest = await this.retire(at.guest);
   }
 
   /** The kernel's snapshot, made now if none matches (kernels fetch): what the report would say of it. */
@@ -279,7 +302,10 @@ export class RestoredGuests implements Machine {
     const records = guest.served === 0 && guest.synced ? [guest.synced, ...end.records] : end.records;
     const timing = { guest: log.guest, servedBefore: guest.served, restoreMs: guest.served === 0 ? Math.round(guest.restoreMs) : 0, phases: end.phases };
     guest.served++;
-    const after = this.share ? guestAfterJob(end.kind, end.records, job.moduleName, job.checks) : { kind: 'changed' as const, why: 'one job per guest' };
+    // The taint before the guest's first job is the baseline: what a later job's "before" shows may have come between jobs.
+    guest.baseTaint ??= end.records.find((r): r is Extract<GuestRecord, { t: 'guest-state' }> => r.t === 'guest-state' && r.when === 'before')?.tainted;
+    const baseline = guest.baseTaint === undefined ? undefined : { tainted: guest.baseTaint };
+    const after = this.share ? guestAfterJob(end.kind, end.records, job.moduleName, job.checks, baseline) : { kind: 'changed' as const, why: 'one job per guest' };
     const hosted: HostedJob = { end: end.kind, records, console: vm.console, boot: log.guest, timing, ...(end.kind === 'flooded' ? { flood: end.flood } : {}) };
     return { job: hosted, keep: after.kind === 'as-it-was' };
   }
@@ -290,15 +316,6 @@ export class RestoredGuests implements Machine {
     return undefined;
   }
 
-  /** Which driver a job loads: its module file's content. */
-  private driverOf(job: LabJob): Promise<string> {
-    let h = this.driverHashes.get(job.modulePath);
-    if (!h) {
-      h = readFile(job.modulePath).then((d) => createHash('sha256').update(d).digest('hex'));
-      this.driverHashes.set(job.modulePath, h);
-    }
-    return h;
-  }
 
   /** One guest restored from the snapshot, its console in a file of its own (console.log is put together at the end). */
   private async restore(snap: Usable): Promise<{ r: BootResult; log: Guest['log'] }> {

@@ -44,7 +44,9 @@ export interface JobObservation {
   /** INSPECT jobs: pages rmmod freed while still marked PG_reserved (undefined: not watched). */
   reservedFreed: number | undefined;
   /** STATE jobs: what the guest held before insmod and after rmmod. */
-  guestState: Partial<Record<'before' | 'after', { modules: string[]; chrdevs: string[]; tainted: number }>>;
+  guestState: Partial<Record<'before' | 'after', GuestState>>;
+  /** Tracing was off because tracefs would not make mmaplab's trace instance. */
+  noTraceInstance?: boolean;
   /** Every vmalloc area that appeared while the driver was loaded and outlived rmmod, the driver's or not. */
   vmallocNew: string[];
 }
@@ -188,6 +190,18 @@ interface PerCheck {
   vmalloc: { before: string[]; after: string[]; seen: boolean };
 }
 
+/** What a guest held at one moment (STATE jobs): what a driver can leave registered, and the taint. */
+export interface GuestState {
+  modules: string[];
+  chrdevs: string[];
+  classes: string[];
+  misc: string[];
+  proc: string[];
+  tainted: number;
+}
+
+const words = (s: string | undefined, sep: string): string[] => (s ?? '').split(sep).filter(Boolean);
+
 /** One record into what the job saw. */
 function fold(obs: JobObservation, acc: PerCheck, r: GuestRecord): void {
   switch (r.t) {
@@ -211,6 +225,7 @@ function fold(obs: JobObservation, acc: PerCheck, r: GuestRecord): void {
     case 'tracing':
       obs.tracing = r.on;
       if (!r.on && r.off === 'refused') obs.refusedProbe = r.probe ?? '?';
+      if (!r.on && r.off === 'no-instance') obs.noTraceInstance = true;
       return;
     case 'device':
       obs.steps.device = deviceStep(r);
@@ -235,7 +250,7 @@ function fold(obs: JobObservation, acc: PerCheck, r: GuestRecord): void {
       obs.reservedFreed = r.pages;
       return;
     case 'guest-state':
-      obs.guestState[r.when] = { modules: r.modules.split(' ').filter(Boolean), chrdevs: r.chrdevs.split('|').filter(Boolean), tainted: r.tainted };
+      obs.guestState[r.when] = { modules: words(r.modules, ' '), chrdevs: words(r.chrdevs, '|'), classes: words(r.classes, '|'), misc: words(r.misc, '|'), proc: words(r.proc, '|'), tainted: r.tainted };
       return;
     case 'ready':
     case 'job-end':

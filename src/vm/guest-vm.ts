@@ -182,6 +182,11 @@ export class GuestVm {
     const log = createWriteStream(opts.consoleLog);
     const proc = spawnLogged(qemu, qemuArgs({ ...spec, channelSocket, ...(qmpSocket ? { qmpSocket } : {}) }));
     const vm = new GuestVm(proc, server, tmp, log, opts.onConsoleLine, qmpSocket);
+    // Ctrl-C may have reaped every guest while this one was being started: it goes too.
+    if (GuestVm.stopping) {
+      await vm.kill();
+      throw new Error('mmaplab is stopping: no guest is started');
+    }
     for (const f of opts.preloaded ?? []) vm.filesInGuest.add(f);
     return vm;
   }
@@ -279,6 +284,15 @@ export class GuestVm {
     } finally {
       await this.kill();
     }
+  }
+
+  /**
+   * Whether the guest may take another job: still running, and its console has
+   * shown no oops, BUG, panic or lockup since its last job began (after that
+   * job's own kernel log was read, say: a timer the driver left behind firing).
+   */
+  get fitForNextJob(): boolean {
+    return !this.exited && !this.watch.fatal && !this.watch.lockup;
   }
 
   /** The console as kept: all of it, or its head and tail with a line saying what was dropped between. */

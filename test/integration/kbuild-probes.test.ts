@@ -33,7 +33,7 @@ describe.each(['debian:bookworm', 'debian:sid'])("Kbuild's compiler probes answe
     // As kbuild runs a trusted step: in the build root, the tree's folder (the recorder beside it) and the kernel bound in.
     const step = (argv: string[], tree: string) => (tc.root ? runInRoot(tc.root.dir, [kernel.dir, join(tree, '..'), scratch], argv) : run(argv[0]!, argv.slice(1)));
     // A cache of its own: the record is made here, by this test.
-    const probes = await probeAnswers({ kernel, cc: tc.cc, describe: tc.describe, cacheDir, record: step });
+    const probes = await probeAnswers({ kernel, cc: tc.cc, describe: tc.describe, cacheDir, identity: 'test', record: step });
     expect(probes, 'the probe module builds and Kbuild probes the compiler').toBeDefined();
     expect(probes!.probes).toBeGreaterThan(10);
     // The compiler behind a shim that counts its runs, and the recorded answers in front of the shim.

@@ -52,6 +52,22 @@ describe('a guest after a job', () => {
     expect(judge(edit(after, (r) => ({ ...r, chrdevs: `${(r as { chrdevs: string }).chrdevs}|240 mmaplab` }) as Rec))).toMatchObject({ why: 'character devices left registered: 240 mmaplab' });
   });
 
+  it('is retired when a device class, a misc device or a /proc entry was left registered', () => {
+    const withState = (extra: Record<string, string>) => (r: Rec) => ({ ...r, classes: 'tty|misc', misc: 'cpu_dma_latency', proc: 'cpuinfo|meminfo', ...extra }) as Rec;
+    const before = (r: Rec) => r.t === 'guest-state' && r.when === 'before';
+    const both = (extra: Record<string, string>) => edit(after, withState(extra)).map((r) => (before(r) ? withState({})(r) : r));
+    expect(judge(both({}))).toEqual({ kind: 'as-it-was' });
+    expect(judge(both({ misc: 'cpu_dma_latency|vmmap' }))).toMatchObject({ why: 'misc devices left registered: vmmap' });
+    expect(judge(both({ classes: 'tty|misc|so2' }))).toMatchObject({ why: 'device classes left registered: so2' });
+    expect(judge(both({ proc: 'cpuinfo|meminfo|my_mmap' }))).toMatchObject({ why: '/proc entries left registered: my_mmap' });
+  });
+
+  it("judges the taint against the guest's first job: a WARNING between two jobs is not hidden by the next job's own before", () => {
+    const warnedBetween = real.map((r) => (r.t === 'guest-state' ? ({ ...r, tainted: 512 }) : r));
+    expect(judge(warnedBetween)).toEqual({ kind: 'as-it-was' });
+    expect(guestAfterJob('done', warnedBetween, 'mmaplab', ALL_CHECKS, { tainted: 0 })).toMatchObject({ why: /taint grew/ });
+  });
+
   it('is retired when the taint grew beyond O and E, but not for O and E', () => {
     expect(judge(edit(after, (r) => ({ ...r, tainted: 12288 }) as Rec))).toEqual({ kind: 'as-it-was' });
     expect(judge(edit(after, (r) => ({ ...r, tainted: 12288 | 512 }) as Rec))).toMatchObject({ why: /taint grew \(mask 12800\)/ });
