@@ -16,6 +16,8 @@ import { addGuestOptions, listOption, MIN_MEMORY_MB, positiveInt, setupOptions, 
 import type { AccelRequest } from '../vm/accel.js';
 import { fetchedSnapshot } from '../report/kernels-text.js';
 import { withTerminal } from './terminal.js';
+import { addGrade } from './grade-command.js';
+import type { CheckReport } from '../model/report.js';
 
 interface RunCliOptions extends GuestCliOptions {
   strategy?: string;
@@ -27,6 +29,8 @@ interface CheckCliOptions extends GuestCliOptions {
   device?: string;
   pages: number;
   expectPattern: string;
+  gradescope?: string;
+  rubric?: string;
 }
 
 const styleFor = (o: { color?: boolean }, stream?: NodeJS.WriteStream) => makeStyle({ color: o.color === false ? false : undefined, ...(stream ? { stream } : {}) });
@@ -61,17 +65,49 @@ function addCheck(program: Command): void {
     .argument('<driver>', 'the driver: a folder (with or without its own Kbuild/Makefile) or one .c file')
     .option('--device <path>', 'the device node to open, when mmaplab cannot find the one the driver registers')
     .addOption(new Option('--pages <n>', 'how many pages the driver maps').default(16).argParser(positiveInt('--pages', 4096)))
-    .option('--expect-pattern <word>', "the 32-bit word each page starts with (little-endian: the lab's bytes aa bb cc dd are 0xddccbbaa); default: what the lab's test or the driver's source writes");
+    .option('--expect-pattern <word>', "the 32-bit word each page starts with (little-endian: the lab's bytes aa bb cc dd are 0xddccbbaa); default: what the lab's test or the driver's source writes")
+    .option('--gradescope <results.json>', "also write Gradescope's autograder results file, scored by the rubric (run as Gradescope's run_autograder)")
+    .option('--rubric <file>', 'the rubric --gradescope scores by (default: the lab\'s; see mmaplab grade --print-rubric)');
   addGuestOptions(check).action(async (driver: string, o: CheckCliOptions) => {
     const pattern = o.expectPattern === undefined ? undefined : /^0x[0-9a-f]{1,8}$/i.test(o.expectPattern) ? Number.parseInt(o.expectPattern, 16) : Number.NaN;
     if (Number.isNaN(pattern)) throw usage(`--expect-pattern must be a 32-bit hex word such as 0xaabbccdd, not '${o.expectPattern}'`);
+    if (o.rubric && !o.gradescope) throw usage('--rubric goes with --gradescope (a class is graded with mmaplab grade)');
+    if (o.gradescope && o.kernel.length > 1) throw usage('--gradescope scores one check: give one --kernel');
     const { checkDriver } = await import('../commands/check.js');
     const { onKernels } = await import('./on-kernels.js');
     const { renderCheckText } = await import('../report/check-text.js');
-    await onKernels('check', o, (kernel, ctx) => checkDriver({ ...setupOptions(o, ctx.progress, kernel, ctx.label), ...ctx.guest, source: resolve(driver), device: o.device, pages: o.pages, pattern, olderOnDrift: o.kernel.length === 0 && !o.target }), (report, style) =>
+    const gradescope = o.gradescope ? await gradescopeWriter(resolve(o.gradescope), o.rubric) : undefined;
+    await onKernels('check', o, async (kernel, ctx) => {
+      const run = checkDriver({ ...setupOptions(o, ctx.progress, kernel, ctx.label), ...ctx.guest, source: resolve(driver), device: o.device, pages: o.pages, pattern, olderOnDrift: o.kernel.length === 0 && !o.target });
+      return gradescope ? gradescope(run) : run;
+    }, (report, style) =>
       report.command === 'check' ? renderCheckText(report, style) : '',
     );
   });
+}
+
+/** check --gradescope: the check's report scored and written as Gradescope's results file; a check mmaplab could not do scores 0 and says why. */
+async function gradescopeWriter(path: string, rubricPath: string | undefined): Promise<(run: Promise<CheckReport>) => Promise<CheckReport>> {
+  const { loadRubric } = await import('../grade/rubric.js');
+  const rubric = await loadRubric(rubricPath ? resolve(rubricPath) : undefined);
+  const { scoreCheck } = await import('../commands/grade.js');
+  const { renderFeedback } = await import('../report/grade-text.js');
+  const { renderGradescope } = await import('../report/gradescope.js');
+  const { writeFileAtomic } = await import('../util/fsx.js');
+  const { Chalk } = await import('chalk');
+  const plain = new Chalk({ level: 0 });
+  return async (run) => {
+    try {
+      const report = await run;
+      const scored = await scoreCheck(report, rubric);
+      await writeFileAtomic(path, `${JSON.stringify(renderGradescope(scored.result, renderFeedback(scored.result, report, scored, plain)), null, 2)}\n`);
+      return report;
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      await writeFileAtomic(path, `${JSON.stringify({ score: 0, output: `mmaplab could not check this submission: ${message}\nThis is not your driver's fault; tell the course staff.`, output_format: 'text', visibility: 'visible', tests: [] }, null, 2)}\n`);
+      throw e;
+    }
+  };
 }
 
 function addShell(program: Command): void {
@@ -190,13 +226,20 @@ function addKernels(program: Command): void {
 function addMerge(program: Command): void {
   program
     .command('merge')
-    .description('merge results.json files of separate jobs (one per kernel, e.g. a CI matrix) into one report')
-    .argument('<files...>', "results of `run --json` / `check --json` (or their run directories' results.json)")
-    .option('--json', 'print the merged matrix as JSON')
+    .description('merge results.json files of separate jobs into one report: one per kernel (a CI matrix of run or check), or the shards of one grade')
+    .argument('<files...>', "results of `run --json` / `check --json` / `grade --shard i/n` (or their directories' results.json)")
+    .option('--json', 'print the merged matrix (or class) as JSON')
     .option('--junit <file>', 'write JUnit XML for the merged matrix')
     .option('--markdown <file>', 'write a Markdown summary (under GitHub Actions it also goes to the step summary)')
+    .option('--csv <file>', 'grades: write the roster')
+    .option('--out <dir>', "grades: write the summary page and results.json here, with the shards' feedback files beside them")
     .option('--no-color', 'plain output even on a terminal')
-    .action(async (files: string[], o: { json?: boolean; junit?: string; markdown?: string; color?: boolean }) => {
+    .action(async (files: string[], o: MergeCliOptions) => {
+      const { readFile } = await import('node:fs/promises');
+      const { statSync } = await import('node:fs');
+      const paths = files.map((f) => (statSync(f, { throwIfNoEntry: false })?.isDirectory() ? `${f}/results.json` : f));
+      const texts = await Promise.all(paths.map((p) => readFile(p, 'utf8').catch(() => '')));
+      if (texts.some((t) => /"command"\s*:\s*"grade"/.test(t.slice(0, 2000)))) return mergeGradeFiles(paths, texts, o);
       const { mergeFiles } = await import('../matrix/merge.js');
       const m = await mergeFiles(files, { dir: process.cwd(), resultsJson: '' });
       if (o.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
@@ -215,6 +258,42 @@ function addMerge(program: Command): void {
     });
 }
 
+interface MergeCliOptions {
+  json?: boolean;
+  junit?: string;
+  markdown?: string;
+  csv?: string;
+  out?: string;
+  color?: boolean;
+}
+
+/** Shards of one grade as one class: the page and roster over all, each shard's feedback files copied beside them. */
+async function mergeGradeFiles(paths: readonly string[], texts: readonly string[], o: MergeCliOptions): Promise<void> {
+  if (o.junit || o.markdown) throw usage('--junit and --markdown are for run and check results; a grade merges to --csv, --out and --json');
+  const { parseGrade, mergeGrades } = await import('../grade/summary.js');
+  const { copyFile, mkdir, writeFile } = await import('node:fs/promises');
+  const { dirname, join } = await import('node:path');
+  const shards = texts.map((t, i) => parseGrade(t, paths[i]!));
+  const out = resolve(o.out ?? '.');
+  const merged = mergeGrades(shards, out);
+  const feedbackDir = join(out, 'feedback');
+  await mkdir(feedbackDir, { recursive: true });
+  for (const [i, s] of shards.entries()) {
+    for (const r of s.submissions) await copyFile(join(dirname(paths[i]!), 'feedback', `${r.slug}.txt`), join(feedbackDir, `${r.slug}.txt`)).catch(() => undefined);
+  }
+  const { renderGradeHtml } = await import('../report/grade-html.js');
+  const report = { ...merged, artifacts: { dir: out, feedbackDir, page: join(out, 'index.html') } };
+  await writeFile(report.artifacts.page, renderGradeHtml(report));
+  await writeFile(join(out, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
+  if (o.csv) {
+    const { renderRoster } = await import('../report/grade-csv.js');
+    await writeFile(o.csv, renderRoster(report));
+  }
+  const { renderGradeText } = await import('../report/grade-text.js');
+  process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : renderGradeText(report, styleFor(o)));
+  process.exitCode = report.exitCode;
+}
+
 export function buildProgram(): Command {
   const program = new Command('mmaplab')
     .description('Build a Linux driver and a test program, boot a real Debian kernel in QEMU, map the driver from userspace, and explain what happens.')
@@ -229,6 +308,6 @@ Exit codes: 0 every outcome as expected, 1 an outcome differs, 2 usage error,
 3 infrastructure failure (missing tool, kernel fetch, build, boot).
 Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_STATE_DIR).`,
     );
-  for (const add of [addRun, addCheck, addShell, addParse, addKernels, addMerge]) add(program);
+  for (const add of [addRun, addCheck, addGrade, addShell, addParse, addKernels, addMerge]) add(program);
   return program;
 }

@@ -105,7 +105,8 @@ function distinctPages(r: CheckResult | undefined): CheckItem {
 }
 
 /** Every item's title, once: the report, JSON and grading show these. */
-const TITLES = {
+/** The checks of `check`, by id, in the order its report lists them (the rubric names them by id). */
+export const ITEM_TITLES = {
   builds: 'builds',
   loads: 'loads',
   device: 'the device opens',
@@ -122,11 +123,11 @@ const TITLES = {
   leaks: 'no vmalloc area left after rmmod',
   taint: 'taint flags',
 } as const;
-type ItemId = keyof typeof TITLES;
+export type ItemId = keyof typeof ITEM_TITLES;
 
 /** A named check: its id and title, and the three ways it can end. */
 function named(id: ItemId) {
-  const title = TITLES[id];
+  const title = ITEM_TITLES[id];
   return {
     pass: (reason: string, more: Partial<CheckItem> = {}): CheckItem => ({ id, title, verdict: 'pass', reason, ...more }),
     fail: (reason: string, more: Partial<CheckItem> = {}): CheckItem => ({ id, title, verdict: 'fail', reason, ...more }),

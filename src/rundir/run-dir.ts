@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { parseRecordLine, type GuestRecord } from '../guest/protocol.js';
 import type { Flood, StrategyRun } from '../model/outcome.js';
 import type { CheckReport, MatrixReport, RunReport } from '../model/report.js';
+import type { GradeReport } from '../model/grade.js';
 import { SCHEMA_VERSION } from '../model/report.js';
 import { MmaplabError, usageError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsx.js';
@@ -81,6 +82,12 @@ export class RunDir {
     return join(this.path, name);
   }
 
+  /** A path below the directory (a grade's submissions/<slug>), every part a name file() accepts. */
+  below(...parts: string[]): string {
+    for (const p of parts) this.file(p);
+    return join(this.path, ...parts);
+  }
+
   /** A job's records and how it ended, as it finishes, so a run killed later keeps the jobs done before. */
   async appendRecords(job: { id: number; strategy: string }, records: readonly GuestRecord[], ending: JobEnding): Promise<void> {
     const tag = { job: job.id, strategy: job.strategy };
@@ -118,7 +125,7 @@ export class RunDir {
   }
 
   /** Written whole or not at all, so a run killed meanwhile never leaves half a document. */
-  async writeResults(doc: RunReport | CheckReport | MatrixReport): Promise<void> {
+  async writeResults(doc: RunReport | CheckReport | MatrixReport | GradeReport): Promise<void> {
     await writeFileAtomic(this.resultsJson, `${JSON.stringify(doc, null, 2)}\n`);
   }
 

@@ -25,6 +25,7 @@ export const LAYERS = [
   'machines',
   'diagnose',
   'matrix',
+  'grade',
   'report',
   'commands',
   'cli',

@@ -1,0 +1,77 @@
+/**
+ * What a graded class leaves for people: one feedback file per student and
+ * the summary page in the grade's directory (always, so nothing is lost),
+ * and on request the CSV roster and filled-in copies of the Moodle worksheet
+ * and the Canvas gradebook. The renderers decide the contents; this writes.
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Chalk } from 'chalk';
+import type { GradeReport } from '../model/grade.js';
+import type { CheckReport } from '../model/report.js';
+import { fillCanvasGradebook, fillMoodleWorksheet, renderRoster, type Filled } from '../report/grade-csv.js';
+import { renderGradeHtml } from '../report/grade-html.js';
+import { renderFeedback } from '../report/grade-text.js';
+import { parseResults } from '../rundir/run-dir.js';
+import { MmaplabError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/fsx.js';
+
+export interface GradeFileOptions {
+  csv?: string | undefined;
+  moodle?: string | undefined;
+  canvas?: string | undefined;
+  canvasAssignment?: string | undefined;
+}
+
+export interface SheetWritten {
+  platform: 'moodle' | 'canvas';
+  path: string;
+  filled: Omit<Filled, 'text'>;
+}
+
+const PLAIN = new Chalk({ level: 0 });
+
+async function checkOf(path: string | undefined): Promise<CheckReport | undefined> {
+  if (!path) return undefined;
+  const text = await readFile(path, 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  const doc = parseResults(text, path);
+  return doc.kind === 'check' ? doc.report : undefined;
+}
+
+async function readSheetFile(path: string, what: string): Promise<string> {
+  return readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    throw new MmaplabError('usage', `${what} ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+  });
+}
+
+/** The sheets first: a worksheet that cannot be read is a usage error before any file is written. */
+async function sheets(g: GradeReport, o: GradeFileOptions): Promise<Array<SheetWritten & { text: string }>> {
+  const out: Array<SheetWritten & { text: string }> = [];
+  if (o.moodle) {
+    const { text, ...filled } = fillMoodleWorksheet(await readSheetFile(o.moodle, 'the Moodle worksheet'), g);
+    out.push({ platform: 'moodle', path: join(g.artifacts.dir, 'moodle-grades.csv'), filled, text });
+  }
+  if (o.canvas) {
+    const { text, ...filled } = fillCanvasGradebook(await readSheetFile(o.canvas, 'the Canvas gradebook'), g, o.canvasAssignment);
+    out.push({ platform: 'canvas', path: join(g.artifacts.dir, 'canvas-grades.csv'), filled, text });
+  }
+  return out;
+}
+
+/** Writes the files and returns the report with their paths, and the sheets filled. */
+export async function writeGradeFiles(g: GradeReport, o: GradeFileOptions): Promise<{ report: GradeReport; sheets: SheetWritten[] }> {
+  const filled = await sheets(g, o);
+  const feedbackDir = join(g.artifacts.dir, 'feedback');
+  await mkdir(feedbackDir, { recursive: true });
+  for (const r of g.submissions) {
+    await writeFile(join(feedbackDir, `${r.slug}.txt`), renderFeedback(r, await checkOf(r.check?.resultsJson), g, PLAIN));
+  }
+  const page = join(g.artifacts.dir, 'index.html');
+  const report: GradeReport = { ...g, artifacts: { ...g.artifacts, feedbackDir, page } };
+  await writeFileAtomic(page, renderGradeHtml(report));
+  await writeFileAtomic(join(g.artifacts.dir, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
+  if (o.csv) await writeFile(o.csv, renderRoster(report));
+  for (const s of filled) await writeFile(s.path, s.text);
+  return { report, sheets: filled.map(({ text: _t, ...s }) => s) };
+}

@@ -1,0 +1,205 @@
+/**
+ * `mmaplab grade <folder>`: every submission of a class checked as `check`
+ * checks one (sandboxed build, a guest restored from the kernel's snapshot,
+ * the same verdicts), in parallel guests, and scored by the rubric. A
+ * submission that does not compile, crashes or hangs its guest costs only its
+ * own time; one mmaplab could not grade is an error of its own, and the class
+ * goes on. Checks are cached by what decides them, so grading again re-checks
+ * only what changed. Returns data; never prints.
+ */
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { CheckCache, contentHash, type Cached, type CheckKey } from '../grade/cache.js';
+import { scoreNothing, scoreReport, type Scored } from '../grade/score.js';
+import { similarityHash, skeletonLines } from '../grade/similar.js';
+import { discoverClass, stageSubmission, type Submission } from '../grade/submissions.js';
+import { assembleGrade } from '../grade/summary.js';
+import { trustSigns } from '../grade/trust.js';
+import { acquireFor, type SetupOptions } from '../machines/setup.js';
+import type { GradeReport, Rubric, RubricStamp, SubmissionResult } from '../model/grade.js';
+import type { CheckReport } from '../model/report.js';
+import { RunDir } from '../rundir/run-dir.js';
+import { stampOf } from '../grade/rubric.js';
+import { isMmaplabError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/fsx.js';
+import { Limiter, mapConcurrent } from '../util/limiter.js';
+import { cacheRoot, stateRoot } from '../util/paths.js';
+import { codeId } from '../util/version.js';
+import { checkDriver } from './check.js';
+
+export interface GradeOptions extends SetupOptions {
+  folder: string;
+  rubric: Rubric;
+  /** Submissions checked at once (each in its own guest). */
+  jobs: number;
+  pages: number;
+  /** --force: check again even what the cache holds. */
+  force: boolean;
+  /** --shard i/n: only the i-th of every n submissions (by name). */
+  shard?: { index: number; count: number };
+  /** --skeleton: the lab's own code, left out when submissions are compared. */
+  skeleton?: string;
+  /** One submission graded: for progress lines. */
+  onGraded?: (r: SubmissionResult, done: number, total: number) => void;
+}
+
+/** The i-th of every n submissions, in the order of their slugs: the same slice on every machine. */
+export function inShard(subs: readonly Submission[], shard: { index: number; count: number } | undefined): Submission[] {
+  const sorted = [...subs].sort((a, b) => a.slug.localeCompare(b.slug));
+  return shard ? sorted.filter((_, i) => i % shard.count === shard.index - 1) : sorted;
+}
+
+interface Context {
+  opts: GradeOptions;
+  dir: RunDir;
+  stamp: RubricStamp;
+  cache: CheckCache;
+  keyBase: Omit<CheckKey, 'content'>;
+  skeleton: ReadonlySet<string>;
+  guests: Limiter;
+  graded: SubmissionResult['graded'];
+}
+
+/** The check of one staged submission: from the cache, or run now (and stored). */
+async function checkOf(ctx: Context, sub: Submission, root: string, content: string): Promise<Cached & { cached: boolean; resultsJson: string }> {
+  const key = CheckCache.key({ content, ...ctx.keyBase });
+  const hit = ctx.opts.force ? undefined : await ctx.cache.get(key);
+  if (hit) {
+    // A copy in this grade's directory: the earlier grade's may be gone.
+    const copy = ctx.dir.below('checks', sub.slug, 'results.json');
+    await mkdir(dirname(copy), { recursive: true });
+    await writeFileAtomic(copy, `${JSON.stringify(hit.report, null, 2)}\n`);
+    return { ...hit, cached: true, resultsJson: copy };
+  }
+  const report = await checkDriver({
+    ...ctx.opts,
+    // The class's progress is one line per submission, not each check's steps.
+    onProgress: () => {},
+    source: root,
+    device: undefined,
+    pattern: undefined,
+    pages: ctx.opts.pages,
+    // A class is graded on the kernel the teacher chose.
+    olderOnDrift: false,
+    outputDir: ctx.dir.below('checks', sub.slug),
+    guestSlots: ctx.guests,
+  });
+  const entry = { report, trust: await trustSigns(report.artifacts.module) };
+  await ctx.cache.put(key, entry);
+  return { ...entry, cached: false, resultsJson: report.artifacts.resultsJson };
+}
+
+function result(ctx: Context, sub: Submission, scored: Scored, more: Partial<SubmissionResult> & Pick<SubmissionResult, 'contentHash' | 'durationMs' | 'notes'>): SubmissionResult {
+  return {
+    slug: sub.slug,
+    name: sub.student.name,
+    id: sub.student.id,
+    naming: sub.student.naming,
+    sources: sub.entries.map((e) => e.name),
+    status: scored.status,
+    score: scored.score,
+    maxScore: ctx.stamp.maxScore,
+    checks: scored.checks,
+    findings: scored.findings,
+    trust: [],
+    graded: ctx.graded,
+    ...more,
+  };
+}
+
+async function gradeOne(ctx: Context, sub: Submission): Promise<SubmissionResult> {
+  const t0 = performance.now();
+  const ms = () => Math.round(performance.now() - t0);
+  const staged = await stageSubmission(ctx.opts.folder, sub, ctx.dir.below('submissions', sub.slug));
+  const notes = [...sub.notes, ...staged.notes];
+  if (staged.kind === 'no-driver') return result(ctx, sub, scoreNothing(ctx.stamp, staged.why), { contentHash: '', durationMs: ms(), notes: [...notes, staged.why] });
+  // All that was handed in decides the check (the lab's test/ beside the driver names the pattern).
+  const content = await contentHash(staged.top);
+  const similar = await similarityHash(staged.top, ctx.skeleton);
+  const common = { contentHash: content, ...(similar ? { similarityHash: similar } : {}) };
+  try {
+    const { report, trust, cached, resultsJson } = await checkOf(ctx, sub, staged.root, content);
+    const scored = scoreReport(report, ctx.stamp);
+    return result(ctx, sub, scored, {
+      ...common,
+      notes: [...notes, ...report.notes],
+      trust,
+      check: { resultsJson, cached, module: report.driver.module },
+      durationMs: ms(),
+    });
+  } catch (e) {
+    // A tool missing here is missing for every submission: the grade stops.
+    if (isMmaplabError(e) && (e.kind === 'missing-tool' || e.kind === 'usage')) throw e;
+    const error = isMmaplabError(e) ? { kind: e.kind, message: e.message } : { kind: 'internal' as const, message: e instanceof Error ? e.message : String(e) };
+    const scored = scoreNothing(ctx.stamp, `not graded: ${error.message}`);
+    return { ...result(ctx, sub, scored, { ...common, notes, durationMs: ms() }), status: 'error', findings: [], error };
+  }
+}
+
+export async function gradeClass(opts: GradeOptions): Promise<GradeReport> {
+  const t0 = performance.now();
+  const subs = inShard(await discoverClass(opts.folder), opts.shard);
+  const dir = await RunDir.create(opts);
+  const cacheDir = opts.cacheDir ?? cacheRoot();
+  // The kernel once, up front: its exact package is part of every check's key.
+  const kernel = await acquireFor(opts, cacheDir, opts.onProgress ?? (() => {}));
+  const stamp = stampOf(opts.rubric);
+  const mmaplab = await codeId();
+  const ctx: Context = {
+    opts,
+    dir,
+    stamp,
+    cache: new CheckCache(join(opts.stateDir ?? stateRoot(), 'grade-cache')),
+    keyBase: {
+      kernel: { release: kernel.release, packageVersion: kernel.packageVersion, flavour: kernel.flavour },
+      mmaplab,
+      options: { pages: opts.pages, timeoutS: opts.timeoutS, memoryMb: opts.memoryMb, accel: opts.accel },
+    },
+    skeleton: await skeletonLines(opts.skeleton),
+    guests: new Limiter(opts.jobs),
+    graded: { mmaplab, kernel: kernel.release, kernelPackage: kernel.packageVersion, rubricHash: stamp.hash },
+  };
+  let done = 0;
+  const submissions = await mapConcurrent(subs, opts.jobs, async (sub) => {
+    const r = await gradeOne(ctx, sub);
+    opts.onGraded?.(r, ++done, subs.length);
+    return r;
+  });
+  const report = assembleGrade({
+    version: mmaplab,
+    rubric: stamp,
+    kernel: { spec: opts.kernel, release: kernel.release, packageVersion: kernel.packageVersion },
+    ...(opts.shard ? { shard: opts.shard } : {}),
+    submissions,
+    artifacts: { dir: dir.path },
+    timings: { totalMs: Math.round(performance.now() - t0) },
+  });
+  await dir.writeResults(report);
+  return report;
+}
+
+/** One `check` scored as a class of one (`check --gradescope`): the same score `grade` would give it. */
+export async function scoreCheck(report: CheckReport, rubric: Rubric): Promise<{ result: SubmissionResult; rubric: RubricStamp }> {
+  const stamp = stampOf(rubric);
+  const scored = scoreReport(report, stamp);
+  const mmaplab = await codeId();
+  const result: SubmissionResult = {
+    slug: 'submission',
+    name: report.driver.source,
+    id: '',
+    naming: 'plain',
+    sources: [report.driver.source],
+    status: scored.status,
+    score: scored.score,
+    maxScore: stamp.maxScore,
+    checks: scored.checks,
+    findings: scored.findings,
+    notes: report.notes,
+    contentHash: '',
+    trust: await trustSigns(report.artifacts.module),
+    check: { resultsJson: report.artifacts.resultsJson, cached: false, module: report.driver.module },
+    graded: { mmaplab, kernel: report.kernel.release, kernelPackage: report.kernel.packageVersion, rubricHash: stamp.hash },
+    durationMs: report.timings?.totalMs ?? 0,
+  };
+  return { result, rubric: stamp };
+}
