@@ -142,6 +142,9 @@ export async function unpackArchive(file: string, dest: string): Promise<Unpacke
     if (e instanceof Refusal) return { kind: 'refused', why: e.message };
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EEXIST') return { kind: 'refused', why: 'two entries of one name' };
+    // yauzl checks a zip's names itself, in its own words.
+    const escape = /^(invalid relative path|absolute path): (.*)$/.exec((e as Error).message);
+    if (escape) return { kind: 'refused', why: `an entry ${escape[1] === 'absolute path' ? 'with an absolute path' : 'whose path escapes the archive'} (${escape[2]!.slice(0, 120)}): refused` };
     // yauzl's and zlib's words for a damaged archive.
     return { kind: 'refused', why: `it is damaged (${(e as Error).message.split('\n')[0]!.slice(0, 160)})` };
   }

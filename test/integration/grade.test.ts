@@ -1,0 +1,199 @@
+/**
+ * `mmaplab grade` for real: a class folder made from the fixture drivers
+ * (test/support/class-folder.ts: Moodle and Canvas downloads, archives, a
+ * driver that does not compile, one that oopses, one that hangs, a bad
+ * archive, an escaping one, none at all, a copy) graded in guests; every
+ * student's score and status, the roster, the Moodle worksheet, the feedback
+ * files, the JSON; a re-grade from the cache, an interrupted grade resumed,
+ * shards merged, the summary page in headless Chromium, and check
+ * --gradescope.
+ */
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { GradeReport } from '../../src/model/grade.js';
+import { FIXTURES } from '../helpers.js';
+import { makeClassFolder } from '../support/class-folder.js';
+import { openPage } from '../support/browser.js';
+import { qemuProcesses, runCli, startCli } from './cli.js';
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'mmaplab-test-grade-'));
+const dir = tmp();
+const folder = join(dir, 'class');
+const out = join(dir, 'out');
+const ONE_STATE = { MMAPLAB_STATE_DIR: join(dir, 'state') };
+
+/** What every student must get: score and status, from the drivers' known mistakes. */
+const EXPECTED: Record<string, [number, 'pass' | 'fail']> = {
+  'ada-lovelace-1001': [100, 'pass'],
+  'alan-turing-1002': [100, 'pass'],
+  // oops in mmap(): it builds, loads and opens (25), every mapping check crashes.
+  'babbagecharles-2001': [25, 'fail'],
+  broken: [0, 'fail'],
+  copycat: [100, 'pass'],
+  // the wrong byte order beside the lab's own test: MAP_SHARED's 20 points.
+  'edsger-dijkstra-1004': [80, 'fail'],
+  'empty-handed': [0, 'fail'],
+  escape: [0, 'fail'],
+  // vmalloc-leak: no read() (5), its mapping runs past the buffer (oversize 5, the kernel's complaint 3), the leak (2).
+  'grace-hopper-1003': [85, 'fail'],
+  // the loop in init: it builds (10), never loads.
+  'hamiltonmargaret-2002': [10, 'fail'],
+  // SIGBUS under MAP_PRIVATE.
+  'lamarrhedy-2003': [90, 'fail'],
+  // every page one page: distinct-pages' 10.
+  'same-page': [90, 'fail'],
+  typo: [0, 'fail'],
+};
+
+const scores = (g: GradeReport) => Object.fromEntries(g.submissions.map((s) => [s.slug, [s.score, s.status]]));
+const checkOf = (g: GradeReport, slug: string, id: string) => g.submissions.find((s) => s.slug === slug)!.checks.find((c) => c.id === id)!;
+
+afterAll(() => {
+  expect(qemuProcesses()).toEqual([]);
+});
+
+describe('a class graded in guests', () => {
+  let g: GradeReport;
+
+  it('every submission scored as its driver deserves, the class graded whatever they do (exit 0)', async () => {
+    await makeClassFolder(folder);
+    const r = await runCli(['grade', folder, '--json', '--jobs', '2', '--out', out, '--csv', join(out, 'roster.csv'), '--moodle', join(FIXTURES, 'grade', 'moodle-worksheet.csv')], ONE_STATE);
+    expect(r.exitCode, r.stderr).toBe(0);
+    g = JSON.parse(r.stdout) as GradeReport;
+    expect(scores(g)).toEqual(EXPECTED);
+    expect(g.summary).toMatchObject({ submissions: 13, pass: 3, fail: 10, error: 0, identical: [['ada-lovelace-1001', 'copycat']] });
+    expect(g.submissions.every((s) => s.check === undefined || s.check.cached === false)).toBe(true);
+    expect(r.stderr).toMatch(/^\[13\/13\] /m);
+  });
+
+  it('the verdicts behind the scores are the ones check gives, with the reasons a student can act on', () => {
+    expect(checkOf(g, 'lamarrhedy-2003', 'private')).toMatchObject({ verdict: 'fail', reason: expect.stringMatching(/^SIGBUS at page 0/) });
+    expect(checkOf(g, 'hamiltonmargaret-2002', 'loads').reason).toMatch(/^insmod never finished: module init never returns: the kernel reported a soft lockup in pfnmap_init/);
+    expect(checkOf(g, 'typo', 'builds')).toMatchObject({ verdict: 'fail', reason: expect.stringMatching(/does not compile/) });
+    expect(checkOf(g, 'edsger-dijkstra-1004', 'shared').reason).toMatch(/^byte order: 16\/16 pages start with dd cc bb aa, but the lab's test, .*mmap-test\.c:\d+ expects aa bb cc dd$/);
+    const notes = (slug: string) => g.submissions.find((s) => s.slug === slug)!.notes.join('\n');
+    expect(notes('broken')).toMatch(/broken\.zip: it is damaged/);
+    expect(notes('escape')).toContain('escape.tar: an entry whose path escapes the archive (../evil.c): refused');
+    expect(notes('hamiltonmargaret-2002')).toContain('two uploads named pfnmap.c: the later one (hamiltonmargaret_LATE_2002_7010_pfnmap.c) is graded');
+    const finding = (key: string) => g.summary.findings.find((f) => f.key === key)?.slugs;
+    expect(finding('explain:cow-remap-ignored')).toEqual(['lamarrhedy-2003']);
+    expect(finding('check:byte-order')).toEqual(['edsger-dijkstra-1004']);
+    expect(finding('submission:no-driver')).toEqual(['broken', 'empty-handed', 'escape']);
+    expect(g.submissions.every((s) => s.graded.rubricHash === g.rubric.hash && s.graded.kernelPackage === g.kernel.packageVersion && s.graded.mmaplab.startsWith('0.'))).toBe(true);
+  });
+
+  it('the roster, the Moodle worksheet and a feedback file per student with their own lines', () => {
+    const rows: string[][] = parse(readFileSync(join(out, 'roster.csv'), 'utf8'));
+    expect(rows).toHaveLength(14);
+    expect(rows.find((r) => r[0] === 'lamarrhedy')!.slice(0, 5)).toEqual(['lamarrhedy', '2003', '90', '100', 'fail']);
+    const sheet: string[][] = parse(readFileSync(join(out, 'moodle-grades.csv'), 'utf8'), { bom: true });
+    expect(sheet.map((r) => [r[0], r[4]])).toEqual([['Identifier', 'Grade'], ['Participant 1001', '50'], ['Participant 1002', '50'], ['Participant 1009', ''], ['Participant 1003', '42.5']]);
+    const hedy = readFileSync(join(out, 'feedback', 'lamarrhedy-2003.txt'), 'utf8');
+    expect(hedy).toMatch(/^lamarrhedy \(2003\): 90\/100, fail$/m);
+    expect(hedy).toMatch(/fix: map with MAP_SHARED/);
+    expect(hedy).toMatch(/vmpages\.c:\d+/);
+    expect(readdirCount(join(out, 'feedback'))).toBe(13);
+  });
+
+  it('graded again: every check comes from the cache, the scores are the same', async () => {
+    const r = await runCli(['grade', folder, '--json', '--jobs', '2'], ONE_STATE);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const again = JSON.parse(r.stdout) as GradeReport;
+    expect(scores(again)).toEqual(EXPECTED);
+    expect(again.submissions.filter((s) => s.check).every((s) => s.check!.cached)).toBe(true);
+    expect(again.summary).toEqual(g.summary);
+  });
+
+  it('in shards, merged: the same class', async () => {
+    const shards = [];
+    for (const i of [1, 2, 3]) {
+      const r = await runCli(['grade', folder, '--shard', `${i}/3`, '--out', join(dir, `shard-${i}`), '--json'], ONE_STATE);
+      expect(r.exitCode, r.stderr).toBe(0);
+      shards.push(JSON.parse(r.stdout) as GradeReport);
+    }
+    expect(shards.map((s) => s.submissions.length)).toEqual([5, 4, 4]);
+    const m = await runCli(['merge', ...[1, 2, 3].map((i) => join(dir, `shard-${i}`, 'results.json')), '--json', '--out', join(dir, 'merged'), '--csv', join(dir, 'merged.csv')]);
+    expect(m.exitCode, m.stderr).toBe(0);
+    const merged = JSON.parse(m.stdout) as GradeReport;
+    expect(scores(merged)).toEqual(EXPECTED);
+    expect(merged.summary).toEqual(g.summary);
+    expect(readdirCount(join(dir, 'merged', 'feedback'))).toBe(13);
+  });
+
+  it('the summary page in a real browser: its numbers are the class', async () => {
+    const page = await openPage(join(out, 'index.html'));
+    try {
+      const one = async (sel: string) => (await page.all(sel))[0]!;
+      expect((await one('#counts')).data).toEqual({ submissions: '13', pass: '3', fail: '10', error: '0' });
+      const findings = await page.all('#findings li');
+      expect(findings.map((f) => [f.data.finding, f.data.count])).toEqual(g.summary.findings.map((f) => [f.key, String(f.slugs.length)]));
+      expect(findings.find((f) => f.data.finding === 'explain:cow-remap-ignored')!.text).toBe("1 of 13 ignore remap_pfn_range()'s return value (SIGBUS under MAP_PRIVATE)lamarrhedy");
+      expect((await page.all('#distribution tr')).map((e) => Number(e.data.count))).toEqual(g.summary.distribution.map((d) => d.count));
+      expect((await page.all('#checks tr[data-check]')).map((e) => [e.data.check, e.data.passed])).toEqual(g.summary.checks.map((c) => [c.id, String(c.passed)]));
+      expect((await page.all('#students tr[data-slug]')).map((e) => Number(e.data.score))).toEqual(g.submissions.map((s) => s.score));
+      // A finding links to its students' rows; a row links to the feedback file, which is there.
+      expect((await one('#findings li[data-finding="check:byte-order"] a')).href).toBe('#s-edsger-dijkstra-1004');
+      const feedback = (await one('#s-edsger-dijkstra-1004 a')).resolved!;
+      expect(feedback).toBe(`file://${join(out, 'feedback', 'edsger-dijkstra-1004.txt')}`);
+      expect(existsSync(new URL(feedback).pathname)).toBe(true);
+      expect(page.requests()).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+function readdirCount(d: string): number {
+  return existsSync(d) ? readdirSync(d).length : 0;
+}
+
+describe('an interrupted grade', () => {
+  it('resumes: what was graded before the interruption is kept, the rest checked, the class the same', async () => {
+    const state = { MMAPLAB_STATE_DIR: join(dir, 'state-resume') };
+    const p = startCli(['grade', folder, '--jobs', '2'], state);
+    let seen = '';
+    await new Promise<void>((res) => {
+      p.stderr.on('data', (b: Buffer) => {
+        seen += String(b);
+        // After the third check that ran in a guest, as a teacher's Ctrl-C would.
+        if ((seen.match(/^\[\d+\/13\] .*: \d+\/100 \w+, [\d.]+ s$/gm) ?? []).filter((l) => !/ 0\.0 s$/.test(l)).length >= 3) res();
+      });
+      void p.then(() => res());
+    });
+    p.kill('SIGINT');
+    const first = await p;
+    expect(first.exitCode).toBe(130);
+    expect(qemuProcesses()).toEqual([]);
+    const r = await runCli(['grade', folder, '--json', '--jobs', '2'], state);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const resumed = JSON.parse(r.stdout) as GradeReport;
+    expect(scores(resumed)).toEqual(EXPECTED);
+    expect(resumed.submissions.filter((s) => s.check?.cached).length).toBeGreaterThanOrEqual(3);
+    expect(resumed.submissions.filter((s) => s.check && !s.check.cached).length).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('one submission as a Gradescope autograder', () => {
+  it("check --gradescope writes the results file Gradescope reads: the score and a test per check", async () => {
+    const file = join(dir, 'results.json');
+    const r = await runCli(['check', join(FIXTURES, 'students', 'vmalloc-per-page'), '--gradescope', file]);
+    expect(r.exitCode).toBe(1);
+    const gs = JSON.parse(readFileSync(file, 'utf8')) as { score: number; output: string; tests: Array<{ name: string; score: number; max_score: number; status: string; output: string }> };
+    expect(gs.score).toBe(90);
+    expect(gs.tests.map((t) => t.status).filter((s) => s === 'failed')).toHaveLength(1);
+    expect(gs.tests.find((t) => t.status === 'failed')).toMatchObject({ name: 'MAP_PRIVATE works or fails cleanly at mmap()', score: 0, max_score: 10 });
+    expect(gs.output).toMatch(/^submission: 90\/100, fail$|mmaplab check: /m);
+  });
+});
+
+describe('when mmaplab cannot grade', () => {
+  it('a kernel it cannot fetch: one line and exit 3, no submission scored', async () => {
+    const r = await runCli(['grade', folder, '--kernel', 'debian:trixie', '--archive-uri', 'http://127.0.0.1:9/debian', '--security-uri', 'http://127.0.0.1:9/debian-security'], { MMAPLAB_STATE_DIR: join(dir, 'state-nofetch'), MMAPLAB_CACHE_DIR: join(dir, 'empty-cache') });
+    expect(r.exitCode).toBe(3);
+    expect(r.stderr).toMatch(/^mmaplab: error: /m);
+    expect(r.stdout).toBe('');
+  });
+});
