@@ -5,9 +5,10 @@
  * every submission was graded, whatever the scores; 3 when mmaplab could not
  * grade one.
  */
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { resolve } from 'node:path';
-import { DEFAULT_KERNEL } from '../kernel/spec.js';
+import { DEFAULT_KERNEL, formatKernelSpec, parseKernelSpec } from '../kernel/spec.js';
+import { isMmaplabError } from '../util/errors.js';
 import type { SubmissionResult } from '../model/grade.js';
 import { makeStyle } from '../report/style.js';
 import { terminalSafe } from '../util/safe-text.js';
@@ -39,6 +40,15 @@ interface GradeCliOptions {
   verbose?: boolean;
 }
 
+/** One kernel, as the other commands read it; a class is graded on one. */
+function oneKernel(v: string): string {
+  try {
+    return formatKernelSpec(parseKernelSpec(v));
+  } catch (e) {
+    throw new InvalidArgumentError(isMmaplabError(e) ? `${e.message} (${e.hint ?? ''})` : String(e));
+  }
+}
+
 /** "2/5": the second of five slices. */
 function shardArg(v: string): { index: number; count: number } {
   const m = /^(\d+)\/(\d+)$/.exec(v.trim());
@@ -60,7 +70,7 @@ export function addGrade(program: Command): void {
     .argument('[folder]', 'the class folder: one folder, .c or archive (.zip, .tar, .tar.gz) per student, or the platform\'s flat files')
     .option('--rubric <file>', 'points per check, YAML or JSON (default: the lab\'s; see --print-rubric)')
     .option('--print-rubric', 'print the default rubric and exit')
-    .addOption(new Option('--kernel <spec>', 'the kernel every submission is checked on').default(DEFAULT_KERNEL))
+    .addOption(new Option('--kernel <spec>', 'the kernel every submission is checked on: debian:<suite>, or debian:<suite>@<version> to grade again on exactly the kernel a grade recorded').default(DEFAULT_KERNEL).argParser(oneKernel))
     .addOption(new Option('--jobs <n>', 'submissions checked at once, each in its own guest').default(cpus().length, 'the number of cores').argParser(positiveInt('--jobs', 64)))
     .addOption(new Option('--timeout <seconds>', "a job's deadline in the guest: a submission that hangs costs this much").default(60).argParser(positiveInt('--timeout', 3600)))
     .addOption(new Option('--build-timeout <seconds>', "a submission's build is stopped after this long").default(120).argParser(positiveInt('--build-timeout', 7200)))

@@ -17,6 +17,7 @@ import type { AccelRequest } from '../vm/accel.js';
 import { fetchedSnapshot } from '../report/kernels-text.js';
 import { withTerminal } from './terminal.js';
 import { addGrade } from './grade-command.js';
+import { addCacheTransfer } from './cache-transfer-command.js';
 import type { CheckReport } from '../model/report.js';
 
 interface RunCliOptions extends GuestCliOptions {
@@ -210,6 +211,7 @@ function addKernels(program: Command): void {
         process.stdout.write(`${spec}: ${r.kernel.release} (${r.kernel.packageVersion}), modules built with ${r.compiler}${r.snapshot ? `; ${fetchedSnapshot(r.snapshot)}` : ''}\n`);
       }
     });
+  addCacheTransfer(kernels);
   kernels
     .command('prune')
     .description('remove cached kernels no spec resolves to any more (or those named), with their builds, initramfs and snapshots')

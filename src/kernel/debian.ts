@@ -128,8 +128,14 @@ export async function acquireDebianKernel(spec: DebianSpec, opts: DebianFetchOpt
   const root = kernelsDir(opts.cacheDir);
   await sweepStaging(root);
   const alias = aliasPath(opts.cacheDir, spec);
+  const name = `debian:${spec.suite}${spec.version ? `@${spec.version}` : ''}`;
+  // A pinned version is whichever cached kernel has it (one imported from another machine too).
+  if (spec.version) {
+    const pinned = await cachedVersion(root, spec);
+    if (pinned) return { ...pinned, spec: name };
+  }
 
-  if (!opts.refresh) {
+  if (!opts.refresh && !spec.version) {
     try {
       const { release } = JSON.parse(await readFile(alias, 'utf8')) as { release: string };
       const k = await loadCachedKernel(join(root, release));
@@ -165,6 +171,11 @@ export async function acquireDebianKernel(spec: DebianSpec, opts: DebianFetchOpt
         hint: `is '${spec.suite}' a Debian suite, and '${spec.flavour}' a flavour it ships?`,
       });
     }
+    if (spec.version && version !== spec.version) {
+      throw new MmaplabError('fetch', `debian:${spec.suite} no longer serves ${meta} ${spec.version} (it serves ${version}), and no cached kernel has that version`, {
+        hint: `copy the cache of a machine that has it (mmaplab kernels export there, mmaplab kernels import here), or grade on debian:${spec.suite}@${version}`,
+      });
+    }
     const imageMetaDeps = await apt.depends(meta, version);
     const imagePkg = imageMetaDeps.find((d) => d.startsWith('linux-image-') && d !== meta);
     const release = imagePkg?.replace(/^linux-image-/, '').replace(/-unsigned$/, '');
@@ -176,7 +187,18 @@ export async function acquireDebianKernel(spec: DebianSpec, opts: DebianFetchOpt
   } finally {
     await rm(work, { recursive: true, force: true });
   }
-  return { ...kernel, spec: `debian:${spec.suite}` };
+  return { ...kernel, spec: name };
+}
+
+/** The cached kernel of a suite and flavour at exactly the pinned package version. */
+async function cachedVersion(root: string, spec: DebianSpec): Promise<Kernel | undefined> {
+  const dirs = await readdir(root, { withFileTypes: true }).catch(() => []);
+  for (const d of dirs) {
+    if (!d.isDirectory() || d.name.startsWith('.')) continue;
+    const k = await loadCachedKernel(join(root, d.name));
+    if (k && k.packageVersion === spec.version && k.flavour === spec.flavour && k.suite === spec.suite) return k;
+  }
+  return undefined;
 }
 
 /** Packages link into /usr/src and /usr/lib by absolute paths; inside the cache they must be relative. */

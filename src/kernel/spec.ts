@@ -8,6 +8,8 @@ export type KernelSpec =
       suite: string;
       /** Kernel flavour, e.g. cloud-amd64 (fast to boot) or amd64. */
       flavour: string;
+      /** debian:<suite>@<version>: exactly this package version of the kernel (a grade made reproducible), else the newest. */
+      version?: string;
     }
   /** The kernel this machine runs: its image and /lib/modules/<release>/build. */
   | { kind: 'host' }
@@ -20,7 +22,7 @@ export const DEFAULT_FLAVOUR = 'cloud-amd64';
 /** What `--kernel all` means: every Debian series the lab is tested on, oldest first. */
 export const ALL_KERNELS: readonly string[] = ['debian:bullseye', 'debian:bookworm', 'debian:bookworm-backports', 'debian:trixie', 'debian:sid'];
 
-const HELP = `use debian:<suite> (e.g. ${DEFAULT_KERNEL}), host, local:<bzImage>[,<kernel tree>], or all`;
+const HELP = `use debian:<suite>[@<version>] (e.g. ${DEFAULT_KERNEL}), host, local:<bzImage>[,<kernel tree>], or all`;
 
 /**
  * The Debian suites whose kernels the lab runs on: bullseye's 5.10 and every
@@ -38,10 +40,13 @@ function knownSuite(suite: string): boolean {
 
 export function parseKernelSpec(text: string, flavour = DEFAULT_FLAVOUR): KernelSpec {
   const t = text.trim();
-  const m = /^debian:([a-z][a-z0-9-]*)$/.exec(t);
+  const m = /^debian:([a-z][a-z0-9-]*)(?:@(.*))?$/.exec(t);
   if (m) {
     if (!knownSuite(m[1]!)) throw usageError(`unknown Debian suite '${m[1]}' in '${text}'`, `the lab runs on ${DEBIAN_SUITES.join(', ')} (and their -backports, -updates, -security); e.g. ${DEFAULT_KERNEL}`);
-    return { kind: 'debian', suite: m[1]!, flavour };
+    const version = m[2];
+    // Debian's version syntax (policy 5.6.12): digits first, then alphanumerics and . + ~ - :
+    if (version !== undefined && !/^[0-9][A-Za-z0-9.+~:-]{0,63}$/.test(version)) throw usageError(`'${version}' in '${text}' is not a Debian package version`, `pin a kernel as debian:<suite>@<version>, the version mmaplab recorded with a result (e.g. ${DEFAULT_KERNEL}@6.1.192-3)`);
+    return { kind: 'debian', suite: m[1]!, flavour, ...(version ? { version } : {}) };
   }
   if (t === 'host') return { kind: 'host' };
   const l = /^local:([^,]+)(?:,(.+))?$/.exec(t);
@@ -52,7 +57,7 @@ export function parseKernelSpec(text: string, flavour = DEFAULT_FLAVOUR): Kernel
 export function formatKernelSpec(spec: KernelSpec): string {
   switch (spec.kind) {
     case 'debian':
-      return `debian:${spec.suite}`;
+      return `debian:${spec.suite}${spec.version ? `@${spec.version}` : ''}`;
     case 'host':
       return 'host';
     case 'local':

@@ -11,6 +11,14 @@ describe('kernel specs', () => {
     expect(parseKernelSpec('debian:bookworm-backports', 'amd64')).toEqual({ kind: 'debian', suite: 'bookworm-backports', flavour: 'amd64' });
   });
 
+  it('pins a package version with @, as a grade records it, and refuses what is no Debian version', () => {
+    expect(parseKernelSpec('debian:bookworm@6.1.192-3')).toEqual({ kind: 'debian', suite: 'bookworm', flavour: 'cloud-amd64', version: '6.1.192-3' });
+    expect(formatKernelSpec(parseKernelSpec('debian:bookworm-backports@6.12.48-1~bpo12+1'))).toBe('debian:bookworm-backports@6.12.48-1~bpo12+1');
+    expect(kernelSlug('debian:bookworm@6.1.192-3')).toBe('bookworm_6.1.192-3');
+    expect(() => parseKernelSpec('debian:bookworm@')).toThrow(/is not a Debian package version/);
+    expect(() => parseKernelSpec('debian:bookworm@x y')).toThrow("'x y' in 'debian:bookworm@x y' is not a Debian package version");
+  });
+
   it('parses host and local:<bzImage>[,<tree>]', () => {
     expect(parseKernelSpec('host')).toEqual({ kind: 'host' });
     expect(parseKernelSpec('local:arch/x86/boot/bzImage')).toEqual({ kind: 'local', image: 'arch/x86/boot/bzImage', kdir: undefined });

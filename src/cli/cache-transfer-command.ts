@@ -1,0 +1,48 @@
+/**
+ * `mmaplab kernels export | import`: a cache's kernels and build roots moved
+ * to another machine, for grades that must be made again on exactly the
+ * kernel they recorded (debian:<suite>@<version>) where the archive no longer
+ * serves it, or offline.
+ */
+import { Option, type Command } from 'commander';
+import { resolve } from 'node:path';
+import { cacheRoot } from '../util/paths.js';
+import { isMmaplabError } from '../util/errors.js';
+import { usage } from './options.js';
+
+export function addCacheTransfer(kernels: Command): void {
+  kernels
+    .command('export')
+    .description("write the cached kernels and build roots to one .tar.gz, for another machine's cache (snapshots are made again there)")
+    .argument('<file>', 'the archive to write, e.g. mmaplab-kernels.tar.gz')
+    .argument('[spec...]', 'only these kernels (debian:<suite> or debian:<suite>@<version>; fetched first if not cached), with their build roots; default: every cached kernel')
+    .option('--flavour <flavour>', 'Debian kernel flavour of the specs', 'cloud-amd64')
+    .addOption(new Option('--archive-uri <uri>', "Debian archive, for a spec not cached yet (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_ARCHIVE'))
+    .addOption(new Option('--security-uri <uri>', "Debian security archive (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_SECURITY_ARCHIVE'))
+    .action(async (file: string, specs: string[], o: { flavour: string; archiveUri?: string; securityUri?: string }) => {
+      const { exportCache } = await import('../commands/cache-transfer.js');
+      const { acquireKernel, parseKernelSpec } = await import('../kernel/index.js');
+      const kernels = [];
+      for (const s of specs) {
+        let spec;
+        try {
+          spec = parseKernelSpec(s, o.flavour);
+        } catch (e) {
+          throw usage(isMmaplabError(e) ? `${e.message} (${e.hint ?? ''})` : String(e));
+        }
+        if (spec.kind !== 'debian') throw usage(`kernels export takes Debian kernels (debian:<suite>), not '${s}'`);
+        kernels.push(await acquireKernel(spec, { cacheDir: cacheRoot(), archiveUri: o.archiveUri, securityUri: o.securityUri, refresh: false }));
+      }
+      const r = await exportCache(cacheRoot(), resolve(file), specs.length ? kernels : undefined);
+      process.stdout.write(`${r.file}: ${r.kernels.join(', ')} (${r.files} files, ${(r.bytes / 2 ** 20).toFixed(1)} MiB)\n`);
+    });
+  kernels
+    .command('import')
+    .description('add the kernels and build roots of an archive `kernels export` wrote to this cache (those already here are kept)')
+    .argument('<file>', 'the archive')
+    .action(async (file: string) => {
+      const { importCache } = await import('../commands/cache-transfer.js');
+      const r = await importCache(cacheRoot(), resolve(file));
+      process.stdout.write(`imported: ${r.kernels.join(', ') || 'none'}${r.kept.length ? `; already cached, kept: ${r.kept.join(', ')}` : ''}\n`);
+    });
+}
