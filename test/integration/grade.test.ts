@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GradeReport } from '../../src/model/grade.js';
-import { FIXTURES } from '../helpers.js';
+import { execa } from 'execa';
+import { FIXTURES, ROOT } from '../helpers.js';
 import { makeClassFolder } from '../support/class-folder.js';
 import { openPage } from '../support/browser.js';
 import { qemuProcesses, runCli, startCli } from './cli.js';
@@ -191,7 +192,7 @@ describe('an interrupted grade', () => {
     const p = startCli(['grade', small, '--jobs', '1'], state);
     let seen = '';
     await new Promise<void>((res) => {
-      p.stderr!.on('data', (b: Buffer) => {
+      p.stderr.on('data', (b: Buffer) => {
         seen += String(b);
         // After the second submission, as a teacher's Ctrl-C would.
         if (/^\[2\/4\] /m.test(seen)) res();
@@ -211,15 +212,30 @@ describe('an interrupted grade', () => {
 });
 
 describe('one submission as a Gradescope autograder', () => {
-  it("check --gradescope writes the results file Gradescope reads: the score and a test per check", async () => {
-    const file = join(dir, 'results.json');
-    const r = await runCli(['check', join(FIXTURES, 'students', 'vmalloc-per-page'), '--gradescope', file]);
-    expect(r.exitCode).toBe(1);
-    const gs = JSON.parse(readFileSync(file, 'utf8')) as { score: number; output: string; tests: Array<{ name: string; score: number; max_score: number; status: string; output: string }> };
+  it("run_autograder, in Gradescope's layout: results.json with the score and a test per check, the student's explanation in the output", async () => {
+    const root = join(dir, 'autograder');
+    mkdirSync(join(root, 'source'), { recursive: true });
+    cpSync(join(FIXTURES, 'students', 'vmalloc-per-page'), join(root, 'submission'), { recursive: true });
+    const r = await execa('sh', [join(ROOT, 'bin', 'autograders', 'gradescope', 'run_autograder')], {
+      reject: false,
+      env: { AUTOGRADER_ROOT: root, MMAPLAB: `${process.execPath} ${join(ROOT, 'bin', 'mmaplab.js')}`, MMAPLAB_STATE_DIR: join(dir, 'state-gs') },
+    });
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    const gs = JSON.parse(readFileSync(join(root, 'results', 'results.json'), 'utf8')) as { score: number; output: string; tests: Array<{ name: string; score: number; max_score: number; status: string; output: string }> };
     expect(gs.score).toBe(90);
-    expect(gs.tests.map((t) => t.status).filter((s) => s === 'failed')).toHaveLength(1);
-    expect(gs.tests.find((t) => t.status === 'failed')).toMatchObject({ name: 'MAP_PRIVATE works or fails cleanly at mmap()', score: 0, max_score: 10 });
-    expect(gs.output).toMatch(/^submission: 90\/100, fail$|mmaplab check: /m);
+    expect(gs.tests).toHaveLength(14);
+    expect(gs.tests.filter((t) => t.status === 'failed').map((t) => [t.name, t.score, t.max_score])).toEqual([['MAP_PRIVATE works or fails cleanly at mmap()', 0, 10]]);
+    expect(gs.output).toMatch(/: 90\/100, fail\n/);
+    expect(gs.output).toMatch(/MAP_PRIVATE made the mapping copy-on-write/);
+  });
+
+  it('a check mmaplab cannot do still leaves a results file: score 0, and why', async () => {
+    const file = join(dir, 'gs-error.json');
+    const r = await runCli(['check', join(FIXTURES, 'students', 'lab-vmalloc'), '--gradescope', file, '--kernel', 'debian:trixie', '--archive-uri', 'http://127.0.0.1:9/debian', '--security-uri', 'http://127.0.0.1:9/debian-security'], { MMAPLAB_CACHE_DIR: join(dir, 'empty-cache-gs') });
+    expect(r.exitCode).toBe(3);
+    const gs = JSON.parse(readFileSync(file, 'utf8')) as { score: number; output: string; tests: unknown[] };
+    expect(gs).toMatchObject({ score: 0, tests: [] });
+    expect(gs.output).toMatch(/^mmaplab could not check this submission: .*\nThis is not your driver's fault; tell the course staff\.$/);
   });
 });
 

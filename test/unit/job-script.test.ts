@@ -11,7 +11,7 @@ import { deviceStep, observeJob, vmallocLeftOver } from '../../src/parse/job-rec
 import { findStaticBusybox } from '../../src/guest/initramfs.js';
 import { ROOT } from '../helpers.js';
 
-const SCRIPTS = ['vm/init', 'vm/job.sh', 'bin/install-deps', 'test/capture-fixtures.sh', 'test/support/target-init.sh'];
+const SCRIPTS = ['vm/init', 'vm/job.sh', 'bin/install-deps', 'test/capture-fixtures.sh', 'test/support/target-init.sh', 'bin/autograders/gradescope/setup.sh', 'bin/autograders/gradescope/run_autograder'];
 
 describe('shell scripts', () => {
   it('pass shellcheck (POSIX sh)', () => {
