@@ -235,6 +235,9 @@ function addMerge(program: Command): void {
     .option('--markdown <file>', 'write a Markdown summary (under GitHub Actions it also goes to the step summary)')
     .option('--csv <file>', 'grades: write the roster')
     .option('--out <dir>', "grades: write the summary page and results.json here, with the shards' feedback files beside them")
+    .option('--moodle <worksheet.csv>', "grades: fill in Moodle's grading worksheet (moodle-grades.csv in --out)")
+    .option('--canvas <gradebook.csv>', 'grades: fill in a Canvas gradebook export (canvas-grades.csv in --out)')
+    .option('--canvas-assignment <column>', "grades: the Canvas export's assignment column")
     .option('--no-color', 'plain output even on a terminal')
     .action(async (files: string[], o: MergeCliOptions) => {
       const { readFile } = await import('node:fs/promises');
@@ -242,6 +245,7 @@ function addMerge(program: Command): void {
       const paths = files.map((f) => (statSync(f, { throwIfNoEntry: false })?.isDirectory() ? `${f}/results.json` : f));
       const texts = await Promise.all(paths.map((p) => readFile(p, 'utf8').catch(() => '')));
       if (texts.some((t) => /"command"\s*:\s*"grade"/.test(t.slice(0, 2000)))) return mergeGradeFiles(paths, texts, o);
+      if (o.csv || o.out || o.moodle || o.canvas) throw usage('--csv, --out, --moodle and --canvas are for the shards of a grade; these are run or check results');
       const { mergeFiles } = await import('../matrix/merge.js');
       const m = await mergeFiles(files, { dir: process.cwd(), resultsJson: '' });
       if (o.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
@@ -261,6 +265,9 @@ function addMerge(program: Command): void {
 }
 
 interface MergeCliOptions {
+  moodle?: string;
+  canvas?: string;
+  canvasAssignment?: string;
   json?: boolean;
   junit?: string;
   markdown?: string;
@@ -271,7 +278,7 @@ interface MergeCliOptions {
 
 /** Shards of one grade as one class: the page and roster over all, each shard's feedback files copied beside them. */
 async function mergeGradeFiles(paths: readonly string[], texts: readonly string[], o: MergeCliOptions): Promise<void> {
-  if (o.junit || o.markdown) throw usage('--junit and --markdown are for run and check results; a grade merges to --csv, --out and --json');
+  if (o.junit || o.markdown) throw usage('--junit and --markdown are for run and check results; a grade merges to --csv, --out, --moodle, --canvas and --json');
   const { parseGrade, mergeGrades } = await import('../grade/summary.js');
   const { copyFile, mkdir, writeFile } = await import('node:fs/promises');
   const { dirname, join } = await import('node:path');
@@ -285,6 +292,12 @@ async function mergeGradeFiles(paths: readonly string[], texts: readonly string[
   }
   const { renderGradeHtml } = await import('../report/grade-html.js');
   const report = { ...merged, artifacts: { dir: out, feedbackDir, page: join(out, 'index.html') } };
+  const { fillSheets } = await import('../commands/grade-files.js');
+  const sheets = await fillSheets(report, { moodle: o.moodle, canvas: o.canvas, canvasAssignment: o.canvasAssignment });
+  for (const s of sheets) {
+    await writeFile(s.path, s.text);
+    process.stderr.write(`${s.platform}: ${s.filled.matched.length} grades written to ${s.path}\n`);
+  }
   await writeFile(report.artifacts.page, renderGradeHtml(report));
   await writeFile(join(out, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
   if (o.csv) {

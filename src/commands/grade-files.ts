@@ -46,7 +46,7 @@ async function readSheetFile(path: string, what: string): Promise<string> {
 }
 
 /** The sheets first: a worksheet that cannot be read is a usage error before any file is written. */
-async function sheets(g: GradeReport, o: GradeFileOptions): Promise<Array<SheetWritten & { text: string }>> {
+export async function fillSheets(g: GradeReport, o: GradeFileOptions): Promise<Array<SheetWritten & { text: string }>> {
   const out: Array<SheetWritten & { text: string }> = [];
   if (o.moodle) {
     const { text, ...filled } = fillMoodleWorksheet(await readSheetFile(o.moodle, 'the Moodle worksheet'), g);
@@ -61,7 +61,7 @@ async function sheets(g: GradeReport, o: GradeFileOptions): Promise<Array<SheetW
 
 /** Writes the files and returns the report with their paths, and the sheets filled. */
 export async function writeGradeFiles(g: GradeReport, o: GradeFileOptions): Promise<{ report: GradeReport; sheets: SheetWritten[] }> {
-  const filled = await sheets(g, o);
+  const filled = await fillSheets(g, o);
   const feedbackDir = join(g.artifacts.dir, 'feedback');
   await mkdir(feedbackDir, { recursive: true });
   for (const r of g.submissions) {

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { ALL_KERNELS } from '../../src/kernel/spec.js';
 import { ROOT } from '../helpers.js';
+import { buildProgram } from '../../src/cli/program.js';
 
 const text = readFileSync(join(ROOT, '.github/workflows/mmaplab-matrix.yml'), 'utf8');
 const wf = parse(text) as {
@@ -33,5 +34,42 @@ describe('the CI workflow', () => {
   it('names no archive host: the archive comes from repository variables', () => {
     expect(text).toContain('${{ vars.MMAPLAB_DEBIAN_ARCHIVE }}');
     expect(text).not.toMatch(/https?:\/\//);
+  });
+});
+
+describe('the grading workflow', () => {
+  const gtext = readFileSync(join(ROOT, '.github/workflows/mmaplab-grade.yml'), 'utf8');
+  const gw = parse(gtext) as {
+    env: Record<string, string | number>;
+    jobs: Record<string, { needs?: string; if?: string; strategy?: { matrix: { shard: number[] } }; steps: Array<{ run?: string; uses?: string; with?: Record<string, string | boolean> }> }>;
+  };
+  const runs = (job: string) => gw.jobs[job]!.steps.map((s) => s.run ?? '').join('\n');
+  /** The --flags a command line of the workflow gives a mmaplab command, each of which that command must declare. */
+  const flagsOf = (text: string, command: string) => [...(new RegExp(`npx mmaplab ${command} ([^\\n]*)`).exec(text)?.[1] ?? '').matchAll(/(--[a-z-]+)/g)].map((m) => m[1]!);
+  const declared = (command: string) => buildProgram().commands.find((c) => c.name() === command)!.options.map((o) => o.long);
+
+  it('one job per shard, as many shards as SHARDS says, each grading its slice with flags grade has', () => {
+    expect(gw.jobs.grade!.strategy?.matrix.shard).toEqual(Array.from({ length: Number(gw.env.SHARDS) }, (_, i) => i + 1));
+    const run = runs('grade');
+    expect(run).toMatch(/npx mmaplab grade "\$SUBMISSIONS" --shard "\$\{\{ matrix\.shard \}\}\/\$SHARDS" --kernel "\$KERNEL"/);
+    expect(run).toContain('bin/install-deps');
+    const flags = flagsOf(run, 'grade');
+    expect(flags).toEqual(['--shard', '--kernel', '--rubric', '--out']);
+    for (const f of flags) expect(declared('grade')).toContain(f);
+    expect(gw.jobs.grade!.steps.find((s) => s.uses?.startsWith('actions/cache@'))?.with?.path).toBe('.mmaplab-cache');
+  });
+
+  it('merges every shard into the class, even when one failed, with flags merge has', () => {
+    const cls = gw.jobs.class!;
+    expect([cls.needs, cls.if]).toEqual(['grade', 'always()']);
+    const run = runs('class');
+    expect(run).toMatch(/npx mmaplab merge shard-\*\/results\.json --out class --csv class\/roster\.csv/);
+    for (const f of flagsOf(run, 'merge')) expect(declared('merge')).toContain(f);
+    expect(cls.steps.find((s) => s.uses?.startsWith('actions/download-artifact@'))?.with).toMatchObject({ pattern: 'grade-shard-*', 'merge-multiple': true });
+  });
+
+  it('names no archive host', () => {
+    expect(gtext).toContain('${{ vars.MMAPLAB_DEBIAN_ARCHIVE }}');
+    expect(gtext).not.toMatch(/https?:\/\//);
   });
 });
