@@ -23,6 +23,12 @@
  *             (in process, the source edited before each build), and mmaplab check with a
  *             rebuild against the same check with --trust-driver, interleaved
  *             (`npm run bench -- --only sandbox` runs this phase alone: sandbox.json, sandbox.md)
+ *   grade     mmaplab grade of a class of 50 (twenty correct drivers, the rest each kind of
+ *             mistake: SIGBUS under MAP_PRIVATE, byte order, aliasing, compile errors, two
+ *             oopses, two hangs, a leak, no driver, a bad archive), warm, --jobs 2, each
+ *             submission made unique by a comment; against one warm `check` of a correct
+ *             driver measured in the same run (`npm run bench -- --only grade`: grade.json,
+ *             grade.md)
  *
  * Figures go to test/bench/results.json and results.md (or --out DIR).
  */
@@ -462,6 +468,16 @@ async function main(): Promise<void> {
   const base = { ...process.env, NO_COLOR: '1' } as Record<string, string>;
   const state = mkdtempSync(join(tmpdir(), 'mmaplab-bench-state-'));
   base.MMAPLAB_STATE_DIR = state;
+  if (arg('--only', '') === 'grade') {
+    const x = await gradePhase(base, Number(arg('--runs', '3')));
+    rmSync(state, { recursive: true, force: true });
+    await mkdir(out, { recursive: true });
+    await writeFile(join(out, 'grade.json'), `${JSON.stringify({ date: new Date().toISOString(), ...x }, null, 2)}\n`);
+    const md = `# mmaplab benchmark: grading a class (${new Date().toISOString().slice(0, 10)})\n\n${gradeMarkdown(x)}`;
+    await writeFile(join(out, 'grade.md'), md);
+    process.stdout.write(md);
+    return;
+  }
   if (arg('--only', '') === 'sandbox') {
     const x = await sandboxCost(base, runs);
     rmSync(state, { recursive: true, force: true });
@@ -482,14 +498,15 @@ async function main(): Promise<void> {
   const warmPhase = await interleaved(st);
   const matrixResults = await matrixPhase(base);
   const sandbox = await sandboxCost(base, runs);
+  const grade = await gradePhase(base, 3);
   rmSync(state, { recursive: true, force: true });
   const pvh = await bootWays(st.qemu, st.spec.accel);
   const anatomy = await restoreAnatomy(st);
   rmSync(st.tmp, { recursive: true, force: true });
   const results = summarise({ ...warmPhase, ...matrixResults, cold, coldReport, runs, qemu: st.qemu, pvh, anatomy });
   await mkdir(out, { recursive: true });
-  await writeFile(join(out, 'results.json'), `${JSON.stringify({ ...results, sandbox }, null, 2)}\n`);
-  const md = `${markdown(results)}\n${sandboxMarkdown(sandbox)}`;
+  await writeFile(join(out, 'results.json'), `${JSON.stringify({ ...results, sandbox, grade }, null, 2)}\n`);
+  const md = `${markdown(results)}\n${sandboxMarkdown(sandbox)}\n${gradeMarkdown(grade)}`;
   await writeFile(join(out, 'results.md'), md);
   process.stdout.write(md);
 }
@@ -498,6 +515,117 @@ main().catch((e: unknown) => {
   process.stderr.write(`bench failed: ${e instanceof Error ? e.message : String(e)}\n`);
   process.exitCode = 1;
 });
+
+/** The class of 50: [kind, fixture folder under test/fixtures, how many]. */
+const CLASS_OF_50: ReadonlyArray<[string, string, number]> = [
+  ['correct', 'students/lab-vmalloc', 5],
+  ['correct', 'students/lab-vmmap-layout', 5],
+  ['correct', 'drivers/misc-device', 5],
+  ['correct', 'students/lab-kmmap-fixed-major', 5],
+  ['SIGBUS under MAP_PRIVATE', 'students/vmalloc-per-page', 5],
+  ['wrong byte order', 'students/wrong-byte-order', 4],
+  ['aliasing', 'students/same-page-2', 2],
+  ['aliasing', 'drivers/page-zero', 2],
+  ['read() ignores the offset', 'students/read-ignores-offset', 2],
+  ['leak', 'drivers/vmalloc-leak', 3],
+  ['compile error', 'drivers/compile-error', 3],
+  ['compile error', 'students/int-read-write-32bit', 2],
+  ['oops', 'students/oops-in-mmap-2', 1],
+  ['oops', 'drivers/null-deref-mmap', 1],
+  ['hang', 'students/loop-in-init', 1],
+  ['hang', 'drivers/endless-loop-mmap', 1],
+  ['no driver', '', 2],
+  ['bad archive', '', 1],
+];
+
+/** The class folder: each submission a copy of its fixture with a comment of its own, so no two share a cache key. */
+async function makeClass(dir: string): Promise<Map<string, string>> {
+  const kinds = new Map<string, string>();
+  let n = 0;
+  for (const [kind, fixture, count] of CLASS_OF_50) {
+    for (let i = 0; i < count; i++) {
+      const slug = `student-${String(++n).padStart(2, '0')}`;
+      kinds.set(slug, kind);
+      const to = join(dir, slug);
+      if (kind === 'bad archive') {
+        await writeFile(join(dir, `${slug}.zip`), 'PK\u0003\u0004 cut short');
+        continue;
+      }
+      await mkdir(to);
+      if (!fixture) {
+        await writeFile(join(to, 'notes.txt'), 'sorry\n');
+        continue;
+      }
+      await execa('cp', ['-r', `${join(PACKAGE_ROOT, 'test', 'fixtures', fixture)}/.`, to]);
+      const { stdout } = await execa('find', [to, '-name', '*.c', '-not', '-path', '*/test/*']);
+      for (const c of stdout.split('\n').filter(Boolean)) await writeFile(c, `${await readFile(c, 'utf8')}\n/* ${slug} */\n`);
+    }
+  }
+  return kinds;
+}
+
+interface GradeDoc {
+  submissions: Array<{ slug: string; status: string; score: number; durationMs: number }>;
+}
+
+async function gradePhase(base: Record<string, string>, runs: number) {
+  process.stderr.write(`grade: a class of 50, warm, --jobs 2, x${runs}, interleaved with a warm check...\n`);
+  const tmp = mkdtempSync(join(tmpdir(), 'mmaplab-bench-grade-'));
+  const folder = join(tmp, 'class');
+  await mkdir(folder);
+  const kinds = await makeClass(folder);
+  const walls: number[] = [];
+  const checks: number[] = [];
+  let last: GradeDoc | undefined;
+  for (let i = 0; i < runs; i++) {
+    // A state of its own each time: nothing of the class is cached.
+    const env = { ...base, MMAPLAB_STATE_DIR: mkdtempSync(join(tmpdir(), 'mmaplab-bench-grade-state-')) };
+    checks.push((await mmaplabRun(env, [join(PACKAGE_ROOT, 'test', 'fixtures', 'students', 'lab-vmalloc')], 'check'))[0]);
+    const [s, r] = await timed(() => execa(process.execPath, [BIN, 'grade', folder, '--jobs', '2', '--json'], { env, reject: false }));
+    if (r.exitCode !== 0) throw new Error(`grade failed (${r.exitCode}): ${r.stderr.slice(-400)}`);
+    walls.push(s);
+    last = JSON.parse(r.stdout) as GradeDoc;
+    rmSync(env.MMAPLAB_STATE_DIR, { recursive: true, force: true });
+  }
+  rmSync(tmp, { recursive: true, force: true });
+  const byKind = new Map<string, number[]>();
+  for (const sub of last!.submissions) byKind.set(kinds.get(sub.slug)!, [...(byKind.get(kinds.get(sub.slug)!) ?? []), sub.durationMs / 1000]);
+  const wall = median(walls);
+  const check = median(checks);
+  return {
+    runs,
+    submissions: last!.submissions.length,
+    walls,
+    checks,
+    wall,
+    check,
+    perSubmission: wall / last!.submissions.length,
+    /** The class against checking its 50 one after another at a correct driver's pace. */
+    ratioToChecks: wall / (check * last!.submissions.length),
+    kinds: [...byKind].map(([kind, secs]) => ({ kind, count: secs.length, median: median(secs), max: Math.max(...secs), total: secs.reduce((a, b) => a + b, 0) })),
+    target: target(wall, 60, 's'),
+  };
+}
+
+function gradeMarkdown(x: Awaited<ReturnType<typeof gradePhase>>): string {
+  return [
+    `## Grading a class (${x.submissions} submissions, warm, --jobs 2; medians of ${x.runs})`,
+    '',
+    `| what | seconds | aim |`,
+    '|---|---|---|',
+    `| \`mmaplab grade\` of the class, wall (runs: ${x.walls.map((w) => w.toFixed(1)).join(', ')}) | **${x.wall.toFixed(1)}** | ≤ 60 s: ${x.target.text} |`,
+    `| per submission (wall / ${x.submissions}) | ${x.perSubmission.toFixed(2)} | |`,
+    `| one warm \`mmaplab check\` of a correct driver, in the same run (the baseline) | ${x.check.toFixed(2)} | |`,
+    `| the class against ${x.submissions} such checks one after another | ${x.ratioToChecks.toFixed(2)}× | |`,
+    '',
+    '| kind | submissions | median s each | slowest | total s (of both guests) |',
+    '|---|---|---|---|---|',
+    ...x.kinds.map((k) => `| ${k.kind} | ${k.count} | ${k.median.toFixed(1)} | ${k.max.toFixed(1)} | ${k.total.toFixed(1)} |`),
+    '',
+    "A submission's seconds run from its staging to its score, in its own guest; two run at once.",
+    '',
+  ].join('\n');
+}
 
 /** The bench runs guests only. */
 function guestMachine(r: RunReport): GuestMachine {
