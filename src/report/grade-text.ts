@@ -39,6 +39,19 @@ function statusWord(r: SubmissionResult, s: ChalkInstance): string {
   return r.status === 'pass' ? s.green('pass') : r.status === 'fail' ? s.red('fail') : s.magenta('error');
 }
 
+/** Words in lines of at most width characters (a longer word gets a line of its own). */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const w of text.split(' ')) {
+    if (line && line.length + 1 + w.length > width) {
+      lines.push(line);
+      line = `  ${w}`;
+    } else line = line ? `${line} ${w}` : w;
+  }
+  return line ? [...lines, line] : lines;
+}
+
 /** "11 of 30 ignore remap_pfn_range()'s return value". */
 export function findingLine(f: { gist: string; slugs: readonly string[] }, of: number): string {
   return `${f.slugs.length} of ${of} ${f.gist}`;
@@ -68,7 +81,7 @@ export function renderGradeText(g: GradeReport, s: ChalkInstance): string {
   for (const f of sm.findings.slice(0, 10)) out.push(`  ${findingLine(f, graded)}`);
   for (const group of sm.identical) out.push(s.yellow(`  identical code (comments and whitespace aside): ${group.join(', ')}`));
   for (const r of subs.filter((x) => x.status === 'error')) out.push(s.magenta(`  ${terminalSafe(r.name)}: not graded: ${terminalSafe(r.error?.message ?? '')}`));
-  out.push(s.dim(`legend: ${g.rubric.points.map((p) => `${shortName(p.id)} ${p.title}`).join('; ')}; ✓ pass ✗ fail – skipped · not reached`));
+  out.push(...wrap(`legend: ${g.rubric.points.map((p) => `${shortName(p.id)} ${p.title}`).join('; ')}; ✓ pass ✗ fail – skipped · not reached`, 100).map((l) => s.dim(l)));
   if (g.artifacts.page) out.push(s.dim(`summary page: ${g.artifacts.page}`));
   if (g.artifacts.feedbackDir) out.push(s.dim(`feedback files: ${g.artifacts.feedbackDir}`));
   out.push(s.dim(`results: ${g.artifacts.dir}`));
