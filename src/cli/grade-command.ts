@@ -14,6 +14,7 @@ import { makeStyle } from '../report/style.js';
 import { terminalSafe } from '../util/safe-text.js';
 import { MIN_MEMORY_MB, positiveInt, setupOptions, usage, type GuestCliOptions } from './options.js';
 import { cpus } from 'node:os';
+import { interrupted } from './signals.js';
 
 interface GradeCliOptions {
   rubric?: string;
@@ -113,7 +114,10 @@ export function addGrade(program: Command): void {
         force: !!o.force,
         ...(o.shard ? { shard: o.shard } : {}),
         ...(o.skeleton ? { skeleton: resolve(o.skeleton) } : {}),
-        onGraded: (r, done, total) => process.stderr.write(err.dim(progressLine(r, done, total))),
+        onGraded: (r, done, total) => {
+          if (!interrupted()) process.stderr.write(err.dim(progressLine(r, done, total)));
+        },
+        stopped: () => interrupted() !== undefined,
       });
       const { report, sheets } = await writeGradeFiles(graded, { csv: o.csv, moodle: o.moodle, canvas: o.canvas, canvasAssignment: o.canvasAssignment });
       const style = makeStyle({ color: o.color === false ? false : undefined });

@@ -87,16 +87,28 @@ function addCheck(program: Command): void {
   });
 }
 
-/** check --gradescope: the check's report scored and written as Gradescope's results file; a check mmaplab could not do scores 0 and says why. */
+/** check --gradescope: the check's report scored and written as Gradescope's results file; a check that could not be done (a bad rubric included) scores 0 and says why. */
 async function gradescopeWriter(path: string, rubricPath: string | undefined): Promise<(run: Promise<CheckReport>) => Promise<CheckReport>> {
   const { loadRubric } = await import('../grade/rubric.js');
-  const rubric = await loadRubric(rubricPath ? resolve(rubricPath) : undefined);
   const { scoreCheck } = await import('../commands/grade.js');
   const { renderFeedback } = await import('../report/grade-text.js');
   const { renderGradescope } = await import('../report/gradescope.js');
   const { writeFileAtomic } = await import('../util/fsx.js');
   const { Chalk } = await import('chalk');
   const plain = new Chalk({ level: 0 });
+  const failed = async (e: unknown, staffs = false) => {
+    const message = e instanceof Error ? e.message : String(e);
+    // A usage error from the check can be the submission's own (sources no module can be made of); anything else is not the student's doing.
+    const whose = !staffs && isMmaplabError(e) && e.kind === 'usage' ? 'If this names your files, fix them; otherwise tell the course staff.' : "This is not your driver's fault; tell the course staff.";
+    await writeFileAtomic(path, `${JSON.stringify({ score: 0, output: `mmaplab could not check this submission: ${message}\n${whose}`, output_format: 'text', visibility: 'visible', tests: [] }, null, 2)}\n`);
+  };
+  let rubric: Awaited<ReturnType<typeof loadRubric>>;
+  try {
+    rubric = await loadRubric(rubricPath ? resolve(rubricPath) : undefined);
+  } catch (e) {
+    await failed(e, true);
+    throw e;
+  }
   return async (run) => {
     try {
       const report = await run;
@@ -104,8 +116,7 @@ async function gradescopeWriter(path: string, rubricPath: string | undefined): P
       await writeFileAtomic(path, `${JSON.stringify(renderGradescope(scored.result, renderFeedback(scored.result, report, scored, plain)), null, 2)}\n`);
       return report;
     } catch (e) {
-      const message = e instanceof Error ? e.message : String(e);
-      await writeFileAtomic(path, `${JSON.stringify({ score: 0, output: `mmaplab could not check this submission: ${message}\nThis is not your driver's fault; tell the course staff.`, output_format: 'text', visibility: 'visible', tests: [] }, null, 2)}\n`);
+      await failed(e);
       throw e;
     }
   };

@@ -5,7 +5,7 @@
  * serves is then found there. Snapshots, builds and the KVM verdict are left
  * out: they belong to one machine's QEMU and are made again on first use.
  */
-import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { exists, writeFileAtomic } from '../util/fsx.js';
@@ -14,6 +14,8 @@ import { packTrees, unpackTrees } from '../util/tree-archive.js';
 import type { Kernel } from '../kernel/index.js';
 
 const PARTS = ['kernels', 'build-roots'] as const;
+/** Where a symlink may first stand in each part: inside a kernel's folder (kernels/debian/<release>/...), inside a build root. */
+const LINK_DEPTH = { kernels: 4, 'build-roots': 3 } as const;
 
 export interface Exported {
   file: string;
@@ -62,13 +64,19 @@ export interface Imported {
   kept: string[];
 }
 
+/** Only real folders are moved into the cache (unpackTrees refuses links there already; this says it twice). */
+async function moveFolder(from: string, to: string): Promise<void> {
+  if (!(await lstat(from)).isDirectory()) throw new MmaplabError('usage', `${from} in the archive is not a folder: refused`);
+  await rename(from, to);
+}
+
 export async function importCache(cacheDir: string, file: string): Promise<Imported> {
   if (!(await exists(file))) throw new MmaplabError('usage', `${file}: no such file`);
   await mkdir(cacheDir, { recursive: true });
   const staging = join(cacheDir, `.staging-import-${process.pid}-${randomBytes(4).toString('hex')}`);
   await mkdir(staging);
   try {
-    await unpackTrees(file, staging, PARTS);
+    await unpackTrees(file, staging, LINK_DEPTH);
     const out: Imported = { kernels: [], kept: [] };
     for (const rel of await releases(staging)) {
       const to = join(cacheDir, 'kernels', 'debian', rel);
@@ -77,7 +85,7 @@ export async function importCache(cacheDir: string, file: string): Promise<Impor
         continue;
       }
       await mkdir(join(cacheDir, 'kernels', 'debian'), { recursive: true });
-      await rename(join(staging, 'kernels', 'debian', rel), to);
+      await moveFolder(join(staging, 'kernels', 'debian', rel), to);
       await rebase(to);
       out.kernels.push(rel);
     }
@@ -85,6 +93,8 @@ export async function importCache(cacheDir: string, file: string): Promise<Impor
     const aliases = join(staging, 'kernels', 'debian', 'aliases');
     for (const a of await readdir(aliases).catch(() => [] as string[])) {
       const to = join(cacheDir, 'kernels', 'debian', 'aliases', a);
+      // An alias is a small file, never a link.
+      if (!(await lstat(join(aliases, a))).isFile()) continue;
       if (!(await exists(to))) {
         await mkdir(join(cacheDir, 'kernels', 'debian', 'aliases'), { recursive: true });
         await rename(join(aliases, a), to);
@@ -94,7 +104,7 @@ export async function importCache(cacheDir: string, file: string): Promise<Impor
       const to = join(cacheDir, 'build-roots', root);
       if (await exists(to)) continue;
       await mkdir(join(cacheDir, 'build-roots'), { recursive: true });
-      await rename(join(staging, 'build-roots', root), to);
+      await moveFolder(join(staging, 'build-roots', root), to);
     }
     return out;
   } finally {

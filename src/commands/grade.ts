@@ -26,6 +26,7 @@ import { Limiter, mapConcurrent } from '../util/limiter.js';
 import { cacheRoot, stateRoot } from '../util/paths.js';
 import { codeId } from '../util/version.js';
 import { checkDriver } from './check.js';
+import { byCodeUnits } from '../grade/names.js';
 
 export interface GradeOptions extends SetupOptions {
   folder: string;
@@ -41,11 +42,13 @@ export interface GradeOptions extends SetupOptions {
   skeleton?: string;
   /** One submission graded: for progress lines. */
   onGraded?: (r: SubmissionResult, done: number, total: number) => void;
+  /** Whether the user stopped the grade (Ctrl-C): a check cut short then is not cached. */
+  stopped?: () => boolean;
 }
 
 /** The i-th of every n submissions, in the order of their slugs: the same slice on every machine. */
 export function inShard(subs: readonly Submission[], shard: { index: number; count: number } | undefined): Submission[] {
-  const sorted = [...subs].sort((a, b) => a.slug.localeCompare(b.slug));
+  const sorted = [...subs].sort((a, b) => byCodeUnits(a.slug, b.slug));
   return shard ? sorted.filter((_, i) => i % shard.count === shard.index - 1) : sorted;
 }
 
@@ -63,7 +66,9 @@ interface Context {
 /** The check of one staged submission: from the cache, or run now (and stored). */
 async function checkOf(ctx: Context, sub: Submission, root: string, content: string): Promise<Cached & { cached: boolean; resultsJson: string }> {
   const key = CheckCache.key({ content, ...ctx.keyBase });
-  const hit = ctx.opts.force ? undefined : await ctx.cache.get(key);
+  const got = ctx.opts.force ? undefined : await ctx.cache.get(key);
+  // The key names the kernel; the report says which one it ran on: they must agree.
+  const hit = got && got.report.kernel.packageVersion === ctx.keyBase.kernel.packageVersion && got.report.kernel.release === ctx.keyBase.kernel.release ? got : undefined;
   if (hit) {
     // A copy in this grade's directory: the earlier grade's may be gone.
     const copy = ctx.dir.below('checks', sub.slug, 'results.json');
@@ -85,7 +90,8 @@ async function checkOf(ctx: Context, sub: Submission, root: string, content: str
     guestSlots: ctx.guests,
   });
   const entry = { report, trust: await trustSigns(report.artifacts.module) };
-  await ctx.cache.put(key, entry);
+  // A check cut short by Ctrl-C is no verdict: the next grade does it again.
+  if (!ctx.opts.stopped?.()) await ctx.cache.put(key, entry);
   return { ...entry, cached: false, resultsJson: report.artifacts.resultsJson };
 }
 
@@ -107,17 +113,24 @@ function result(ctx: Context, sub: Submission, scored: Scored, more: Partial<Sub
   };
 }
 
+/**
+ * One submission, whatever it does: its own mistakes (nothing to build, a
+ * layout no module can be made of) score it; mmaplab's failure marks it
+ * error; only a tool missing for every submission stops the class.
+ */
 async function gradeOne(ctx: Context, sub: Submission): Promise<SubmissionResult> {
   const t0 = performance.now();
   const ms = () => Math.round(performance.now() - t0);
-  const staged = await stageSubmission(ctx.opts.folder, sub, ctx.dir.below('submissions', sub.slug));
-  const notes = [...sub.notes, ...staged.notes];
-  if (staged.kind === 'no-driver') return result(ctx, sub, scoreNothing(ctx.stamp, staged.why), { contentHash: '', durationMs: ms(), notes: [...notes, staged.why] });
-  // All that was handed in decides the check (the lab's test/ beside the driver names the pattern).
-  const content = await contentHash(staged.top);
-  const similar = await similarityHash(staged.top, ctx.skeleton);
-  const common = { contentHash: content, ...(similar ? { similarityHash: similar } : {}) };
+  let notes = [...sub.notes];
+  let common: Pick<SubmissionResult, 'contentHash' | 'similarityHash'> = { contentHash: '' };
   try {
+    const staged = await stageSubmission(ctx.opts.folder, sub, ctx.dir.below('submissions', sub.slug));
+    notes = [...notes, ...staged.notes];
+    if (staged.kind === 'no-driver') return result(ctx, sub, scoreNothing(ctx.stamp, staged.why), { contentHash: '', durationMs: ms(), notes: [...notes, staged.why] });
+    // All that was handed in decides the check (the lab's test/ beside the driver names the pattern).
+    const content = await contentHash(staged.top);
+    const similar = await similarityHash(staged.top, ctx.skeleton);
+    common = { contentHash: content, ...(similar ? { similarityHash: similar } : {}) };
     const { report, trust, cached, resultsJson } = await checkOf(ctx, sub, staged.root, content);
     const scored = scoreReport(report, ctx.stamp);
     return result(ctx, sub, scored, {
@@ -129,7 +142,12 @@ async function gradeOne(ctx: Context, sub: Submission): Promise<SubmissionResult
     });
   } catch (e) {
     // A tool missing here is missing for every submission: the grade stops.
-    if (isMmaplabError(e) && (e.kind === 'missing-tool' || e.kind === 'usage')) throw e;
+    if (isMmaplabError(e) && e.kind === 'missing-tool') throw e;
+    // A usage error from inside a check is about the submission's files (sources that make no one module, too many files).
+    if (isMmaplabError(e) && e.kind === 'usage') {
+      const why = `${e.message}${e.hint ? ` (${e.hint})` : ''}`;
+      return result(ctx, sub, scoreNothing(ctx.stamp, why), { ...common, durationMs: ms(), notes: [...notes, why] });
+    }
     const error = isMmaplabError(e) ? { kind: e.kind, message: e.message } : { kind: 'internal' as const, message: e instanceof Error ? e.message : String(e) };
     const scored = scoreNothing(ctx.stamp, `not graded: ${error.message}`);
     return { ...result(ctx, sub, scored, { ...common, notes, durationMs: ms() }), status: 'error', findings: [], error };
@@ -153,7 +171,7 @@ export async function gradeClass(opts: GradeOptions): Promise<GradeReport> {
     keyBase: {
       kernel: { release: kernel.release, packageVersion: kernel.packageVersion, flavour: kernel.flavour },
       mmaplab,
-      options: { pages: opts.pages, timeoutS: opts.timeoutS, memoryMb: opts.memoryMb, accel: opts.accel },
+      options: { pages: opts.pages, timeoutS: opts.timeoutS, buildTimeoutS: opts.buildTimeoutS ?? 300, memoryMb: opts.memoryMb, accel: opts.accel },
     },
     skeleton: await skeletonLines(opts.skeleton),
     guests: new Limiter(opts.jobs),

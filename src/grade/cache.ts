@@ -16,7 +16,8 @@ export interface CheckKey {
   content: string;
   kernel: { release: string; packageVersion: string; flavour: string };
   mmaplab: string;
-  options: { pages: number; timeoutS: number; memoryMb: number; accel: string };
+  /** accel as requested: 'auto' is not resolved here (the KVM verdict is the machine's, cached with it). */
+  options: { pages: number; timeoutS: number; buildTimeoutS: number; memoryMb: number; accel: string };
 }
 
 /** A check as stored: its report, and the trust signs read from its module (which the cache does not keep). */

@@ -26,12 +26,17 @@ export function isArchiveName(name: string): boolean {
   return ARCHIVE.test(name);
 }
 
-/** The entry's name without an archive's or a source file's extension. */
-function stem(name: string): string {
-  return name.replace(ARCHIVE, '').replace(/\.[A-Za-z0-9]{1,4}$/, '');
+/** The entry's name without an archive's or a C file's extension (a folder's name is its own: "john.li/"). */
+function stem(name: string, isDir: boolean): string {
+  return isDir ? name : name.replace(ARCHIVE, '').replace(/\.c$/i, '');
 }
 
-export function parseEntryName(entry: string): EntryName {
+/** Order by code units: the same on every machine, whatever its locale (shards rely on it). */
+export function byCodeUnits(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+export function parseEntryName(entry: string, isDir = false): EntryName {
   const moodle = MOODLE.exec(entry);
   if (moodle) return { student: { name: moodle[1]!.trim(), id: moodle[2]!, naming: 'moodle' }, rest: moodle[3]! };
   const canvas = CANVAS.exec(entry);
@@ -43,7 +48,7 @@ export function parseEntryName(entry: string): EntryName {
       ...(canvas[2] ? { late: true } : {}),
     };
   }
-  return { student: { name: stem(entry) || entry, id: '', naming: 'plain' }, rest: entry };
+  return { student: { name: stem(entry, isDir) || entry, id: '', naming: 'plain' }, rest: entry };
 }
 
 /** The key that puts one student's entries together. */
@@ -62,13 +67,20 @@ export function slugOf(s: Student): string {
   return base.slice(0, 80) || 'submission';
 }
 
-/** Slugs made unique in the class ("-2", "-3" after a repeat). */
+/** Slugs made unique in the class ("-2", "-3" after a repeat, never one another student has). */
 export function uniqueSlugs(students: readonly Student[]): string[] {
-  const seen = new Map<string, number>();
-  return students.map((s) => {
-    const slug = slugOf(s);
-    const n = (seen.get(slug) ?? 0) + 1;
-    seen.set(slug, n);
-    return n === 1 ? slug : `${slug}-${n}`;
+  const bases = students.map(slugOf);
+  const used = new Set<string>();
+  // A slug that is some student's own comes first: a suffix never takes it.
+  const claimed = new Set(bases);
+  return bases.map((base) => {
+    let slug = base;
+    if (used.has(slug)) {
+      let n = 2;
+      while (used.has(`${base}-${n}`) || claimed.has(`${base}-${n}`)) n++;
+      slug = `${base}-${n}`;
+    }
+    used.add(slug);
+    return slug;
   });
 }

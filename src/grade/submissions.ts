@@ -7,12 +7,13 @@
  * unpacked too. Nothing of a submission is run here.
  */
 import { copyFile, lstat, mkdir, readdir, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { basename, join } from 'node:path';
 import type { Student } from '../model/grade.js';
 import { listFiles } from '../util/fsx.js';
 import { MmaplabError } from '../util/errors.js';
-import { isArchiveName, parseEntryName, studentKey, uniqueSlugs } from './names.js';
-import { unpackArchive, UNPACK_LIMITS } from './unpack.js';
+import { byCodeUnits, isArchiveName, parseEntryName, studentKey, uniqueSlugs } from './names.js';
+import { Budget, Refusal, unpackArchive } from './unpack.js';
 
 export interface Submission {
   slug: string;
@@ -35,16 +36,16 @@ function dedupe(entries: Submission['entries'], notes: string[]): Submission['en
     if (kept && e.rest) notes.push(`two uploads named ${e.rest}: the later one (${kept.name}) is graded, ${e.name} is not`);
     else byRest.set(key || e.name, e);
   }
-  return [...byRest.values()].sort((a, b) => a.name.localeCompare(b.name));
+  return [...byRest.values()].sort((a, b) => byCodeUnits(a.name, b.name));
 }
 
 export async function discoverClass(folder: string): Promise<Submission[]> {
   const info = await lstat(folder).catch(() => undefined);
   if (!info?.isDirectory()) throw new MmaplabError('usage', `${folder} is not a folder`, { hint: "give the folder the platform's download was unpacked into: one folder, .c or archive per student" });
   const groups = new Map<string, { student: Student; entries: Submission['entries'] }>();
-  for (const e of (await readdir(folder, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+  for (const e of (await readdir(folder, { withFileTypes: true })).sort((a, b) => byCodeUnits(a.name, b.name))) {
     if (JUNK.test(e.name) || !(e.isDirectory() || e.isFile())) continue;
-    const parsed = parseEntryName(e.name);
+    const parsed = parseEntryName(e.name, e.isDirectory());
     if (parsed.student.naming === 'plain' && e.isFile() && !PLAIN_SUBMISSION.test(e.name)) continue;
     const key = studentKey(parsed.student);
     const g = groups.get(key) ?? { student: parsed.student, entries: [] };
@@ -68,17 +69,21 @@ export type Staged =
   /** The student's own problem: nothing was checked. */
   | { kind: 'no-driver'; why: string; notes: string[] };
 
-/** Copy a folder's regular files, never following a link (a link is left out, and said). */
-async function copyTree(from: string, to: string, skipped: string[], budget: { files: number }): Promise<void> {
+/** Copy a folder's regular files within the submission's budget, never following a link (a link is left out, and said). */
+async function copyTree(from: string, to: string, skipped: string[], budget: Budget): Promise<void> {
   await mkdir(to, { recursive: true });
   for (const e of await readdir(from, { withFileTypes: true })) {
+    budget.file();
     const src = join(from, e.name);
     if (e.isDirectory()) await copyTree(src, join(to, e.name), skipped, budget);
-    else if (e.isFile()) {
-      if (++budget.files > UNPACK_LIMITS.files) throw new MmaplabError('build', `more than ${UNPACK_LIMITS.files} files`);
-      await copyFile(src, join(to, e.name));
-    } else skipped.push(`${e.name} (${e.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'})`);
+    else if (e.isFile()) await copyCounted(src, join(to, e.name), budget);
+    else skipped.push(`${e.name} (${e.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'})`);
   }
+}
+
+async function copyCounted(from: string, to: string, budget: Budget): Promise<void> {
+  budget.add((await lstat(from)).size);
+  await copyFile(from, to);
 }
 
 /** The one folder a submission is wrapped in ("lab5/", "Jane Doe/"), stripped, as often as there is one. */
@@ -91,14 +96,15 @@ async function unwrap(dir: string): Promise<string> {
   return dir;
 }
 
-/** Archives inside what was staged (a zip in a Moodle folder), unpacked where they lie. */
-async function unpackInner(root: string, notes: string[]): Promise<string | undefined> {
+/** Archives inside what was staged (a zip in a Moodle folder), unpacked where they lie, once (an archive in those is left as it is). */
+async function unpackInner(root: string, notes: string[], budget: Budget): Promise<string | undefined> {
   const files = await listFiles(root);
   if (files.some((f) => f.endsWith('.c'))) return undefined;
-  for (const f of files.filter((x) => isArchiveName(x))) {
-    const into = join(root, `${f}.d`);
+  for (const [i, f] of files.filter((x) => isArchiveName(x)).entries()) {
+    // A name of mmaplab's own (not hidden: hidden folders are left out), which nothing the submission holds has.
+    const into = join(root, `unpacked-${i}-${randomBytes(4).toString('hex')}`);
     await mkdir(into);
-    const r = await unpackArchive(join(root, f), into);
+    const r = await unpackArchive(join(root, f), into, budget);
     if (r.kind === 'refused') return `${basename(f)}: ${r.why}`;
     if (r.skipped.length) notes.push(`left out of ${basename(f)}: ${r.skipped.join(', ')}`);
     await rm(join(root, f));
@@ -106,31 +112,40 @@ async function unpackInner(root: string, notes: string[]): Promise<string | unde
   return undefined;
 }
 
-/** Stage a submission's entries into dest (created, empty) for `check`. */
+/** File-system errors a submission's own contents cause (names too long, a file where a folder goes): the student's problem, said as such. */
+const CONTENT_ERRORS = new Set(['EEXIST', 'ENAMETOOLONG', 'ENOTDIR', 'EISDIR', 'ELOOP', 'EINVAL', 'EILSEQ']);
+
+/** Stage a submission's entries into dest (created, empty) for `check`: all of it within one budget of entries and bytes. */
 export async function stageSubmission(folder: string, sub: Submission, dest: string): Promise<Staged> {
   const notes: string[] = [];
-  const skipped: string[] = [];
   await rm(dest, { recursive: true, force: true });
   await mkdir(dest, { recursive: true });
-  const budget = { files: 0 };
   try {
-    for (const e of sub.entries) {
-      const src = join(folder, e.name);
-      const st = await lstat(src);
-      if (st.isDirectory()) await copyTree(src, dest, skipped, budget);
-      else if (isArchiveName(e.name)) {
-        const into = sub.entries.length > 1 ? join(dest, e.name.replace(/\.(zip|tar|tar\.gz|tgz)$/i, '')) : dest;
-        await mkdir(into, { recursive: true });
-        const r = await unpackArchive(src, into);
-        if (r.kind === 'refused') return { kind: 'no-driver', why: `${e.rest || e.name}: ${r.why}`, notes };
-        skipped.push(...r.skipped);
-      } else await copyFile(src, join(dest, e.rest || e.name));
-    }
+    return await stageInto(folder, sub, dest, notes);
   } catch (e) {
-    if (e instanceof MmaplabError) return { kind: 'no-driver', why: e.message, notes };
+    if (e instanceof Refusal) return { kind: 'no-driver', why: e.message, notes };
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code && CONTENT_ERRORS.has(code)) return { kind: 'no-driver', why: `the submission cannot be unpacked as it is (${code}: ${(e as Error).message.slice(0, 160)})`, notes };
     throw e;
   }
-  const inner = await unpackInner(dest, notes);
+}
+
+async function stageInto(folder: string, sub: Submission, dest: string, notes: string[]): Promise<Staged> {
+  const budget = new Budget();
+  const skipped: string[] = [];
+  for (const [i, e] of sub.entries.entries()) {
+    const src = join(folder, e.name);
+    const st = await lstat(src);
+    if (st.isDirectory()) await copyTree(src, dest, skipped, budget);
+    else if (isArchiveName(e.name)) {
+      const into = sub.entries.length > 1 ? join(dest, `${e.name.replace(/\.(zip|tar|tar\.gz|tgz)$/i, '')}.${i}`) : dest;
+      await mkdir(into, { recursive: true });
+      const r = await unpackArchive(src, into, budget);
+      if (r.kind === 'refused') return { kind: 'no-driver', why: `${e.rest || e.name}: ${r.why}`, notes };
+      skipped.push(...r.skipped);
+    } else await copyCounted(src, join(dest, e.rest || e.name), budget);
+  }
+  const inner = await unpackInner(dest, notes, budget);
   if (inner) return { kind: 'no-driver', why: inner, notes };
   if (skipped.length) notes.push(`left out: ${skipped.slice(0, 5).join(', ')}${skipped.length > 5 ? ` and ${skipped.length - 5} more` : ''}`);
   const root = await unwrap(dest);

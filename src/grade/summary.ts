@@ -5,6 +5,7 @@
  */
 import type { ClassSummary, GradeReport, RubricStamp, SubmissionResult } from '../model/grade.js';
 import { MmaplabError } from '../util/errors.js';
+import { byCodeUnits } from './names.js';
 
 function median(xs: readonly number[]): number {
   if (xs.length === 0) return 0;
@@ -38,14 +39,14 @@ export function summarize(subs: readonly SubmissionResult[], rubric: RubricStamp
     medianScore: median(scores),
     distribution,
     checks: rubric.points.map((p) => ({ id: p.id, title: p.title, passed: graded.filter((s) => s.checks.find((c) => c.id === p.id)?.verdict === 'pass').length, of: graded.length })),
-    findings: [...findings.values()].sort((a, b) => b.slugs.length - a.slugs.length || a.key.localeCompare(b.key)),
+    findings: [...findings.values()].sort((a, b) => b.slugs.length - a.slugs.length || byCodeUnits(a.key, b.key)),
     identical: [...bySimilar.values()].filter((g) => g.length > 1),
   };
 }
 
 export function assembleGrade(parts: Omit<GradeReport, 'schemaVersion' | 'tool' | 'command' | 'exitCode' | 'summary'> & { version: string }): GradeReport {
   const { version, ...rest } = parts;
-  const submissions = [...rest.submissions].sort((a, b) => a.slug.localeCompare(b.slug));
+  const submissions = [...rest.submissions].sort((a, b) => byCodeUnits(a.slug, b.slug));
   return {
     schemaVersion: 1,
     tool: { name: 'mmaplab', version },
@@ -64,6 +65,18 @@ export function mergeGrades(shards: readonly GradeReport[], dir: string): GradeR
   for (const s of shards) {
     if (s.rubric.hash !== first.rubric.hash) throw new MmaplabError('usage', `the shards were graded with different rubrics (${first.rubric.hash} and ${s.rubric.hash})`, { hint: 'grade every shard with the same --rubric' });
     if (s.kernel.packageVersion !== first.kernel.packageVersion || s.kernel.release !== first.kernel.release) throw new MmaplabError('usage', `the shards were graded on different kernels (${first.kernel.release} ${first.kernel.packageVersion} and ${s.kernel.release} ${s.kernel.packageVersion})`, { hint: 'pin the kernel: --kernel debian:<suite>@<version>' });
+  }
+  // Every slice of one --shard i/n series, each once: a class with a slice missing is not the class.
+  const sharded = shards.filter((s) => s.shard);
+  if (sharded.length) {
+    const count = sharded[0]!.shard!.count;
+    if (sharded.length !== shards.length || sharded.some((s) => s.shard!.count !== count)) throw new MmaplabError('usage', 'these are not the shards of one --shard i/n series (their n differ, or a whole grade is among them)');
+    const have = sharded.map((s) => s.shard!.index);
+    const missing = Array.from({ length: count }, (_, i) => i + 1).filter((i) => !have.includes(i));
+    const twice = have.filter((x, i) => have.indexOf(x) !== i);
+    if (missing.length || twice.length) {
+      throw new MmaplabError('usage', `${missing.length ? `shard${missing.length === 1 ? '' : 's'} ${missing.map((i) => `${i}/${count}`).join(', ')} ${missing.length === 1 ? 'is' : 'are'} missing` : `shard ${twice[0]}/${count} is given twice`}: the class would be incomplete`, { hint: 'grade the missing shards (mmaplab grade --shard i/n) and merge them all' });
+    }
   }
   const bySlug = new Map<string, SubmissionResult>();
   for (const s of shards.flatMap((x) => x.submissions)) {

@@ -14,6 +14,7 @@ import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
 import yauzl from 'yauzl';
 
+/** What one submission may hold, all its archives and folders together: entries of any kind, and bytes. */
 export const UNPACK_LIMITS = { files: 2000, bytes: 64 << 20 } as const;
 
 export type Unpacked =
@@ -21,7 +22,7 @@ export type Unpacked =
   /** The archive is the student's mistake: corrupt, not an archive, a path that escapes it, too big. */
   | { kind: 'refused'; why: string };
 
-class Refusal extends Error {}
+export class Refusal extends Error {}
 
 /** The path an entry would be written to, or a refusal when it would leave the folder. */
 function entryPath(dest: string, name: string): string | undefined {
@@ -33,11 +34,13 @@ function entryPath(dest: string, name: string): string | undefined {
   return join(dest, rel);
 }
 
-class Budget {
+/** One submission's allowance, shared by every archive and folder it is made of. */
+export class Budget {
   files = 0;
   bytes = 0;
+  /** An entry of any kind: a file, a folder, a link left out. */
   file(): void {
-    if (++this.files > UNPACK_LIMITS.files) throw new Refusal(`more than ${UNPACK_LIMITS.files} files: not a driver's sources`);
+    if (++this.files > UNPACK_LIMITS.files) throw new Refusal(`more than ${UNPACK_LIMITS.files} entries: not a driver's sources`);
   }
   add(n: number): void {
     this.bytes += n;
@@ -70,11 +73,11 @@ async function unzip(file: string, dest: string, budget: Budget, skipped: string
           const path = entryPath(dest, entry.fileName);
           // Unix mode in the high half of the external attributes: S_IFLNK is a link.
           const type = (entry.externalFileAttributes >>> 16) & 0o170000;
+          budget.file();
           if (!path || entry.fileName.endsWith('/')) {
             if (path) await mkdir(path, { recursive: true });
           } else if (type === 0o120000) skipped.push(`${entry.fileName} (a symbolic link)`);
           else {
-            budget.file();
             if (entry.uncompressedSize > UNPACK_LIMITS.bytes) throw new Refusal(`an entry of ${entry.uncompressedSize} bytes: not a driver's sources`);
             const stream = await new Promise<Readable>((r, j) => zip.openReadStream(entry, (e, s) => (e ? j(e) : r(s))));
             await writeLimited(path, stream, budget);
@@ -98,11 +101,11 @@ async function untar(file: string, dest: string, gzip: boolean, budget: Budget, 
   for await (const entry of extract) {
     const h = entry.header;
     const path = entryPath(dest, h.name);
+    budget.file();
     if (h.type === 'directory') {
       if (path) await mkdir(path, { recursive: true });
       entry.resume();
     } else if (h.type === 'file' || h.type === 'contiguous-file') {
-      budget.file();
       if (path) await writeLimited(path, entry as AsyncIterable<Buffer>, budget);
       else entry.resume();
     } else {
@@ -128,9 +131,8 @@ async function kindOf(file: string): Promise<'zip' | 'gzip' | 'tar' | undefined>
   }
 }
 
-/** Unpack file into dest (which must exist and be empty), by what its bytes say it is. */
-export async function unpackArchive(file: string, dest: string): Promise<Unpacked> {
-  const budget = new Budget();
+/** Unpack file into dest (which must exist and be empty), by what its bytes say it is, within the submission's budget. */
+export async function unpackArchive(file: string, dest: string, budget = new Budget()): Promise<Unpacked> {
   const skipped: string[] = [];
   try {
     const kind = await kindOf(file);

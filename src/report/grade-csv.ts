@@ -25,7 +25,8 @@ export function renderRoster(g: GradeReport): string {
     r.findings.map((f) => f.gist).join('; '),
     [...r.notes, ...(r.error ? [`not graded: ${r.error.message}`] : [])].join('; '),
   ]);
-  return stringify([header, ...rows]);
+  // Names and reasons are the students' text: a cell starting = + - @ would be a formula in a spreadsheet.
+  return stringify([header, ...rows], { escape_formulas: true });
 }
 
 /** The score out of the sheet's own maximum, where it has one ("Maximum Grade", "Points Possible"). */
@@ -34,15 +35,37 @@ function scaled(r: SubmissionResult, max: number | undefined): string {
   return String(Math.round(v * 100) / 100);
 }
 
-/** A short feedback text: the score, then each check lost with its fix. */
+/** A short feedback text: the score, then each check lost with its fix; HTML-escaped, as Moodle shows the column as HTML. */
 export function feedbackComment(r: SubmissionResult): string {
   if (r.status === 'error') return '';
   const lost = r.checks.filter((c) => c.points < c.maxPoints && c.maxPoints > 0);
   const parts = lost.map((c) => `${c.title}: ${c.reason}${c.hint && c.verdict === 'fail' ? ` (fix: ${c.hint})` : ''}`);
-  return [`mmaplab: ${r.score}/${r.maxScore}.`, ...parts, ...r.notes.filter((n) => /no driver|refused|damaged|not a zip/.test(n))].join(' ');
+  const text = [`mmaplab: ${r.score}/${r.maxScore}.`, ...parts, ...r.notes.filter((n) => /no driver|refused|damaged|not a zip/.test(n))].join(' ');
+  return text.replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c]!);
 }
 
-const nameKey = (s: string) => s.normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]/g, '');
+/** A name as compared: accents, case, spaces and punctuation aside, letters of every script kept. */
+const nameKey = (s: string) => s.normalize('NFKD').replace(/\p{M}/gu, '').toLowerCase().replace(/[^\p{L}\p{N}]/gu, '');
+
+/**
+ * The submission a sheet's row is: by the platform's ID when the download
+ * carried one; else by name, but only a submission that has no ID, whose
+ * name is that row's and no other row's (two students of one name, or a row
+ * whose ID matches nobody, get nothing rather than someone else's grade).
+ */
+function matcher(g: GradeReport, naming: 'moodle' | 'canvas', names: readonly string[]) {
+  const rowsPerName = new Map<string, number>();
+  for (const n of names.map(nameKey)) rowsPerName.set(n, (rowsPerName.get(n) ?? 0) + 1);
+  const withoutId = g.submissions.filter((s) => s.id === '');
+  return (id: string | undefined, name: string): SubmissionResult | undefined => {
+    const byId = id ? g.submissions.find((s) => s.naming === naming && s.id === id) : undefined;
+    if (byId) return byId;
+    const key = nameKey(name);
+    if (!key || rowsPerName.get(key) !== 1) return undefined;
+    const same = withoutId.filter((s) => nameKey(s.name) === key || nameKey(s.name) === nameKey(name.split(',').reverse().join(' ')));
+    return same.length === 1 ? same[0] : undefined;
+  };
+}
 
 interface Sheet {
   bom: boolean;
@@ -84,12 +107,10 @@ export function fillMoodleWorksheet(text: string, g: GradeReport, what = 'the Mo
   const feedback = header.findIndex((h) => h.trim().toLowerCase() === 'feedback comments');
   const maxCol = header.findIndex((h) => h.trim().toLowerCase() === 'maximum grade');
   const matched = new Set<string>();
+  const find = matcher(g, 'moodle', sheet.rows.slice(1).map((r) => r[fullName] ?? ''));
   for (const row of sheet.rows.slice(1)) {
-    const participant = /(\d+)\s*$/.exec(row[ident] ?? '')?.[1];
-    const r =
-      g.submissions.find((s) => s.naming === 'moodle' && participant !== undefined && s.id === participant) ??
-      g.submissions.find((s) => nameKey(s.name) === nameKey(row[fullName] ?? ''));
-    if (!r || r.status === 'error') continue;
+    const r = find(/(\d+)\s*$/.exec(row[ident] ?? '')?.[1], row[fullName] ?? '');
+    if (!r || r.status === 'error' || matched.has(r.slug)) continue;
     matched.add(r.slug);
     while (row.length < header.length) row.push('');
     row[grade] = scaled(r, maxCol >= 0 ? Number(row[maxCol]) : undefined);
@@ -119,12 +140,11 @@ export function fillCanvasGradebook(text: string, g: GradeReport, assignment: st
   const possibleRow = sheet.rows.find((r) => (r[student] ?? '').trim() === 'Points Possible');
   const possible = possibleRow ? Number(possibleRow[col]) : undefined;
   const matched = new Set<string>();
-  for (const row of sheet.rows.slice(1)) {
-    if (row === possibleRow) continue;
-    const r =
-      g.submissions.find((s) => s.naming === 'canvas' && s.id !== '' && s.id === (row[id] ?? '').trim()) ??
-      g.submissions.find((s) => nameKey(s.name) === nameKey(row[student] ?? '') || nameKey(s.name) === nameKey((row[student] ?? '').split(',').reverse().join(' ')));
-    if (!r || r.status === 'error') continue;
+  const students = sheet.rows.slice(1).filter((r) => r !== possibleRow);
+  const find = matcher(g, 'canvas', students.map((r) => r[student] ?? ''));
+  for (const row of students) {
+    const r = find((row[id] ?? '').trim(), row[student] ?? '');
+    if (!r || r.status === 'error' || matched.has(r.slug)) continue;
     matched.add(r.slug);
     while (row.length < header.length) row.push('');
     row[col] = scaled(r, possible);

@@ -88,19 +88,20 @@ export function renderGradeText(g: GradeReport, s: ChalkInstance): string {
   return `${out.join('\n')}\n`;
 }
 
-/** One student's feedback: the score by check, what grading noticed, then the check's own report. */
+/** One student's feedback: the score by check, what grading noticed, then the check's own report. Every text a student could shape is made safe to cat. */
 export function renderFeedback(r: SubmissionResult, check: CheckReport | undefined, g: Pick<GradeReport, 'rubric'>, s: ChalkInstance): string {
+  const t = terminalSafe;
   const out: string[] = [];
-  out.push(s.bold(`${r.name}${r.id ? ` (${r.id})` : ''}: ${r.score}/${r.maxScore}, ${r.status}`));
-  out.push(`rubric "${g.rubric.name}" ${g.rubric.hash}; mmaplab ${r.graded.mmaplab}; kernel ${r.graded.kernel} (${r.graded.kernelPackage})`);
+  out.push(s.bold(`${t(r.name)}${r.id ? ` (${t(r.id)})` : ''}: ${r.score}/${r.maxScore}, ${r.status}`));
+  out.push(`rubric "${t(g.rubric.name)}" ${g.rubric.hash}; mmaplab ${r.graded.mmaplab}; kernel ${r.graded.kernel} (${r.graded.kernelPackage})`);
   out.push('');
   for (const c of r.checks) {
-    out.push(`  ${c.verdict === 'pass' ? '✓' : c.verdict === 'fail' ? '✗' : c.verdict === 'skip' ? '–' : '·'} ${c.points}/${c.maxPoints}  ${c.title}: ${c.reason}`);
-    if (c.hint && c.verdict === 'fail') out.push(`      fix: ${c.hint}`);
+    out.push(`  ${c.verdict === 'pass' ? '✓' : c.verdict === 'fail' ? '✗' : c.verdict === 'skip' ? '–' : '·'} ${c.points}/${c.maxPoints}  ${c.title}: ${t(c.reason)}`);
+    if (c.hint && c.verdict === 'fail') out.push(`      fix: ${t(c.hint)}`);
   }
-  for (const n of r.notes) out.push(`  note: ${n}`);
-  if (r.error) out.push(`  not graded: ${r.error.message} (mmaplab's failure, not the driver's; the teacher will grade it again)`);
-  for (const t of r.trust) out.push(`  for the teacher: the module ${t.what} (it uses ${t.evidence}); its results may not be what the guest saw`);
+  for (const n of r.notes) out.push(`  note: ${t(n)}`);
+  if (r.error) out.push(`  not graded: ${t(r.error.message)} (mmaplab's failure, not the driver's; the teacher will grade it again)`);
+  for (const x of r.trust) out.push(`  for the teacher: the module ${x.what} (it uses ${t(x.evidence)}); its results may not be what the guest saw`);
   if (check) {
     out.push('');
     out.push(renderCheckText(check, s).trimEnd());

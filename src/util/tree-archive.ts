@@ -58,11 +58,14 @@ function refuse(file: string, why: string): MmaplabError {
 }
 
 /**
- * Unpack file into dest (an empty folder). allowTop: the top-level folders
- * the archive may hold. Symlinks may point anywhere (a build root's point
- * into the root itself), but nothing is ever written through one.
+ * Unpack file into dest (an empty folder). allowTop: each top-level folder
+ * the archive may hold, with the least depth at which a symlink may stand in
+ * it (a link in place of kernels/debian would make whatever it names the
+ * folder the importer moves things through). Symlinks may point anywhere (a
+ * build root's point into the root itself), but nothing is ever written
+ * through one.
  */
-export async function unpackTrees(file: string, dest: string, allowTop: readonly string[]): Promise<{ files: number }> {
+export async function unpackTrees(file: string, dest: string, allowTop: Readonly<Record<string, number>>): Promise<{ files: number }> {
   const links = new Set<string>();
   const extract = tar.extract();
   const reading = pipeline(createReadStream(file), createGunzip(), extract);
@@ -74,11 +77,13 @@ export async function unpackTrees(file: string, dest: string, allowTop: readonly
       const rel = normalize(h.name).replace(/\/+$/, '');
       const parts = rel.split(sep);
       if (h.name.startsWith('/') || parts.includes('..')) throw refuse(file, `an entry outside the archive (${h.name})`);
-      if (!allowTop.includes(parts[0]!)) throw refuse(file, `an entry that is not part of a cache (${h.name})`);
+      const linkDepth = allowTop[parts[0]!];
+      if (linkDepth === undefined) throw refuse(file, `an entry that is not part of a cache (${h.name})`);
       for (let i = 1; i < parts.length; i++) if (links.has(parts.slice(0, i).join(sep))) throw refuse(file, `an entry below a symbolic link (${h.name})`);
       const abs = join(dest, rel);
       if (h.type === 'directory') await mkdir(abs, { recursive: true, mode: 0o755 });
       else if (h.type === 'symlink') {
+        if (parts.length < linkDepth) throw refuse(file, `a symbolic link where a folder of the cache goes (${h.name})`);
         await mkdir(dirname(abs), { recursive: true });
         await symlink(h.linkname ?? '', abs);
         links.add(rel);

@@ -42,6 +42,15 @@ async function tarBytes(entries: ReadonlyArray<{ name: string; data?: string; ty
   return Buffer.concat(chunks);
 }
 
+async function tarBuffers(entries: ReadonlyArray<{ name: string; data: Buffer }>): Promise<Buffer> {
+  const pack = tar.pack();
+  for (const e of entries) pack.entry({ name: e.name }, e.data);
+  pack.finalize();
+  const chunks: Buffer[] = [];
+  for await (const c of Readable.from(pack) as AsyncIterable<Buffer>) chunks.push(c);
+  return Buffer.concat(chunks);
+}
+
 async function zipBytes(add: (z: yazl.ZipFile) => void): Promise<Buffer> {
   const z = new yazl.ZipFile();
   add(z);
@@ -62,8 +71,16 @@ describe('names as the platforms write them', () => {
     expect(parseEntryName('typo.c').student.name).toBe('typo');
   });
 
-  it('slugs are file-name-safe and unique in the class', () => {
+  it('slugs are file-name-safe and unique in the class, a suffix never taking another student\'s own', () => {
     expect(uniqueSlugs([{ name: 'José Ruiz', id: '77', naming: 'moodle' }, { name: 'x/../y', id: '', naming: 'plain' }, { name: 'X  Y', id: '', naming: 'plain' }])).toEqual(['jose-ruiz-77', 'x-y', 'x-y-2']);
+    const plain = (name: string) => ({ name, id: '', naming: 'plain' as const });
+    expect(uniqueSlugs([plain('李雷'), plain('韩梅梅'), plain('submission-2')])).toEqual(['submission', 'submission-3', 'submission-2']);
+  });
+
+  it('a folder keeps its dots; only a .c or an archive loses its extension', () => {
+    expect([parseEntryName('john.li', true), parseEntryName('john.wu', true)].map((e) => e.student.name)).toEqual(['john.li', 'john.wu']);
+    expect(parseEntryName('john.li.zip').student.name).toBe('john.li');
+    expect(parseEntryName('lab.tar.gz').student.name).toBe('lab');
   });
 });
 
@@ -76,8 +93,9 @@ describe('a class folder, grouped and staged', () => {
     await makeClassFolder(folder);
     const subs = await discoverClass(folder);
     expect(subs.map((s) => [s.slug, s.student.naming])).toEqual([
-      ['ada-lovelace-1001', 'moodle'], ['alan-turing-1002', 'moodle'], ['babbagecharles-2001', 'canvas'], ['broken', 'plain'], ['copycat', 'plain'],
-      ['edsger-dijkstra-1004', 'moodle'], ['empty-handed', 'plain'], ['escape', 'plain'], ['grace-hopper-1003', 'moodle'], ['hamiltonmargaret-2002', 'canvas'],
+      // In code-unit order of the entries (capitals first), the same on every machine.
+      ['ada-lovelace-1001', 'moodle'], ['alan-turing-1002', 'moodle'], ['edsger-dijkstra-1004', 'moodle'], ['grace-hopper-1003', 'moodle'],
+      ['babbagecharles-2001', 'canvas'], ['broken', 'plain'], ['copycat', 'plain'], ['empty-handed', 'plain'], ['escape', 'plain'], ['hamiltonmargaret-2002', 'canvas'],
       ['lamarrhedy-2003', 'canvas'], ['same-page', 'plain'], ['typo', 'plain'],
     ]);
     expect(subs).toHaveLength(Object.keys(CLASS).length);
@@ -115,6 +133,34 @@ describe('a class folder, grouped and staged', () => {
 function patched(bytes: Buffer, from: string, to: string): Buffer {
   return Buffer.from(bytes.toString('latin1').split(from).join(to), 'latin1');
 }
+
+describe("a submission's budget", () => {
+  it('is one for all its archives and folders: three zips of 25 MiB each in a Moodle folder are refused, a folder with 65 MiB too', async () => {
+    const d = tmp();
+    const big = await zipBytes((z) => z.addBuffer(Buffer.alloc(25 << 20), 'part.h'));
+    const moodle = join(d, 'Eve_1_assignsubmission_file_');
+    mkdirSync(moodle);
+    for (const n of [1, 2, 3]) writeFileSync(join(moodle, `p${n}.zip`), big);
+    mkdirSync(join(d, 'hoard'));
+    writeFileSync(join(d, 'hoard', 'x.c'), Buffer.alloc(65 << 20));
+    const subs = await discoverClass(d);
+    expect(await stageSubmission(d, subs.find((s) => s.slug === 'eve-1')!, join(d, 'st-eve'))).toMatchObject({ kind: 'no-driver', why: "p3.zip: more than 64 MiB unpacked: not a driver's sources" });
+    expect(await stageSubmission(d, subs.find((s) => s.slug === 'hoard')!, join(d, 'st-hoard'))).toMatchObject({ kind: 'no-driver', why: "more than 64 MiB unpacked: not a driver's sources" });
+  });
+
+  it("an archive beside a folder of the name mmaplab would unpack it to is unpacked all the same; a zip's symlink is left out", async () => {
+    const d = tmp();
+    const inner = await zipBytes((z) => {
+      z.addBuffer(Buffer.from('int x;\n'), 'drv/x.c');
+      z.addBuffer(Buffer.from('/etc/passwd'), 'drv/secret.c', { mode: 0o120777 });
+    });
+    writeFileSync(join(d, 'odd.tar'), await tarBuffers([{ name: 'a.zip', data: inner }, { name: 'a.zip.d/readme', data: Buffer.from('x') }]));
+    const subs = await discoverClass(d);
+    const st = await stageSubmission(d, subs[0]!, join(d, 'st'));
+    expect(st).toMatchObject({ kind: 'ok', notes: ['left out of a.zip: drv/secret.c (a symbolic link)'] });
+    expect(st.kind === 'ok' && st.files.map((f) => f.replace(/^unpacked-0-[0-9a-f]{8}\//, '<a.zip>/')).sort()).toEqual(['<a.zip>/drv/x.c', 'a.zip.d/readme']);
+  });
+});
 
 describe('archives', () => {
   it('absolute paths, a zip with ../, a zip of too many bytes and a file that is no archive are refused', async () => {
@@ -230,6 +276,11 @@ describe('the class', () => {
     expect(() => mergeGrades([grade(all.slice(0, 2)), grade(all.slice(1))], '/x')).toThrow('submission copy is in more than one shard');
     const other = { ...grade(all.slice(2)), rubric: { ...STAMP, hash: 'other' } };
     expect(() => mergeGrades([grade(all.slice(0, 2)), other], '/x')).toThrow(/different rubrics/);
+    const shard = (subs: SubmissionResult[], index: number, count: number): GradeReport => ({ ...grade(subs), shard: { index, count } });
+    expect(mergeGrades([shard(all.slice(0, 2), 1, 3), shard(all.slice(2, 4), 2, 3), shard(all.slice(4), 3, 3)], '/x').summary).toEqual(whole.summary);
+    expect(() => mergeGrades([shard(all.slice(0, 2), 1, 3), shard(all.slice(4), 3, 3)], '/x')).toThrow('shard 2/3 is missing: the class would be incomplete');
+    expect(() => mergeGrades([shard(all.slice(0, 2), 1, 2), shard(all.slice(2), 1, 2)], '/x')).toThrow('shard 2/2 is missing');
+    expect(() => mergeGrades([shard(all.slice(0, 2), 1, 2), grade(all.slice(2))], '/x')).toThrow(/not the shards of one --shard i\/n series/);
     expect(parseGrade(JSON.stringify(whole), 'g.json')).toEqual(whole);
     expect(() => parseGrade('{"tool":{"name":"mmaplab"},"command":"check"}', 'c.json')).toThrow('c.json is not a grade of mmaplab\'s: no mmaplab grade document');
   });
@@ -241,6 +292,24 @@ describe('the sheets', () => {
     expect(rows[0]!.slice(0, 7)).toEqual(['name', 'id', 'score', 'maxScore', 'status', 'builds', 'loads']);
     expect(rows.find((r) => r[0] === 'lamarrhedy')!.slice(0, 5)).toEqual(['lamarrhedy', '2003', '90', '100', 'fail']);
     expect(rows.find((r) => r[0] === 'hamiltonmargaret')!.at(-1)).toBe('not graded: the guest did not boot');
+  });
+
+  it('a name in a cell is never a formula; a sheet row gets no one else\'s grade', () => {
+    const evil = result('evil', checkFixture('typo'), { name: '=HYPERLINK("http://x","y")' });
+    const rows: string[][] = parse(renderRoster(grade([evil])));
+    expect(rows[1]![0]).toBe('\'=HYPERLINK("http://x","y")');
+    const sheet = ['"Identifier","Full name","Grade","Feedback comments"', '"Participant 5","Ada Lovelace",,', '"Participant 6","",,', '"Participant 7","Sam Lee",,', '"Participant 8","Sam Lee",,', '"Participant 9","李雷",,'].join('\n');
+    const subs = [
+      result('ada-1001', checkFixture('ada-lovelace-1001'), { name: 'Ada Lovelace', id: '1001', naming: 'moodle' }),
+      result('blank', checkFixture('typo'), { name: '' }),
+      result('sam', checkFixture('typo'), { name: 'Sam Lee' }),
+      result('lei', checkFixture('ada-lovelace-1001'), { name: '李雷' }),
+    ];
+    const filled = fillMoodleWorksheet(sheet, grade(subs));
+    // Ada has an ID (1001) the sheet has not: no row by name. Two rows of Sam Lee: neither. The blank name: nobody. 李雷 by name.
+    expect(filled.matched).toEqual(['lei']);
+    const cells: string[][] = parse(filled.text);
+    expect(cells.map((r) => r[2])).toEqual(['Grade', '', '', '', '', '100']);
   });
 
   it("Moodle's worksheet: Grade out of its maximum and the feedback filled for the students graded, every other cell and the BOM as they were", () => {

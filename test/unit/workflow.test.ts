@@ -56,10 +56,12 @@ describe('the grading workflow', () => {
     const flags = flagsOf(run, 'grade');
     expect(flags).toEqual(['--shard', '--kernel', '--rubric', '--out']);
     for (const f of flags) expect(declared('grade')).toContain(f);
-    expect(gw.jobs.grade!.steps.find((s) => s.uses?.startsWith('actions/cache@'))?.with?.path).toBe('.mmaplab-cache');
+    // The kernels, and grade's checks by key (in the state directory), kept between runs.
+    expect(String(gw.jobs.grade!.steps.find((s) => s.uses?.startsWith('actions/cache@'))?.with?.path).split('\n').filter(Boolean)).toEqual(['.mmaplab-cache', '.mmaplab-state/grade-cache']);
+    expect(gtext).toContain('MMAPLAB_STATE_DIR: ${{ github.workspace }}/.mmaplab-state');
   });
 
-  it('merges every shard into the class, even when one failed, with flags merge has', () => {
+  it('merges the shards into the class with flags merge has; run even when a shard failed (merge then names the one missing)', () => {
     const cls = gw.jobs.class!;
     expect([cls.needs, cls.if]).toEqual(['grade', 'always()']);
     const run = runs('class');
