@@ -13,7 +13,7 @@ import { usage } from './options.js';
 export function addCacheTransfer(kernels: Command): void {
   kernels
     .command('export')
-    .description("write the cached kernels and build roots to one .tar.gz, for another machine's cache (snapshots are made again there)")
+    .description("write the cached kernels, their build roots, initramfs and snapshots to one .tar.gz, for another machine's cache")
     .argument('<file>', 'the archive to write, e.g. mmaplab-kernels.tar.gz')
     .argument('[spec...]', 'only these kernels (debian:<suite> or debian:<suite>@<version>; fetched first if not cached), with their build roots; default: every cached kernel')
     .option('--flavour <flavour>', 'Debian kernel flavour of the specs', 'cloud-amd64')
@@ -38,11 +38,11 @@ export function addCacheTransfer(kernels: Command): void {
     });
   kernels
     .command('import')
-    .description('add the kernels and build roots of an archive `kernels export` wrote to this cache (those already here are kept)')
+    .description('add what an archive `kernels export` wrote to this cache (what is here already is kept; a snapshot restores where QEMU is the same)')
     .argument('<file>', 'the archive')
     .action(async (file: string) => {
       const { importCache } = await import('../commands/cache-transfer.js');
       const r = await importCache(cacheRoot(), resolve(file));
-      process.stdout.write(`imported: ${r.kernels.join(', ') || 'none'}${r.kept.length ? `; already cached, kept: ${r.kept.join(', ')}` : ''}\n`);
+      process.stdout.write(`imported: ${r.kernels.join(', ') || 'none'}${r.snapshots.length ? `; snapshots: ${r.snapshots.join(', ')}` : ''}${r.kept.length ? `; already cached, kept: ${r.kept.join(', ')}` : ''}\n`);
     });
 }

@@ -1,9 +1,10 @@
 /**
- * `mmaplab kernels export | import`: the kernels and build roots of one
- * machine's cache as one .tar.gz, for another machine (a TA's, an offline
- * CI). A pinned kernel (debian:<suite>@<version>) that the archive no longer
- * serves is then found there. Snapshots, builds and the KVM verdict are left
- * out: they belong to one machine's QEMU and are made again on first use.
+ * `mmaplab kernels export | import`: the kernels, build roots, initramfs and
+ * snapshots of one machine's cache as one .tar.gz, for another machine (a
+ * TA's, an offline CI). A pinned kernel (debian:<suite>@<version>) that the
+ * archive no longer serves is then found there, and its snapshot restores
+ * where that machine's QEMU is the same (else it is made again, as ever).
+ * Builds and the KVM verdict are left out: they are this machine's.
  */
 import { lstat, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,10 +13,11 @@ import { exists, writeFileAtomic } from '../util/fsx.js';
 import { MmaplabError } from '../util/errors.js';
 import { packTrees, unpackTrees } from '../util/tree-archive.js';
 import type { Kernel } from '../kernel/index.js';
+import { keyHash, type SnapshotKey, type SnapshotMeta } from '../vm/snapshot.js';
 
-const PARTS = ['kernels', 'build-roots'] as const;
-/** Where a symlink may first stand in each part: inside a kernel's folder (kernels/debian/<release>/...), inside a build root. */
-const LINK_DEPTH = { kernels: 4, 'build-roots': 3 } as const;
+const PARTS = ['kernels', 'build-roots', 'initramfs', 'snapshots'] as const;
+/** Where a symlink may first stand in each part: inside a kernel's folder (kernels/debian/<release>/...), inside a build root; never among the initramfs and snapshots. */
+const LINK_DEPTH = { kernels: 4, 'build-roots': 3, initramfs: 99, snapshots: 99 } as const;
 
 export interface Exported {
   file: string;
@@ -35,6 +37,9 @@ async function pathsOf(cacheDir: string, k: Pick<Kernel, 'release' | 'suite' | '
   const alias = join('kernels', 'debian', 'aliases', `${k.suite}_${k.flavour}.json`);
   if (await exists(join(cacheDir, alias))) out.push(alias);
   for (const r of await readdir(join(cacheDir, 'build-roots')).catch(() => [] as string[])) if (r.startsWith(`${k.suite}-gcc`)) out.push(join('build-roots', r));
+  for (const part of ['initramfs', 'snapshots']) {
+    for (const r of await readdir(join(cacheDir, part)).catch(() => [] as string[])) if (r.startsWith(`${k.release}-`) && !r.includes('.staging-')) out.push(join(part, r));
+  }
   return out;
 }
 
@@ -62,6 +67,50 @@ export interface Imported {
   kernels: string[];
   /** Already in this cache: kept as they were. */
   kept: string[];
+  /** Snapshots made ready for this cache. */
+  snapshots: string[];
+}
+
+/** The cache folder of the machine that exported: a kernel.json's dir is <root>/kernels/debian/<release>. */
+async function exportingRoot(staging: string): Promise<string | undefined> {
+  for (const rel of await releases(staging)) {
+    try {
+      const k = JSON.parse(await readFile(join(staging, 'kernels', 'debian', rel, 'kernel.json'), 'utf8')) as { dir?: unknown };
+      const suffix = `/kernels/debian/${rel}`;
+      if (typeof k.dir === 'string' && k.dir.endsWith(suffix)) return k.dir.slice(0, -suffix.length);
+    } catch {
+      /* the next */
+    }
+  }
+  return undefined;
+}
+
+/**
+ * A snapshot's key names the files it was made from by their paths in the
+ * exporting cache, and their times to the millisecond, which tar keeps to the
+ * second. Re-keyed to this cache's copies when each is the file the key
+ * names (the same size, the same second); otherwise false: not used. The
+ * QEMU binary stays as the key says, so another QEMU makes it stale here.
+ */
+async function rekeySnapshot(dir: string, oldRoot: string, newRoot: string): Promise<boolean> {
+  try {
+    const meta = JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8')) as SnapshotMeta;
+    const moved = (p: string) => (p.startsWith(`${oldRoot}/`) ? newRoot + p.slice(oldRoot.length) : p);
+    const restamp = async (f: SnapshotKey['kernel']): Promise<SnapshotKey['kernel'] | undefined> => {
+      const path = moved(f.path);
+      const st = await stat(path);
+      return st.size === f.size && Math.floor(st.mtimeMs / 1000) === Math.floor(f.mtimeMs / 1000) ? { path, size: st.size, mtimeMs: st.mtimeMs } : undefined;
+    };
+    const kernel = await restamp(meta.key.kernel);
+    const initrd = await restamp(meta.key.initrd);
+    const ram = await stat(join(dir, 'ram'));
+    if (!kernel || !initrd || ram.size !== meta.ram.size) return false;
+    const key: SnapshotKey = { ...meta.key, kernel, initrd, args: meta.key.args.map((a) => a.split(`${oldRoot}/`).join(`${newRoot}/`)) };
+    await writeFileAtomic(join(dir, 'meta.json'), `${JSON.stringify({ ...meta, key, hash: keyHash(key), ram: { size: ram.size, mtimeMs: ram.mtimeMs } }, null, 2)}\n`);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Only real folders are moved into the cache (unpackTrees refuses links there already; this says it twice). */
@@ -77,7 +126,8 @@ export async function importCache(cacheDir: string, file: string): Promise<Impor
   await mkdir(staging);
   try {
     await unpackTrees(file, staging, LINK_DEPTH);
-    const out: Imported = { kernels: [], kept: [] };
+    const out: Imported = { kernels: [], kept: [], snapshots: [] };
+    const oldRoot = await exportingRoot(staging);
     for (const rel of await releases(staging)) {
       const to = join(cacheDir, 'kernels', 'debian', rel);
       if (await exists(to)) {
@@ -105,6 +155,22 @@ export async function importCache(cacheDir: string, file: string): Promise<Impor
       if (await exists(to)) continue;
       await mkdir(join(cacheDir, 'build-roots'), { recursive: true });
       await moveFolder(join(staging, 'build-roots', root), to);
+    }
+    for (const f of await readdir(join(staging, 'initramfs')).catch(() => [] as string[])) {
+      const to = join(cacheDir, 'initramfs', f);
+      if ((await exists(to)) || !(await lstat(join(staging, 'initramfs', f))).isFile()) continue;
+      await mkdir(join(cacheDir, 'initramfs'), { recursive: true });
+      await rename(join(staging, 'initramfs', f), to);
+    }
+    if (oldRoot) {
+      for (const slot of await readdir(join(staging, 'snapshots')).catch(() => [] as string[])) {
+        const to = join(cacheDir, 'snapshots', slot);
+        if (await exists(to)) continue;
+        await mkdir(join(cacheDir, 'snapshots'), { recursive: true });
+        await moveFolder(join(staging, 'snapshots', slot), to);
+        if (await rekeySnapshot(to, oldRoot, cacheDir)) out.snapshots.push(slot);
+        else await rm(to, { recursive: true, force: true });
+      }
     }
     return out;
   } finally {

@@ -52,6 +52,18 @@ function consoleSlice(console: string, jobId: number): KernelLine[] {
   return lines.slice(lastEnd + 1);
 }
 
+/**
+ * The job script's own words, on the console, for a command it could not
+ * start ("run.sh: line 41: can't fork: Resource temporarily unavailable"):
+ * the guest ran out of processes, and what the script would have reported
+ * then is missing. Only this job's part of the console is read.
+ */
+function forkFailure(console: string, jobId: number): string | undefined {
+  const begin = console.lastIndexOf(`mmaplab: job ${jobId} begin`);
+  const own = begin >= 0 ? console.slice(begin) : '';
+  return /\brun\.sh: line \d+: (can't fork: [^\r\n]{1,80})/.exec(own)?.[1];
+}
+
 /** Which step the guest was in when it stopped, from the last marker it logged. */
 export function lastStep(lines: readonly KernelLine[]): string {
   for (let i = lines.length - 1; i >= 0; i--) {
@@ -179,6 +191,8 @@ export function assessJob(input: AssessInput): Assessment {
   const note = (text: string) => (who ? `${who}: ${text}` : text);
   const lockup = problems.find((p) => LOCKUP_KINDS.has(p.kind));
   if (!obs.complete && !neverStarted) notes.push(note(stopNote(input.end, lastStep(lines), lockup, input.flood)));
+  const noFork = forkFailure(input.console, input.jobId);
+  if (noFork) notes.push(note(`the guest ran out of processes during the job: its script could not start a command (${noFork}), so what it would have reported then is missing; something the driver started (kernel threads, say) used them up`));
 
   const insmod = obs.steps.insmod;
   // The first check without an outcome is charged with the stop; the ones after it did not run.

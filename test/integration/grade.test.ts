@@ -140,7 +140,7 @@ describe('a class graded in guests', () => {
     expect(gone.stderr).toMatch(/^mmaplab: error: debian:bookworm no longer serves linux-image-cloud-amd64 6\.1\.1-1 \(it serves [^)]+\), and no cached kernel has that version$/m);
   });
 
-  it('the cache moved to another machine (kernels export, import into an empty cache): the pinned kernel checks there with no archive', async () => {
+  it('the cache moved to another machine (kernels export, import into an empty cache): the pinned kernel checks there with no archive, its snapshot restored', async () => {
     const archive = join(dir, 'kernels.tar.gz');
     const ex = await runCli(['kernels', 'export', archive, `debian:bookworm@${g.kernel.packageVersion}`]);
     expect(ex.exitCode, ex.stderr).toBe(0);
@@ -148,11 +148,14 @@ describe('a class graded in guests', () => {
     const other = { MMAPLAB_CACHE_DIR: join(dir, 'other-cache'), MMAPLAB_STATE_DIR: join(dir, 'other-state') };
     const im = await runCli(['kernels', 'import', archive], other);
     expect(im.exitCode, im.stderr).toBe(0);
-    expect(im.stdout).toBe(`imported: ${g.kernel.release}`);
+    // The snapshot comes too, re-keyed to the files' new place: the check there restores it, no boot.
+    expect(im.stdout).toMatch(new RegExp(`^imported: ${g.kernel.release.replace(/\./g, '\\.')}; snapshots: (${g.kernel.release.replace(/\./g, '\\.')}-(tcg|kvm)-\\d+m(, )?)+$`));
     const nowhere = ['--archive-uri', 'http://127.0.0.1:9/debian', '--security-uri', 'http://127.0.0.1:9/debian-security'];
     const r = await runCli(['check', join(FIXTURES, 'students', 'lab-vmalloc'), '--kernel', `debian:bookworm@${g.kernel.packageVersion}`, '--json', ...nowhere], other);
     expect(r.exitCode, r.stderr).toBe(0);
-    expect((JSON.parse(r.stdout) as { kernel: { release: string } }).kernel.release).toBe(g.kernel.release);
+    const there = JSON.parse(r.stdout) as { kernel: { release: string }; machine: { snapshot?: { use: string } } };
+    expect(there.kernel.release).toBe(g.kernel.release);
+    expect(there.machine.snapshot?.use).toBe('restored');
   });
 
   it('the summary page in a real browser: its numbers are the class', async () => {

@@ -144,3 +144,15 @@ describe('mmaplab parse of a check directory', () => {
     await expect(parseSaved(scratch())).rejects.toThrow(/is not a directory mmaplab wrote: it has no console\.log, records\.jsonl or results\.json$/);
   });
 });
+
+describe('a job whose script could not start a command', () => {
+  it("is said from the console's own words (a real check of the kthread bomb in which rmmod still ran): the guest ran out of processes", async () => {
+    const r = await parseSaved(join(FIXTURES, 'runs', 'check-kthread-bomb-fork'));
+    expect(r.kind).toBe('check');
+    if (r.kind !== 'check') return;
+    expect(r.report.items.find((i) => i.id === 'unloads')!.verdict).toBe('pass');
+    expect(r.report.notes).toEqual([
+      "the guest ran out of processes during the job: its script could not start a command (can't fork: Resource temporarily unavailable), so what it would have reported then is missing; something the driver started (kernel threads, say) used them up",
+    ]);
+  });
+});
