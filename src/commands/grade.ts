@@ -7,16 +7,16 @@
  * goes on. Checks are cached by what decides them, so grading again re-checks
  * only what changed. Returns data; never prints.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { CheckCache, contentHash, type Cached, type CheckKey } from '../grade/cache.js';
 import { scoreNothing, scoreReport, type Scored } from '../grade/score.js';
 import { similarityHash, skeletonLines } from '../grade/similar.js';
 import { discoverClass, stageSubmission, type Submission } from '../grade/submissions.js';
 import { assembleGrade } from '../grade/summary.js';
-import { trustSigns } from '../grade/trust.js';
+import { channelSigns, trustSigns } from '../grade/trust.js';
 import { acquireFor, type SetupOptions } from '../machines/setup.js';
-import type { GradeReport, Rubric, RubricStamp, SubmissionResult } from '../model/grade.js';
+import type { GradeReport, Rubric, RubricStamp, SubmissionResult, TrustSign } from '../model/grade.js';
 import type { CheckReport } from '../model/report.js';
 import { RunDir } from '../rundir/run-dir.js';
 import { stampOf } from '../grade/rubric.js';
@@ -89,10 +89,20 @@ async function checkOf(ctx: Context, sub: Submission, root: string, content: str
     outputDir: ctx.dir.below('checks', sub.slug),
     guestSlots: ctx.guests,
   });
-  const entry = { report, trust: await trustSigns(report.artifacts.module) };
+  const entry = { report, trust: [...(await trustSigns(report.artifacts.module)), ...(await channelsOf(report))] };
   // A check cut short by Ctrl-C is no verdict: the next grade does it again.
   if (!ctx.opts.stopped?.()) await ctx.cache.put(key, entry);
   return { ...entry, cached: false, resultsJson: report.artifacts.resultsJson };
+}
+
+/** The consistency signs of a check's run directory (nothing when it kept no records: the driver did not build). */
+async function channelsOf(report: CheckReport): Promise<TrustSign[]> {
+  const records = await readFile(join(report.artifacts.dir, 'records.jsonl'), 'utf8').catch(() => undefined);
+  if (records === undefined) return [];
+  // Every boot's console: a booted guest after a crash keeps its own (console-boot2.log, ...).
+  const logs = (await readdir(report.artifacts.dir).catch(() => [] as string[])).filter((f) => /^console.*\.log$/.test(f));
+  const consoles = await Promise.all(logs.map((f) => readFile(join(report.artifacts.dir, f), 'utf8').catch(() => '')));
+  return channelSigns(records, consoles.join('\n'));
 }
 
 function result(ctx: Context, sub: Submission, scored: Scored, more: Partial<SubmissionResult> & Pick<SubmissionResult, 'contentHash' | 'durationMs' | 'notes'>): SubmissionResult {

@@ -86,6 +86,8 @@ describe('a class graded in guests', () => {
     expect(finding('explain:cow-remap-ignored')).toEqual(['lamarrhedy-2003']);
     expect(finding('check:byte-order')).toEqual(['edsger-dijkstra-1004']);
     expect(finding('submission:no-driver')).toEqual(['broken', 'empty-handed', 'escape']);
+    // No driver of the class tampers with its guest: no trust sign, from its symbols or from the channels.
+    expect(g.submissions.flatMap((s) => s.trust)).toEqual([]);
     expect(g.submissions.every((s) => s.graded.rubricHash === g.rubric.hash && s.graded.kernelPackage === g.kernel.packageVersion && s.graded.mmaplab.startsWith('0.'))).toBe(true);
   });
 

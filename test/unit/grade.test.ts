@@ -19,7 +19,7 @@ import { scoreNothing, scoreReport } from '../../src/grade/score.js';
 import { normalizedLines, similarityHash, stripComments } from '../../src/grade/similar.js';
 import { discoverClass, stageSubmission, type Submission } from '../../src/grade/submissions.js';
 import { assembleGrade, mergeGrades, parseGrade } from '../../src/grade/summary.js';
-import { trustSigns } from '../../src/grade/trust.js';
+import { channelSigns, trustSigns } from '../../src/grade/trust.js';
 import { unpackArchive } from '../../src/grade/unpack.js';
 import type { GradeReport, SubmissionResult } from '../../src/model/grade.js';
 import type { CheckReport } from '../../src/model/report.js';
@@ -376,5 +376,25 @@ describe('what else a grade tells', () => {
     const html = renderGradeHtml(grade([result('x', checkFixture('typo'), { name: '<script>alert(1)</script>' })]));
     expect(html).not.toContain('<script>');
     expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+  });
+});
+
+describe("the guest's two channels", () => {
+  const run = (name: string, file: string) => readFileSync(join(FIXTURES, 'runs', name, file), 'utf8');
+  it('agree in real checks (a crash in every pass, a kthread bomb): no sign', () => {
+    for (const name of ['check-null-deref-mmap', 'check-kthread-bomb-fork']) expect(channelSigns(run(name, 'records.jsonl'), run(name, 'console.log'))).toEqual([]);
+  });
+
+  it('a record the kernel log does not bear out, or records out of order, are signs; a cut console is not judged', () => {
+    const records = run('check-kthread-bomb-fork', 'records.jsonl');
+    const console = run('check-kthread-bomb-fork', 'console.log');
+    const forged = records.replace('"t":"exit","check":"oversize","status":135', '"t":"exit","check":"oversize","status":0');
+    expect(forged).not.toBe(records);
+    expect(channelSigns(forged, console)).toEqual([{ what: "reported results the kernel's own log does not bear out (the records say oversize exited 0; the kernel log has no such end)", evidence: 'records against the kernel log' }]);
+    const lines = records.split('\n');
+    const start = lines.findIndex((l) => l.includes('"t":"start","check":"readonly"'));
+    const moved = [...lines.slice(0, start), ...lines.slice(start + 1), lines[start]].join('\n');
+    expect(channelSigns(moved, console).map((s) => s.evidence)).toEqual(['the order of the records']);
+    expect(channelSigns(forged, `${console}[mmaplab: 9000 lines (1.2 MiB) the guest printed here are not kept]\n`)).toEqual([]);
   });
 });
