@@ -101,7 +101,9 @@ export function addGrade(program: Command): void {
       if (o.canvasAssignment && !o.canvas) throw usage('--canvas-assignment goes with --canvas');
       const rubric = await loadRubric(o.rubric ? resolve(o.rubric) : undefined);
       const { gradeClass } = await import('../commands/grade.js');
-      const { writeGradeFiles } = await import('../commands/grade-files.js');
+      const { checkSheets, writeGradeFiles } = await import('../commands/grade-files.js');
+      const sheets = { csv: o.csv, moodle: o.moodle, canvas: o.canvas, canvasAssignment: o.canvasAssignment };
+      await checkSheets(sheets);
       const { renderGradeText } = await import('../report/grade-text.js');
       const err = makeStyle({ color: o.color === false ? false : undefined, stream: process.stderr });
       const guest: GuestCliOptions = { ...o, kernel: [o.kernel ?? DEFAULT_KERNEL], junit: undefined, refreshKernel: false, connectTimeout: 20, outputDir: o.out ? resolve(o.out) : undefined };
@@ -119,10 +121,10 @@ export function addGrade(program: Command): void {
         },
         stopped: () => interrupted() !== undefined,
       });
-      const { report, sheets } = await writeGradeFiles(graded, { csv: o.csv, moodle: o.moodle, canvas: o.canvas, canvasAssignment: o.canvasAssignment });
+      const { report, sheets: filled } = await writeGradeFiles(graded, sheets);
       const style = makeStyle({ color: o.color === false ? false : undefined });
       process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : renderGradeText(report, style));
-      for (const s of sheets) {
+      for (const s of filled) {
         const missing = s.filled.unmatched.length ? `; not in the sheet: ${s.filled.unmatched.join(', ')}` : '';
         process.stderr.write(`${s.platform}: ${s.filled.matched.length} grades written to ${s.path}${missing}\n`);
       }

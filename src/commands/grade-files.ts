@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Chalk } from 'chalk';
 import type { GradeReport } from '../model/grade.js';
 import type { CheckReport } from '../model/report.js';
-import { fillCanvasGradebook, fillMoodleWorksheet, renderRoster, type Filled } from '../report/grade-csv.js';
+import { canvasColumns, fillCanvasGradebook, fillMoodleWorksheet, moodleColumns, renderRoster, type Filled } from '../report/grade-csv.js';
 import { renderGradeHtml } from '../report/grade-html.js';
 import { renderFeedback } from '../report/grade-text.js';
 import { parseResults } from '../rundir/run-dir.js';
@@ -43,6 +43,12 @@ async function readSheetFile(path: string, what: string): Promise<string> {
   return readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
     throw new MmaplabError('usage', `${what} ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
   });
+}
+
+/** The sheets as they will be filled, checked before a class is graded: a worksheet that is missing or not the platform's is a usage error at once, not after the class. */
+export async function checkSheets(o: GradeFileOptions): Promise<void> {
+  if (o.moodle) moodleColumns(await readSheetFile(o.moodle, 'the Moodle worksheet'));
+  if (o.canvas) canvasColumns(await readSheetFile(o.canvas, 'the Canvas gradebook'), o.canvasAssignment);
 }
 
 /** The sheets first: a worksheet that cannot be read is a usage error before any file is written. */

@@ -98,14 +98,23 @@ function column(header: readonly string[], name: string, what: string): number {
 }
 
 /** Moodle's offline grading worksheet ("Download grading worksheet"), filled in. */
-export function fillMoodleWorksheet(text: string, g: GradeReport, what = 'the Moodle worksheet'): Filled {
+/** The worksheet's columns, or a usage error naming the one missing: read before any submission is graded, and again to fill it. */
+export function moodleColumns(text: string, what = 'the Moodle worksheet') {
   const sheet = readSheet(text, what);
   const header = sheet.rows[0]!;
-  const ident = column(header, 'Identifier', what);
-  const fullName = column(header, 'Full name', what);
-  const grade = column(header, 'Grade', what);
-  const feedback = header.findIndex((h) => h.trim().toLowerCase() === 'feedback comments');
-  const maxCol = header.findIndex((h) => h.trim().toLowerCase() === 'maximum grade');
+  return {
+    sheet,
+    ident: column(header, 'Identifier', what),
+    fullName: column(header, 'Full name', what),
+    grade: column(header, 'Grade', what),
+    feedback: header.findIndex((h) => h.trim().toLowerCase() === 'feedback comments'),
+    maxCol: header.findIndex((h) => h.trim().toLowerCase() === 'maximum grade'),
+  };
+}
+
+export function fillMoodleWorksheet(text: string, g: GradeReport, what = 'the Moodle worksheet'): Filled {
+  const { sheet, ident, fullName, grade, feedback, maxCol } = moodleColumns(text, what);
+  const header = sheet.rows[0]!;
   const matched = new Set<string>();
   const find = matcher(g, 'moodle', sheet.rows.slice(1).map((r) => r[fullName] ?? ''));
   for (const row of sheet.rows.slice(1)) {
@@ -125,7 +134,8 @@ export function canvasAssignments(header: readonly string[]): string[] {
 }
 
 /** A Canvas gradebook export ("Export Entire Gradebook"), the assignment's column filled. */
-export function fillCanvasGradebook(text: string, g: GradeReport, assignment: string | undefined, what = 'the Canvas gradebook'): Filled {
+/** The export's columns and the assignment's, or a usage error: read before any submission is graded, and again to fill it. */
+export function canvasColumns(text: string, assignment: string | undefined, what = 'the Canvas gradebook') {
   const sheet = readSheet(text, what);
   const header = sheet.rows[0]!;
   const student = column(header, 'Student', what);
@@ -136,6 +146,12 @@ export function fillCanvasGradebook(text: string, g: GradeReport, assignment: st
   if (!name) throw new MmaplabError('usage', `${what} has ${choices.length ? `${choices.length} assignment columns` : 'no assignment column'}: say which with --canvas-assignment`, { hint: choices.length ? `one of: ${choices.join('; ')}` : 'add the assignment in Canvas and export the gradebook again' });
   const col = header.findIndex((h) => h === name || h.replace(/\s*\(\d+\)\s*$/, '') === name);
   if (col < 0) throw new MmaplabError('usage', `${what} has no assignment column "${name}"`, { hint: `its assignments: ${choices.join('; ')}` });
+  return { sheet, student, id, col };
+}
+
+export function fillCanvasGradebook(text: string, g: GradeReport, assignment: string | undefined, what = 'the Canvas gradebook'): Filled {
+  const { sheet, student, id, col } = canvasColumns(text, assignment, what);
+  const header = sheet.rows[0]!;
   // The row Canvas puts under the header: "    Points Possible", the assignment's maximum.
   const possibleRow = sheet.rows.find((r) => (r[student] ?? '').trim() === 'Points Possible');
   const possible = possibleRow ? Number(possibleRow[col]) : undefined;

@@ -245,6 +245,17 @@ describe('one submission as a Gradescope autograder', () => {
 });
 
 describe('when mmaplab cannot grade', () => {
+  it('a worksheet that is missing or not the platform\'s: one line and exit 2 before any submission is checked', async () => {
+    const gone = await runCli(['grade', folder, '--moodle', join(dir, 'no-such-worksheet.csv')], { MMAPLAB_STATE_DIR: join(dir, 'state-sheet') });
+    expect(gone.exitCode).toBe(2);
+    expect(gone.stderr).toMatch(/^mmaplab: error: the Moodle worksheet .*no-such-worksheet\.csv: no such file$/m);
+    expect(gone.stderr).not.toMatch(/^\[1\/13\]/m);
+    const notCanvas = await runCli(['grade', folder, '--canvas', join(FIXTURES, 'grade', 'moodle-worksheet.csv')], { MMAPLAB_STATE_DIR: join(dir, 'state-sheet') });
+    expect(notCanvas.exitCode).toBe(2);
+    expect(notCanvas.stderr).toMatch(/^mmaplab: error: the Canvas gradebook has no "Student" column$/m);
+    expect(notCanvas.stderr).not.toMatch(/^\[1\/13\]/m);
+  });
+
   it('a kernel it cannot fetch: one line and exit 3, no submission scored', async () => {
     const r = await runCli(['grade', folder, '--kernel', 'debian:trixie', '--archive-uri', 'http://127.0.0.1:9/debian', '--security-uri', 'http://127.0.0.1:9/debian-security'], { MMAPLAB_STATE_DIR: join(dir, 'state-nofetch'), MMAPLAB_CACHE_DIR: join(dir, 'empty-cache') });
     expect(r.exitCode).toBe(3);
