@@ -7,8 +7,7 @@
 import { Option, type Command } from 'commander';
 import { resolve } from 'node:path';
 import { cacheRoot } from '../util/paths.js';
-import { isMmaplabError } from '../util/errors.js';
-import { usage } from './options.js';
+import { usage, valueError } from './options.js';
 
 export function addCacheTransfer(kernels: Command): void {
   kernels
@@ -28,7 +27,7 @@ export function addCacheTransfer(kernels: Command): void {
         try {
           spec = parseKernelSpec(s, o.flavour);
         } catch (e) {
-          throw usage(isMmaplabError(e) ? `${e.message} (${e.hint ?? ''})` : String(e));
+          throw usage(valueError(e));
         }
         if (spec.kind !== 'debian') throw usage(`kernels export takes Debian kernels (debian:<suite>), not '${s}'`);
         kernels.push(await acquireKernel(spec, { cacheDir: cacheRoot(), archiveUri: o.archiveUri, securityUri: o.securityUri, refresh: false }));

@@ -5,14 +5,13 @@
  * every submission was graded, whatever the scores; 3 when mmaplab could not
  * grade one.
  */
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { resolve } from 'node:path';
-import { DEFAULT_KERNEL, formatKernelSpec, parseKernelSpec } from '../kernel/spec.js';
-import { isMmaplabError } from '../util/errors.js';
+import { DEFAULT_KERNEL } from '../kernel/spec.js';
 import type { SubmissionResult } from '../model/grade.js';
 import { makeStyle } from '../report/style.js';
 import { terminalSafe } from '../util/safe-text.js';
-import { MIN_MEMORY_MB, positiveInt, setupOptions, usage, type GuestCliOptions } from './options.js';
+import { kernelSpecValue, MIN_MEMORY_MB, positiveInt, setupOptions, usage, type GuestCliOptions } from './options.js';
 import { cpus } from 'node:os';
 import { interrupted } from './signals.js';
 
@@ -41,15 +40,6 @@ interface GradeCliOptions {
   verbose?: boolean;
 }
 
-/** One kernel, as the other commands read it; a class is graded on one. */
-function oneKernel(v: string): string {
-  try {
-    return formatKernelSpec(parseKernelSpec(v));
-  } catch (e) {
-    throw new InvalidArgumentError(isMmaplabError(e) ? `${e.message} (${e.hint ?? ''})` : String(e));
-  }
-}
-
 /** "2/5": the second of five slices. */
 function shardArg(v: string): { index: number; count: number } {
   const m = /^(\d+)\/(\d+)$/.exec(v.trim());
@@ -71,7 +61,7 @@ export function addGrade(program: Command): void {
     .argument('[folder]', 'the class folder: one folder, .c or archive (.zip, .tar, .tar.gz) per student, or the platform\'s flat files')
     .option('--rubric <file>', 'points per check, YAML or JSON (default: the lab\'s; see --print-rubric)')
     .option('--print-rubric', 'print the default rubric and exit')
-    .addOption(new Option('--kernel <spec>', 'the kernel every submission is checked on: debian:<suite>, or debian:<suite>@<version> to grade again on exactly the kernel a grade recorded').default(DEFAULT_KERNEL).argParser(oneKernel))
+    .addOption(new Option('--kernel <spec>', 'the kernel every submission is checked on: debian:<suite>, or debian:<suite>@<version> to grade again on exactly the kernel a grade recorded').default(DEFAULT_KERNEL).argParser(kernelSpecValue))
     .addOption(new Option('--jobs <n>', 'submissions checked at once, each in its own guest').default(cpus().length, 'the number of cores').argParser(positiveInt('--jobs', 64)))
     .addOption(new Option('--timeout <seconds>', "a job's deadline in the guest: a submission that hangs costs this much").default(60).argParser(positiveInt('--timeout', 3600)))
     .addOption(new Option('--build-timeout <seconds>', "a submission's build is stopped after this long").default(120).argParser(positiveInt('--build-timeout', 7200)))

@@ -34,13 +34,23 @@ export function positiveInt(name: string, max: number, min = 1, why = '') {
   };
 }
 
+/** An error about a value the user gave, as the one line a usage error prints. */
+export function valueError(e: unknown): string {
+  return isMmaplabError(e) ? `${e.message} (${e.hint ?? ''})` : String(e);
+}
+
+/** One kernel spec, checked as commander reads it (a bad one is a usage error naming what would be right). */
+export function kernelSpecValue(v: string): string {
+  try {
+    return formatKernelSpec(parseKernelSpec(v));
+  } catch (e) {
+    throw new InvalidArgumentError(valueError(e));
+  }
+}
+
 /** --kernel may be given several times; each value is checked as it is read. */
 function kernelSpecArg(v: string, previous: string[]): string[] {
-  try {
-    return [...previous, v.trim() === 'all' ? 'all' : formatKernelSpec(parseKernelSpec(v))];
-  } catch (e) {
-    throw new InvalidArgumentError(isMmaplabError(e) ? `${e.message} (${e.hint ?? ''})` : String(e));
-  }
+  return [...previous, v.trim() === 'all' ? 'all' : kernelSpecValue(v)];
 }
 
 /** A comma-separated selection from a known list, in the list's order; unknown names are a usage error. */

@@ -12,7 +12,7 @@ import { makeStyle } from '../report/style.js';
 import { cacheRoot, projectPaths, stateRoot } from '../util/paths.js';
 import { isMmaplabError } from '../util/errors.js';
 import { VERSION } from '../util/version.js';
-import { addGuestOptions, listOption, MIN_MEMORY_MB, positiveInt, setupOptions, usage, type GuestCliOptions } from './options.js';
+import { addGuestOptions, listOption, MIN_MEMORY_MB, positiveInt, setupOptions, usage, valueError, type GuestCliOptions } from './options.js';
 import type { AccelRequest } from '../vm/accel.js';
 import { fetchedSnapshot } from '../report/kernels-text.js';
 import { withTerminal } from './terminal.js';
@@ -212,7 +212,7 @@ function addKernels(program: Command): void {
       try {
         expanded = expandKernelSpecs(specs);
       } catch (e) {
-        throw usage(isMmaplabError(e) ? `${e.message} (${e.hint ?? ''})` : String(e));
+        throw usage(valueError(e));
       }
       const err = makeStyle({ color: undefined, stream: process.stderr });
       // One at a time: downloads are quick, and a failure names its kernel.
@@ -291,30 +291,13 @@ interface MergeCliOptions {
 async function mergeGradeFiles(paths: readonly string[], texts: readonly string[], o: MergeCliOptions): Promise<void> {
   if (o.junit || o.markdown) throw usage('--junit and --markdown are for run and check results; a grade merges to --csv, --out, --moodle, --canvas and --json');
   const { parseGrade, mergeGrades } = await import('../grade/summary.js');
-  const { copyFile, mkdir, writeFile } = await import('node:fs/promises');
-  const { dirname, join } = await import('node:path');
+  const { writeGradeFiles } = await import('../commands/grade-files.js');
+  const { dirname } = await import('node:path');
   const shards = texts.map((t, i) => parseGrade(t, paths[i]!));
-  const out = resolve(o.out ?? '.');
-  const merged = mergeGrades(shards, out);
-  const feedbackDir = join(out, 'feedback');
-  await mkdir(feedbackDir, { recursive: true });
-  for (const [i, s] of shards.entries()) {
-    for (const r of s.submissions) await copyFile(join(dirname(paths[i]!), 'feedback', `${r.slug}.txt`), join(feedbackDir, `${r.slug}.txt`)).catch(() => undefined);
-  }
-  const { renderGradeHtml } = await import('../report/grade-html.js');
-  const report = { ...merged, artifacts: { dir: out, feedbackDir, page: join(out, 'index.html') } };
-  const { fillSheets } = await import('../commands/grade-files.js');
-  const sheets = await fillSheets(report, { moodle: o.moodle, canvas: o.canvas, canvasAssignment: o.canvasAssignment });
-  for (const s of sheets) {
-    await writeFile(s.path, s.text);
-    process.stderr.write(`${s.platform}: ${s.filled.matched.length} grades written to ${s.path}\n`);
-  }
-  await writeFile(report.artifacts.page, renderGradeHtml(report));
-  await writeFile(join(out, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
-  if (o.csv) {
-    const { renderRoster } = await import('../report/grade-csv.js');
-    await writeFile(o.csv, renderRoster(report));
-  }
+  const merged = mergeGrades(shards, resolve(o.out ?? '.'));
+  const shardOf = new Map(shards.flatMap((s, i) => s.submissions.map((r) => [r.slug, dirname(paths[i]!)] as const)));
+  const { report, sheets } = await writeGradeFiles(merged, { csv: o.csv, moodle: o.moodle, canvas: o.canvas, canvasAssignment: o.canvasAssignment }, { kind: 'copy', shardDir: (slug) => shardOf.get(slug) });
+  for (const s of sheets) process.stderr.write(`${s.platform}: ${s.filled.matched.length} grades written to ${s.path}\n`);
   const { renderGradeText } = await import('../report/grade-text.js');
   process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : renderGradeText(report, styleFor(o)));
   process.exitCode = report.exitCode;

@@ -4,7 +4,7 @@
  * and on request the CSV roster and filled-in copies of the Moodle worksheet
  * and the Canvas gradebook. The renderers decide the contents; this writes.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Chalk } from 'chalk';
 import type { GradeReport } from '../model/grade.js';
@@ -65,13 +65,26 @@ export async function fillSheets(g: GradeReport, o: GradeFileOptions): Promise<A
   return out;
 }
 
+/**
+ * Where each student's feedback comes from: rendered from the check's report
+ * (a grade), or copied from the folder of the shard that graded it (merge:
+ * the shards' check reports stayed on their machines).
+ */
+export type FeedbackSource = { kind: 'render' } | { kind: 'copy'; shardDir: (slug: string) => string | undefined };
+
 /** Writes the files and returns the report with their paths, and the sheets filled. */
-export async function writeGradeFiles(g: GradeReport, o: GradeFileOptions): Promise<{ report: GradeReport; sheets: SheetWritten[] }> {
+export async function writeGradeFiles(g: GradeReport, o: GradeFileOptions, feedback: FeedbackSource = { kind: 'render' }): Promise<{ report: GradeReport; sheets: SheetWritten[] }> {
   const filled = await fillSheets(g, o);
   const feedbackDir = join(g.artifacts.dir, 'feedback');
   await mkdir(feedbackDir, { recursive: true });
   for (const r of g.submissions) {
-    await writeFile(join(feedbackDir, `${r.slug}.txt`), renderFeedback(r, await checkOf(r.check?.resultsJson), g, PLAIN));
+    const to = join(feedbackDir, `${r.slug}.txt`);
+    if (feedback.kind === 'render') await writeFile(to, renderFeedback(r, await checkOf(r.check?.resultsJson), g, PLAIN));
+    else {
+      const from = feedback.shardDir(r.slug);
+      // A shard folder without its feedback (only its results.json was kept) leaves the student's file out, not the class.
+      if (from) await copyFile(join(from, 'feedback', `${r.slug}.txt`), to).catch(() => undefined);
+    }
   }
   const page = join(g.artifacts.dir, 'index.html');
   const report: GradeReport = { ...g, artifacts: { ...g.artifacts, feedbackDir, page } };

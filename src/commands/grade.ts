@@ -105,22 +105,16 @@ async function channelsOf(report: CheckReport): Promise<TrustSign[]> {
   return channelSigns(records, consoles.join('\n'));
 }
 
-function result(ctx: Context, sub: Submission, scored: Scored, more: Partial<SubmissionResult> & Pick<SubmissionResult, 'contentHash' | 'durationMs' | 'notes'>): SubmissionResult {
-  return {
-    slug: sub.slug,
-    name: sub.student.name,
-    id: sub.student.id,
-    naming: sub.student.naming,
-    sources: sub.entries.map((e) => e.name),
-    status: scored.status,
-    score: scored.score,
-    maxScore: ctx.stamp.maxScore,
-    checks: scored.checks,
-    findings: scored.findings,
-    trust: [],
-    graded: ctx.graded,
-    ...more,
-  };
+type Given = Partial<SubmissionResult> & Pick<SubmissionResult, 'contentHash' | 'durationMs' | 'notes'>;
+
+/** A submission's result from who handed it in, its score and what else is known: the one place one is made. */
+function resultOf(who: Pick<SubmissionResult, 'slug' | 'name' | 'id' | 'naming' | 'sources'>, scored: Scored, stamp: RubricStamp, graded: SubmissionResult['graded'], more: Given): SubmissionResult {
+  return { ...who, status: scored.status, score: scored.score, maxScore: stamp.maxScore, checks: scored.checks, findings: scored.findings, trust: [], graded, ...more };
+}
+
+function result(ctx: Context, sub: Submission, scored: Scored, more: Given): SubmissionResult {
+  const who = { slug: sub.slug, name: sub.student.name, id: sub.student.id, naming: sub.student.naming, sources: sub.entries.map((e) => e.name) };
+  return resultOf(who, scored, ctx.stamp, ctx.graded, more);
 }
 
 /**
@@ -211,23 +205,13 @@ export async function scoreCheck(report: CheckReport, rubric: Rubric): Promise<{
   const stamp = stampOf(rubric);
   const scored = scoreReport(report, stamp);
   const mmaplab = await codeId();
-  const result: SubmissionResult = {
-    slug: 'submission',
-    name: report.driver.source,
-    id: '',
-    naming: 'plain',
-    sources: [report.driver.source],
-    status: scored.status,
-    score: scored.score,
-    maxScore: stamp.maxScore,
-    checks: scored.checks,
-    findings: scored.findings,
+  const who = { slug: 'submission', name: report.driver.source, id: '', naming: 'plain' as const, sources: [report.driver.source] };
+  const result = resultOf(who, scored, stamp, { mmaplab, kernel: report.kernel.release, kernelPackage: report.kernel.packageVersion, rubricHash: stamp.hash }, {
     notes: report.notes,
     contentHash: '',
     trust: await trustSigns(report.artifacts.module),
     check: { resultsJson: report.artifacts.resultsJson, cached: false, module: report.driver.module },
-    graded: { mmaplab, kernel: report.kernel.release, kernelPackage: report.kernel.packageVersion, rubricHash: stamp.hash },
     durationMs: report.timings?.totalMs ?? 0,
-  };
+  });
   return { result, rubric: stamp };
 }

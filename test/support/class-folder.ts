@@ -8,11 +8,9 @@
  */
 import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import tar from 'tar-stream';
-import yazl from 'yazl';
 import { ROOT } from '../helpers.js';
+import { tarOf, zipOf } from './archives.js';
 
 const FIX = join(ROOT, 'test', 'fixtures');
 
@@ -22,23 +20,7 @@ function filesOf(dir: string, prefix = ''): Array<{ name: string; data: Buffer }
   );
 }
 
-async function tarOf(files: ReadonlyArray<{ name: string; data: Buffer }>): Promise<Buffer> {
-  const pack = tar.pack();
-  for (const f of files) pack.entry({ name: f.name, mode: 0o644 }, f.data);
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of Readable.from(pack) as AsyncIterable<Buffer>) chunks.push(c);
-  return Buffer.concat(chunks);
-}
 
-async function zipOf(files: ReadonlyArray<{ name: string; data: Buffer }>): Promise<Buffer> {
-  const zip = new yazl.ZipFile();
-  for (const f of files) zip.addBuffer(f.data, f.name);
-  zip.end();
-  const chunks: Buffer[] = [];
-  for await (const c of zip.outputStream as AsyncIterable<Buffer>) chunks.push(c);
-  return Buffer.concat(chunks);
-}
 
 /** Who is in the class, as the platform names them, and what their driver is. */
 export const CLASS = {
@@ -67,7 +49,7 @@ export async function makeClassFolder(dir: string): Promise<string> {
 
   const alanDir = join(dir, 'Alan Turing_1002_assignsubmission_file_');
   mkdirSync(alanDir);
-  writeFileSync(join(alanDir, 'lab5.zip'), await zipOf(filesOf(join(FIX, CLASS.alan.driver), 'lab5/')));
+  writeFileSync(join(alanDir, 'lab5.zip'), await zipOf((z) => { for (const f of filesOf(join(FIX, CLASS.alan.driver), 'lab5/')) z.addBuffer(f.data, f.name); }));
 
   for (const f of filesOf(join(FIX, CLASS.grace.driver))) put(`Grace Hopper_1003_assignsubmission_file_${f.name}`, f.data);
 

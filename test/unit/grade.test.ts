@@ -8,11 +8,8 @@
 import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { parse } from 'csv-parse/sync';
-import tar from 'tar-stream';
 import { describe, expect, it } from 'vitest';
-import yazl from 'yazl';
 import { parseEntryName, uniqueSlugs } from '../../src/grade/names.js';
 import { DEFAULT_RUBRIC_TEXT, parseRubric, stampOf } from '../../src/grade/rubric.js';
 import { scoreNothing, scoreReport } from '../../src/grade/score.js';
@@ -27,38 +24,15 @@ import { canvasAssignments, fillCanvasGradebook, fillMoodleWorksheet, renderRost
 import { renderGradeHtml } from '../../src/report/grade-html.js';
 import { renderGradescope } from '../../src/report/gradescope.js';
 import { FIXTURES } from '../helpers.js';
+import { tarOf, zipOf } from '../support/archives.js';
 import { CLASS, makeClassFolder } from '../support/class-folder.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'mmaplab-grade-'));
 const STAMP = stampOf(parseRubric(DEFAULT_RUBRIC_TEXT, 'default'));
 const checkFixture = (name: string) => JSON.parse(readFileSync(join(FIXTURES, 'grade', `check-${name}.json`), 'utf8')) as CheckReport;
 
-async function tarBytes(entries: ReadonlyArray<{ name: string; data?: string; type?: 'symlink'; linkname?: string }>): Promise<Buffer> {
-  const pack = tar.pack();
-  for (const e of entries) pack.entry({ name: e.name, ...(e.type ? { type: e.type, linkname: e.linkname } : {}) }, e.data ?? '');
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of Readable.from(pack) as AsyncIterable<Buffer>) chunks.push(c);
-  return Buffer.concat(chunks);
-}
 
-async function tarBuffers(entries: ReadonlyArray<{ name: string; data: Buffer }>): Promise<Buffer> {
-  const pack = tar.pack();
-  for (const e of entries) pack.entry({ name: e.name }, e.data);
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of Readable.from(pack) as AsyncIterable<Buffer>) chunks.push(c);
-  return Buffer.concat(chunks);
-}
 
-async function zipBytes(add: (z: yazl.ZipFile) => void): Promise<Buffer> {
-  const z = new yazl.ZipFile();
-  add(z);
-  z.end();
-  const chunks: Buffer[] = [];
-  for await (const c of z.outputStream as AsyncIterable<Buffer>) chunks.push(c);
-  return Buffer.concat(chunks);
-}
 
 describe('names as the platforms write them', () => {
   it("Moodle's folder and flat files, Canvas's files (late ones too), anything else by its own name", () => {
@@ -121,7 +95,7 @@ describe('a class folder, grouped and staged', () => {
     mkdirSync(join(d, 'sym'), { recursive: true });
     writeFileSync(join(d, 'sym', 'a.c'), 'int a;\n');
     symlinkSync('/etc/passwd', join(d, 'sym', 'secret.c'));
-    writeFileSync(join(d, 'lnk.tar'), await tarBytes([{ name: 'b.c', data: 'int b;\n' }, { name: 'shadow.c', type: 'symlink', linkname: '/etc/shadow' }]));
+    writeFileSync(join(d, 'lnk.tar'), await tarOf([{ name: 'b.c', data: 'int b;\n' }, { name: 'shadow.c', type: 'symlink', linkname: '/etc/shadow' }]));
     const subs = await discoverClass(d);
     const sym = await stageSubmission(d, subs.find((s) => s.slug === 'sym')!, join(dir, 'st-sym'));
     expect(sym).toMatchObject({ kind: 'ok', files: ['a.c'], notes: ['left out: secret.c (a symbolic link)'] });
@@ -137,7 +111,7 @@ function patched(bytes: Buffer, from: string, to: string): Buffer {
 describe("a submission's budget", () => {
   it('is one for all its archives and folders: three zips of 25 MiB each in a Moodle folder are refused, a folder with 65 MiB too', async () => {
     const d = tmp();
-    const big = await zipBytes((z) => z.addBuffer(Buffer.alloc(25 << 20), 'part.h'));
+    const big = await zipOf((z) => z.addBuffer(Buffer.alloc(25 << 20), 'part.h'));
     const moodle = join(d, 'Eve_1_assignsubmission_file_');
     mkdirSync(moodle);
     for (const n of [1, 2, 3]) writeFileSync(join(moodle, `p${n}.zip`), big);
@@ -150,11 +124,11 @@ describe("a submission's budget", () => {
 
   it("an archive beside a folder of the name mmaplab would unpack it to is unpacked all the same; a zip's symlink is left out", async () => {
     const d = tmp();
-    const inner = await zipBytes((z) => {
+    const inner = await zipOf((z) => {
       z.addBuffer(Buffer.from('int x;\n'), 'drv/x.c');
       z.addBuffer(Buffer.from('/etc/passwd'), 'drv/secret.c', { mode: 0o120777 });
     });
-    writeFileSync(join(d, 'odd.tar'), await tarBuffers([{ name: 'a.zip', data: inner }, { name: 'a.zip.d/readme', data: Buffer.from('x') }]));
+    writeFileSync(join(d, 'odd.tar'), await tarOf([{ name: 'a.zip', data: inner }, { name: 'a.zip.d/readme', data: Buffer.from('x') }]));
     const subs = await discoverClass(d);
     const st = await stageSubmission(d, subs[0]!, join(d, 'st'));
     expect(st).toMatchObject({ kind: 'ok', notes: ['left out of a.zip: drv/secret.c (a symbolic link)'] });
@@ -166,10 +140,10 @@ describe('archives', () => {
   it('absolute paths, a zip with ../, a zip of too many bytes and a file that is no archive are refused', async () => {
     const d = tmp();
     const cases: Array<[string, Buffer]> = [
-      ['abs.tar', await tarBytes([{ name: '/etc/cron.d/x', data: 'x' }])],
+      ['abs.tar', await tarOf([{ name: '/etc/cron.d/x', data: 'x' }])],
       // yazl will not write such a name: written as another of its length, then patched in.
-      ['dots.zip', patched(await zipBytes((z) => z.addBuffer(Buffer.from('x'), 'aaaaaaa.c')), 'aaaaaaa.c', '../../x.c')],
-      ['bomb.zip', await zipBytes((z) => z.addBuffer(Buffer.alloc(65 << 20), 'big.c'))],
+      ['dots.zip', patched(await zipOf((z) => z.addBuffer(Buffer.from('x'), 'aaaaaaa.c')), 'aaaaaaa.c', '../../x.c')],
+      ['bomb.zip', await zipOf((z) => z.addBuffer(Buffer.alloc(65 << 20), 'big.c'))],
       ['empty.zip', Buffer.alloc(0)],
     ];
     const why: string[] = [];

@@ -2,22 +2,16 @@
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import tar from 'tar-stream';
 import { describe, expect, it } from 'vitest';
 import { packTrees, unpackTrees } from '../../src/util/tree-archive.js';
 import { importCache } from '../../src/commands/cache-transfer.js';
+import { tarOf } from '../support/archives.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'mmaplab-tree-'));
 
-async function tgz(entries: ReadonlyArray<{ name: string; data?: string; type?: 'symlink' | 'file' | 'directory'; linkname?: string }>): Promise<Buffer> {
-  const pack = tar.pack();
-  for (const e of entries) pack.entry({ name: e.name, type: e.type ?? 'file', ...(e.linkname ? { linkname: e.linkname } : {}) }, e.data ?? '');
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of Readable.from(pack) as AsyncIterable<Buffer>) chunks.push(c);
-  return gzipSync(Buffer.concat(chunks));
+async function tgz(entries: Parameters<typeof tarOf>[0]): Promise<Buffer> {
+  return gzipSync(await tarOf(entries));
 }
 
 describe('tree archives', () => {
