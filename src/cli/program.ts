@@ -18,6 +18,7 @@ import { fetchedSnapshot } from '../report/kernels-text.js';
 import { withTerminal } from './terminal.js';
 import { addGrade } from './grade-command.js';
 import { addCacheTransfer } from './cache-transfer-command.js';
+import { addDoctor } from './doctor-command.js';
 import type { CheckReport } from '../model/report.js';
 
 interface RunCliOptions extends GuestCliOptions {
@@ -317,6 +318,6 @@ Exit codes: 0 every outcome as expected, 1 an outcome differs, 2 usage error,
 3 infrastructure failure (missing tool, kernel fetch, build, boot).
 Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_STATE_DIR).`,
     );
-  for (const add of [addRun, addCheck, addGrade, addShell, addParse, addKernels, addMerge]) add(program);
+  for (const add of [addRun, addCheck, addGrade, addShell, addParse, addKernels, addMerge, addDoctor]) add(program);
   return program;
 }

@@ -41,7 +41,7 @@ export async function findStaticBusybox(): Promise<string> {
     if ((await exists(c)) && (await isStaticElfFile(c))) return c;
   }
   throw new MmaplabError('missing-tool', 'a statically linked busybox was not found', {
-    hint: 'install the Debian/Ubuntu package busybox-static (sudo apt-get install busybox-static), or run bin/install-deps',
+    hint: 'install the Debian/Ubuntu package busybox-static (sudo apt-get install busybox-static), or run mmaplab setup',
   });
 }
 

@@ -90,7 +90,7 @@ let probed: Promise<BwrapSandbox | { reason: string; fix: string }> | undefined;
 export function probeSandbox(): Promise<BwrapSandbox | { reason: string; fix: string }> {
   probed ??= (async () => {
     const bwrap = which('bwrap');
-    if (!bwrap) return { reason: 'bwrap not found', fix: 'install the Debian/Ubuntu package bubblewrap (sudo apt-get install bubblewrap), or run bin/install-deps' };
+    if (!bwrap) return { reason: 'bwrap not found', fix: 'install the Debian/Ubuntu package bubblewrap (sudo apt-get install bubblewrap), or run mmaplab setup' };
     const version = await bwrapVersion(bwrap);
     const root = process.getuid?.() === 0;
     const withUserNs = new BwrapSandbox(bwrap, version, true);

@@ -5,6 +5,7 @@
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { MmaplabError } from './errors.js';
+import { systemPackages } from './packages.js';
 
 export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   'qemu-system-x86_64': 'qemu-system-x86',
@@ -33,13 +34,13 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
 export function packageFor(tool: string): string | undefined {
   const base = tool.split('/').pop() ?? tool;
   if (/^gcc-\d+$/.test(base)) return base;
-  return TOOL_PACKAGES[base];
+  return systemPackages().find((p) => p.probe === base)?.debian ?? TOOL_PACKAGES[base];
 }
 
 export function missingToolError(tool: string): MmaplabError {
   const pkg = packageFor(tool);
   return new MmaplabError('missing-tool', `${tool} not found`, {
-    hint: pkg ? `install the Debian/Ubuntu package ${pkg} (sudo apt-get install ${pkg}), or run bin/install-deps` : 'install it and retry',
+    hint: pkg ? `install the Debian/Ubuntu package ${pkg} (sudo apt-get install ${pkg}), or run mmaplab setup` : 'install it and retry',
   });
 }
 

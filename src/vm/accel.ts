@@ -4,7 +4,7 @@
  * must boot to the agent. The verdict is cached per machine, QEMU and host
  * kernel, so the probe's cost is paid once.
  */
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { hostname, release } from 'node:os';
 import { join } from 'node:path';
@@ -86,4 +86,32 @@ export async function chooseAccel(opts: {
   return failure === undefined
     ? { accel: 'kvm', reason: 'KVM (probed and working)', probed: true }
     : { accel: 'tcg', reason: `TCG: KVM is present but a probe guest ${failure}; falling back (verdict cached in ${file})`, probed: true };
+}
+
+/** Whether KVM can be used here and exactly why not, for `mmaplab doctor` (TCG works either way). */
+export async function kvmStatus(cacheDir: string, cpuinfo: () => string = () => readFileIf('/proc/cpuinfo')): Promise<{ usable: boolean; detail: string; fix?: string }> {
+  const unusable = kvmUsable();
+  if (unusable === 'no /dev/kvm') {
+    if (!/^flags\s*:.*\b(vmx|svm)\b/m.test(cpuinfo())) {
+      return { usable: false, detail: 'no /dev/kvm, and this CPU shows no hardware virtualization (no vmx or svm flag in /proc/cpuinfo): in a VM or cloud instance, nested virtualization is off', fix: 'enable nested virtualization, or use a machine with KVM; guests run under TCG meanwhile, several times slower' };
+    }
+    return { usable: false, detail: 'no /dev/kvm although the CPU has virtualization: the kvm module is not loaded', fix: 'sudo modprobe kvm_intel (or kvm_amd); TCG works meanwhile' };
+  }
+  if (unusable) return { usable: false, detail: unusable, fix: 'sudo usermod -aG kvm "$USER", then log in again; TCG works meanwhile' };
+  const file = join(cacheDir, 'accel.json');
+  try {
+    const cached = JSON.parse(await readFile(file, 'utf8')) as CachedVerdict;
+    if (!cached.kvmWorks) return { usable: false, detail: `/dev/kvm is there, but a probe guest ${cached.detail} (${cached.checkedAt.slice(0, 10)})`, fix: `delete ${file} to probe again; TCG is used meanwhile` };
+    return { usable: true, detail: `a probe guest booted under KVM (${cached.checkedAt.slice(0, 10)})` };
+  } catch {
+    return { usable: true, detail: '/dev/kvm is usable; the first run probes it with a guest' };
+  }
+}
+
+function readFileIf(p: string): string {
+  try {
+    return readFileSync(p, 'utf8');
+  } catch {
+    return '';
+  }
 }

@@ -2,7 +2,8 @@
  * mmaplab as a package, not a clone: `npm pack` holds the compiled code, the
  * driver, the test program and the guest's scripts, and no tests or
  * fixtures; installed into an empty project outside the repository, its
- * `mmaplab run` works from there, with the cache and state where they are.
+ * `mmaplab run` works from there, with the cache and state where they are,
+ * and so does `mmaplab setup` (the package's own install-deps, then doctor).
  */
 import { mkdirSync, mkdtempSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +21,7 @@ describe('the package', () => {
     const pack = await execa('npm', ['pack', '--ignore-scripts', '--pack-destination', dir, '--json'], { cwd: ROOT });
     const info = (JSON.parse(pack.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>)[0]!;
     const files = info.files.map((f) => f.path);
-    for (const f of ['bin/mmaplab.js', 'dist/cli/main.js', 'dist/grade/rubric.js', 'vm/init', 'vm/job.sh', 'kernel-module/Kbuild', 'kernel-module/mmaplab_main.c', 'userspace/mmap-test.c', 'userspace/guest-sync.c', 'package.json', 'README.md']) expect(files).toContain(f);
+    for (const f of ['bin/mmaplab.js', 'dist/cli/main.js', 'dist/grade/rubric.js', 'vm/init', 'vm/job.sh', 'bin/install-deps', 'bin/packages.txt', 'kernel-module/Kbuild', 'kernel-module/mmaplab_main.c', 'userspace/mmap-test.c', 'userspace/guest-sync.c', 'package.json', 'README.md']) expect(files).toContain(f);
     expect(files.filter((f) => /^(test|src|\.github)\//.test(f) || f.endsWith('.map'))).toEqual([]);
 
     const project = join(dir, 'course');
@@ -34,6 +35,11 @@ describe('the package', () => {
     // It was the installed package that ran (its bin links into the project's node_modules), with its state where the user's is.
     expect(realpathSync(join(project, 'node_modules', '.bin', 'mmaplab'))).toBe(join(realpathSync(project), 'node_modules', 'mmaplab', 'bin', 'mmaplab.js'));
     expect(report.artifacts.dir.startsWith(STATE_DIR)).toBe(true);
+    // A package user's other command: setup runs the package's own install-deps (all is installed here), then doctor.
+    const setup = await execa('npx', ['--no-install', 'mmaplab', 'setup'], { cwd: project, reject: false, env: { NO_COLOR: '1' } });
+    expect(setup.exitCode, String(setup.stderr)).toBe(0);
+    expect(String(setup.stdout)).toContain('install-deps: everything is installed');
+    expect(String(setup.stdout)).toContain('mmaplab can work here');
     expect(qemuProcesses()).toEqual([]);
   });
 });
