@@ -407,10 +407,26 @@ function readOnlyHolds(r: CheckResult | undefined): CheckItem {
   return c.fail(cellVerdict(r), explained(r));
 }
 
+/**
+ * The CPU executing freed module memory: the RIP has no symbol (no module owns
+ * the address any more) and lies in x86-64's modules area (MODULES_VADDR
+ * 0xffffffffa0000000 up to the fixmap).
+ */
+function ranFreedModuleCode(p: KernelProblem): boolean {
+  if (p.culprit || !/^0x[0-9a-f]{16}$/i.test(p.location ?? '')) return false;
+  const ip = BigInt(p.location!);
+  return ip >= 0xffffffffa0000000n && ip < 0xffffffffff000000n;
+}
+
 function unloads(f: CheckFindings): CheckItem {
   const c = named('unloads');
   const rm = f.rmmod;
   const crash = crashDuring(f.problems, 'rmmod');
+  if (crash && ranFreedModuleCode(crash)) {
+    return c.fail(`the module's code ran after rmmod had freed it: ${crash.title} at ${crash.location}, an address in the modules' area that no module holds any more`, {
+      hint: 'something the driver started still ran when its exit function returned (a kernel thread, a timer, a work item, a callback): stop each in the exit function (kthread_stop(), timer_delete_sync(), cancel_work_sync()) before it returns',
+    });
+  }
   if (crash) {
     return c.fail(`the exit function ${crashWords(crash)}`, {
       details: crashDetails(crash),

@@ -145,6 +145,19 @@ describe('mmaplab parse of a check directory', () => {
   });
 });
 
+describe('a module whose kernel thread outlives rmmod', () => {
+  it('is named from the real run where rmmod succeeded and a thread then ran the freed code: stop it in exit, not a bad pointer', async () => {
+    const r = await parseSaved(join(FIXTURES, 'runs', 'check-kthread-bomb-freed-text'));
+    expect(r.kind).toBe('check');
+    if (r.kind !== 'check') return;
+    expect(r.report.items.find((i) => i.id === 'unloads')).toMatchObject({
+      verdict: 'fail',
+      reason: expect.stringMatching(/^the module's code ran after rmmod had freed it: BUG: unable to handle page fault for address: ffffffffc0238091 at 0xffffffffc0238091/),
+      hint: expect.stringContaining('kthread_stop()'),
+    });
+  });
+});
+
 describe('a job whose script could not start a command', () => {
   it("is said from the console's own words (a real check of the kthread bomb in which rmmod still ran): the guest ran out of processes", async () => {
     const r = await parseSaved(join(FIXTURES, 'runs', 'check-kthread-bomb-fork'));

@@ -213,6 +213,15 @@ describe('crashes in a step are that step failing', () => {
     const items = checkItems({ ...base, rmmod: { ok: false, status: 137, output: 'Killed' }, problems: [oops('rmmod')], results: [] });
     expect(items.find((i) => i.id === 'unloads')!.reason).toMatch(/^the exit function crashed: BUG: kernel NULL pointer dereference.* in my_init\+0x44 \(vmmap\.c:57\)$/);
   });
+
+  it("a fault in freed module text after rmmod (a kernel thread left running) is named as such, with kthread_stop(), not as a bad pointer in exit", () => {
+    // As a clean-clone run of the kthread bomb printed it: the RIP has no symbol, the module being gone.
+    const gone = { ...oops('rmmod'), title: 'BUG: unable to handle page fault for address: ffffffffc0238091', location: '0xffffffffc0238091', locationModule: undefined, culprit: undefined };
+    const unloads = checkItems({ ...base, rmmod: { ok: true, status: 0, output: '' }, problems: [gone], results: [] }).find((i) => i.id === 'unloads')!;
+    expect(unloads).toMatchObject({ verdict: 'fail', reason: expect.stringMatching(/^the module's code ran after rmmod had freed it: BUG: unable to handle page fault for address: ffffffffc0238091 at 0xffffffffc0238091/), hint: expect.stringContaining('kthread_stop()') });
+    // A crash at a symbol of the driver stays the exit function's own.
+    expect(checkItems({ ...base, rmmod: { ok: false, status: 137, output: 'Killed' }, problems: [{ ...gone, location: 'my_exit+0x10/0x40' }], results: [] }).find((i) => i.id === 'unloads')!.reason).toMatch(/^the exit function crashed/);
+  });
 });
 
 describe('a read-only mapping', () => {
