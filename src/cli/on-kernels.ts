@@ -19,6 +19,8 @@ import { errorExitCode } from '../model/exit.js';
 import { RunDir } from '../rundir/run-dir.js';
 import { isMmaplabError } from '../util/errors.js';
 import { reportError } from './report-error.js';
+import { progressOutput } from './progress.js';
+import type { Progress } from '../model/progress.js';
 import { executedCommands } from '../util/exec.js';
 import { Limiter } from '../util/limiter.js';
 
@@ -37,7 +39,7 @@ export interface KernelCliOptions {
 
 export type OneKernel = (
   kernel: string,
-  ctx: { progress: boolean; label: string; guest: { outputDir?: string | undefined; guestSlots?: Limiter } },
+  ctx: { progress: Progress | undefined; label: string; guest: { outputDir?: string | undefined; guestSlots?: Limiter } },
 ) => Promise<RunReport | CheckReport>;
 
 /**
@@ -54,11 +56,20 @@ export async function onKernels(
 ): Promise<void> {
   const specs = o.target ? [o.target] : expandKernelSpecs(o.kernel);
   const style = makeStyle({ color: o.color === false ? false : undefined });
-  const progress = !!o.verbose || (process.stderr.isTTY && !o.json);
+  const progress = progressOutput(o);
+  // Each kernel's progress, its end shown on the live area.
+  const tracked: OneKernel = (spec, ctx) =>
+    one(spec, ctx).then(
+      (r) => (progress?.finish(spec, r.status === 'pass' ? 'done' : 'failed', r.status === 'pass' ? 'passed' : 'failed'), r),
+      (e: unknown) => {
+        progress?.finish(spec, 'failed', isMmaplabError(e) ? e.message : String(e));
+        throw e;
+      },
+    );
   let matrix: MatrixReport;
   if (specs.length === 1) {
     try {
-      const report = await one(specs[0]!, { progress, label: '', guest: { guestSlots: new Limiter(o.jobs) } });
+      const report = await tracked(specs[0]!, { progress: progress?.sink(specs[0]!, ''), label: '', guest: { guestSlots: new Limiter(o.jobs) } }).finally(() => progress?.stop());
       process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : renderOne(report, style));
       process.exitCode = report.exitCode;
       matrix = assembleMatrix({ command, kernels: [report.command === 'run' ? { spec: specs[0]!, kind: 'run', report } : { spec: specs[0]!, kind: 'check', report }], dir: report.artifacts.dir, resultsJson: report.artifacts.resultsJson, totalMs: report.timings?.totalMs ?? 0 });
@@ -72,7 +83,7 @@ export async function onKernels(
     }
   } else {
     const dir = await RunDir.create({ outputDir: o.outputDir });
-    matrix = await runMatrix({ command, specs, jobs: o.jobs, dir }, (spec, ctx) => one(spec, { progress, label: `${kernelSlug(spec)} `, guest: ctx }));
+    matrix = await runMatrix({ command, specs, jobs: o.jobs, dir }, (spec, ctx) => tracked(spec, { progress: progress?.sink(spec, `${kernelSlug(spec)} `), label: `${kernelSlug(spec)} `, guest: ctx })).finally(() => progress?.stop());
     if (o.json) process.stdout.write(`${JSON.stringify(matrix, null, 2)}\n`);
     else {
       process.stdout.write(renderMatrixText(matrix, style));

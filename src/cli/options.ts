@@ -11,6 +11,7 @@ import type { SetupOptions, TargetOptions } from '../machines/setup.js';
 import { makeStyle } from '../report/style.js';
 import { parseTargetUrl } from '../ssh/url.js';
 import { isMmaplabError } from '../util/errors.js';
+import type { Progress } from '../model/progress.js';
 import { progressPrinter } from './progress.js';
 
 /**
@@ -150,8 +151,8 @@ function targetOptions(o: GuestCliOptions): TargetOptions {
   };
 }
 
-/** The command layer's options from the CLI's, with progress on stderr when wanted. */
-export function setupOptions(o: GuestCliOptions, showProgress: boolean, kernel = o.kernel[0] ?? DEFAULT_KERNEL, label = ''): SetupOptions {
+/** The command layer's options from the CLI's, with progress: where it goes, or true for plain lines on stderr. */
+export function setupOptions(o: GuestCliOptions, progress: boolean | Progress | undefined, kernel = o.kernel[0] ?? DEFAULT_KERNEL, label = ''): SetupOptions {
   const err = makeStyle({ color: o.color === false ? false : undefined, stream: process.stderr });
   return {
     kernel,
@@ -168,6 +169,6 @@ export function setupOptions(o: GuestCliOptions, showProgress: boolean, kernel =
     shareGuests: !o.guestPerJob,
     trustDriver: !!o.trustDriver,
     buildTimeoutS: o.buildTimeout,
-    ...(showProgress ? { onProgress: progressPrinter(err, label) } : {}),
+    ...(typeof progress === 'function' ? { onProgress: progress } : progress ? { onProgress: progressPrinter(err, label) } : {}),
   };
 }

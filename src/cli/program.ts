@@ -19,6 +19,7 @@ import { withTerminal } from './terminal.js';
 import { addGrade } from './grade-command.js';
 import { addCacheTransfer } from './cache-transfer-command.js';
 import { addDoctor } from './doctor-command.js';
+import { progressOutput } from './progress.js';
 import type { CheckReport } from '../model/report.js';
 
 interface RunCliOptions extends GuestCliOptions {
@@ -215,11 +216,13 @@ function addKernels(program: Command): void {
       } catch (e) {
         throw usage(valueError(e));
       }
-      const err = makeStyle({ color: undefined, stream: process.stderr });
       // One at a time: downloads are quick, and a failure names its kernel.
       for (const spec of expanded) {
         const snapshot = o.snapshot === false ? false : { memoryMb: o.memory, accel: o.accel };
-        const r = await fetchAhead(spec, { cacheDir: cacheRoot(), flavour: o.flavour, archiveUri: o.archiveUri, securityUri: o.securityUri, snapshot, onProgress: (m) => process.stderr.write(err.dim(`[${spec}] ${m}\n`)) });
+        const progress = progressOutput({ verbose: true }, { live: true });
+        const r = await fetchAhead(spec, { cacheDir: cacheRoot(), flavour: o.flavour, archiveUri: o.archiveUri, securityUri: o.securityUri, snapshot, onProgress: progress?.sink(spec, `${spec} `) })
+          .then((x) => (progress?.finish(spec, 'done', x.kernel.release), x), (e: unknown) => { progress?.finish(spec, 'failed', 'failed'); throw e; })
+          .finally(() => progress?.stop());
         process.stdout.write(`${spec}: ${r.kernel.release} (${r.kernel.packageVersion}), modules built with ${r.compiler}${r.snapshot ? `; ${fetchedSnapshot(r.snapshot)}` : ''}\n`);
       }
     });

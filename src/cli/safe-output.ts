@@ -3,7 +3,8 @@
  * text from the guest or the driver (printk lines, device and file names,
  * gcc's diagnostics of the submission) cannot move the cursor, clear the
  * screen, set the clipboard or answer a query on the user's terminal. Only
- * `mmaplab shell` writes raw: the user is at the guest's console there.
+ * `mmaplab shell` writes raw (the user is at the guest's console there), and
+ * the live status area its cursor moves around text it made safe.
  */
 import { terminalSafe } from '../util/safe-text.js';
 
@@ -25,6 +26,11 @@ export function guardOutput(): void {
   installed = true;
   process.stdout.write = guarded(raw.stdout);
   process.stderr.write = guarded(raw.stderr);
+}
+
+/** stderr as it is, for the live status area's own cursor moves (its text is made safe before). */
+export function writeRawStderr(text: string): boolean {
+  return raw.stderr(text);
 }
 
 /** The terminal as it is, for the guest's console in `mmaplab shell`. */

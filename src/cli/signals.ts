@@ -4,6 +4,7 @@
  * the signal. Child processes started through execa are killed on exit too.
  */
 import { signalExitCode } from '../model/exit.js';
+import { interruptLiveViews } from './live-view.js';
 
 let stopping: 'SIGINT' | 'SIGTERM' | undefined;
 
@@ -16,6 +17,7 @@ export function handleSignals(): void {
   const onSignal = (sig: 'SIGINT' | 'SIGTERM') => {
     if (stopping) return;
     stopping = sig;
+    interruptLiveViews();
     process.stderr.write(`\nmmaplab: interrupted (${sig}); stopping the guest or cleaning up the target\n`);
     const giveUp = new Promise((r) => setTimeout(r, 30_000).unref());
     // Loaded only now: the machines' code (QEMU, SSH) is not what every command start should pay for.

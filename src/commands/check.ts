@@ -156,7 +156,8 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
   let assessments: Assessment[];
   const jobTimings: JobTiming[] = [];
   try {
-    assessments = await runPasses(machine, jobFor, runDir, (remaining) => progress('job', `${module.name}: ${remaining.join(', ')}`), jobTimings);
+    assessments = await runPasses(machine, jobFor, runDir, (remaining) => progress('job', `${module.name}: ${remaining.join(', ')}`, { lane: CUSTOM_DRIVER }), jobTimings);
+    progress('job', 'done', { lane: CUSTOM_DRIVER, finished: true });
   } finally {
     // What a target kept is reported as machine.leftBehind.
     await machine.close();

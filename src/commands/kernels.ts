@@ -11,7 +11,7 @@ import { toolchainFor } from '../kbuild/compiler.js';
 import { buildInitramfs } from '../guest/initramfs.js';
 import { acquireKernel, parseKernelSpec, type Kernel } from '../kernel/index.js';
 import { loadCachedKernel, readAliases } from '../kernel/debian.js';
-import type { Phase } from '../machines/machine.js';
+import type { ByteCount, Progress } from '../model/progress.js';
 import { buildArchive, snapshotAhead } from '../machines/setup.js';
 import type { CachedKernel, CacheListing, PruneResult } from '../model/cache.js';
 import type { SnapshotUse } from '../model/report.js';
@@ -74,7 +74,7 @@ export interface FetchOptions {
   securityUri: string | undefined;
   /** Make the kernel's snapshot too (the guest memory and accelerator of the runs to come); false: --no-snapshot. */
   snapshot: false | { memoryMb: number; accel: AccelRequest };
-  onProgress?: (msg: string) => void;
+  onProgress?: Progress;
 }
 
 /**
@@ -83,12 +83,13 @@ export interface FetchOptions {
  * build root, initramfs and test program, and the booted guest saved.
  */
 export async function fetchAhead(spec: string, opts: FetchOptions): Promise<{ kernel: Kernel; compiler: string; snapshot: SnapshotUse | undefined }> {
-  const kernel = await acquireKernel(parseKernelSpec(spec, opts.flavour), { cacheDir: opts.cacheDir, archiveUri: opts.archiveUri, securityUri: opts.securityUri, refresh: true, onProgress: opts.onProgress });
+  const progress: Progress = opts.onProgress ?? (() => {});
+  const onFetch = (m: string, bytes?: ByteCount) => progress('fetch', m, bytes ? { bytes } : undefined);
+  const kernel = await acquireKernel(parseKernelSpec(spec, opts.flavour), { cacheDir: opts.cacheDir, archiveUri: opts.archiveUri, securityUri: opts.securityUri, refresh: true, onProgress: onFetch });
   const archive = buildArchive(opts);
-  const progress = (_phase: Phase, m: string) => opts.onProgress?.(m);
   const snapshot = opts.snapshot;
   const [tc, snap] = await Promise.all([
-    toolchainFor(kernel, { cacheDir: opts.cacheDir, archive: archive.uri, keyring: archive.keyring, onProgress: opts.onProgress }),
+    toolchainFor(kernel, { cacheDir: opts.cacheDir, archive: archive.uri, keyring: archive.keyring, onProgress: (m) => progress('build', m) }),
     // The initramfs (with the test program in it) is built on the way.
     snapshot ? snapshotAhead(kernel, { cacheDir: opts.cacheDir, ...snapshot, progress }) : buildInitramfs(kernel, opts.cacheDir).then(() => undefined),
   ]);

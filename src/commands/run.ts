@@ -69,12 +69,13 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
   let assessments;
   try {
     assessments = await mapConcurrent(strategies, machine.parallel, async (strategy, i) => {
-      progress('job', `${strategy}: ${opts.checks.join(', ')}`);
+      progress('job', opts.checks.join(', '), { lane: strategy });
       const job: LabJob = {
         ...labJob({ id: i + 1, strategy, modulePath: module.jobKo, moduleName: module.name, moduleParams: takesStrategy && strategy !== CUSTOM_DRIVER ? [`strategy=${strategy}`] : [], testProgram: lab.testProgram, checks: opts.checks, pages: opts.pages }),
         ...(pgReserved === undefined ? {} : { pgReservedBit: pgReserved }),
       };
       const r = await machine.runJob(job);
+      progress('job', r.end === 'done' ? 'done' : `ended: ${r.end}`, { lane: strategy, finished: true });
       if (r.timing) jobTimings.push(jobTiming(job.id, strategy, r.timing));
       const flood = r.flood ? { flood: r.flood } : {};
       await runDir.appendRecords(job, r.records, { end: r.end, boot: r.boot, command: 'run', console: r.console !== '', ...flood });

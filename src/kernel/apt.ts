@@ -6,6 +6,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MmaplabError } from '../util/errors.js';
+import type { ByteCount } from '../model/progress.js';
 import { run, runChecked, type ExecResult } from '../util/exec.js';
 
 export interface AptLine {
@@ -85,14 +86,34 @@ export class PrivateApt {
     return r.ok && /^Package:/m.test(r.stdout);
   }
 
+  /** The packages' download size in bytes (0 when apt does not say). */
+  private async sizeOf(pkgs: readonly string[]): Promise<number> {
+    // One apt-cache for all: each reads every list again.
+    const r = await run('apt-cache', [...this.opts, 'show', '--no-all-versions', ...pkgs]);
+    return [...r.stdout.matchAll(/^Size:\s*(\d+)/gm)].reduce((a, m) => a + Number(m[1]), 0);
+  }
+
   private show(pkg: string, version?: string): Promise<ExecResult> {
     return run('apt-cache', [...this.opts, 'show', '--no-all-versions', version ? `${pkg}=${version}` : pkg]);
   }
 
-  async download(pkgs: readonly string[], into: string): Promise<void> {
+  /** The packages' .debs into a folder; onBytes follows the download (apt's own status lines, scaled to the packages' sizes). */
+  async download(pkgs: readonly string[], into: string, onBytes?: (b: ByteCount) => void): Promise<void> {
     await mkdir(into, { recursive: true });
-    await runChecked('fetch', 'apt-get download', 'apt-get', [...this.opts, '-q', 'download', ...pkgs], {
+    const total = onBytes ? await this.sizeOf(pkgs) : 0;
+    const status = onBytes && total > 0 ? ['-o', 'APT::Status-Fd=1'] : [];
+    await runChecked('fetch', 'apt-get download', 'apt-get', [...this.opts, ...status, '-q', 'download', ...pkgs], {
       cwd: into,
+      ...(status.length
+        ? {
+            stdoutLines: (line: string) => {
+              const percent = /^dlstatus:[^:]*:([\d.]+):/.exec(line)?.[1];
+              if (percent === undefined) return true;
+              onBytes!({ done: Math.min(total, Math.round((Number(percent) / 100) * total)), total });
+              return false;
+            },
+          }
+        : {}),
       timeoutMs: 600_000,
       hint: 'check the network; a killed download leaves nothing behind, so simply retry',
     });

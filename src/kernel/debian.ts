@@ -13,6 +13,7 @@ import { findDebianArchives, readHostSources, type DebianArchives } from './apt-
 import { PrivateApt, type AptLine } from './apt.js';
 import type { KernelSpec } from './spec.js';
 import type { Kernel } from './types.js';
+import type { ByteCount } from '../model/progress.js';
 
 export interface DebianFetchOptions {
   cacheDir: string;
@@ -21,7 +22,8 @@ export interface DebianFetchOptions {
   securityUri?: string | undefined;
   /** Re-resolve "newest" even when a kernel for this suite is cached. */
   refresh?: boolean;
-  onProgress?: (msg: string) => void;
+  /** A line of progress; bytes while a download runs. */
+  onProgress?: (msg: string, bytes?: ByteCount) => void;
 }
 
 type DebianSpec = Extract<KernelSpec, { kind: 'debian' }>;
@@ -85,7 +87,7 @@ export async function loadCachedKernel(dir: string): Promise<Kernel | undefined>
 }
 
 /** A release not cached yet: its image, headers and their parts downloaded, extracted and fixed up into the cache. */
-async function fetchRelease(apt: PrivateApt, release: string, version: string, spec: DebianSpec, at: { final: string; work: string; progress: (m: string) => void }): Promise<Kernel> {
+async function fetchRelease(apt: PrivateApt, release: string, version: string, spec: DebianSpec, at: { final: string; work: string; progress: (m: string, bytes?: ByteCount) => void }): Promise<Kernel> {
   const { final, work, progress } = at;
   const signed = `linux-image-${release}`;
   const unsigned = `${signed}-unsigned`;
@@ -96,16 +98,17 @@ async function fetchRelease(apt: PrivateApt, release: string, version: string, s
   const headerDeps = (await apt.depends(headers)).filter((d) => /^linux-(headers-.*-common|kbuild-)/.test(d));
   const rest = [...imageParts, headers, ...headerDeps];
   const debs = join(work, 'debs');
-  progress(`downloading ${[image, ...rest].join(', ')}`);
+  const what = `downloading ${[image, ...rest].join(', ')}`;
+  progress(what);
   try {
-    await apt.download([image, ...rest], debs);
+    await apt.download([image, ...rest], debs, (b) => progress(what, b));
   } catch (e) {
     // An archive may list the -unsigned package and not serve it (bullseye-security answers 404):
     // the signed image holds the same files.
     if (image !== unsigned) throw e;
     progress(`${unsigned} is listed but not served; downloading ${signed} instead`);
     await rm(debs, { recursive: true, force: true });
-    await apt.download([signed, ...rest], debs);
+    await apt.download([signed, ...rest], debs, (b) => progress(`downloading ${signed}`, b));
   }
   await installDirAtomic(final, async (staging) => {
     progress(`extracting kernel ${release}`);

@@ -49,12 +49,13 @@ export class BootedGuests implements Machine {
 
   prepare(): void {}
 
-  private async boot(): Promise<GuestVm> {
+  /** lane: the job the boot is for, so its progress shows on that job's line. */
+  private async boot(lane: string): Promise<GuestVm> {
     const { ctx } = this;
     this.boots++;
     const consoleLog = this.boots === 1 ? this.opts.firstLog : ctx.runDir.file(`console-boot${this.boots}.log`);
     this.logs.push(consoleLog);
-    ctx.progress('boot', `booting ${ctx.kernel.release} under ${ctx.accel.accel.toUpperCase()}${this.boots > 1 ? ` (boot ${this.boots}: the last job crashed or changed its guest, or loaded another driver)` : ''}`);
+    ctx.progress('boot', `booting ${ctx.kernel.release} under ${ctx.accel.accel.toUpperCase()}${this.boots > 1 ? ` (boot ${this.boots}: the last job crashed or changed its guest, or loaded another driver)` : ''}`, { lane });
     const booted = await bootGuest(ctx.qemu, ctx.accel.accel, ctx.kernel, ctx.initramfs, ctx.boot, ctx.notes, consoleLog);
     this.first ??= booted;
     this.attempts += booted.attempts;
@@ -75,7 +76,7 @@ export class BootedGuests implements Machine {
       this.release = await this.ctx.slots.acquire();
       const t = performance.now();
       try {
-        this.vm = await this.boot();
+        this.vm = await this.boot(job.strategy);
       } catch (e) {
         this.free();
         throw e;

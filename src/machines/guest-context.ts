@@ -6,7 +6,7 @@ import type { Slots } from '../util/limiter.js';
 import type { BootOptions } from '../vm/boot.js';
 import type { Accel } from '../vm/qemu-args.js';
 import type { QemuInfo } from '../vm/qemu.js';
-import type { Phase } from './machine.js';
+import type { Progress } from '../model/progress.js';
 
 export interface GuestContext {
   qemu: QemuInfo;
@@ -17,7 +17,7 @@ export interface GuestContext {
   runDir: RunDir;
   /** The run's notes: what the machine did on the user's behalf (a flake retried, a fallback). */
   notes: string[];
-  progress: (phase: Phase, message: string) => void;
+  progress: Progress;
   /** Guests that may run at once (a matrix shares its --jobs across kernels). */
   slots: Slots;
 }

@@ -63,8 +63,7 @@ export interface Machine {
   abort(): Promise<void>;
 }
 
-/** Where a command is, for progress lines. */
-export type Phase = 'fetch' | 'connect' | 'build' | 'accel' | 'boot' | 'snapshot' | 'restore' | 'job' | 'report';
+export type { Phase } from '../model/progress.js';
 
 /** A hosted job's timing as the report gives it. */
 export function jobTiming(job: number, label: string, t: HostedTiming): JobTiming {

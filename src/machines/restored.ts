@@ -266,7 +266,7 @@ export class RestoredGuests implements Machine {
   /** A guest for a job: the one restored ahead, else restored now; a failed restore sends the job to a booted guest. */
   private async bringUp(snap: Usable, job: LabJob): Promise<{ kind: 'guest'; guest: Guest } | { kind: 'fallback' } | { kind: 'ended'; job: HostedJob }> {
     const ahead = await this.takeSpare();
-    if (!ahead) this.ctx.progress('restore', `job ${job.id}: restoring ${this.ctx.kernel.release} from its snapshot`);
+    if (!ahead) this.ctx.progress('restore', `job ${job.id}: restoring ${this.ctx.kernel.release} from its snapshot`, { lane: job.strategy });
     const { r, log } = ahead ?? (await this.restore(snap));
     // Killed from outside (Ctrl-C reaping every guest, the OOM killer): not the snapshot's fault.
     if (r.kind !== 'ready' && (GuestVm.stopping || (r.kind === 'exited' && r.signal))) {

@@ -34,7 +34,8 @@ import { kvmProbe } from '../vm/boot.js';
 import { qemuInfo } from '../vm/qemu.js';
 import { BootedGuests } from './booted.js';
 import type { GuestContext } from './guest-context.js';
-import type { Machine, Phase } from './machine.js';
+import type { Machine } from './machine.js';
+import type { Progress } from '../model/progress.js';
 import { RestoredGuests } from './restored.js';
 import { SshMachine } from './ssh.js';
 
@@ -52,7 +53,7 @@ export interface GuestOptions {
   refreshKernel: boolean;
   cacheDir?: string;
   stateDir?: string;
-  onProgress?: (phase: Phase, message: string) => void;
+  onProgress?: Progress;
   /** Guests that may run at once across a matrix; none: every core. */
   guestSlots?: Slots;
   /** Serve jobs from a snapshot of the booted guest (made on first use); false: boot for every run. */
@@ -66,14 +67,14 @@ export interface GuestOptions {
 }
 
 /** The kernel a command's options name, fetched (or found in the cache). */
-export async function acquireFor(opts: GuestOptions, cacheDir: string, progress: (phase: Phase, message: string) => void): Promise<Kernel> {
+export async function acquireFor(opts: GuestOptions, cacheDir: string, progress: Progress): Promise<Kernel> {
   progress('fetch', `kernel ${opts.kernel} (${opts.flavour})`);
   const kernel = await acquireKernel(parseKernelSpec(opts.kernel, opts.flavour), {
     cacheDir,
     archiveUri: opts.archiveUri,
     securityUri: opts.securityUri,
     refresh: opts.refreshKernel,
-    onProgress: (m) => progress('fetch', m),
+    onProgress: (m, bytes) => progress('fetch', m, bytes ? { bytes } : undefined),
   });
   return { ...kernel, vmlinux: await pvhImage(kernel, cacheDir) };
 }
@@ -137,7 +138,7 @@ export async function setUpLab(opts: SetupOptions, source: string, runDir: RunDi
   return opts.target ? targetLab(opts, opts.target, source, runDir, notes) : guestLab(opts, source, runDir, cacheDir, notes);
 }
 
-function progressOf(opts: SetupOptions): (phase: Phase, message: string) => void {
+function progressOf(opts: SetupOptions): Progress {
   return opts.onProgress ?? (() => {});
 }
 
@@ -270,7 +271,7 @@ async function targetLab(opts: SetupOptions, t: TargetOptions, source: string, r
  * first run after it only restores. The boot's console is kept in a run
  * directory only when the boot fails (the error names it).
  */
-export async function snapshotAhead(fetched: Kernel, opts: { cacheDir: string; memoryMb: number; accel: AccelRequest; progress: (phase: Phase, message: string) => void }): Promise<SnapshotUse> {
+export async function snapshotAhead(fetched: Kernel, opts: { cacheDir: string; memoryMb: number; accel: AccelRequest; progress: Progress }): Promise<SnapshotUse> {
   const { cacheDir } = opts;
   const qemu = await qemuInfo();
   const kernel = { ...fetched, vmlinux: await pvhImage(fetched, cacheDir) };

@@ -35,6 +35,8 @@ export interface ExecOptions {
   maxOutputBytes?: number;
   /** Start from an empty environment (env is then all of it), not from this process's. */
   clearEnv?: boolean;
+  /** Sees each line of stdout as it arrives (progress to show); a line it returns false for is left out of the result. */
+  stdoutLines?: (line: string) => boolean;
 }
 
 /** Quote an argv for display only; it is never passed to a shell. */
@@ -64,6 +66,7 @@ export async function run(file: string, args: readonly string[], opts: ExecOptio
     ...(opts.signal === undefined ? {} : { cancelSignal: opts.signal }),
     ...(opts.binary ? { encoding: 'buffer' as const, all: false } : {}),
     ...(opts.maxOutputBytes === undefined ? {} : { maxBuffer: opts.maxOutputBytes }),
+    ...(opts.stdoutLines === undefined ? {} : { stdout: lineWatcher(opts.stdoutLines) }),
   };
   const r = await execa(file, args, execaOpts);
   if ((r as { code?: string }).code === 'ENOENT' || /ENOENT/.test(String((r as { originalMessage?: string }).originalMessage ?? ''))) {
@@ -82,6 +85,13 @@ export async function run(file: string, args: readonly string[], opts: ExecOptio
     ok: !r.failed,
     durationMs: performance.now() - started,
     ...((r as { isMaxBuffer?: boolean }).isMaxBuffer ? { outputCapped: true } : {}),
+  };
+}
+
+function lineWatcher(see: (line: string) => boolean) {
+  return function* (line: unknown): Generator<string, void, undefined> {
+    const text = String(line);
+    if (see(text)) yield text;
   };
 }
 
