@@ -112,7 +112,7 @@ describe('the action: declared and used', () => {
     expect(run.env?.MMAPLAB_CACHE_DIR).toBe(restore.with?.path);
     expect(save.with?.key).toBe(restore.with?.key);
     expect(restore.with?.key).toContain('${{ runner.os }}-${{ steps.prepare.outputs.slug }}-');
-    expect(restore.with?.key.startsWith(String(restore.with?.['restore-keys']))).toBe(true);
+    expect(String(restore.with?.key).startsWith(String(restore.with?.['restore-keys']))).toBe(true);
     // The cache and the results are kept even when the lab failed.
     expect(save.if).toMatch(/!cancelled\(\)/);
     expect(steps.find((s) => s.uses?.startsWith('actions/upload-artifact@'))?.if).toMatch(/!cancelled\(\)/);
@@ -127,6 +127,13 @@ describe('the action: declared and used', () => {
 });
 
 describe('the action: its mmaplab command lines', () => {
+  it('(the check of a command line refuses what mmaplab refuses)', async () => {
+    await expect(parsesWithTheCli(['run', '--job', '2'])).rejects.toThrow(/unknown option/);
+    await expect(parsesWithTheCli(['run', '--kernel', 'debian:nosuch'])).rejects.toThrow(/nosuch/);
+    await expect(parsesWithTheCli(['check'])).rejects.toThrow(/missing required argument/);
+    await parsesWithTheCli(['check', 'd', '--kernel', 'all']);
+  });
+
   const inputs = { INPUT_KERNELS: 'debian:bookworm,\ndebian:sid  all', INPUT_JOBS: '2', INPUT_TIMEOUT: '300', INPUT_ARCHIVE_URI: 'file:///srv/debian', INPUT_SECURITY_URI: 'file:///srv/debian-security', INPUT_ARGS: '--memory 512 --accel tcg' };
 
   it('run, and merge for the summary, with every input: lines the real CLI parses', async () => {
@@ -160,7 +167,7 @@ describe('the action: its mmaplab command lines', () => {
 
   it('a rubric without a driver, or a fail-on-failure that is neither true nor false: a usage error before mmaplab runs, the outputs set', () => {
     const s = stub();
-    for (const env of [{ INPUT_RUBRIC: 'rubric.yml' }, { INPUT_FAIL_ON_FAILURE: 'yes' }]) {
+    for (const env of [{ INPUT_RUBRIC: 'rubric.yml' }, { INPUT_FAIL_ON_FAILURE: 'yes' }] as Array<Record<string, string>>) {
       const r = actionRun('run', { MMAPLAB_COMMAND: s.command, ...env });
       expect(r.code).toBe(2);
       expect(r.outputs).toMatchObject({ 'exit-code': '2', outcome: 'error' });
