@@ -48,10 +48,12 @@ function stub(): { command: string; calls: () => string[][] } {
   const path = join(dir, 'mmaplab-stub.mjs');
   writeFileSync(
     path,
-    `import { appendFileSync } from 'node:fs';
+    `import { appendFileSync, writeFileSync } from 'node:fs';
 const args = process.argv.slice(2);
 appendFileSync(${JSON.stringify(log)}, JSON.stringify(args) + '\\n');
 if (args[0] !== 'merge') process.stdout.write('{"stub": true}\\n::warning file=driver.c,line=3::a warning\\n');
+const gradescope = args.indexOf('--gradescope');
+if (gradescope >= 0) writeFileSync(args[gradescope + 1], '{"score": 7.5}\\n');
 process.exitCode = Number(process.env.STUB_EXIT ?? 0);
 `,
   );
@@ -157,6 +159,7 @@ describe('the action: its mmaplab command lines', () => {
     expect(r.code, r.stderr).toBe(0);
     const dir = r.outputs['results-dir']!;
     expect(s.calls()[0]).toEqual(['check', 'my driver', '--kernel', 'debian:bookworm', '--json', '--junit', `${dir}/junit.xml`, '--output-dir', `${dir}/run`, '--gradescope', `${dir}/gradescope.json`, '--rubric', 'rubric.yml']);
+    expect(r.outputs).toMatchObject({ gradescope: `${dir}/gradescope.json`, score: '7.5' });
     actionRun('run', { MMAPLAB_COMMAND: s.command, INPUT_DRIVER: 'd', INPUT_RUBRIC: 'default', INPUT_KERNELS: 'local:/boot/bzImage,/src/linux' });
     const [check] = s.calls().slice(2);
     expect(check).toContain('--gradescope');
