@@ -31,6 +31,7 @@ export interface KernelCliOptions {
   target?: string;
   jobs: number;
   junit?: string;
+  html?: string;
   json?: boolean;
   outputDir?: string;
   color?: boolean;
@@ -90,7 +91,7 @@ export async function onKernels(
     }
     process.exitCode = matrix.exitCode;
   }
-  await writeCiOutputs(matrix, o.junit);
+  await writeCiOutputs(matrix, o.junit, o.html);
   if (o.verbose) {
     const err = makeStyle({ color: o.color === false ? false : undefined, stream: process.stderr });
     for (const k of matrix.kernels) {
@@ -100,10 +101,14 @@ export async function onKernels(
   }
 }
 
-/** --junit, and under GitHub Actions the step summary and annotations at the driver's lines. */
-export async function writeCiOutputs(matrix: MatrixReport, junit: string | undefined): Promise<void> {
+/** --junit, --html, and under GitHub Actions the step summary and annotations at the driver's lines. */
+export async function writeCiOutputs(matrix: MatrixReport, junit: string | undefined, html?: string): Promise<void> {
   if (junit) {
     await writeFile(junit, renderJunit(matrix));
+  }
+  if (html) {
+    const { renderResultsHtml } = await import('../report/results-html.js');
+    await writeFile(html, renderResultsHtml(matrix));
   }
   if (process.env.GITHUB_ACTIONS !== 'true') return;
   if (process.env.GITHUB_STEP_SUMMARY) {

@@ -69,6 +69,7 @@ export interface GuestCliOptions {
   kernel: string[];
   jobs: number;
   junit?: string;
+  html?: string;
   flavour: string;
   accel: 'auto' | 'kvm' | 'tcg';
   timeout: number;
@@ -102,6 +103,7 @@ export function addGuestOptions(cmd: Command): Command {
     )
     .addOption(new Option('--jobs <n>', 'guests to run at once (a matrix shares them between its kernels)').default(cpus().length, 'the number of cores').argParser(positiveInt('--jobs', 64)))
     .option('--junit <file>', 'also write JUnit XML: one testcase per kernel x strategy x check')
+    .option('--html <file>', 'also write the report as one HTML page that opens offline: the grid, the explanations, each mapping page by page, the kernel log')
     .option('--flavour <flavour>', 'Debian kernel flavour (cloud-amd64 boots fastest)', 'cloud-amd64')
     .addOption(new Option('--accel <accel>', 'accelerator: auto probes KVM and falls back to TCG').choices(['auto', 'kvm', 'tcg']).default('auto'))
     .addOption(new Option('--timeout <seconds>', 'hard deadline for each job, boot included').default(120).argParser(positiveInt('--timeout', 3600)))

@@ -248,6 +248,7 @@ function addMerge(program: Command): void {
     .option('--json', 'print the merged matrix (or class) as JSON')
     .option('--junit <file>', 'write JUnit XML for the merged matrix')
     .option('--markdown <file>', 'write a Markdown summary (under GitHub Actions it also goes to the step summary)')
+    .option('--html <file>', 'write the merged matrix as one HTML page (as run --html)')
     .option('--csv <file>', 'grades: write the roster')
     .option('--out <dir>', "grades: write the summary page and results.json here, with the shards' feedback files beside them")
     .option('--moodle <worksheet.csv>', "grades: fill in Moodle's grading worksheet (moodle-grades.csv in --out)")
@@ -259,7 +260,10 @@ function addMerge(program: Command): void {
       const { statSync } = await import('node:fs');
       const paths = files.map((f) => (statSync(f, { throwIfNoEntry: false })?.isDirectory() ? `${f}/results.json` : f));
       const texts = await Promise.all(paths.map((p) => readFile(p, 'utf8').catch(() => '')));
-      if (texts.some((t) => /"command"\s*:\s*"grade"/.test(t.slice(0, 2000)))) return mergeGradeFiles(paths, texts, o);
+      if (texts.some((t) => /"command"\s*:\s*"grade"/.test(t.slice(0, 2000)))) {
+        if (o.html) throw usage('--html is for run or check results; merging a grade writes its summary page into --out');
+        return mergeGradeFiles(paths, texts, o);
+      }
       if (o.csv || o.out || o.moodle || o.canvas) throw usage('--csv, --out, --moodle and --canvas are for the shards of a grade; these are run or check results');
       const { mergeFiles } = await import('../matrix/merge.js');
       const m = await mergeFiles(files, { dir: process.cwd(), resultsJson: '' });
@@ -274,7 +278,7 @@ function addMerge(program: Command): void {
         await writeFile(o.markdown, renderMarkdown(m));
       }
       const { writeCiOutputs } = await import('./on-kernels.js');
-      await writeCiOutputs(m, o.junit);
+      await writeCiOutputs(m, o.junit, o.html);
       process.exitCode = m.exitCode;
     });
 }
@@ -286,6 +290,7 @@ interface MergeCliOptions {
   json?: boolean;
   junit?: string;
   markdown?: string;
+  html?: string;
   csv?: string;
   out?: string;
   color?: boolean;

@@ -8,19 +8,7 @@
  */
 import type { GradeReport, SubmissionResult } from '../model/grade.js';
 import { findingLine, shortName } from './grade-text.js';
-
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-}
-
-const CSS = `
-body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:72em;color:#222;padding:0 1em}
-h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em}
-table{border-collapse:collapse}td,th{padding:.2em .5em;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}
-.bar{background:#4a7fd4;height:1em;display:inline-block}.pass{color:#17803d}.fail{color:#c0262d}.error{color:#8a2be2}
-.skip,.missing{color:#999}.dim{color:#777}.num{text-align:right;font-variant-numeric:tabular-nums}
-td.mark{text-align:center}a{color:#1a56b0}
-`;
+import { escapeHtml, htmlPage } from './html.js';
 
 function markOf(v: string): string {
   return v === 'pass' ? '✓' : v === 'fail' ? '✗' : v === 'skip' ? '–' : '·';
@@ -74,17 +62,14 @@ export function renderGradeHtml(g: GradeReport, feedbackHref: (slug: string) => 
   const byslug = new Map(g.submissions.map((s) => [s.slug, s]));
   const s = g.summary;
   const title = `mmaplab grade: ${s.submissions} submissions`;
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>${escapeHtml(title)}</title><style>${CSS}</style></head>
-<body>
-<h1>${escapeHtml(title)}</h1>
-<p id="counts" data-submissions="${s.submissions}" data-pass="${s.pass}" data-fail="${s.fail}" data-error="${s.error}"><span class="pass">${s.pass} passed</span>, <span class="fail">${s.fail} failed</span>${s.error ? `, <span class="error">${s.error} not graded</span>` : ''}.
+  return htmlPage(
+    title,
+    `<p id="counts" data-submissions="${s.submissions}" data-pass="${s.pass}" data-fail="${s.fail}" data-error="${s.error}"><span class="pass">${s.pass} passed</span>, <span class="fail">${s.fail} failed</span>${s.error ? `, <span class="error">${s.error} not graded</span>` : ''}.
 <span class="dim">Kernel ${escapeHtml(g.kernel.release)} (${escapeHtml(g.kernel.packageVersion)}); rubric “${escapeHtml(g.rubric.name)}” ${escapeHtml(g.rubric.hash)}, ${g.rubric.maxScore} points, pass at ${g.rubric.passScore}; mmaplab ${escapeHtml(g.tool.version)}.</span></p>
 ${distribution(g)}
 ${findings(g, byslug)}
 ${checkRates(g)}
 ${identical(g)}
-${classTable(g, feedbackHref)}
-</body></html>
-`;
+${classTable(g, feedbackHref)}`,
+  );
 }

@@ -17,7 +17,8 @@ import { cellVerdict } from '../diagnose/words.js';
 import { outcomeCode } from '../model/outcome.js';
 
 
-const SHORT: Record<CheckName, string> = {
+/** The grid's column heads. */
+export const CHECK_SHORT: Record<CheckName, string> = {
   private: 'private',
   shared: 'shared',
   'private-per-page': 'per-page',
@@ -55,7 +56,7 @@ function colourCell(r: CheckResult, text: string, c: ChalkInstance): string {
 function renderGrid(report: RunReport, c: ChalkInstance): string[] {
   const W = 11;
   const first = Math.max(10, ...report.strategies.map((s) => s.strategy.length)) + 2;
-  const out = [c.bold(('strategy'.padEnd(first) + report.checks.map((k) => SHORT[k].padEnd(W)).join('')).trimEnd())];
+  const out = [c.bold(('strategy'.padEnd(first) + report.checks.map((k) => CHECK_SHORT[k].padEnd(W)).join('')).trimEnd())];
   for (const s of report.strategies) {
     const cells = report.checks.map((k) => {
       const r = report.results.find((x) => x.strategy === s.strategy && x.check === k);

@@ -24,6 +24,10 @@ export interface Seen {
   /** The href attribute as written, and as the browser resolved it. */
   href: string | null;
   resolved: string | null;
+  /** The colour the browser drew its text in (computed style), e.g. rgb(192, 38, 45). */
+  color: string;
+  /** The element's class names. */
+  classes: string[];
 }
 
 export interface OpenPage {
@@ -34,7 +38,7 @@ export interface OpenPage {
   close(): Promise<void>;
 }
 
-const READ = `(sel) => [...document.querySelectorAll(sel)].map((e) => ({ data: { ...e.dataset }, text: e.textContent, href: e.getAttribute('href'), resolved: e.href ?? null }))`;
+const READ = `(sel) => [...document.querySelectorAll(sel)].map((e) => ({ data: { ...e.dataset }, text: e.textContent, href: e.getAttribute('href'), resolved: e.href ?? null, color: getComputedStyle(e).color, classes: [...e.classList] }))`;
 
 export async function openPage(file: string): Promise<OpenPage> {
   const browser: Browser = await puppeteer.launch({ executablePath: chromium(), headless: true, args: ['--no-sandbox', '--disable-gpu'] });

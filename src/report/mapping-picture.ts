@@ -1,0 +1,59 @@
+/**
+ * A mapping as a row of pages: for each page of the mapping, which page of
+ * the driver's buffer it showed. With the lab's indexed pages that is the
+ * index the page carried; without (a student's driver) it is the page frame,
+ * numbered in order of first appearance (or, where frames cannot be read,
+ * the page whose marker it showed), so sixteen distinct pages read
+ * 0 1 2 ... 15 and sixteen aliases of one read 0 0 0 ... 0.
+ */
+import type { CheckResult } from '../model/outcome.js';
+
+export interface PicturePage {
+  page: number;
+  /** The buffer page shown; fault: the page faulted or was never reached; unknown: no index and no frame to tell. */
+  shows: number | 'fault' | 'unknown';
+  /** The buffer page it should show, when the lab's pages say. */
+  expect: number | null;
+  ok: boolean;
+}
+
+export interface MappingPicture {
+  /** How pages were told apart: the lab's page index, the page frame, or a marker written into each. */
+  by: 'index' | 'frame' | 'marker';
+  pages: PicturePage[];
+  /** The test died at this page: the pages after it were never reached. */
+  stoppedAt?: { page: number; signal: 'SIGBUS' | 'SIGSEGV' };
+}
+
+/** undefined: the check mapped nothing to look at (mmap refused, the test never ran). */
+export function mappingPicture(r: CheckResult): MappingPicture | undefined {
+  const o = r.outcome;
+  const fault = (o.kind === 'sigbus' || o.kind === 'sigsegv') && o.page !== null ? o.page : undefined;
+  // The pages read back, and the one that faulted: the pages after it were never reached.
+  // (A check that reads no pages back, shared-write's one word say, has no picture.)
+  const size = Math.max(...r.pageReports.map((p) => p.page + 1), fault === undefined ? 0 : fault + 1);
+  if (size === 0) return undefined;
+  const indexed = r.pageReports.some((p) => p.expectIndex !== null);
+  // Without frames, check's writing test tells pages apart: [page, the page whose marker it showed].
+  const showsMarkerOf = new Map(r.aliases?.tested ? r.aliases.pairs : []);
+  const byMarker = !indexed && r.aliases?.tested === true && r.pageReports.every((p) => !p.pfn);
+  const frames = new Map<string, number>();
+  const pages: PicturePage[] = [];
+  for (let page = 0; page < size; page++) {
+    const rep = r.pageReports.find((p) => p.page === page);
+    if (!rep) {
+      pages.push({ page, shows: 'fault', expect: null, ok: false });
+    } else if (indexed) {
+      pages.push({ page, shows: rep.index, expect: rep.expectIndex, ok: rep.ok });
+    } else if (rep.pfn || byMarker) {
+      // A frame (or a marker's page) seen before is an alias of an earlier page.
+      const key = rep.pfn ?? `marker ${showsMarkerOf.get(page) ?? page}`;
+      const seen = frames.get(key);
+      if (seen === undefined) frames.set(key, frames.size);
+      pages.push({ page, shows: seen ?? frames.get(key)!, expect: null, ok: rep.ok && seen === undefined });
+    } else {
+      pages.push({ page, shows: 'unknown', expect: null, ok: rep.ok });
+    }
+  }
+  return { by: indexed ? 'index' : byMarker ? 'marker' : 'frame', pages, ...(fault === undefined ? {} : { stoppedAt: { page: fault, signal: o.kind === 'sigbus' ? 'SIGBUS' : 'SIGSEGV' } }) };
+}
