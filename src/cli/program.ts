@@ -12,7 +12,7 @@ import { makeStyle } from '../report/style.js';
 import { cacheRoot, projectPaths, stateRoot } from '../util/paths.js';
 import { isMmaplabError } from '../util/errors.js';
 import { VERSION } from '../util/version.js';
-import { addGuestOptions, listOption, MIN_MEMORY_MB, positiveInt, setupOptions, usage, valueError, type GuestCliOptions } from './options.js';
+import { ACCELS, addGuestOptions, listOption, parseMemory, positiveInt, setupOptions, usage, valueError, type GuestCliOptions } from './options.js';
 import type { AccelRequest } from '../vm/accel.js';
 import { fetchedSnapshot } from '../report/kernels-text.js';
 import { withTerminal } from './terminal.js';
@@ -204,8 +204,8 @@ function addKernels(program: Command): void {
     .option('--flavour <flavour>', 'Debian kernel flavour', 'cloud-amd64')
     .addOption(new Option('--archive-uri <uri>', "Debian archive (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_ARCHIVE'))
     .addOption(new Option('--security-uri <uri>', "Debian security archive (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_SECURITY_ARCHIVE'))
-    .addOption(new Option('--accel <accel>', 'accelerator of the snapshot (as the runs to come will use)').choices(['auto', 'kvm', 'tcg']).default('auto'))
-    .addOption(new Option('--memory <MiB>', 'guest memory of the snapshot (as the runs to come will use)').default(256).argParser(positiveInt('--memory', 16384, MIN_MEMORY_MB, ` (the lab's kernels do not boot in less than ${MIN_MEMORY_MB} MiB)`)))
+    .addOption(new Option('--accel <accel>', 'accelerator of the snapshot (as the runs to come will use)').choices(ACCELS).default('auto'))
+    .addOption(new Option('--memory <MiB>', 'guest memory of the snapshot (as the runs to come will use)').default(256).argParser(parseMemory))
     .option('--no-snapshot', "do not boot the kernel to make its snapshot now (the first run will)")
     .action(async (specs: string[], o: { flavour: string; archiveUri?: string; securityUri?: string; accel: AccelRequest; memory: number; snapshot?: boolean }) => {
       const { fetchAhead } = await import('../commands/kernels.js');
