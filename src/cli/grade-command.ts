@@ -11,7 +11,7 @@ import { DEFAULT_KERNEL } from '../kernel/spec.js';
 import type { SubmissionResult } from '../model/grade.js';
 import { makeStyle } from '../report/style.js';
 import { terminalSafe } from '../util/safe-text.js';
-import { ACCELS, kernelSpecValue, parseBuildTimeout, parseJobs, parseMemory, parseTimeout, setupOptions, usage, type GuestCliOptions } from './options.js';
+import { ACCELS, configOption, kernelSpecValue, noConfigOption, parseBuildTimeout, parseJobs, parseMemory, parseTimeout, setupOptions, usage, type GuestCliOptions } from './options.js';
 import { cpus } from 'node:os';
 import { interrupted } from './signals.js';
 
@@ -81,6 +81,8 @@ export function addGrade(program: Command): void {
     .option('--skeleton <dir>', "the lab's skeleton: its lines are left out when submissions are compared")
     .option('--no-color', 'plain output even on a terminal')
     .option('-v, --verbose', 'show progress')
+    .addOption(configOption())
+    .addOption(noConfigOption())
     .action(async (folder: string | undefined, o: GradeCliOptions) => {
       const { loadRubric, DEFAULT_RUBRIC_TEXT } = await import('../grade/rubric.js');
       if (o.printRubric) {

@@ -140,8 +140,14 @@ export function addGuestOptions(cmd: Command): Command {
     .option('--no-snapshot', "boot a guest instead of restoring the kernel's cached snapshot (mmaplab shell always boots)")
     .option('--guest-per-job', 'restore a fresh guest for every job, even after a job that left its guest as it was')
     .option('--no-color', 'plain output even on a terminal')
-    .option('-v, --verbose', 'show progress and every command run');
+    .option('-v, --verbose', 'show progress and every command run')
+    .addOption(configOption())
+    .addOption(noConfigOption());
 }
+
+/** --config and --no-config, on every command that reads the project's settings (see cli/project-config). */
+export const configOption = () => new Option('--config <file>', 'read the project settings from this file instead of the mmaplab.config.* found from the current directory up');
+export const noConfigOption = () => new Option('--no-config', 'read no project config file');
 
 /** --target and its companions, checked: a target runs its own kernel, so --kernel does not go with it. */
 function targetOptions(o: GuestCliOptions): TargetOptions {
