@@ -20,6 +20,7 @@ import { addGrade } from './grade-command.js';
 import { addCacheTransfer } from './cache-transfer-command.js';
 import { addDoctor } from './doctor-command.js';
 import { applyProjectConfig } from './apply-config.js';
+import { addConfig } from './config-command.js';
 import type { CheckReport } from '../model/report.js';
 
 interface RunCliOptions extends GuestCliOptions {
@@ -317,6 +318,8 @@ export function buildProgram(opts: ProgramOptions = {}): Command {
     .description('Build a Linux driver and a test program, boot a real Debian kernel in QEMU, map the driver from userspace, and explain what happens.')
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
+    // What follows `mmaplab config <command>` is that command's, not config's.
+    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`mmaplab: ${str}`) })
     .addHelpText(
@@ -327,6 +330,8 @@ Exit codes: 0 every outcome as expected, 1 an outcome differs, 2 usage error,
 Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_STATE_DIR).`,
     );
   for (const add of [addRun, addCheck, addGrade, addShell, addParse, addKernels, addMerge, addDoctor]) add(program);
+  // `config` parses the command line it is given with a program of its own.
+  addConfig(program, () => buildProgram(opts));
   // The project's settings, where the command line and the environment left a default.
   program.hook('preAction', (_program, command) => applyProjectConfig(command, opts.cwd ?? process.cwd(), (line) => process.stderr.write(`${line}\n`)));
   return program;
