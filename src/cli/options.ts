@@ -138,6 +138,7 @@ export function addGuestOptions(cmd: Command): Command {
     .option('--trust-driver', "build the driver without the sandbox, as you, with your files and network (MMAPLAB_TRUST_DRIVER=1 does the same); only for code you trust")
     .addOption(new Option('--build-timeout <seconds>', "the driver's build is stopped, with every process it started, after this long").default(300).argParser(parseBuildTimeout))
     .option('--no-snapshot', "boot a guest instead of restoring the kernel's cached snapshot (mmaplab shell always boots)")
+    .option('--snapshot', 'restore the cached snapshot (the default; undoes snapshot: false in the project config file)')
     .option('--guest-per-job', 'restore a fresh guest for every job, even after a job that left its guest as it was')
     .option('--no-color', 'plain output even on a terminal')
     .option('-v, --verbose', 'show progress and every command run')
