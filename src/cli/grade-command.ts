@@ -11,7 +11,7 @@ import { DEFAULT_KERNEL } from '../kernel/spec.js';
 import type { SubmissionResult } from '../model/grade.js';
 import { makeStyle } from '../report/style.js';
 import { terminalSafe } from '../util/safe-text.js';
-import { kernelSpecValue, MIN_MEMORY_MB, positiveInt, setupOptions, usage, type GuestCliOptions } from './options.js';
+import { ACCELS, configOption, kernelSpecValue, noConfigOption, parseBuildTimeout, parseJobs, parseMemory, parseTimeout, setupOptions, usage, type GuestCliOptions } from './options.js';
 import { cpus } from 'node:os';
 import { interrupted } from './signals.js';
 
@@ -62,11 +62,11 @@ export function addGrade(program: Command): void {
     .option('--rubric <file>', 'points per check, YAML or JSON (default: the lab\'s; see --print-rubric)')
     .option('--print-rubric', 'print the default rubric and exit')
     .addOption(new Option('--kernel <spec>', 'the kernel every submission is checked on: debian:<suite>, or debian:<suite>@<version> to grade again on exactly the kernel a grade recorded').default(DEFAULT_KERNEL).argParser(kernelSpecValue))
-    .addOption(new Option('--jobs <n>', 'submissions checked at once, each in its own guest').default(cpus().length, 'the number of cores').argParser(positiveInt('--jobs', 64)))
-    .addOption(new Option('--timeout <seconds>', "a job's deadline in the guest: a submission that hangs costs this much").default(60).argParser(positiveInt('--timeout', 3600)))
-    .addOption(new Option('--build-timeout <seconds>', "a submission's build is stopped after this long").default(120).argParser(positiveInt('--build-timeout', 7200)))
-    .addOption(new Option('--memory <MiB>', 'guest memory').default(256).argParser(positiveInt('--memory', 16384, MIN_MEMORY_MB)))
-    .addOption(new Option('--accel <accel>', 'accelerator').choices(['auto', 'kvm', 'tcg']).default('auto'))
+    .addOption(new Option('--jobs <n>', 'submissions checked at once, each in its own guest').default(cpus().length, 'the number of cores').argParser(parseJobs))
+    .addOption(new Option('--timeout <seconds>', "a job's deadline in the guest: a submission that hangs costs this much").default(60).argParser(parseTimeout))
+    .addOption(new Option('--build-timeout <seconds>', "a submission's build is stopped after this long").default(120).argParser(parseBuildTimeout))
+    .addOption(new Option('--memory <MiB>', 'guest memory').default(256).argParser(parseMemory))
+    .addOption(new Option('--accel <accel>', 'accelerator').choices(ACCELS).default('auto'))
     .option('--flavour <flavour>', 'Debian kernel flavour', 'cloud-amd64')
     .addOption(new Option('--archive-uri <uri>', "Debian archive (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_ARCHIVE'))
     .addOption(new Option('--security-uri <uri>', "Debian security archive (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_SECURITY_ARCHIVE'))
@@ -81,6 +81,8 @@ export function addGrade(program: Command): void {
     .option('--skeleton <dir>', "the lab's skeleton: its lines are left out when submissions are compared")
     .option('--no-color', 'plain output even on a terminal')
     .option('-v, --verbose', 'show progress')
+    .addOption(configOption())
+    .addOption(noConfigOption())
     .action(async (folder: string | undefined, o: GradeCliOptions) => {
       const { loadRubric, DEFAULT_RUBRIC_TEXT } = await import('../grade/rubric.js');
       if (o.printRubric) {

@@ -49,10 +49,27 @@ export function kernelSpecValue(v: string): string {
   }
 }
 
+/** One --kernel value of run, check and shell: a spec, or `all`. */
+export function kernelListValue(v: string): string {
+  return v.trim() === 'all' ? 'all' : kernelSpecValue(v);
+}
+
 /** --kernel may be given several times; each value is checked as it is read. */
 function kernelSpecArg(v: string, previous: string[]): string[] {
-  return [...previous, v.trim() === 'all' ? 'all' : kernelSpecValue(v)];
+  return [...previous, kernelListValue(v)];
 }
+
+/** The accelerators --accel takes. */
+export const ACCELS = ['auto', 'kvm', 'tcg'] as const;
+
+/**
+ * The parsers of the numeric options, one per option, shared by every command
+ * that has it and by the project config file, so the rules cannot drift.
+ */
+export const parseTimeout = positiveInt('--timeout', 3600);
+export const parseBuildTimeout = positiveInt('--build-timeout', 7200);
+export const parseJobs = positiveInt('--jobs', 64);
+export const parseMemory = positiveInt('--memory', 16384, MIN_MEMORY_MB, ` (the lab's kernels do not boot in less than ${MIN_MEMORY_MB} MiB)`);
 
 /** A comma-separated selection from a known list, in the list's order; unknown names are a usage error. */
 export function listOption(flag: string, value: string | undefined, known: readonly string[]): string[] {
@@ -90,6 +107,8 @@ export interface GuestCliOptions {
   snapshot?: boolean;
   guestPerJob?: boolean;
   trustDriver?: boolean;
+  /** Set with trustDriver when the project's config file trusted the driver: which file. */
+  trustedBy?: string;
   buildTimeout: number;
 }
 
@@ -101,17 +120,13 @@ export function addGuestOptions(cmd: Command): Command {
         .default([], DEFAULT_KERNEL)
         .argParser(kernelSpecArg),
     )
-    .addOption(new Option('--jobs <n>', 'guests to run at once (a matrix shares them between its kernels)').default(cpus().length, 'the number of cores').argParser(positiveInt('--jobs', 64)))
+    .addOption(new Option('--jobs <n>', 'guests to run at once (a matrix shares them between its kernels)').default(cpus().length, 'the number of cores').argParser(parseJobs))
     .option('--junit <file>', 'also write JUnit XML: one testcase per kernel x strategy x check')
     .option('--html <file>', 'also write the report as one HTML page that opens offline: the grid, the explanations, each mapping page by page, the kernel log')
     .option('--flavour <flavour>', 'Debian kernel flavour (cloud-amd64 boots fastest)', 'cloud-amd64')
-    .addOption(new Option('--accel <accel>', 'accelerator: auto probes KVM and falls back to TCG').choices(['auto', 'kvm', 'tcg']).default('auto'))
-    .addOption(new Option('--timeout <seconds>', 'hard deadline for each job, boot included').default(120).argParser(positiveInt('--timeout', 3600)))
-    .addOption(
-      new Option('--memory <MiB>', 'guest memory')
-        .default(256)
-        .argParser(positiveInt('--memory', 16384, MIN_MEMORY_MB, ` (the lab's kernels do not boot in less than ${MIN_MEMORY_MB} MiB)`)),
-    )
+    .addOption(new Option('--accel <accel>', 'accelerator: auto probes KVM and falls back to TCG').choices(ACCELS).default('auto'))
+    .addOption(new Option('--timeout <seconds>', 'hard deadline for each job, boot included').default(120).argParser(parseTimeout))
+    .addOption(new Option('--memory <MiB>', 'guest memory').default(256).argParser(parseMemory))
     .option('--json', 'print the result as one JSON document (schemaVersion 2; see README)')
     .option('--output-dir <dir>', 'keep the artefacts here instead of the state directory')
     .addOption(new Option('--archive-uri <uri>', "Debian archive to fetch kernels from (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_ARCHIVE'))
@@ -124,12 +139,19 @@ export function addGuestOptions(cmd: Command): Command {
     .option('--allow-own-kernel', 'let --target be this very machine (same boot_id): the driver is loaded into the kernel mmaplab runs on')
     .addOption(new Option('--connect-timeout <seconds>', 'how long to wait for the SSH connection').default(20).argParser(positiveInt('--connect-timeout', 600)))
     .option('--trust-driver', "build the driver without the sandbox, as you, with your files and network (MMAPLAB_TRUST_DRIVER=1 does the same); only for code you trust")
-    .addOption(new Option('--build-timeout <seconds>', "the driver's build is stopped, with every process it started, after this long").default(300).argParser(positiveInt('--build-timeout', 7200)))
+    .addOption(new Option('--build-timeout <seconds>', "the driver's build is stopped, with every process it started, after this long").default(300).argParser(parseBuildTimeout))
     .option('--no-snapshot', "boot a guest instead of restoring the kernel's cached snapshot (mmaplab shell always boots)")
+    .option('--snapshot', 'restore the cached snapshot (the default; undoes snapshot: false in the project config file)')
     .option('--guest-per-job', 'restore a fresh guest for every job, even after a job that left its guest as it was')
     .option('--no-color', 'plain output even on a terminal')
-    .option('-v, --verbose', 'show progress and every command run');
+    .option('-v, --verbose', 'show progress and every command run')
+    .addOption(configOption())
+    .addOption(noConfigOption());
 }
+
+/** --config and --no-config, on every command that reads the project's settings (see cli/project-config). */
+export const configOption = () => new Option('--config <file>', 'read the project settings from this file instead of the mmaplab.config.* found from the current directory up');
+export const noConfigOption = () => new Option('--no-config', 'read no project config file');
 
 /** --target and its companions, checked: a target runs its own kernel, so --kernel does not go with it. */
 function targetOptions(o: GuestCliOptions): TargetOptions {
@@ -170,6 +192,7 @@ export function setupOptions(o: GuestCliOptions, progress: boolean | Progress | 
     snapshot: o.snapshot !== false,
     shareGuests: !o.guestPerJob,
     trustDriver: !!o.trustDriver,
+    trustedBy: o.trustDriver ? o.trustedBy : undefined,
     buildTimeoutS: o.buildTimeout,
     ...(typeof progress === 'function' ? { onProgress: progress } : progress ? { onProgress: progressPrinter(err, label) } : {}),
   };

@@ -12,7 +12,7 @@ import { makeStyle } from '../report/style.js';
 import { cacheRoot, projectPaths, stateRoot } from '../util/paths.js';
 import { isMmaplabError } from '../util/errors.js';
 import { VERSION } from '../util/version.js';
-import { addGuestOptions, listOption, MIN_MEMORY_MB, positiveInt, setupOptions, usage, valueError, type GuestCliOptions } from './options.js';
+import { ACCELS, addGuestOptions, configOption, noConfigOption, listOption, parseMemory, positiveInt, setupOptions, usage, valueError, type GuestCliOptions } from './options.js';
 import type { AccelRequest } from '../vm/accel.js';
 import { fetchedSnapshot } from '../report/kernels-text.js';
 import { withTerminal } from './terminal.js';
@@ -20,6 +20,8 @@ import { addGrade } from './grade-command.js';
 import { addCacheTransfer } from './cache-transfer-command.js';
 import { addDoctor } from './doctor-command.js';
 import { progressOutput } from './progress.js';
+import { applyProjectConfig } from './apply-config.js';
+import { addConfig } from './config-command.js';
 import type { CheckReport } from '../model/report.js';
 
 interface RunCliOptions extends GuestCliOptions {
@@ -205,9 +207,11 @@ function addKernels(program: Command): void {
     .option('--flavour <flavour>', 'Debian kernel flavour', 'cloud-amd64')
     .addOption(new Option('--archive-uri <uri>', "Debian archive (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_ARCHIVE'))
     .addOption(new Option('--security-uri <uri>', "Debian security archive (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_SECURITY_ARCHIVE'))
-    .addOption(new Option('--accel <accel>', 'accelerator of the snapshot (as the runs to come will use)').choices(['auto', 'kvm', 'tcg']).default('auto'))
-    .addOption(new Option('--memory <MiB>', 'guest memory of the snapshot (as the runs to come will use)').default(256).argParser(positiveInt('--memory', 16384, MIN_MEMORY_MB, ` (the lab's kernels do not boot in less than ${MIN_MEMORY_MB} MiB)`)))
+    .addOption(new Option('--accel <accel>', 'accelerator of the snapshot (as the runs to come will use)').choices(ACCELS).default('auto'))
+    .addOption(new Option('--memory <MiB>', 'guest memory of the snapshot (as the runs to come will use)').default(256).argParser(parseMemory))
     .option('--no-snapshot', "do not boot the kernel to make its snapshot now (the first run will)")
+    .addOption(configOption())
+    .addOption(noConfigOption())
     .action(async (specs: string[], o: { flavour: string; archiveUri?: string; securityUri?: string; accel: AccelRequest; memory: number; snapshot?: boolean }) => {
       const { fetchAhead } = await import('../commands/kernels.js');
       let expanded: string[];
@@ -312,11 +316,18 @@ async function mergeGradeFiles(paths: readonly string[], texts: readonly string[
   process.exitCode = report.exitCode;
 }
 
-export function buildProgram(): Command {
+export interface ProgramOptions {
+  /** Where the project config file is searched from (default: the current directory). */
+  cwd?: string;
+}
+
+export function buildProgram(opts: ProgramOptions = {}): Command {
   const program = new Command('mmaplab')
     .description('Build a Linux driver and a test program, boot a real Debian kernel in QEMU, map the driver from userspace, and explain what happens.')
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
+    // What follows `mmaplab config <command>` is that command's, not config's.
+    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`mmaplab: ${str}`) })
     .addHelpText(
@@ -327,5 +338,9 @@ Exit codes: 0 every outcome as expected, 1 an outcome differs, 2 usage error,
 Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_STATE_DIR).`,
     );
   for (const add of [addRun, addCheck, addGrade, addShell, addParse, addKernels, addMerge, addDoctor]) add(program);
+  // `config` parses the command line it is given with a program of its own.
+  addConfig(program, () => buildProgram(opts));
+  // The project's settings, where the command line and the environment left a default.
+  program.hook('preAction', (_program, command) => applyProjectConfig(command, opts.cwd ?? process.cwd(), (line) => process.stderr.write(`${line}\n`)));
   return program;
 }

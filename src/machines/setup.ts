@@ -62,6 +62,8 @@ export interface GuestOptions {
   shareGuests?: boolean;
   /** --trust-driver: build a driver that is not mmaplab's own without the sandbox. */
   trustDriver?: boolean;
+  /** Who trusted it, when not --trust-driver (the project's config file), as the report names it. */
+  trustedBy?: string | undefined;
   /** --build-timeout: the sandboxed build's time limit. */
   buildTimeoutS?: number;
 }
@@ -147,9 +149,9 @@ function progressOf(opts: SetupOptions): Progress {
  * other is built in the sandbox unless the user trusts it (a refusal, with
  * what is missing, where no sandbox can be made).
  */
-export async function confinementFor(opts: Pick<SetupOptions, 'trustDriver'>, source: string): Promise<BuildConfinement> {
+export async function confinementFor(opts: Pick<SetupOptions, 'trustDriver' | 'trustedBy'>, source: string): Promise<BuildConfinement> {
   if (resolve(source) === resolve(projectPaths.kernelModule)) return OWN_DRIVER;
-  return confineBuilds({ trustDriver: !!opts.trustDriver }, `the driver in ${relative(process.cwd(), source) || '.'}`);
+  return confineBuilds({ trustDriver: !!opts.trustDriver, trustedBy: opts.trustedBy }, `the driver in ${relative(process.cwd(), source) || '.'}`);
 }
 
 async function guestLab(opts: SetupOptions, source: string, runDir: RunDir, cacheDir: string, notes: string[]): Promise<LabSetup> {

@@ -26,8 +26,10 @@ export function isolationOf(c: BuildConfinement, limits?: Partial<BuildLimits>):
 }
 
 export interface ConfinementRequest {
-  /** --trust-driver. */
+  /** --trust-driver, or trustDriver in the project's config file. */
   trustDriver: boolean;
+  /** Who said so, when it was not --trust-driver (e.g. "trustDriver in /lab/mmaplab.config.yaml"). */
+  trustedBy?: string | undefined;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -36,7 +38,7 @@ const YES = /^(1|true|yes|on)$/i;
 /** What the user said, from the flag and the environment: trusted, the container, or confine it (the default). */
 export function requestedConfinement(req: ConfinementRequest): { kind: 'trusted'; setBy: string } | { kind: 'container'; setBy: string } | { kind: 'sandbox' } {
   const env = req.env ?? process.env;
-  if (req.trustDriver) return { kind: 'trusted', setBy: '--trust-driver' };
+  if (req.trustDriver) return { kind: 'trusted', setBy: req.trustedBy ?? '--trust-driver' };
   const trust = env.MMAPLAB_TRUST_DRIVER;
   if (trust !== undefined && YES.test(trust)) return { kind: 'trusted', setBy: `MMAPLAB_TRUST_DRIVER=${trust}` };
   const mode = env.MMAPLAB_SANDBOX;
