@@ -13,6 +13,13 @@ import { handleSignals, interrupted } from './signals.js';
 
 export async function main(argv: string[]): Promise<number> {
   guardOutput();
+  // A reader that stopped reading (`mmaplab --help | head`): leave quietly, as other tools do, not with a stack trace.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+      process.exit(ExitCode.ok);
+    });
+  }
   handleSignals();
   try {
     await buildProgram().parseAsync(argv);

@@ -10,7 +10,8 @@ import { EXPECTATIONS, STRATEGIES } from '../../src/diagnose/expectations.js';
 import { CHECK_NAMES } from '../../src/model/checks.js';
 import type { GuestMachine, RunReport } from '../../src/model/report.js';
 import { cacheRoot } from '../../src/util/paths.js';
-import { qemuProcesses, runCli, startCli } from './cli.js';
+import { execa } from 'execa';
+import { BIN, qemuProcesses, runCli, startCli } from './cli.js';
 
 const DRIVERS = 'test/fixtures/drivers';
 
@@ -252,5 +253,12 @@ describe('failures a user can cause', () => {
     // The reason names what would be right: the suites, the least memory that boots.
     expect((await runCli(['run', '--kernel', 'debian:potato'])).stderr).toMatch(/unknown Debian suite 'potato'.*bullseye, bookworm, trixie/);
     expect((await runCli(['run', '--memory', '1'])).stderr).toMatch(/--memory must be a whole number from 96 to 16384 \(the lab's kernels do not boot in less than 96 MiB\)/);
+  });
+
+  it('a reader that stops reading (| head): a quiet exit, no stack trace', async () => {
+    // The reader closes the pipe before mmaplab writes: every write meets EPIPE.
+    const r = await execa('bash', ['-c', `'${process.execPath}' '${BIN}' config run | sh -c 'exec <&-; sleep 2'; echo "status \${PIPESTATUS[0]}"`], { reject: false });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('status 0');
   });
 });
