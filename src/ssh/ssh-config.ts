@@ -140,10 +140,12 @@ export class SshConfig {
     /** The file read; undefined: none (--ssh-config none, or no ~/.ssh/config). */
     readonly path: string | undefined,
     private readonly nodes: Node[],
+    /** What ~ and %d stand for in the file's names. */
+    readonly home: string,
   ) {}
 
-  static none(): SshConfig {
-    return new SshConfig(undefined, []);
+  static none(home = homedir()): SshConfig {
+    return new SshConfig(undefined, [], home);
   }
 
   /**
@@ -151,17 +153,17 @@ export class SshConfig {
    * file that does not parse, or an Include loop, is a usage error.
    */
   static load(file: string | undefined, home = homedir()): SshConfig {
-    if (file === 'none') return SshConfig.none();
+    if (file === 'none') return SshConfig.none(home);
     const path = file ? resolve(file) : join(home, '.ssh', 'config');
-    if (!file && !existsSync(path)) return SshConfig.none();
+    if (!file && !existsSync(path)) return SshConfig.none(home);
     // Relative Includes start in ~/.ssh for the user's own config, else beside the file.
     const base = path === join(home, '.ssh', 'config') ? join(home, '.ssh') : dirname(path);
-    return new SshConfig(path, new Loader(home, base).file(path, 0));
+    return new SshConfig(path, new Loader(home, base).file(path, 0), home);
   }
 
   /** The text of an ssh_config, as if read from `path` (tests; Include paths relative to `base`). */
   static parse(text: string, path = 'ssh_config', home = homedir()): SshConfig {
-    return new SshConfig(path, new Loader(home, dirname(path)).nodes(SSHConfig.parse(text), path, 0));
+    return new SshConfig(path, new Loader(home, dirname(path)).nodes(SSHConfig.parse(text), path, 0), home);
   }
 
   /** What the config says for `host` as the user wrote it (an alias, or a name). */

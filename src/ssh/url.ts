@@ -85,7 +85,7 @@ function resolveHop(spec: Spec, config: SshConfig): { hop: SshHop; entry: HostEn
   const entry = config.lookup(spec.host);
   const file = config.path ?? 'ssh_config';
   const base = { host: spec.host, original: spec.host, port: 0, remoteUser: '' };
-  const host = entry.hostName ? expandTokens(entry.hostName, { ...base, host: spec.host }, 'HostName') : spec.host;
+  const host = entry.hostName ? expandTokens(entry.hostName, base, 'HostName', config.home) : spec.host;
   const user = spec.user ?? entry.user ?? userInfo().username;
   const port = spec.port ?? configPort(entry, spec.host, file) ?? 22;
   const tokens = { host, original: spec.host, port, remoteUser: user };
@@ -94,11 +94,11 @@ function resolveHop(spec: Spec, config: SshConfig): { hop: SshHop; entry: HostEn
     user,
     host,
     port,
-    identityFiles: entry.identityFiles.filter((f) => f.toLowerCase() !== 'none').map((f) => expandTokens(f, tokens, 'IdentityFile')),
+    identityFiles: entry.identityFiles.filter((f) => f.toLowerCase() !== 'none').map((f) => expandTokens(f, tokens, 'IdentityFile', config.home)),
     identitiesOnly: entry.identitiesOnly === 'yes',
     configured: entry.matched,
     ...(entry.hostKeyAlias ? { hostKeyAlias: entry.hostKeyAlias } : {}),
-    ...(entry.userKnownHostsFile?.length && entry.userKnownHostsFile[0] !== 'none' ? { knownHostsFile: expandTokens(entry.userKnownHostsFile[0]!, tokens, 'UserKnownHostsFile') } : {}),
+    ...(entry.userKnownHostsFile?.length && entry.userKnownHostsFile[0] !== 'none' ? { knownHostsFile: expandTokens(entry.userKnownHostsFile[0]!, tokens, 'UserKnownHostsFile', config.home) } : {}),
   };
   return { hop, entry };
 }
