@@ -202,7 +202,10 @@ export class SshConnection {
     };
     client.on('error', (e: Error) => mark(e.message));
     client.on('close', () => mark('closed by the target or the network'));
-    for (const j of jumps) j.on('close', () => mark('the connection to a jump host closed'));
+    for (const j of jumps) {
+      j.on('error', (e: Error) => mark(`a jump host's connection failed: ${e.message}`));
+      j.on('close', () => mark('the connection to a jump host closed'));
+    }
   }
 
   get isLost(): boolean {
