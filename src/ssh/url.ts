@@ -129,7 +129,7 @@ export function parseTargetUrl(text: string, config: SshConfig = SshConfig.none(
   const via = jumpsFor(spec.host, entry, config, 0);
   const address = hopAddress(hop);
   // A name the config resolved stays as the user wrote it; otherwise the full form, as ever.
-  const resolved = entry.hostName !== undefined || entry.port !== undefined || entry.user !== undefined || via.length > 0;
+  const resolved = entry.hostName !== undefined || (!spec.port && entry.port !== undefined) || (!spec.user && entry.user !== undefined) || via.length > 0;
   const url = resolved ? `ssh://${spec.user ? `${encodeURIComponent(spec.user)}@` : ''}${bracket(spec.host)}${spec.port ? `:${spec.port}` : ''}` : address;
   const notes = entry.skippedMatch ? [`${config.path ?? 'ssh_config'} has Match blocks, which mmaplab does not evaluate: only its Host blocks were applied to ${spec.host}`] : [];
   return { ...hop, url, address, via, ...(config.path ? { sshConfig: config.path } : {}), notes };

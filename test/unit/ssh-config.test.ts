@@ -70,6 +70,8 @@ describe('ssh_config resolution of --target', () => {
     const t = parseTargetUrl('ssh://lab@10.0.0.5', SshConfig.none());
     expect(t).toMatchObject({ url: 'ssh://lab@10.0.0.5:22', address: 'ssh://lab@10.0.0.5:22', identityFiles: [], configured: false });
     expect(parseTargetUrl('ssh://me@other', cfg('Host labbox\n  User lab\n'))).toMatchObject({ url: 'ssh://me@other:22', user: 'me' });
+    // A catch-all whose values the URL overrides changes nothing: still the full form.
+    expect(parseTargetUrl('ssh://me@10.0.0.5:2200', cfg('Host *\n  User lab\n  Port 22\n'))).toMatchObject({ url: 'ssh://me@10.0.0.5:2200', address: 'ssh://me@10.0.0.5:2200' });
   });
 
   it('reads keywords case-insensitively and key=value lines', () => {
