@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import { DEFAULT_KERNEL, formatKernelSpec, parseKernelSpec } from '../kernel/spec.js';
 import type { SetupOptions, TargetOptions } from '../machines/setup.js';
 import { makeStyle } from '../report/style.js';
+import { SshConfig } from '../ssh/ssh-config.js';
 import { parseTargetUrl } from '../ssh/url.js';
 import { isMmaplabError } from '../util/errors.js';
 import type { Progress } from '../model/progress.js';
@@ -99,6 +100,7 @@ export interface GuestCliOptions {
   color?: boolean;
   verbose?: boolean;
   target?: string;
+  sshConfig?: string;
   identity?: string;
   knownHosts?: string;
   acceptHostKey?: string;
@@ -132,9 +134,10 @@ export function addGuestOptions(cmd: Command): Command {
     .addOption(new Option('--archive-uri <uri>', "Debian archive to fetch kernels from (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_ARCHIVE'))
     .addOption(new Option('--security-uri <uri>', "Debian security archive (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_SECURITY_ARCHIVE'))
     .option('--refresh-kernel', 'look up the newest kernel of the suite even when one is cached')
-    .option('--target <url>', 'run on a real machine over SSH instead of a guest: ssh://user@host[:port] (its own kernel; sudo -n, gcc, make and its kernel headers there)')
-    .option('--identity <file>', 'SSH private key for --target (default: ssh-agent, then ~/.ssh/id_ed25519, id_ecdsa, id_rsa)')
-    .option('--known-hosts <file>', 'known_hosts file to verify the target against (default: ~/.ssh/known_hosts)')
+    .option('--target <url>', 'run on a real machine over SSH instead of a guest: ssh://[user@]host[:port], host may be a Host alias of ~/.ssh/config (its own kernel; sudo -n, gcc, make and its kernel headers there)')
+    .option('--ssh-config <file>', "ssh_config file --target's host is resolved through, as ssh does (default: ~/.ssh/config if there is one; none: read none)")
+    .option('--identity <file>', 'SSH private key for --target and its jump hosts (default: ssh-agent, then IdentityFile from ssh_config, else ~/.ssh/id_ed25519, id_ecdsa, id_rsa)')
+    .option('--known-hosts <file>', 'known_hosts file to verify the target against (default: UserKnownHostsFile from ssh_config, else ~/.ssh/known_hosts)')
     .option('--accept-host-key <fingerprint>', 'trust the target presenting this host key (SHA256:..., as printed when it is unknown); an unknown key is then added to known_hosts')
     .option('--allow-own-kernel', 'let --target be this very machine (same boot_id): the driver is loaded into the kernel mmaplab runs on')
     .addOption(new Option('--connect-timeout <seconds>', 'how long to wait for the SSH connection').default(20).argParser(positiveInt('--connect-timeout', 600)))
@@ -158,7 +161,7 @@ function targetOptions(o: GuestCliOptions): TargetOptions {
   if (o.kernel.length > 0) throw usage("--target runs the lab on the target's own kernel; --kernel does not go with it");
   let target;
   try {
-    target = parseTargetUrl(o.target!);
+    target = parseTargetUrl(o.target!, SshConfig.load(o.sshConfig));
   } catch (e) {
     throw usage(isMmaplabError(e) ? `${e.message}${e.hint ? ` (${e.hint})` : ''}` : String(e));
   }

@@ -224,18 +224,19 @@ async function targetLab(opts: SetupOptions, t: TargetOptions, source: string, r
   const t0 = performance.now();
   const progress = progressOf(opts);
   const url = t.target.url;
-  progress('connect', `connecting to ${url}`);
+  const via = t.target.via.length ? ` via ${t.target.via.map((h) => h.name).join(', ')}` : '';
+  progress('connect', `connecting to ${url}${t.target.address !== url || via ? ` (${t.target.address}${via})` : ''}`);
   const consoleLog = runDir.consoleLog;
   const lab = await RemoteLab.open({ ...t, kernelLogPath: consoleLog, onNote: (n) => notes.push(n) });
   try {
     const f = lab.facts;
     const kernel = { spec: url, release: f.release, packageVersion: f.version, flavour: f.arch };
-    const common = { kernel, guestKernel: undefined, kernelMs: performance.now() - t0, isolation: { kind: 'target' as const, host: t.target.host } };
+    const common = { kernel, guestKernel: undefined, kernelMs: performance.now() - t0, isolation: { kind: 'target' as const, host: t.target.name } };
     if (!kprobeArgsFor(f.arch)) notes.push(untracedNote(f.arch));
     await lab.startKernelLog();
     const src = await resolveDriverSource(source);
     const show = (p: string) => relative(process.cwd(), p) || '.';
-    progress('build', `building ${show(source)} on ${t.target.host} for its kernel ${f.release}, and the test program`);
+    progress('build', `building ${show(source)} on ${t.target.name} for its kernel ${f.release}, and the test program`);
     let built;
     try {
       built = await lab.build(src, { userRoot: show(src.root), userDir: show(join(src.root, src.subdir)), displayDir: show(source) }, runDir.path);
@@ -254,7 +255,7 @@ async function targetLab(opts: SetupOptions, t: TargetOptions, source: string, r
     return {
       ...common,
       kind: 'ready',
-      module: { name: built.name, ko, jobKo: ko, compiler: built.compiler, cached: false, warnings: built.warnings, parameters: built.parameters, isolation: { kind: 'target', host: t.target.host } },
+      module: { name: built.name, ko, jobKo: ko, compiler: built.compiler, cached: false, warnings: built.warnings, parameters: built.parameters, isolation: { kind: 'target', host: t.target.name } },
       testProgram,
       machine: new SshMachine(lab, opts.timeoutS * 1000, consoleLog),
       buildMs: performance.now() - t0 - common.kernelMs,
@@ -262,7 +263,7 @@ async function targetLab(opts: SetupOptions, t: TargetOptions, source: string, r
   } catch (e) {
     await lab.cleanup();
     if (e instanceof ConnectionLost) {
-      throw new MmaplabError('target', `lost the connection to ${t.target.host} before the jobs (${e.reason})`, { hint: `the target's kernel log until then: ${consoleLog}`, artifacts: { consoleLog } });
+      throw new MmaplabError('target', `lost the connection to ${t.target.name} before the jobs (${e.reason})`, { hint: `the target's kernel log until then: ${consoleLog}`, artifacts: { consoleLog } });
     }
     throw e;
   }

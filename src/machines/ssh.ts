@@ -8,6 +8,7 @@ import type { TargetMachine } from '../model/report.js';
 import { ConnectionLost } from '../ssh/connection.js';
 import { fingerprint } from '../ssh/known-hosts.js';
 import type { RemoteLab } from '../ssh/remote-lab.js';
+import { hopAddress } from '../ssh/url.js';
 import { MmaplabError } from '../util/errors.js';
 import { shellQuote } from '../util/shell-quote.js';
 import { track, untrack } from './live.js';
@@ -59,7 +60,9 @@ export class SshMachine implements Machine {
 
   describe(): TargetMachine {
     const f = this.lab.facts;
-    return { kind: 'ssh', target: this.lab.conn.target.url, hostKey: fingerprint(this.lab.conn.hostKey.blob), os: f.os.prettyName, arch: f.arch, bootId: f.bootId, leftBehind: this.leftBehind };
+    const t = this.lab.conn.target;
+    const resolved = { ...(t.address !== t.url ? { address: t.address } : {}), ...(t.via.length ? { via: t.via.map(hopAddress) } : {}) };
+    return { kind: 'ssh', target: t.url, ...resolved, hostKey: fingerprint(this.lab.conn.hostKey.blob), os: f.os.prettyName, arch: f.arch, bootId: f.bootId, leftBehind: this.leftBehind };
   }
 
   consoleLogs(): string[] {

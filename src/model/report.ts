@@ -50,8 +50,12 @@ export type SnapshotUse =
 /** A real machine reached over SSH (--target), running its own kernel. */
 export interface TargetMachine {
   kind: 'ssh';
-  /** ssh://user@host:port */
+  /** --target as given when ssh_config resolved it (ssh://labbox), else ssh://user@host:port. */
   target: string;
+  /** Where ssh_config sent it, when that differs from target: ssh://user@host:port. */
+  address?: string;
+  /** The ProxyJump hosts it went through, first first: ssh://user@host:port each. */
+  via?: string[];
   /** The host key it was verified with: SHA256:... */
   hostKey: string;
   os: string;

@@ -113,7 +113,7 @@ function renderExplanations(results: readonly CheckResult[], c: ChalkInstance): 
 export function machineLines(m: GuestMachine | TargetMachine, c: ChalkInstance): string[] {
   if (m.kind === 'ssh') {
     return [
-      `  machine  ${m.target} (${m.os}, ${m.arch}), host key ${m.hostKey}`,
+      `  machine  ${m.target}${m.address || m.via ? c.dim(` = ${m.address ?? m.target}${m.via ? ` via ${m.via.join(', ')}` : ''}`) : ''} (${m.os}, ${m.arch}), host key ${m.hostKey}`,
       ...m.leftBehind.map((l) => c.red(`  left on the target: ${l}`)),
     ];
   }

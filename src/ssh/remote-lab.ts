@@ -95,7 +95,7 @@ export class RemoteLab {
   }
 
   get where(): string {
-    return this.conn.target.host;
+    return this.conn.target.name;
   }
 
   /** The target's kernel log from this session's marker on, in console format. */
@@ -125,11 +125,11 @@ export class RemoteLab {
       await checkToolchain(conn, facts);
       const mk = await conn.exec('umask 077 && mktemp -d /tmp/mmaplab.XXXXXXXX');
       const dir = mk.stdout.toString().trim();
-      if (mk.code !== 0 || !dir.startsWith('/tmp/mmaplab.')) throw new MmaplabError('target', `could not make a temporary directory on ${conn.target.host}: ${mk.stderr.trim()}`);
+      if (mk.code !== 0 || !dir.startsWith('/tmp/mmaplab.')) throw new MmaplabError('target', `could not make a temporary directory on ${conn.target.name}: ${mk.stderr.trim()}`);
       return new RemoteLab(conn, facts, dir, asRoot, `mmaplab: target session ${randomBytes(6).toString('hex')} begin`, opts.kernelLogPath);
     } catch (e) {
       conn.close();
-      if (e instanceof ConnectionLost) throw new MmaplabError('target', `lost the connection to ${conn.target.host} right after logging in (${e.reason})`);
+      if (e instanceof ConnectionLost) throw new MmaplabError('target', `lost the connection to ${conn.target.name} right after logging in (${e.reason})`);
       throw e;
     }
   }
@@ -320,7 +320,7 @@ async function readFacts(conn: SshConnection): Promise<TargetFacts> {
 async function checkSudo(conn: SshConnection, facts: TargetFacts): Promise<void> {
   const r = await conn.exec('sudo -n true');
   if (r.code === 0) return;
-  const host = conn.target.host;
+  const host = conn.target.name;
   if (r.code === 127 || /not found/.test(r.stderr)) {
     throw new MmaplabError('target', `sudo is not installed on ${host}, and mmaplab needs root there to load the driver`, { hint: `log in as root, or install sudo and give ${facts.user} a NOPASSWD rule` });
   }
@@ -333,7 +333,7 @@ async function checkToolchain(conn: SshConnection, facts: TargetFacts): Promise<
   const kdir = `/lib/modules/${facts.release}/build`;
   const r = await conn.exec(`command -v make >/dev/null 2>&1 || echo "tool make"; command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || echo "tool gcc"; [ -e ${shellQuote(`${kdir}/Makefile`)} ] || echo headers; command -v tar >/dev/null || echo "tool tar"`);
   const missing = r.stdout.toString().split('\n').filter(Boolean);
-  const host = conn.target.host;
+  const host = conn.target.name;
   if (missing.includes('headers')) {
     throw new MmaplabError('target', `${host} has no headers for its kernel ${facts.release} (${kdir} is missing), so the driver cannot be built there`, { hint: `on ${host}: ${headersInstall(facts.os, facts.release)}` });
   }

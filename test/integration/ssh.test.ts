@@ -189,6 +189,46 @@ describe('mmaplab over SSH', () => {
     expect(await leftovers()).toBe('');
   });
 
+  /** A run of the seed alone on --target URL with this ssh_config: its report, and what the target says it is. */
+  async function seedRunVia(url: string, config: string, extra: string[] = []) {
+    const r = await runCli(['run', '--target', url, '--ssh-config', config, '--strategy', 'seed', '--json', ...extra], { SSH_AUTH_SOCK: '' });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as RunReport;
+    const facts = (await targetExec(target, 'uname -r; cat /proc/sys/kernel/random/boot_id')).stdout.trim().split('\n');
+    expect(report.status).toBe('pass');
+    expect(report.kernel).toMatchObject({ spec: url, release: facts[0] });
+    expect(report.machine).toMatchObject({ kind: 'ssh', target: url, hostKey: hostFp, bootId: facts[1], leftBehind: [] });
+    expect(facts[1]).not.toBe(readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim());
+    const seedPrivate = report.results.find((x) => x.strategy === 'seed' && x.check === 'private')!;
+    expect(seedPrivate.outcome).toMatchObject({ kind: 'sigbus', page: 0 });
+    expect(await leftovers()).toBe('');
+    return report;
+  }
+
+  it('resolves an ssh_config Host alias as ssh does: HostName, Port, User and IdentityFile from the file, the alias kept in the report', async () => {
+    const kh = knownHosts('kh-alias', `${target.knownHostsLine}\n`);
+    const config = join(tmp, 'ssh_config-alias');
+    // The first value obtained wins: labbox's block comes before the catch-all that would send it nowhere.
+    writeFileSync(config, `Host labbox\n  HostName 127.0.0.1\n  Port ${target.port}\n  User lab\n  IdentityFile ${image.identity}\n  IdentitiesOnly yes\n\nHost *\n  User student\n  Port 1\n  UserKnownHostsFile ${kh}\n`);
+    const report = await seedRunVia('ssh://labbox', config);
+    expect(report.machine).toMatchObject({ address: target.url('lab') });
+    expect(report.machine).not.toHaveProperty('via');
+  }, 400_000);
+
+  it('goes through ProxyJump hosts of the ssh_config, checking each host key (the test sshd is its own jump host)', async () => {
+    const kh = knownHosts('kh-jump', `${target.knownHostsLine}\n`);
+    const config = join(tmp, 'ssh_config-jump');
+    // inner: the target's sshd seen from inside the target, reached through a channel the jump host forwards.
+    writeFileSync(config, `Host inner\n  HostName 127.0.0.1\n  Port 22\n  HostKeyAlias mmaplab-inner\n  ProxyJump jumpbox\n\nHost jumpbox\n  HostName 127.0.0.1\n  Port ${target.port}\n\nHost *\n  User lab\n  IdentityFile ${image.identity}\n  UserKnownHostsFile ${kh}\n`);
+    // The inner host's key is not known yet under its HostKeyAlias: refused, naming it.
+    const refused = await runCli(['run', '--target', 'ssh://inner', '--ssh-config', config, '--strategy', 'seed'], { SSH_AUTH_SOCK: '' });
+    expect(refused.exitCode, refused.stderr).toBe(3);
+    expect(refused.stderr).toContain(`mmaplab-inner's host key is not in ${kh}: it presents ssh-ed25519 ${hostFp}`);
+    writeFileSync(kh, `${target.knownHostsLine}\nmmaplab-inner ${image.hostKey}\n`);
+    const report = await seedRunVia('ssh://inner', config);
+    expect(report.machine).toMatchObject({ address: 'ssh://lab@127.0.0.1:22', via: [target.url('lab')] });
+  }, 400_000);
+
   // Last: it kills the target.
   it('reports a target that goes down mid-run as a lost connection, with the kernel log so far', async () => {
     const out = join(tmp, 'lost');

@@ -62,7 +62,7 @@ describe('known_hosts', () => {
 
 describe('--target', () => {
   it('takes ssh://user@host[:port]', () => {
-    expect(parseTargetUrl('ssh://lab@10.0.0.5')).toEqual({ user: 'lab', host: '10.0.0.5', port: 22, url: 'ssh://lab@10.0.0.5:22' });
+    expect(parseTargetUrl('ssh://lab@10.0.0.5')).toMatchObject({ user: 'lab', host: '10.0.0.5', name: '10.0.0.5', port: 22, url: 'ssh://lab@10.0.0.5:22', address: 'ssh://lab@10.0.0.5:22', via: [] });
     expect(parseTargetUrl('ssh://lab@[::1]:2200')).toMatchObject({ host: '::1', port: 2200, url: 'ssh://lab@[::1]:2200' });
     expect(parseTargetUrl('ssh://board.local:2222').user).not.toBe('');
   });
