@@ -25,6 +25,8 @@ const CONFIG: Config = {
   additionalProperties: false,
   jsDoc: 'extended',
   sortProps: true,
+  // The root is the union itself (not a $ref beside which draft-07 ignores the title and description).
+  topRef: false,
 };
 
 /** The schema as the model gives it today, as the file holds it (two-space JSON, newline-terminated). */
@@ -34,7 +36,7 @@ export function resultsSchemaText(): string {
     $schema: schema.$schema,
     $comment: 'Generated from src/model/documents.ts by `npm run schema` (ts-json-schema-generator); do not edit by hand.',
     title: 'mmaplab results document',
-    description: "What mmaplab prints with --json and writes as results.json: a run (command 'run'), a check (command 'check'), a matrix of kernels (kind 'matrix', from several --kernel values or `merge`) or a graded class (command 'grade'). Read schemaVersion first: a new major version of a document bumps it.",
+    description: "What mmaplab prints with --json and writes as results.json: a run (command 'run'), a check (command 'check'), a matrix of kernels (kind 'matrix', from several --kernel values or `merge`) or a graded class (command 'grade'). Validate a document with the schema of the mmaplab version that wrote it: an older schema refuses a field a later version added (such fields are optional, so a newer schema accepts older documents of the same schemaVersion).",
     ...schema,
   };
   return `${JSON.stringify(doc, null, 2)}\n`;
