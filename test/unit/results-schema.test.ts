@@ -61,10 +61,15 @@ describe('the schema is the model', () => {
     expect(readFileSync(SCHEMA_PATH, 'utf8'), 'the committed schema differs from the model: run `npm run schema` and commit it').toBe(resultsSchemaText());
   }, 60_000);
 
-  it('has a definition for each document, tagged unions as consts and no field the model does not name', () => {
+  it('has a definition for each document, chosen by its kind or command; tagged unions as consts; no field the model does not name', () => {
     const schema = JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')) as { $schema: string; definitions: Record<string, { anyOf?: Array<{ properties: { kind: { const: string } }; required: string[] }>; additionalProperties?: unknown }> };
     expect(schema.$schema).toBe('http://json-schema.org/draft-07/schema#');
     for (const d of ['RunReport', 'CheckReport', 'MatrixReport', 'GradeReport']) expect(schema.definitions[d]?.additionalProperties).toBe(false);
+    // The root picks the definition by the document's tag, one for each document of the model's union.
+    type Branch = { then: { $ref: string }; else: Branch | false };
+    const chosen: string[] = [];
+    for (let at: Branch | false = schema as unknown as Branch; at; at = at.else) chosen.push(at.then.$ref);
+    expect(chosen).toEqual(['#/definitions/MatrixReport', '#/definitions/RunReport', '#/definitions/CheckReport', '#/definitions/GradeReport']);
     const outcomes = schema.definitions.Outcome!.anyOf!;
     expect(outcomes.every((o) => o.required.includes('kind') && typeof o.properties.kind.const === 'string')).toBe(true);
     expect(outcomes.map((o) => o.properties.kind.const)).toEqual(expect.arrayContaining(['ok', 'sigbus', 'crash', 'hang', 'not-run', 'skipped']));
