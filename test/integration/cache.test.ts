@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RunReport } from '../../src/model/report.js';
 import { qemuProcesses, runCli } from './cli.js';
+import { parseValidResults } from '../support/schema.js';
 
 // Nothing listens on the discard port: apt fails at once, as with no network.
 const DEAD_ARCHIVE = 'http://127.0.0.1:9/debian';
@@ -23,8 +24,8 @@ describe('kernel cache', () => {
   it('two runs at once on an empty cache both succeed and leave one complete kernel, no staging', async () => {
     const [a, b] = await Promise.all([runCli(['run', '--json', '--accel', 'tcg', '--strategy', 'seed', '--check', 'private,shared'], env), runCli(['run', '--json', '--accel', 'tcg', '--strategy', 'seed', '--check', 'private,shared'], env)]);
     expect([a.exitCode, b.exitCode], a.stderr + b.stderr).toEqual([0, 0]);
-    const ra = JSON.parse(a.stdout) as RunReport;
-    const rb = JSON.parse(b.stdout) as RunReport;
+    const ra = parseValidResults<RunReport>(a.stdout);
+    const rb = parseValidResults<RunReport>(b.stdout);
     expect(ra.kernel.release).toBe(rb.kernel.release);
     const entries = readdirSync(join(cache, 'kernels', 'debian'));
     expect(entries.sort()).toEqual([ra.kernel.release, 'aliases'].sort());

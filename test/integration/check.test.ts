@@ -9,6 +9,7 @@ import type { CheckReport, GuestMachine } from '../../src/model/report.js';
 /** A check's report; these checks all run in guests. */
 type GuestCheck = CheckReport & { machine: GuestMachine | undefined };
 import { qemuProcesses, runCli } from './cli.js';
+import { parseValidResults } from '../support/schema.js';
 
 const DRIVERS = 'test/fixtures/drivers';
 
@@ -17,7 +18,7 @@ afterEach(() => {
 });
 
 function verdicts(stdout: string): Record<string, string> {
-  const r = JSON.parse(stdout) as CheckReport;
+  const r = parseValidResults<CheckReport>(stdout);
   return Object.fromEntries(r.items.map((i) => [i.id, i.verdict]));
 }
 
@@ -30,7 +31,7 @@ describe('mmaplab check', () => {
       write: 'pass', read: 'skip', oversize: 'pass', readonly: 'pass', unloads: 'pass', kernel: 'pass', reserved: 'pass', leaks: 'pass', taint: 'pass',
     });
     // It has no read(): a second mapping is the witness of the write, and the read check says why it is skipped.
-    const rep = JSON.parse(r.stdout) as CheckReport;
+    const rep = parseValidResults<CheckReport>(r.stdout);
     expect(rep.items.find((i) => i.id === 'write')!.reason).toBe('a second mapping of the device sees it');
     expect(rep.items.find((i) => i.id === 'read')!.reason).toBe('the driver has no read(): it fails with EINVAL');
     // The lab layout's test header names no pattern, and the driver stores the u32 0xaabbccdd: that is what it expects, and says so.
@@ -47,7 +48,7 @@ describe('mmaplab check', () => {
   it('an oops fails the check that caused it, with the source line; the guest is replaced and the rest still run', async () => {
     const r = await runCli(['check', `${DRIVERS}/null-deref-mmap`, '--json']);
     expect(r.exitCode).toBe(1);
-    const rep = JSON.parse(r.stdout) as GuestCheck;
+    const rep = parseValidResults<GuestCheck>(r.stdout);
     // Each pass in a guest restored afresh from the kernel's snapshot (made by one boot if it was not cached).
     expect(rep.machine?.snapshot).toMatchObject({ use: expect.stringMatching(/^(restored|made)$/), restores: 5 });
     expect(rep.machine?.boots).toBeLessThanOrEqual(1);
@@ -60,7 +61,7 @@ describe('mmaplab check', () => {
   it('every page mapped to page 0: the pattern reads fine, but the pages are one page', async () => {
     const r = await runCli(['check', `${DRIVERS}/page-zero`, '--json']);
     expect(r.exitCode).toBe(1);
-    const rep = JSON.parse(r.stdout) as CheckReport;
+    const rep = parseValidResults<CheckReport>(r.stdout);
     expect(verdicts(r.stdout)).toMatchObject({ shared: 'pass', 'distinct-pages': 'fail', private: 'pass', leaks: 'pass' });
     expect(rep.items.find((i) => i.id === 'distinct-pages')!.reason).toMatch(/^all 16 pages map one physical page \(the one page 0 maps/);
   });
@@ -68,7 +69,7 @@ describe('mmaplab check', () => {
   it('a vmalloc area left after rmmod fails the leak check', async () => {
     const r = await runCli(['check', `${DRIVERS}/vmalloc-leak`, '--json']);
     expect(r.exitCode).toBe(1);
-    const rep = JSON.parse(r.stdout) as CheckReport;
+    const rep = parseValidResults<CheckReport>(r.stdout);
     expect(verdicts(r.stdout)).toMatchObject({ unloads: 'pass', leaks: 'fail', 'distinct-pages': 'pass' });
     expect(rep.items.find((i) => i.id === 'leaks')!.details![0]).toMatch(/^ ?69632 0xffffffffc[0-9a-f]+ pages=16 vmalloc/);
   });
@@ -76,7 +77,7 @@ describe('mmaplab check', () => {
   it('virt_to_phys() on vmalloc memory: other memory is mapped, the kernel objects, the checks say so', async () => {
     const r = await runCli(['check', `${DRIVERS}/virt-to-phys`, '--json']);
     expect(r.exitCode).toBe(1);
-    const rep = JSON.parse(r.stdout) as CheckReport;
+    const rep = parseValidResults<CheckReport>(r.stdout);
     expect(verdicts(r.stdout)).toMatchObject({ loads: 'pass', shared: 'fail', kernel: 'fail' });
     expect(rep.items.find((i) => i.id === 'kernel')!.reason).toMatch(/Corrupted page table/);
   });
@@ -90,7 +91,7 @@ describe('mmaplab check', () => {
   it('--expect-pattern: the lab\'s byte order (aa bb cc dd) against a driver that writes the seed\'s', async () => {
     const r = await runCli(['check', `${DRIVERS}/lab-layout/vmmap`, '--json', '--expect-pattern', '0xddccbbaa', '--timeout', '60']);
     expect(r.exitCode).toBe(1);
-    const rep = JSON.parse(r.stdout) as CheckReport;
+    const rep = parseValidResults<CheckReport>(r.stdout);
     expect(rep.items.find((i) => i.id === 'shared')).toMatchObject({ verdict: 'fail', reason: 'byte order: 16/16 pages start with dd cc bb aa, but --expect-pattern expects aa bb cc dd' });
   });
 
@@ -103,17 +104,17 @@ describe('mmaplab check', () => {
   it('a misc device: no new major, but devtmpfs makes its node, and that is the device', async () => {
     const r = await runCli(['check', `${DRIVERS}/misc-device`, '--json']);
     expect(r.exitCode, r.stderr).toBe(0);
-    const rep = JSON.parse(r.stdout) as CheckReport;
+    const rep = parseValidResults<CheckReport>(r.stdout);
     expect(rep.items.find((i) => i.id === 'device')!.reason).toBe('/dev/miscmap (made by devtmpfs)');
     const given = await runCli(['check', `${DRIVERS}/misc-device`, '--json', '--device', '/dev/miscmap']);
     expect(given.exitCode).toBe(0);
-    expect((JSON.parse(given.stdout) as CheckReport).items.find((i) => i.id === 'device')!.reason).toBe('/dev/miscmap (given)');
+    expect(parseValidResults<CheckReport>(given.stdout).items.find((i) => i.id === 'device')!.reason).toBe('/dev/miscmap (given)');
   });
 
   it('init asleep on an event that never comes: named by the hung-task report at the wait, long before the deadline', async () => {
     const r = await runCli(['check', `${DRIVERS}/sleep-in-init`, '--json', '--timeout', '90']);
     expect(r.exitCode).toBe(1);
-    const rep = JSON.parse(r.stdout) as GuestCheck;
+    const rep = parseValidResults<GuestCheck>(r.stdout);
     expect(rep.items.find((i) => i.id === 'loads')!.reason).toMatch(/^insmod never finished: module init never returns: it sleeps and is never woken \(the kernel reported a hung task in sleep_init\+0x[0-9a-f]+ \(test\/fixtures\/drivers\/sleep-in-init\/sleep_init\.c:14\)\)$/);
     expect(rep.items.find((i) => i.id === 'loads')!.hint).toMatch(/wait_event_timeout/);
     expect(rep.notes.join(' ')).toMatch(/stopped once the kernel reported the guest stuck during insmod \(INFO: task insmod:\d+ blocked/);
@@ -122,7 +123,7 @@ describe('mmaplab check', () => {
   it('a driver that never returns from mmap(): named as a hang at its own line when the kernel reports the lockup, long before the deadline; the rest are not run', async () => {
     const r = await runCli(['check', `${DRIVERS}/endless-loop-mmap`, '--json', '--timeout', '60']);
     expect(r.exitCode).toBe(1);
-    const rep = JSON.parse(r.stdout) as GuestCheck;
+    const rep = parseValidResults<GuestCheck>(r.stdout);
     expect(rep.machine?.snapshot).toMatchObject({ restores: 1 });
     expect(rep.results.map((x) => x.outcome.kind)).toEqual(['hang', 'not-run', 'not-run', 'not-run', 'not-run']);
     expect(rep.items.find((i) => i.id === 'shared')!.reason).toMatch(/^the driver never returns: the kernel reported a soft lockup in broken_mmap\+0x[0-9a-f]+ \(test\/fixtures\/drivers\/endless-loop-mmap\/endless_loop\.c:\d+\)$/);
@@ -135,7 +136,7 @@ describe('mmaplab check', () => {
   it('pages freed while still reserved: no "Bad page state" on this kernel, but the freeing is watched and reported', async () => {
     const r = await runCli(['check', `${DRIVERS}/reserved-pages-freed`, '--json']);
     expect(r.exitCode).toBe(1);
-    const rep = JSON.parse(r.stdout) as CheckReport;
+    const rep = parseValidResults<CheckReport>(r.stdout);
     expect(verdicts(r.stdout)).toMatchObject({ unloads: 'pass', kernel: 'pass', reserved: 'fail', leaks: 'pass' });
     expect(rep.items.find((i) => i.id === 'reserved')!.reason).toMatch(/^rmmod freed 16 pages still marked PG_reserved/);
   });
@@ -143,7 +144,7 @@ describe('mmaplab check', () => {
   it("a driver whose name and messages are made to trip a parser: its verdicts are its mapping's", async () => {
     const r = await runCli(['check', `${DRIVERS}/hostile-names`, '--json', '--expect-pattern', '0xddccbbaa']);
     expect(r.exitCode, r.stdout).toBe(0);
-    const rep = JSON.parse(r.stdout) as CheckReport;
+    const rep = parseValidResults<CheckReport>(r.stdout);
     expect(rep.items.find((i) => i.id === 'device')!.reason).toMatch(/^\/dev\/mmaplab-evil "dev" \\x \d+:0 \(evil "dev" \\x\)$/);
     expect(verdicts(r.stdout)).toMatchObject({ shared: 'pass', 'distinct-pages': 'pass', private: 'pass', write: 'pass', oversize: 'pass', kernel: 'pass' });
     expect(rep.notes.join('\n')).not.toMatch(/outside the protocol/);

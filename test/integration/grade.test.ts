@@ -18,6 +18,7 @@ import { execa } from 'execa';
 import { FIXTURES, ROOT } from '../helpers.js';
 import { makeClassFolder } from '../support/class-folder.js';
 import { openPage } from '../support/browser.js';
+import { parseValidResults } from '../support/schema.js';
 import { qemuProcesses, runCli, startCli } from './cli.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'mmaplab-test-grade-'));
@@ -66,11 +67,14 @@ describe('a class graded in guests', () => {
   it('every submission scored as its driver deserves, the class graded whatever they do (exit 0)', async () => {
     const r = await runCli(['grade', folder, '--json', '--jobs', '2', '--out', out, '--csv', join(out, 'roster.csv'), '--moodle', join(FIXTURES, 'grade', 'moodle-worksheet.csv')], ONE_STATE);
     expect(r.exitCode, r.stderr).toBe(0);
-    g = JSON.parse(r.stdout) as GradeReport;
+    g = parseValidResults<GradeReport>(r.stdout);
     expect(scores(g)).toEqual(EXPECTED);
     expect(g.summary).toMatchObject({ submissions: 13, pass: 3, fail: 10, error: 0, identical: [['ada-lovelace-1001', 'copycat']] });
     expect(g.submissions.every((s) => s.check === undefined || s.check.cached === false)).toBe(true);
     expect(r.stderr).toMatch(/^\[13\/13\] /m);
+    // The grade's results.json, and each submission's check report it keeps, are documents of the contract too.
+    expect(parseValidResults(readFileSync(join(out, 'results.json'), 'utf8'))).toMatchObject({ command: 'grade', summary: g.summary });
+    for (const s of g.submissions) if (s.check) parseValidResults(readFileSync(s.check.resultsJson, 'utf8'));
   });
 
   it('the verdicts behind the scores are the ones check gives, with the reasons a student can act on', () => {
@@ -107,7 +111,7 @@ describe('a class graded in guests', () => {
   it('graded again: every check comes from the cache, the scores are the same', async () => {
     const r = await runCli(['grade', folder, '--json', '--jobs', '2'], ONE_STATE);
     expect(r.exitCode, r.stderr).toBe(0);
-    const again = JSON.parse(r.stdout) as GradeReport;
+    const again = parseValidResults<GradeReport>(r.stdout);
     expect(scores(again)).toEqual(EXPECTED);
     expect(again.submissions.filter((s) => s.check).every((s) => s.check!.cached)).toBe(true);
     expect(again.summary).toEqual(g.summary);
@@ -118,22 +122,23 @@ describe('a class graded in guests', () => {
     for (const i of [1, 2, 3]) {
       const r = await runCli(['grade', folder, '--shard', `${i}/3`, '--out', join(dir, `shard-${i}`), '--json'], ONE_STATE);
       expect(r.exitCode, r.stderr).toBe(0);
-      shards.push(JSON.parse(r.stdout) as GradeReport);
+      shards.push(parseValidResults<GradeReport>(r.stdout));
     }
     expect(shards.map((s) => s.submissions.length)).toEqual([5, 4, 4]);
     const m = await runCli(['merge', ...[1, 2, 3].map((i) => join(dir, `shard-${i}`, 'results.json')), '--json', '--out', join(dir, 'merged'), '--csv', join(dir, 'merged.csv')]);
     expect(m.exitCode, m.stderr).toBe(0);
-    const merged = JSON.parse(m.stdout) as GradeReport;
+    const merged = parseValidResults<GradeReport>(m.stdout);
     expect(scores(merged)).toEqual(EXPECTED);
     expect(merged.summary).toEqual(g.summary);
     expect(readdirCount(join(dir, 'merged', 'feedback'))).toBe(13);
+    expect(parseValidResults<GradeReport>(readFileSync(join(dir, 'merged', 'results.json'), 'utf8')).summary).toEqual(g.summary);
   });
 
   it('graded again on the kernel the grade recorded, pinned: the same scores; a version no archive or cache has is refused by name', async () => {
     const pinned = `debian:bookworm@${g.kernel.packageVersion}`;
     const r = await runCli(['grade', folder, '--kernel', pinned, '--json'], ONE_STATE);
     expect(r.exitCode, r.stderr).toBe(0);
-    const again = JSON.parse(r.stdout) as GradeReport;
+    const again = parseValidResults<GradeReport>(r.stdout);
     expect(scores(again)).toEqual(EXPECTED);
     expect(again.kernel).toEqual({ spec: pinned, release: g.kernel.release, packageVersion: g.kernel.packageVersion });
     expect(again.submissions.filter((s) => s.check).every((s) => s.check!.cached)).toBe(true);
@@ -155,7 +160,7 @@ describe('a class graded in guests', () => {
     const nowhere = ['--archive-uri', 'http://127.0.0.1:9/debian', '--security-uri', 'http://127.0.0.1:9/debian-security'];
     const r = await runCli(['check', join(FIXTURES, 'students', 'lab-vmalloc'), '--kernel', `debian:bookworm@${g.kernel.packageVersion}`, '--json', ...nowhere], other);
     expect(r.exitCode, r.stderr).toBe(0);
-    const there = JSON.parse(r.stdout) as { kernel: { release: string }; machine: { snapshot?: { use: string } } };
+    const there = parseValidResults<{ kernel: { release: string }; machine: { snapshot?: { use: string } } }>(r.stdout);
     expect(there.kernel.release).toBe(g.kernel.release);
     expect(there.machine.snapshot?.use).toBe('restored');
   });
@@ -210,7 +215,7 @@ describe('an interrupted grade', () => {
     expect(qemuProcesses()).toEqual([]);
     const r = await runCli(['grade', small, '--json', '--jobs', '1'], state);
     expect(r.exitCode, r.stderr).toBe(0);
-    const resumed = JSON.parse(r.stdout) as GradeReport;
+    const resumed = parseValidResults<GradeReport>(r.stdout);
     expect(scores(resumed)).toEqual({ 'ada-lovelace-1001': EXPECTED['ada-lovelace-1001'], copycat: EXPECTED.copycat, 'same-page': EXPECTED['same-page'], typo: EXPECTED.typo });
     expect(resumed.submissions.map((s) => s.check?.cached)).toEqual([true, true, false, false]);
   });

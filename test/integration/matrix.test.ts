@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import type { MatrixReport, RunReport } from '../../src/model/report.js';
 import { cacheRoot } from '../../src/util/paths.js';
 import { qemuProcesses, runCli } from './cli.js';
+import { parseValidResults } from '../support/schema.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'mmaplab-test-matrix-'));
 
@@ -32,7 +33,7 @@ describe('run on three kernels at once', () => {
   it('runs the whole grid on 5.10, 6.1 and 6.12 in two guest slots, every outcome as the lab expects', async () => {
     const r = await runCli(['run', '--kernel', 'debian:bullseye', '--kernel', 'debian:bookworm', '--kernel', 'debian:bookworm-backports', '--jobs', '2', '--json', '--junit', join(out, 'junit.xml'), '--output-dir', join(out, 'run')]);
     expect(r.stderr).not.toMatch(/internal error/);
-    doc = JSON.parse(r.stdout) as MatrixReport;
+    doc = parseValidResults<MatrixReport>(r.stdout);
     expect(doc.kind).toBe('matrix');
     expect(doc.schemaVersion).toBe(2);
     expect(doc.kernels.map((k) => k.spec)).toEqual(['debian:bullseye', 'debian:bookworm', 'debian:bookworm-backports']);
@@ -60,7 +61,7 @@ describe('run on three kernels at once', () => {
     expect(xml).toContain('<testcase classname="mmaplab.bookworm.seed" name="private (MAP_PRIVATE)">');
     // The seed's MAP_PRIVATE cell carries the console lines of its check.
     expect(xml).toMatch(/Bus error \(exit status 135, SIGBUS\)/);
-    const saved = JSON.parse(readFileSync(join(out, 'run', 'results.json'), 'utf8')) as MatrixReport;
+    const saved = parseValidResults<MatrixReport>(readFileSync(join(out, 'run', 'results.json'), 'utf8'));
     expect(saved.kernels.map((k) => k.spec)).toEqual(doc.kernels.map((k) => k.spec));
     for (const slug of ['bullseye', 'bookworm', 'bookworm-backports']) expect(existsSync(join(out, 'run', slug, 'console.log'))).toBe(true);
   });
@@ -68,7 +69,7 @@ describe('run on three kernels at once', () => {
   it('mmaplab parse re-reads the matrix directory, each kernel from its console and records', async () => {
     const r = await runCli(['parse', join(out, 'run'), '--json']);
     expect(r.exitCode).toBe(0);
-    const again = JSON.parse(r.stdout) as MatrixReport;
+    const again = parseValidResults<MatrixReport>(r.stdout);
     expect(again.kind).toBe('matrix');
     const cells = (m: MatrixReport) => m.kernels.map((k) => (k.kind === 'run' ? k.report.results.map((x) => `${x.strategy}/${x.check}:${x.outcome.kind}`) : []));
     expect(cells(again)).toEqual(cells(doc));
@@ -79,7 +80,7 @@ describe('run on three kernels at once', () => {
     const files = ['bullseye', 'bookworm', 'bookworm-backports'].map((s) => join(out, 'run', s, 'results.json'));
     const r = await runCli(['merge', ...files, '--json', '--junit', join(out, 'merged.xml')]);
     expect(r.exitCode).toBe(0);
-    const merged = JSON.parse(r.stdout) as MatrixReport;
+    const merged = parseValidResults<MatrixReport>(r.stdout);
     expect(merged.kernels.map((k) => k.spec)).toEqual(doc.kernels.map((k) => k.spec));
     expect(merged.status).toBe('pass');
     expect(junitCounts(readFileSync(join(out, 'merged.xml'), 'utf8'))).toEqual({ suites: 3, cases: 219, failures: 0, errors: 0 });
@@ -98,7 +99,7 @@ describe('check on kernels before and after the vm_flags change', () => {
       { GITHUB_ACTIONS: 'true', GITHUB_STEP_SUMMARY: summary },
     );
     const [json, ...annotations] = r.stdout.split(/\n(?=::)/);
-    const doc = JSON.parse(json!) as MatrixReport;
+    const doc = parseValidResults<MatrixReport>(json!);
     expect(doc.command).toBe('check');
     const [old, sid] = doc.kernels;
     expect(old?.kind === 'check' && old.report.status).toBe('pass');
@@ -121,7 +122,7 @@ describe('check on kernels before and after the vm_flags change', () => {
 
   it('keeps going when a kernel cannot be had, and says which (exit 3)', async () => {
     const r = await runCli(['check', 'test/fixtures/drivers/old-vm-flags', '--kernel', 'debian:bookworm', '--kernel', 'local:/nonexistent/bzImage', '--json']);
-    const doc = JSON.parse(r.stdout) as MatrixReport;
+    const doc = parseValidResults<MatrixReport>(r.stdout);
     expect(doc.kernels[0]?.kind === 'check' && doc.kernels[0].report.status).toBe('pass');
     expect(doc.kernels[1]).toMatchObject({ spec: 'local:/nonexistent/bzImage', kind: 'error', error: { kind: 'fetch', message: expect.stringMatching(/not there or not readable/) } });
     expect(doc.status).toBe('error');
@@ -135,7 +136,7 @@ describe('local: and the kernel cache', () => {
     const root = join(cacheRoot(), 'kernels/debian', alias.release, 'root');
     const spec = `local:${join(root, 'boot', `vmlinuz-${alias.release}`)},${join(root, 'lib/modules', alias.release, 'build')}`;
     const r = await runCli(['run', '--kernel', spec, '--strategy', 'seed,fault', '--json']);
-    const doc = JSON.parse(r.stdout) as { status: string; kernel: { spec: string; release: string }; results: Array<{ matchesExpected: boolean }> };
+    const doc = parseValidResults<{ status: string; kernel: { spec: string; release: string }; results: Array<{ matchesExpected: boolean }> }>(r.stdout);
     expect(doc.kernel).toMatchObject({ spec, release: alias.release });
     expect(doc.results).toHaveLength(18);
     expect(doc.status).toBe('pass');
@@ -157,16 +158,16 @@ describe('local: and the kernel cache', () => {
     const bad = join(cache, 'vmlinux', `${alias.release}-local-${Math.round(st.mtimeMs)}-${st.size}`);
     writeFileSync(bad, Buffer.alloc(4096));
     const r = await runCli(['run', '--kernel', spec, '--strategy', 'seed', '--check', 'private', '--json'], { MMAPLAB_CACHE_DIR: cache });
-    const doc = JSON.parse(r.stdout) as { status: string; machine: { bootImage: string; bootAttempts: number }; notes: string[] };
+    const doc = parseValidResults<{ status: string; machine: { bootImage: string; bootAttempts: number }; notes: string[] }>(r.stdout);
     expect(doc.status).toBe('pass');
     expect(doc.machine).toMatchObject({ bootImage: 'bzimage', bootAttempts: 2 });
     expect(doc.notes).toContainEqual(expect.stringMatching(/the uncompressed kernel \(PVH boot\) did not reach init on boot attempt 1; booted the bzImage instead/));
     expect(existsSync(`${bad}.none`)).toBe(true);
     expect(existsSync(bad)).toBe(false);
     // The snapshot was made from the bzImage; booting again goes straight to the bzImage too.
-    const again = JSON.parse((await runCli(['run', '--kernel', spec, '--strategy', 'seed', '--check', 'private', '--json'], { MMAPLAB_CACHE_DIR: cache })).stdout) as typeof doc;
+    const again = parseValidResults<typeof doc>((await runCli(['run', '--kernel', spec, '--strategy', 'seed', '--check', 'private', '--json'], { MMAPLAB_CACHE_DIR: cache })).stdout);
     expect(again.machine).toMatchObject({ bootImage: 'bzimage', snapshot: { use: 'restored' } });
-    const booted = JSON.parse((await runCli(['run', '--kernel', spec, '--strategy', 'seed', '--check', 'private', '--json', '--no-snapshot'], { MMAPLAB_CACHE_DIR: cache })).stdout) as typeof doc;
+    const booted = parseValidResults<typeof doc>((await runCli(['run', '--kernel', spec, '--strategy', 'seed', '--check', 'private', '--json', '--no-snapshot'], { MMAPLAB_CACHE_DIR: cache })).stdout);
     expect(booted.machine).toMatchObject({ bootImage: 'bzimage', bootAttempts: 1 });
   }, 300_000);
 
@@ -175,7 +176,7 @@ describe('local: and the kernel cache', () => {
     const env = { MMAPLAB_CACHE_DIR: cache };
     // Two kernels downloading in one process at the same moment must not share apt's work area.
     const m = await runCli(['run', '--kernel', 'debian:bookworm', '--kernel', 'debian:bookworm-backports', '--strategy', 'seed', '--check', 'private', '--json'], env);
-    const matrix = JSON.parse(m.stdout) as MatrixReport;
+    const matrix = parseValidResults<MatrixReport>(m.stdout);
     expect(matrix.kernels.map((k) => `${k.spec} ${k.kind === 'error' ? JSON.stringify(k.error) : k.report.status}`)).toEqual(['debian:bookworm pass', 'debian:bookworm-backports pass']);
     const f = await runCli(['kernels', 'fetch', 'debian:bookworm'], env);
     expect(f.exitCode).toBe(0);
@@ -184,7 +185,7 @@ describe('local: and the kernel cache', () => {
     expect(f.stdout).toMatch(/; snapshot [0-9a-f]{16} already cached$/m);
     const ahead = await runCli(['kernels', 'fetch', 'debian:bookworm-backports', '--memory', '320'], env);
     expect(ahead.stdout, ahead.stderr).toMatch(/^debian:bookworm-backports: 6\.12\.\S+ .*; snapshot [0-9a-f]{16} made \(boot [\d.]+ s; none was cached\)$/m);
-    const first = JSON.parse((await runCli(['run', '--kernel', 'debian:bookworm-backports', '--memory', '320', '--strategy', 'seed', '--check', 'private', '--json'], env)).stdout) as RunReport;
+    const first = parseValidResults<RunReport>((await runCli(['run', '--kernel', 'debian:bookworm-backports', '--memory', '320', '--strategy', 'seed', '--check', 'private', '--json'], env)).stdout);
     expect(first.machine.kind !== 'ssh' && first.machine.snapshot).toMatchObject({ use: 'restored' });
     const l = await runCli(['kernels', 'list', '--json'], env);
     const listing = JSON.parse(l.stdout) as { kernels: Array<{ release: string; specs: string[]; bytes: number }>; totalBytes: number };

@@ -5,7 +5,7 @@
  * `mmaplab run` works from there, with the cache and state where they are,
  * and so does `mmaplab setup` (the package's own install-deps, then doctor).
  */
-import { mkdirSync, mkdtempSync, realpathSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -13,6 +13,7 @@ import { describe, expect, it } from 'vitest';
 import type { RunReport } from '../../src/model/report.js';
 import { ROOT } from '../helpers.js';
 import { qemuProcesses, STATE_DIR } from './cli.js';
+import { parseValidResults, SCHEMA_PATH } from '../support/schema.js';
 
 describe('the package', () => {
   it('packs the compiled CLI and what goes into the guest, without tests; installed into an empty project, `npx mmaplab run` passes there', async () => {
@@ -21,7 +22,7 @@ describe('the package', () => {
     const pack = await execa('npm', ['pack', '--ignore-scripts', '--pack-destination', dir, '--json'], { cwd: ROOT });
     const info = (JSON.parse(pack.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>)[0]!;
     const files = info.files.map((f) => f.path);
-    for (const f of ['bin/mmaplab.js', 'dist/cli/main.js', 'dist/grade/rubric.js', 'vm/init', 'vm/job.sh', 'bin/install-deps', 'bin/packages.txt', 'kernel-module/Kbuild', 'kernel-module/mmaplab_main.c', 'userspace/mmap-test.c', 'userspace/guest-sync.c', 'package.json', 'README.md']) expect(files).toContain(f);
+    for (const f of ['bin/mmaplab.js', 'dist/cli/main.js', 'dist/grade/rubric.js', 'vm/init', 'vm/job.sh', 'bin/install-deps', 'bin/packages.txt', 'kernel-module/Kbuild', 'kernel-module/mmaplab_main.c', 'userspace/mmap-test.c', 'userspace/guest-sync.c', 'package.json', 'README.md', 'schema/results.schema.json']) expect(files).toContain(f);
     expect(files.filter((f) => /^(test|src|\.github)\//.test(f) || f.endsWith('.map'))).toEqual([]);
 
     const project = join(dir, 'course');
@@ -30,7 +31,9 @@ describe('the package', () => {
     await execa('npm', ['install', '-D', '--no-audit', '--no-fund', join(dir, info.filename)], { cwd: project });
     const r = await execa('npx', ['--no-install', 'mmaplab', 'run', '--json'], { cwd: project, reject: false, env: { MMAPLAB_STATE_DIR: STATE_DIR, NO_COLOR: '1' } });
     expect(r.exitCode, String(r.stderr)).toBe(0);
-    const report = JSON.parse(String(r.stdout)) as RunReport;
+    const report = parseValidResults<RunReport>(String(r.stdout));
+    // The JSON contract ships where a CI user's project finds it, the same file the tests hold every document to.
+    expect(readFileSync(join(project, 'node_modules', 'mmaplab', 'schema', 'results.schema.json'), 'utf8')).toBe(readFileSync(SCHEMA_PATH, 'utf8'));
     expect(report.status).toBe('pass');
     // It was the installed package that ran (its bin links into the project's node_modules), with its state where the user's is.
     expect(realpathSync(join(project, 'node_modules', '.bin', 'mmaplab'))).toBe(join(realpathSync(project), 'node_modules', 'mmaplab', 'bin', 'mmaplab.js'));

@@ -12,12 +12,13 @@ import type { GuestMachine, RunReport } from '../../src/model/report.js';
 import { cacheRoot } from '../../src/util/paths.js';
 import { execa } from 'execa';
 import { BIN, qemuProcesses, runCli, startCli } from './cli.js';
+import { parseValidResults } from '../support/schema.js';
 
 const DRIVERS = 'test/fixtures/drivers';
 
 /** A run's report; these runs are all in guests. */
 function report(stdout: string): RunReport & { machine: GuestMachine } {
-  return JSON.parse(stdout) as RunReport & { machine: GuestMachine };
+  return parseValidResults<RunReport & { machine: GuestMachine }>(stdout);
 }
 
 afterEach(() => {
@@ -62,7 +63,7 @@ describe('mmaplab run on debian:bookworm: every strategy x every check', () => {
   it('keeps the console log, the records, the results and the built module where the report says', () => {
     const r = report(grid.stdout);
     expect(readFileSync(r.artifacts.consoleLog, 'utf8')).toMatch(/mmaplab: mmap seed: 16 pages at pgoff 0, MAP_PRIVATE, copy-on-write/);
-    expect(JSON.parse(readFileSync(r.artifacts.resultsJson, 'utf8'))).toEqual(r);
+    expect(parseValidResults(readFileSync(r.artifacts.resultsJson, 'utf8'))).toEqual(r);
     expect(existsSync(r.artifacts.module)).toBe(true);
     expect(readFileSync(join(r.artifacts.dir, 'records.jsonl'), 'utf8')).toMatch(/"strategy":"seed","t":"fault","signal":"SIGBUS"/);
   });

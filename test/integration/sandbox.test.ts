@@ -17,6 +17,7 @@ import { cacheRoot } from '../../src/util/paths.js';
 import { which } from '../../src/util/tools.js';
 import { ROOT } from '../helpers.js';
 import { processesMatching as processes, qemuProcesses, runCli } from './cli.js';
+import { parseValidResults } from '../support/schema.js';
 
 const HOSTILE = join(ROOT, 'test/fixtures/hostile');
 const COMPILE_ERROR = 'test/fixtures/drivers/compile-error';
@@ -46,7 +47,7 @@ function buildLogsFor(dir: string): string[] {
 }
 
 function report(stdout: string): { report: CheckReport; item: (id: string) => CheckItem } {
-  const r = JSON.parse(stdout) as CheckReport;
+  const r = parseValidResults<CheckReport>(stdout);
   return { report: r, item: (id) => r.items.find((i) => i.id === id)! };
 }
 
@@ -245,7 +246,7 @@ describe('what a driver prints in the guest', () => {
     // Re-read as JSON: the printk lines keep their escapes, as \xNN text.
     const dir = /^artefacts {2}(\S+)$/m.exec(r.stdout)![1]!;
     const parsed = await runCli(['parse', dir, '--json']);
-    const lines = (JSON.parse(parsed.stdout) as CheckReport).kernelLog.lines.map((l) => l.text).join('\n');
+    const lines = parseValidResults<CheckReport>(parsed.stdout).kernelLog.lines.map((l) => l.text).join('\n');
     expect(lines).toContain('\\x1b]52;c;');
     expect(lines).toContain('\\x1b[2J');
   });

@@ -19,6 +19,7 @@ import { Limiter } from '../../src/util/limiter.js';
 import { cacheRoot, projectPaths } from '../../src/util/paths.js';
 import { keyHash, type SnapshotMeta } from '../../src/vm/snapshot.js';
 import { qemuProcesses, runCli } from './cli.js';
+import { parseValidResults } from '../support/schema.js';
 
 const DRIVERS = 'test/fixtures/drivers';
 const SNAPSHOTS = join(cacheRoot(), 'snapshots');
@@ -28,7 +29,7 @@ afterEach(() => {
 });
 
 function report(stdout: string): RunReport {
-  return JSON.parse(stdout) as RunReport;
+  return parseValidResults<RunReport>(stdout);
 }
 
 /** The bookworm kernel's snapshot slot (there is one per kernel, accelerator and memory size). */

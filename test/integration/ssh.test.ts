@@ -19,6 +19,7 @@ import { qemuInfo } from '../../src/vm/qemu.js';
 import { FIXTURES } from '../helpers.js';
 import { bootTarget, ensureTargetImage, targetExec, type BootedTarget, type TargetImage } from '../support/ssh-target.js';
 import { qemuProcesses, runCli, startCli, STATE_DIR } from './cli.js';
+import { parseValidResults } from '../support/schema.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'mmaplab-ssh-test-'));
 let image: TargetImage;
@@ -113,7 +114,7 @@ describe('mmaplab over SSH', () => {
     const out = join(tmp, 'run');
     const r = await runCli(['run', ...args('lab', kh), '--accept-host-key', hostFp, '--json', '--output-dir', out]);
     expect(r.exitCode, r.stderr).toBe(0);
-    const report = JSON.parse(r.stdout) as RunReport;
+    const report = parseValidResults<RunReport>(r.stdout);
     const facts = (await targetExec(target, 'uname -r; cat /proc/sys/kernel/random/boot_id')).stdout.trim().split('\n');
     expect(report.status).toBe('pass');
     expect(report.kernel).toMatchObject({ spec: target.url(), release: facts[0] });
@@ -131,7 +132,7 @@ describe('mmaplab over SSH', () => {
     // The target's directory reads back as the report it wrote (its followed kernel log is its console).
     const parsed = await runCli(['parse', out, '--json']);
     expect(parsed.exitCode, parsed.stderr).toBe(0);
-    expect(JSON.parse(parsed.stdout)).toEqual(report);
+    expect(parseValidResults(parsed.stdout)).toEqual(report);
     expect(await leftovers()).toBe('');
   }, 400_000);
 
@@ -162,7 +163,7 @@ describe('mmaplab over SSH', () => {
   it("check on the target: a driver that does not compile there shows its own file:line", async () => {
     const r = await runCli(['check', join(FIXTURES, 'drivers', 'api-drift'), ...args('lab', knownHosts('kh-check', `${target.knownHostsLine}\n`)), '--json']);
     expect(r.exitCode, r.stderr).toBe(1);
-    const report = JSON.parse(r.stdout) as CheckReport;
+    const report = parseValidResults<CheckReport>(r.stdout);
     const builds = report.items.find((i) => i.id === 'builds')!;
     expect(builds.verdict).toBe('fail');
     expect(builds.reason).toMatch(/does not compile for \S+ on 127\.0\.0\.1/);
@@ -245,7 +246,7 @@ describe('mmaplab over SSH', () => {
     // Noticed at once (the forwarded port closes) or by keepalives within seconds; never a hang.
     expect(performance.now() - killedAt).toBeLessThan(30_000);
     expect(r.exitCode, String(r.stderr)).toBe(1);
-    const report = JSON.parse(String(r.stdout)) as RunReport;
+    const report = parseValidResults<RunReport>(String(r.stdout));
     expect(report.strategies.map((s) => s.end)).toEqual(['done', 'connection-lost']);
     expect(report.results.filter((x) => x.strategy === 'seed').every((x) => x.matchesExpected)).toBe(true);
     for (const x of report.results.filter((y) => y.strategy === 'checked')) {
@@ -260,7 +261,7 @@ describe('mmaplab over SSH', () => {
     // The directory reads back as the report the run wrote, the lost job included.
     const parsed = await runCli(['parse', out, '--json']);
     expect(parsed.exitCode, parsed.stderr).toBe(1);
-    expect(JSON.parse(parsed.stdout)).toEqual(report);
+    expect(parseValidResults(parsed.stdout)).toEqual(report);
     // Nothing of mmaplab's left running here either.
     expect(qemuProcesses()).toEqual([]);
     expect(STATE_DIR).toBeTruthy();

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CheckItem, CheckReport } from '../../src/model/report.js';
 import { qemuProcesses, runCli } from './cli.js';
+import { parseValidResults } from '../support/schema.js';
 
 const STUDENTS = 'test/fixtures/students';
 
@@ -18,7 +19,7 @@ afterEach(() => {
 async function check(name: string, more: string[] = [], exitCode = 1): Promise<{ report: CheckReport; item: (id: string) => CheckItem }> {
   const r = await runCli(['check', '--json', `${STUDENTS}/${name}`, ...more]);
   expect(r.exitCode, r.stderr).toBe(exitCode);
-  const report = JSON.parse(r.stdout) as CheckReport;
+  const report = parseValidResults<CheckReport>(r.stdout);
   return { report, item: (id) => report.items.find((i) => i.id === id)! };
 }
 

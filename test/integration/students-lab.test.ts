@@ -8,6 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CheckItem, CheckReport } from '../../src/model/report.js';
 import { qemuProcesses, runCli } from './cli.js';
+import { parseValidResults } from '../support/schema.js';
 
 const STUDENTS = 'test/fixtures/students';
 
@@ -17,7 +18,7 @@ afterEach(() => {
 
 async function check(name: string): Promise<{ exitCode: number; report: CheckReport; item: (id: string) => CheckItem }> {
   const r = await runCli(['check', '--json', `${STUDENTS}/${name}`]);
-  const report = JSON.parse(r.stdout) as CheckReport;
+  const report = parseValidResults<CheckReport>(r.stdout);
   return { exitCode: r.exitCode ?? -1, report, item: (id) => report.items.find((i) => i.id === id)! };
 }
 

@@ -12,6 +12,7 @@ import { parse } from 'yaml';
 import { ALL_KERNELS } from '../../src/kernel/spec.js';
 import { buildProgram } from '../../src/cli/program.js';
 import { ROOT } from '../helpers.js';
+import { parseValidResults } from '../support/schema.js';
 
 interface Step { id?: string; if?: string; uses?: string; run?: string; shell?: string; env?: Record<string, string>; with?: Record<string, string>; 'working-directory'?: string }
 const text = readFileSync(join(ROOT, 'action.yml'), 'utf8');
@@ -212,7 +213,7 @@ describe('the action: run for real', () => {
     const r = actionRun('run', { INPUT_DRIVER: 'test/fixtures/drivers/compile-error', INPUT_KERNELS: 'local:/nonexistent/bzImage', INPUT_FAIL_ON_FAILURE: 'false' });
     expect(r.code, r.stderr).toBe(3);
     expect(r.outputs).toMatchObject({ 'exit-code': '3', outcome: 'error' });
-    const doc = JSON.parse(readFileSync(r.outputs.json!, 'utf8')) as { kind: string; command: string; exitCode: number; kernels: Array<{ kind: string; error?: { kind: string } }> };
+    const doc = parseValidResults<{ kind: string; command: string; exitCode: number; kernels: Array<{ kind: string; error?: { kind: string } }> }>(readFileSync(r.outputs.json!, 'utf8'));
     expect([doc.kind, doc.command, doc.exitCode, doc.kernels[0]?.kind, doc.kernels[0]?.error?.kind]).toEqual(['matrix', 'check', 3, 'error', 'fetch']);
     expect(readFileSync(r.outputs.junit!, 'utf8')).toContain('<testsuite');
     const md = readFileSync(r.outputs.summary!, 'utf8');

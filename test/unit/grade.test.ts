@@ -26,6 +26,7 @@ import { renderGradescope } from '../../src/report/gradescope.js';
 import { FIXTURES } from '../helpers.js';
 import { tarOf, zipOf } from '../support/archives.js';
 import { CLASS, makeClassFolder } from '../support/class-folder.js';
+import { expectValidResults } from '../support/schema.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'mmaplab-grade-'));
 const STAMP = stampOf(parseRubric(DEFAULT_RUBRIC_TEXT, 'default'));
@@ -234,6 +235,7 @@ const CLASS_OF_FIVE = () => [
 describe('the class', () => {
   it('summary: counts, distribution, pass rates, findings by students, identical code; an error makes the exit 3', () => {
     const g = grade(CLASS_OF_FIVE());
+    expectValidResults(JSON.parse(JSON.stringify(g)));
     expect(g.exitCode).toBe(3);
     expect(g.summary).toMatchObject({ submissions: 5, pass: 2, fail: 2, error: 1, meanScore: 72.5, medianScore: 95, identical: [['ada', 'copy']] });
     expect(g.summary.distribution.map((d) => d.count)).toEqual([1, 0, 0, 0, 0, 0, 0, 0, 0, 3]);
@@ -246,6 +248,7 @@ describe('the class', () => {
     const all = CLASS_OF_FIVE();
     const whole = grade(all);
     const merged = mergeGrades([grade(all.slice(0, 2)), grade(all.slice(2))], '/x');
+    expectValidResults(JSON.parse(JSON.stringify(merged)));
     expect({ ...merged, timings: whole.timings }).toEqual(whole);
     expect(() => mergeGrades([grade(all.slice(0, 2)), grade(all.slice(1))], '/x')).toThrow('submission copy is in more than one shard');
     const other = { ...grade(all.slice(2)), rubric: { ...STAMP, hash: 'other' } };

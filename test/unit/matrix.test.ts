@@ -17,6 +17,7 @@ import { renderMarkdown } from '../../src/report/markdown.js';
 import { renderMatrixText } from '../../src/report/matrix-text.js';
 import { matrixAnnotations } from '../../src/report/annotations.js';
 import { fixture } from '../helpers.js';
+import { expectValidResults } from '../support/schema.js';
 
 const load = (name: string) => JSON.parse(fixture('matrix', name)) as unknown;
 const out = { dir: '/tmp/merged', resultsJson: '' };
@@ -28,7 +29,7 @@ function runs(): MatrixReport {
 
 describe('merge', () => {
   it('puts single-kernel results side by side, in the order given', () => {
-    const m = runs();
+    const m = expectValidResults<MatrixReport>(JSON.parse(JSON.stringify(runs())));
     expect(m.kind).toBe('matrix');
     expect(m.command).toBe('run');
     expect(m.kernels.map((k) => k.spec)).toEqual(['debian:bookworm', 'debian:sid']);

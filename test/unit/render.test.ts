@@ -6,6 +6,7 @@ import { outcomeCode as cell } from '../../src/model/outcome.js';
 import { verdict } from '../../src/diagnose/words.js';
 import { renderRunText } from '../../src/report/text.js';
 import { fixtureReport } from './fixture-runs.js';
+import { parseValidResults } from '../support/schema.js';
 
 const plain = new Chalk({ level: 0 });
 
@@ -72,7 +73,7 @@ describe('terminal report, the grid', () => {
 
 describe('JSON report', () => {
   it('carries the whole grid: per cell strategy, check, mode, outcome.kind, pagesOk, expected, matchesExpected and the traced calls', () => {
-    const doc = JSON.parse(renderRunJson(fixtureReport('grid'))) as ReturnType<typeof fixtureReport>;
+    const doc = parseValidResults<ReturnType<typeof fixtureReport>>(renderRunJson(fixtureReport('grid')));
     expect(doc.schemaVersion).toBe(2);
     expect(doc.exitCode).toBe(0);
     expect(doc.results).toHaveLength(72);
