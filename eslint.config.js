@@ -4,7 +4,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'test/bench/*.js', 'scripts/*.js', 'test/fixtures/**', 'test-results/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'test/bench/*.js', 'test/schema/*.js', 'test/fixtures/**', 'test-results/**'] },
   {
     files: ['**/*.ts'],
     extends: [tseslint.configs.base],

@@ -8,7 +8,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { resultsSchemaText } from '../../scripts/schema.js';
+import { resultsSchemaText } from '../schema/schema.js';
 import { DEFAULT_RUBRIC_TEXT, parseRubric, stampOf } from '../../src/grade/rubric.js';
 import { scoreNothing, scoreReport } from '../../src/grade/score.js';
 import { assembleGrade, mergeGrades } from '../../src/grade/summary.js';
