@@ -27,6 +27,7 @@ interface KernelTrack extends Track {
 }
 
 const active = new Set<LiveView>();
+const oneLine = (s: string) => terminalSafe(s).replace(/[\n\t]+/g, ' ');
 const HIDE_CURSOR = '\x1b[?25l';
 const SHOW_CURSOR = '\x1b[?25h';
 
@@ -120,9 +121,10 @@ export class LiveView {
     const now = this.now();
     const line = (t: Track, depth: 0 | 1, jobsDone?: number): LiveLine => ({
       depth,
-      name: t.name,
+      // Made safe before it is measured and cut: an escaped byte is four characters wide.
+      name: oneLine(t.name),
       phase: t.phase,
-      message: t.message,
+      message: oneLine(t.message),
       elapsedMs: (t.ended ?? now) - t.started,
       state: t.state,
       ...(t.bytes ? { bytes: t.bytes } : {}),

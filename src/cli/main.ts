@@ -13,11 +13,12 @@ import { handleSignals, interrupted } from './signals.js';
 
 export async function main(argv: string[]): Promise<number> {
   guardOutput();
-  // A reader that stopped reading (`mmaplab --help | head`): leave quietly, as other tools do, not with a stack trace.
+  // A reader that stopped reading (`mmaplab run | head`): what is left to write goes nowhere, and the
+  // command still finishes (its guests stopped, its files written) with its own exit status.
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (e: NodeJS.ErrnoException) => {
       if (e.code !== 'EPIPE') throw e;
-      process.exit(ExitCode.ok);
+      stream.write = () => true;
     });
   }
   handleSignals();

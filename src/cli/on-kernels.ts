@@ -59,37 +59,37 @@ export async function onKernels(
   const style = makeStyle({ color: o.color === false ? false : undefined });
   const progress = progressOutput(o);
   // Each kernel's progress, its end shown on the live area.
+  // (One that throws before it returns a promise, a bad option say, goes the same way.)
   const tracked: OneKernel = (spec, ctx) =>
-    one(spec, ctx).then(
-      (r) => (progress?.finish(spec, r.status === 'pass' ? 'done' : 'failed', r.status === 'pass' ? 'passed' : 'failed'), r),
-      (e: unknown) => {
-        progress?.finish(spec, 'failed', isMmaplabError(e) ? e.message : String(e));
-        throw e;
-      },
-    );
+    Promise.resolve()
+      .then(() => one(spec, ctx))
+      .then(
+        (r) => (progress?.finish(spec, r.status === 'pass' ? 'done' : 'failed', r.status === 'pass' ? 'passed' : 'failed'), r),
+        (e: unknown) => {
+          progress?.finish(spec, 'failed', firstLine(isMmaplabError(e) ? e.message : String(e)));
+          throw e;
+        },
+      );
+  const printed = (m: MatrixReport) => {
+    if (o.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
+    return m;
+  };
   let matrix: MatrixReport;
-  if (specs.length === 1) {
-    try {
-      const report = await tracked(specs[0]!, { progress: progress?.sink(specs[0]!, ''), label: '', guest: { guestSlots: new Limiter(o.jobs) } }).finally(() => progress?.stop());
-      process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : renderOne(report, style));
-      process.exitCode = report.exitCode;
-      matrix = assembleMatrix({ command, kernels: [report.command === 'run' ? { spec: specs[0]!, kind: 'run', report } : { spec: specs[0]!, kind: 'check', report }], dir: report.artifacts.dir, resultsJson: report.artifacts.resultsJson, totalMs: report.timings?.totalMs ?? 0 });
-    } catch (e) {
-      // Machine-readable output is promised even when the kernel could not be tried.
-      if (!isMmaplabError(e) || e.kind === 'usage' || !(o.json || o.junit)) throw e;
-      matrix = assembleMatrix({ command, kernels: [{ spec: specs[0]!, kind: 'error', error: kernelError(e) }], dir: '', resultsJson: '', totalMs: 0 });
-      if (o.json) process.stdout.write(`${JSON.stringify(matrix, null, 2)}\n`);
-      reportError(e, false);
-      process.exitCode = errorExitCode(e.kind);
+  try {
+    if (specs.length === 1) {
+      const spec = specs[0]!;
+      const run = () => tracked(spec, { progress: progress?.sink(spec, ''), label: '', guest: { guestSlots: new Limiter(o.jobs) } }).finally(() => progress?.stop());
+      matrix = await oneKernelReport(command, o, spec, run, (report) => renderOne(report, style), printed);
+    } else {
+      const dir = await RunDir.create({ outputDir: o.outputDir });
+      matrix = await runMatrix({ command, specs, jobs: o.jobs, dir }, (spec, ctx) => tracked(spec, { progress: progress?.sink(spec, `${kernelSlug(spec)} `), label: `${kernelSlug(spec)} `, guest: ctx })).finally(() => progress?.stop());
+      if (!o.json) process.stdout.write(renderMatrixText(matrix, style));
+      printed(matrix);
+      process.exitCode = matrix.exitCode;
     }
-  } else {
-    const dir = await RunDir.create({ outputDir: o.outputDir });
-    matrix = await runMatrix({ command, specs, jobs: o.jobs, dir }, (spec, ctx) => tracked(spec, { progress: progress?.sink(spec, `${kernelSlug(spec)} `), label: `${kernelSlug(spec)} `, guest: ctx })).finally(() => progress?.stop());
-    if (o.json) process.stdout.write(`${JSON.stringify(matrix, null, 2)}\n`);
-    else {
-      process.stdout.write(renderMatrixText(matrix, style));
-    }
-    process.exitCode = matrix.exitCode;
+  } finally {
+    // Whatever failed on the way, the terminal gets its cursor back.
+    progress?.stop();
   }
   await writeCiOutputs(matrix, o.junit, o.html);
   if (o.verbose) {
@@ -100,6 +100,32 @@ export async function onKernels(
     for (const c of executedCommands()) process.stderr.write(err.dim(`$ ${c}\n`));
   }
 }
+
+/** One kernel: its own report printed; a kernel that could not be tried is still a matrix for --json, --junit and --html. */
+async function oneKernelReport(
+  command: 'run' | 'check',
+  o: KernelCliOptions,
+  spec: string,
+  run: () => Promise<RunReport | CheckReport>,
+  render: (report: RunReport | CheckReport) => string,
+  printed: (m: MatrixReport) => MatrixReport,
+): Promise<MatrixReport> {
+  try {
+    const report = await run();
+    process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : render(report));
+    process.exitCode = report.exitCode;
+    return assembleMatrix({ command, kernels: [report.command === 'run' ? { spec, kind: 'run', report } : { spec, kind: 'check', report }], dir: report.artifacts.dir, resultsJson: report.artifacts.resultsJson, totalMs: report.timings?.totalMs ?? 0 });
+  } catch (e) {
+    // Machine-readable output is promised even when the kernel could not be tried.
+    if (!isMmaplabError(e) || e.kind === 'usage' || !(o.json || o.junit || o.html)) throw e;
+    const matrix = printed(assembleMatrix({ command, kernels: [{ spec, kind: 'error', error: kernelError(e) }], dir: '', resultsJson: '', totalMs: 0 }));
+    reportError(e, false);
+    process.exitCode = errorExitCode(e.kind);
+    return matrix;
+  }
+}
+
+const firstLine = (s: string) => s.split('\n')[0] ?? '';
 
 /** --junit, --html, and under GitHub Actions the step summary and annotations at the driver's lines. */
 export async function writeCiOutputs(matrix: MatrixReport, junit: string | undefined, html?: string): Promise<void> {

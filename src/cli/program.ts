@@ -225,7 +225,7 @@ function addKernels(program: Command): void {
         const snapshot = o.snapshot === false ? false : { memoryMb: o.memory, accel: o.accel };
         const progress = progressOutput({ verbose: true }, { live: true });
         const r = await fetchAhead(spec, { cacheDir: cacheRoot(), flavour: o.flavour, archiveUri: o.archiveUri, securityUri: o.securityUri, snapshot, onProgress: progress?.sink(spec, `${spec} `) })
-          .then((x) => (progress?.finish(spec, 'done', x.kernel.release), x), (e: unknown) => { progress?.finish(spec, 'failed', 'failed'); throw e; })
+          .then((x) => (progress?.finish(spec, 'done', x.kernel.release), x), (e: unknown) => { progress?.finish(spec, 'failed', (isMmaplabError(e) ? e.message : String(e)).split('\n')[0] ?? ''); throw e; })
           .finally(() => progress?.stop());
         process.stdout.write(`${spec}: ${r.kernel.release} (${r.kernel.packageVersion}), modules built with ${r.compiler}${r.snapshot ? `; ${fetchedSnapshot(r.snapshot)}` : ''}\n`);
       }

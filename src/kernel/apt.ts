@@ -117,5 +117,7 @@ export class PrivateApt {
       timeoutMs: 600_000,
       hint: 'check the network; a killed download leaves nothing behind, so simply retry',
     });
+    // apt reports only on its periodic pulse, so its last word may be short of the whole.
+    if (status.length) onBytes!({ done: total, total });
   }
 }

@@ -85,6 +85,7 @@ export class BootedGuests implements Machine {
       this.served = 0;
     }
     const vm = this.vm;
+    this.ctx.progress('job', job.checks.join(', '), { lane: job.strategy });
     // A job that unloads its driver reports what it left (STATE), so a guest it changed serves no other job.
     const sent: LabJob = job.keepLoaded ? job : { ...job, reportState: true };
     const end = await vm.runJob(job.id, await jobPayload(sent, { inGuest: vm.filesInGuest }), this.ctx.boot.timeoutS * 1000);

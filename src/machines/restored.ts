@@ -238,6 +238,8 @@ export class RestoredGuests implements Machine {
       }
       at.guest = up.guest;
     }
+    // The guest is up: what the job's line says from here on is its checks.
+    this.ctx.progress('job', q.job.checks.join(', '), { lane: q.job.strategy });
     const served = await this.serve(at.guest, q.job, driver);
     q.done(Promise.resolve(served.job));
     if (!served.keep) at.guest = await this.retire(at.guest);

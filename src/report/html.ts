@@ -5,8 +5,9 @@
  * escapeHtml: names, printk lines and source lines are the student's.
  */
 
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+/** Any value, numbers too: a results file read back (merge) or a guest's record may hold anything where a number belongs. */
+export function escapeHtml(v: string | number | boolean | null | undefined): string {
+  return String(v).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
 const CSS = `

@@ -54,7 +54,7 @@ function cut(text: string, room: number): string {
 
 function renderLine(l: LiveLine, nameWidth: number, width: number, frame: number, c: ChalkInstance): string {
   const indent = l.depth === 0 ? '' : '  ';
-  const name = `${indent}${l.name}`.padEnd(nameWidth);
+  const name = cut(`${indent}${l.name}`, nameWidth).padEnd(nameWidth);
   const time = `${(l.elapsedMs / 1000).toFixed(1)} s`.padStart(8);
   const phase = (l.state === 'running' ? l.phase : l.state).padEnd(9);
   const jobs = l.jobsDone ? ` (${l.jobsDone} job${l.jobsDone === 1 ? '' : 's'} done)` : '';
@@ -67,12 +67,17 @@ function renderLine(l: LiveLine, nameWidth: number, width: number, frame: number
   return `${mark(l, frame, c)} ${c.bold(name)} ${c.dim(phase)}${time}  ${colour(message)}${bar}`;
 }
 
-/** The area, at most height lines (the kernels first; jobs that do not fit are counted). */
+/**
+ * The area, at most height lines: every kernel's line first, then as many of
+ * its jobs as fit, in order; the jobs that do not fit are counted.
+ */
 export function renderLive(lines: readonly LiveLine[], opts: { width: number; height: number; frame: number }, c: ChalkInstance): string {
   const nameWidth = Math.min(28, Math.max(8, ...lines.map((l) => l.name.length + (l.depth === 0 ? 0 : 2))));
   const room = Math.max(1, opts.height - 1);
-  const shown = lines.length <= room ? lines : lines.slice(0, room - 1);
+  const kernels = lines.filter((l) => l.depth === 0).length;
+  let jobRoom = lines.length <= room ? Infinity : Math.max(0, room - kernels - 1);
+  const shown = lines.filter((l) => l.depth === 0 || jobRoom-- > 0);
   const out = shown.map((l) => renderLine(l, nameWidth, opts.width, opts.frame, c));
-  if (shown.length < lines.length) out.push(c.dim(`  … ${lines.length - shown.length} more`));
+  if (shown.length < lines.length) out.push(c.dim(`  … ${lines.length - shown.length} more job${lines.length - shown.length === 1 ? '' : 's'}`));
   return out.join('\n');
 }

@@ -10,7 +10,7 @@ import type { CheckResult } from '../model/outcome.js';
 
 export interface PicturePage {
   page: number;
-  /** The buffer page shown; fault: the page faulted or was never reached; unknown: no index and no frame to tell. */
+  /** The buffer page shown; fault: the page faulted or was never reached; unknown: not one of the buffer's pages (another word, a lost marker) or nothing to tell by. */
   shows: number | 'fault' | 'unknown';
   /** The buffer page it should show, when the lab's pages say. */
   expect: number | null;
@@ -34,6 +34,10 @@ export function mappingPicture(r: CheckResult): MappingPicture | undefined {
   const size = Math.max(...r.pageReports.map((p) => p.page + 1), fault === undefined ? 0 : fault + 1);
   if (size === 0) return undefined;
   const indexed = r.pageReports.some((p) => p.expectIndex !== null);
+  // The word the buffer's pages start with (the most common one): a page without it is not one of the buffer's, whatever its index says.
+  const counts = new Map<string, number>();
+  for (const p of r.pageReports) counts.set(p.word, (counts.get(p.word) ?? 0) + 1);
+  const word = [...counts].sort((a, b) => b[1] - a[1])[0]?.[0];
   // Without frames, check's writing test tells pages apart: [page, the page whose marker it showed].
   const showsMarkerOf = new Map(r.aliases?.tested ? r.aliases.pairs : []);
   const byMarker = !indexed && r.aliases?.tested === true && r.pageReports.every((p) => !p.pfn);
@@ -43,8 +47,13 @@ export function mappingPicture(r: CheckResult): MappingPicture | undefined {
     const rep = r.pageReports.find((p) => p.page === page);
     if (!rep) {
       pages.push({ page, shows: 'fault', expect: null, ok: false });
+    } else if (rep.word !== word) {
+      pages.push({ page, shows: 'unknown', expect: rep.expectIndex, ok: false });
     } else if (indexed) {
       pages.push({ page, shows: rep.index, expect: rep.expectIndex, ok: rep.ok });
+    } else if (byMarker && (showsMarkerOf.get(page) ?? 0) < 0) {
+      // The page lost its marker (it showed none of the markers written): a page of its own, and wrong.
+      pages.push({ page, shows: 'unknown', expect: null, ok: false });
     } else if (rep.pfn || byMarker) {
       // A frame (or a marker's page) seen before is an alias of an earlier page.
       const key = rep.pfn ?? `marker ${showsMarkerOf.get(page) ?? page}`;

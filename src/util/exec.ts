@@ -52,6 +52,8 @@ export function executedCommands(): readonly string[] {
 }
 
 export async function run(file: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  // execa hands a generator bytes in binary mode: the lines it is meant to see would be numbers.
+  if (opts.binary && opts.stdoutLines) throw new Error('run(): stdoutLines is for text output, not binary');
   const command = formatCommand(file, args);
   commandLog.push(command);
   const started = performance.now();

@@ -43,7 +43,7 @@ describe('the HTML report of run and check', () => {
       expect(await shows('seed', 'private-per-page')).toEqual(Array.from({ length: 16 }, () => '0'));
       expect(await shows('seed', 'private')).toEqual(['fault']);
       expect((await p.all('.picture[data-strategy="seed"][data-check="private"]'))[0]?.text).toMatch(/SIGBUS at page 0; the pages after it were never reached/);
-      expect((await p.all('#problems'))[0]?.data.count).toBe('0');
+      expect((await p.all('.problems'))[0]?.data.count).toBe('0');
     } finally {
       await p.close();
     }

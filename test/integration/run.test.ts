@@ -256,10 +256,15 @@ describe('failures a user can cause', () => {
     expect((await runCli(['run', '--memory', '1'])).stderr).toMatch(/--memory must be a whole number from 96 to 16384 \(the lab's kernels do not boot in less than 96 MiB\)/);
   });
 
-  it('a reader that stops reading (| head): a quiet exit, no stack trace', async () => {
+  it('a reader that stops reading (| head): no stack trace, and the command\'s own exit status', async () => {
     // The reader closes the pipe before mmaplab writes: every write meets EPIPE.
-    const r = await execa('bash', ['-c', `'${process.execPath}' '${BIN}' config run | sh -c 'exec <&-; sleep 2'; echo "status \${PIPESTATUS[0]}"`], { reject: false });
-    expect(r.stderr).toBe('');
-    expect(r.stdout).toBe('status 0');
+    const closed = async (args: string) => execa('bash', ['-c', `'${process.execPath}' '${BIN}' ${args} 2>&1 | sh -c 'exec <&-; sleep 2'; echo "status \${PIPESTATUS[0]}"`], { reject: false });
+    const ok = await closed('config run');
+    expect(ok.stderr).toBe('');
+    expect(ok.stdout).toBe('status 0');
+    // A usage error stays one: its status is not turned into success.
+    const bad = await closed('run --kernel debian:potato');
+    expect(bad.stderr).toBe('');
+    expect(bad.stdout).toBe('status 2');
   });
 });

@@ -9,7 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ROOT } from '../helpers.js';
+import { FIXTURES, ROOT } from '../helpers.js';
 import { BIN, processesMatching, STATE_DIR } from './cli.js';
 
 const SOCKET = `mmaplab-test-${process.pid}`;
@@ -59,14 +59,14 @@ describe('the live status area in a real terminal', () => {
 
   it('on Ctrl-C leaves the last frame marked interrupted, the cursor shown and no guest running', async () => {
     const out = mkdtempSync(join(tmpdir(), 'mmaplab-tty-'));
-    // A booted guest (no snapshot) takes seconds: long enough to be interrupted in its boot.
-    start('stop', ['run', '--strategy', 'seed', '--check', 'private', '--no-snapshot', '--output-dir', out]);
-    await waitFor('stop', /^. {3}seed +boot +[\d.]+ s {2}booting /m, 200_000);
+    // A driver whose mmap() never returns: its job runs until the deadline, so Ctrl-C always meets it running.
+    start('stop', ['check', join(FIXTURES, 'drivers', 'endless-loop-mmap'), '--timeout', '100', '--output-dir', out]);
+    await waitFor('stop', /^. {3}custom +job +[\d.]+ s {2}/m, 200_000);
     tmux('send-keys', '-t', 'stop', 'C-c');
     const text = await waitFor('stop', /^EXIT=\d+$/m, 60_000);
     expect(text).toMatch(/^EXIT=130$/m);
     expect(text).toMatch(/^! debian:bookworm +interrupted +[\d.]+ s {2}1 running$/m);
-    expect(text).toMatch(/^! {3}seed +interrupted +[\d.]+ s {2}booting 6\.1\.\S+ under (TCG|KVM)$/m);
+    expect(text).toMatch(/^! {3}custom +interrupted +[\d.]+ s {2}(\S+: )?shared, private/m);
     expect(text).toMatch(/^mmaplab: interrupted \(SIGINT\); stopping the guest/m);
     expect(tmux('display', '-p', '-t', 'stop', '#{cursor_flag}').trim()).toBe('1');
     expect(processesMatching(`qemu-system.*${out}`)).toEqual([]);

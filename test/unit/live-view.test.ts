@@ -32,17 +32,37 @@ describe('the live status area', () => {
     for (const l of text) expect(l.length).toBeLessThanOrEqual(80);
     expect(text[0]).toMatch(/^⠋ debian:bookworm fetch +1\.2 s {2}downloading ?… \[████░{12}\] 1\.0\/4\.0 MB$/);
     expect(text[1]).toMatch(/^⠋ {3}s0 +job +0\.1 s {2}private, shared$/);
-    expect(text[4]).toBe('  … 7 more');
+    expect(text[4]).toBe('  … 7 more jobs');
     // Narrower, the bar gives way to the message.
     const narrow = renderLive(lines.slice(0, 1), { width: 50, height: 6, frame: 0 }, plain);
     expect(narrow).toMatch(/^⠋ debian:bookworm fetch +1\.2 s {2}downl.*…$/);
     expect(narrow.length).toBeLessThanOrEqual(50);
   });
 
+  it('shows every kernel of a matrix, however many jobs do not fit', () => {
+    const lines: LiveLine[] = ['bullseye', 'bookworm', 'trixie'].flatMap((k): LiveLine[] => [
+      { depth: 0, name: `debian:${k}`, phase: 'job', message: '8 running', elapsedMs: 0, state: 'running' },
+      ...Array.from({ length: 8 }, (_, i): LiveLine => ({ depth: 1, name: `s${i}`, phase: 'job', message: 'x', elapsedMs: 0, state: 'running' })),
+    ]);
+    const text = renderLive(lines, { width: 80, height: 12, frame: 0 }, plain).split('\n');
+    expect(text).toHaveLength(11);
+    expect(text.filter((l) => /debian:/.test(l))).toHaveLength(3);
+    expect(text.at(-1)).toBe('  … 17 more jobs');
+  });
+
+  it('measures a name or message after making it safe, and keeps it to one line', () => {
+    const { v, out } = view(60);
+    v.sink('k')('fetch', `failed:\n${'\x07'.repeat(40)}`);
+    v.stop();
+    for (const l of strip(out()).split('\n').filter(Boolean)) expect(l.length).toBeLessThanOrEqual(60);
+  });
+
   it('shows the jobs running under their kernel, folds the ended ones into its count, and leaves a final frame', () => {
     const { v, tick, out } = view();
     const p = v.sink('debian:bookworm');
     p('fetch', 'kernel debian:bookworm (cloud-amd64)');
+    // As the commands and machines send them: the job queued, its guest restored, then its checks.
+    p('job', 'private, shared', { lane: 'seed' });
     p('restore', 'job 1: restoring', { lane: 'seed' });
     p('job', 'private, shared', { lane: 'seed' });
     p('job', 'private, shared', { lane: 'fault' });

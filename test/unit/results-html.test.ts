@@ -30,6 +30,15 @@ describe('the picture of a mapping', () => {
     expect(pic?.pages.map((p) => p.shows)).toEqual([0, 0, 0, 0]);
   });
 
+  it('never calls a page an alias, or a buffer page, on what it did not show', () => {
+    // Pages 1 and 3 lost their markers: neither is an alias of the other, and neither is good.
+    const lost = mappingPicture(result({ pageReports: [0, 1, 2, 3].map((i) => page({ page: i })), aliases: { tested: true, pairs: [[1, -1], [3, -1]] } }));
+    expect(lost?.pages.map((p) => [p.shows, p.ok])).toEqual([[0, true], ['unknown', false], [1, true], ['unknown', false]]);
+    // A page that does not start with the buffer's word is not page 0, whatever its index word reads.
+    const foreign = mappingPicture(result({ pageReports: [0, 1, 2].map((i) => page({ page: i, index: i === 2 ? 0 : i, expectIndex: i, word: i === 2 ? '0x00000000' : '0xddccbbaa', ok: i !== 2 })) }));
+    expect(foreign?.pages.map((p) => p.shows)).toEqual([0, 1, 'unknown']);
+  });
+
   it('ends at the page that faulted; a check that read nothing back has none', () => {
     const pic = mappingPicture(result({ outcome: { kind: 'sigbus', page: 2, addr: '0x0', code: 'BUS_ADRERR', pagesOk: 2 }, pageReports: [0, 1].map((i) => page({ page: i, pfn: `0x${i}` })) }));
     expect(pic?.pages.map((p) => p.shows)).toEqual([0, 1, 'fault']);
@@ -63,5 +72,25 @@ describe('the HTML report', () => {
     expect(page).not.toContain('<script>');
     expect(page).not.toContain('<img');
     expect(page).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+  });
+
+  it('escapes numbers and verdicts too: a guest record or a results file read back may hold anything there', () => {
+    const bad = '"><img src=x onerror=alert(1)>';
+    const r = structuredClone(report);
+    r.results[0]!.pageReports = [page({ page: 0, index: bad as unknown as number, expectIndex: bad as unknown as number })];
+    r.items[0]!.verdict = bad as unknown as 'pass';
+    r.status = bad as unknown as 'pass';
+    const out = html(r);
+    expect(out).not.toContain('<img');
+    expect(out).toContain('&quot;&gt;&lt;img src=x');
+  });
+
+  it('gives each kernel of a matrix its own log anchors', () => {
+    const m = assembleMatrix({ command: 'check', kernels: [{ spec: 'debian:bookworm', kind: 'check', report }, { spec: 'debian:trixie', kind: 'check', report }], dir: '', resultsJson: '', totalMs: 0 });
+    const page = renderResultsHtml(m);
+    const ids = [...page.matchAll(/ id="([^"]+)"/g)].map((x) => x[1]);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(page).toMatch(/<a href="#k1-log-3">in the log<\/a>/);
+    expect(page).toMatch(/<title>mmaplab check: [^<]+ on 2 kernels<\/title>/);
   });
 });
