@@ -208,14 +208,24 @@ describe('mmaplab over SSH', () => {
   }
 
   it('resolves an ssh_config Host alias as ssh does: HostName, Port, User and IdentityFile from the file, the alias kept in the report', async () => {
-    const kh = knownHosts('kh-alias', `${target.knownHostsLine}\n`);
+    const kh = knownHosts('kh-alias', '');
     const config = join(tmp, 'ssh_config-alias');
     // The first value obtained wins: labbox's block comes before the catch-all that would send it nowhere.
     writeFileSync(config, `Host labbox\n  HostName 127.0.0.1\n  Port ${target.port}\n  User lab\n  IdentityFile ${image.identity}\n  IdentitiesOnly yes\n\nHost *\n  User student\n  Port 1\n  UserKnownHostsFile ${kh}\n`);
-    const report = await seedRunVia('ssh://labbox', config);
-    expect(report.machine).toMatchObject({ address: target.url('lab') });
-    expect(report.machine).not.toHaveProperty('via');
-  }, 400_000);
+    // HostName and Port: the alias reaches the test sshd, whose key is not known yet.
+    const refused = await runCli(['check', join(FIXTURES, 'drivers', 'api-drift'), '--target', 'ssh://labbox', '--ssh-config', config], { SSH_AUTH_SOCK: '' });
+    expect(refused.exitCode, refused.stderr).toBe(3);
+    expect(refused.stderr).toContain(`it presents ssh-ed25519 ${hostFp}`);
+    // User and IdentityFile: logged in, the driver built there (a build failure is the quickest full round trip).
+    writeFileSync(kh, `${target.knownHostsLine}\n`);
+    const r = await runCli(['check', join(FIXTURES, 'drivers', 'api-drift'), '--target', 'ssh://labbox', '--ssh-config', config, '--json'], { SSH_AUTH_SOCK: '' });
+    expect(r.exitCode, r.stderr).toBe(1);
+    const report = parseValidResults<CheckReport>(r.stdout);
+    expect(report.kernel.spec).toBe('ssh://labbox');
+    // The report names the target as the user did.
+    expect(report.items.find((i) => i.id === 'builds')?.reason).toMatch(/does not compile for \S+ on labbox /);
+    expect(await leftovers()).toBe('');
+  }, 300_000);
 
   it('goes through ProxyJump hosts of the ssh_config, checking each host key (the test sshd is its own jump host)', async () => {
     const kh = knownHosts('kh-jump', `${target.knownHostsLine}\n`);
