@@ -17,6 +17,7 @@ import { systemPackages, type SystemPackage } from '../util/packages.js';
 import { which } from '../util/tools.js';
 import { kvmStatus } from '../vm/accel.js';
 import { listCache } from './kernels.js';
+import type { CacheListing } from '../model/cache.js';
 
 export interface DoctorOptions {
   cacheDir: string;
@@ -44,9 +45,11 @@ export async function doctor(o: DoctorOptions): Promise<DoctorReport> {
   const wanted = systemPackages().filter((p) => o.tests || !p.need.startsWith('test'));
   for (const p of wanted) findings.push(packageFinding(p, o.path));
   findings.push(...(await qemuFindings(o.path)));
-  findings.push(...(await compilerFindings(o.cacheDir, o.path)));
+  // One walk of the cache for the three findings that read it: a cache of several kernels and build roots is many files.
+  const listing = await listCache(o.cacheDir);
+  findings.push(...(await compilerFindings(listing, o.path)));
   findings.push(await sandboxFinding(), await userNamespaceFinding(o.path));
-  findings.push(await archiveFinding(o.cacheDir), await diskFinding(o.cacheDir), await cacheFinding(o.cacheDir));
+  findings.push(archiveFinding(listing), await diskFinding(o.cacheDir), await cacheFinding(o.cacheDir, listing));
   const kvm = await kvmStatus(o.cacheDir);
   findings.push({ id: 'kvm', title: 'KVM', status: kvm.usable ? 'ok' : 'warn', detail: kvm.detail, ...(kvm.fix ? { fix: kvm.fix } : {}) });
   const missing = wanted.filter((p) => findings.some((f) => f.id === `package:${p.debian}` && f.status !== 'ok'));
@@ -108,8 +111,7 @@ async function qemuFindings(path: string | undefined): Promise<Finding[]> {
 }
 
 /** The compiler each cached kernel needs (the default kernel's when none is cached): the host's, or a build root made with mmdebstrap. */
-async function compilerFindings(cacheDir: string, path: string | undefined): Promise<Finding[]> {
-  const listing = await listCache(cacheDir);
+async function compilerFindings(listing: CacheListing, path: string | undefined): Promise<Finding[]> {
   const needs = new Map<number, string[]>();
   for (const k of listing.kernels) {
     const kernel = await loadCachedKernel(k.dir);
@@ -149,11 +151,11 @@ async function userNamespaceFinding(path: string | undefined): Promise<Finding> 
   return { id: 'userns', title, status: 'warn', detail: `unshare --user fails: ${(r.stderr || r.all).trim().split('\n')[0]}; kernels whose compiler is not on this machine cannot get a build root`, fix: 'see the sandbox finding: the same sysctl settings allow both' };
 }
 
-async function archiveFinding(cacheDir: string): Promise<Finding> {
+function archiveFinding(listing: CacheListing): Finding {
   const title = "Debian's archive (kernels are fetched from it)";
   const a = debianArchives({});
   if (a.archive) return { id: 'archive', title, status: 'ok', detail: `${a.archive}${a.security ? `, security ${a.security}` : ''}` };
-  const cached = (await listCache(cacheDir)).kernels.length;
+  const cached = listing.kernels.length;
   const fix = "set MMAPLAB_DEBIAN_ARCHIVE (or --archive-uri) to a Debian mirror's URI; this host's apt sources name none";
   return cached > 0
     ? { id: 'archive', title, status: 'warn', detail: `none known; the ${cached} cached kernel(s) work offline`, fix }
@@ -177,12 +179,11 @@ async function diskFinding(cacheDir: string): Promise<Finding> {
   return { id: 'disk', title: 'disk space for the cache', status: 'ok', detail };
 }
 
-async function cacheFinding(cacheDir: string): Promise<Finding> {
+async function cacheFinding(cacheDir: string, l: CacheListing): Promise<Finding> {
   const at = existingAncestor(cacheDir);
   const writable = await access(at, constants.W_OK).then(() => true, () => false);
   if (!writable) return { id: 'cache', title: 'the cache', status: 'missing', detail: `${cacheDir} cannot be created: ${at} is not writable`, fix: 'set MMAPLAB_CACHE_DIR (or XDG_CACHE_HOME) to a writable folder' };
   if (at !== cacheDir) return { id: 'cache', title: 'the cache', status: 'ok', detail: `${cacheDir} (empty: the first run fetches a kernel, 30-100 MB)` };
-  const l = await listCache(cacheDir);
   const snapshots = l.other.find((x) => x.name.startsWith('snapshots'))?.bytes ?? 0;
   return { id: 'cache', title: 'the cache', status: 'ok', detail: `${cacheDir}: ${l.kernels.length} kernel(s) (${l.kernels.map((k) => k.release).join(', ') || 'none'}), ${l.buildRoots.length} build root(s), ${snapshots > 0 ? 'snapshots' : 'no snapshot yet'}; ${(l.totalBytes / 1024 ** 2).toFixed(0)} MB` };
 }
