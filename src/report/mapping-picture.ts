@@ -41,6 +41,9 @@ export function mappingPicture(r: CheckResult): MappingPicture | undefined {
   // Without frames, check's writing test tells pages apart: [page, the page whose marker it showed].
   const showsMarkerOf = new Map(r.aliases?.tested ? r.aliases.pairs : []);
   const byMarker = !indexed && r.aliases?.tested === true && r.pageReports.every((p) => !p.pfn);
+  // Nothing tells this mapping's pages apart (MAP_PRIVATE of a PFN mapping: no index, no frame, no marker test),
+  // so a picture could only say "?" of pages that may be right: none, unless a page faulted.
+  if (!indexed && !byMarker && !r.pageReports.some((p) => p.pfn) && fault === undefined) return undefined;
   const frames = new Map<string, number>();
   const pages: PicturePage[] = [];
   for (let page = 0; page < size; page++) {

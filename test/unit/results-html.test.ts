@@ -44,6 +44,8 @@ describe('the picture of a mapping', () => {
     expect(pic?.pages.map((p) => p.shows)).toEqual([0, 1, 'fault']);
     expect(pic?.stoppedAt).toEqual({ page: 2, signal: 'SIGBUS' });
     expect(mappingPicture(result({ check: 'shared-write', pages: 1, pageReports: [] }))).toBeUndefined();
+    // Pages read back that nothing tells apart (no index, no frame, no marker test): no picture of "?"s.
+    expect(mappingPicture(result({ check: 'private', pageReports: [0, 1].map((i) => page({ page: i })) }))).toBeUndefined();
     expect(mappingPicture(result({ outcome: { kind: 'mmap-failed', errno: 'EINVAL', message: '' } as unknown as CheckResult['outcome'], pages: 0 }))).toBeUndefined();
   });
 });
