@@ -10,11 +10,12 @@ import { describeExpected } from '../diagnose/expectations.js';
 import { cellVerdict } from '../diagnose/words.js';
 import { formatDiagnostic } from '../model/diagnostic.js';
 import { problemPlace, type KernelLine, type KernelProblem } from '../model/kernel-log.js';
-import { outcomeCode, type CheckResult, type Explanation } from '../model/outcome.js';
+import { outcomeCode, type CheckResult } from '../model/outcome.js';
 import type { CheckReport, KernelEntry, MatrixReport, RunReport } from '../model/report.js';
 import { describeCalls } from '../parse/trace.js';
 import { escapeHtml as e, htmlPage } from './html.js';
 import { mappingPicture } from './mapping-picture.js';
+import { explanationGroups } from './explanation-groups.js';
 import { CHECK_SHORT, machineLines } from './text.js';
 import { Chalk } from 'chalk';
 
@@ -40,15 +41,9 @@ function grid(results: readonly CheckResult[], strategies: readonly string[], ch
 }
 
 function explanations(results: readonly CheckResult[]): string {
-  const groups = new Map<string, { x: Explanation; cells: CheckResult[] }>();
-  for (const r of results) {
-    if (!r.explanation) continue;
-    const g = groups.get(r.explanation.id) ?? { x: r.explanation, cells: [] };
-    g.cells.push(r);
-    groups.set(r.explanation.id, g);
-  }
-  if (groups.size === 0) return '';
-  const items = [...groups.values()].map(({ x, cells }) => {
+  const groups = explanationGroups(results);
+  if (groups.length === 0) return '';
+  const items = groups.map(({ explanation: x, cells }) => {
     const where = cells.map((c) => `${c.check} in ${c.strategy}`).join(', ');
     const unexpected = cells.some((c) => !c.matchesExpected);
     return `<li data-explanation="${e(x.id)}"><b class="${unexpected ? 'fail' : ''}">${e(x.summary)}</b> <span class="dim">(${e(where)})</span><ol>${x.why.map((w) => `<li>${e(w)}</li>`).join('')}</ol>${x.fixes.map((f) => `<div class="fix">fix: ${e(f)}</div>`).join('')}</li>`;

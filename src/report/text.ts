@@ -12,9 +12,10 @@ import type { KernelProblem } from '../model/kernel-log.js';
 import { isRoutineNoise } from '../parse/kmsg.js';
 import { describeCalls } from '../parse/trace.js';
 import type { GuestMachine, RunReport, SnapshotUse, TargetMachine } from '../model/report.js';
-import type { CheckResult, Explanation, StrategyRun } from '../model/outcome.js';
+import type { CheckResult, StrategyRun } from '../model/outcome.js';
 import { cellVerdict } from '../diagnose/words.js';
 import { outcomeCode } from '../model/outcome.js';
+import { explanationGroups } from './explanation-groups.js';
 
 
 /** The grid's column heads. */
@@ -83,15 +84,8 @@ function renderDetail(r: CheckResult, c: ChalkInstance): string[] {
 
 /** One explanation per distinct failure, with the cells it explains. */
 function renderExplanations(results: readonly CheckResult[], c: ChalkInstance): string[] {
-  const groups = new Map<string, { e: Explanation; cells: CheckResult[] }>();
-  for (const r of results) {
-    if (!r.explanation) continue;
-    const g = groups.get(r.explanation.id) ?? { e: r.explanation, cells: [] };
-    g.cells.push(r);
-    groups.set(r.explanation.id, g);
-  }
   const out: string[] = [];
-  for (const { e, cells } of groups.values()) {
+  for (const { explanation: e, cells } of explanationGroups(results)) {
     // Group strategies that share the same checks: "private, mprotect in seed, checked".
     const bySet = new Map<string, string[]>();
     for (const s of new Set(cells.map((x) => x.strategy))) {
