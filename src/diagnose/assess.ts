@@ -10,6 +10,7 @@ import { findProblems, isAmbient, isRoutineNoise, parseKernelLog } from '../pars
 import { FATAL_KINDS, LOCKUP_KINDS, type KernelLine, type KernelProblem } from '../model/kernel-log.js';
 import { summariseTrace } from '../parse/trace.js';
 import { visibleControls } from '../util/safe-text.js';
+import { mappingPicture } from './mapping-picture.js';
 import type { CheckResult, Flood, Outcome, StepResult, StrategyRun } from '../model/outcome.js';
 import { expectationFor, matchesExpected } from './expectations.js';
 import { explain } from './explain.js';
@@ -157,7 +158,7 @@ function cellOf(strategy: string, c: CheckObservation, outcome: Outcome, lines: 
   const expected = expectationFor(strategy, c.check);
   const mode = checkMode(c.check);
   const traced = summariseTrace(c.trace);
-  return {
+  const result: CheckResult = {
     strategy,
     check: c.check,
     mode,
@@ -176,6 +177,8 @@ function cellOf(strategy: string, c: CheckObservation, outcome: Outcome, lines: 
     kernelLog: checkLog,
     explanation: explain({ strategy, check: c.check, mode, outcome, pages: c.pages, kernelLog: checkLog, seedPrintf: c.seedPrintf, traced }),
   };
+  const picture = mappingPicture(result);
+  return picture ? { ...result, picture } : result;
 }
 
 export function assessJob(input: AssessInput): Assessment {

@@ -5,6 +5,7 @@
  */
 import type { CheckName, MapMode } from './checks.js';
 import type { KernelLine, KernelProblem } from './kernel-log.js';
+import type { MappingPicture } from './picture.js';
 
 /** What userspace saw in one check. */
 export type Outcome =
@@ -129,6 +130,8 @@ export interface CheckResult {
   aliases?: { tested: boolean; pairs: Array<[number, number]>; why?: string };
   /** shared-write: what read() and a second mapping showed of the write. */
   readFinding?: ReadFinding;
+  /** The buffer page each mapped page showed (none: nothing was mapped and read back, or nothing tells the pages apart). */
+  picture?: MappingPicture;
   /** The driver's kernel log lines while this check ran. */
   kernelLog: KernelLine[];
   explanation: Explanation | undefined;

@@ -3,9 +3,20 @@ import type { ChalkInstance } from 'chalk';
 import type { CheckReport } from '../model/report.js';
 import { formatDiagnostic } from '../model/diagnostic.js';
 import { describeIsolation } from './isolation.js';
+import { pictureLegend, renderPicture } from './picture-text.js';
 import { machineLines } from './text.js';
 
 const MARK = { pass: '✓', fail: '✗', skip: '-' } as const;
+
+/** Each mapping, page by page: the buffer page each mapped page showed. */
+function mappings(r: CheckReport, c: ChalkInstance): string[] {
+  const drawn = r.results.filter((x) => x.picture);
+  if (!drawn.length) return [];
+  const legends = [...new Set(drawn.map((x) => pictureLegend(x.picture!)))];
+  const out = ['', `${c.bold('mappings')}  ${c.dim(`the buffer page each mapped page showed${legends.length === 1 ? ` (${legends[0]})` : ''}; · faulted or never reached, ? none of the buffer's`)}`];
+  for (const x of drawn) out.push(...renderPicture(`${x.check.padEnd(12)} `, x.picture!, c, '  '));
+  return out;
+}
 
 export function renderCheckText(r: CheckReport, c: ChalkInstance): string {
   const out: string[] = [];
@@ -20,6 +31,7 @@ export function renderCheckText(r: CheckReport, c: ChalkInstance): string {
     if (i.verdict !== 'pass' || i.id === 'builds') for (const d of i.details ?? []) out.push(`    ${d}`);
     if (i.verdict === 'fail' && i.hint) out.push(`    ${c.yellow('hint:')} ${i.hint}`);
   }
+  out.push(...mappings(r, c));
   for (const w of r.driver.buildWarnings) if (!r.items.some((i) => i.details?.includes(formatDiagnostic(w)))) out.push(c.yellow(`    ${formatDiagnostic(w)}`));
   for (const n of r.notes) out.push(c.dim(`note  ${n}`));
   if (r.consoleTail.length) {

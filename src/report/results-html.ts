@@ -14,7 +14,6 @@ import { outcomeCode, type CheckResult } from '../model/outcome.js';
 import type { CheckReport, KernelEntry, MatrixReport, RunReport } from '../model/report.js';
 import { describeCalls } from '../parse/trace.js';
 import { escapeHtml as e, htmlPage } from './html.js';
-import { mappingPicture } from './mapping-picture.js';
 import { explanationGroups } from './explanation-groups.js';
 import { CHECK_SHORT, machineLines } from './text.js';
 import { Chalk } from 'chalk';
@@ -54,7 +53,7 @@ function explanations(results: readonly CheckResult[]): string {
 /** Each check's mapping: the buffer page each mapped page showed. */
 function pictures(results: readonly CheckResult[]): string {
   const rows = results.flatMap((r) => {
-    const pic = mappingPicture(r);
+    const pic = r.picture;
     if (!pic) return [];
     const cells = pic.pages.map((p) => {
       const cls = p.shows === 'fault' ? 'gone' : p.ok ? 'good' : 'bad';

@@ -16,6 +16,7 @@ import type { CheckResult, StrategyRun } from '../model/outcome.js';
 import { cellVerdict } from '../diagnose/words.js';
 import { outcomeCode } from '../model/outcome.js';
 import { explanationGroups } from './explanation-groups.js';
+import { pictureLegend, renderPicture } from './picture-text.js';
 
 
 /** The grid's column heads. */
@@ -77,6 +78,7 @@ function renderDetail(r: CheckResult, c: ChalkInstance): string[] {
   const out = [`${c.bold(r.check.padEnd(18))} ${colourCell(r, cellVerdict(r), c)}  ${mark}`];
   const pad = ' '.repeat(19);
   out.push(`${pad}${c.dim('exit:')} ${r.exitDescription}`);
+  if (r.picture) out.push(...renderPicture(`${c.dim('map:')}  `, r.picture, c, pad), ...(r.picture.by === 'index' ? [] : [c.dim(`${pad}      (${pictureLegend(r.picture)})`)]));
   for (const t of r.traced) out.push(`${pad}${c.dim('traced:')} ${describeCalls(t)} ${c.dim(`(from ${t.callerSource ? `${t.callerSource}: ${t.callerCode ?? t.caller}` : t.caller})`)}`);
   for (const l of r.kernelLog.slice(0, 8)) out.push(`${pad}${c.dim('kernel:')} ${l.text}`);
   return out;

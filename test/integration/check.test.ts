@@ -36,6 +36,9 @@ describe('mmaplab check', () => {
     expect(rep.items.find((i) => i.id === 'read')!.reason).toBe('the driver has no read(): it fails with EINVAL');
     // The lab layout's test header names no pattern, and the driver stores the u32 0xaabbccdd: that is what it expects, and says so.
     expect(rep.pattern).toMatchObject({ word: '0xaabbccdd', bytes: 'dd cc bb aa', from: 'driver', strict: false });
+    // Its mapping, page by page: sixteen different pages, in order.
+    const pic = rep.results.find((x) => x.check === 'shared')!.picture!;
+    expect(pic.pages.map((p) => [p.shows, p.ok])).toEqual(Array.from({ length: 16 }, (_, i) => [i, true]));
   });
 
   it('a driver that does not compile fails its first check with the compiler\'s file:line', async () => {
@@ -64,6 +67,10 @@ describe('mmaplab check', () => {
     const rep = parseValidResults<CheckReport>(r.stdout);
     expect(verdicts(r.stdout)).toMatchObject({ shared: 'pass', 'distinct-pages': 'fail', private: 'pass', leaks: 'pass' });
     expect(rep.items.find((i) => i.id === 'distinct-pages')!.reason).toMatch(/^all 16 pages map one physical page \(the one page 0 maps/);
+    // The picture, from the same JSON: every mapped page is the buffer's first, told apart by markers (no frames here).
+    const shared = rep.results.find((x) => x.check === 'shared')!.picture!;
+    expect(shared.pages.map((p) => p.shows)).toEqual(Array(16).fill(0));
+    expect(shared.pages.map((p) => p.ok)).toEqual([true, ...Array(15).fill(false)]);
   });
 
   it('a vmalloc area left after rmmod fails the leak check', async () => {

@@ -60,6 +60,18 @@ describe('mmaplab run on debian:bookworm: every strategy x every check', () => {
     expect(cell('shared').pageReports.map((p) => [p.page, p.word, p.index])).toEqual(Array.from({ length: 16 }, (_, i) => [i, '0xaabbccdd', i]));
   });
 
+  it('the picture of each mapping in the JSON: right, an ignored vm_pgoff, and a SIGBUS at the first page', () => {
+    const r = report(grid.stdout);
+    const picture = (strategy: string, check: string) => r.results.find((x) => x.strategy === strategy && x.check === check)!.picture;
+    const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
+    // remap_vmalloc_range() honours vm_pgoff: at offset 3 the first mapped page is the buffer's page 3.
+    expect(picture('remap-vmalloc-range', 'shared')).toEqual({ by: 'index', pages: range(0, 16).map((i) => ({ page: i, shows: i, expect: i, ok: true })) });
+    expect(picture('remap-vmalloc-range', 'offset')!.pages.map((p) => [p.shows, p.expect, p.ok])).toEqual(range(3, 13).map((i) => [i, i, true]));
+    // checked maps the buffer from its start whatever vm_pgoff says: page 0 where page 3 belongs.
+    expect(picture('checked', 'offset')!.pages.map((p) => [p.shows, p.expect, p.ok])).toEqual(range(0, 13).map((i) => [i, i + 3, false]));
+    expect(picture('seed', 'private')).toEqual({ by: expect.any(String), pages: [{ page: 0, shows: 'fault', expect: null, ok: false }], stoppedAt: { page: 0, signal: 'SIGBUS' } });
+  });
+
   it('keeps the console log, the records, the results and the built module where the report says', () => {
     const r = report(grid.stdout);
     expect(readFileSync(r.artifacts.consoleLog, 'utf8')).toMatch(/mmaplab: mmap seed: 16 pages at pgoff 0, MAP_PRIVATE, copy-on-write/);

@@ -77,6 +77,8 @@ describe("students' mistakes that are not crashes", () => {
       const { report, item } = await check(name);
       expect({ name, failed: failed(report) }).toEqual({ name, failed: ['distinct-pages'] });
       expect(item('distinct-pages').reason).toMatch(/^all 16 pages map one physical page/);
+      // The picture in the JSON: sixteen pages, all the buffer's first.
+      expect({ name, shows: report.results.find((x) => x.check === 'shared')!.picture!.pages.map((p) => p.shows) }).toEqual({ name, shows: Array(16).fill(0) });
     }
   });
 });

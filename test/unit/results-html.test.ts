@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { assembleMatrix } from '../../src/matrix/model.js';
 import type { CheckResult, PageReport } from '../../src/model/outcome.js';
 import type { CheckReport } from '../../src/model/report.js';
-import { mappingPicture } from '../../src/report/mapping-picture.js';
+import { mappingPicture } from '../../src/diagnose/mapping-picture.js';
 import { renderResultsHtml } from '../../src/report/results-html.js';
 import { fixture } from '../helpers.js';
 

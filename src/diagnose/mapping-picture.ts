@@ -7,26 +7,10 @@
  * 0 1 2 ... 15 and sixteen aliases of one read 0 0 0 ... 0.
  */
 import type { CheckResult } from '../model/outcome.js';
-
-export interface PicturePage {
-  page: number;
-  /** The buffer page shown; fault: the page faulted or was never reached; unknown: not one of the buffer's pages (another word, a lost marker) or nothing to tell by. */
-  shows: number | 'fault' | 'unknown';
-  /** The buffer page it should show, when the lab's pages say. */
-  expect: number | null;
-  ok: boolean;
-}
-
-export interface MappingPicture {
-  /** How pages were told apart: the lab's page index, the page frame, or a marker written into each. */
-  by: 'index' | 'frame' | 'marker';
-  pages: PicturePage[];
-  /** The test died at this page: the pages after it were never reached. */
-  stoppedAt?: { page: number; signal: 'SIGBUS' | 'SIGSEGV' };
-}
+import type { MappingPicture, PicturePage } from '../model/picture.js';
 
 /** undefined: the check mapped nothing to look at (mmap refused, the test never ran). */
-export function mappingPicture(r: CheckResult): MappingPicture | undefined {
+export function mappingPicture(r: Omit<CheckResult, 'picture'>): MappingPicture | undefined {
   const o = r.outcome;
   const fault = (o.kind === 'sigbus' || o.kind === 'sigsegv') && o.page !== null ? o.page : undefined;
   // The pages read back, and the one that faulted: the pages after it were never reached.
