@@ -36,6 +36,7 @@ interface CheckCliOptions extends GuestCliOptions {
   expectPattern: string;
   gradescope?: string;
   rubric?: string;
+  watch?: boolean;
 }
 
 const styleFor = (o: { color?: boolean }, stream?: NodeJS.WriteStream) => makeStyle({ color: o.color === false ? false : undefined, ...(stream ? { stream } : {}) });
@@ -72,12 +73,19 @@ function addCheck(program: Command): void {
     .addOption(new Option('--pages <n>', 'how many pages the driver maps').default(16).argParser(positiveInt('--pages', 4096)))
     .option('--expect-pattern <word>', "the 32-bit word each page starts with (little-endian: the lab's bytes aa bb cc dd are 0xddccbbaa); default: what the lab's test or the driver's source writes")
     .option('--gradescope <results.json>', "also write Gradescope's autograder results file, scored by the rubric (run as Gradescope's run_autograder)")
-    .option('--rubric <file>', 'the rubric --gradescope scores by (default: the lab\'s; see mmaplab grade --print-rubric)');
+    .option('--rubric <file>', 'the rubric --gradescope scores by (default: the lab\'s; see mmaplab grade --print-rubric)')
+    .option('--watch', "check again on every save in the driver's folder, in a guest kept waiting; prints what changed (r: the full report, q: quit)");
   addGuestOptions(check).action(async (driver: string, o: CheckCliOptions) => {
     const pattern = o.expectPattern === undefined ? undefined : /^0x[0-9a-f]{1,8}$/i.test(o.expectPattern) ? Number.parseInt(o.expectPattern, 16) : Number.NaN;
     if (Number.isNaN(pattern)) throw usage(`--expect-pattern must be a 32-bit hex word such as 0xaabbccdd, not '${o.expectPattern}'`);
     if (o.rubric && !o.gradescope) throw usage('--rubric goes with --gradescope (a class is graded with mmaplab grade)');
     if (o.gradescope && o.kernel.length > 1) throw usage('--gradescope scores one check: give one --kernel');
+    if (o.watch) {
+      if (o.kernel.length > 1 || o.target || o.gradescope || o.junit || o.html) throw usage('--watch checks one driver on one kernel in a local guest: leave out --target, --gradescope, --junit, --html and all but one --kernel');
+      const { watchCommand } = await import('./watch-command.js');
+      const progress = o.verbose ? true : undefined;
+      return watchCommand({ ...setupOptions(o, progress), source: resolve(driver), device: o.device, pages: o.pages, pattern }, o);
+    }
     const { checkDriver } = await import('../commands/check.js');
     const { onKernels } = await import('./on-kernels.js');
     const { renderCheckText } = await import('../report/check-text.js');

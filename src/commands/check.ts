@@ -11,7 +11,7 @@
  */
 import { copyFile, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { resolveDriverSource } from '../kbuild/driver-source.js';
+import { resolveDriverSource, type DriverSource } from '../kbuild/driver-source.js';
 import { choosePattern } from '../kbuild/lab-pattern.js';
 import { fileIn, symbolizeFindings, symbolizer } from '../kbuild/symbolize.js';
 import { deprecationNotes, olderKernelFor } from '../diagnose/api-changes.js';
@@ -28,7 +28,8 @@ import type { CheckName } from '../model/checks.js';
 import type { CheckReport } from '../model/report.js';
 import { RunDir } from '../rundir/run-dir.js';
 import { cacheRoot } from '../util/paths.js';
-import { isMmaplabError } from '../util/errors.js';
+import { isMmaplabError, type MmaplabError } from '../util/errors.js';
+import type { PatternChoice } from '../model/pattern.js';
 
 export interface CheckOptions extends SetupOptions {
   /** The student's driver: a folder or a .c file. */
@@ -54,10 +55,10 @@ export interface CheckOptions extends SetupOptions {
  * tried again, the crash is the verdict. A hang would most likely hang again, a deadline at a time, and a lost
  * target is gone: after either, the checks left are not run.
  */
-async function runPasses(machine: Machine, jobFor: (id: number, checks: readonly CheckName[]) => LabJob, runDir: RunDir, onPass: (checks: readonly CheckName[]) => void, timings: JobTiming[]): Promise<Assessment[]> {
+async function runPasses(machine: Machine, jobFor: (id: number, checks: readonly CheckName[]) => LabJob, runDir: RunDir, onPass: (checks: readonly CheckName[]) => void, timings: JobTiming[], firstJob: number): Promise<Assessment[]> {
   const assessments: Assessment[] = [];
   let remaining: readonly CheckName[] = STUDENT_CHECKS;
-  for (let id = 1; remaining.length > 0 && id <= STUDENT_CHECKS.length; id++) {
+  for (let id = firstJob; remaining.length > 0 && id < firstJob + STUDENT_CHECKS.length; id++) {
     onPass(remaining);
     const job = jobFor(id, remaining);
     const r = await machine.runJob(job);
@@ -103,39 +104,67 @@ async function onOlderKernel(opts: CheckOptions, lab: Extract<LabSetup, { kind: 
   return undefined;
 }
 
-export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
+/** What a check knows before any build: its run directory, the driver's sources as the user sees them, the pattern, its notes. */
+export interface CheckInputs {
+  t0: number;
+  runDir: RunDir;
+  display: string;
+  src: DriverSource | undefined;
+  pattern: PatternChoice;
+  notes: string[];
+  /** The first pass's job id (check --watch numbers its checks' jobs apart in one session). */
+  firstJob: number;
+}
+
+export async function checkInputs(opts: CheckOptions, runDir: RunDir, firstJob = 1): Promise<CheckInputs> {
   const t0 = performance.now();
-  const progress = opts.onProgress ?? (() => {});
-  const runDir = await RunDir.create(opts);
   const display = relative(process.cwd(), opts.source) || '.';
-  const notes: string[] = [...(opts.carriedNotes ?? [])];
   // A submission refused as it is read (a symlink out of it) is a failed build, reported once the kernel is known.
   const src = await resolveDriverSource(opts.source).catch((e: unknown) => {
     if (isMmaplabError(e) && e.kind === 'build') return undefined;
     throw e;
   });
   const pattern = await choosePattern({ source: opts.source, driverFiles: src ? src.files.map((f) => join(src.root, f)) : [], override: opts.pattern });
+  return { t0, runDir, display, src, pattern, notes: [...(opts.carriedNotes ?? [])], firstJob };
+}
 
+export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
+  const inputs = await checkInputs(opts, await RunDir.create(opts));
+  const { runDir, notes } = inputs;
   const lab = await setUpLab(opts, opts.source, runDir, opts.cacheDir ?? cacheRoot(), notes);
   if (lab.kind === 'build-failed' && opts.olderOnDrift) {
     const there = await onOlderKernel(opts, lab, runDir, notes);
     if (there) return there;
   }
-  if (lab.kind === 'build-failed') {
-    // A driver that does not compile is the first failed check, not an infrastructure failure.
-    const report = assembleCheckReport({
-      kernel: lab.kernel,
-      machine: undefined,
-      driver: { source: display, module: undefined, compiler: undefined, buildWarnings: [], isolation: lab.isolation },
-      build: { ok: false, message: lab.error.message, diagnostics: lab.error.locations.map((l) => ({ ...l })), ...(lab.error.hint ? { hint: lab.error.hint } : {}) },
-      assessments: [],
-      pattern,
-      notes,
-      artifacts: { dir: runDir.path, consoleLog: undefined, resultsJson: runDir.resultsJson, module: undefined },
-    });
-    await runDir.writeResults(report);
-    return report;
-  }
+  if (lab.kind === 'build-failed') return failedBuildReport(lab, lab.error, inputs);
+  // What a target kept is reported as machine.leftBehind: the machine is closed before the report is made.
+  return checkBuilt(opts, inputs, lab, () => lab.machine.close());
+}
+
+/** A driver that does not compile is the first failed check, not an infrastructure failure. */
+export async function failedBuildReport(lab: Pick<LabSetup, 'kernel' | 'isolation'>, error: MmaplabError, inputs: CheckInputs): Promise<CheckReport> {
+  const { runDir } = inputs;
+  const report = assembleCheckReport({
+    kernel: lab.kernel,
+    machine: undefined,
+    driver: { source: inputs.display, module: undefined, compiler: undefined, buildWarnings: [], isolation: lab.isolation },
+    build: { ok: false, message: error.message, diagnostics: error.locations.map((l) => ({ ...l })), ...(error.hint ? { hint: error.hint } : {}) },
+    assessments: [],
+    pattern: inputs.pattern,
+    notes: inputs.notes,
+    artifacts: { dir: runDir.path, consoleLog: undefined, resultsJson: runDir.resultsJson, module: undefined },
+  });
+  await runDir.writeResults(report);
+  return report;
+}
+
+/** What checkBuilt needs of the lab: the built driver, the machine, the kernel. */
+export type BuiltLab = Pick<Extract<LabSetup, { kind: 'ready' }>, 'kernel' | 'guestKernel' | 'module' | 'machine' | 'testProgram' | 'kernelMs' | 'buildMs'>;
+
+/** The built driver through the checks on the lab's machine; afterJobs runs once the jobs are done (close the machine, or keep it for the next). */
+export async function checkBuilt(opts: CheckOptions, inputs: CheckInputs, lab: BuiltLab, afterJobs: () => Promise<unknown>): Promise<CheckReport> {
+  const progress = opts.onProgress ?? (() => {});
+  const { runDir, src, pattern, notes } = inputs;
   const { module, machine } = lab;
 
   // PG_reserved's bit comes from the guest kernel's headers; a target is not watched for it.
@@ -156,11 +185,10 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
   let assessments: Assessment[];
   const jobTimings: JobTiming[] = [];
   try {
-    assessments = await runPasses(machine, jobFor, runDir, (remaining) => progress('job', `${module.name}: ${remaining.join(', ')}`, { lane: CUSTOM_DRIVER }), jobTimings);
+    assessments = await runPasses(machine, jobFor, runDir, (remaining) => progress('job', `${module.name}: ${remaining.join(', ')}`, { lane: CUSTOM_DRIVER }), jobTimings, inputs.firstJob);
     progress('job', 'done', { lane: CUSTOM_DRIVER, finished: true });
   } finally {
-    // What a target kept is reported as machine.leftBehind.
-    await machine.close();
+    await afterJobs();
   }
 
   const symbols = await symbolizer(module.ko, module.name);
@@ -172,14 +200,14 @@ export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
   const report = assembleCheckReport({
     kernel: lab.kernel,
     machine: machine.describe(),
-    driver: { source: display, module: module.name, compiler: module.compiler, buildWarnings: module.warnings, isolation: module.isolation },
+    driver: { source: inputs.display, module: module.name, compiler: module.compiler, buildWarnings: module.warnings, isolation: module.isolation },
     build: { ok: true, warnings: module.warnings },
     assessments,
     pattern,
     notes,
     artifacts: { dir: runDir.path, consoleLog: machine.consoleLogs()[0], resultsJson: runDir.resultsJson, module: moduleCopy },
   });
-  report.timings = { totalMs: Math.round(performance.now() - t0), kernelMs: Math.round(lab.kernelMs), buildMs: Math.round(lab.buildMs), jobs: jobTimings };
+  report.timings = { totalMs: Math.round(performance.now() - inputs.t0), kernelMs: Math.round(lab.kernelMs), buildMs: Math.round(lab.buildMs), jobs: jobTimings };
   await runDir.writeResults(report);
   return report;
 }

@@ -122,17 +122,19 @@ export class RestoredGuests implements Machine {
    * job, so a driver that does not compile is not kept waiting for a boot).
    */
   prepare(): void {
-    if (this.prepared || this.spare) return;
+    // Once a job ran, only a machine kept for more (check --watch) asks again: a guest is restored to wait for the next.
+    if (this.spare || this.broken || (this.prepared && this.jobsServed === 0)) return;
     // Only in a free guest slot (a matrix's kernels would otherwise all restore at once): the first lane takes it over.
     const slot = this.ctx.slots.tryAcquire();
     if (!slot) return;
     this.spareSlot = slot;
+    const prepared = this.prepared;
     this.spare = (async () => {
-      const found = await this.lookup();
+      const found: SnapshotLookup | { kind: 'ok'; usable: Usable | undefined } = prepared ? { kind: 'ok', usable: await prepared } : await this.lookup();
       // No snapshot to restore: the slot goes back at once (making one takes a slot of its own).
-      if (found.kind !== 'ok') return void this.takeSpareSlot()?.();
+      if (found.kind !== 'ok' || !found.usable) return void this.takeSpareSlot()?.();
       this.prepared ??= Promise.resolve(found.usable);
-      this.ctx.progress('restore', `restoring ${this.ctx.kernel.release} from its snapshot while the driver builds`);
+      this.ctx.progress('restore', `restoring ${this.ctx.kernel.release} from its snapshot ${prepared ? 'for the next job' : 'while the driver builds'}`);
       const restored = await this.restore(found.usable);
       // The guest would wait idle for the build: it runs what a job runs once, so QEMU has translated it before the job.
       if (restored.r.kind === 'ready') await restored.r.vm.warm(WARM_DEADLINE_MS);

@@ -154,7 +154,43 @@ export async function confinementFor(opts: Pick<SetupOptions, 'trustDriver' | 't
   return confineBuilds({ trustDriver: !!opts.trustDriver, trustedBy: opts.trustedBy }, `the driver in ${relative(process.cwd(), source) || '.'}`);
 }
 
+/** A driver built for the lab's kernel, or the compile errors it failed with. */
+export type ModuleOutcome = { kind: 'built'; module: LabModule; buildMs: number } | { kind: 'build-failed'; error: MmaplabError };
+
+/**
+ * A guest lab kept for one driver rebuilt again and again (check --watch): the
+ * kernel, the machine (its next guest restored and waiting) and the first
+ * build; rebuild() builds the driver's sources as they are now, confined as
+ * the first build was. The caller closes the machine.
+ */
+export interface WatchLab extends Common {
+  testProgram: string;
+  machine: Machine;
+  first: ModuleOutcome;
+  rebuild(): Promise<ModuleOutcome>;
+}
+
+export async function setUpWatchLab(opts: GuestOptions, source: string, runDir: RunDir, cacheDir: string, notes: string[]): Promise<WatchLab> {
+  return openGuestLab(opts, source, runDir, cacheDir, notes);
+}
+
 async function guestLab(opts: SetupOptions, source: string, runDir: RunDir, cacheDir: string, notes: string[]): Promise<LabSetup> {
+  const lab = await openGuestLab(opts, source, runDir, cacheDir, notes);
+  const { first, machine, testProgram, kernel, guestKernel, kernelMs, isolation } = lab;
+  const common = { kernel, guestKernel, kernelMs, isolation };
+  if (first.kind === 'build-failed') {
+    await machine.close();
+    return { ...common, kind: 'build-failed', error: first.error };
+  }
+  return { ...common, kind: 'ready', module: first.module, testProgram, machine, buildMs: first.buildMs };
+}
+
+/** The module a build made, as the lab uses it. */
+function labModule(module: ModuleBuild): LabModule {
+  return { name: module.name, ko: module.ko, jobKo: module.guestKo, compiler: module.compiler, cached: module.cached, warnings: module.warnings, parameters: module.parameters, isolation: module.isolation };
+}
+
+async function openGuestLab(opts: SetupOptions, source: string, runDir: RunDir, cacheDir: string, notes: string[]): Promise<WatchLab> {
   const t0 = performance.now();
   const progress = progressOf(opts);
   // Fail fast on missing host tools and a build that cannot be confined, before any download.
@@ -164,17 +200,24 @@ async function guestLab(opts: SetupOptions, source: string, runDir: RunDir, cach
   const kernel = await acquireFor(opts, cacheDir, progress);
   const kernelInfo = { spec: kernel.spec, release: kernel.release, packageVersion: kernel.packageVersion, flavour: kernel.flavour };
   const tKernel = performance.now();
+  const build = async (): Promise<ModuleOutcome> => {
+    const tBuild = performance.now();
+    const built = await buildModule({
+      source,
+      kernel,
+      cacheDir,
+      logDir: runDir.path,
+      archive: buildArchive(opts),
+      onProgress: (m) => progress('build', m),
+      confinement,
+      ...(opts.buildTimeoutS ? { limits: { timeS: opts.buildTimeoutS } } : {}),
+    }).catch((e: unknown) => e);
+    if (built && typeof built === 'object' && 'ko' in built) return { kind: 'built', module: labModule(built as ModuleBuild), buildMs: performance.now() - tBuild };
+    if (isMmaplabError(built) && built.kind === 'build') return { kind: 'build-failed', error: built };
+    throw built;
+  };
   progress('build', `building ${relative(process.cwd(), source) || '.'} for ${kernel.release}, the test program and the initramfs`);
-  const builtP = buildModule({
-    source,
-    kernel,
-    cacheDir,
-    logDir: runDir.path,
-    archive: buildArchive(opts),
-    onProgress: (m) => progress('build', m),
-    confinement,
-    ...(opts.buildTimeoutS ? { limits: { timeS: opts.buildTimeoutS } } : {}),
-  }).catch((e: unknown) => e);
+  const builtP = build().catch((e: unknown) => e as Error);
   // The initramfs builds the test program too (it carries it): one build serves both.
   const initramfs = await buildInitramfs(kernel, cacheDir);
   const accel = await chooseAccel({ requested: opts.accel, cacheDir, qemuVersion: qemu.version, probe: kvmProbe(qemu, kernel, initramfs.path, runDir.path, opts.memoryMb) });
@@ -196,23 +239,13 @@ async function guestLab(opts: SetupOptions, source: string, runDir: RunDir, cach
   const machine: Machine = useSnapshot ? new RestoredGuests(ctx, booted, cacheDir, opts.shareGuests !== false) : booted;
   // The first guest is restored while the driver builds (a cached snapshot only).
   machine.prepare();
-  const built = await builtP;
-  const isolation = isolationOf(confinement, opts.buildTimeoutS ? { timeS: opts.buildTimeoutS } : {});
-  const common = { kernel: kernelInfo, guestKernel: kernel, kernelMs: tKernel - t0, isolation };
-  if (!(built && typeof built === 'object' && 'ko' in built)) {
+  const first = await builtP;
+  if (first instanceof Error) {
     await machine.close();
-    if (isMmaplabError(built) && built.kind === 'build') return { ...common, kind: 'build-failed', error: built };
-    throw built;
+    throw first;
   }
-  const module = built as ModuleBuild;
-  return {
-    ...common,
-    kind: 'ready',
-    module: { name: module.name, ko: module.ko, jobKo: module.guestKo, compiler: module.compiler, cached: module.cached, warnings: module.warnings, parameters: module.parameters, isolation: module.isolation },
-    testProgram: initramfs.testProgram,
-    machine,
-    buildMs: performance.now() - tKernel,
-  };
+  const isolation = isolationOf(confinement, opts.buildTimeoutS ? { timeS: opts.buildTimeoutS } : {});
+  return { kernel: kernelInfo, guestKernel: kernel, kernelMs: tKernel - t0, isolation, testProgram: initramfs.testProgram, machine, first, rebuild: build };
 }
 
 /** Why a target of an architecture mmaplab cannot trace yet runs untraced. */

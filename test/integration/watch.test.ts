@@ -1,0 +1,102 @@
+/**
+ * check --watch on a real guest: a student's driver (test/fixtures/students/
+ * lab-vmalloc, copied) edited from passing to failing, to not compiling, and
+ * back, each save re-checked; only what changed is announced; Ctrl-C leaves
+ * nothing running.
+ */
+import { cpSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { processesMatching, qemuProcesses, startCli } from './cli.js';
+
+afterEach(() => {
+  expect(qemuProcesses()).toEqual([]);
+});
+
+const GOOD = 'pfn = vmalloc_to_pfn(vmalloc_area + off + done);';
+/** Every page mapped to the first: the kernel pointer never advances. */
+const ALIASED = 'pfn = vmalloc_to_pfn(vmalloc_area + off);';
+
+/** A check's announcement: its head line and the lines of the checks that turned (mark→mark title). */
+interface Announced {
+  head: string;
+  changes: string[];
+  text: string;
+}
+
+function announcements(out: string): Announced[] {
+  return out
+    .split(/^(?=\[\d\d:\d\d:\d\d\] #\d+ )/m)
+    .filter((b) => /^\[\d\d:\d\d:\d\d\] #\d+ /.test(b))
+    .map((b) => {
+      const lines = b.split('\n');
+      return { head: lines[0]!, changes: lines.slice(1).filter((l) => /^ {2}\S→\S /.test(l)).map((l) => l.trim().replace(/\s{2,}.*$/, '')), text: b };
+    });
+}
+
+describe('mmaplab check --watch', () => {
+  it('re-checks on every save, announcing only the checks that turned; a syntax error at once with its line; Ctrl-C leaves nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mmaplab-watch-'));
+    cpSync('test/fixtures/students/lab-vmalloc', dir, { recursive: true });
+    const file = join(dir, 'lab_vmalloc.c');
+    const original = readFileSync(file, 'utf8');
+    expect(original).toContain(GOOD);
+    const state = mkdtempSync(join(tmpdir(), 'mmaplab-watch-state-'));
+    const p = startCli(['check', '--watch', dir], { MMAPLAB_STATE_DIR: state });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const checked = async (n: number) => {
+      for (let i = 0; i < 1200 && announcements(out).length < n; i++) await new Promise((r) => setTimeout(r, 100));
+      const a = announcements(out);
+      expect(a.length, `${out}\n${String(p.stderr)}`).toBeGreaterThanOrEqual(n);
+      return a[n - 1]!;
+    };
+
+    try {
+      const first = await checked(1);
+      expect(first.head).toMatch(/#1 first check: PASS/);
+      expect(first.changes).toEqual([]);
+
+      // An editor's own files (vim's swap and its 4913 probe) are not saves of the driver.
+      writeFileSync(join(dir, '.lab_vmalloc.c.swp'), 'x');
+      writeFileSync(join(dir, '4913'), '');
+      writeFileSync(file, original.replace(GOOD, ALIASED));
+      const aliased = await checked(2);
+      expect(aliased.head).toMatch(/#2 lab_vmalloc\.c saved: FAIL: 1 of \d+ \(distinct-pages\)/);
+      expect(aliased.changes).toEqual(['✓→✗ every page is a different page']);
+      // The mapping that went wrong, page by page: sixteen pages, all the first.
+      expect(aliased.text).toMatch(/map shared {5}0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n/);
+
+      writeFileSync(file, original.replace(GOOD, 'pfn = vmalloc_to_pfn(vmalloc_area + off + done)'));
+      const broken = await checked(3);
+      expect(broken.head).toMatch(/#3 lab_vmalloc\.c saved: FAIL: 1 of \d+ \(builds\)/);
+      // Only the build turned: the checks it did not reach keep their verdicts.
+      expect(broken.changes).toEqual(['✓→✗ builds']);
+      expect(broken.text).toMatch(/lab_vmalloc\.c:90:\d+: error: expected .;. before .ret./);
+
+      writeFileSync(file, original);
+      const fixed = await checked(4);
+      expect(fixed.head).toMatch(/#4 lab_vmalloc\.c saved: PASS/);
+      expect(fixed.changes).toEqual(['✗→✓ builds', '✗→✓ every page is a different page']);
+
+      // A save that changes nothing is not checked again.
+      writeFileSync(file, original);
+      for (let i = 0; i < 50 && !/as last checked/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(out).toMatch(/lab_vmalloc\.c saved: the driver's sources are as last checked/);
+      expect(announcements(out)).toHaveLength(4);
+
+    } finally {
+      p.kill('SIGINT');
+    }
+    const r = await p;
+    expect(r.exitCode).toBe(130);
+    expect(processesMatching(dir)).toEqual([]);
+    // One session directory: a folder per check, every guest's console in console.log, the last check's results.
+    const [session] = readdirSync(join(state, 'runs'));
+    const kept = readdirSync(join(state, 'runs', session!));
+    expect(kept).toEqual(expect.arrayContaining(['check-1', 'check-2', 'check-3', 'check-4', 'console.log', 'results.json']));
+    expect(JSON.parse(readFileSync(join(state, 'runs', session!, 'results.json'), 'utf8'))).toMatchObject({ command: 'check', status: 'pass' });
+    expect(readFileSync(join(state, 'runs', session!, 'console.log'), 'utf8')).toMatch(/job 16 \(custom\)/);
+  }, 180_000);
+});
