@@ -28,6 +28,7 @@ interface RunCliOptions extends GuestCliOptions {
   strategy?: string;
   check?: string;
   moduleDir?: string;
+  watch?: boolean;
 }
 
 interface CheckCliOptions extends GuestCliOptions {
@@ -47,7 +48,8 @@ function addRun(program: Command): void {
     .description('build the lab driver, boot it in a guest, and map it with MAP_PRIVATE and MAP_SHARED')
     .option('--strategy <names>', 'driver strategies to run, comma-separated (default: all)')
     .option('--check <names>', 'checks to run, comma-separated (default: all)')
-    .option('--module-dir <path>', 'build this driver (a folder, with or without a Kbuild/Makefile, or one .c file) instead of the bundled kernel-module/; it must register a character device named "mmaplab"');
+    .option('--module-dir <path>', 'build this driver (a folder, with or without a Kbuild/Makefile, or one .c file) instead of the bundled kernel-module/; it must register a character device named "mmaplab"')
+    .option('--watch', 'with --module-dir: run again on every save in its folder, in a guest kept waiting; prints the cells that changed (r: the full report, q: quit)');
   addGuestOptions(run).action(async (o: RunCliOptions) => {
     const { runLab } = await import('../commands/run.js');
     const { STRATEGIES } = await import('../diagnose/expectations.js');
@@ -56,6 +58,12 @@ function addRun(program: Command): void {
     const strategies = o.moduleDir ? o.strategy?.split(',').map((x) => x.trim()).filter(Boolean) : listOption('--strategy', o.strategy, STRATEGIES);
     const checks = listOption('--check', o.check, CHECK_NAMES).filter(isCheckName);
     const moduleDir = o.moduleDir ? resolve(o.moduleDir) : projectPaths.kernelModule;
+    if (o.watch) {
+      if (!o.moduleDir) throw usage('--watch goes with --module-dir: the driver whose folder is watched');
+      if (o.kernel.length > 1 || o.target || o.junit || o.html) throw usage('--watch runs one driver on one kernel in a local guest: leave out --target, --junit, --html and all but one --kernel');
+      const { watchRunCommand } = await import('./watch-command.js');
+      return watchRunCommand({ ...setupOptions(o, o.verbose), moduleDir, strategies, checks, pages: 16 }, o);
+    }
     const { onKernels } = await import('./on-kernels.js');
     const { renderRunText } = await import('../report/text.js');
     await onKernels('run', o, (kernel, ctx) => runLab({ ...setupOptions(o, ctx.progress, kernel, ctx.label), ...ctx.guest, moduleDir, strategies, checks, pages: 16 }), (report, style) =>
@@ -82,9 +90,8 @@ function addCheck(program: Command): void {
     if (o.gradescope && o.kernel.length > 1) throw usage('--gradescope scores one check: give one --kernel');
     if (o.watch) {
       if (o.kernel.length > 1 || o.target || o.gradescope || o.junit || o.html) throw usage('--watch checks one driver on one kernel in a local guest: leave out --target, --gradescope, --junit, --html and all but one --kernel');
-      const { watchCommand } = await import('./watch-command.js');
-      const progress = o.verbose ? true : undefined;
-      return watchCommand({ ...setupOptions(o, progress), source: resolve(driver), device: o.device, pages: o.pages, pattern }, o);
+      const { watchCheckCommand } = await import('./watch-command.js');
+      return watchCheckCommand({ ...setupOptions(o, o.verbose), source: resolve(driver), device: o.device, pages: o.pages, pattern }, o);
     }
     const { checkDriver } = await import('../commands/check.js');
     const { onKernels } = await import('./on-kernels.js');

@@ -23,7 +23,7 @@ import { labJob, type LabJob } from '../guest/job.js';
 import { kernelPgReservedBit } from '../kernel/page-flags.js';
 import { jobTiming, type Machine } from '../machines/machine.js';
 import type { JobTiming } from '../model/timing.js';
-import { setUpLab, type LabSetup, type SetupOptions } from '../machines/setup.js';
+import { setUpLab, type BuiltLab, type LabSetup, type SetupOptions } from '../machines/setup.js';
 import type { CheckName } from '../model/checks.js';
 import type { CheckReport } from '../model/report.js';
 import { RunDir } from '../rundir/run-dir.js';
@@ -157,9 +157,6 @@ export async function failedBuildReport(lab: Pick<LabSetup, 'kernel' | 'isolatio
   await runDir.writeResults(report);
   return report;
 }
-
-/** What checkBuilt needs of the lab: the built driver, the machine, the kernel. */
-export type BuiltLab = Pick<Extract<LabSetup, { kind: 'ready' }>, 'kernel' | 'guestKernel' | 'module' | 'machine' | 'testProgram' | 'kernelMs' | 'buildMs'>;
 
 /** The built driver through the checks on the lab's machine; afterJobs runs once the jobs are done (close the machine, or keep it for the next). */
 export async function checkBuilt(opts: CheckOptions, inputs: CheckInputs, lab: BuiltLab, afterJobs: () => Promise<unknown>): Promise<CheckReport> {

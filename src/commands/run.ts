@@ -16,7 +16,7 @@ import { jobTiming } from '../machines/machine.js';
 import type { JobTiming } from '../model/timing.js';
 import { fileIn, symbolizeFindings, symbolizer } from '../kbuild/symbolize.js';
 import { resolveDriverSource } from '../kbuild/driver-source.js';
-import { setUpLab, type SetupOptions } from '../machines/setup.js';
+import { setUpLab, type BuiltLab, type SetupOptions } from '../machines/setup.js';
 import type { CheckName } from '../model/checks.js';
 import type { RunReport } from '../model/report.js';
 import { RunDir } from '../rundir/run-dir.js';
@@ -46,7 +46,6 @@ async function keepArtifacts(runDir: RunDir, ko: string, name: string, testProgr
 
 export async function runLab(opts: RunOptions): Promise<RunReport> {
   const t0 = performance.now();
-  const progress = opts.onProgress ?? (() => {});
   const cacheDir = opts.cacheDir ?? cacheRoot();
   const notes: string[] = [];
   const runDir = await RunDir.create(opts);
@@ -54,6 +53,14 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
   const lab = await setUpLab(opts, opts.moduleDir, runDir, cacheDir, notes);
   // `run` has nothing to report without a driver: the build failure is the error.
   if (lab.kind === 'build-failed') throw lab.error;
+  // What a target kept is reported as machine.leftBehind: the machine is closed before the report is made.
+  return runBuilt(opts, lab, { runDir, notes, t0, firstJob: 1 }, () => lab.machine.close());
+}
+
+/** The built driver's strategies through the checks on the lab's machine; afterJobs runs once the jobs are done (close the machine, or keep it for the next run). */
+export async function runBuilt(opts: RunOptions, lab: BuiltLab, at: { runDir: RunDir; notes: string[]; t0: number; firstJob: number }, afterJobs: () => Promise<unknown>): Promise<RunReport> {
+  const { runDir, notes, t0 } = at;
+  const progress = opts.onProgress ?? (() => {});
   const { module, machine } = lab;
 
   // One job per strategy; a boot serves jobs until one of them leaves the guest unusable.
@@ -71,7 +78,7 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
     assessments = await mapConcurrent(strategies, machine.parallel, async (strategy, i) => {
       progress('job', opts.checks.join(', '), { lane: strategy });
       const job: LabJob = {
-        ...labJob({ id: i + 1, strategy, modulePath: module.jobKo, moduleName: module.name, moduleParams: takesStrategy && strategy !== CUSTOM_DRIVER ? [`strategy=${strategy}`] : [], testProgram: lab.testProgram, checks: opts.checks, pages: opts.pages }),
+        ...labJob({ id: at.firstJob + i, strategy, modulePath: module.jobKo, moduleName: module.name, moduleParams: takesStrategy && strategy !== CUSTOM_DRIVER ? [`strategy=${strategy}`] : [], testProgram: lab.testProgram, checks: opts.checks, pages: opts.pages }),
         ...(pgReserved === undefined ? {} : { pgReservedBit: pgReserved }),
       };
       const r = await machine.runJob(job);
@@ -82,8 +89,7 @@ export async function runLab(opts: RunOptions): Promise<RunReport> {
       return assessJob({ strategy, checks: opts.checks, jobId: job.id, end: r.end, records: r.records, console: r.console, boot: r.boot, ...flood });
     });
   } finally {
-    // What a target kept is reported as machine.leftBehind.
-    await machine.close();
+    await afterJobs();
   }
   const tJob = performance.now();
 

@@ -12,8 +12,10 @@ import { dirname, join } from 'node:path';
 import { stat } from 'node:fs/promises';
 import { knownVerdicts, verdictChanges, type VerdictChange } from '../diagnose/changes.js';
 import { resolveDriverSource } from '../kbuild/driver-source.js';
-import { setUpWatchLab, type ModuleOutcome, type WatchLab } from '../machines/setup.js';
-import type { CheckItem, CheckReport } from '../model/report.js';
+import { setUpWatchLab, type ModuleOutcome, type SetupOptions, type WatchLab } from '../machines/setup.js';
+import type { CheckItem, CheckReport, RunReport } from '../model/report.js';
+import { cellChanges, type CellChange } from '../diagnose/changes.js';
+import { runBuilt, type RunOptions } from './run.js';
 import { RunDir } from '../rundir/run-dir.js';
 import { MmaplabError } from '../util/errors.js';
 import { watchFolder, type FolderWatch } from '../util/file-watch.js';
@@ -36,7 +38,7 @@ export type WatchEvent =
       timings: { sinceSaveMs: number; buildMs: number; checkMs: number };
     }
   /** Files were saved and the sources changed: the rebuild and the check start. */
-  | { kind: 'started'; n: number; saved: string[] }
+  | { kind: 'started'; n: number; saved: string[]; what: 'check' | 'run' }
   /** Files were saved, but the driver's sources are as they were checked last. */
   | { kind: 'unchanged'; saved: string[] };
 
@@ -76,47 +78,106 @@ async function checkOnce(opts: WatchOptions, lab: WatchLab, session: RunDir, n: 
   return report;
 }
 
-export async function watchCheck(opts: WatchOptions, on: (e: WatchEvent) => void): Promise<CheckReport | undefined> {
-  if (opts.target) throw new MmaplabError('usage', '--watch checks in a guest kept waiting on this machine, not on an SSH target: leave out --target');
+/** What the loop hands on of each build and its jobs. */
+interface LoopEvent<R> {
+  n: number;
+  result: R;
+  saved: string[];
+  timings: WatchTimings;
+}
+
+type WatchTimings = { sinceSaveMs: number; buildMs: number; checkMs: number };
+
+/**
+ * The loop both watches share: the lab set up once, the first build, then one
+ * build and run of it per save that changed the sources, until stopped; the
+ * machine is closed whatever happens.
+ */
+async function watchLoop<R>(
+  opts: SetupOptions & Pick<WatchOptions, 'source' | 'quietMs' | 'signal'>,
+  once: (n: number, lab: WatchLab, session: RunDir, built: ModuleOutcome) => Promise<R>,
+  on: (e: LoopEvent<R>) => void,
+  note: (e: Extract<WatchEvent, { kind: 'started' | 'unchanged' }>) => void,
+  what: 'check' | 'run',
+): Promise<void> {
+  if (opts.target) throw new MmaplabError('usage', '--watch runs in a guest kept waiting on this machine, not on an SSH target: leave out --target');
   const session = await RunDir.create(opts);
-  const folder = await folderOf(opts.source);
   // Watching starts before the first build: a save made while it runs is the first change.
-  const watcher: FolderWatch = await watchFolder(folder, { quietMs: opts.quietMs ?? 150 });
+  const watcher: FolderWatch = await watchFolder(await folderOf(opts.source), { quietMs: opts.quietMs ?? 150 });
   const stopped = new Promise<undefined>((resolve) => opts.signal.addEventListener('abort', () => resolve(undefined), { once: true }));
   let lab: WatchLab | undefined;
-  let last: CheckReport | undefined;
+  const t0 = performance.now();
   try {
     let checkedHash = await sourcesHash(opts.source);
     lab = await setUpWatchLab({ ...opts, shareGuests: false }, opts.source, session, opts.cacheDir ?? cacheRoot(), []);
-    let known: CheckItem[] | undefined;
-    const announce = (n: number, report: CheckReport, saved: string[], t: { savedAt: number; buildMs: number; checkMs: number }) => {
-      on({ kind: 'checked', n, report, changes: verdictChanges(known, report), saved, timings: { sinceSaveMs: performance.now() - t.savedAt, buildMs: t.buildMs, checkMs: t.checkMs } });
-      known = knownVerdicts(known ?? [], report);
-      last = report;
-    };
-    const t0 = performance.now();
-    const first = await checkOnce(opts, lab, session, 1, lab.first);
-    announce(1, first, [], { savedAt: t0, buildMs: lab.first.kind === 'built' ? lab.first.buildMs : 0, checkMs: performance.now() - t0 });
+    const tCheck = performance.now();
+    const first = await once(1, lab, session, lab.first);
+    on({ n: 1, result: first, saved: [], timings: { sinceSaveMs: performance.now() - t0, buildMs: lab.first.kind === 'built' ? lab.first.buildMs : 0, checkMs: performance.now() - tCheck } });
     for (let n = 2; !opts.signal.aborted; ) {
       const saved = await Promise.race([watcher.next(), stopped]);
       if (!saved || opts.signal.aborted) break;
       const savedAt = performance.now();
       const hash = await sourcesHash(opts.source);
       if (hash === checkedHash) {
-        on({ kind: 'unchanged', saved });
+        note({ kind: 'unchanged', saved });
         continue;
       }
       checkedHash = hash;
-      on({ kind: 'started', n, saved });
+      note({ kind: 'started', n, saved, what });
       const built = await lab.rebuild();
       const tCheck = performance.now();
-      const report = await checkOnce(opts, lab, session, n, built);
-      announce(n, report, saved, { savedAt, buildMs: built.kind === 'built' ? built.buildMs : tCheck - savedAt, checkMs: performance.now() - tCheck });
+      const result = await once(n, lab, session, built);
+      on({ n, result, saved, timings: { sinceSaveMs: performance.now() - savedAt, buildMs: tCheck - savedAt, checkMs: performance.now() - tCheck } });
       n++;
     }
   } finally {
     await watcher.close();
     await lab?.machine.close();
   }
+}
+
+export async function watchCheck(opts: WatchOptions, on: (e: WatchEvent) => void): Promise<CheckReport | undefined> {
+  let known: CheckItem[] | undefined;
+  let last: CheckReport | undefined;
+  await watchLoop(
+    opts,
+    (n, lab, session, built) => checkOnce(opts, lab, session, n, built),
+    ({ n, result: report, saved, timings }) => {
+      on({ kind: 'checked', n, report, changes: verdictChanges(known, report), saved, timings });
+      known = knownVerdicts(known ?? [], report);
+      last = report;
+    },
+    on,
+    'check',
+  );
   return last;
+}
+
+/** run --watch: the grid of a driver of the user's own, or the compile errors that stopped it. */
+export type RunWatchResult = { kind: 'ran'; report: RunReport } | { kind: 'build-failed'; error: MmaplabError };
+
+export type RunWatchEvent =
+  | { kind: 'ran'; n: number; result: RunWatchResult; changes: CellChange[]; saved: string[]; timings: WatchTimings }
+  | Extract<WatchEvent, { kind: 'started' | 'unchanged' }>;
+
+export async function watchRun(opts: RunOptions & Pick<WatchOptions, 'quietMs' | 'signal'>, on: (e: RunWatchEvent) => void): Promise<RunReport | undefined> {
+  let known: RunReport | undefined;
+  await watchLoop(
+    { ...opts, source: opts.moduleDir },
+    async (n, lab, session, built): Promise<RunWatchResult> => {
+      if (built.kind === 'build-failed') return built;
+      const runDir = await RunDir.create({ outputDir: session.below(`run-${n}`) });
+      // Jobs are numbered apart across the session: every guest's console is in the session's console.log.
+      const report = await runBuilt(opts, { ...lab, module: built.module, buildMs: built.buildMs }, { runDir, notes: [], t0: performance.now(), firstJob: (n - 1) * 100 + 1 }, async () => lab.machine.prepare());
+      await session.writeResults(report);
+      return { kind: 'ran', report };
+    },
+    ({ n, result, saved, timings }) => {
+      on({ kind: 'ran', n, result, changes: result.kind === 'ran' ? cellChanges(known, result.report) : [], saved, timings });
+      if (result.kind === 'ran') known = result.report;
+    },
+    on,
+    'run',
+  );
+  return known;
 }

@@ -4,7 +4,8 @@
  * fails reaches none of the checks after it; their last verdicts stay known,
  * so the build that works again announces only what differs from before. Pure.
  */
-import type { CheckItem, CheckReport, Verdict } from '../model/report.js';
+import type { CheckItem, CheckReport, RunReport, Verdict } from '../model/report.js';
+import { outcomeCode } from '../model/outcome.js';
 
 export interface VerdictChange {
   id: string;
@@ -37,6 +38,32 @@ export function verdictChanges(known: readonly CheckItem[] | undefined, now: Che
     if (was?.verdict === i.verdict) continue;
     if (!known && i.verdict !== 'fail') continue;
     changes.push({ id: i.id, title: i.title, from: was?.verdict, to: i.verdict, reason: i.reason, ...(i.hint ? { hint: i.hint } : {}) });
+  }
+  return changes;
+}
+
+/** A cell of run's grid whose outcome changed since the last run of the same driver. */
+export interface CellChange {
+  strategy: string;
+  check: string;
+  /** The outcome's short code then (undefined: the cell was not in the last run) and now. */
+  from: string | undefined;
+  to: string;
+  /** Whether the outcome now is what the lab expects. */
+  expected: boolean;
+}
+
+export function cellChanges(last: RunReport | undefined, now: RunReport): CellChange[] {
+  const before = new Map((last?.results ?? []).map((r) => [`${r.strategy}/${r.check}`, r]));
+  const changes: CellChange[] = [];
+  for (const r of now.results) {
+    const was = before.get(`${r.strategy}/${r.check}`);
+    const to = outcomeCode(r.outcome);
+    const from = was ? outcomeCode(was.outcome) : undefined;
+    if (from === to && was?.matchesExpected === r.matchesExpected) continue;
+    // A first run announces what the lab did not expect only.
+    if (!last && r.matchesExpected) continue;
+    changes.push({ strategy: r.strategy, check: r.check, from, to, expected: r.matchesExpected });
   }
   return changes;
 }

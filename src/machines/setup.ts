@@ -130,6 +130,9 @@ export type LabSetup =
     })
   | (Common & { kind: 'build-failed'; error: MmaplabError });
 
+/** What a command needs of a lab whose driver built: the driver, the machine, the kernel. */
+export type BuiltLab = Pick<Extract<LabSetup, { kind: 'ready' }>, 'kernel' | 'guestKernel' | 'module' | 'machine' | 'testProgram' | 'kernelMs' | 'buildMs'>;
+
 export interface SetupOptions extends GuestOptions {
   target?: TargetOptions;
   /** Why snapshots are off, for the report (default: --no-snapshot). */

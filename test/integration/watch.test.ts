@@ -99,4 +99,38 @@ describe('mmaplab check --watch', () => {
     expect(JSON.parse(readFileSync(join(state, 'runs', session!, 'results.json'), 'utf8'))).toMatchObject({ command: 'check', status: 'pass' });
     expect(readFileSync(join(state, 'runs', session!, 'console.log'), 'utf8')).toMatch(/job 16 \(custom\)/);
   }, 180_000);
+
+  it('run --watch --module-dir: the grid run again on a save, the cells that changed announced; Ctrl-C leaves nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mmaplab-watch-run-'));
+    cpSync('kernel-module', dir, { recursive: true });
+    const file = join(dir, 'strategy_seed.c');
+    const seed = readFileSync(file, 'utf8');
+    const loop = /\tfor \(i = 0; i < length; i \+= PAGE_SIZE\) \{\n\t\tpfn = vmalloc_to_pfn\(area \+ i\);\n\t\tremap_pfn_range\([^;]*;\n\t\}\n\treturn 0;/;
+    expect(seed).toMatch(loop);
+    const p = startCli(['run', '--watch', '--module-dir', dir]);
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const ran = async (n: number) => {
+      for (let i = 0; i < 1200 && announcements(out).length < n; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(announcements(out).length, `${out}\n${String(p.stderr)}`).toBeGreaterThanOrEqual(n);
+      return announcements(out)[n - 1]!;
+    };
+    try {
+      // A driver of the user's own runs as one "custom" row, held to every check: the seed's MAP_PRIVATE SIGBUS is not what it should do.
+      const first = await ran(1);
+      expect(first.head).toMatch(/#1 first run: FAIL: \d+ of 9 outcomes differ/);
+      expect(first.text).toMatch(/^ {2}custom\/private +SIGBUS@0!$/m);
+      // remap_vmalloc_range() on memory vmalloc() (not vmalloc_user()) gave: every mapping refused.
+      writeFileSync(file, seed.replace(loop, '\t(void)pfn;\n\t(void)i;\n\treturn remap_vmalloc_range(vma, area, vma->vm_pgoff);'));
+      const second = await ran(2);
+      expect(second.head).toMatch(/#2 strategy_seed\.c saved: FAIL/);
+      expect(second.text).toMatch(/^ {2}custom\/private +SIGBUS@0 → EINVAL!$/m);
+      expect(second.text).toMatch(/^ {2}custom\/shared +ok → EINVAL!$/m);
+    } finally {
+      p.kill('SIGINT');
+    }
+    const r = await p;
+    expect(r.exitCode).toBe(130);
+    expect(processesMatching(dir)).toEqual([]);
+  }, 180_000);
 });

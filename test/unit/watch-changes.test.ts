@@ -1,6 +1,8 @@
 /** check --watch's news: which verdicts turned since the last check, and which saves are a driver's. */
 import { describe, expect, it } from 'vitest';
-import { knownVerdicts, verdictChanges } from '../../src/diagnose/changes.js';
+import { cellChanges, knownVerdicts, verdictChanges } from '../../src/diagnose/changes.js';
+import type { CheckResult } from '../../src/model/outcome.js';
+import type { RunReport } from '../../src/model/report.js';
 import type { CheckItem, CheckReport, Verdict } from '../../src/model/report.js';
 import { ignoredPath } from '../../src/util/file-watch.js';
 
@@ -28,6 +30,18 @@ describe('what changed since the last check', () => {
     known = knownVerdicts(known, notBuilt);
     const after = built({ loads: 'pass', device: 'pass', shared: 'pass' });
     expect(verdictChanges(known, after).map((c) => [c.id, c.from, c.to])).toEqual([['builds', 'fail', 'pass'], ['shared', 'fail', 'pass']]);
+  });
+});
+
+describe("the cells of run's grid that changed", () => {
+  const cell = (check: string, outcome: CheckResult['outcome'], matchesExpected: boolean) => ({ strategy: 'custom', check, outcome, matchesExpected }) as CheckResult;
+  const run = (results: CheckResult[]) => ({ results }) as RunReport;
+  it("a first run announces what the lab did not expect; later ones the cells whose outcome changed", () => {
+    const one = run([cell('shared', { kind: 'ok', pagesOk: 16, pages: 16 }, true), cell('private', { kind: 'sigbus', page: 0, addr: '0x0', code: 'BUS_ADRERR', pagesOk: 0 }, false)]);
+    expect(cellChanges(undefined, one).map((c) => [c.check, c.from, c.to])).toEqual([['private', undefined, 'SIGBUS@0']]);
+    const two = run([cell('shared', { kind: 'ok', pagesOk: 16, pages: 16 }, true), cell('private', { kind: 'mmap-failed', errno: 'EINVAL', message: '', page: 0 }, true)]);
+    expect(cellChanges(one, two).map((c) => [c.check, c.from, c.to, c.expected])).toEqual([['private', 'SIGBUS@0', 'EINVAL', true]]);
+    expect(cellChanges(two, two)).toEqual([]);
   });
 });
 
