@@ -197,7 +197,7 @@ export async function checkBuilt(opts: CheckOptions, inputs: CheckInputs, lab: B
   const report = assembleCheckReport({
     kernel: lab.kernel,
     machine: machine.describe(),
-    driver: { source: inputs.display, module: module.name, compiler: module.compiler, buildWarnings: module.warnings, isolation: module.isolation },
+    driver: { source: inputs.display, module: module.name, compiler: module.compiler, buildWarnings: module.warnings, isolation: module.isolation, ...(module.replayed ? { replayed: module.replayed } : {}) },
     build: { ok: true, warnings: module.warnings },
     assessments,
     pattern,

@@ -103,7 +103,7 @@ async function watchLoop<R>(
   if (opts.target) throw new MmaplabError('usage', '--watch runs in a guest kept waiting on this machine, not on an SSH target: leave out --target');
   const session = await RunDir.create(opts);
   // Watching starts before the first build: a save made while it runs is the first change.
-  const watcher: FolderWatch = await watchFolder(await folderOf(opts.source), { quietMs: opts.quietMs ?? 150 });
+  const watcher: FolderWatch = await watchFolder(await folderOf(opts.source), { quietMs: opts.quietMs ?? 100 });
   const stopped = new Promise<undefined>((resolve) => opts.signal.addEventListener('abort', () => resolve(undefined), { once: true }));
   let lab: WatchLab | undefined;
   const t0 = performance.now();
@@ -132,7 +132,7 @@ async function watchLoop<R>(
     }
   } finally {
     await watcher.close();
-    await lab?.machine.close();
+    await lab?.dispose();
   }
 }
 

@@ -4,7 +4,7 @@
  * M=<copy>`, and the result is cached by a hash of everything that went in,
  * so an unchanged driver is not rebuilt.
  */
-import { chmod, copyFile, lstat, mkdir, readdir, readFile, realpath, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, lstat, mkdir, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { cpus } from 'node:os';
@@ -21,6 +21,7 @@ import { compilerIdentity, probeAnswers, type ProbeAnswers } from './probe-cache
 import { parseDiagnostics, pathMapper } from './diagnostics.js';
 import { formatDiagnostic, type Diagnostic } from '../model/diagnostic.js';
 import { resolveDriverSource, type DriverSource } from './driver-source.js';
+import { forgetTreeRecord, oneChangedC, readTreeRecord, replayScript, sourceHashes, writeTreeRecord } from './replay.js';
 import type { BwrapSandbox } from '../sandbox/bwrap.js';
 import { isolationOf, OWN_DRIVER, type BuildConfinement } from '../sandbox/policy.js';
 import { isInside, outermost } from '../util/paths.js';
@@ -44,6 +45,8 @@ export interface ModuleBuild {
   parameters: string[];
   /** How it was built: in the sandbox, or unconfined and why (a cached build: how it was built then). */
   isolation: BuildIsolation;
+  /** Built by replaying Kbuild's recorded commands for this one changed file, not by make. */
+  replayed?: string;
 }
 
 export interface ModuleBuildOptions {
@@ -62,6 +65,12 @@ export interface ModuleBuildOptions {
   confinement?: BuildConfinement;
   /** The sandbox's limits, where they differ from its defaults (--build-timeout). */
   limits?: Partial<BuildLimits>;
+  /**
+   * A build tree kept from one build to the next (check --watch): a change to
+   * one .c file replays Kbuild's recorded commands in it instead of running
+   * make (kbuild/replay.ts); anything else builds afresh there.
+   */
+  keptTree?: string;
 }
 
 /** The driver's sources copied out of tree (the user's tree stays clean); the folder to build in. */
@@ -90,7 +99,8 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
   const entry = join(cacheDir, 'builds', `module-${kernel.release}-${key}`);
 
   if (await exists(join(entry, 'result.json'))) {
-    const cached = JSON.parse(await readFile(join(entry, 'result.json'), 'utf8')) as ModuleBuild;
+    // How it was built then (replayed, say) is not how this run got it.
+    const { replayed: _then, ...cached } = JSON.parse(await readFile(join(entry, 'result.json'), 'utf8')) as ModuleBuild;
     // No code of the driver's runs for a cached build: how this run would have built it is what the report says.
     const now = isolationOf(confinement, opts.limits);
     return { ...cached, ko: join(entry, relative(entry, cached.ko)), guestKo: join(entry, relative(entry, cached.guestKo)), cached: true, isolation: now };
@@ -100,17 +110,28 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
   let failure: MmaplabError | undefined;
   let isolation: BuildIsolation = isolationOf(confinement, opts.limits);
   await installDirAtomic(entry, async (staging) => {
-    const tree = join(staging, 'src');
-    const build = await copySources(src, tree);
+    // A kept tree is <keptTree>/src, its sandbox's /tmp beside it.
+    const tree = join(opts.keptTree ?? staging, 'src');
     const root = compiler.root?.dir;
-    const { make, probes } = await kbuildCommand(kernel, compiler, cacheDir, { tree, build, userRoot: src.root });
+    const { make, probes } = await kbuildCommand(kernel, compiler, cacheDir, { tree, build: join(tree, src.subdir), userRoot: src.root });
+    const hashes = await sourceHashes(src);
+    const replay = opts.keptTree ? await replayIn(tree, src, hashes) : undefined;
+    if (!replay) {
+      if (opts.keptTree) await removeTree(tree);
+      await copySources(src, tree);
+    }
+    const build = join(tree, src.subdir);
     const sandbox = confinement.kind === 'sandbox' ? confinement.sandbox : undefined;
     const limits = sandbox?.limits(opts.limits);
     if (sandbox) isolation = sandbox.isolation(limits);
-    const inBuild = (argv: string[]) => runBuildStep(argv, { sandbox, limits, root, kernel, tree, cwd: build, ...(probes ? { alsoRead: [probes.dir] } : {}) });
-    const r = await inBuild(make);
-    const { log, diagnostics } = kbuildOutput(r.all, { tree, build, userRoot: show(src.root), userDir: show(join(src.root, src.subdir)), existsInBuild: (p) => existsSync(join(build, p)) });
-    await writeFile(join(staging, 'build.log'), `$ ${r.command}\n${log}`);
+    const inBuild = (argv: string[], cwd = build) => runBuildStep(argv, { sandbox, limits, root, kernel, tree, cwd, ...(probes ? { alsoRead: [probes.dir] } : {}) });
+    // Kbuild runs its recorded commands from the kernel's headers (make -C).
+    const r = replay ? await inBuild(['sh', '-c', replay.script], kernel.headersDir) : await inBuild(make);
+    const output = kbuildOutput(r.all, { tree, build, userRoot: show(src.root), userDir: show(join(src.root, src.subdir)), existsInBuild: (p) => existsSync(join(build, p)) });
+    const { log } = output;
+    // A replay compiled one file: the other files' warnings from the build before still stand.
+    const diagnostics = replay ? [...replay.warnings.filter((w) => w.file !== show(join(src.root, replay.file))), ...output.diagnostics] : output.diagnostics;
+    await writeFile(join(staging, 'build.log'), `${replay ? `# ${replay.file} alone changed: Kbuild's recorded commands replayed\n` : ''}$ ${r.command}\n${log}`);
     if (!r.ok) {
       await mkdir(opts.logDir, { recursive: true });
       const logPath = join(opts.logDir, 'module-build.log');
@@ -119,36 +140,76 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
       failure = kbuildFailure(r.all, log, diagnostics, { displayDir, release: kernel.release, logPath, hasTool, ...(r.stopped && limits ? { stopped: { why: r.stopped, limits } } : {}) });
       throw failure;
     }
-    await stillOurs(tree, build);
-    const ko = await theModule(build, displayDir);
-    const guestKo = ko.replace(/\.ko$/, '.guest.ko');
-    // strip reads the driver's ELF: in the sandbox too, writing next to it.
-    const stripped = await inBuild(['strip', '--strip-debug', '-o', join(build, guestKo), join(build, ko)]);
-    await stillOurs(tree, build);
-    await copyOut(build, ko, staging);
-    if (stripped.ok && (await isPlainFile(join(build, guestKo)))) await copyOut(build, guestKo, staging);
-    else await copyFile(join(staging, ko), join(staging, guestKo));
-    // What the build left (objects, anything it wrote) is not kept: only the module, the log and the result.
-    if (sandbox) await Promise.all([removeTree(tree), removeTree(join(tree, '..', 'tmp'))]);
-    const koData = await readFile(join(staging, ko));
-    const name = moduleName(modinfo(koData, 'name')[0], ko);
-    result = {
-      ko: join(entry, ko),
-      guestKo: join(entry, guestKo),
-      name,
-      buildLog: join(entry, 'build.log'),
-      warnings: diagnostics.filter((d) => d.severity === 'warning'),
-      cached: false,
-      compiler: compiler.describe,
-      parameters: modinfo(koData, 'parmtype').map((p) => p.split(':')[0]!).filter((p) => /^\w+$/.test(p)),
-      isolation,
-    };
+    result = await takeModule({ tree, build, staging, entry, displayDir, inBuild, keptTree: opts.keptTree, sandboxed: !!sandbox, hashes, diagnostics, compiler: compiler.describe, isolation, replayed: replay?.file });
     await writeFile(join(staging, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
   }).catch((e: unknown) => {
     throw failure ?? e;
   });
   if (!result) throw new MmaplabError('internal', 'module build produced no result');
   return result;
+}
+
+/** What a build that worked made, taken out of its tree: the module and its stripped copy, checked, and the result to cache. */
+async function takeModule(p: {
+  tree: string;
+  build: string;
+  staging: string;
+  entry: string;
+  displayDir: string;
+  inBuild: (argv: string[]) => Promise<ExecResult>;
+  keptTree: string | undefined;
+  sandboxed: boolean;
+  hashes: Record<string, string>;
+  diagnostics: Diagnostic[];
+  compiler: string;
+  isolation: BuildIsolation;
+  replayed: string | undefined;
+}): Promise<ModuleBuild> {
+  const { tree, build, staging, entry, inBuild, diagnostics } = p;
+  await stillOurs(tree, build);
+  const ko = await theModule(build, p.displayDir);
+  const guestKo = ko.replace(/\.ko$/, '.guest.ko');
+  // strip reads the driver's ELF: in the sandbox too, writing next to it.
+  const stripped = await inBuild(['strip', '--strip-debug', '-o', join(build, guestKo), join(build, ko)]);
+  await stillOurs(tree, build);
+  await copyOut(build, ko, staging);
+  if (stripped.ok && (await isPlainFile(join(build, guestKo)))) await copyOut(build, guestKo, staging);
+  else await copyFile(join(staging, ko), join(staging, guestKo));
+  // A kept tree must hold one .ko for the next build to find.
+  if (p.keptTree) await rm(join(build, guestKo), { force: true });
+  // What the build left (objects, anything it wrote) is not kept: only the module, the log and the result; a kept tree stays for the next build.
+  if (p.keptTree) await writeTreeRecord(tree, { files: p.hashes, ko, warnings: diagnostics.filter((d) => d.severity === 'warning') });
+  else if (p.sandboxed) await removeTree(tree);
+  if (p.sandboxed) await removeTree(join(tree, '..', 'tmp'));
+  const koData = await readFile(join(staging, ko));
+  return {
+    ko: join(entry, ko),
+    guestKo: join(entry, guestKo),
+    name: moduleName(modinfo(koData, 'name')[0], ko),
+    buildLog: join(entry, 'build.log'),
+    warnings: diagnostics.filter((d) => d.severity === 'warning'),
+    cached: false,
+    compiler: p.compiler,
+    parameters: modinfo(koData, 'parmtype').map((x) => x.split(':')[0]!).filter((x) => /^\w+$/.test(x)),
+    isolation: p.isolation,
+    ...(p.replayed ? { replayed: p.replayed } : {}),
+  };
+}
+
+/**
+ * The replay of Kbuild's commands in a kept tree, when one .c file is all that
+ * changed since its last build (the file copied in); undefined: build afresh.
+ * The tree's record goes first, so a replay that fails leaves a tree the next
+ * build starts afresh.
+ */
+async function replayIn(tree: string, src: DriverSource, hashes: Record<string, string>): Promise<{ file: string; script: string; warnings: Diagnostic[] } | undefined> {
+  const record = await readTreeRecord(tree);
+  const file = record ? oneChangedC(record.files, hashes) : undefined;
+  const script = record && file ? await replayScript(tree, src.subdir, file, record.ko) : undefined;
+  if (!record || !file || !script) return undefined;
+  await forgetTreeRecord(tree);
+  await copyFile(join(src.root, file), join(tree, file));
+  return { file, script, warnings: record.warnings };
 }
 
 /** Kbuild's command line for the driver, with the compiler probes answered from mmaplab's own record (made by a trusted build the first time). */

@@ -7,7 +7,9 @@
  * A driver that does not compile is a result (check reports it as its first
  * failed item), not an exception.
  */
-import { rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readdir, rm, writeFile } from 'node:fs/promises';
+import { removeTree } from '../util/fsx.js';
 import { availableParallelism } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { buildInitramfs } from '../guest/initramfs.js';
@@ -109,6 +111,8 @@ export interface LabModule {
   parameters: string[];
   /** How it was built: sandboxed, or unconfined and why. */
   isolation: BuildIsolation;
+  /** Rebuilt by replaying Kbuild's commands for this one changed file (check --watch). */
+  replayed?: string;
 }
 
 interface Common {
@@ -171,10 +175,38 @@ export interface WatchLab extends Common {
   machine: Machine;
   first: ModuleOutcome;
   rebuild(): Promise<ModuleOutcome>;
+  /** The machine closed and the kept build tree removed. */
+  dispose(): Promise<void>;
 }
 
+/** The lab for check --watch: its builds in a tree kept from one to the next, so a one-file change replays Kbuild's commands. */
 export async function setUpWatchLab(opts: GuestOptions, source: string, runDir: RunDir, cacheDir: string, notes: string[]): Promise<WatchLab> {
-  return openGuestLab(opts, source, runDir, cacheDir, notes);
+  await sweepWatchTrees(join(cacheDir, 'builds'));
+  const keptTree = join(cacheDir, 'builds', `watch-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    const lab = await openGuestLab(opts, source, runDir, cacheDir, notes, keptTree);
+    return { ...lab, dispose: () => lab.dispose().finally(() => removeTree(keptTree)) };
+  } catch (e) {
+    await removeTree(keptTree);
+    throw e;
+  }
+}
+
+/** The trees of watches that were killed (Ctrl-C ends the process before it tidies up): their process is gone. */
+async function sweepWatchTrees(builds: string): Promise<void> {
+  for (const name of await readdir(builds).catch(() => [])) {
+    const pid = /^watch-(\d+)-/.exec(name)?.[1];
+    if (pid && !processAlive(Number(pid))) await removeTree(join(builds, name));
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 async function guestLab(opts: SetupOptions, source: string, runDir: RunDir, cacheDir: string, notes: string[]): Promise<LabSetup> {
@@ -190,10 +222,10 @@ async function guestLab(opts: SetupOptions, source: string, runDir: RunDir, cach
 
 /** The module a build made, as the lab uses it. */
 function labModule(module: ModuleBuild): LabModule {
-  return { name: module.name, ko: module.ko, jobKo: module.guestKo, compiler: module.compiler, cached: module.cached, warnings: module.warnings, parameters: module.parameters, isolation: module.isolation };
+  return { name: module.name, ko: module.ko, jobKo: module.guestKo, compiler: module.compiler, cached: module.cached, warnings: module.warnings, parameters: module.parameters, isolation: module.isolation, ...(module.replayed ? { replayed: module.replayed } : {}) };
 }
 
-async function openGuestLab(opts: SetupOptions, source: string, runDir: RunDir, cacheDir: string, notes: string[]): Promise<WatchLab> {
+async function openGuestLab(opts: SetupOptions, source: string, runDir: RunDir, cacheDir: string, notes: string[], keptTree?: string): Promise<WatchLab> {
   const t0 = performance.now();
   const progress = progressOf(opts);
   // Fail fast on missing host tools and a build that cannot be confined, before any download.
@@ -214,6 +246,7 @@ async function openGuestLab(opts: SetupOptions, source: string, runDir: RunDir, 
       onProgress: (m) => progress('build', m),
       confinement,
       ...(opts.buildTimeoutS ? { limits: { timeS: opts.buildTimeoutS } } : {}),
+      ...(keptTree ? { keptTree } : {}),
     }).catch((e: unknown) => e);
     if (built && typeof built === 'object' && 'ko' in built) return { kind: 'built', module: labModule(built as ModuleBuild), buildMs: performance.now() - tBuild };
     if (isMmaplabError(built) && built.kind === 'build') return { kind: 'build-failed', error: built };
@@ -248,7 +281,7 @@ async function openGuestLab(opts: SetupOptions, source: string, runDir: RunDir, 
     throw first;
   }
   const isolation = isolationOf(confinement, opts.buildTimeoutS ? { timeS: opts.buildTimeoutS } : {});
-  return { kernel: kernelInfo, guestKernel: kernel, kernelMs: tKernel - t0, isolation, testProgram: initramfs.testProgram, machine, first, rebuild: build };
+  return { kernel: kernelInfo, guestKernel: kernel, kernelMs: tKernel - t0, isolation, testProgram: initramfs.testProgram, machine, first, rebuild: build, dispose: async () => void (await machine.close()) };
 }
 
 /** Why a target of an architecture mmaplab cannot trace yet runs untraced. */

@@ -98,8 +98,11 @@ export interface CheckReport {
   command: 'check';
   status: 'pass' | 'fail';
   exitCode: 0 | 1;
-  /** isolation: how the driver's build was confined (absent in reports from before sandboxed builds). */
-  driver: { source: string; module: string | undefined; compiler: string | undefined; buildWarnings: Diagnostic[]; isolation?: BuildIsolation };
+  /**
+   * isolation: how the driver's build was confined (absent in reports from before sandboxed builds);
+   * replayed: the one file whose change was rebuilt by replaying Kbuild's recorded commands, not by make (check --watch).
+   */
+  driver: { source: string; module: string | undefined; compiler: string | undefined; buildWarnings: Diagnostic[]; isolation?: BuildIsolation; replayed?: string };
   kernel: RunReport['kernel'];
   machine: RunReport['machine'] | undefined;
   items: CheckItem[];

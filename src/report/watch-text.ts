@@ -52,7 +52,8 @@ function headLine(w: WatchHead, first: string, standingText: string, c: ChalkIns
 }
 
 export function renderWatchCheck(w: WatchLine, c: ChalkInstance): string {
-  const out = [headLine(w, 'first check', standing(w.report, c), c)];
+  const replayed = w.report.driver.replayed ? c.dim(` [${w.report.driver.replayed} recompiled by Kbuild's recorded commands]`) : '';
+  const out = [headLine(w, 'first check', standing(w.report, c), c) + replayed];
   for (const ch of w.changes) {
     out.push(`  ${mark(ch.from, c)}→${mark(ch.to, c)} ${ch.title.padEnd(46)} ${ch.to === 'fail' ? c.red(ch.reason) : c.dim(ch.reason)}`);
     if (ch.to === 'fail' && ch.id === 'builds') for (const d of w.report.items.find((i) => i.id === 'builds')?.details ?? []) out.push(`      ${d}`);

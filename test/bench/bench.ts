@@ -30,6 +30,10 @@
  *             driver measured in the same run (`npm run bench -- --only grade`: grade.json,
  *             grade.md)
  *
+ *   watch     check --watch: from the save of a one-file driver to its new verdict, warm, against
+ *             a plain warm check of the same edit (`npm run bench -- --only watch`: watch.json,
+ *             watch.md)
+ *
  * Figures go to test/bench/results.json and results.md (or --out DIR).
  */
 import { execa } from 'execa';
@@ -56,6 +60,7 @@ import { buildModule } from '../../dist/kbuild/kbuild.js';
 import { probeSandbox } from '../../dist/sandbox/policy.js';
 import { BwrapSandbox } from '../../dist/sandbox/bwrap.js';
 import { run } from '../../dist/util/exec.js';
+import { watchMarkdown, watchPhase } from './watch-phase.js';
 
 const BIN = join(PACKAGE_ROOT, 'bin', 'mmaplab.js');
 
@@ -468,27 +473,24 @@ async function main(): Promise<void> {
   const base = { ...process.env, NO_COLOR: '1' } as Record<string, string>;
   const state = mkdtempSync(join(tmpdir(), 'mmaplab-bench-state-'));
   base.MMAPLAB_STATE_DIR = state;
-  if (arg('--only', '') === 'grade') {
-    const x = await gradePhase(base, Number(arg('--runs', '3')));
+  // One phase alone: its own json and md files.
+  const only: Record<string, { title: string; run: () => Promise<object>; md: (x: never) => string }> = {
+    grade: { title: 'grading a class', run: () => gradePhase(base, Number(arg('--runs', '3'))), md: gradeMarkdown },
+    sandbox: { title: 'the build sandbox', run: () => sandboxCost(base, runs), md: sandboxMarkdown },
+    watch: { title: 'the watch loop', run: () => watchPhase(base, Number(arg('--runs', '5'))), md: watchMarkdown },
+  };
+  const phase = only[arg('--only', '')];
+  if (phase) {
+    const x = await phase.run();
     rmSync(state, { recursive: true, force: true });
     await mkdir(out, { recursive: true });
-    await writeFile(join(out, 'grade.json'), `${JSON.stringify({ date: new Date().toISOString(), ...x }, null, 2)}\n`);
-    const md = `# mmaplab benchmark: grading a class (${new Date().toISOString().slice(0, 10)})\n\n${gradeMarkdown(x)}`;
-    await writeFile(join(out, 'grade.md'), md);
+    const name = arg('--only', '');
+    await writeFile(join(out, `${name}.json`), `${JSON.stringify({ date: new Date().toISOString(), ...x }, null, 2)}\n`);
+    const md = `# mmaplab benchmark: ${phase.title} (${new Date().toISOString().slice(0, 10)})\n\n${phase.md(x as never)}`;
+    await writeFile(join(out, `${name}.md`), md);
     process.stdout.write(md);
     return;
   }
-  if (arg('--only', '') === 'sandbox') {
-    const x = await sandboxCost(base, runs);
-    rmSync(state, { recursive: true, force: true });
-    await mkdir(out, { recursive: true });
-    await writeFile(join(out, 'sandbox.json'), `${JSON.stringify({ date: new Date().toISOString(), ...x }, null, 2)}\n`);
-    const md = `# mmaplab benchmark: the build sandbox (${new Date().toISOString().slice(0, 10)})\n\n${sandboxMarkdown(x)}`;
-    await writeFile(join(out, 'sandbox.md'), md);
-    process.stdout.write(md);
-    return;
-  }
-
   process.stderr.write('cold run (empty cache)...\n');
   const coldCache = mkdtempSync(join(tmpdir(), 'mmaplab-bench-cache-'));
   const [cold, coldReport] = await mmaplabRun({ ...base, MMAPLAB_CACHE_DIR: coldCache });
@@ -499,14 +501,15 @@ async function main(): Promise<void> {
   const matrixResults = await matrixPhase(base);
   const sandbox = await sandboxCost(base, runs);
   const grade = await gradePhase(base, 3);
+  const watch = await watchPhase(base, 5);
   rmSync(state, { recursive: true, force: true });
   const pvh = await bootWays(st.qemu, st.spec.accel);
   const anatomy = await restoreAnatomy(st);
   rmSync(st.tmp, { recursive: true, force: true });
   const results = summarise({ ...warmPhase, ...matrixResults, cold, coldReport, runs, qemu: st.qemu, pvh, anatomy });
   await mkdir(out, { recursive: true });
-  await writeFile(join(out, 'results.json'), `${JSON.stringify({ ...results, sandbox, grade }, null, 2)}\n`);
-  const md = `${markdown(results)}\n${sandboxMarkdown(sandbox)}\n${gradeMarkdown(grade)}`;
+  await writeFile(join(out, 'results.json'), `${JSON.stringify({ ...results, sandbox, grade, watch }, null, 2)}\n`);
+  const md = `${markdown(results)}\n${sandboxMarkdown(sandbox)}\n${gradeMarkdown(grade)}\n${watchMarkdown(watch)}`;
   await writeFile(join(out, 'results.md'), md);
   process.stdout.write(md);
 }

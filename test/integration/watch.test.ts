@@ -63,7 +63,7 @@ describe('mmaplab check --watch', () => {
       writeFileSync(join(dir, '4913'), '');
       writeFileSync(file, original.replace(GOOD, ALIASED));
       const aliased = await checked(2);
-      expect(aliased.head).toMatch(/#2 lab_vmalloc\.c saved: FAIL: 1 of \d+ \(distinct-pages\)/);
+      expect(aliased.head).toMatch(/#2 lab_vmalloc\.c saved: FAIL: 1 of \d+ \(distinct-pages\).*\[lab_vmalloc\.c recompiled by Kbuild's recorded commands\]$/);
       expect(aliased.changes).toEqual(['✓→✗ every page is a different page']);
       // The mapping that went wrong, page by page: sixteen pages, all the first.
       expect(aliased.text).toMatch(/map shared {5}0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n/);
@@ -98,6 +98,11 @@ describe('mmaplab check --watch', () => {
     expect(kept).toEqual(expect.arrayContaining(['check-1', 'check-2', 'check-3', 'check-4', 'console.log', 'results.json']));
     expect(JSON.parse(readFileSync(join(state, 'runs', session!, 'results.json'), 'utf8'))).toMatchObject({ command: 'check', status: 'pass' });
     expect(readFileSync(join(state, 'runs', session!, 'console.log'), 'utf8')).toMatch(/job 16 \(custom\)/);
+    // The one-file change was rebuilt by replaying Kbuild's recorded commands, in the sandbox as ever; the build after the
+    // failed one by Kbuild again. The replayed module is the one that was checked: it aliased, as the edit said.
+    const report = (n: number) => JSON.parse(readFileSync(join(state, 'runs', session!, `check-${n}`, 'results.json'), 'utf8')) as { driver: { replayed?: string; isolation?: { kind: string } } };
+    expect(report(2).driver).toMatchObject({ replayed: 'lab_vmalloc.c', isolation: { kind: 'sandbox' } });
+    expect(report(4).driver.replayed).toBeUndefined();
   }, 180_000);
 
   it('run --watch --module-dir: the grid run again on a save, the cells that changed announced; Ctrl-C leaves nothing', async () => {
