@@ -5,12 +5,12 @@
  * escape codes, and after Ctrl-C leave the cursor shown and no guest running.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { cpSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FIXTURES, ROOT } from '../helpers.js';
-import { BIN, processesMatching, STATE_DIR } from './cli.js';
+import { BIN, processesMatching, qemuProcesses, STATE_DIR } from './cli.js';
 
 const SOCKET = `mmaplab-test-${process.pid}`;
 const tmux = (...args: string[]) => execFileSync('tmux', ['-L', SOCKET, ...args], { encoding: 'utf8' });
@@ -70,5 +70,23 @@ describe('the live status area in a real terminal', () => {
     expect(text).toMatch(/^mmaplab: interrupted \(SIGINT\); stopping the guest/m);
     expect(tmux('display', '-p', '-t', 'stop', '#{cursor_flag}').trim()).toBe('1');
     expect(processesMatching(`qemu-system.*${out}`)).toEqual([]);
+  });
+
+  it('check --watch on a terminal: r shows the full report of the last check, q quits with its status, nothing left running', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mmaplab-tty-watch-'));
+    cpSync(join(FIXTURES, 'students', 'lab-vmalloc'), dir, { recursive: true });
+    start('watch', ['check', '--watch', dir]);
+    await waitFor('watch', /watching for saves: r = the full report of the last check, q = quit/, 200_000);
+    expect(screen('watch')).not.toMatch(/^✓ the device opens/m);
+    tmux('send-keys', '-t', 'watch', 'r');
+    const full = await waitFor('watch', /^PASS: \d+ checks passed/m, 10_000);
+    expect(full).toMatch(/^mmaplab check: .*lab_vmalloc\.ko\) on debian:bookworm$/m);
+    expect(full).toMatch(/^✓ the device opens/m);
+    tmux('send-keys', '-t', 'watch', 'q');
+    const text = await waitFor('watch', /^EXIT=\d+$/m, 60_000);
+    expect(text).toMatch(/^EXIT=0$/m);
+    // The tmux session's own command line names the folder too; no process of mmaplab's may.
+    expect(processesMatching(dir).filter((l) => !/^\d+ tmux /.test(l))).toEqual([]);
+    expect(qemuProcesses()).toEqual([]);
   });
 });
