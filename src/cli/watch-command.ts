@@ -7,7 +7,7 @@
  */
 import { watchCheck, watchRun, type RunWatchEvent, type WatchEvent, type WatchOptions } from '../commands/watch.js';
 import type { RunOptions } from '../commands/run.js';
-import type { RunReport } from '../model/report.js';
+import { kernelError } from '../matrix/model.js';
 import { renderCheckText } from '../report/check-text.js';
 import { makeStyle } from '../report/style.js';
 import { renderRunText } from '../report/text.js';
@@ -62,8 +62,10 @@ export function watchRunCommand(opts: RunOptions, o: { json?: boolean; color?: b
     (signal, on) => watchRun({ ...opts, signal }, on),
     (e, style): Printed | string => {
       if (e.kind !== 'ran') return noteText(e, style);
-      const report: RunReport | undefined = e.result.kind === 'ran' ? e.result.report : undefined;
-      return { json: report ? JSON.stringify(report) : undefined, text: renderWatchRun({ ...e, at: new Date() }, style), full: report ? renderRunText(report, style) : undefined, first: e.n === 1 };
+      const r = e.result;
+      // A build that failed is, in JSON, what a matrix says of a kernel that could not be tried.
+      const json = JSON.stringify(r.kind === 'ran' ? r.report : { command: 'run', status: 'error', error: kernelError(r.error) });
+      return { json, text: renderWatchRun({ ...e, at: new Date() }, style), full: r.kind === 'ran' ? renderRunText(r.report, style) : undefined, first: e.n === 1 };
     },
   );
 }

@@ -12,12 +12,14 @@ import { dirname, join } from 'node:path';
 import { stat } from 'node:fs/promises';
 import { knownVerdicts, verdictChanges, type VerdictChange } from '../diagnose/changes.js';
 import { resolveDriverSource } from '../kbuild/driver-source.js';
+import { choosePattern } from '../kbuild/lab-pattern.js';
 import { setUpWatchLab, type ModuleOutcome, type SetupOptions, type WatchLab } from '../machines/setup.js';
 import type { CheckItem, CheckReport, RunReport } from '../model/report.js';
 import { cellChanges, type CellChange } from '../diagnose/changes.js';
 import { runBuilt, type RunOptions } from './run.js';
 import { RunDir } from '../rundir/run-dir.js';
 import { MmaplabError } from '../util/errors.js';
+import { errorExitCode } from '../model/exit.js';
 import { watchFolder, type FolderWatch } from '../util/file-watch.js';
 import { Hasher } from '../util/fsx.js';
 import { cacheRoot } from '../util/paths.js';
@@ -49,12 +51,14 @@ export interface WatchOptions extends CheckOptions {
   signal: AbortSignal;
 }
 
-/** The driver's sources as they are now, as one hash: a save that changed nothing is not checked again. */
-async function sourcesHash(source: string): Promise<string> {
+/** What a check is made of, as one hash: the driver's sources and the pattern they and the lab's test program say (a save that changes neither is not checked again). */
+async function sourcesHash(source: string, override?: number): Promise<string> {
   const src = await resolveDriverSource(source).catch(() => undefined);
   if (!src) return 'unreadable';
   const h = new Hasher();
   for (const f of src.files) h.add(f, await readFile(join(src.root, f)).catch(() => ''));
+  const pattern = await choosePattern({ source, driverFiles: src.files.map((f) => join(src.root, f)), override }).catch(() => undefined);
+  h.add('pattern', JSON.stringify(pattern ?? null));
   return h.digest();
 }
 
@@ -94,7 +98,7 @@ type WatchTimings = { sinceSaveMs: number; buildMs: number; checkMs: number };
  * machine is closed whatever happens.
  */
 async function watchLoop<R>(
-  opts: SetupOptions & Pick<WatchOptions, 'source' | 'quietMs' | 'signal'>,
+  opts: SetupOptions & Pick<WatchOptions, 'source' | 'quietMs' | 'signal'> & { pattern?: number | undefined },
   once: (n: number, lab: WatchLab, session: RunDir, built: ModuleOutcome) => Promise<R>,
   on: (e: LoopEvent<R>) => void,
   note: (e: Extract<WatchEvent, { kind: 'started' | 'unchanged' }>) => void,
@@ -108,7 +112,7 @@ async function watchLoop<R>(
   let lab: WatchLab | undefined;
   const t0 = performance.now();
   try {
-    let checkedHash = await sourcesHash(opts.source);
+    let checkedHash = await sourcesHash(opts.source, opts.pattern);
     lab = await setUpWatchLab({ ...opts, shareGuests: false }, opts.source, session, opts.cacheDir ?? cacheRoot(), []);
     const tCheck = performance.now();
     const first = await once(1, lab, session, lab.first);
@@ -117,7 +121,7 @@ async function watchLoop<R>(
       const saved = await Promise.race([watcher.next(), stopped]);
       if (!saved || opts.signal.aborted) break;
       const savedAt = performance.now();
-      const hash = await sourcesHash(opts.source);
+      const hash = await sourcesHash(opts.source, opts.pattern);
       if (hash === checkedHash) {
         note({ kind: 'unchanged', saved });
         continue;
@@ -160,8 +164,10 @@ export type RunWatchEvent =
   | { kind: 'ran'; n: number; result: RunWatchResult; changes: CellChange[]; saved: string[]; timings: WatchTimings }
   | Extract<WatchEvent, { kind: 'started' | 'unchanged' }>;
 
-export async function watchRun(opts: RunOptions & Pick<WatchOptions, 'quietMs' | 'signal'>, on: (e: RunWatchEvent) => void): Promise<RunReport | undefined> {
+/** run --watch ends with the last run's exit status; a driver that did not build last is the error a plain run would end with. */
+export async function watchRun(opts: RunOptions & Pick<WatchOptions, 'quietMs' | 'signal'>, on: (e: RunWatchEvent) => void): Promise<{ exitCode: number } | undefined> {
   let known: RunReport | undefined;
+  let last: RunWatchResult | undefined;
   await watchLoop(
     { ...opts, source: opts.moduleDir },
     async (n, lab, session, built): Promise<RunWatchResult> => {
@@ -175,9 +181,10 @@ export async function watchRun(opts: RunOptions & Pick<WatchOptions, 'quietMs' |
     ({ n, result, saved, timings }) => {
       on({ kind: 'ran', n, result, changes: result.kind === 'ran' ? cellChanges(known, result.report) : [], saved, timings });
       if (result.kind === 'ran') known = result.report;
+      last = result;
     },
     on,
     'run',
   );
-  return known;
+  return last && { exitCode: last.kind === 'ran' ? last.report.exitCode : errorExitCode(last.error.kind) };
 }

@@ -177,7 +177,7 @@ function cellOf(strategy: string, c: CheckObservation, outcome: Outcome, lines: 
     kernelLog: checkLog,
     explanation: explain({ strategy, check: c.check, mode, outcome, pages: c.pages, kernelLog: checkLog, seedPrintf: c.seedPrintf, traced }),
   };
-  const picture = mappingPicture(result);
+  const picture = mappingPicture(result, c.pattern);
   return picture ? { ...result, picture } : result;
 }
 

@@ -10,7 +10,7 @@ import type { CheckResult } from '../model/outcome.js';
 import type { MappingPicture, PicturePage } from '../model/picture.js';
 
 /** undefined: the check mapped nothing to look at (mmap refused, the test never ran). */
-export function mappingPicture(r: Omit<CheckResult, 'picture'>): MappingPicture | undefined {
+export function mappingPicture(r: Omit<CheckResult, 'picture'>, pattern?: string): MappingPicture | undefined {
   const o = r.outcome;
   const fault = (o.kind === 'sigbus' || o.kind === 'sigsegv') && o.page !== null ? o.page : undefined;
   // The pages read back, and the one that faulted: the pages after it were never reached.
@@ -18,10 +18,10 @@ export function mappingPicture(r: Omit<CheckResult, 'picture'>): MappingPicture 
   const size = Math.max(...r.pageReports.map((p) => p.page + 1), fault === undefined ? 0 : fault + 1);
   if (size === 0) return undefined;
   const indexed = r.pageReports.some((p) => p.expectIndex !== null);
-  // The word the buffer's pages start with (the most common one): a page without it is not one of the buffer's, whatever its index says.
+  // The word the buffer's pages start with: the one the check expected; else (a result saved before it was kept) a page that read right's, else the most common.
   const counts = new Map<string, number>();
   for (const p of r.pageReports) counts.set(p.word, (counts.get(p.word) ?? 0) + 1);
-  const word = [...counts].sort((a, b) => b[1] - a[1])[0]?.[0];
+  const word = (pattern ?? r.pageReports.find((p) => p.ok)?.word ?? [...counts].sort((a, b) => b[1] - a[1])[0]?.[0])?.toLowerCase();
   // Without frames, check's writing test tells pages apart: [page, the page whose marker it showed].
   const showsMarkerOf = new Map(r.aliases?.tested ? r.aliases.pairs : []);
   const byMarker = !indexed && r.aliases?.tested === true && r.pageReports.every((p) => !p.pfn);
@@ -34,7 +34,7 @@ export function mappingPicture(r: Omit<CheckResult, 'picture'>): MappingPicture 
     const rep = r.pageReports.find((p) => p.page === page);
     if (!rep) {
       pages.push({ page, shows: 'fault', expect: null, ok: false });
-    } else if (rep.word !== word) {
+    } else if (rep.word.toLowerCase() !== word) {
       pages.push({ page, shows: 'unknown', expect: rep.expectIndex, ok: false });
     } else if (indexed) {
       pages.push({ page, shows: rep.index, expect: rep.expectIndex, ok: rep.ok });

@@ -21,7 +21,7 @@ import { compilerIdentity, probeAnswers, type ProbeAnswers } from './probe-cache
 import { parseDiagnostics, pathMapper } from './diagnostics.js';
 import { formatDiagnostic, type Diagnostic } from '../model/diagnostic.js';
 import { resolveDriverSource, type DriverSource } from './driver-source.js';
-import { forgetTreeRecord, oneChangedC, readTreeRecord, replayScript, sourceHashes, writeTreeRecord } from './replay.js';
+import { forgetTreeRecord, kernelAllowsReplay, oneChangedC, readTreeRecord, replayScript, writeIntoTree, writeTreeRecord } from './replay.js';
 import type { BwrapSandbox } from '../sandbox/bwrap.js';
 import { isolationOf, OWN_DRIVER, type BuildConfinement } from '../sandbox/policy.js';
 import { isInside, outermost } from '../util/paths.js';
@@ -73,11 +73,23 @@ export interface ModuleBuildOptions {
   keptTree?: string;
 }
 
+/** The driver's sources, read once: the build's key, the copy built and a kept tree's record all come from these bytes (a save mid-build changes none of them). */
+async function readSources(src: DriverSource): Promise<Map<string, Buffer>> {
+  return new Map(await Promise.all(src.files.map(async (f) => [f, await readFile(join(src.root, f))] as const)));
+}
+
+function hashesOf(src: DriverSource, contents: ReadonlyMap<string, Buffer>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [f, data] of contents) out[f] = new Hasher().add('file', data).digest();
+  if (src.generatedKbuild) out['(generated Kbuild)'] = new Hasher().add('kbuild', src.generatedKbuild).digest();
+  return out;
+}
+
 /** The driver's sources copied out of tree (the user's tree stays clean); the folder to build in. */
-async function copySources(src: DriverSource, tree: string): Promise<string> {
-  for (const f of src.files) {
+async function copySources(src: DriverSource, tree: string, contents: ReadonlyMap<string, Buffer>): Promise<string> {
+  for (const [f, data] of contents) {
     await mkdir(join(tree, f, '..'), { recursive: true });
-    await copyFile(join(src.root, f), join(tree, f));
+    await writeFile(join(tree, f), data);
   }
   const build = join(tree, src.subdir);
   if (src.generatedKbuild) await writeFile(join(build, 'Kbuild'), src.generatedKbuild);
@@ -94,17 +106,23 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
   const compiler = await toolchainFor(kernel, { cacheDir, archive: opts.archive?.uri, keyring: opts.archive?.keyring, onProgress: opts.onProgress });
   // The source path is compiled in (__FILE__ in WARN_ON, debug info): it is part of the key.
   const hasher = new Hasher().add('format', String(BUILD_FORMAT)).add('source', `${src.root}|${src.subdir}|${src.generatedKbuild ?? ''}`).add('kernel', `${kernel.release} ${kernel.packageVersion}`).add('cc', compiler.describe);
-  for (const f of src.files) hasher.add(`src/${f}`, await readFile(join(src.root, f)));
+  const contents = await readSources(src);
+  for (const [f, data] of contents) hasher.add(`src/${f}`, data);
   const key = hasher.digest();
-  const entry = join(cacheDir, 'builds', `module-${kernel.release}-${key}`);
-
-  if (await exists(join(entry, 'result.json'))) {
+  const shared = join(cacheDir, 'builds', `module-${kernel.release}-${key}`);
+  // A module made by a replay is the session's own (kept beside its tree), never the cache's, where Kbuild's builds are.
+  const own = opts.keptTree ? join(opts.keptTree, 'built', key) : undefined;
+  for (const e of [shared, ...(own ? [own] : [])]) {
+    if (!(await exists(join(e, 'result.json')))) continue;
     // How it was built then (replayed, say) is not how this run got it.
-    const { replayed: _then, ...cached } = JSON.parse(await readFile(join(entry, 'result.json'), 'utf8')) as ModuleBuild;
+    const { replayed: _then, ...cached } = JSON.parse(await readFile(join(e, 'result.json'), 'utf8')) as ModuleBuild;
     // No code of the driver's runs for a cached build: how this run would have built it is what the report says.
     const now = isolationOf(confinement, opts.limits);
-    return { ...cached, ko: join(entry, relative(entry, cached.ko)), guestKo: join(entry, relative(entry, cached.guestKo)), cached: true, isolation: now };
+    return { ...cached, ko: join(e, relative(e, cached.ko)), guestKo: join(e, relative(e, cached.guestKo)), cached: true, isolation: now };
   }
+  const hashes = hashesOf(src, contents);
+  const replay = opts.keptTree ? await planReplay(opts.keptTree, src, hashes, contents, kernel) : undefined;
+  const entry = replay && own ? own : shared;
 
   let result: ModuleBuild | undefined;
   let failure: MmaplabError | undefined;
@@ -114,11 +132,11 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
     const tree = join(opts.keptTree ?? staging, 'src');
     const root = compiler.root?.dir;
     const { make, probes } = await kbuildCommand(kernel, compiler, cacheDir, { tree, build: join(tree, src.subdir), userRoot: src.root });
-    const hashes = await sourceHashes(src);
-    const replay = opts.keptTree ? await replayIn(tree, src, hashes) : undefined;
-    if (!replay) {
+    if (opts.keptTree) await forgetTreeRecord(opts.keptTree);
+    if (replay) await writeIntoTree(tree, replay.file, contents.get(replay.file)!);
+    else {
       if (opts.keptTree) await removeTree(tree);
-      await copySources(src, tree);
+      await copySources(src, tree, contents);
     }
     const build = join(tree, src.subdir);
     const sandbox = confinement.kind === 'sandbox' ? confinement.sandbox : undefined;
@@ -127,10 +145,8 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
     const inBuild = (argv: string[], cwd = build) => runBuildStep(argv, { sandbox, limits, root, kernel, tree, cwd, ...(probes ? { alsoRead: [probes.dir] } : {}) });
     // Kbuild runs its recorded commands from the kernel's headers (make -C).
     const r = replay ? await inBuild(['sh', '-c', replay.script], kernel.headersDir) : await inBuild(make);
-    const output = kbuildOutput(r.all, { tree, build, userRoot: show(src.root), userDir: show(join(src.root, src.subdir)), existsInBuild: (p) => existsSync(join(build, p)) });
-    const { log } = output;
-    // A replay compiled one file: the other files' warnings from the build before still stand.
-    const diagnostics = replay ? [...replay.warnings.filter((w) => w.file !== show(join(src.root, replay.file))), ...output.diagnostics] : output.diagnostics;
+    // A replay compiles the module's one object and runs modpost: its output is all a make would print.
+    const { log, diagnostics } = kbuildOutput(r.all, { tree, build, userRoot: show(src.root), userDir: show(join(src.root, src.subdir)), existsInBuild: (p) => existsSync(join(build, p)) });
     await writeFile(join(staging, 'build.log'), `${replay ? `# ${replay.file} alone changed: Kbuild's recorded commands replayed\n` : ''}$ ${r.command}\n${log}`);
     if (!r.ok) {
       await mkdir(opts.logDir, { recursive: true });
@@ -178,7 +194,7 @@ async function takeModule(p: {
   // A kept tree must hold one .ko for the next build to find.
   if (p.keptTree) await rm(join(build, guestKo), { force: true });
   // What the build left (objects, anything it wrote) is not kept: only the module, the log and the result; a kept tree stays for the next build.
-  if (p.keptTree) await writeTreeRecord(tree, { files: p.hashes, ko, warnings: diagnostics.filter((d) => d.severity === 'warning') });
+  if (p.keptTree) await writeTreeRecord(p.keptTree, { files: p.hashes, ko });
   else if (p.sandboxed) await removeTree(tree);
   if (p.sandboxed) await removeTree(join(tree, '..', 'tmp'));
   const koData = await readFile(join(staging, ko));
@@ -198,18 +214,17 @@ async function takeModule(p: {
 
 /**
  * The replay of Kbuild's commands in a kept tree, when one .c file is all that
- * changed since its last build (the file copied in); undefined: build afresh.
- * The tree's record goes first, so a replay that fails leaves a tree the next
- * build starts afresh.
+ * changed since its last build and Kbuild would run nothing but its recorded
+ * commands for it; undefined: build afresh.
  */
-async function replayIn(tree: string, src: DriverSource, hashes: Record<string, string>): Promise<{ file: string; script: string; warnings: Diagnostic[] } | undefined> {
-  const record = await readTreeRecord(tree);
+async function planReplay(keptTree: string, src: DriverSource, hashes: Record<string, string>, contents: ReadonlyMap<string, Buffer>, kernel: Kernel): Promise<{ file: string; script: string } | undefined> {
+  const record = await readTreeRecord(keptTree);
   const file = record ? oneChangedC(record.files, hashes) : undefined;
-  const script = record && file ? await replayScript(tree, src.subdir, file, record.ko) : undefined;
-  if (!record || !file || !script) return undefined;
-  await forgetTreeRecord(tree);
-  await copyFile(join(src.root, file), join(tree, file));
-  return { file, script, warnings: record.warnings };
+  if (!record || !file) return undefined;
+  const autoConf = await readFile(join(kernel.headersDir, 'include', 'config', 'auto.conf'), 'utf8').catch(() => undefined);
+  if (autoConf === undefined || !kernelAllowsReplay(autoConf)) return undefined;
+  const script = await replayScript(join(keptTree, 'src'), src.subdir, file, contents.get(file)!.toString('utf8'), record.ko);
+  return script ? { file, script } : undefined;
 }
 
 /** Kbuild's command line for the driver, with the compiler probes answered from mmaplab's own record (made by a trusted build the first time). */

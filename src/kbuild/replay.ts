@@ -2,55 +2,55 @@
  * Rebuilding a driver after a one-file change without Kbuild's make (check
  * --watch): most of a module rebuild is make reading the kernel's Makefiles,
  * not the compiler. Kbuild records the exact command of every target it made
- * in a .<target>.cmd file beside it; for one changed .c file those are
- * replayed in order (the object, the composite object if the module has
- * several, modpost, the .mod.o only if modpost wrote a different .mod.c,
- * the link), in the same sandbox as the build. Anything else (a header, a
- * Kbuild or Makefile, a file added or removed, two files, no record, a
- * kernel whose commands are not relative to its headers) goes to Kbuild.
+ * in a .<target>.cmd file beside it; for the one .c file of a one-object
+ * module those are replayed in order (the object, modpost, the .mod.o only if
+ * modpost wrote a different .mod.c, the link), in the same sandbox as the
+ * build. What the build wrote is the untrusted driver's: every file read from
+ * the tree must be a plain file of bounded size, and the record of what the
+ * tree was built from lives beside it, where the build cannot write.
+ *
+ * Anything Kbuild would do beyond those commands sends the build to Kbuild: a
+ * module of several objects, a header, the Kbuild or Makefile, a file added or
+ * removed, EXPORT_SYMBOL (symbol versions, the local-export check), kernels
+ * that run record_mcount or trim exports after the compile, a record missing,
+ * commands not relative to the kernel's headers; and the build after a failed one.
  */
-import { readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { DriverSource } from './driver-source.js';
-import type { Diagnostic } from '../model/diagnostic.js';
-import { Hasher } from '../util/fsx.js';
+import { lstat, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { MmaplabError } from '../util/errors.js';
 
 /** What the last build in a kept tree was made from: each source file's hash. */
 export interface TreeRecord {
   files: Record<string, string>;
   /** The module's file name (lab.ko). */
   ko: string;
-  /** The warnings of the last build: a replay compiles one file, and the others' warnings still stand. */
-  warnings: Diagnostic[];
 }
 
-const RECORD = '.mmaplab-tree.json';
+/** The record: beside the tree (<keptTree>/src), outside what the build can write. */
+const recordPath = (keptTree: string) => join(keptTree, 'record.json');
 
-export async function sourceHashes(src: DriverSource): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const f of src.files) out[f] = new Hasher().add('file', await readFile(join(src.root, f))).digest();
-  if (src.generatedKbuild) out['(generated Kbuild)'] = new Hasher().add('kbuild', src.generatedKbuild).digest();
-  return out;
-}
+const MODULE_FILE = /^[A-Za-z0-9_-]{1,64}\.ko$/;
+/** Kbuild's .cmd files are some KiB (the dependency list); a bigger one is not Kbuild's. */
+const MAX_RECORDED = 1 << 20;
 
-export async function readTreeRecord(tree: string): Promise<TreeRecord | undefined> {
-  const text = await readFile(join(tree, RECORD), 'utf8').catch(() => undefined);
+export async function readTreeRecord(keptTree: string): Promise<TreeRecord | undefined> {
+  const text = await readFile(recordPath(keptTree), 'utf8').catch(() => undefined);
   if (!text) return undefined;
   try {
     const r = JSON.parse(text) as TreeRecord;
-    return r && typeof r.files === 'object' && typeof r.ko === 'string' && Array.isArray(r.warnings) ? r : undefined;
+    return r && typeof r.files === 'object' && typeof r.ko === 'string' && MODULE_FILE.test(r.ko) ? r : undefined;
   } catch {
     return undefined;
   }
 }
 
-/** Forget the tree's last build (before a replay that may fail: the next build then starts afresh). */
-export async function forgetTreeRecord(tree: string): Promise<void> {
-  await rm(join(tree, RECORD), { force: true });
+/** Forget the tree's last build (before any build in it: one that fails leaves a tree the next build starts afresh). */
+export async function forgetTreeRecord(keptTree: string): Promise<void> {
+  await rm(recordPath(keptTree), { force: true });
 }
 
-export async function writeTreeRecord(tree: string, record: TreeRecord): Promise<void> {
-  await writeFile(join(tree, RECORD), `${JSON.stringify(record)}\n`);
+export async function writeTreeRecord(keptTree: string, record: TreeRecord): Promise<void> {
+  await writeFile(recordPath(keptTree), `${JSON.stringify(record)}\n`);
 }
 
 /** The one file that changed since the tree's last build, if one .c file is all that changed. */
@@ -71,46 +71,67 @@ export function recordedCommand(cmdFile: string, target: string): string | undef
   return m[2]!.replace(/\$\(pound\)/g, '#').replace(/\$\$/g, '$');
 }
 
-async function commandFor(dir: string, file: string): Promise<string | undefined> {
-  const text = await readFile(join(dir, `.${file}.cmd`), 'utf8').catch(() => undefined);
-  return text === undefined ? undefined : recordedCommand(text, join(dir, file));
+/** A file the build wrote, read only if it is a plain file of a sane size (a link could name any host file, a FIFO would hang). */
+async function readPlain(path: string): Promise<string | undefined> {
+  const info = await lstat(path).catch(() => undefined);
+  if (!info?.isFile() || info.size > MAX_RECORDED) return undefined;
+  return readFile(path, 'utf8').catch(() => undefined);
+}
+
+async function commandFor(dir: string, file: string): Promise<{ command: string; text: string } | undefined> {
+  const text = await readPlain(join(dir, `.${file}.cmd`));
+  const command = text === undefined ? undefined : recordedCommand(text, join(dir, file));
+  return command === undefined ? undefined : { command, text: text! };
+}
+
+/** Kernel options under which Kbuild does more after the compile than its recorded command (record_mcount, trimmed exports). */
+export function kernelAllowsReplay(autoConf: string): boolean {
+  return !/^CONFIG_(FTRACE_MCOUNT_USE_RECORDMCOUNT|TRIM_UNUSED_KSYMS)=y$/m.test(autoConf);
 }
 
 /**
  * The shell script that rebuilds the module after `changed` (relative to the
- * tree's root) changed, run from the kernel's headers; undefined when a
- * command it needs was not recorded.
+ * tree's root; `source` its new text) changed, run from the kernel's headers;
+ * undefined where Kbuild must build it.
  */
-export async function replayScript(tree: string, subdir: string, changed: string, ko: string): Promise<string | undefined> {
+export async function replayScript(tree: string, subdir: string, changed: string, source: string, ko: string): Promise<string | undefined> {
+  if (/\bEXPORT_SYMBOL/.test(source) || !MODULE_FILE.test(ko)) return undefined;
   const build = join(tree, subdir);
   const mod = ko.replace(/\.ko$/, '');
-  const obj = changed.replace(/\.c$/, '.o');
-  const objDir = join(tree, obj, '..');
-  const objName = obj.split('/').pop()!;
-  const compile = await commandFor(objDir, objName);
+  // A one-object module: its object is <mod>.o, made from this file, and the only one Kbuild listed.
+  if (join(tree, changed.replace(/\.c$/, '.o')) !== join(build, `${mod}.o`)) return undefined;
+  const objects = (await readPlain(join(build, `${mod}.mod`)))?.split(/\s+/).filter(Boolean);
+  if (objects?.length !== 1 || objects[0] !== join(build, `${mod}.o`)) return undefined;
+  const compile = await commandFor(build, `${mod}.o`);
   const modpost = await commandFor(build, 'Module.symvers');
   const modO = await commandFor(build, `${mod}.mod.o`);
   const link = await commandFor(build, ko);
-  if (!compile || !modpost || !modO || !link) return undefined;
-  // The module's objects, as Kbuild listed them: the changed file's must be one of them.
-  const objects = (await readFile(join(build, `${mod}.mod`), 'utf8').catch(() => '')).split(/\s+/).filter(Boolean);
-  if (!objects.includes(join(objDir, objName))) return undefined;
-  // A module of several objects links them into <mod>.o first.
-  const composite = join(objDir, objName) === join(build, `${mod}.o`) ? undefined : await commandFor(build, `${mod}.o`);
-  if (join(objDir, objName) !== join(build, `${mod}.o`) && !composite) return undefined;
+  // Symbol versions Kbuild appended to the object's record: the object exported something once.
+  if (!compile || !modpost || !modO || !link || compile.text.includes('#SYMVER')) return undefined;
   const modC = join(build, `${mod}.mod.c`);
   return [
     'set -e',
-    compile,
-    ...(composite ? [composite] : []),
+    compile.command,
     `cp ${quote(modC)} ${quote(`${modC}.before`)}`,
-    modpost,
+    modpost.command,
     // modpost rewrites the .mod.c; the same text (no new symbol used) needs no new .mod.o.
-    `cmp -s ${quote(modC)} ${quote(`${modC}.before`)} || { ${modO}; }`,
-    link,
+    `cmp -s ${quote(modC)} ${quote(`${modC}.before`)} || { ${modO.command}; }`,
+    link.command,
   ].join('\n');
 }
 
 function quote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A source file written into a kept tree the build has written to: through real folders only, never through a link it left. */
+export async function writeIntoTree(tree: string, file: string, data: Buffer): Promise<void> {
+  let dir = tree;
+  for (const part of ['', ...file.split('/').slice(0, -1)]) {
+    dir = join(dir, part);
+    const info = await lstat(dir).catch(() => undefined);
+    if (!info?.isDirectory()) throw new MmaplabError('build', `the build replaced its own folder ${relative(tree, dir) || '.'} with something other than a folder; nothing it made is used`);
+  }
+  await rm(join(tree, file), { force: true });
+  await writeFile(join(tree, file), data, { flag: 'wx' });
 }

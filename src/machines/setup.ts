@@ -255,8 +255,14 @@ async function openGuestLab(opts: SetupOptions, source: string, runDir: RunDir, 
   progress('build', `building ${relative(process.cwd(), source) || '.'} for ${kernel.release}, the test program and the initramfs`);
   const builtP = build().catch((e: unknown) => e as Error);
   // The initramfs builds the test program too (it carries it): one build serves both.
-  const initramfs = await buildInitramfs(kernel, cacheDir);
-  const accel = await chooseAccel({ requested: opts.accel, cacheDir, qemuVersion: qemu.version, probe: kvmProbe(qemu, kernel, initramfs.path, runDir.path, opts.memoryMb) });
+  // Either failing waits for the driver's build to end first: nothing of it is left running (or writing into a kept tree).
+  const [initramfs, accel] = await (async () => {
+    const i = await buildInitramfs(kernel, cacheDir);
+    return [i, await chooseAccel({ requested: opts.accel, cacheDir, qemuVersion: qemu.version, probe: kvmProbe(qemu, kernel, i.path, runDir.path, opts.memoryMb) })] as const;
+  })().catch(async (e: unknown) => {
+    await builtP;
+    throw e;
+  });
   const ctx: GuestContext = {
     qemu,
     accel,

@@ -24,6 +24,8 @@ export interface CheckObservation {
   trace: string[];
   aliases?: { tested: boolean; pairs: Array<[number, number]>; why?: string };
   readFinding?: ReadFinding;
+  /** The word the check expected each page to start with (under --either-order, the order page 0 had). */
+  pattern?: string;
 }
 
 export interface JobObservation {
@@ -268,6 +270,7 @@ function observeCheck(check: CheckName, acc: PerCheck): CheckObservation {
     .filter((r): r is Rec<'page'> => r.t === 'page')
     .map(({ page, addr, word, index, expectIndex, pfn, ok }) => ({ page, addr, word, index, expectIndex, ...(pfn === undefined ? {} : { pfn }), ok }));
   const status = acc.exits.get(check);
+  const pattern = recs.findLast((r): r is Rec<'pattern'> => r.t === 'pattern')?.word ?? recs.find((r): r is Rec<'start'> => r.t === 'start')?.pattern;
   return {
     check,
     outcome: status === undefined ? undefined : outcomeOf(check, recs, status, pageReports),
@@ -278,6 +281,7 @@ function observeCheck(check: CheckName, acc: PerCheck): CheckObservation {
     trace: acc.traces.get(check) ?? [],
     ...aliasesOf(recs),
     ...readFindingOf(recs),
+    ...(pattern ? { pattern } : {}),
   };
 }
 

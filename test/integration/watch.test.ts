@@ -131,6 +131,11 @@ describe('mmaplab check --watch', () => {
       expect(second.head).toMatch(/#2 strategy_seed\.c saved: FAIL/);
       expect(second.text).toMatch(/^ {2}custom\/private +SIGBUS@0 → EINVAL!$/m);
       expect(second.text).toMatch(/^ {2}custom\/shared +ok → EINVAL!$/m);
+      // A build that fails: the compiler's line, at once; the grid is not run.
+      writeFileSync(file, seed.replace(loop, '\treturn remap_vmalloc_range(vma, area, vma->vm_pgoff)'));
+      const third = await ran(3);
+      expect(third.head).toMatch(/#3 strategy_seed\.c saved: the driver in .* does not compile/);
+      expect(third.text).toMatch(/strategy_seed\.c:\d+:\d+: error: expected .;./);
     } finally {
       p.kill('SIGINT');
     }

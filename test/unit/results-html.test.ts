@@ -39,6 +39,14 @@ describe('the picture of a mapping', () => {
     expect(foreign?.pages.map((p) => p.shows)).toEqual([0, 1, 'unknown']);
   });
 
+  it('a page is the buffer\'s by the word the check expected, not by what most pages read', () => {
+    // Seven pages right, nine zero pages (the driver mapped fresh zeroed pages past the seventh): the zeros are none of the buffer's.
+    const reports = Array.from({ length: 16 }, (_, i) => page({ page: i, pfn: `0x${i}`, word: i < 7 ? '0xddccbbaa' : '0x00000000', ok: i < 7 }));
+    expect(mappingPicture(result({ pageReports: reports }), '0xddccbbaa')?.pages.map((p) => p.shows)).toEqual([0, 1, 2, 3, 4, 5, 6, ...Array(9).fill('unknown')]);
+    // A result saved before the expected word was kept: a page that read right tells it.
+    expect(mappingPicture(result({ pageReports: reports }))?.pages.map((p) => p.shows)).toEqual([0, 1, 2, 3, 4, 5, 6, ...Array(9).fill('unknown')]);
+  });
+
   it('ends at the page that faulted; a check that read nothing back has none', () => {
     const pic = mappingPicture(result({ outcome: { kind: 'sigbus', page: 2, addr: '0x0', code: 'BUS_ADRERR', pagesOk: 2 }, pageReports: [0, 1].map((i) => page({ page: i, pfn: `0x${i}` })) }));
     expect(pic?.pages.map((p) => p.shows)).toEqual([0, 1, 'fault']);
