@@ -307,7 +307,7 @@ export class GuestVm {
     return this.stderrText;
   }
 
-  /** Send one job and collect its records until the agent says it ended. */
+  /** Send one job and collect its records until the agent says it ended (timeoutMs Infinity: no deadline). */
   async runJob(id: number, payload: Buffer, timeoutMs: number): Promise<JobResult> {
     if (!this.socket || this.exited) return { kind: 'guest-died', records: [], console: this.console, phases: { startMs: 0, totalMs: 0 } };
     // Each job's records only: a guest serving several jobs keeps no more than one job's in memory.
@@ -417,7 +417,8 @@ export class GuestVm {
         resolve(r);
       };
       this.waiters.add(check);
-      timer = setTimeout(() => finish({ kind: 'timeout' }), timeoutMs);
+      // No deadline (Infinity): a job that may sit at a debugger's breakpoint for as long as its user likes.
+      if (Number.isFinite(timeoutMs)) timer = setTimeout(() => finish({ kind: 'timeout' }), timeoutMs);
       check();
     });
   }

@@ -1,0 +1,93 @@
+/**
+ * The gdb script of mmaplab debug, as a pure function of what the debug
+ * guest gave: the kernel's symbols (when there are), the driver's .ko with its
+ * debug info at the addresses the guest's /sys/module says, the breakpoint at
+ * its mmap handler, and `mmaplab-map`, a command that has mmaplab send the
+ * mapping test to the guest and then continues, so the breakpoint hits.
+ * Two parts: the symbols (what an IDE sources before it connects itself) and
+ * the connection.
+ */
+import type { ModuleSection } from '../parse/module-sections.js';
+
+export interface GdbSetup {
+  /** The port of QEMU's gdb stub on 127.0.0.1. */
+  port: number;
+  /** The kernel with its debug info; none: the module's symbols only. */
+  vmlinux: string | undefined;
+  /** The driver built with debug info. */
+  ko: string;
+  sections: readonly ModuleSection[];
+  /** The driver's mmap handler: the breakpoint; none: no breakpoint. */
+  handler: string | undefined;
+  /** Where gdb looks for the driver's sources. */
+  sourceDir: string;
+  /** The Unix socket mmaplab takes `map CHECK` requests on. */
+  mapSocket: string;
+  /** The checks mmaplab-map accepts, the first the default. */
+  checks: readonly string[];
+}
+
+/** A path as one gdb argument (mmaplab's own paths; a quote or newline in one is refused, not escaped). */
+export function gdbPath(p: string): string {
+  if (/["\n\r\\]/.test(p)) throw new Error(`a path gdb cannot be given safely: ${JSON.stringify(p)}`);
+  return `"${p}"`;
+}
+
+/**
+ * Sections the kernel lists that are not the .ko's own: its copies of the
+ * module's symbol and string tables, which gdb would warn it cannot find.
+ */
+const KERNEL_MADE = new Set(['.symtab', '.strtab']);
+
+/** add-symbol-file with .text as the address and every other section by -s (.init.* too, while the guest still has them). */
+export function addSymbolFile(ko: string, sections: readonly ModuleSection[]): string {
+  const text = sections.find((s) => s.name === '.text');
+  if (!text) throw new Error('the module has no .text section');
+  const rest = sections.filter((s) => s !== text && !KERNEL_MADE.has(s.name)).map((s) => `-s ${s.name} ${s.addr}`);
+  return ['add-symbol-file', gdbPath(ko), text.addr, ...rest].join(' ');
+}
+
+/** gdb python: `mmaplab-map [CHECK]` asks mmaplab over its socket to send the test, then continues. */
+export function mapCommand(socket: string, checks: readonly string[]): string {
+  return [
+    'python',
+    'import gdb, socket',
+    'class MmaplabMap(gdb.Command):',
+    `    """mmaplab-map [${checks.join('|')}]: have mmaplab run the mapping test in the guest, then continue (the breakpoint hits when it maps)."""`,
+    '    def __init__(self):',
+    '        super().__init__("mmaplab-map", gdb.COMMAND_USER)',
+    '    def invoke(self, arg, from_tty):',
+    `        check = arg.strip() or ${JSON.stringify(checks[0] ?? 'shared')}`,
+    '        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)',
+    `        s.connect(${JSON.stringify(socket)})`,
+    '        s.sendall(("map %s\\n" % check).encode())',
+    '        reply = s.makefile().readline().strip()',
+    '        s.close()',
+    '        if not reply.startswith("ok"):',
+    '            raise gdb.GdbError("mmaplab: " + reply)',
+    '        print("mmaplab: " + reply[2:].strip())',
+    '        gdb.execute("continue")',
+    'MmaplabMap()',
+    'end',
+  ].join('\n');
+}
+
+/** What gdb runs before it connects: settings, symbols, the breakpoint, mmaplab-map. */
+export function symbolsScript(s: GdbSetup): string {
+  const lines = [
+    '# mmaplab debug: generated; the addresses are the guest\'s /sys/module/<name>/sections',
+    'set pagination off',
+    'set confirm off',
+    s.vmlinux ? `file ${gdbPath(s.vmlinux)}` : 'set architecture i386:x86-64',
+    addSymbolFile(s.ko, s.sections),
+    `directory ${gdbPath(s.sourceDir)}`,
+    ...(s.handler ? [`break ${s.handler}`] : []),
+    mapCommand(s.mapSocket, s.checks),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** The whole script for gdb on the terminal: the symbols, then the connection to the stub. */
+export function gdbScript(s: GdbSetup): string {
+  return `${symbolsScript(s)}target remote 127.0.0.1:${s.port}\n`;
+}
