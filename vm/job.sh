@@ -255,6 +255,16 @@ find_device() {
   emit device how="$how" path="$DEVICE" major:="$major" name="$DEVICE_NAME" mknod:=$? error="$out"
 }
 
+# The loaded driver's sections and their addresses (root reads the real ones), one
+# record each, from its /sys/module/NAME/sections. One grep reads them all: a
+# section file answers only a read from offset 0, as cat and grep read it (read(1) does not).
+report_sections() {
+  grep -H '' "$1"/.[!.]* "$1"/* 2> /dev/null | while IFS= read -r l; do
+    name=${l%:*}
+    emit section name="${name##*/}" addr="${l##*:}"
+  done
+}
+
 finish() {
   trace_teardown
   mark "job $JOB_ID end"
@@ -336,15 +346,8 @@ fi
 
 find_device
 
-# SECTIONS=1: where the kernel put each of the driver's sections (root reads the real addresses), for gdb.
-# One grep reads them all: a section file answers only a read from offset 0, as cat and grep read it (read(1) does not).
-if [ "${SECTIONS:-0}" = 1 ]; then
-  sections="/sys/module/$(echo "$MODULE_NAME" | tr - _)/sections"
-  grep -H '' "$sections"/.[!.]* "$sections"/* 2> /dev/null | while IFS= read -r l; do
-    name=${l%:*}
-    emit section name="${name##*/}" addr="${l##*:}"
-  done
-fi
+# SECTIONS=1: where the kernel put each of the driver's sections, for gdb.
+[ "${SECTIONS:-0}" = 1 ] && report_sections "/sys/module/$(echo "$MODULE_NAME" | tr - _)/sections"
 
 # The test program runs every check in a child of its own, marks each in the
 # kernel log, and reports the traced calls of each.

