@@ -17,9 +17,9 @@ import { join, resolve } from 'node:path';
 import { launchJson } from '../gdb/launch.js';
 import { MapSocket, type MapRequest } from '../gdb/map-socket.js';
 import { startGdb, type GdbRun } from '../gdb/run-gdb.js';
-import { gdbScript, symbolsScript, type GdbSetup } from '../gdb/script.js';
+import { earlyScript, gdbScript, lateScript, symbolsScript, type GdbSetup } from '../gdb/script.js';
 import type { GuestRecord } from '../guest/protocol.js';
-import { kernelSymbols } from '../kernel/debug-symbols.js';
+import { cachedKernelSymbols, kernelSymbols } from '../kernel/debug-symbols.js';
 import type { Kernel } from '../kernel/types.js';
 import { resolveDriverSource } from '../kbuild/driver-source.js';
 import { findMmapHandler } from '../kbuild/mmap-handler.js';
@@ -27,7 +27,7 @@ import type { DebugSession, MapRun } from '../model/debug.js';
 
 export type { DebugSession, MapRun } from '../model/debug.js';
 import type { HostedJob, Machine, ShellSession } from '../machines/machine.js';
-import { setUpLab, type LabModule, type SetupOptions } from '../machines/setup.js';
+import { setUpLab, type LabModule, type LabSetup, type SetupOptions } from '../machines/setup.js';
 import { CHECK_NAMES, isCheckName, type CheckName } from '../model/checks.js';
 import { moduleSections } from '../parse/module-sections.js';
 import { RunDir } from '../rundir/run-dir.js';
@@ -84,34 +84,107 @@ export async function labDebug(opts: DebugOptions): Promise<DebugResult> {
   if (lab.kind === 'build-failed') throw lab.error;
   const { module, machine } = lab;
   const consoleLogOf = () => machine.consoleLogs()[0] ?? runDir.consoleLog;
+  const mapper = new Mapper(machine, module, lab.testProgram, opts);
+  // mmaplab's own gdb starts now, so it reads the kernel's symbols while the guest boots; it asks for the rest once the driver is loaded.
+  const late = deferred<string>();
+  const socket = await MapSocket.listen(await mapSocketPath(runDir), (r) => (r.kind === 'ready' ? late.promise.then((p) => `ok ${p}`, (e: unknown) => `failed: ${e instanceof Error ? e.message : String(e)}`) : mapper.answer(r)));
+  const early = opts.frontEnd.kind === 'gdb' ? await startEarly(runDir, gdb, opts.frontEnd.run, { vmlinux: opts.kernelSymbols && lab.guestKernel ? await cachedKernelSymbols(cacheDir, lab.guestKernel) : undefined, indexCache: join(cacheDir, 'gdb-index'), mapSocket: socket.path }, opts.divertSignals) : undefined;
   try {
-    // The kernel's symbols come (or are found cached) while the guest boots and loads the driver.
-    const symbolsP = symbolsFor(opts, lab.guestKernel, cacheDir);
-    const loaded = await machine.runJob({ ...keptDriverJob(module, lab.testProgram, opts), reportSections: true });
-    const device = loadedDevice(loaded, module.name, 'the debugger', consoleLogOf());
-    const sections = moduleSections(loaded.records);
-    if (sections.kind === 'none') throw new MmaplabError('guest', `no section addresses for ${module.name}: ${sections.why}`, { hint: `full kernel log: ${consoleLogOf()}` });
-    if (sections.refused.length) notes.push(`sections with names gdb is not given: ${sections.refused.join(', ')}`);
-    const src = await resolveDriverSource(source);
-    const handler = await findMmapHandler(src.root, src.files, module.ko);
-    const symbols = await symbolsP;
-    const port = machine.gdbStub();
-    if (port === undefined) throw new MmaplabError('internal', 'the debug guest has no gdb stub');
-    const mapper = new Mapper(machine, module, lab.testProgram, opts, loaded.records, opts.frontEnd.kind === 'shell' ? device : undefined);
-    const socket = await MapSocket.listen(await mapSocketPath(runDir), (r) => mapper.answer(r));
-    try {
-      const setup: GdbSetup = { port, vmlinux: symbols.vmlinux, indexCache: join(cacheDir, 'gdb-index'), ko: module.ko, sections: sections.sections, handler: handler.kind === 'none' ? undefined : handler.name, sourceDir: join(src.root, src.subdir), mapSocket: socket.path, checks: MAP_CHECKS };
-      const session = await writeSession(runDir, setup, { gdb, module, kernel: lab.kernel.release, device, handler, noKernelSymbols: symbols.why, consoleLog: consoleLogOf(), frontEnd: opts.frontEnd.kind });
-      opts.onReady(session);
-      const gdbStatus = await frontEnd(opts, gdb, session, machine, module.name);
-      await mapper.drain(MAP_DRAIN_MS);
-      return { session: { ...session, consoleLog: consoleLogOf() }, gdbStatus, maps: mapper.runs, notes };
-    } finally {
-      await socket.close();
+    const { session, setup, devicePath } = await loadForDebugging(opts, { lab, module, machine, runDir, source, cacheDir, gdb, notes, socket: socket.path, consoleLogOf });
+    mapper.attach(devicePath);
+    opts.onReady(session);
+    if (early) {
+      await writeFile(runDir.file('debug-late.gdb'), lateScript(setup, early.had));
+      late.resolve(runDir.file('debug-late.gdb'));
     }
+    const gdbStatus = early ? await early.session() : await frontEnd(opts, machine, module.name);
+    // A gdb that detached left the guest running: a test it sent may end. One killed (or an IDE stopped) may have left it paused.
+    if (gdbStatus === 0) await mapper.drain(MAP_DRAIN_MS);
+    if (mapper.busy) await machine.abort();
+    return { session: { ...session, consoleLog: consoleLogOf() }, gdbStatus, maps: mapper.runs, notes };
+  } catch (e) {
+    late.reject(e);
+    throw e;
   } finally {
+    await early?.stop();
+    await socket.close();
     await machine.close();
   }
+}
+
+function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void } {
+  let resolve: (v: T) => void = () => {};
+  let reject: (e: unknown) => void = () => {};
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // Nobody may be waiting (no early gdb): a failure is the command's, thrown on its own.
+  promise.catch(() => {});
+  return { promise, resolve, reject };
+}
+
+interface Loading {
+  lab: Extract<LabSetup, { kind: 'ready' }>;
+  module: LabModule;
+  machine: Machine;
+  runDir: RunDir;
+  source: string;
+  cacheDir: string;
+  gdb: string;
+  notes: string[];
+  socket: string;
+  consoleLogOf: () => string;
+}
+
+/** The guest booted and the driver loaded, its sections read, its handler found, the kernel's symbols at hand: the scripts written. */
+async function loadForDebugging(opts: DebugOptions, l: Loading): Promise<{ session: DebugSession; setup: GdbSetup; devicePath: string }> {
+  const { module, machine } = l;
+  // The kernel's symbols come (or are found cached) while the guest boots and loads the driver.
+  const symbolsP = symbolsFor(opts, l.lab.guestKernel, l.cacheDir);
+  const loaded = await machine.runJob({ ...keptDriverJob(module, l.lab.testProgram, opts), reportSections: true });
+  const device = loadedDevice(loaded, module.name, 'the debugger', l.consoleLogOf());
+  const sections = moduleSections(loaded.records);
+  if (sections.kind === 'none') throw new MmaplabError('guest', `no section addresses for ${module.name}: ${sections.why}`, { hint: `full kernel log: ${l.consoleLogOf()}` });
+  if (sections.refused.length) l.notes.push(`sections with names gdb is not given: ${sections.refused.join(', ')}`);
+  const src = await resolveDriverSource(l.source);
+  const handler = await findMmapHandler(src.root, src.files, module.ko);
+  const symbols = await symbolsP;
+  const port = machine.gdbStub();
+  if (port === undefined) throw new MmaplabError('internal', 'the debug guest has no gdb stub');
+  const setup: GdbSetup = { port, vmlinux: symbols.vmlinux, indexCache: join(l.cacheDir, 'gdb-index'), ko: module.ko, sections: sections.sections, handler: handler.kind === 'none' ? undefined : handler.name, sourceDir: join(src.root, src.subdir), mapSocket: l.socket, checks: MAP_CHECKS };
+  const session = await writeSession(l.runDir, setup, { gdb: l.gdb, module, kernel: l.lab.kernel.release, device, handler, noKernelSymbols: symbols.why, consoleLog: l.consoleLogOf(), frontEnd: opts.frontEnd.kind });
+  const devicePath = loaded.records.find((r): r is Extract<GuestRecord, { t: 'device' }> => r.t === 'device')?.path ?? '';
+  return { session, setup, devicePath };
+}
+
+/** mmaplab's own gdb, started before the guest is up: until its session begins, Ctrl-C stops everything (gdb too); then Ctrl-C is gdb's. */
+async function startEarly(runDir: RunDir, gdb: string, run: GdbRun, early: Pick<GdbSetup, 'vmlinux' | 'indexCache' | 'mapSocket'>, divert: DebugOptions['divertSignals']) {
+  const script = runDir.file('debug-early.gdb');
+  await writeFile(script, earlyScript(early));
+  const g = startGdb(gdb, script, run);
+  let restore = divert((sig) => {
+    g.kill();
+    restore();
+    // Handled as ever now: every guest stopped, mmaplab ends.
+    process.kill(process.pid, sig);
+  });
+  return {
+    had: { vmlinux: early.vmlinux },
+    session: async (): Promise<number> => {
+      restore();
+      // Ctrl-C is gdb's (it stops the guest at its prompt); a kill ends gdb, then the guest.
+      restore = divert((sig) => {
+        if (sig === 'SIGTERM') g.kill();
+      });
+      return g.exited;
+    },
+    stop: async (): Promise<void> => {
+      restore();
+      g.kill();
+      await g.exited;
+    },
+  };
 }
 
 /** The checks mmaplab-map offers, `shared` (the default) first. */
@@ -162,21 +235,11 @@ async function writeSession(
 }
 
 /** The front end's session: gdb until it exits, the IDE's until Ctrl-C, or the guest's shell until it exits. */
-async function frontEnd(opts: DebugOptions, gdb: string, session: DebugSession, machine: Machine, moduleName: string): Promise<number | undefined> {
+async function frontEnd(opts: DebugOptions, machine: Machine, moduleName: string): Promise<number | undefined> {
   const fe = opts.frontEnd;
   switch (fe.kind) {
-    case 'gdb': {
-      const g = startGdb(gdb, session.script, fe.run);
-      // Ctrl-C is gdb's (it stops the guest at its prompt); a kill ends gdb, then the guest.
-      const restore = opts.divertSignals((sig) => {
-        if (sig === 'SIGTERM') g.kill();
-      });
-      try {
-        return await g.exited;
-      } finally {
-        restore();
-      }
-    }
+    case 'gdb':
+      throw new MmaplabError('internal', "gdb on the terminal is started early (startEarly), not here");
     case 'print': {
       let stop: () => void = () => {};
       const stopped = new Promise<void>((r) => (stop = r));
@@ -199,24 +262,27 @@ class Mapper {
   readonly runs: MapRun[] = [];
   private running: Promise<void> | undefined;
   private nextId = 2;
-  private readonly device: string;
+  /** The driver's device node, once it is loaded. */
+  private device: string | undefined;
 
   constructor(
     private readonly machine: Machine,
     private readonly module: LabModule,
     private readonly testProgram: string,
     private readonly opts: DebugOptions,
-    loadRecords: readonly GuestRecord[],
-    /** shell --gdb: the console is the shell's, and the agent takes no job while it runs. */
-    private readonly shellDevice: string | undefined,
-  ) {
-    this.device = loadRecords.find((r): r is Extract<GuestRecord, { t: 'device' }> => r.t === 'device')?.path ?? '';
+  ) {}
+
+  /** The driver is loaded: its device node, as the load job reported it. */
+  attach(device: string): void {
+    this.device = device;
   }
 
   answer(r: MapRequest): Promise<string> {
-    if (r.kind === 'bad') return Promise.resolve(`refused: not a request (${r.line}); say: mmaplab-map CHECK`);
+    if (r.kind !== 'map') return Promise.resolve(`refused: not a request (${r.kind === 'bad' ? r.line : r.kind}); say: mmaplab-map CHECK`);
     if (!isCheckName(r.check)) return Promise.resolve(`refused: no check ${r.check}; one of ${MAP_CHECKS.join(', ')}`);
-    if (this.shellDevice !== undefined) return Promise.resolve(`refused: the guest is in its shell; run there: mmap-test --device ${this.shellDevice} --checks ${r.check}`);
+    if (this.device === undefined) return Promise.resolve('refused: the driver is not loaded yet');
+    // shell --gdb: the console is the shell's, and the agent takes no job while it runs.
+    if (this.opts.frontEnd.kind === 'shell') return Promise.resolve(`refused: the guest is in its shell; run there: mmap-test --device ${this.device} --checks ${r.check}`);
     if (this.running) return Promise.resolve('refused: the last mapping test is still running (continue until it ends)');
     const check = r.check;
     this.running = this.machine.runJob(this.job(check)).then((j) => this.ended(check, j), () => this.ended(check, undefined));
@@ -226,7 +292,7 @@ class Mapper {
   private job(check: CheckName) {
     const base = keptDriverJob(this.module, this.testProgram, this.opts);
     // The device the first job found (given), the driver left loaded; a step may wait at a breakpoint for as long as its user likes.
-    const device = base.inspect ? { device: this.device } : {};
+    const device = base.inspect ? { device: this.device ?? '' } : {};
     return { ...base, ...device, id: this.nextId++, checks: [check], loaded: true, untimed: true, stepTimeoutS: 24 * 3600 };
   }
 
@@ -237,6 +303,10 @@ class Mapper {
     this.runs.push(run);
     this.running = undefined;
     this.opts.onMapEnded?.(run);
+  }
+
+  get busy(): boolean {
+    return this.running !== undefined;
   }
 
   /** Let a test still running end (gdb detached, the guest runs on), within `ms`. */

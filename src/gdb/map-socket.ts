@@ -1,15 +1,20 @@
 /**
  * The Unix socket gdb's `mmaplab-map` talks to: one request line per
- * connection (`map CHECK`), one reply line (`ok WHAT` or the reason it was
+ * connection (`map CHECK`, or `ready`), one reply line (`ok WHAT` or the reason it was
  * refused). What a request does is the caller's: mmaplab debug sends the
  * mapping test to the guest.
  */
 import { rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 
-export type MapRequest = { kind: 'map'; check: string } | { kind: 'bad'; line: string };
+export type MapRequest =
+  | { kind: 'map'; check: string }
+  /** mmaplab's own gdb, started early, waiting for the session's script (answered `ok PATH` once the driver is loaded). */
+  | { kind: 'ready' }
+  | { kind: 'bad'; line: string };
 
 export function parseMapRequest(line: string): MapRequest {
+  if (line.trim() === 'ready') return { kind: 'ready' };
   const m = /^map ([a-z-]{1,40})$/.exec(line.trim());
   return m ? { kind: 'map', check: m[1]! } : { kind: 'bad', line: line.slice(0, 80) };
 }

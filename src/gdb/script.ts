@@ -74,23 +74,54 @@ export function mapCommand(socket: string, checks: readonly string[]): string {
   ].join('\n');
 }
 
+const HEADER = ['# mmaplab debug: generated; the addresses are the guest\'s /sys/module/<name>/sections', 'set pagination off', 'set confirm off'];
+
+/** The kernel's symbols (with gdb's index of them cached), or the architecture alone without them. */
+function kernelLines(s: Pick<GdbSetup, 'vmlinux' | 'indexCache'>): string[] {
+  if (!s.vmlinux) return ['set architecture i386:x86-64'];
+  return [...(s.indexCache ? [`set index-cache directory ${gdbPath(s.indexCache)}`, 'set index-cache enabled on'] : []), `file ${gdbPath(s.vmlinux)}`];
+}
+
+/** The module at its sections, its sources, the breakpoint, mmaplab-map. */
+function moduleLines(s: GdbSetup): string[] {
+  return [addSymbolFile(s.ko, s.sections), `directory ${gdbPath(s.sourceDir)}`, ...(s.handler ? [`break ${s.handler}`] : []), mapCommand(s.mapSocket, s.checks)];
+}
+
 /** What gdb runs before it connects: settings, symbols, the breakpoint, mmaplab-map. */
 export function symbolsScript(s: GdbSetup): string {
-  const lines = [
-    '# mmaplab debug: generated; the addresses are the guest\'s /sys/module/<name>/sections',
-    'set pagination off',
-    'set confirm off',
-    ...(s.vmlinux && s.indexCache ? [`set index-cache directory ${gdbPath(s.indexCache)}`, 'set index-cache enabled on'] : []),
-    s.vmlinux ? `file ${gdbPath(s.vmlinux)}` : 'set architecture i386:x86-64',
-    addSymbolFile(s.ko, s.sections),
-    `directory ${gdbPath(s.sourceDir)}`,
-    ...(s.handler ? [`break ${s.handler}`] : []),
-    mapCommand(s.mapSocket, s.checks),
-  ];
-  return `${lines.join('\n')}\n`;
+  return `${[...HEADER, ...kernelLines(s), ...moduleLines(s)].join('\n')}\n`;
 }
 
 /** The whole script for gdb on the terminal: the symbols, then the connection to the stub. */
 export function gdbScript(s: GdbSetup): string {
   return `${symbolsScript(s)}target remote 127.0.0.1:${s.port}\n`;
+}
+
+/**
+ * gdb started while the guest boots (mmaplab debug's own gdb), so its loading
+ * of the kernel's symbols (1.5 s with its index) overlaps the boot: the
+ * settings and the kernel's symbols where cached already, then it waits,
+ * asking mmaplab over the socket, for the rest (lateScript) and sources it.
+ */
+export function earlyScript(s: Pick<GdbSetup, 'vmlinux' | 'indexCache' | 'mapSocket'>): string {
+  const wait = [
+    'python',
+    'import gdb, socket',
+    's = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)',
+    `s.connect(${JSON.stringify(s.mapSocket)})`,
+    's.sendall(b"ready\\n")',
+    'reply = s.makefile().readline().strip()',
+    's.close()',
+    'if not reply.startswith("ok "):',
+    '    raise gdb.GdbError("mmaplab: " + reply)',
+    'gdb.execute("source " + reply[3:])',
+    'end',
+  ];
+  return `${[...HEADER, ...(s.vmlinux ? kernelLines(s) : []), ...wait].join('\n')}\n`;
+}
+
+/** The rest, once the driver is loaded: the kernel's symbols if the early script had none, the module, the connection. */
+export function lateScript(s: GdbSetup, early: Pick<GdbSetup, 'vmlinux'>): string {
+  const kernel = s.vmlinux && early.vmlinux === s.vmlinux ? [] : kernelLines(s);
+  return `${[...kernel, ...moduleLines(s), `target remote 127.0.0.1:${s.port}`].join('\n')}\n`;
 }

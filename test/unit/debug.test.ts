@@ -12,7 +12,7 @@ import type { GuestRecord } from '../../src/guest/protocol.js';
 import { launchConfiguration, launchJson } from '../../src/gdb/launch.js';
 import { parseMapRequest } from '../../src/gdb/map-socket.js';
 import { gdbArgs } from '../../src/gdb/run-gdb.js';
-import { addSymbolFile, gdbPath, gdbScript, symbolsScript, type GdbSetup } from '../../src/gdb/script.js';
+import { addSymbolFile, earlyScript, gdbPath, gdbScript, lateScript, symbolsScript, type GdbSetup } from '../../src/gdb/script.js';
 import { definedFunctions, mmapInitializers, pickMmapHandler } from '../../src/kbuild/mmap-handler.js';
 import { findStaticBusybox } from '../../src/guest/initramfs.js';
 import { extractVmlinux, kernelDbgPackage, kernelSymbolsDir, vmlinuxMember } from '../../src/kernel/debug-symbols.js';
@@ -141,6 +141,23 @@ describe('the gdb script', () => {
     expect(s).not.toContain('break ');
   });
 
+  it('starts gdb early with the cached kernel symbols, and gives it the rest (never the kernel twice) once the driver is loaded', () => {
+    const withKernel = { ...setup, vmlinux: '/k/vmlinux', indexCache: '/c/gdb-index' };
+    const early = earlyScript(withKernel);
+    expect(early).toContain('file "/k/vmlinux"\n');
+    expect(early).toContain('s.sendall(b"ready\\n")');
+    expect(early).toContain('gdb.execute("source " + reply[3:])');
+    expect(early).not.toContain('add-symbol-file');
+    const late = lateScript(withKernel, { vmlinux: '/k/vmlinux' });
+    expect(late).not.toContain('file "/k/vmlinux"');
+    expect(late.split('\n')[0]).toMatch(/^add-symbol-file /);
+    expect(late.trimEnd().split('\n').at(-1)).toBe('target remote 127.0.0.1:41234');
+    // Symbols fetched during the boot (not cached when gdb started): the late part loads them.
+    expect(lateScript(withKernel, { vmlinux: undefined })).toContain('file "/k/vmlinux"\n');
+    expect(lateScript(setup, { vmlinux: undefined })).toContain('set architecture i386:x86-64\n');
+    expect(earlyScript(setup)).not.toContain('file ');
+  });
+
   it('refuses a path it cannot quote', () => {
     expect(() => gdbPath('/a"b')).toThrow();
     expect(() => gdbPath('/a\nshell id')).toThrow();
@@ -175,6 +192,7 @@ describe("gdb's mmaplab-map requests", () => {
     expect(parseMapRequest('map shared\n')).toEqual({ kind: 'map', check: 'shared' });
     expect(parseMapRequest('map private-per-page')).toEqual({ kind: 'map', check: 'private-per-page' });
     expect(parseMapRequest('map shared; rm')).toMatchObject({ kind: 'bad' });
+    expect(parseMapRequest('ready\n')).toEqual({ kind: 'ready' });
   });
 });
 
