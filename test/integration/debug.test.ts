@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { qemuProcesses, startCli } from './cli.js';
+import { qemuProcesses, runCli, startCli } from './cli.js';
 
 const DRIVER = 'test/fixtures/drivers/lab-layout/vmmap';
 const debugGuests = () => qemuProcesses().filter((l) => l.includes(' -gdb tcp:127.0.0.1:'));
@@ -86,4 +86,37 @@ describe('mmaplab debug', () => {
     for (const [name, addr] of Object.entries(given)) expect(guest[name], name).toBe(addr);
     expect(Object.keys(guest).filter((n) => !(n in given)).sort()).toEqual(['.strtab', '.symtab']);
   }, 90_000);
+
+  it('--print-gdb prints the commands and a launch.json, keeps the guest for an IDE (mmaplab-map works from it), and Ctrl-C leaves nothing running', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mmaplab-debug-test-'));
+    const p = startCli(['debug', DRIVER, '--no-kernel-symbols', '--print-gdb', '--output-dir', join(dir, 'run')]);
+    let out = '';
+    let ide: Promise<string> | undefined;
+    p.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (ide || !out.includes('until Ctrl-C')) return;
+      // The IDE: gdb with the printed script, the test run from its prompt, then Ctrl-C to mmaplab.
+      ide = execa('gdb', ['-q', '-nx', '-batch', '-x', join(dir, 'run', 'debug.gdb'), '-ex', 'mmaplab-map private', '-ex', 'print/x vma->vm_flags', '-ex', 'detach'], { reject: false }).then((g) => {
+        setTimeout(() => p.kill('SIGINT'), 1000);
+        return String(g.stdout);
+      });
+    });
+    const r = await p;
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    const launch = JSON.parse(/^(\{\n  "version": "0\.2\.0"[\s\S]*?\n\})$/m.exec(out)![1]!) as { configurations: Array<{ type: string; miDebuggerServerAddress: string }> };
+    expect(launch.configurations[0]).toMatchObject({ type: 'cppdbg', miDebuggerServerAddress: expect.stringMatching(/^127\.0\.0\.1:\d+$/) as string });
+    expect(out).toMatch(/^add-symbol-file "\S+vmmap\.ko" 0xffffffff[0-9a-f]+ -s /m);
+    expect(await ide).toMatch(/^Breakpoint 1, my_mmap \(/m);
+    expect(String(r.stderr)).toMatch(/the private mapping test ended: the test program exited 0/);
+    expect(String(r.stderr)).toMatch(/the guest is off/);
+  }, 90_000);
+
+  it('without gdb: one line naming the package, before anything is built or booted', async () => {
+    // A PATH with nothing on it (mmaplab itself runs from node's own path).
+    const r = await runCli(['debug', DRIVER, '--no-kernel-symbols'], { PATH: mkdtempSync(join(tmpdir(), 'mmaplab-empty-path-')) });
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toMatch(/gdb not found/);
+    expect(r.stderr).toMatch(/install the Debian\/Ubuntu package gdb \(sudo apt-get install gdb\)/);
+    expect(r.durationMs).toBeLessThan(5000);
+  });
 });
