@@ -164,7 +164,7 @@ async function startEarly(runDir: RunDir, gdb: string, run: GdbRun, early: Pick<
   await writeFile(script, earlyScript(early));
   const g = startGdb(gdb, script, run);
   let restore = divert((sig) => {
-    g.kill();
+    g.kill('SIGKILL');
     restore();
     // Handled as ever now: every guest stopped, mmaplab ends.
     process.kill(process.pid, sig);

@@ -13,7 +13,8 @@ export function gdbArgs(script: string, run: GdbRun): string[] {
 export interface RunningGdb {
   /** gdb's exit status (a signal: 128 + its number). */
   exited: Promise<number>;
-  kill(): void;
+  /** SIGTERM (gdb ends its session), or SIGKILL (a gdb only waiting for the session: nothing to end, and no word from it). */
+  kill(signal?: 'SIGTERM' | 'SIGKILL'): void;
   command: string;
 }
 
@@ -22,5 +23,5 @@ export function startGdb(gdb: string, script: string, run: GdbRun): RunningGdb {
   const args = gdbArgs(script, run);
   const p = execa(gdb, args, { stdio: run.kind === 'batch' ? ['ignore', 'inherit', 'inherit'] : 'inherit', reject: false, cleanup: true });
   const exited = p.then((r) => (typeof r.exitCode === 'number' ? r.exitCode : 128 + (r.signal === 'SIGKILL' ? 9 : 15)));
-  return { exited, kill: () => p.kill('SIGTERM'), command: formatCommand(gdb, args) };
+  return { exited, kill: (signal = 'SIGTERM') => p.kill(signal), command: formatCommand(gdb, args) };
 }
