@@ -29,6 +29,7 @@ export type { DebugSession, MapRun } from '../model/debug.js';
 import type { HostedJob, Machine, ShellSession } from '../machines/machine.js';
 import { setUpLab, type LabModule, type LabSetup, type SetupOptions } from '../machines/setup.js';
 import { CHECK_NAMES, isCheckName, type CheckName } from '../model/checks.js';
+import { signalExitCode } from '../model/exit.js';
 import { moduleSections } from '../parse/module-sections.js';
 import { RunDir } from '../rundir/run-dir.js';
 import { MmaplabError, usageError } from '../util/errors.js';
@@ -163,6 +164,7 @@ async function startEarly(runDir: RunDir, gdb: string, run: GdbRun, early: Pick<
   const script = runDir.file('debug-early.gdb');
   await writeFile(script, earlyScript(early));
   const g = startGdb(gdb, script, run);
+  let killed = false;
   let restore = divert((sig) => {
     g.kill('SIGKILL');
     restore();
@@ -175,9 +177,13 @@ async function startEarly(runDir: RunDir, gdb: string, run: GdbRun, early: Pick<
       restore();
       // Ctrl-C is gdb's (it stops the guest at its prompt); a kill ends gdb, then the guest.
       restore = divert((sig) => {
-        if (sig === 'SIGTERM') g.kill();
+        if (sig !== 'SIGTERM') return;
+        killed = true;
+        g.kill();
       });
-      return g.exited;
+      const status = await g.exited;
+      // Killed: the session ends as a killed command does (128 + SIGTERM), its guest off all the same.
+      return killed ? signalExitCode('SIGTERM') : status;
     },
     stop: async (): Promise<void> => {
       restore();
