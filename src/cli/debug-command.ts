@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { DebugFrontEnd } from '../commands/debug.js';
 import { makeStyle } from '../report/style.js';
-import { addGuestOptions, setupOptions, usage, type GuestCliOptions } from './options.js';
+import { addDriverChoice, addGuestOptions, checkDriverChoice, setupOptions, usage, type GuestCliOptions } from './options.js';
 import { progressPrinter, wantsLiveView } from './progress.js';
 import { LiveView } from './live-view.js';
 import { divertSignals } from './signals.js';
@@ -44,9 +44,8 @@ function debugProgress(o: DebugCliOptions): { progress: Progress; stop: () => vo
 /** Run a debug session with this front end; its exit status is gdb's (gdb front end), else 0. */
 export async function runDebug(driver: string | undefined, o: DebugCliOptions, frontEnd: (make: (fe: DebugFrontEnd) => Promise<number>) => Promise<number>): Promise<void> {
   const { labDebug } = await import('../commands/debug.js');
-  const { STRATEGIES } = await import('../diagnose/expectations.js');
   const { renderDebugBanner, renderMapEnded, renderPrintGdb } = await import('../report/debug-text.js');
-  if (!driver && !STRATEGIES.includes(o.strategy)) throw usage(`--strategy must be one of: ${STRATEGIES.join(', ')}`);
+  await checkDriverChoice(driver, o.strategy);
   if (expandKernelSpecs(o.kernel).length > 1) throw usage('debug opens one guest: give one --kernel');
   const err = makeStyle({ color: o.color === false ? false : undefined, stream: process.stderr });
   const shown = debugProgress(o);
@@ -75,9 +74,8 @@ export async function runDebug(driver: string | undefined, o: DebugCliOptions, f
 export function addDebug(program: Command): void {
   const debug = program
     .command('debug')
-    .description("debug the driver with gdb: a guest booted for it (KASLR off, QEMU's gdb stub), the driver loaded, its symbols at their real addresses, a breakpoint at its mmap handler; `mmaplab-map shared` in gdb runs the mapping test")
-    .argument('[driver]', 'a driver of your own (folder or .c file); default: the bundled driver')
-    .option('--strategy <name>', "the bundled driver's strategy to load", 'seed')
+    .description("debug the driver with gdb: a guest booted for it (KASLR off, QEMU's gdb stub), the driver loaded, its symbols at their real addresses, a breakpoint at its mmap handler; `mmaplab-map shared` in gdb runs the mapping test");
+  addDriverChoice(debug)
     .option('--no-kernel-symbols', "the module's symbols only: do not fetch (or use) the kernel's (Debian's linux-image-<release>-dbg, a 283 MB download once)")
     .option('--print-gdb', 'print the gdb commands and a VS Code launch.json snippet instead of starting gdb; the guest runs until Ctrl-C')
     .option('--gdb-batch <file>', "run gdb in batch mode: mmaplab's script, then the commands in <file> (end with detach)");

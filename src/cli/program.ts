@@ -12,7 +12,7 @@ import { makeStyle } from '../report/style.js';
 import { cacheRoot, projectPaths, stateRoot } from '../util/paths.js';
 import { isMmaplabError } from '../util/errors.js';
 import { VERSION } from '../util/version.js';
-import { ACCELS, addGuestOptions, configOption, noConfigOption, listOption, parseMemory, positiveInt, setupOptions, usage, valueError, type GuestCliOptions } from './options.js';
+import { ACCELS, addDriverChoice, addGuestOptions, checkDriverChoice, configOption, noConfigOption, listOption, parseMemory, positiveInt, setupOptions, usage, valueError, type GuestCliOptions } from './options.js';
 import type { AccelRequest } from '../vm/accel.js';
 import { fetchedSnapshot } from '../report/kernels-text.js';
 import { withTerminal } from './terminal.js';
@@ -130,9 +130,8 @@ async function gradescopeWriter(path: string, rubricPath: string | undefined): P
 function addShell(program: Command): void {
   const shell = program
     .command('shell')
-    .description('a shell in the lab guest with the driver built and loaded, mmap-test and busybox at hand; exit leaves (Ctrl-] kills the guest)')
-    .argument('[driver]', 'a driver of your own (folder or .c file); default: the bundled driver')
-    .option('--strategy <name>', "the bundled driver's strategy to load", 'seed')
+    .description('a shell in the lab guest with the driver built and loaded, mmap-test and busybox at hand; exit leaves (Ctrl-] kills the guest)');
+  addDriverChoice(shell)
     .option('--gdb', "boot the guest for debugging (KASLR off, QEMU's gdb stub) and print how gdb attaches from another terminal: the driver's symbols at their real addresses, a breakpoint at its mmap handler")
     .option('--no-kernel-symbols', "with --gdb: the module's symbols only (no Debian -dbg package)");
   addGuestOptions(shell).action(async (driver: string | undefined, o: GuestCliOptions & { strategy: string; gdb?: boolean; kernelSymbols: boolean }) => {
@@ -142,8 +141,7 @@ function addShell(program: Command): void {
       return shellWithGdb(driver, o);
     }
     const { labShell } = await import('../commands/shell.js');
-    const { STRATEGIES } = await import('../diagnose/expectations.js');
-    if (!driver && !STRATEGIES.includes(o.strategy)) throw usage(`--strategy must be one of: ${STRATEGIES.join(', ')}`);
+    await checkDriverChoice(driver, o.strategy);
     if (!o.target && expandKernelSpecs(o.kernel).length > 1) throw usage('shell opens one guest: give one --kernel');
     const err = styleFor(o, process.stderr);
     const r = await withTerminal((session) => labShell({ ...setupOptions(o, true), source: driver, strategy: o.strategy, session }));

@@ -104,6 +104,8 @@ export async function labDebug(opts: DebugOptions): Promise<DebugResult> {
     if (mapper.busy) await machine.abort();
     return { session: { ...session, consoleLog: consoleLogOf() }, gdbStatus, maps: mapper.runs, notes };
   } catch (e) {
+    // gdb still waiting for the session goes first and silently: at its prompt it would hold the terminal in its own mode.
+    await early?.stop();
     late.reject(e);
     throw e;
   } finally {
@@ -185,9 +187,10 @@ async function startEarly(runDir: RunDir, gdb: string, run: GdbRun, early: Pick<
       // Killed: the session ends as a killed command does (128 + SIGTERM), its guest off all the same.
       return killed ? signalExitCode('SIGTERM') : status;
     },
+    /** Once its session is over (gdb has exited), or the session failed while gdb only waited for it. */
     stop: async (): Promise<void> => {
       restore();
-      g.kill();
+      g.kill('SIGKILL');
       await g.exited;
     },
   };

@@ -142,9 +142,10 @@ export function jobEnv(job: LabJob, files: { module: string; test: string }, whe
     TEST_FLAGS: (job.testFlags ?? []).join(' '),
     KEEP_LOADED: job.keepLoaded ? '1' : '0',
     PG_RESERVED_BIT: job.pgReservedBit === undefined ? '' : String(job.pgReservedBit),
-    SECTIONS: job.reportSections ? '1' : '0',
-    LOADED: job.loaded ? '1' : '0',
     ...traceEnv(where.arch),
+    // mmaplab debug's own (job.sh reads them as 0 when unset): every other job's env stays as it was.
+    ...(job.reportSections ? { SECTIONS: '1' } : {}),
+    ...(job.loaded ? { LOADED: '1' } : {}),
   };
   return envFile(vars);
 }
