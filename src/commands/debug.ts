@@ -202,6 +202,7 @@ const MAP_CHECKS: readonly string[] = ['shared', ...CHECK_NAMES.filter((c) => c 
 async function symbolsFor(opts: DebugOptions, kernel: Kernel | undefined, cacheDir: string): Promise<{ vmlinux: string | undefined; why: string | undefined }> {
   if (!opts.kernelSymbols) return { vmlinux: undefined, why: '--no-kernel-symbols' };
   if (!kernel) return { vmlinux: undefined, why: 'no kernel of its own' };
+  if (!kernel.spec.startsWith('debian:')) return { vmlinux: undefined, why: `${kernel.spec} is not one of Debian's kernels, whose -dbg package has them` };
   const progress = opts.onProgress ?? (() => {});
   try {
     const vmlinux = await kernelSymbols(kernel, { cacheDir, archiveUri: opts.archiveUri, securityUri: opts.securityUri, onProgress: (m, bytes) => progress('fetch', m, bytes ? { bytes } : undefined) });
