@@ -111,6 +111,19 @@ describe('mmaplab debug', () => {
     expect(String(r.stderr)).toMatch(/the guest is off/);
   }, 90_000);
 
+  it('two sessions at once each get a gdb stub of their own and break in their own guest', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mmaplab-debug-test-'));
+    const commands = join(dir, 'cmds.gdb');
+    writeFileSync(commands, ['mmaplab-map shared', 'print vma->vm_pgoff', 'detach', ''].join('\n'));
+    const both = await Promise.all([1, 2].map((i) => startCli(['debug', '--no-kernel-symbols', '--gdb-batch', commands, '--output-dir', join(dir, `run${i}`)])));
+    const ports = both.map((r) => {
+      expect(r.exitCode, String(r.stderr)).toBe(0);
+      expect(String(r.stdout)).toMatch(/^Breakpoint 1, mmaplab_mmap \(/m);
+      return /gdb stub on 127\.0\.0\.1:(\d+)/.exec(String(r.stderr))![1];
+    });
+    expect(ports[0]).not.toBe(ports[1]);
+  }, 90_000);
+
   it('without gdb: one line naming the package, before anything is built or booted', async () => {
     // A PATH with nothing on it (mmaplab itself runs from node's own path).
     const r = await runCli(['debug', DRIVER, '--no-kernel-symbols'], { PATH: mkdtempSync(join(tmpdir(), 'mmaplab-empty-path-')) });
