@@ -151,11 +151,11 @@ async function loadForDebugging(opts: DebugOptions, l: Loading): Promise<{ sessi
   if (sections.kind === 'none') throw new MmaplabError('guest', `no section addresses for ${module.name}: ${sections.why}`, { hint: `full kernel log: ${l.consoleLogOf()}` });
   if (sections.refused.length) l.notes.push(`sections with names gdb is not given: ${sections.refused.join(', ')}`);
   const src = await resolveDriverSource(l.source);
-  const handler = await findMmapHandler(src.root, src.files, module.ko);
+  const { handler, objects } = await findMmapHandler(src.root, src.files, module.ko);
   const symbols = await symbolsP;
   const port = machine.gdbStub();
   if (port === undefined) throw new MmaplabError('internal', 'the debug guest has no gdb stub');
-  const setup: GdbSetup = { port, vmlinux: symbols.vmlinux, indexCache: join(l.cacheDir, 'gdb-index'), ko: module.ko, sections: sections.sections, handler: handler.kind === 'none' ? undefined : handler.name, sourceDir: join(src.root, src.subdir), mapSocket: l.socket, checks: MAP_CHECKS };
+  const setup: GdbSetup = { port, vmlinux: symbols.vmlinux, indexCache: join(l.cacheDir, 'gdb-index'), ko: module.ko, sections: sections.sections, handler: handler.kind === 'none' ? undefined : handler.name, lookIn: objects, sourceDir: join(src.root, src.subdir), mapSocket: l.socket, checks: MAP_CHECKS };
   const session = await writeSession(l.runDir, setup, { gdb: l.gdb, module, kernel: l.lab.kernel.release, device, handler, noKernelSymbols: symbols.why, consoleLog: l.consoleLogOf(), frontEnd: opts.frontEnd.kind });
   const devicePath = loaded.records.find((r): r is Extract<GuestRecord, { t: 'device' }> => r.t === 'device')?.path ?? '';
   return { session, setup, devicePath };
@@ -302,7 +302,8 @@ class Mapper {
   private job(check: CheckName) {
     const base = keptDriverJob(this.module, this.testProgram, this.opts);
     // The device the first job found (given), the driver left loaded; a step may wait at a breakpoint for as long as its user likes.
-    const device = base.inspect ? { device: this.device ?? '' } : {};
+    // A driver of the user's own: its device as found, and its pages read as mmaplab check reads them (no lab index, either byte order).
+    const device = base.inspect ? { device: this.device ?? '', testFlags: ['--no-index', '--either-order'] } : {};
     return { ...base, ...device, id: this.nextId++, checks: [check], loaded: true, untimed: true, stepTimeoutS: 24 * 3600 };
   }
 

@@ -19,8 +19,10 @@ export interface GdbSetup {
   /** The driver built with debug info. */
   ko: string;
   sections: readonly ModuleSection[];
-  /** The driver's mmap handler: the breakpoint; none: no breakpoint. */
+  /** The driver's mmap handler: the breakpoint; none: gdb looks for it in the guest's memory (`lookIn`) once connected. */
   handler: string | undefined;
+  /** The module's variables (C identifiers), among which a file_operations or proc_ops may hold the handler. */
+  lookIn?: readonly string[];
   /** Where gdb looks for the driver's sources. */
   sourceDir: string;
   /** The Unix socket mmaplab takes `map CHECK` requests on. */
@@ -92,9 +94,39 @@ export function symbolsScript(s: GdbSetup): string {
   return `${[...HEADER, ...kernelLines(s), ...moduleLines(s)].join('\n')}\n`;
 }
 
+/**
+ * gdb python, once connected: the mmap (or proc_mmap) of each of the module's
+ * file_operations and proc_ops as the guest's memory holds it, a breakpoint at
+ * each (a driver that sets its handler at run time, or through a macro).
+ */
+export function handlerFromMemory(names: readonly string[]): string {
+  return [
+    'python',
+    'import gdb',
+    'found = []',
+    `for name in ${JSON.stringify(names.filter((n) => /^[A-Za-z_]\w*$/.test(n)))}:`,
+    '    try:',
+    '        v = gdb.parse_and_eval(name)',
+    '        field = {"file_operations": "mmap", "proc_ops": "proc_mmap"}.get(v.type.strip_typedefs().unqualified().tag or "")',
+    '        fn = int(v[field]) if field else 0',
+    '    except gdb.error:',
+    '        continue',
+    '    if fn:',
+    '        found.append("%s.%s" % (name, field))',
+    '        gdb.execute("break *%d" % fn)',
+    'print("mmaplab: mmap handler from the guest\'s memory: " + (", ".join(found) if found else "none (no file_operations or proc_ops of the module has an mmap)"))',
+    'end',
+  ].join('\n');
+}
+
+/** After the connection: the handler looked for in the guest's memory, when the sources named none. */
+function afterConnect(s: GdbSetup): string[] {
+  return [`target remote 127.0.0.1:${s.port}`, ...(!s.handler && s.lookIn?.length ? [handlerFromMemory(s.lookIn)] : [])];
+}
+
 /** The whole script for gdb on the terminal: the symbols, then the connection to the stub. */
 export function gdbScript(s: GdbSetup): string {
-  return `${symbolsScript(s)}target remote 127.0.0.1:${s.port}\n`;
+  return `${symbolsScript(s)}${afterConnect(s).join('\n')}\n`;
 }
 
 /**
@@ -123,5 +155,5 @@ export function earlyScript(s: Pick<GdbSetup, 'vmlinux' | 'indexCache' | 'mapSoc
 /** The rest, once the driver is loaded: the kernel's symbols if the early script had none, the module, the connection. */
 export function lateScript(s: GdbSetup, early: Pick<GdbSetup, 'vmlinux'>): string {
   const kernel = s.vmlinux && early.vmlinux === s.vmlinux ? [] : kernelLines(s);
-  return `${[...kernel, ...moduleLines(s), `target remote 127.0.0.1:${s.port}`].join('\n')}\n`;
+  return `${[...kernel, ...moduleLines(s), ...afterConnect(s)].join('\n')}\n`;
 }

@@ -64,23 +64,32 @@ export function pickMmapHandler(found: readonly Initializer[], functions: Readon
   return others.length ? { kind: 'several', ...at, others } : { kind: 'found', ...at };
 }
 
-/** The functions an ELF object defines, from `readelf -sW` output. */
-export function definedFunctions(readelfSymbols: string): Set<string> {
+/** The symbols of one type (FUNC, OBJECT) an ELF object defines, from `readelf -sW` output; C identifiers only. */
+export function definedSymbols(readelfSymbols: string, type: 'FUNC' | 'OBJECT'): Set<string> {
   const out = new Set<string>();
   for (const line of readelfSymbols.split('\n')) {
     // Num: Value Size Type Bind Vis Ndx Name
     const f = line.trim().split(/\s+/);
-    if (f.length >= 8 && f[3] === 'FUNC' && f[6] !== 'UND') out.add(f[7]!);
+    if (f.length >= 8 && f[3] === type && f[6] !== 'UND' && /^[A-Za-z_]\w*$/.test(f[7]!)) out.add(f[7]!);
   }
   return out;
 }
 
-/** The driver's mmap handler: its C sources under `root` (files relative to it) and the built .ko. */
-export async function findMmapHandler(root: string, files: readonly string[], ko: string): Promise<MmapHandler> {
+export function definedFunctions(readelfSymbols: string): Set<string> {
+  return definedSymbols(readelfSymbols, 'FUNC');
+}
+
+/**
+ * The driver's mmap handler from its C sources under `root` (files relative
+ * to it) and the built .ko, and the .ko's variables: where the sources name
+ * no handler, gdb looks among them for a file_operations or proc_ops whose
+ * mmap the driver set at run time (gdb/script.ts).
+ */
+export async function findMmapHandler(root: string, files: readonly string[], ko: string): Promise<{ handler: MmapHandler; objects: string[] }> {
   const found: Initializer[] = [];
   for (const f of files.filter((x) => x.endsWith('.c'))) {
     found.push(...mmapInitializers(await readFile(join(root, f), 'utf8'), f));
   }
   const r = await runChecked('build', 'readelf -sW', requireTool('readelf'), ['-sW', ko]);
-  return pickMmapHandler(found, definedFunctions(r.stdout));
+  return { handler: pickMmapHandler(found, definedFunctions(r.stdout)), objects: [...definedSymbols(r.stdout, 'OBJECT')] };
 }

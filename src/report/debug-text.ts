@@ -9,7 +9,7 @@ function breakpointLine(h: MmapHandler): string {
     case 'several':
       return `breakpoint at ${h.name} (${h.file}:${h.line}); the sources also name ${h.others.join(', ')} as mmap handlers (break on them by hand)`;
     case 'none':
-      return `no breakpoint: no mmap handler found (${h.why})`;
+      return `no mmap handler in the driver's sources (${h.why}); once connected, gdb looks in the guest's memory for one in the module's file_operations and proc_ops, and breaks there`;
   }
 }
 

@@ -111,6 +111,18 @@ describe('mmaplab debug', () => {
     expect(String(r.stderr)).toMatch(/the guest is off/);
   }, 90_000);
 
+  it('finds a handler set at run time (no initializer in the sources) in the guest\'s memory, and breaks there', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mmaplab-debug-test-'));
+    const commands = join(dir, 'cmds.gdb');
+    writeFileSync(commands, ['mmaplab-map shared', 'detach', ''].join('\n'));
+    const r = await startCli(['debug', 'test/fixtures/drivers/runtime-fops', '--no-kernel-symbols', '--gdb-batch', commands, '--output-dir', join(dir, 'run')]);
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    expect(String(r.stderr)).toMatch(/no mmap handler in the driver's sources \(no `\.mmap = fn`.*gdb looks in the guest's memory/);
+    expect(String(r.stdout)).toContain("mmaplab: mmap handler from the guest's memory: fops.mmap");
+    expect(String(r.stdout)).toMatch(/^Breakpoint 1, late_mmap \(filp=0x[0-9a-f]+, vma=0x[0-9a-f]+\) at \S*runtime_fops\.c:\d+$/m);
+    expect(String(r.stderr)).toMatch(/the shared mapping test ended: the test program exited 0, 16\/16 pages read right/);
+  }, 90_000);
+
   it('two sessions at once each get a gdb stub of their own and break in their own guest', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mmaplab-debug-test-'));
     const commands = join(dir, 'cmds.gdb');

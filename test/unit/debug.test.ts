@@ -13,7 +13,7 @@ import { launchConfiguration, launchJson } from '../../src/gdb/launch.js';
 import { parseMapRequest } from '../../src/gdb/map-socket.js';
 import { gdbArgs } from '../../src/gdb/run-gdb.js';
 import { addSymbolFile, earlyScript, gdbPath, gdbScript, lateScript, symbolsScript, type GdbSetup } from '../../src/gdb/script.js';
-import { definedFunctions, mmapInitializers, pickMmapHandler } from '../../src/kbuild/mmap-handler.js';
+import { definedFunctions, definedSymbols, mmapInitializers, pickMmapHandler } from '../../src/kbuild/mmap-handler.js';
 import { findStaticBusybox } from '../../src/guest/initramfs.js';
 import { extractVmlinux, kernelDbgPackage, kernelSymbolsDir, vmlinuxMember } from '../../src/kernel/debug-symbols.js';
 import { moduleSections } from '../../src/parse/module-sections.js';
@@ -97,6 +97,7 @@ describe("the driver's mmap handler", () => {
       '    22: 0000000000000010     8 OBJECT  LOCAL  DEFAULT    5 buf',
     ].join('\n');
     expect([...definedFunctions(out)]).toEqual(['my_mmap']);
+    expect([...definedSymbols(out, 'OBJECT')]).toEqual(['buf']);
   });
 });
 
@@ -156,6 +157,15 @@ describe('the gdb script', () => {
     expect(lateScript(withKernel, { vmlinux: undefined })).toContain('file "/k/vmlinux"\n');
     expect(lateScript(setup, { vmlinux: undefined })).toContain('set architecture i386:x86-64\n');
     expect(earlyScript(setup)).not.toContain('file ');
+  });
+
+  it("looks for the handler in the guest's memory, after connecting, only when the sources named none", () => {
+    const s = gdbScript({ ...setup, handler: undefined, lookIn: ['fops', 'misc', 'bad name'] });
+    expect(s.indexOf('target remote')).toBeLessThan(s.indexOf('for name in ["fops","misc"]:'));
+    expect(s).toContain('gdb.execute("break *%d" % fn)');
+    expect(gdbScript({ ...setup, lookIn: ['fops'] })).not.toContain('for name in');
+    expect(symbolsScript({ ...setup, handler: undefined, lookIn: ['fops'] })).not.toContain('for name in');
+    expect(lateScript({ ...setup, handler: undefined, lookIn: ['fops'] }, { vmlinux: undefined })).toContain('for name in ["fops"]:');
   });
 
   it('refuses a path it cannot quote', () => {
