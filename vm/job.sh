@@ -21,7 +21,9 @@
 # vmalloc areas and taint), STATE=1 (a guest that may serve another job: report
 # what the job may leave behind, the loaded modules, character devices, vmalloc
 # areas, taint and reserved pages freed, so the host can tell whether the guest
-# is as it was) and PG_RESERVED_BIT.
+# is as it was), PG_RESERVED_BIT, SECTIONS=1 (report the loaded driver's section
+# addresses from /sys/module/NAME/sections: mmaplab debug) and LOADED=1 (the
+# driver is loaded already, by an earlier job that kept it: no insmod).
 #
 # run.sh --prepare FILE (the guest agent, before it says ready): register the
 # kprobe events FILE describes, disabled, so a snapshot holds them and no job
@@ -253,6 +255,16 @@ find_device() {
   emit device how="$how" path="$DEVICE" major:="$major" name="$DEVICE_NAME" mknod:=$? error="$out"
 }
 
+# The loaded driver's sections and their addresses (root reads the real ones), one
+# record each, from its /sys/module/NAME/sections. One grep reads them all: a
+# section file answers only a read from offset 0, as cat and grep read it (read(1) does not).
+report_sections() {
+  grep -H '' "$1"/.[!.]* "$1"/* 2> /dev/null | while IFS= read -r l; do
+    name=${l%:*}
+    emit section name="${name##*/}" addr="${l##*:}"
+  done
+}
+
 finish() {
   trace_teardown
   mark "job $JOB_ID end"
@@ -322,15 +334,20 @@ fi
 # The areas there before the driver: mmaplab compares them with those after rmmod (INSPECT).
 [ "$INSPECT" = 1 ] && [ -r /proc/vmallocinfo ] && emit -l vmalloc when=before < /proc/vmallocinfo
 
-mark "step insmod"
-# MODULE_PARAMS is a list of name=value words.
-# shellcheck disable=SC2086
-out=$(timeout "$STEP_TIMEOUT" insmod "$dir/$MODULE" $MODULE_PARAMS 2>&1)
-rc=$?
-step insmod "$rc" "$out"
-[ "$rc" -eq 0 ] || finish
+if [ "${LOADED:-0}" != 1 ]; then
+  mark "step insmod"
+  # MODULE_PARAMS is a list of name=value words.
+  # shellcheck disable=SC2086
+  out=$(timeout "$STEP_TIMEOUT" insmod "$dir/$MODULE" $MODULE_PARAMS 2>&1)
+  rc=$?
+  step insmod "$rc" "$out"
+  [ "$rc" -eq 0 ] || finish
+fi
 
 find_device
+
+# SECTIONS=1: where the kernel put each of the driver's sections, for gdb.
+[ "${SECTIONS:-0}" = 1 ] && report_sections "/sys/module/$(echo "$MODULE_NAME" | tr - _)/sections"
 
 # The test program runs every check in a child of its own, marks each in the
 # kernel log, and reports the traced calls of each.

@@ -200,3 +200,16 @@ export function setupOptions(o: GuestCliOptions, progress: boolean | Progress | 
     ...(typeof progress === 'function' ? { onProgress: progress } : progress ? { onProgress: progressPrinter(err, label) } : {}),
   };
 }
+
+/** The driver a shell or a debug session loads: a folder or file of the user's, or the bundled driver with --strategy. */
+export function addDriverChoice(cmd: Command): Command {
+  return cmd
+    .argument('[driver]', 'a driver of your own (folder or .c file); default: the bundled driver')
+    .option('--strategy <name>', "the bundled driver's strategy to load", 'seed');
+}
+
+/** The bundled driver's --strategy must be one of its strategies (a driver of the user's own names none). */
+export async function checkDriverChoice(driver: string | undefined, strategy: string): Promise<void> {
+  const { STRATEGIES } = await import('../diagnose/expectations.js');
+  if (!driver && !STRATEGIES.includes(strategy)) throw usage(`--strategy must be one of: ${STRATEGIES.join(', ')}`);
+}

@@ -12,13 +12,14 @@ import { makeStyle } from '../report/style.js';
 import { cacheRoot, projectPaths, stateRoot } from '../util/paths.js';
 import { isMmaplabError } from '../util/errors.js';
 import { VERSION } from '../util/version.js';
-import { ACCELS, addGuestOptions, configOption, noConfigOption, listOption, parseMemory, positiveInt, setupOptions, usage, valueError, type GuestCliOptions } from './options.js';
+import { ACCELS, addDriverChoice, addGuestOptions, checkDriverChoice, configOption, noConfigOption, listOption, parseMemory, positiveInt, setupOptions, usage, valueError, type GuestCliOptions } from './options.js';
 import type { AccelRequest } from '../vm/accel.js';
 import { fetchedSnapshot } from '../report/kernels-text.js';
 import { withTerminal } from './terminal.js';
 import { addGrade } from './grade-command.js';
 import { addCacheTransfer } from './cache-transfer-command.js';
 import { addDoctor } from './doctor-command.js';
+import { addDebug } from './debug-command.js';
 import { progressOutput } from './progress.js';
 import { applyProjectConfig } from './apply-config.js';
 import { addConfig } from './config-command.js';
@@ -144,13 +145,18 @@ async function gradescopeWriter(path: string, rubricPath: string | undefined): P
 function addShell(program: Command): void {
   const shell = program
     .command('shell')
-    .description('a shell in the lab guest with the driver built and loaded, mmap-test and busybox at hand; exit leaves (Ctrl-] kills the guest)')
-    .argument('[driver]', 'a driver of your own (folder or .c file); default: the bundled driver')
-    .option('--strategy <name>', "the bundled driver's strategy to load", 'seed');
-  addGuestOptions(shell).action(async (driver: string | undefined, o: GuestCliOptions & { strategy: string }) => {
+    .description('a shell in the lab guest with the driver built and loaded, mmap-test and busybox at hand; exit leaves (Ctrl-] kills the guest)');
+  addDriverChoice(shell)
+    .option('--gdb', "boot the guest for debugging (KASLR off, QEMU's gdb stub) and print how gdb attaches from another terminal: the driver's symbols at their real addresses, a breakpoint at its mmap handler")
+    .option('--no-kernel-symbols', "with --gdb: the module's symbols only (no Debian -dbg package)");
+  addGuestOptions(shell).action(async (driver: string | undefined, o: GuestCliOptions & { strategy: string; gdb?: boolean; kernelSymbols: boolean }) => {
+    if (o.gdb) {
+      if (o.target) throw usage('shell --gdb boots a guest of its own: --target cannot be debugged this way');
+      const { shellWithGdb } = await import('./debug-command.js');
+      return shellWithGdb(driver, o);
+    }
     const { labShell } = await import('../commands/shell.js');
-    const { STRATEGIES } = await import('../diagnose/expectations.js');
-    if (!driver && !STRATEGIES.includes(o.strategy)) throw usage(`--strategy must be one of: ${STRATEGIES.join(', ')}`);
+    await checkDriverChoice(driver, o.strategy);
     if (!o.target && expandKernelSpecs(o.kernel).length > 1) throw usage('shell opens one guest: give one --kernel');
     const err = styleFor(o, process.stderr);
     const r = await withTerminal((session) => labShell({ ...setupOptions(o, true), source: driver, strategy: o.strategy, session }));
@@ -352,7 +358,7 @@ Exit codes: 0 every outcome as expected, 1 an outcome differs, 2 usage error,
 3 infrastructure failure (missing tool, kernel fetch, build, boot).
 Cache: ${cacheRoot()} (MMAPLAB_CACHE_DIR). Runs: ${stateRoot()}/runs (MMAPLAB_STATE_DIR).`,
     );
-  for (const add of [addRun, addCheck, addGrade, addShell, addParse, addKernels, addMerge, addDoctor]) add(program);
+  for (const add of [addRun, addCheck, addGrade, addShell, addDebug, addParse, addKernels, addMerge, addDoctor]) add(program);
   // `config` parses the command line it is given with a program of its own.
   addConfig(program, () => buildProgram(opts));
   // The project's settings, where the command line and the environment left a default.

@@ -13,8 +13,27 @@ export function interrupted(): 'SIGINT' | 'SIGTERM' | undefined {
   return stopping;
 }
 
+/** Where signals go while a debugger (gdb, an IDE) holds the session: to it, not to the stop-everything below. */
+let diverted: ((sig: 'SIGINT' | 'SIGTERM') => void) | undefined;
+
+/**
+ * Send Ctrl-C and kills to `to` instead of stopping mmaplab (gdb on the
+ * terminal takes Ctrl-C for its own; --print-gdb waits for it to end the
+ * session cleanly). The result gives them back.
+ */
+export function divertSignals(to: (sig: 'SIGINT' | 'SIGTERM') => void): () => void {
+  diverted = to;
+  return () => {
+    if (diverted === to) diverted = undefined;
+  };
+}
+
 export function handleSignals(): void {
   const onSignal = (sig: 'SIGINT' | 'SIGTERM') => {
+    if (diverted) {
+      diverted(sig);
+      return;
+    }
     if (stopping) return;
     stopping = sig;
     interruptLiveViews();

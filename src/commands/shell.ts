@@ -7,9 +7,9 @@
  */
 import { resolve } from 'node:path';
 import { CUSTOM_DRIVER } from '../diagnose/expectations.js';
-import { labJob } from '../guest/job.js';
-import type { ShellSession } from '../machines/machine.js';
-import { setUpLab, type SetupOptions } from '../machines/setup.js';
+import { labJob, type LabJob } from '../guest/job.js';
+import type { HostedJob, ShellSession } from '../machines/machine.js';
+import { setUpLab, type LabModule, type SetupOptions } from '../machines/setup.js';
 import { observeJob } from '../parse/job-records.js';
 import { RunDir } from '../rundir/run-dir.js';
 import { MmaplabError } from '../util/errors.js';
@@ -32,6 +32,35 @@ export interface ShellResult {
   notes: string[];
 }
 
+/** The job that loads the driver and leaves it loaded, its device made, mmap-test on the PATH (shell, debug). */
+export function keptDriverJob(module: Pick<LabModule, 'name' | 'jobKo' | 'parameters'>, testProgram: string, opts: { source: string | undefined; strategy: string }): LabJob {
+  const own = opts.source !== undefined;
+  return {
+    ...labJob({
+      id: 1,
+      strategy: own ? CUSTOM_DRIVER : opts.strategy,
+      modulePath: module.jobKo,
+      moduleName: module.name,
+      moduleParams: !own && module.parameters.includes('strategy') ? [`strategy=${opts.strategy}`] : [],
+      testProgram,
+      checks: [],
+      pages: 16,
+    }),
+    keepLoaded: true,
+    ...(own ? { deviceName: '', device: '', inspect: true } : {}),
+  };
+}
+
+/** The device node of the driver a kept-driver job loaded; an error saying why when it did not load (`forWhat`: the shell, the debugger). */
+export function loadedDevice(r: HostedJob, name: string, forWhat: string, consoleLog: string): string {
+  const { steps } = observeJob(r.records, []);
+  if (r.end !== 'done' || !steps.insmod?.ok) {
+    const why = steps.insmod ? `insmod failed (status ${steps.insmod.status}): ${steps.insmod.output}` : `the machine stopped while loading it (${r.end})`;
+    throw new MmaplabError('guest', `could not load ${name} for ${forWhat}: ${why}`, { hint: `full kernel log: ${consoleLog}`, artifacts: { consoleLog } });
+  }
+  return steps.device ? steps.device.output.trim() : 'unknown';
+}
+
 export async function labShell(opts: ShellOptions): Promise<ShellResult> {
   const progress = opts.onProgress ?? (() => {});
   const runDir = await RunDir.create(opts);
@@ -43,33 +72,12 @@ export async function labShell(opts: ShellOptions): Promise<ShellResult> {
   const { module, machine } = lab;
   // A guest's console exists once it has booted (in the first job): ask when needed.
   const consoleLogOf = () => machine.consoleLogs()[0] ?? runDir.consoleLog;
-  const own = opts.source !== undefined;
-  const job = {
-    ...labJob({
-      id: 1,
-      strategy: own ? CUSTOM_DRIVER : opts.strategy,
-      modulePath: module.jobKo,
-      moduleName: module.name,
-      moduleParams: !own && module.parameters.includes('strategy') ? [`strategy=${opts.strategy}`] : [],
-      testProgram: lab.testProgram,
-      checks: [],
-      pages: 16,
-    }),
-    keepLoaded: true,
-    ...(own ? { deviceName: '', device: '', inspect: true } : {}),
-  };
+  const job = keptDriverJob(module, lab.testProgram, opts);
   let node = 'unknown';
   let leftBehind: string[] = [];
   try {
     progress('job', `loading ${module.name}`);
-    const r = await machine.runJob(job);
-    const { steps } = observeJob(r.records, []);
-    if (r.end !== 'done' || !steps.insmod?.ok) {
-      const why = steps.insmod ? `insmod failed (status ${steps.insmod.status}): ${steps.insmod.output}` : `the machine stopped while loading it (${r.end})`;
-      const consoleLog = consoleLogOf();
-      throw new MmaplabError('guest', `could not load ${module.name} for the shell: ${why}`, { hint: `full kernel log: ${consoleLog}`, artifacts: { consoleLog } });
-    }
-    if (steps.device) node = steps.device.output.trim();
+    node = loadedDevice(await machine.runJob(job), module.name, 'the shell', consoleLogOf());
     progress('job', `${module.name} is loaded; its device: ${node}; mmap-test is on the PATH`);
     await machine.interact({ ...opts.session, moduleName: module.name });
   } finally {

@@ -45,6 +45,12 @@ export interface LabJob {
   pgReservedBit?: number;
   /** Report what the job leaves in the guest (a guest that may serve another job; see parse/guest-after-job.ts). */
   reportState?: boolean;
+  /** Report the loaded driver's sections and their addresses, from /sys/module/<name>/sections (mmaplab debug). */
+  reportSections?: boolean;
+  /** The driver is loaded already (by an earlier job that kept it): no insmod, only the checks on its device. */
+  loaded?: boolean;
+  /** No deadline on the host (mmaplab debug: the test may sit at a breakpoint for an hour). */
+  untimed?: boolean;
 }
 
 /** The lab's job: the bundled driver's device, the seed's pattern, both modes. */
@@ -137,6 +143,9 @@ export function jobEnv(job: LabJob, files: { module: string; test: string }, whe
     KEEP_LOADED: job.keepLoaded ? '1' : '0',
     PG_RESERVED_BIT: job.pgReservedBit === undefined ? '' : String(job.pgReservedBit),
     ...traceEnv(where.arch),
+    // mmaplab debug's own (job.sh reads them as 0 when unset): every other job's env stays as it was.
+    ...(job.reportSections ? { SECTIONS: '1' } : {}),
+    ...(job.loaded ? { LOADED: '1' } : {}),
   };
   return envFile(vars);
 }

@@ -48,6 +48,8 @@ export type GuestRecord =
    * own entries (each |-separated; absent from records before they were reported); the taint mask.
    */
   | { t: 'guest-state'; when: 'before' | 'after'; modules: string; chrdevs: string; classes?: string; misc?: string; proc?: string; tainted: number }
+  /** SECTIONS jobs: one of the loaded driver's sections and its address (from /sys/module/<name>/sections). */
+  | { t: 'section'; name: string; addr: string }
   // From the test program:
   | { t: 'start'; check: CheckName; device: string; pages: number; pageSize: number; pattern: string }
   | { t: 'open'; ok: boolean; mode?: string; errno?: number; err?: string; msg?: string }

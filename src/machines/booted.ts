@@ -34,6 +34,8 @@ export class BootedGuests implements Machine {
   private baseTaint: number | undefined;
   /** The guest slot (a matrix's --jobs) this boot holds until its guest is gone. */
   private release: (() => void) | undefined;
+  /** The current boot's gdb stub (a guest booted for debugging). */
+  private gdbPort: number | undefined;
 
   constructor(
     private readonly ctx: GuestContext,
@@ -58,6 +60,7 @@ export class BootedGuests implements Machine {
     ctx.progress('boot', `booting ${ctx.kernel.release} under ${ctx.accel.accel.toUpperCase()}${this.boots > 1 ? ` (boot ${this.boots}: the last job crashed or changed its guest, or loaded another driver)` : ''}`, { lane });
     const booted = await bootGuest(ctx.qemu, ctx.accel.accel, ctx.kernel, ctx.initramfs, ctx.boot, ctx.notes, consoleLog);
     this.first ??= booted;
+    this.gdbPort = booted.gdbPort;
     this.attempts += booted.attempts;
     return booted.vm;
   }
@@ -88,7 +91,9 @@ export class BootedGuests implements Machine {
     this.ctx.progress('job', job.checks.join(', '), { lane: job.strategy });
     // A job that unloads its driver reports what it left (STATE), so a guest it changed serves no other job.
     const sent: LabJob = job.keepLoaded ? job : { ...job, reportState: true };
-    const end = await vm.runJob(job.id, await jobPayload(sent, { inGuest: vm.filesInGuest }), this.ctx.boot.timeoutS * 1000);
+    // An untimed job (mmaplab debug's mapping test) may wait at a breakpoint for as long as its user likes.
+    const deadline = job.untimed ? Infinity : this.ctx.boot.timeoutS * 1000;
+    const end = await vm.runJob(job.id, await jobPayload(sent, { inGuest: vm.filesInGuest }), deadline);
     const console = vm.console;
     if (this.served === 0) this.baseTaint = end.records.find((r): r is Extract<GuestRecord, { t: 'guest-state' }> => r.t === 'guest-state' && r.when === 'before')?.tainted;
     const baseline = this.baseTaint === undefined ? undefined : { tainted: this.baseTaint };
@@ -123,6 +128,10 @@ export class BootedGuests implements Machine {
 
   consoleLogs(): string[] {
     return [...this.logs];
+  }
+
+  gdbStub(): number | undefined {
+    return this.vm ? this.gdbPort : undefined;
   }
 
   firstReady(): { bootMs: number; guestReadyMs: number } {

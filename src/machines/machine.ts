@@ -57,6 +57,8 @@ export interface Machine {
   consoleLogs(): string[];
   /** Wall time to the first guest that took a job (a boot or a restore) and its own uptime then. */
   firstReady(): { bootMs: number; guestReadyMs: number };
+  /** The port of QEMU's gdb stub on 127.0.0.1, where the guest was booted for debugging (none elsewhere). */
+  gdbStub(): number | undefined;
   /** Power off or clean up; what could not be undone (a target's leftovers). */
   close(): Promise<string[]>;
   /** Interrupted (Ctrl-C): stop at once, keeping every log in its place. */

@@ -437,6 +437,10 @@ export class RestoredGuests implements Machine {
   }
 
   /** Time to the first guest that took a job: the boot that made the snapshot, else the first restore. */
+  gdbStub(): number | undefined {
+    return undefined;
+  }
+
   firstReady(): { bootMs: number; guestReadyMs: number } {
     return { bootMs: this.made?.bootMs ?? this.restoreMs[0] ?? this.fallback.first?.bootMs ?? 0, guestReadyMs: 0 };
   }

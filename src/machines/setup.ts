@@ -68,6 +68,8 @@ export interface GuestOptions {
   trustedBy?: string | undefined;
   /** --build-timeout: the sandboxed build's time limit. */
   buildTimeoutS?: number;
+  /** Boot for debugging (mmaplab debug): KASLR off and QEMU's gdb stub; never from a snapshot. */
+  debug?: boolean;
 }
 
 /** The kernel a command's options name, fetched (or found in the cache). */
@@ -268,14 +270,14 @@ async function openGuestLab(opts: SetupOptions, source: string, runDir: RunDir, 
     accel,
     kernel,
     initramfs,
-    boot: { memoryMb: opts.memoryMb, timeoutS: opts.timeoutS },
+    boot: { memoryMb: opts.memoryMb, timeoutS: opts.timeoutS, ...(opts.debug ? { debug: true } : {}) },
     runDir,
     notes,
     progress,
     // A single run uses every core (restored guests run side by side); a matrix shares its --jobs.
     slots: opts.guestSlots ?? new Limiter(Math.max(1, availableParallelism())),
   };
-  const useSnapshot = opts.snapshot !== false;
+  const useSnapshot = opts.snapshot !== false && !opts.debug;
   // With a snapshot, console.log is put together at the end from every guest's console.
   const booted = new BootedGuests(ctx, { firstLog: runDir.file(useSnapshot ? 'console-fallback.log' : 'console.log'), snapshotOff: opts.snapshotOffReason ?? '--no-snapshot' });
   const machine: Machine = useSnapshot ? new RestoredGuests(ctx, booted, cacheDir, opts.shareGuests !== false) : booted;

@@ -69,6 +69,10 @@ export class SshMachine implements Machine {
     return [this.consoleLog];
   }
 
+  gdbStub(): number | undefined {
+    return undefined;
+  }
+
   firstReady(): { bootMs: number; guestReadyMs: number } {
     return { bootMs: 0, guestReadyMs: 0 };
   }

@@ -76,6 +76,26 @@ export class RunDir {
     return this.file('records.jsonl');
   }
 
+  /** mmaplab debug's gdb script: the symbols, the breakpoint, then the connection. */
+  get gdbScript(): string {
+    return this.file('debug.gdb');
+  }
+
+  /** The same without the connection (what an IDE sources before it connects itself). */
+  get gdbSymbolsScript(): string {
+    return this.file('debug-symbols.gdb');
+  }
+
+  /** The VS Code launch.json snippet of a debug session. */
+  get launchJson(): string {
+    return this.file('launch.json');
+  }
+
+  /** Where gdb's mmaplab-map asks for the mapping test. */
+  get mapSocket(): string {
+    return this.file('gdb-map.sock');
+  }
+
   /** Any other artefact: a later boot's console, a build log, the module. Names may come from a driver: none leaves the directory. */
   file(name: string): string {
     if (!/^[\w.+-]{1,128}$/.test(name) || name === '.' || name === '..') throw new MmaplabError('internal', `not a name for a file in the run directory: ${JSON.stringify(name)}`);

@@ -128,11 +128,14 @@ export function execFailure(kind: ErrorKind, what: string, r: ExecResult, hint?:
  * Start a long-running process (QEMU) whose output the caller streams. execa's
  * cleanup kills it if this process exits for any reason, so it is always reaped.
  */
-export function spawnLogged(file: string, args: readonly string[], opts: { cwd?: string } = {}) {
+export function spawnLogged(file: string, args: readonly string[], opts: { cwd?: string; detached?: boolean } = {}) {
   commandLog.push(formatCommand(file, args));
   return execa(file, args, {
     reject: false,
     cleanup: true,
+    // detached: a process group of its own, out of reach of the terminal's Ctrl-C (which is then gdb's);
+    // execa does not reap such a process on exit, so its caller must (see GuestVm).
+    ...(opts.detached ? { detached: true } : {}),
     // A pipe that stays open and silent: QEMU's stdio chardev polls stdin, and on
     // /dev/null it would spin on end-of-file, taking CPU from the guest.
     stdin: 'pipe',

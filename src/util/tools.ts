@@ -29,6 +29,7 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   flex: 'flex',
   bison: 'bison',
   perl: 'perl',
+  gdb: 'gdb',
 };
 
 export function packageFor(tool: string): string | undefined {

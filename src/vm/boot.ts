@@ -10,7 +10,8 @@ import { forgetPvhImage, microvmRuledOut, ruleOutMicrovm } from '../kernel/vmlin
 import { reachedInit } from '../parse/kmsg.js';
 import { MmaplabError } from '../util/errors.js';
 import { GuestVm, type BootResult } from './guest-vm.js';
-import { BASE_APPEND, type Accel, type MachineType } from './qemu-args.js';
+import { BASE_APPEND, DEBUG_APPEND, type Accel, type MachineType } from './qemu-args.js';
+import { freeLoopbackPort } from '../util/net.js';
 import type { QemuInfo } from './qemu.js';
 import type { BootSpec } from './snapshot.js';
 import type { Initramfs } from '../guest/initramfs.js';
@@ -20,7 +21,17 @@ export interface BootOptions {
   memoryMb: number;
   /** The job deadline: a boot never waits longer than this for its guest. */
   timeoutS: number;
+  /** Booted for debugging (mmaplab debug): no KASLR, and QEMU's gdb stub on a free port of 127.0.0.1. */
+  debug?: boolean;
 }
+
+/** QEMU's words when another process took the gdb stub's port between its choice and QEMU's bind. */
+export function gdbPortTaken(stderr: string): boolean {
+  return /-gdb tcp:[^:]+:\d+: (Failed to find an available port|.*Address already in use)/.test(stderr);
+}
+
+/** Times a boot picks another port for the gdb stub when the one chosen was taken meanwhile. */
+const GDB_PORT_TRIES = 5;
 
 /** Probe KVM with a real guest: it must reach the agent within the deadline. */
 export function kvmProbe(qemu: QemuInfo, kernel: Kernel, initrd: string, runDir: string, memoryMb: number) {
@@ -71,10 +82,10 @@ export async function microvmCanWork(kernel: Pick<Kernel, 'config'>): Promise<bo
 }
 
 /** The QEMU spec of a lab guest (the snapshot key is made from the same spec). */
-export function guestSpec(qemu: QemuInfo, accel: Accel, recipe: BootRecipe, initrd: string, memoryMb: number): BootSpec {
+export function guestSpec(qemu: QemuInfo, accel: Accel, recipe: BootRecipe, initrd: string, memoryMb: number, debug = false): BootSpec {
   // microvm under TCG cannot calibrate the TSC quickly: tell it the rate, when this machine's is known.
   const tsc = recipe.machine === 'microvm' && accel === 'tcg' && qemu.tscKhz ? [`tsc_early_khz=${qemu.tscKhz}`] : [];
-  return { accel, machine: recipe.machine, memoryMb, kernelImage: recipe.image, initrd, append: [...BASE_APPEND, ...tsc], firmware: qemu.firmware };
+  return { accel, machine: recipe.machine, memoryMb, kernelImage: recipe.image, initrd, append: [...BASE_APPEND, ...tsc, ...(debug ? DEBUG_APPEND : [])], firmware: qemu.firmware };
 }
 
 export interface Booted {
@@ -86,6 +97,8 @@ export interface Booted {
   image: 'pvh' | 'bzimage';
   machine: MachineType;
   spec: BootSpec;
+  /** debug: the port of QEMU's gdb stub on 127.0.0.1. */
+  gdbPort?: number;
 }
 
 /** A microvm boot that has not said ready by then is taken for a machine that does not suit this kernel. */
@@ -113,21 +126,26 @@ export async function bootGuest(
   const recipes = await bootRecipes(kernel, qemu);
   const failed: BootRecipe[] = [];
   let flakeRetried = false;
+  let portTries = 0;
   let i = 0;
   for (let attempt = 1; i < recipes.length; attempt++) {
     const recipe = recipes[i]!;
-    const spec = guestSpec(qemu, accel, recipe, initramfs.path, opts.memoryMb);
+    const spec = guestSpec(qemu, accel, recipe, initramfs.path, opts.memoryMb, opts.debug);
     const deadline = Math.min(recipe.machine === 'microvm' ? MICROVM_DEADLINE_MS : 90_000, opts.timeoutS * 1000);
+    const gdbPort = opts.debug ? await freeLoopbackPort() : undefined;
     const r = await GuestVm.start(
-      { ...spec, ...(snapshotRam ? { ram: { path: snapshotRam, share: true } } : {}) },
+      { ...spec, ...(snapshotRam ? { ram: { path: snapshotRam, share: true } } : {}), ...(gdbPort === undefined ? {} : { gdbPort }) },
       { qemu: qemu.binary, consoleLog, bootTimeoutMs: deadline, preloaded: initramfs.preloaded },
       snapshotRam !== undefined,
     );
     if (r.kind === 'ready') {
       await convict(failed, recipe, qemu.version);
-      return { vm: r.vm, bootMs: r.bootMs, guestUptimeS: r.guestUptimeS, attempts: attempt, image: recipe.image === kernel.vmlinux ? 'pvh' : 'bzimage', machine: recipe.machine, spec };
+      const booted = { vm: r.vm, bootMs: r.bootMs, guestUptimeS: r.guestUptimeS, attempts: attempt, image: recipe.image === kernel.vmlinux ? ('pvh' as const) : ('bzimage' as const), machine: recipe.machine, spec };
+      return gdbPort === undefined ? booted : { ...booted, gdbPort };
     }
     last = r;
+    // The gdb stub's port was taken between its choice and QEMU's bind (several debug guests at once): another port.
+    if (gdbPort !== undefined && r.kind === 'exited' && gdbPortTaken(r.stderr) && ++portTries < GDB_PORT_TRIES) continue;
     const earlyPanic = r.kind === 'exited' && /Kernel panic/.test(r.console) && !reachedInit(r.console);
     // QEMU refusing the recipe, or the kernel dying without a word, makes the recipe a suspect. QEMU
     // killed by a signal (Ctrl-C, our own reaping) says nothing. A hang on pc is not retried: it may be

@@ -164,6 +164,17 @@ export class GuestVm {
   /** Set by killAll (Ctrl-C): no guest may start after it, so none outlives the CLI. */
   static stopping = false;
 
+  private static reaping = false;
+
+  /** However this process exits (an uncaught error included), no detached QEMU outlives it: execa reaps only the others. */
+  private static reapOnExit(): void {
+    if (GuestVm.reaping) return;
+    GuestVm.reaping = true;
+    process.on('exit', () => {
+      for (const vm of GuestVm.live) if (!vm.exited) vm.proc.kill('SIGKILL');
+    });
+  }
+
   static async killAll(): Promise<void> {
     GuestVm.stopping = true;
     await Promise.all([...GuestVm.live].map((vm) => vm.kill()));
@@ -183,7 +194,10 @@ export class GuestVm {
       server.listen(channelSocket, () => resolve());
     });
     const log = createWriteStream(opts.consoleLog);
-    const proc = spawnLogged(qemu, qemuArgs({ ...spec, channelSocket, ...(qmpSocket ? { qmpSocket } : {}) }));
+    // A guest with a gdb stub runs out of the terminal's process group: Ctrl-C at gdb's prompt is gdb's (it stops the guest), not QEMU's end.
+    const detached = spec.gdbPort !== undefined;
+    if (detached) GuestVm.reapOnExit();
+    const proc = spawnLogged(qemu, qemuArgs({ ...spec, channelSocket, ...(qmpSocket ? { qmpSocket } : {}) }), { detached });
     const vm = new GuestVm(proc, server, tmp, log, opts.onConsoleLine, qmpSocket);
     // Ctrl-C may have reaped every guest while this one was being started: it goes too.
     if (GuestVm.stopping) {
@@ -307,7 +321,7 @@ export class GuestVm {
     return this.stderrText;
   }
 
-  /** Send one job and collect its records until the agent says it ended. */
+  /** Send one job and collect its records until the agent says it ended (timeoutMs Infinity: no deadline). */
   async runJob(id: number, payload: Buffer, timeoutMs: number): Promise<JobResult> {
     if (!this.socket || this.exited) return { kind: 'guest-died', records: [], console: this.console, phases: { startMs: 0, totalMs: 0 } };
     // Each job's records only: a guest serving several jobs keeps no more than one job's in memory.
@@ -417,7 +431,8 @@ export class GuestVm {
         resolve(r);
       };
       this.waiters.add(check);
-      timer = setTimeout(() => finish({ kind: 'timeout' }), timeoutMs);
+      // No deadline (Infinity): a job that may sit at a debugger's breakpoint for as long as its user likes.
+      if (Number.isFinite(timeoutMs)) timer = setTimeout(() => finish({ kind: 'timeout' }), timeoutMs);
       check();
     });
   }

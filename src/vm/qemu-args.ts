@@ -42,6 +42,8 @@ export interface VmSpec {
   qmpSocket?: string;
   /** Wait for migrate-incoming (a restore) instead of booting. */
   incoming?: boolean;
+  /** QEMU's gdb stub on this port of 127.0.0.1 only (mmaplab debug). */
+  gdbPort?: number;
 }
 
 export const CHANNEL_NAME = 'mmaplab.0';
@@ -53,6 +55,12 @@ export const CHANNEL_NAME = 'mmaplab.0';
  * in seconds; 8 s, not less, so a busy host's scheduling never looks like one.
  */
 export const BASE_APPEND = ['console=ttyS0', 'quiet', 'panic=-1', 'cryptomgr.notests', 'watchdog_thresh=4'] as const;
+
+/**
+ * A guest booted for debugging: the kernel at the addresses its symbols say
+ * (no KASLR), so gdb needs no offset for the kernel's own symbols.
+ */
+export const DEBUG_APPEND = ['nokaslr'] as const;
 
 export function qemuArgs(spec: VmSpec): string[] {
   const microvm = spec.machine === 'microvm';
@@ -84,6 +92,7 @@ export function qemuArgs(spec: VmSpec): string[] {
     '-device', `virtserialport,chardev=jobs,name=${CHANNEL_NAME}`,
     ...(spec.qmpSocket ? ['-qmp', `unix:${spec.qmpSocket},server=on,wait=off`] : []),
     ...(spec.incoming ? ['-incoming', 'defer'] : []),
+    ...(spec.gdbPort === undefined ? [] : ['-gdb', `tcp:127.0.0.1:${spec.gdbPort}`]),
   ];
   return args;
 }

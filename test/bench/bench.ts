@@ -33,6 +33,11 @@
  *   watch     check --watch: from the save of a one-file driver to its new verdict, warm, against
  *             a plain warm check of the same edit (`npm run bench -- --only watch`: watch.json,
  *             watch.md)
+ *   debug     mmaplab debug, warm (kernel, driver build and, for the first row, the kernel's
+ *             symbols and gdb's index of them cached): from the command to gdb's prompt with
+ *             the breakpoint at the driver's mmap set (the first command of --gdb-batch), with
+ *             and without the kernel's symbols, interleaved (`npm run bench -- --only debug`:
+ *             debug.json, debug.md)
  *
  * Figures go to test/bench/results.json and results.md (or --out DIR).
  */
@@ -40,7 +45,7 @@ import { execa } from 'execa';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildInitramfs } from '../../dist/guest/initramfs.js';
 import { jobPayload, labJob } from '../../dist/guest/job.js';
@@ -467,6 +472,68 @@ function sandboxMarkdown(x: Awaited<ReturnType<typeof sandboxCost>>): string {
   ].join('\n');
 }
 
+/** One mmaplab debug session, timed from its start to gdb's prompt (a marker echoed by the batch's first command), to the banner, and to its end. */
+async function debugSession(base: Record<string, string>, commands: string, extra: string[]): Promise<{ prompt: number; loaded: number; total: number }> {
+  const t0 = performance.now();
+  const at: { prompt?: number; loaded?: number } = {};
+  const p = execa(process.execPath, [BIN, 'debug', '--gdb-batch', commands, ...extra], { env: base, reject: false, buffer: false });
+  let out = '';
+  let err = '';
+  p.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+    if (at.prompt === undefined && out.includes('MMAPLAB-GDB-PROMPT')) at.prompt = (performance.now() - t0) / 1000;
+  });
+  p.stderr?.on('data', (d: Buffer) => {
+    err += d.toString();
+    if (at.loaded === undefined && / is loaded in /.test(err)) at.loaded = (performance.now() - t0) / 1000;
+  });
+  const r = await p;
+  const total = (performance.now() - t0) / 1000;
+  if (r.exitCode !== 0 || at.prompt === undefined || at.loaded === undefined || !/^Breakpoint 1 at /m.test(out)) throw new Error(`a debug session failed (exit ${r.exitCode}): ${err.slice(-2000)}${out.slice(-2000)}`);
+  return { prompt: at.prompt, loaded: at.loaded, total };
+}
+
+/** mmaplab debug, warm: to gdb's prompt with the breakpoint set, with the kernel's symbols (cached) and without, interleaved. */
+async function debugPhase(base: Record<string, string>, runs: number) {
+  process.stderr.write(`debug: mmaplab debug to gdb's prompt, with and without the kernel's symbols, interleaved, x${runs}...\n`);
+  const loadBefore = loadavg()[0]!;
+  const tmp = mkdtempSync(join(tmpdir(), 'mmaplab-bench-debug-'));
+  const commands = join(tmp, 'prompt.gdb');
+  await writeFile(commands, 'echo MMAPLAB-GDB-PROMPT\\n\ninfo breakpoints\ndetach\n');
+  // Warm: the kernel's symbols fetched and gdb's index of them made, the driver built.
+  await debugSession(base, commands, []);
+  await debugSession(base, commands, ['--no-kernel-symbols']);
+  const r = { withSymbols: [] as Array<{ prompt: number; loaded: number; total: number }>, moduleOnly: [] as Array<{ prompt: number; loaded: number; total: number }> };
+  for (let i = 0; i < runs; i++) {
+    const order = i % 2 === 0 ? [true, false] : [false, true];
+    for (const symbols of order) (symbols ? r.withSymbols : r.moduleOnly).push(await debugSession(base, commands, symbols ? [] : ['--no-kernel-symbols']));
+  }
+  rmSync(tmp, { recursive: true, force: true });
+  const med = (xs: Array<{ prompt: number; loaded: number; total: number }>) => ({ prompt: median(xs.map((x) => x.prompt)), loaded: median(xs.map((x) => x.loaded)), total: median(xs.map((x) => x.total)) });
+  const m = { withSymbols: med(r.withSymbols), moduleOnly: med(r.moduleOnly) };
+  const best = { withSymbols: Math.min(...r.withSymbols.map((x) => x.prompt)), moduleOnly: Math.min(...r.moduleOnly.map((x) => x.prompt)) };
+  // What else ran on this machine meanwhile (TCG's boot is CPU-bound: other work on its cores shows in every figure).
+  const load = { before: loadBefore, after: loadavg()[0]! };
+  return { runs, accel: base.MMAPLAB_ACCEL ?? 'auto', cores: cpus().length, load, seconds: r, medians: m, best, target: { limit: 5, measured: m.withSymbols.prompt, verdict: verdict(m.withSymbols.prompt, 5) } };
+}
+
+function debugMarkdown(x: Awaited<ReturnType<typeof debugPhase>>): string {
+  const f = (s: number) => `${s.toFixed(2)} s`;
+  return [
+    `## mmaplab debug, warm (medians of ${x.runs}, interleaved)`,
+    '',
+    "| what | to the driver loaded (banner) | to gdb's prompt, breakpoint set | whole session (to the guest off) | aim |",
+    '|---|---|---|---|---|',
+    `| \`mmaplab debug\` (the kernel's symbols cached, gdb's index of them made) | ${f(x.medians.withSymbols.loaded)} | **${f(x.medians.withSymbols.prompt)}** | ${f(x.medians.withSymbols.total)} | ≤ 5 s: ${x.target.verdict} |`,
+    `| \`mmaplab debug --no-kernel-symbols\` | ${f(x.medians.moduleOnly.loaded)} | ${f(x.medians.moduleOnly.prompt)} | ${f(x.medians.moduleOnly.total)} | |`,
+    '',
+    `Fastest to the prompt: ${f(x.best.withSymbols)} with the kernel's symbols, ${f(x.best.moduleOnly)} without. ${x.cores} cores, ${x.accel === 'auto' ? 'the accelerator mmaplab chose' : x.accel}; load average ${x.load.before.toFixed(1)} before, ${x.load.after.toFixed(1)} after (a load above the core count means other work competed with the guest's boot).`,
+    '',
+    "The driver loaded means the guest booted (KASLR off, so never the snapshot) and the job that loads the driver and reads its sections ended; gdb's prompt is its first --gdb-batch command, run once mmaplab's script has loaded the symbols, added the module at its sections, set the breakpoint and connected.",
+    '',
+  ].join('\n');
+}
+
 async function main(): Promise<void> {
   const runs = Number(arg('--runs', '9'));
   const out = arg('--out', join(PACKAGE_ROOT, 'test', 'bench'));
@@ -478,6 +545,7 @@ async function main(): Promise<void> {
     grade: { title: 'grading a class', run: () => gradePhase(base, Number(arg('--runs', '3'))), md: gradeMarkdown },
     sandbox: { title: 'the build sandbox', run: () => sandboxCost(base, runs), md: sandboxMarkdown },
     watch: { title: 'the watch loop', run: () => watchPhase(base, Number(arg('--runs', '5'))), md: watchMarkdown },
+    debug: { title: 'mmaplab debug', run: () => debugPhase(base, Number(arg('--runs', '5'))), md: debugMarkdown },
   };
   const phase = only[arg('--only', '')];
   if (phase) {
@@ -502,14 +570,20 @@ async function main(): Promise<void> {
   const sandbox = await sandboxCost(base, runs);
   const grade = await gradePhase(base, 3);
   const watch = await watchPhase(base, 5);
+  const debug = await debugPhase(base, 5);
   rmSync(state, { recursive: true, force: true });
   const pvh = await bootWays(st.qemu, st.spec.accel);
   const anatomy = await restoreAnatomy(st);
   rmSync(st.tmp, { recursive: true, force: true });
   const results = summarise({ ...warmPhase, ...matrixResults, cold, coldReport, runs, qemu: st.qemu, pvh, anatomy });
   await mkdir(out, { recursive: true });
-  await writeFile(join(out, 'results.json'), `${JSON.stringify({ ...results, sandbox, grade, watch }, null, 2)}\n`);
-  const md = `${markdown(results)}\n${sandboxMarkdown(sandbox)}\n${gradeMarkdown(grade)}\n${watchMarkdown(watch)}`;
+  await writeFile(join(out, 'results.json'), `${JSON.stringify({ ...results, sandbox, grade, watch, debug }, null, 2)}
+`);
+  const md = `${markdown(results)}
+${sandboxMarkdown(sandbox)}
+${gradeMarkdown(grade)}
+${watchMarkdown(watch)}
+${debugMarkdown(debug)}`;
   await writeFile(join(out, 'results.md'), md);
   process.stdout.write(md);
 }

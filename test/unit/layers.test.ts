@@ -21,6 +21,7 @@ export const LAYERS = [
   'parse',
   'rundir',
   'vm',
+  'gdb',
   'ssh',
   'machines',
   'diagnose',
