@@ -199,8 +199,8 @@ describe('mmaplab over SSH', () => {
     // The report names the target as the user did.
     expect(builds.reason).toMatch(/does not compile for \S+ on labbox /);
     // Check on the target: a driver that does not compile there shows its own file:line (gcc ran
-    // there, in a directory of the target's; the path is the user's). Its own test once: the same
-    // build failing twice on the emulated target only cost a minute.
+    // there, in a directory of the target's; the path is the user's). This had a test of its own,
+    // which only made this very build fail again (a minute on the emulated target).
     expect(builds.details).toContain("test/fixtures/drivers/api-drift/api_drift.c:24:29: error: 'struct mm_struct' has no member named 'mmap'");
     expect(await leftovers()).toBe('');
   }, 300_000);
