@@ -199,7 +199,14 @@ export class RemoteLab {
     const m = src.subdir ? `${tree}/${src.subdir}` : tree;
     const kdir = `/lib/modules/${this.facts.release}/build`;
     const make = `make -C ${shellQuote(kdir)} M=${shellQuote(m)} ${shellQuote(`KCFLAGS=-ffile-prefix-map=${tree}=${src.root}`)} -j"$(nproc 2>/dev/null || echo 1)" modules`;
-    const r = await this.conn.exec(`${make} 2>&1`, { timeoutMs: 900_000 });
+    // The test program does not depend on the driver: it compiles while kbuild runs, whose own
+    // overhead and a driver of one file keep a core idle (on an emulated target, seconds of it).
+    // Not static (a target may have no static libc), no -Werror (its compiler is not ours).
+    const progP = this.conn
+      .exec(`cd ${shellQuote(this.dir)} && mkdir -p files/module files/test && "$(command -v cc || command -v gcc)" -O2 -Wall -o files/test/mmap-test userspace/mmap-test.c 2>&1`, { timeoutMs: 300_000 })
+      .then((x) => x, (e: unknown) => (e instanceof Error ? e : new Error(String(e))));
+    // Whatever happens to the driver's build, the compiler is not left running behind it.
+    const r = await this.conn.exec(`${make} 2>&1`, { timeoutMs: 900_000 }).finally(() => progP);
     const all = r.stdout.toString();
     const inBuild = new Set(src.files.map((f) => relative(src.subdir, f)));
     const { log, diagnostics } = kbuildOutput(all, { tree, build: m, userRoot: display.userRoot, userDir: display.userDir, existsInBuild: (p) => inBuild.has(p) });
@@ -219,9 +226,12 @@ export class RemoteLab {
 
     const cc = await this.conn.exec(`grep -s '^CONFIG_CC_VERSION_TEXT=' ${shellQuote(`${kdir}/.config`)} | cut -d'"' -f2; gcc --version 2>/dev/null | head -n 1`);
     const compiler = cc.stdout.toString().split('\n').find(Boolean) ?? 'unknown';
-    // Not static (a target may have no static libc), no -Werror (its compiler is not ours).
-    const prog = await this.conn.exec(`cd ${shellQuote(this.dir)} && mkdir -p files/module files/test && cp ${shellQuote(`${m}/${ko}`)} files/module/ && "$(command -v cc || command -v gcc)" -O2 -Wall -o files/test/mmap-test userspace/mmap-test.c 2>&1`, { timeoutMs: 300_000 });
-    if (prog.code !== 0) {
+    const prog = await progP;
+    if (prog instanceof Error) throw prog;
+    if (prog.code === 0) {
+      const cp = await this.conn.exec(`cp ${shellQuote(`${m}/${ko}`)} ${shellQuote(`${this.dir}/files/module/`)} 2>&1`);
+      if (cp.code !== 0) throw new MmaplabError('target', `could not copy ${ko} in ${this.dir} on ${this.where}: ${cp.stdout.toString().trim()}`);
+    } else {
       const out = prog.stdout.toString().split(`${this.dir}/userspace/`).join('userspace/');
       throw new MmaplabError('build', `the test program does not compile on ${this.where}`, { details: parseDiagnostics(out).map(formatDiagnostic).slice(0, 10), hint: toolchainInstall(this.facts.os) });
     }
