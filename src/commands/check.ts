@@ -11,7 +11,7 @@
  */
 import { copyFile, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { resolveDriverSource, type DriverSource } from '../kbuild/driver-source.js';
+import { driverSourceOrRefused, type DriverSource } from '../kbuild/driver-source.js';
 import { choosePattern } from '../kbuild/lab-pattern.js';
 import { fileIn, symbolizeFindings, symbolizer } from '../kbuild/symbolize.js';
 import { deprecationNotes, olderKernelFor } from '../diagnose/api-changes.js';
@@ -120,10 +120,7 @@ export async function checkInputs(opts: CheckOptions, runDir: RunDir, firstJob =
   const t0 = performance.now();
   const display = relative(process.cwd(), opts.source) || '.';
   // A submission refused as it is read (a symlink out of it) is a failed build, reported once the kernel is known.
-  const src = await resolveDriverSource(opts.source).catch((e: unknown) => {
-    if (isMmaplabError(e) && e.kind === 'build') return undefined;
-    throw e;
-  });
+  const src = await driverSourceOrRefused(opts.source);
   const pattern = await choosePattern({ source: opts.source, driverFiles: src ? src.files.map((f) => join(src.root, f)) : [], override: opts.pattern });
   return { t0, runDir, display, src, pattern, notes: [...(opts.carriedNotes ?? [])], firstJob };
 }

@@ -11,7 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { stat } from 'node:fs/promises';
 import { knownVerdicts, verdictChanges, type VerdictChange } from '../diagnose/changes.js';
-import { resolveDriverSource } from '../kbuild/driver-source.js';
+import { driverSourceOrRefused, resolveDriverSource } from '../kbuild/driver-source.js';
 import { choosePattern } from '../kbuild/lab-pattern.js';
 import { setUpWatchLab, type ModuleOutcome, type SetupOptions, type WatchLab } from '../machines/setup.js';
 import type { CheckItem, CheckReport, RunReport } from '../model/report.js';
@@ -64,7 +64,8 @@ async function sourcesHash(source: string, override?: number): Promise<string> {
 
 /** The folder to watch: the submission's root (the lab layout's test/ beside the driver included). */
 async function folderOf(source: string): Promise<string> {
-  const src = await resolveDriverSource(source).catch(() => undefined);
+  // A path that does not exist is the user's mistake (usage), as for check; a refused submission is watched where it is.
+  const src = await driverSourceOrRefused(source);
   if (src) return src.root;
   return (await stat(source)).isFile() ? dirname(source) : source;
 }

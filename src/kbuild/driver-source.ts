@@ -182,3 +182,11 @@ export async function resolveDriverSource(path: string): Promise<DriverSource> {
   await refuseEscapes(root, links);
   return { root, subdir, files: [...driverFiles.map((f) => join(subdir, f)), ...siblings].sort(), generatedKbuild };
 }
+
+/** The submission's sources, or undefined when it is refused as it is read (a symlink out of it): a failed build, reported as such once the kernel is known. */
+export async function driverSourceOrRefused(path: string): Promise<DriverSource | undefined> {
+  return resolveDriverSource(path).catch((e: unknown) => {
+    if (e instanceof MmaplabError && e.kind === 'build') return undefined;
+    throw e;
+  });
+}

@@ -8,8 +8,8 @@
  * failed item), not an exception.
  */
 import { randomBytes } from 'node:crypto';
-import { readdir, rm, writeFile } from 'node:fs/promises';
-import { removeTree } from '../util/fsx.js';
+import { rm, writeFile } from 'node:fs/promises';
+import { removeTree, sweepStaging } from '../util/fsx.js';
 import { availableParallelism } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { buildInitramfs } from '../guest/initramfs.js';
@@ -183,7 +183,8 @@ export interface WatchLab extends Common {
 
 /** The lab for check --watch: its builds in a tree kept from one to the next, so a one-file change replays Kbuild's commands. */
 export async function setUpWatchLab(opts: GuestOptions, source: string, runDir: RunDir, cacheDir: string, notes: string[]): Promise<WatchLab> {
-  await sweepWatchTrees(join(cacheDir, 'builds'));
+  // The trees of watches that were killed (Ctrl-C ends the process before it tidies up): their process is gone.
+  await sweepStaging(join(cacheDir, 'builds'), 'watch');
   const keptTree = join(cacheDir, 'builds', `watch-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
     const lab = await openGuestLab(opts, source, runDir, cacheDir, notes, keptTree);
@@ -191,23 +192,6 @@ export async function setUpWatchLab(opts: GuestOptions, source: string, runDir: 
   } catch (e) {
     await removeTree(keptTree);
     throw e;
-  }
-}
-
-/** The trees of watches that were killed (Ctrl-C ends the process before it tidies up): their process is gone. */
-async function sweepWatchTrees(builds: string): Promise<void> {
-  for (const name of await readdir(builds).catch(() => [])) {
-    const pid = /^watch-(\d+)-/.exec(name)?.[1];
-    if (pid && !processAlive(Number(pid))) await removeTree(join(builds, name));
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

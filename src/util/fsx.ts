@@ -75,8 +75,8 @@ export async function removeTree(dir: string): Promise<void> {
   });
 }
 
-/** Remove staging leftovers of processes that no longer exist (killed mid-download). */
-export async function sweepStaging(dir: string): Promise<void> {
+/** Remove leftovers of processes that no longer exist (killed mid-download, a watch ended by Ctrl-C): entries named <prefix>-<pid>-... */
+export async function sweepStaging(dir: string, prefix = '.staging'): Promise<void> {
   let names: string[];
   try {
     names = await readdir(dir);
@@ -84,10 +84,11 @@ export async function sweepStaging(dir: string): Promise<void> {
     return;
   }
   for (const n of names) {
-    const m = /^\.staging-(\d+)-/.exec(n);
+    if (!n.startsWith(`${prefix}-`)) continue;
+    const m = /^(\d+)-/.exec(n.slice(prefix.length + 1));
     if (!m) continue;
     const pid = Number(m[1]);
-    if (pid !== process.pid && !processAlive(pid)) await rm(join(dir, n), { recursive: true, force: true });
+    if (pid !== process.pid && !processAlive(pid)) await removeTree(join(dir, n));
   }
 }
 

@@ -65,6 +65,7 @@ import { buildModule } from '../../dist/kbuild/kbuild.js';
 import { probeSandbox } from '../../dist/sandbox/policy.js';
 import { BwrapSandbox } from '../../dist/sandbox/bwrap.js';
 import { run } from '../../dist/util/exec.js';
+import { median } from './stats.js';
 import { watchMarkdown, watchPhase } from './watch-phase.js';
 
 const BIN = join(PACKAGE_ROOT, 'bin', 'mmaplab.js');
@@ -74,11 +75,6 @@ function arg(name: string, fallback: string): string {
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 async function timed<T>(f: () => Promise<T>): Promise<[number, T]> {
   const t0 = performance.now();

@@ -11,16 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CheckReport } from '../../dist/model/report.js';
 import { PACKAGE_ROOT } from '../../dist/util/paths.js';
+import { median } from './stats.js';
 
 const BIN = join(PACKAGE_ROOT, 'bin', 'mmaplab.js');
 const GOOD = 'pfn = vmalloc_to_pfn(vmalloc_area + off + done);';
 const ALIASED = 'pfn = vmalloc_to_pfn(vmalloc_area + off);';
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 export interface WatchSample {
   /** Save to verdict on stdout. */

@@ -143,4 +143,30 @@ describe('mmaplab check --watch', () => {
     expect(r.exitCode).toBe(130);
     expect(processesMatching(dir)).toEqual([]);
   }, 180_000);
+
+  it('a build that leaves its source a link to a host file in the kept tree: the next save replaces the link, the host file is untouched', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mmaplab-watch-link-'));
+    const victim = join(mkdtempSync(join(tmpdir(), 'mmaplab-watch-victim-')), 'victim');
+    writeFileSync(victim, 'a host file\n');
+    cpSync('test/fixtures/drivers/misc-device/miscmap.c', join(dir, 'miscmap.c'));
+    // After compiling, the build makes its own copy of miscmap.c a link to the host file (a target Kbuild makes after the object).
+    writeFileSync(join(dir, 'Kbuild'), `obj-m := miscmap.o\nalways-y += evil\n$(obj)/evil: $(obj)/miscmap.o\n\tln -sf ${victim} $(obj)/miscmap.c; touch $@\n`);
+    const p = startCli(['check', '--watch', dir]);
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const checked = async (n: number) => {
+      for (let i = 0; i < 1200 && announcements(out).length < n; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(announcements(out).length, `${out}\n${String(p.stderr)}`).toBeGreaterThanOrEqual(n);
+      return announcements(out)[n - 1]!;
+    };
+    try {
+      expect((await checked(1)).head).toMatch(/#1 first check: PASS/);
+      writeFileSync(join(dir, 'miscmap.c'), `${readFileSync(join(dir, 'miscmap.c'), 'utf8')}/* a student's edit */\n`);
+      expect((await checked(2)).head).toMatch(/#2 miscmap\.c saved: PASS .*recompiled by Kbuild's recorded commands/);
+    } finally {
+      p.kill('SIGINT');
+    }
+    await p;
+    expect(readFileSync(victim, 'utf8')).toBe('a host file\n');
+  }, 120_000);
 });
