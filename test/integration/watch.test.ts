@@ -35,6 +35,21 @@ function announcements(out: string): Announced[] {
     });
 }
 
+/** A watch's stdout as it comes, and its n-th announcement, waited for (a minute at most). */
+function follow(p: ReturnType<typeof startCli>): { output: () => string; nth: (n: number) => Promise<Announced> } {
+  let out = '';
+  p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  return {
+    output: () => out,
+    nth: async (n) => {
+      for (let i = 0; i < 1200 && announcements(out).length < n; i++) await new Promise((r) => setTimeout(r, 100));
+      const a = announcements(out);
+      expect(a.length, `${out}\n${String(p.stderr)}`).toBeGreaterThanOrEqual(n);
+      return a[n - 1]!;
+    },
+  };
+}
+
 describe('mmaplab check --watch', () => {
   it('re-checks on every save, announcing only the checks that turned; a syntax error at once with its line; Ctrl-C leaves nothing', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mmaplab-watch-'));
@@ -44,14 +59,8 @@ describe('mmaplab check --watch', () => {
     expect(original).toContain(GOOD);
     const state = mkdtempSync(join(tmpdir(), 'mmaplab-watch-state-'));
     const p = startCli(['check', '--watch', dir], { MMAPLAB_STATE_DIR: state });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const checked = async (n: number) => {
-      for (let i = 0; i < 1200 && announcements(out).length < n; i++) await new Promise((r) => setTimeout(r, 100));
-      const a = announcements(out);
-      expect(a.length, `${out}\n${String(p.stderr)}`).toBeGreaterThanOrEqual(n);
-      return a[n - 1]!;
-    };
+    const w = follow(p);
+    const checked = w.nth;
 
     try {
       const first = await checked(1);
@@ -82,9 +91,9 @@ describe('mmaplab check --watch', () => {
 
       // A save that changes nothing is not checked again.
       writeFileSync(file, original);
-      for (let i = 0; i < 50 && !/as last checked/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
-      expect(out).toMatch(/lab_vmalloc\.c saved: the driver's sources are as last checked/);
-      expect(announcements(out)).toHaveLength(4);
+      for (let i = 0; i < 50 && !/as last checked/.test(w.output()); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(w.output()).toMatch(/lab_vmalloc\.c saved: the driver's sources are as last checked/);
+      expect(announcements(w.output())).toHaveLength(4);
 
     } finally {
       p.kill('SIGINT');
@@ -113,13 +122,8 @@ describe('mmaplab check --watch', () => {
     const loop = /\tfor \(i = 0; i < length; i \+= PAGE_SIZE\) \{\n\t\tpfn = vmalloc_to_pfn\(area \+ i\);\n\t\tremap_pfn_range\([^;]*;\n\t\}\n\treturn 0;/;
     expect(seed).toMatch(loop);
     const p = startCli(['run', '--watch', '--module-dir', dir]);
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const ran = async (n: number) => {
-      for (let i = 0; i < 1200 && announcements(out).length < n; i++) await new Promise((r) => setTimeout(r, 100));
-      expect(announcements(out).length, `${out}\n${String(p.stderr)}`).toBeGreaterThanOrEqual(n);
-      return announcements(out)[n - 1]!;
-    };
+    const w = follow(p);
+    const ran = w.nth;
     try {
       // A driver of the user's own runs as one "custom" row, held to every check: the seed's MAP_PRIVATE SIGBUS is not what it should do.
       const first = await ran(1);
@@ -152,13 +156,8 @@ describe('mmaplab check --watch', () => {
     // After compiling, the build makes its own copy of miscmap.c a link to the host file (a target Kbuild makes after the object).
     writeFileSync(join(dir, 'Kbuild'), `obj-m := miscmap.o\nalways-y += evil\n$(obj)/evil: $(obj)/miscmap.o\n\tln -sf ${victim} $(obj)/miscmap.c; touch $@\n`);
     const p = startCli(['check', '--watch', dir]);
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const checked = async (n: number) => {
-      for (let i = 0; i < 1200 && announcements(out).length < n; i++) await new Promise((r) => setTimeout(r, 100));
-      expect(announcements(out).length, `${out}\n${String(p.stderr)}`).toBeGreaterThanOrEqual(n);
-      return announcements(out)[n - 1]!;
-    };
+    const w = follow(p);
+    const checked = w.nth;
     try {
       expect((await checked(1)).head).toMatch(/#1 first check: PASS/);
       writeFileSync(join(dir, 'miscmap.c'), `${readFileSync(join(dir, 'miscmap.c'), 'utf8')}/* a student's edit */\n`);
