@@ -7,7 +7,9 @@
 import { Option, type Command } from 'commander';
 import { resolve } from 'node:path';
 import { cacheRoot } from '../util/paths.js';
-import { usage, valueError } from './options.js';
+import { archOption, flavourOption, usage, valueError } from './options.js';
+import type { Arch } from '../kernel/arch.js';
+import { archAndFlavour } from '../kernel/spec.js';
 
 export function addCacheTransfer(kernels: Command): void {
   kernels
@@ -15,17 +17,18 @@ export function addCacheTransfer(kernels: Command): void {
     .description("write the cached kernels, their build roots, initramfs and snapshots to one .tar.gz, for another machine's cache")
     .argument('<file>', 'the archive to write, e.g. mmaplab-kernels.tar.gz')
     .argument('[spec...]', 'only these kernels (debian:<suite> or debian:<suite>@<version>; fetched first if not cached), with their build roots; default: every cached kernel')
-    .option('--flavour <flavour>', 'Debian kernel flavour of the specs', 'cloud-amd64')
+    .addOption(archOption()).addOption(flavourOption(' of the specs'))
     .addOption(new Option('--archive-uri <uri>', "Debian archive, for a spec not cached yet (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_ARCHIVE'))
     .addOption(new Option('--security-uri <uri>', "Debian security archive (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_SECURITY_ARCHIVE'))
-    .action(async (file: string, specs: string[], o: { flavour: string; archiveUri?: string; securityUri?: string }) => {
+    .action(async (file: string, specs: string[], o: { flavour?: string; arch?: Arch; archiveUri?: string; securityUri?: string }) => {
       const { exportCache } = await import('../commands/cache-transfer.js');
       const { acquireKernel, parseKernelSpec } = await import('../kernel/index.js');
       const kernels = [];
       for (const s of specs) {
         let spec;
         try {
-          spec = parseKernelSpec(s, o.flavour);
+          const af = archAndFlavour(o.arch, o.flavour);
+          spec = parseKernelSpec(s, af.flavour, af.arch);
         } catch (e) {
           throw usage(valueError(e));
         }

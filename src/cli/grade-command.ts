@@ -11,7 +11,8 @@ import { DEFAULT_KERNEL } from '../kernel/spec.js';
 import type { SubmissionResult } from '../model/grade.js';
 import { makeStyle } from '../report/style.js';
 import { terminalSafe } from '../util/safe-text.js';
-import { ACCELS, configOption, kernelSpecValue, noConfigOption, parseBuildTimeout, parseJobs, parseMemory, parseTimeout, setupOptions, usage, type GuestCliOptions } from './options.js';
+import type { Arch } from '../kernel/arch.js';
+import { ACCELS, archOption, flavourOption, configOption, kernelSpecValue, noConfigOption, parseBuildTimeout, parseJobs, parseMemory, parseTimeout, setupOptions, usage, type GuestCliOptions } from './options.js';
 import { cpus } from 'node:os';
 import { interrupted } from './signals.js';
 
@@ -24,7 +25,8 @@ interface GradeCliOptions {
   buildTimeout: number;
   memory: number;
   accel: 'auto' | 'kvm' | 'tcg';
-  flavour: string;
+  flavour?: string;
+  arch?: Arch;
   archiveUri?: string;
   securityUri?: string;
   json?: boolean;
@@ -67,7 +69,7 @@ export function addGrade(program: Command): void {
     .addOption(new Option('--build-timeout <seconds>', "a submission's build is stopped after this long").default(120).argParser(parseBuildTimeout))
     .addOption(new Option('--memory <MiB>', 'guest memory').default(256).argParser(parseMemory))
     .addOption(new Option('--accel <accel>', 'accelerator').choices(ACCELS).default('auto'))
-    .option('--flavour <flavour>', 'Debian kernel flavour', 'cloud-amd64')
+    .addOption(archOption()).addOption(flavourOption())
     .addOption(new Option('--archive-uri <uri>', "Debian archive (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_ARCHIVE'))
     .addOption(new Option('--security-uri <uri>', "Debian security archive (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_SECURITY_ARCHIVE'))
     .option('--json', 'print the class as one JSON document')

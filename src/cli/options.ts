@@ -6,7 +6,8 @@
 import { CommanderError, InvalidArgumentError, Option, type Command } from 'commander';
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
-import { DEFAULT_KERNEL, formatKernelSpec, parseKernelSpec } from '../kernel/spec.js';
+import { archAndFlavour, DEFAULT_KERNEL, formatKernelSpec, parseKernelSpec } from '../kernel/spec.js';
+import { ARCHES, defaultArch, type Arch } from '../kernel/arch.js';
 import type { SetupOptions, TargetOptions } from '../machines/setup.js';
 import { makeStyle } from '../report/style.js';
 import { SshConfig } from '../ssh/ssh-config.js';
@@ -88,7 +89,8 @@ export interface GuestCliOptions {
   jobs: number;
   junit?: string;
   html?: string;
-  flavour: string;
+  flavour?: string;
+  arch?: Arch;
   accel: 'auto' | 'kvm' | 'tcg';
   timeout: number;
   memory: number;
@@ -124,8 +126,9 @@ export function addGuestOptions(cmd: Command): Command {
     )
     .addOption(new Option('--jobs <n>', 'guests to run at once (a matrix shares them between its kernels)').default(cpus().length, 'the number of cores').argParser(parseJobs))
     .option('--junit <file>', 'also write JUnit XML: one testcase per kernel x strategy x check')
+    .addOption(archOption())
+    .addOption(flavourOption())
     .option('--html <file>', 'also write the report as one HTML page that opens offline: the grid, the explanations, each mapping page by page, the kernel log')
-    .option('--flavour <flavour>', 'Debian kernel flavour (cloud-amd64 boots fastest)', 'cloud-amd64')
     .addOption(new Option('--accel <accel>', 'accelerator: auto probes KVM and falls back to TCG').choices(ACCELS).default('auto'))
     .addOption(new Option('--timeout <seconds>', 'hard deadline for each job, boot included').default(120).argParser(parseTimeout))
     .addOption(new Option('--memory <MiB>', 'guest memory').default(256).argParser(parseMemory))
@@ -151,6 +154,11 @@ export function addGuestOptions(cmd: Command): Command {
     .addOption(configOption())
     .addOption(noConfigOption());
 }
+
+/** --arch: the guest's architecture; default the host's (amd64 where mmaplab boots no guests of it). */
+export const archOption = () => new Option('--arch <arch>', `the guest's architecture (default: ${defaultArch()}, this machine's where mmaplab boots guests of it; arm64 guests are not built yet)`).choices(ARCHES);
+/** --flavour: the kernel flavour, by default the architecture's fastest to boot. */
+export const flavourOption = (of = '') => new Option('--flavour <flavour>', `Debian kernel flavour${of} (default: the architecture's fastest to boot: cloud-amd64, 686-pae, cloud-arm64)`);
 
 /** --config and --no-config, on every command that reads the project's settings (see cli/project-config). */
 export const configOption = () => new Option('--config <file>', 'read the project settings from this file instead of the mmaplab.config.* found from the current directory up');
@@ -183,7 +191,7 @@ export function setupOptions(o: GuestCliOptions, progress: boolean | Progress | 
   const err = makeStyle({ color: o.color === false ? false : undefined, stream: process.stderr });
   return {
     kernel,
-    flavour: o.flavour,
+    ...archAndFlavour(o.arch, o.flavour),
     accel: o.accel,
     timeoutS: o.timeout,
     memoryMb: o.memory,

@@ -12,7 +12,9 @@ import { makeStyle } from '../report/style.js';
 import { cacheRoot, projectPaths, stateRoot } from '../util/paths.js';
 import { isMmaplabError } from '../util/errors.js';
 import { VERSION } from '../util/version.js';
-import { ACCELS, addDriverChoice, addGuestOptions, checkDriverChoice, configOption, noConfigOption, listOption, parseMemory, positiveInt, setupOptions, usage, valueError, type GuestCliOptions } from './options.js';
+import type { Arch } from '../kernel/arch.js';
+import { archAndFlavour } from '../kernel/spec.js';
+import { ACCELS, addDriverChoice, archOption, flavourOption, addGuestOptions, checkDriverChoice, configOption, noConfigOption, listOption, parseMemory, positiveInt, setupOptions, usage, valueError, type GuestCliOptions } from './options.js';
 import type { AccelRequest } from '../vm/accel.js';
 import { fetchedSnapshot } from '../report/kernels-text.js';
 import { withTerminal } from './terminal.js';
@@ -225,7 +227,7 @@ function addKernels(program: Command): void {
     .command('fetch')
     .description('fetch kernels now (the newest of each suite), with their build roots and initramfs, so later runs work offline')
     .argument('<spec...>', 'kernel specs: debian:<suite>, or all')
-    .option('--flavour <flavour>', 'Debian kernel flavour', 'cloud-amd64')
+    .addOption(archOption()).addOption(flavourOption())
     .addOption(new Option('--archive-uri <uri>', "Debian archive (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_ARCHIVE'))
     .addOption(new Option('--security-uri <uri>', "Debian security archive (default: from this host's apt sources)").env('MMAPLAB_DEBIAN_SECURITY_ARCHIVE'))
     .addOption(new Option('--accel <accel>', 'accelerator of the snapshot (as the runs to come will use)').choices(ACCELS).default('auto'))
@@ -233,7 +235,7 @@ function addKernels(program: Command): void {
     .option('--no-snapshot', "do not boot the kernel to make its snapshot now (the first run will)")
     .addOption(configOption())
     .addOption(noConfigOption())
-    .action(async (specs: string[], o: { flavour: string; archiveUri?: string; securityUri?: string; accel: AccelRequest; memory: number; snapshot?: boolean }) => {
+    .action(async (specs: string[], o: { flavour?: string; arch?: Arch; archiveUri?: string; securityUri?: string; accel: AccelRequest; memory: number; snapshot?: boolean }) => {
       const { fetchAhead } = await import('../commands/kernels.js');
       let expanded: string[];
       try {
@@ -245,7 +247,7 @@ function addKernels(program: Command): void {
       for (const spec of expanded) {
         const snapshot = o.snapshot === false ? false : { memoryMb: o.memory, accel: o.accel };
         const progress = progressOutput({ verbose: true }, { live: true });
-        const r = await fetchAhead(spec, { cacheDir: cacheRoot(), flavour: o.flavour, archiveUri: o.archiveUri, securityUri: o.securityUri, snapshot, onProgress: progress?.sink(spec, `${spec} `) })
+        const r = await fetchAhead(spec, { cacheDir: cacheRoot(), ...archAndFlavour(o.arch, o.flavour), archiveUri: o.archiveUri, securityUri: o.securityUri, snapshot, onProgress: progress?.sink(spec, `${spec} `) })
           .then((x) => (progress?.finish(spec, 'done', x.kernel.release), x), (e: unknown) => { progress?.finish(spec, 'failed', (isMmaplabError(e) ? e.message : String(e)).split('\n')[0] ?? ''); throw e; })
           .finally(() => progress?.stop());
         process.stdout.write(`${spec}: ${r.kernel.release} (${r.kernel.packageVersion}), modules built with ${r.compiler}${r.snapshot ? `; ${fetchedSnapshot(r.snapshot)}` : ''}\n`);
@@ -256,12 +258,12 @@ function addKernels(program: Command): void {
     .command('prune')
     .description('remove cached kernels no spec resolves to any more (or those named), with their builds, initramfs and snapshots')
     .argument('[spec...]', 'kernels to remove: debian:<suite> or a release such as 6.1.0-56-cloud-amd64')
-    .option('--flavour <flavour>', 'Debian kernel flavour of the specs', 'cloud-amd64')
+    .addOption(archOption()).addOption(flavourOption(' of the specs'))
     .option('--all', 'empty the whole cache (kernels, build roots, builds, snapshots, the KVM verdict)')
-    .action(async (specs: string[], o: { flavour: string; all?: boolean }) => {
+    .action(async (specs: string[], o: { flavour?: string; arch?: Arch; all?: boolean }) => {
       const { pruneCache } = await import('../commands/kernels.js');
       const { renderPruneResult } = await import('../report/kernels-text.js');
-      process.stdout.write(renderPruneResult(await pruneCache(cacheRoot(), { specs, flavour: o.flavour, all: !!o.all })));
+      process.stdout.write(renderPruneResult(await pruneCache(cacheRoot(), { specs, flavour: archAndFlavour(o.arch, o.flavour).flavour, all: !!o.all })));
     });
 }
 

@@ -30,7 +30,7 @@ const RULES: ReadonlyArray<{ test: RegExp; mistake: BuildMistake }> = [
     mistake: {
       id: 'int-read-write',
       summary: "read()/write() return int: file_operations wants ssize_t, which is int only on 32-bit x86 (the lab's -m32 build) and long on amd64",
-      fix: 'declare them static ssize_t my_read(struct file *f, char __user *buf, size_t len, loff_t *off) (and the same for write)',
+      fix: 'declare them static ssize_t my_read(struct file *f, char __user *buf, size_t len, loff_t *off) (and the same for write); to check it as the lab runs it, on 32-bit x86, give --arch i386',
     },
   },
   {

@@ -9,15 +9,16 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Kernel } from '../kernel/types.js';
 import { resolveModules } from '../kernel/modules.js';
-import { MmaplabError } from '../util/errors.js';
 import { runChecked } from '../util/exec.js';
 import { exists, Hasher, writeFileAtomic } from '../util/fsx.js';
-import { isStaticElfFile } from '../util/elf.js';
 import { projectPaths } from '../util/paths.js';
-import { which } from '../util/tools.js';
 import { buildStaticProgram } from '../kbuild/userspace.js';
 import { cpioArchive, withParents, type CpioEntry } from './cpio.js';
-import { envFile, GUEST_ARCH, jobFileName, traceEnv } from './job.js';
+import { envFile, jobFileName, traceEnv } from './job.js';
+import { busyboxFor } from './busybox.js';
+import { ARCH_INFO, hostArch } from '../kernel/arch.js';
+
+export { findStaticBusybox } from './busybox.js';
 
 /** Modules the agent loads, roots only; dependencies are resolved per kernel. */
 export const GUEST_MODULES = ['virtio_pci', 'virtio_mmio', 'virtio_console'] as const;
@@ -35,32 +36,24 @@ export interface Initramfs {
   testProgram: string;
 }
 
-export async function findStaticBusybox(): Promise<string> {
-  const candidates = [process.env.MMAPLAB_BUSYBOX, '/bin/busybox', '/usr/bin/busybox', which('busybox')].filter((p): p is string => !!p);
-  for (const c of candidates) {
-    if ((await exists(c)) && (await isStaticElfFile(c))) return c;
-  }
-  throw new MmaplabError('missing-tool', 'a statically linked busybox was not found', {
-    hint: 'install the Debian/Ubuntu package busybox-static (sudo apt-get install busybox-static), or run mmaplab setup',
-  });
-}
-
 export async function buildInitramfs(kernel: Kernel, cacheDir: string): Promise<Initramfs> {
-  const busybox = await findStaticBusybox();
+  const busybox = await busyboxFor(kernel.arch, kernel.suite, cacheDir);
+  const machine = ARCH_INFO[kernel.arch].unameMachines[0]!;
   const initPath = join(projectPaths.vm, 'init');
   const jobScript = join(projectPaths.vm, 'job.sh');
   // Sets the clock and reseeds the RNG after a snapshot restore (see userspace/guest-sync.c).
-  const sync = await buildStaticProgram(join(projectPaths.userspace, 'guest-sync.c'), cacheDir);
+  const sync = await buildStaticProgram(join(projectPaths.userspace, 'guest-sync.c'), cacheDir, kernel.arch);
   // The test program is the same for every job: in the initramfs (and so in every snapshot), it is never sent.
-  const test = await buildStaticProgram(join(projectPaths.userspace, 'mmap-test.c'), cacheDir);
+  const test = await buildStaticProgram(join(projectPaths.userspace, 'mmap-test.c'), cacheDir, kernel.arch);
   const testData = await readFile(test.path);
   const preloaded = [jobFileName(test.path, testData)];
-  const hasher = new Hasher().add('format', String(INITRAMFS_FORMAT)).add('kernel', kernel.release).add('modules', GUEST_MODULES.join(',')).add('test', testData).add('trace', envFile(traceEnv(GUEST_ARCH)));
+  const hasher = new Hasher().add('format', String(INITRAMFS_FORMAT)).add('kernel', kernel.release).add('modules', GUEST_MODULES.join(',')).add('test', testData).add('trace', envFile(traceEnv(machine)));
   const key = (await (await (await (await hasher.addFile('busybox', busybox)).addFile('init', initPath)).addFile('job', jobScript)).addFile('guest-sync', sync.path)).digest();
   const path = join(cacheDir, 'initramfs', `${kernel.release}-${key}.cpio`);
   if (await exists(path)) return { path, key, busybox, preloaded, testProgram: test.path };
 
-  const applets = (await runChecked('guest', 'busybox --list', busybox, ['--list'])).stdout.split('\n').filter((a) => /^[\w.[-]+$/.test(a));
+  // A busybox of another architecture does not run here: the guest's /init links its applets (vm/init).
+  const applets = kernel.arch === hostArch() ? (await runChecked('guest', 'busybox --list', busybox, ['--list'])).stdout.split('\n').filter((a) => /^[\w.[-]+$/.test(a)) : ['sh'];
   const modules = await resolveModules(kernel.modulesDir, GUEST_MODULES, await readFile(kernel.config, 'utf8'));
   const entries: CpioEntry[] = [
     { type: 'dir', path: 'dev' },
@@ -79,7 +72,7 @@ export async function buildInitramfs(kernel: Kernel, cacheDir: string): Promise<
     { type: 'file', path: `lib/mmaplab/files/${preloaded[0]}`, data: testData, mode: 0o755 },
     { type: 'file', path: 'etc/mmaplab/modules', data: `${modules.map((m) => m.name).join('\n')}\n` },
     // The kprobe events job.sh --prepare registers before the snapshot (the guest's architecture).
-    { type: 'file', path: 'etc/mmaplab/trace.env', data: envFile(traceEnv(GUEST_ARCH)) },
+    { type: 'file', path: 'etc/mmaplab/trace.env', data: envFile(traceEnv(machine)) },
     ...modules.map((m): CpioEntry => ({ type: 'file', path: `lib/mmaplab/${m.name}.ko`, data: m.data })),
   ];
   await writeFileAtomic(path, cpioArchive(withParents(entries)));

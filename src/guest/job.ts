@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { archOfMachine, ARCH_INFO, kprobeArgs, type Arch } from '../kernel/arch.js';
 import { projectPaths } from '../util/paths.js';
 import { shellQuote } from '../util/shell-quote.js';
 import { cpioArchive, withParents, type CpioEntry } from './cpio.js';
@@ -69,27 +70,18 @@ export function labJob(opts: {
 
 
 /**
- * Where the traced calls' arguments are, as kprobe fetch-args, by the
- * machine's architecture (uname -m). remap: remap_pfn_range(vma, addr, pfn,
- * size, prot); pageFree: __free_pages(page, order), page->flags first. An
- * architecture not listed is not traced at all: the lab runs untraced and the
- * report says so, rather than read the wrong registers.
+ * The kprobe fetch-args for a machine, by `uname -m`; undefined for an
+ * architecture mmaplab does not know: the lab runs untraced and the report
+ * says so, rather than read the wrong arguments.
  */
-export const KPROBE_ARGS: Readonly<Record<string, { remap: string; pageFree: string }>> = {
-  // x86-64 arguments: vma in %di, addr in %si, pfn in %dx, size in %cx.
-  x86_64: { remap: 'addr=%si:x64 pfn=%dx:x64 size=%cx:x64', pageFree: 'flags=+0(%di):x64 order=%si:u32' },
-};
-
-/** The guest's architecture: mmaplab boots x86-64 guests. */
-export const GUEST_ARCH = 'x86_64';
-
-export function kprobeArgsFor(arch: string): { remap: string; pageFree: string } | undefined {
-  return KPROBE_ARGS[arch];
+export function kprobeArgsFor(unameM: string): { remap: string; pageFree: string } | undefined {
+  const a = archOfMachine(unameM);
+  return a ? kprobeArgs(a) : undefined;
 }
 
 /** The kprobe settings of job.env (and of the agent's trace.env); empty where the architecture is not traced. */
-export function traceEnv(arch: string): Record<'REMAP_ARGS' | 'PAGE_FREE_ARGS', string> {
-  const a = kprobeArgsFor(arch);
+export function traceEnv(unameM: string): Record<'REMAP_ARGS' | 'PAGE_FREE_ARGS', string> {
+  const a = kprobeArgsFor(unameM);
   return { REMAP_ARGS: a?.remap ?? '', PAGE_FREE_ARGS: a?.pageFree ?? '' };
 }
 
@@ -155,6 +147,8 @@ export interface PayloadOptions {
   dir?: string;
   /** Files the guest already holds (names under files/): not sent again, and added to. */
   inGuest?: Set<string>;
+  /** The guest's architecture (where the traced calls' arguments are); default amd64. */
+  arch?: Arch;
 }
 
 /** The job as a cpio, to be unpacked in the guest's /tmp (or under `dir`). */
@@ -166,7 +160,7 @@ export async function jobPayload(job: LabJob, opts: PayloadOptions = {}): Promis
   const entries: CpioEntry[] = [
     { type: 'file', path: at(`${jobDir}/run.sh`), data: await readFile(join(projectPaths.vm, 'job.sh')), mode: 0o755 },
     // A guest keeps its kprobe events between jobs; it is thrown away afterwards anyway.
-    { type: 'file', path: at(`${jobDir}/job.env`), data: jobEnv(job, { module: module.name, test: test.name }, { traceKeep: true, linkTest: true, arch: GUEST_ARCH }) },
+    { type: 'file', path: at(`${jobDir}/job.env`), data: jobEnv(job, { module: module.name, test: test.name }, { traceKeep: true, linkTest: true, arch: ARCH_INFO[opts.arch ?? 'amd64'].unameMachines[0]! }) },
   ];
   for (const f of [module, test]) {
     if (opts.inGuest?.has(f.name)) continue;

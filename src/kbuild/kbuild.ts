@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { cpus } from 'node:os';
 import type { Kernel } from '../kernel/types.js';
+import { kbuildArchArgs } from '../kernel/arch.js';
 import { modinfo } from '../kernel/modules.js';
 import { MmaplabError } from '../util/errors.js';
 import { run, type ExecResult } from '../util/exec.js';
@@ -234,7 +235,7 @@ async function kbuildCommand(kernel: Kernel, compiler: Toolchain, cacheDir: stri
   const probes = await probeAnswers({ kernel, cc: compiler.cc, describe: compiler.describe, cacheDir, identity, record: (argv, t) => runBuildStep(argv, { sandbox: undefined, limits: undefined, root, kernel, tree: t, cwd: t }) });
   // Compile as if from the user's own tree, so WARN_ON() lines and debug info name their files.
   const kcflags = `KCFLAGS=-ffile-prefix-map=${at.tree}=${at.userRoot}`;
-  return { make: ['make', '-C', kernel.headersDir, `M=${at.build}`, `CC=${probes?.wrapper ?? compiler.cc}`, kcflags, `-j${Math.max(1, cpus().length)}`, 'modules'], probes };
+  return { make: ['make', '-C', kernel.headersDir, ...kbuildArchArgs(kernel.arch), `M=${at.build}`, `CC=${probes?.wrapper ?? compiler.cc}`, kcflags, `-j${Math.max(1, cpus().length)}`, 'modules'], probes };
 }
 
 /** One step of the build (make, strip): in the sandbox when there is one, else in the build root or on the host as the user. */

@@ -12,6 +12,7 @@
 import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Kernel } from '../kernel/types.js';
+import { kbuildArchArgs } from '../kernel/arch.js';
 import type { ExecResult } from '../util/exec.js';
 import { exists, Hasher, installDirAtomic, removeTree } from '../util/fsx.js';
 
@@ -126,7 +127,7 @@ async function record(p: Parameters<typeof probeAnswers>[0], staging: string): P
   const rec = join(staging, 'record-cc');
   await writeFile(rec, recorder(p.cc, records));
   await chmod(rec, 0o755);
-  const r = await p.record(['make', '-C', p.kernel.headersDir, `M=${tree}`, `CC=${rec}`, 'modules'], tree);
+  const r = await p.record(['make', '-C', p.kernel.headersDir, ...kbuildArchArgs(p.kernel.arch), `M=${tree}`, `CC=${rec}`, 'modules'], tree);
   if (!r.ok) throw new Error(`the probe module did not build: ${r.all.slice(-500)}`);
   const answers = parseProbeRecords(await Promise.all((await readdir(records)).map((f) => readFile(join(records, f), 'utf8'))));
   if (!answers.size) throw new Error('Kbuild made no compiler probe');

@@ -6,6 +6,8 @@ import { run } from '../util/exec.js';
 import { exists, Hasher, installDirAtomic } from '../util/fsx.js';
 import { parseDiagnostics } from './diagnostics.js';
 import { formatDiagnostic } from '../model/diagnostic.js';
+import { ARCH_INFO, hostArch, type Arch } from '../kernel/arch.js';
+import { which } from '../util/tools.js';
 
 export interface ProgramBuild {
   path: string;
@@ -14,25 +16,37 @@ export interface ProgramBuild {
 
 export const TEST_PROGRAM_CFLAGS = ['-static', '-O2', '-Wall', '-Wextra', '-Werror'] as const;
 
-/** One C file into a static program named after it (mmap-test.c -> mmap-test), cached by compiler, flags and source. */
-export async function buildStaticProgram(sourceFile: string, cacheDir: string): Promise<ProgramBuild> {
+/** The compiler of a static program for arch on this host, and the package that brings it (with its C library). */
+export function userCompiler(arch: Arch): { cc: string; flags: readonly string[]; packages: string } {
+  const info = ARCH_INFO[arch];
+  if (arch === hostArch()) return { cc: 'gcc', flags: [], packages: 'libc6-dev' };
+  if (arch === 'i386' && hostArch() === 'amd64') return { cc: 'gcc', flags: info.userCflags, packages: 'gcc-multilib' };
+  return { cc: `${info.gnuTriplet}-gcc`, flags: [], packages: `gcc-${info.gnuTriplet} libc6-dev-${arch}-cross` };
+}
+
+/** One C file into a static program for arch named after it (mmap-test.c -> mmap-test), cached by compiler, flags and source. */
+export async function buildStaticProgram(sourceFile: string, cacheDir: string, arch: Arch = 'amd64'): Promise<ProgramBuild> {
   const name = basename(sourceFile, '.c');
-  const gccVersion = await run('gcc', ['-dumpfullversion']);
-  const key = (await new Hasher().add('gcc', gccVersion.stdout).add('flags', TEST_PROGRAM_CFLAGS.join(' ')).addFile('src', sourceFile)).digest();
-  const entry = join(cacheDir, 'builds', `${name}-${key}`);
+  const { cc, flags: archFlags, packages } = userCompiler(arch);
+  const flags = [...TEST_PROGRAM_CFLAGS, ...archFlags];
+  if (!which(cc)) throw new MmaplabError('missing-tool', `${cc} not found: it builds the ${arch} guest's programs`, { hint: `install the Debian/Ubuntu package ${packages}` });
+  const gccVersion = await run(cc, ['-dumpfullversion']);
+  const key = (await new Hasher().add('gcc', gccVersion.stdout).add('cc', cc).add('flags', flags.join(' ')).addFile('src', sourceFile)).digest();
+  const entry = join(cacheDir, 'builds', `${name}-${arch === 'amd64' ? '' : `${arch}-`}${key}`);
   const path = join(entry, name);
   if (await exists(path)) return { path, cached: true };
   await installDirAtomic(entry, async (staging) => {
     const src = join(staging, `${name}.c`);
     await copyFile(sourceFile, src);
-    const r = await run('gcc', [...TEST_PROGRAM_CFLAGS, '-o', join(staging, name), src], { timeoutMs: 120_000 });
+    const r = await run(cc, [...flags, '-o', join(staging, name), src], { timeoutMs: 120_000 });
     const out = r.all.split(src).join(sourceFile);
     await writeFile(join(staging, 'build.log'), `$ ${r.command}\n${out}`);
     if (!r.ok) {
-      const noLibc = /cannot find -lc\b/.test(out);
-      throw new MmaplabError(noLibc ? 'missing-tool' : 'build', noLibc ? 'static C library not found (gcc -static)' : `${name}.c does not compile`, {
+      // -m32 without the 32-bit C library: gcc finds no gnu/stubs-32.h or no -lc.
+      const noLibc = /cannot find -lc\b|gnu\/stubs-32\.h|No such file or directory\s*\n.*#include <(stdio|stdlib)\.h>/.test(out);
+      throw new MmaplabError(noLibc ? 'missing-tool' : 'build', noLibc ? `static ${arch} C library not found (${cc} ${archFlags.join(' ')} -static)`.replace('  ', ' ') : `${name}.c does not compile`, {
         details: parseDiagnostics(out).map(formatDiagnostic),
-        hint: noLibc ? 'install the Debian/Ubuntu package libc6-dev' : undefined,
+        hint: noLibc ? `install the Debian/Ubuntu package ${packages}` : undefined,
       });
     }
   });

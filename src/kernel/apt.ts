@@ -22,11 +22,12 @@ export class PrivateApt {
     private readonly opts: string[],
   ) {}
 
-  static async create(dir: string, lines: readonly AptLine[], extraOptions: readonly string[] = []): Promise<PrivateApt> {
+  /** arches: the packages' architectures, the first the native one (names without :arch are of it). */
+  static async create(dir: string, lines: readonly AptLine[], extraOptions: readonly string[] = [], arches: readonly string[] = ['amd64']): Promise<PrivateApt> {
     await mkdir(join(dir, 'lists', 'partial'), { recursive: true });
     await mkdir(join(dir, 'cache', 'archives', 'partial'), { recursive: true });
     const list = lines
-      .map((l) => `deb [arch=amd64${l.signedBy ? ` signed-by=${l.signedBy}` : ''}] ${l.uri} ${l.suite} ${l.components.join(' ')}`)
+      .map((l) => `deb [arch=${arches.join(',')}${l.signedBy ? ` signed-by=${l.signedBy}` : ''}] ${l.uri} ${l.suite} ${l.components.join(' ')}`)
       .join('\n');
     await writeFile(join(dir, 'sources.list'), `${list}\n`);
     await writeFile(join(dir, 'status'), '');
@@ -40,8 +41,9 @@ export class PrivateApt {
       ...o('Dir::State::status', join(dir, 'status')),
       ...o('Dir::Cache', join(dir, 'cache')),
       ...o('Debug::NoLocking', '1'),
-      ...o('APT::Architecture', 'amd64'),
-      ...o('APT::Architectures', 'amd64'),
+      ...o('APT::Architecture', arches[0]!),
+      // A list option: each architecture appended.
+      ...arches.flatMap((a) => o('APT::Architectures::', a)),
       ...o('Acquire::Languages', 'none'),
       ...o('Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled', 'false'),
       // As root apt would drop to _apt, which cannot write into a user's cache.

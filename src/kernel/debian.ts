@@ -11,6 +11,7 @@ import { runChecked } from '../util/exec.js';
 import { exists, installDirAtomic, sweepStaging, writeFileAtomic } from '../util/fsx.js';
 import { findDebianArchives, readHostSources, type DebianArchives } from './apt-sources.js';
 import { PrivateApt, type AptLine } from './apt.js';
+import { archOfFlavour, hostArch, type Arch } from './arch.js';
 import type { KernelSpec } from './spec.js';
 import type { Kernel } from './types.js';
 import type { ByteCount } from '../model/progress.js';
@@ -79,8 +80,9 @@ export async function readAliases(cacheDir: string): Promise<Array<{ suite: stri
 
 export async function loadCachedKernel(dir: string): Promise<Kernel | undefined> {
   try {
-    const k = JSON.parse(await readFile(join(dir, KERNEL_JSON), 'utf8')) as Kernel;
-    return (await exists(k.image)) && (await exists(k.headersDir)) ? k : undefined;
+    const k = JSON.parse(await readFile(join(dir, KERNEL_JSON), 'utf8')) as Omit<Kernel, 'arch'> & { arch?: Arch };
+    // Kernels cached before mmaplab knew other architectures say none: their flavour does.
+    return (await exists(k.image)) && (await exists(k.headersDir)) ? { ...k, arch: k.arch ?? archOfFlavour(k.flavour) ?? 'amd64' } : undefined;
   } catch {
     return undefined;
   }
@@ -95,7 +97,9 @@ async function fetchRelease(apt: PrivateApt, release: string, version: string, s
   // Sid splits the image: the kernel is in linux-binary-*, its modules in linux-modules-*.
   const imageParts = (await apt.depends(image)).filter((d) => d.startsWith(`linux-binary-${release}`) || d.startsWith(`linux-modules-${release}`));
   const headers = `linux-headers-${release}`;
-  const headerDeps = (await apt.depends(headers)).filter((d) => /^linux-(headers-.*-common|kbuild-)/.test(d));
+  // Kbuild's tools (fixdep, modpost) run here: for a kernel of another architecture, the host's build of them.
+  const host = hostArch();
+  const headerDeps = (await apt.depends(headers)).filter((d) => /^linux-(headers-.*-common|kbuild-)/.test(d)).map((d) => (d.startsWith('linux-kbuild-') && spec.arch !== host ? `${d}:${host}` : d));
   const rest = [...imageParts, headers, ...headerDeps];
   const debs = join(work, 'debs');
   const what = `downloading ${[image, ...rest].join(', ')}`;
@@ -165,13 +169,14 @@ export async function acquireDebianKernel(spec: DebianSpec, opts: DebianFetchOpt
     progress(`resolving the newest ${spec.flavour} kernel of ${spec.suite}`);
     // Sid's Release file may be past its Valid-Until by the time it is read.
     const rolling = ['sid', 'unstable', 'experimental'].includes(spec.suite);
-    const apt = await PrivateApt.create(join(work, 'apt'), aptLinesFor(spec.suite, archives), rolling ? ['-o', 'Acquire::Check-Valid-Until=false'] : []);
+    const arches = spec.arch === hostArch() ? [spec.arch] : [spec.arch, hostArch()];
+    const apt = await PrivateApt.create(join(work, 'apt'), aptLinesFor(spec.suite, archives), rolling ? ['-o', 'Acquire::Check-Valid-Until=false'] : [], arches);
     await apt.update();
     const meta = `linux-image-${spec.flavour}`;
     const version = await apt.candidate(meta);
     if (!version) {
       throw new MmaplabError('fetch', `no package ${meta} in debian:${spec.suite}`, {
-        hint: `is '${spec.suite}' a Debian suite, and '${spec.flavour}' a flavour it ships?`,
+        hint: `is '${spec.suite}' a Debian suite, and '${spec.flavour}' a flavour it ships for ${spec.arch}?`,
       });
     }
     if (spec.version && version !== spec.version) {
@@ -265,6 +270,7 @@ async function describeExtracted(rootfs: string, final: string, release: string,
     packageVersion: version,
     suite: spec.suite,
     flavour: spec.flavour,
+    arch: spec.arch,
     dir: final,
     image: inFinal(image),
     config: inFinal(config),

@@ -9,6 +9,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { release as osRelease } from 'node:os';
 import { MmaplabError } from '../util/errors.js';
 import { exists } from '../util/fsx.js';
+import { archOfConfig } from './arch.js';
 import type { Kernel } from './types.js';
 
 async function readable(p: string): Promise<boolean> {
@@ -122,6 +123,7 @@ async function describeInstalled(p: { spec: string; image: string; headersDir: s
     packageVersion: `local-${Math.round(st.mtimeMs)}-${st.size}`,
     suite: '',
     flavour: '',
+    arch: archOfConfig(configText) ?? 'amd64',
     dir: await realpath(p.headersDir),
     image: p.image,
     config,

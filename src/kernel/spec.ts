@@ -1,5 +1,6 @@
 /** Kernel specs as the user writes them on the command line. */
 import { usageError } from '../util/errors.js';
+import { ARCH_INFO, archOfFlavour, defaultArch, GUEST_ARCHES, type Arch } from './arch.js';
 
 export type KernelSpec =
   | {
@@ -8,6 +9,8 @@ export type KernelSpec =
       suite: string;
       /** Kernel flavour, e.g. cloud-amd64 (fast to boot) or amd64. */
       flavour: string;
+      /** The architecture the flavour is for. */
+      arch: Arch;
       /** debian:<suite>@<version>: exactly this package version of the kernel (a grade made reproducible), else the newest. */
       version?: string;
     }
@@ -38,7 +41,31 @@ function knownSuite(suite: string): boolean {
   return DEBIAN_SUITES.includes(base) && !(m[2] && ['sid', 'unstable', 'experimental'].includes(base));
 }
 
-export function parseKernelSpec(text: string, flavour = DEFAULT_FLAVOUR): KernelSpec {
+/**
+ * --arch and --flavour together: the flavour defaults to the architecture's
+ * fastest-booting one, the architecture to the flavour's (else the host's);
+ * a flavour of another architecture is refused.
+ */
+export function archAndFlavour(arch: Arch | undefined, flavour: string | undefined): { arch: Arch; flavour: string } {
+  const ofFlavour = flavour ? archOfFlavour(flavour) : undefined;
+  const a = arch ?? ofFlavour ?? defaultArch();
+  if (!GUEST_ARCHES.includes(a)) throw usageError(`mmaplab does not boot ${a} guests yet`, `it boots ${GUEST_ARCHES.join(' and ')} guests; a machine of ${a} is checked over SSH (--target ssh://host), its own kernel traced`);
+  if (flavour && ofFlavour && ofFlavour !== a) throw usageError(`--flavour ${flavour} is a kernel for ${ofFlavour}, not ${a}`, `leave --flavour out for ${a}'s ${ARCH_INFO[a].defaultFlavour}, or give --arch ${ofFlavour}`);
+  return { arch: a, flavour: flavour ?? ARCH_INFO[a].defaultFlavour };
+}
+
+/** A suite that ships no kernels of the architecture, refused by name before any download. */
+function checkSuiteShips(suite: string, arch: Arch, text: string): void {
+  const base = /^(.*?)(-(?:backports|updates|security|proposed-updates))?$/.exec(suite)![1]!;
+  const ships = ARCH_INFO[arch].suites;
+  // Aliases (stable, oldstable, ...) move with time: the archive answers for them.
+  const codename = !['oldoldstable', 'oldstable', 'stable', 'testing', 'unstable', 'experimental'].includes(base);
+  if (ships && codename && !ships.includes(base)) {
+    throw usageError(`debian:${suite} ships no ${arch} kernel ('${text}')`, `Debian's ${arch} kernels are in ${ships.map((s) => `debian:${s}`).join(' and ')}; use one of them, or another --arch`);
+  }
+}
+
+export function parseKernelSpec(text: string, flavour = DEFAULT_FLAVOUR, arch: Arch = archOfFlavour(flavour) ?? 'amd64'): KernelSpec {
   const t = text.trim();
   const m = /^debian:([a-z][a-z0-9-]*)(?:@(.*))?$/.exec(t);
   if (m) {
@@ -46,7 +73,8 @@ export function parseKernelSpec(text: string, flavour = DEFAULT_FLAVOUR): Kernel
     const version = m[2];
     // Debian's version syntax (policy 5.6.12): digits first, then alphanumerics and . + ~ - :
     if (version !== undefined && !/^[0-9][A-Za-z0-9.+~:-]{0,63}$/.test(version)) throw usageError(`'${version}' in '${text}' is not a Debian package version`, `pin a kernel as debian:<suite>@<version>, the version mmaplab recorded with a result (e.g. ${DEFAULT_KERNEL}@6.1.192-3)`);
-    return { kind: 'debian', suite: m[1]!, flavour, ...(version ? { version } : {}) };
+    checkSuiteShips(m[1]!, arch, text);
+    return { kind: 'debian', suite: m[1]!, flavour, arch, ...(version ? { version } : {}) };
   }
   if (t === 'host') return { kind: 'host' };
   const l = /^local:([^,]+)(?:,(.+))?$/.exec(t);

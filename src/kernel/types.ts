@@ -1,4 +1,6 @@
 /** A kernel ready to boot and to build modules against. */
+import type { Arch } from './arch.js';
+
 export interface Kernel {
   /** The spec it was resolved from, e.g. debian:bookworm. */
   spec: string;
@@ -8,6 +10,8 @@ export interface Kernel {
   packageVersion: string;
   suite: string;
   flavour: string;
+  /** The machine it runs on (kernels cached before mmaplab knew other architectures are amd64's). */
+  arch: Arch;
   /** Cache entry holding everything below. */
   dir: string;
   /** bzImage to boot. */

@@ -93,7 +93,7 @@ export class BootedGuests implements Machine {
     const sent: LabJob = job.keepLoaded ? job : { ...job, reportState: true };
     // An untimed job (mmaplab debug's mapping test) may wait at a breakpoint for as long as its user likes.
     const deadline = job.untimed ? Infinity : this.ctx.boot.timeoutS * 1000;
-    const end = await vm.runJob(job.id, await jobPayload(sent, { inGuest: vm.filesInGuest }), deadline);
+    const end = await vm.runJob(job.id, await jobPayload(sent, { inGuest: vm.filesInGuest, arch: this.ctx.kernel.arch }), deadline);
     const console = vm.console;
     if (this.served === 0) this.baseTaint = end.records.find((r): r is Extract<GuestRecord, { t: 'guest-state' }> => r.t === 'guest-state' && r.when === 'before')?.tainted;
     const baseline = this.baseTaint === undefined ? undefined : { tainted: this.baseTaint };

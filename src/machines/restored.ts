@@ -300,7 +300,7 @@ export class RestoredGuests implements Machine {
     log.label = jobConsoleLabel(log.jobs, `in a guest restored from snapshot ${this.hash}`);
     // A guest that may serve on reports what the job left (STATE), for guestAfterJob to judge.
     const sent: LabJob = this.share ? { ...job, reportState: true } : job;
-    const end = await vm.runJob(job.id, await jobPayload(sent, { inGuest: vm.filesInGuest }), this.ctx.boot.timeoutS * 1000);
+    const end = await vm.runJob(job.id, await jobPayload(sent, { inGuest: vm.filesInGuest, arch: this.ctx.kernel.arch }), this.ctx.boot.timeoutS * 1000);
     this.jobsServed++;
     // The guest's answer to SYNC goes with its first job's records (records.jsonl): the clock and RNG it started from.
     const records = guest.served === 0 && guest.synced ? [guest.synced, ...end.records] : end.records;

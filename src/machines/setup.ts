@@ -13,7 +13,8 @@ import { removeTree, sweepStaging } from '../util/fsx.js';
 import { availableParallelism } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { buildInitramfs } from '../guest/initramfs.js';
-import { KPROBE_ARGS, kprobeArgsFor } from '../guest/job.js';
+import { kprobeArgsFor } from '../guest/job.js';
+import { ARCH_INFO, ARCHES, archOfFlavour, archOfMachine, type Arch } from '../kernel/arch.js';
 import { debianArchives } from '../kernel/debian.js';
 import { acquireKernel, parseKernelSpec, type Kernel } from '../kernel/index.js';
 import { pvhImage } from '../kernel/vmlinux.js';
@@ -45,6 +46,8 @@ import { SshMachine } from './ssh.js';
 export interface GuestOptions {
   kernel: string;
   flavour: string;
+  /** The guest's architecture (--arch); default: the flavour's. */
+  arch?: Arch;
   accel: AccelRequest;
   /** Hard deadline for each job, including the boot it may need. */
   timeoutS: number;
@@ -75,14 +78,20 @@ export interface GuestOptions {
 /** The kernel a command's options name, fetched (or found in the cache). */
 export async function acquireFor(opts: GuestOptions, cacheDir: string, progress: Progress): Promise<Kernel> {
   progress('fetch', `kernel ${opts.kernel} (${opts.flavour})`);
-  const kernel = await acquireKernel(parseKernelSpec(opts.kernel, opts.flavour), {
+  const kernel = await acquireKernel(parseKernelSpec(opts.kernel, opts.flavour, guestArch(opts)), {
     cacheDir,
     archiveUri: opts.archiveUri,
     securityUri: opts.securityUri,
     refresh: opts.refreshKernel,
     onProgress: (m, bytes) => progress('fetch', m, bytes ? { bytes } : undefined),
   });
-  return { ...kernel, vmlinux: await pvhImage(kernel, cacheDir) };
+  // PVH (and so microvm) is an x86-64 boot here.
+  return { ...kernel, vmlinux: kernel.arch === 'amd64' ? await pvhImage(kernel, cacheDir) : undefined };
+}
+
+/** The architecture of the guest a command's options ask for. */
+export function guestArch(opts: Pick<GuestOptions, 'arch' | 'flavour'>): Arch {
+  return opts.arch ?? archOfFlavour(opts.flavour) ?? 'amd64';
 }
 
 /** The Debian archive build roots are made from: the user's, else the host's. */
@@ -215,11 +224,11 @@ async function openGuestLab(opts: SetupOptions, source: string, runDir: RunDir, 
   const t0 = performance.now();
   const progress = progressOf(opts);
   // Fail fast on missing host tools and a build that cannot be confined, before any download.
-  const qemu = await qemuInfo();
+  const qemu = await qemuInfo(guestArch(opts));
   for (const tool of ['gcc', 'make']) requireTool(tool);
   const confinement = await confinementFor(opts, source);
   const kernel = await acquireFor(opts, cacheDir, progress);
-  const kernelInfo = { spec: kernel.spec, release: kernel.release, packageVersion: kernel.packageVersion, flavour: kernel.flavour };
+  const kernelInfo = { spec: kernel.spec, release: kernel.release, packageVersion: kernel.packageVersion, flavour: kernel.flavour, arch: kernel.arch };
   const tKernel = performance.now();
   const build = async (): Promise<ModuleOutcome> => {
     const tBuild = performance.now();
@@ -278,7 +287,7 @@ async function openGuestLab(opts: SetupOptions, source: string, runDir: RunDir, 
 
 /** Why a target of an architecture mmaplab cannot trace yet runs untraced. */
 export function untracedNote(arch: string): string {
-  return `tracing off: mmaplab knows where the traced calls' arguments are only on ${Object.keys(KPROBE_ARGS).join(', ')}, not on ${arch}; the lab ran untraced (the outcomes and kernel log are checked as ever)`;
+  return `tracing off: mmaplab knows where the traced calls' arguments are only on ${ARCHES.flatMap((a) => ARCH_INFO[a].unameMachines).join(', ')}, not on ${arch}; the lab ran untraced (the outcomes and kernel log are checked as ever)`;
 }
 
 async function targetLab(opts: SetupOptions, t: TargetOptions, source: string, runDir: RunDir, notes: string[]): Promise<LabSetup> {
@@ -291,7 +300,7 @@ async function targetLab(opts: SetupOptions, t: TargetOptions, source: string, r
   const lab = await RemoteLab.open({ ...t, kernelLogPath: consoleLog, onNote: (n) => notes.push(n) });
   try {
     const f = lab.facts;
-    const kernel = { spec: url, release: f.release, packageVersion: f.version, flavour: f.arch };
+    const kernel = { spec: url, release: f.release, packageVersion: f.version, flavour: f.arch, arch: archOfMachine(f.arch) ?? f.arch };
     const common = { kernel, guestKernel: undefined, kernelMs: performance.now() - t0, isolation: { kind: 'target' as const, host: t.target.name } };
     if (!kprobeArgsFor(f.arch)) notes.push(untracedNote(f.arch));
     await lab.startKernelLog();
@@ -337,8 +346,8 @@ async function targetLab(opts: SetupOptions, t: TargetOptions, source: string, r
  */
 export async function snapshotAhead(fetched: Kernel, opts: { cacheDir: string; memoryMb: number; accel: AccelRequest; progress: Progress }): Promise<SnapshotUse> {
   const { cacheDir } = opts;
-  const qemu = await qemuInfo();
-  const kernel = { ...fetched, vmlinux: await pvhImage(fetched, cacheDir) };
+  const qemu = await qemuInfo(fetched.arch);
+  const kernel = { ...fetched, vmlinux: fetched.arch === 'amd64' ? await pvhImage(fetched, cacheDir) : undefined };
   const initramfs = await buildInitramfs(kernel, cacheDir);
   const runDir = await RunDir.create({});
   const accel = await chooseAccel({ requested: opts.accel, cacheDir, qemuVersion: qemu.version, probe: kvmProbe(qemu, kernel, initramfs.path, runDir.path, opts.memoryMb) });

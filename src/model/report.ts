@@ -72,7 +72,8 @@ export interface RunReport {
   command: 'run';
   status: 'pass' | 'fail';
   exitCode: 0 | 1;
-  kernel: { spec: string; release: string; packageVersion: string; flavour: string };
+  /** arch: the machine's (Debian's name: amd64, i386, arm64; an SSH target's uname -m where mmaplab knows none); absent in results of mmaplab before 0.1 knew only amd64. */
+  kernel: { spec: string; release: string; packageVersion: string; flavour: string; arch?: string };
   machine: GuestMachine | TargetMachine;
   module: { name: string; compiler: string; buildCached: boolean; buildWarnings: Diagnostic[]; isolation?: BuildIsolation };
   strategies: StrategyRun[];

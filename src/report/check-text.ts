@@ -21,7 +21,7 @@ function mappings(r: CheckReport, c: ChalkInstance): string[] {
 export function renderCheckText(r: CheckReport, c: ChalkInstance): string {
   const out: string[] = [];
   out.push(c.bold(`mmaplab check: ${r.driver.source}${r.driver.module ? ` (${r.driver.module}.ko)` : ''} on ${r.kernel.spec}`));
-  out.push(`  kernel   ${r.kernel.release}`);
+  out.push(`  kernel   ${r.kernel.release}${r.kernel.arch ? ` (${r.kernel.arch})` : ''}`);
   if (r.machine) out.push(...machineLines(r.machine, c));
   if (r.driver.isolation) out.push(`  build    ${describeIsolation(r.driver.isolation)}`);
   out.push('');

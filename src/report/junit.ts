@@ -85,10 +85,11 @@ export function renderJunit(m: MatrixReport): string {
   ];
   for (const { k, cases } of suites) {
     const release = k.kind === 'error' ? '' : k.report.kernel.release;
+    const arch = k.kind === 'error' ? undefined : k.report.kernel.arch;
     const time = k.kind === 'run' ? k.report.timings.totalMs / 1000 : 0;
     lines.push(
       `  <testsuite name="${xml(k.spec)}" tests="${cases.length}" failures="${count(cases, 'failure')}" errors="${count(cases, 'error')}" skipped="${count(cases, 'skipped')}" time="${time.toFixed(3)}">`,
-      `    <properties><property name="kernel" value="${xml(k.spec)}"/><property name="release" value="${xml(release)}"/></properties>`,
+      `    <properties><property name="kernel" value="${xml(k.spec)}"/><property name="release" value="${xml(release)}"/>${arch ? `<property name="arch" value="${xml(arch)}"/>` : ''}</properties>`,
     );
     for (const c of cases) {
       const open = `    <testcase classname="${xml(c.classname)}" name="${xml(c.name)}"`;

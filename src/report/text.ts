@@ -150,7 +150,7 @@ export function renderRunText(report: RunReport, c: ChalkInstance): string {
       ? `the ${report.strategies[0]!.strategy} driver`
       : `${report.strategies.length} strategies x ${report.checks.length} checks`;
   out.push(c.bold(`mmaplab run: ${what} on ${k.spec}`));
-  out.push(`  kernel   ${k.release} (${report.machine.kind === 'ssh' ? k.packageVersion : `Debian ${k.packageVersion}`})`);
+  out.push(`  kernel   ${k.release} (${report.machine.kind === 'ssh' ? k.packageVersion : `Debian ${k.packageVersion}`}${k.arch ? `, ${k.arch}` : ''})`);
   out.push(...machineLines(report.machine, c));
   const how = report.module.isolation && report.module.isolation.kind !== 'own' ? `, ${describeIsolation(report.module.isolation)}` : '';
   out.push(`  driver   ${report.module.name}.ko, built with ${report.module.compiler}${how}${report.module.buildCached ? c.dim(' (cached build)') : ''}`);

@@ -9,6 +9,8 @@ import { systemPackages } from './packages.js';
 
 export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   'qemu-system-x86_64': 'qemu-system-x86',
+  'qemu-system-i386': 'qemu-system-x86',
+  'qemu-system-aarch64': 'qemu-system-arm',
   busybox: 'busybox-static',
   gcc: 'gcc',
   make: 'make',

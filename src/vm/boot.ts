@@ -37,7 +37,7 @@ const GDB_PORT_TRIES = 5;
 export function kvmProbe(qemu: QemuInfo, kernel: Kernel, initrd: string, runDir: string, memoryMb: number) {
   return async (): Promise<string | undefined> => {
     const r = await GuestVm.start(
-      { accel: 'kvm', memoryMb, kernelImage: kernel.image, initrd, append: [...BASE_APPEND, 'mmaplab.probe'], firmware: qemu.firmware },
+      { accel: 'kvm', ...(qemu.arch === 'amd64' ? {} : { arch: qemu.arch }), memoryMb, kernelImage: kernel.image, initrd, append: [...BASE_APPEND, 'mmaplab.probe'], firmware: qemu.firmware },
       { qemu: qemu.binary, consoleLog: join(runDir, 'kvm-probe-console.log'), bootTimeoutMs: 10_000 },
     );
     if (r.kind === 'ready') {
@@ -85,7 +85,7 @@ export async function microvmCanWork(kernel: Pick<Kernel, 'config'>): Promise<bo
 export function guestSpec(qemu: QemuInfo, accel: Accel, recipe: BootRecipe, initrd: string, memoryMb: number, debug = false): BootSpec {
   // microvm under TCG cannot calibrate the TSC quickly: tell it the rate, when this machine's is known.
   const tsc = recipe.machine === 'microvm' && accel === 'tcg' && qemu.tscKhz ? [`tsc_early_khz=${qemu.tscKhz}`] : [];
-  return { accel, machine: recipe.machine, memoryMb, kernelImage: recipe.image, initrd, append: [...BASE_APPEND, ...tsc, ...(debug ? DEBUG_APPEND : [])], firmware: qemu.firmware };
+  return { accel, ...(qemu.arch === 'amd64' ? {} : { arch: qemu.arch }), machine: recipe.machine, memoryMb, kernelImage: recipe.image, initrd, append: [...BASE_APPEND, ...tsc, ...(debug ? DEBUG_APPEND : [])], firmware: qemu.firmware };
 }
 
 export interface Booted {

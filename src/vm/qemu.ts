@@ -2,9 +2,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { runChecked } from '../util/exec.js';
 import { requireTool } from '../util/tools.js';
+import { ARCH_INFO, type Arch } from '../kernel/arch.js';
 
 export interface QemuInfo {
   binary: string;
+  /** The guests' architecture it emulates. */
+  arch: Arch;
   version: string;
   /** qboot skips SeaBIOS: about 0.1-0.2 s less per boot. */
   firmware: string | undefined;
@@ -14,11 +17,13 @@ export interface QemuInfo {
 
 const QBOOT = ['/usr/share/qemu/qboot.rom', '/usr/share/qboot/bios.bin'];
 
-export async function qemuInfo(): Promise<QemuInfo> {
-  const binary = requireTool('qemu-system-x86_64');
-  const r = await runChecked('missing-tool', 'qemu-system-x86_64 --version', binary, ['--version']);
+/** The QEMU that boots guests of arch. */
+export async function qemuInfo(arch: Arch = 'amd64'): Promise<QemuInfo> {
+  const name = ARCH_INFO[arch].qemu.binary;
+  const binary = requireTool(name);
+  const r = await runChecked('missing-tool', `${name} --version`, binary, ['--version']);
   const version = /version\s+(\S+)/.exec(r.stdout)?.[1] ?? 'unknown';
-  return { binary, version, firmware: QBOOT.find((p) => existsSync(p)), tscKhz: hostTscKhz() };
+  return { binary, arch, version, firmware: QBOOT.find((p) => existsSync(p)), tscKhz: hostTscKhz() };
 }
 
 /**

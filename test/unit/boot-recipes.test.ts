@@ -9,7 +9,7 @@ import type { Kernel } from '../../src/kernel/types.js';
 import { qemuArgs } from '../../src/vm/qemu-args.js';
 import { hostTscKhz, type QemuInfo } from '../../src/vm/qemu.js';
 
-const qemu: QemuInfo = { binary: '/usr/bin/qemu-system-x86_64', version: '10.0.2', firmware: '/usr/share/qemu/qboot.rom', tscKhz: 2_100_000 };
+const qemu: QemuInfo = { binary: '/usr/bin/qemu-system-x86_64', arch: 'amd64', version: '10.0.2', firmware: '/usr/share/qemu/qboot.rom', tscKhz: 2_100_000 };
 
 function kernel(config: string): Kernel {
   const dir = mkdtempSync(join(tmpdir(), 'mmaplab-recipes-'));

@@ -7,12 +7,12 @@ import { compilerMajor } from '../../src/kbuild/compiler.js';
 
 describe('kernel specs', () => {
   it('parses debian:<suite> with the default flavour', () => {
-    expect(parseKernelSpec('debian:bookworm')).toEqual({ kind: 'debian', suite: 'bookworm', flavour: 'cloud-amd64' });
-    expect(parseKernelSpec('debian:bookworm-backports', 'amd64')).toEqual({ kind: 'debian', suite: 'bookworm-backports', flavour: 'amd64' });
+    expect(parseKernelSpec('debian:bookworm')).toEqual({ kind: 'debian', suite: 'bookworm', flavour: 'cloud-amd64', arch: 'amd64' });
+    expect(parseKernelSpec('debian:bookworm-backports', 'amd64')).toEqual({ kind: 'debian', suite: 'bookworm-backports', flavour: 'amd64', arch: 'amd64' });
   });
 
   it('pins a package version with @, as a grade records it, and refuses what is no Debian version', () => {
-    expect(parseKernelSpec('debian:bookworm@6.1.192-3')).toEqual({ kind: 'debian', suite: 'bookworm', flavour: 'cloud-amd64', version: '6.1.192-3' });
+    expect(parseKernelSpec('debian:bookworm@6.1.192-3')).toEqual({ kind: 'debian', suite: 'bookworm', flavour: 'cloud-amd64', arch: 'amd64', version: '6.1.192-3' });
     expect(formatKernelSpec(parseKernelSpec('debian:bookworm-backports@6.12.48-1~bpo12+1'))).toBe('debian:bookworm-backports@6.12.48-1~bpo12+1');
     expect(kernelSlug('debian:bookworm@6.1.192-3')).toBe('bookworm_6.1.192-3');
     expect(() => parseKernelSpec('debian:bookworm@')).toThrow(/is not a Debian package version/);

@@ -93,7 +93,7 @@ describe('terminal report, untraced', () => {
 
   it('says why no call was traced: a kernel without kprobe events, or a target mmaplab cannot trace yet', () => {
     expect(untraced(fixtureReport('seed').machine)).toMatch(/^ {2}tracing {2}unavailable in this kernel \(no kprobe events\): no traced calls$/m);
-    expect(untraced({ ...target, arch: 'aarch64' })).toMatch(/^ {2}tracing {2}off: mmaplab cannot trace aarch64 yet \(see the note\): no traced calls$/m);
+    expect(untraced({ ...target, arch: 'riscv64' })).toMatch(/^ {2}tracing {2}off: mmaplab cannot trace riscv64 yet \(see the note\): no traced calls$/m);
     expect(untraced({ ...target, arch: 'x86_64' })).toMatch(/unavailable in this kernel \(no kprobe events\)/);
   });
 });

@@ -1,0 +1,95 @@
+/**
+ * The lab's own machine: a real i386 guest (Debian bookworm's 686-pae kernel
+ * under qemu-system-i386, a 32-bit busybox and test program), the whole grid
+ * run on it, and a driver written for the lab's 32-bit VM checked there.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { EXPECTATIONS, STRATEGIES } from '../../src/diagnose/expectations.js';
+import { CHECK_NAMES } from '../../src/model/checks.js';
+import type { CheckReport, GuestMachine, RunReport } from '../../src/model/report.js';
+import { qemuProcesses, runCli } from './cli.js';
+import { parseValidResults } from '../support/schema.js';
+
+afterEach(() => {
+  expect(qemuProcesses()).toEqual([]);
+});
+
+const tmp = mkdtempSync(join(tmpdir(), 'mmaplab-i386-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('mmaplab run --arch i386 on debian:bookworm', () => {
+  let grid: { exitCode: number | undefined; stdout: string; stderr: string };
+  const junit = join(tmp, 'junit.xml');
+
+  beforeAll(async () => {
+    grid = await runCli(['run', '--arch', 'i386', '--json', '--junit', junit]);
+  });
+
+  it("boots the 686-pae kernel and the real grid equals the expectations table, as on amd64", () => {
+    expect(grid.stderr).toBe('');
+    const r = parseValidResults<RunReport & { machine: GuestMachine }>(grid.stdout);
+    expect(r.kernel).toMatchObject({ spec: 'debian:bookworm', flavour: '686-pae', arch: 'i386', release: expect.stringMatching(/^6\.1\.0-\d+-686-pae$/) });
+    const actual = Object.fromEntries(STRATEGIES.map((s) => [s, Object.fromEntries(r.results.filter((x) => x.strategy === s).map((x) => [x.check, x.outcome.kind]))]));
+    const expected = Object.fromEntries(STRATEGIES.map((s) => [s, Object.fromEntries(CHECK_NAMES.map((c) => [c, EXPECTATIONS[s]![c].kind]))]));
+    expect(actual).toEqual(expected);
+    expect(r.kernelLog.problems).toEqual([]);
+    expect(grid.exitCode).toBe(0);
+  });
+
+  it("reproduces the seed: SIGBUS at page 0 under MAP_PRIVATE after 16 traced -EINVALs (the fourth argument, on i386's stack, read right), 16/16 under MAP_SHARED", () => {
+    const r = parseValidResults<RunReport>(grid.stdout);
+    expect(r.strategies.every((s) => s.insmod?.ok && s.rmmod?.ok && s.tracing)).toBe(true);
+    const cell = (check: string) => r.results.find((x) => x.strategy === 'seed' && x.check === check)!;
+    expect(cell('private')).toMatchObject({ outcome: { kind: 'sigbus', page: 0 }, matchesExpected: true });
+    expect(cell('private').traced).toEqual([expect.objectContaining({ fn: 'remap_pfn_range', calls: 16, returns: { '-22': 16 } })]);
+    expect(cell('shared')).toMatchObject({ outcome: { kind: 'ok', pagesOk: 16 }, matchesExpected: true });
+    // remap_pfn_range(vma, addr, pfn, size, prot): size is $arg4, on the stack on i386; one page per call.
+    const records = readFileSync(join(r.artifacts.dir, 'records.jsonl'), 'utf8');
+    const sizes = [...records.matchAll(/"strategy":"seed".*remap_pfn_range_args: .* addr=0x[0-9a-f]{1,8} pfn=0x[0-9a-f]+ size=(0x[0-9a-f]+)/g)].map((m) => m[1]);
+    expect(sizes.length).toBeGreaterThanOrEqual(16);
+    expect(new Set(sizes)).toEqual(new Set(['0x1000']));
+  });
+
+  it('the JUnit names the architecture', () => {
+    expect(readFileSync(junit, 'utf8')).toMatch(/<property name="arch" value="i386"\/>/);
+  });
+});
+
+describe('a driver written on the lab\'s 32-bit VM: read()/write() return int', () => {
+  const driver = 'test/fixtures/students/int-read-write-32bit';
+
+  it('does not build on amd64, with the explanation and the way to check it as the lab runs it', async () => {
+    const r = await runCli(['check', '--json', driver]);
+    const report = parseValidResults<CheckReport>(r.stdout);
+    const build = report.items.find((i) => i.id === 'builds')!;
+    expect(build.verdict).toBe('fail');
+    expect(build.hint).toMatch(/--arch i386/);
+    expect(r.exitCode).not.toBe(0);
+  });
+
+  it('passes every check on i386, as in the lab', async () => {
+    const r = await runCli(['check', '--json', '--arch', 'i386', driver]);
+    const report = parseValidResults<CheckReport>(r.stdout);
+    expect(report.kernel).toMatchObject({ arch: 'i386' });
+    expect(report.items.filter((i) => i.verdict === 'fail').map((i) => i.id)).toEqual([]);
+    expect(report.items.find((i) => i.id === 'shared')!.reason).toMatch(/^16\/16 pages start with aa bb cc dd/);
+    expect(r.exitCode).toBe(0);
+  });
+});
+
+describe('--arch refusals', () => {
+  it('a suite without i386 kernels, a flavour of another architecture and an unknown architecture are usage errors, before any download', async () => {
+    const trixie = await runCli(['run', '--arch', 'i386', '--kernel', 'debian:trixie']);
+    expect(trixie.exitCode).toBe(2);
+    expect(trixie.stderr).toMatch(/debian:trixie ships no i386 kernel/);
+    const mixed = await runCli(['run', '--arch', 'i386', '--flavour', 'cloud-amd64']);
+    expect(mixed.exitCode).toBe(2);
+    expect(mixed.stderr).toMatch(/--flavour cloud-amd64 is a kernel for amd64, not i386/);
+    const sparc = await runCli(['run', '--arch', 'sparc']);
+    expect(sparc.exitCode).toBe(2);
+    expect(sparc.stderr).toMatch(/--arch.*sparc.*(amd64|choices)/);
+  });
+});

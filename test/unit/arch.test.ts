@@ -1,0 +1,72 @@
+/** The architecture table: flavours, suites, Kbuild's ARCH, and where kprobes find the traced calls' arguments. */
+import { describe, expect, it } from 'vitest';
+import { archOfConfig, archOfFlavour, archOfMachine, defaultArch, hostArch, kbuildArchArgs, kprobeArgs } from '../../src/kernel/arch.js';
+import { archAndFlavour, parseKernelSpec } from '../../src/kernel/spec.js';
+import { kprobeArgsFor, traceEnv } from '../../src/guest/job.js';
+import { userCompiler } from '../../src/kbuild/userspace.js';
+import { qemuArgs } from '../../src/vm/qemu-args.js';
+
+describe('--arch and --flavour', () => {
+  it('the flavour follows the architecture, and the architecture the flavour', () => {
+    expect(archAndFlavour('i386', undefined)).toEqual({ arch: 'i386', flavour: '686-pae' });
+    expect(archAndFlavour(undefined, '686')).toEqual({ arch: 'i386', flavour: '686' });
+    expect(archAndFlavour(undefined, undefined)).toEqual({ arch: defaultArch(), flavour: defaultArch() === 'amd64' ? 'cloud-amd64' : expect.any(String) });
+  });
+
+  it('arm64 guests are refused as not built yet, pointing at SSH targets; an arm64 host defaults to amd64 guests', () => {
+    expect(() => archAndFlavour('arm64', undefined)).toThrow(expect.objectContaining({ message: 'mmaplab does not boot arm64 guests yet', hint: expect.stringMatching(/--target ssh:/) }));
+    expect(() => archAndFlavour(undefined, 'cloud-arm64')).toThrow(/does not boot arm64 guests yet/);
+    expect([defaultArch('arm64'), defaultArch('x64'), defaultArch('ia32')]).toEqual(['amd64', 'amd64', 'i386']);
+    expect(hostArch('arm64')).toBe('arm64');
+  });
+
+  it("a flavour of another architecture is refused, naming both", () => {
+    expect(() => archAndFlavour('i386', 'cloud-amd64')).toThrow(/--flavour cloud-amd64 is a kernel for amd64, not i386/);
+  });
+
+  it('i386 kernels only from the suites that ship them: trixie and sid refused by name, before any download', () => {
+    expect(parseKernelSpec('debian:bookworm', '686-pae', 'i386')).toMatchObject({ kind: 'debian', suite: 'bookworm', arch: 'i386', flavour: '686-pae' });
+    expect(parseKernelSpec('debian:bullseye-security', '686-pae', 'i386')).toMatchObject({ suite: 'bullseye-security', arch: 'i386' });
+    expect(() => parseKernelSpec('debian:trixie', '686-pae', 'i386')).toThrow(/debian:trixie ships no i386 kernel/);
+    expect(() => parseKernelSpec('debian:sid', '686-pae', 'i386')).toThrow(expect.objectContaining({ message: expect.stringMatching(/debian:sid ships no i386 kernel/), hint: expect.stringMatching(/Debian's i386 kernels are in debian:bullseye and debian:bookworm/) }));
+    expect(parseKernelSpec('debian:trixie', 'cloud-arm64', 'arm64')).toMatchObject({ arch: 'arm64' });
+  });
+
+  it('the architecture of a flavour, a uname -m and a kernel config', () => {
+    expect(['cloud-amd64', 'amd64', 'rt-amd64', '686', '686-pae', 'arm64', 'cloud-arm64', 'rpi'].map(archOfFlavour)).toEqual(['amd64', 'amd64', 'amd64', 'i386', 'i386', 'arm64', 'arm64', undefined]);
+    expect(['x86_64', 'i686', 'aarch64', 'riscv64'].map(archOfMachine)).toEqual(['amd64', 'i386', 'arm64', undefined]);
+    expect(archOfConfig('CONFIG_X86_32=y\nCONFIG_X86=y\n')).toBe('i386');
+    expect(archOfConfig('CONFIG_64BIT=y\nCONFIG_X86_64=y\n')).toBe('amd64');
+  });
+});
+
+describe('building for another architecture on an amd64 host', () => {
+  it.runIf(hostArch() === 'amd64')("Kbuild gets ARCH=i386 (the host's gcc builds -m32 for CONFIG_X86_32) and ARCH=arm64 with the cross prefix", () => {
+    expect(kbuildArchArgs('amd64')).toEqual([]);
+    expect(kbuildArchArgs('i386')).toEqual(['ARCH=i386']);
+    expect(kbuildArchArgs('arm64')).toEqual(['ARCH=arm64', 'CROSS_COMPILE=aarch64-linux-gnu-']);
+    expect(userCompiler('i386')).toEqual({ cc: 'gcc', flags: ['-m32'], packages: 'gcc-multilib' });
+  });
+});
+
+describe('traced arguments', () => {
+  it('are fetched as $argN, typed by the word size: on i386 the fourth ($arg4, size) is on the stack, which the kernel knows', () => {
+    expect(kprobeArgs('amd64')).toEqual({ remap: 'addr=$arg2:x64 pfn=$arg3:x64 size=$arg4:x64', pageFree: 'flags=+0($arg1):x64 order=$arg2:u32' });
+    expect(kprobeArgs('i386').remap).toBe('addr=$arg2:x32 pfn=$arg3:x32 size=$arg4:x32');
+    expect(kprobeArgsFor('i686')).toEqual(kprobeArgs('i386'));
+    expect(kprobeArgsFor('aarch64')).toEqual(kprobeArgs('arm64'));
+  });
+
+  it('an SSH target of an architecture mmaplab does not know is not traced at all', () => {
+    expect(kprobeArgsFor('riscv64')).toBeUndefined();
+    expect(traceEnv('riscv64')).toEqual({ REMAP_ARGS: '', PAGE_FREE_ARGS: '' });
+  });
+});
+
+describe('QEMU for i386', () => {
+  it("offers a 32-bit guest the virtio devices' legacy interface only", () => {
+    const base = { accel: 'tcg' as const, memoryMb: 256, kernelImage: 'k', initrd: 'i', append: ['quiet'], firmware: undefined, channelSocket: '/s' };
+    expect(qemuArgs({ ...base, arch: 'i386' })).toContain('virtio-serial-pci,disable-modern=on');
+    expect(qemuArgs(base)).toContain('virtio-serial-pci');
+  });
+});
