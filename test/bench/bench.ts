@@ -101,13 +101,13 @@ function target(measured: number, limit: number, unit: 's' | '×') {
 }
 
 /** QEMU alone: the time from its start to the line that says its work is done (it is killed then, as mmaplab kills its guests). */
-async function rawQemu(args: string[], socket: string, expect: RegExp): Promise<number> {
+async function rawQemu(args: string[], socket: string, expect: RegExp, binary = 'qemu-system-x86_64'): Promise<number> {
   // The same device set as mmaplab's guest, so the channel's socket needs a listener.
   const server = createServer((c) => c.on('error', () => {}));
   await new Promise<void>((r) => server.listen(socket, r));
   try {
     const t0 = performance.now();
-    const p = execa('qemu-system-x86_64', args, { reject: false, timeout: 120_000 });
+    const p = execa(binary, args, { reject: false, timeout: 120_000 });
     let out = '';
     let doneAt: number | undefined;
     p.stdout?.on('data', (d: Buffer) => {
@@ -266,6 +266,48 @@ async function bootWays(qemu: Setup['qemu'], accel: Setup['spec']['accel']) {
   }
 
   return pvh;
+}
+
+/**
+ * Each architecture's guest: warm runs of the whole grid (`run --arch X`,
+ * restored from its snapshot) against a raw QEMU boot to init of the same
+ * kernel, the same way mmaplab boots it, interleaved in the same run.
+ */
+async function archPhase(base: Record<string, string>, runs: number) {
+  const rows = [];
+  for (const arch of ['amd64', 'i386'] as const) {
+    process.stderr.write(`arch ${arch}: warm runs of the grid against a raw boot of the same kernel, x${runs}...\n`);
+    await mmaplabRun(base, ['--arch', arch]); // fills the cache and makes the snapshot
+    const first = (await mmaplabRun(base, ['--arch', arch]))[1];
+    const kernel = await acquireKernel(parseKernelSpec(first.kernel.spec, first.kernel.flavour, arch), { cacheDir: cacheRoot() });
+    const qemu = await qemuInfo(arch);
+    const ir = await buildInitramfs(kernel, cacheRoot());
+    const m = guestMachine(first);
+    const image = m.bootImage === 'pvh' ? ((await pvhImage(kernel, cacheRoot())) ?? kernel.image) : kernel.image;
+    const dir = mkdtempSync(join(tmpdir(), 'mmaplab-bench-arch-'));
+    const sock = join(dir, 'jobs.sock');
+    const warm: number[] = [];
+    const raw: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      warm.push((await mmaplabRun(base, ['--arch', arch]))[0]);
+      const recipe = guestSpec(qemu, m.accel, { machine: m.machineType ?? 'pc', image }, ir.path, 256);
+      raw.push(await rawQemu(qemuArgs({ ...recipe, channelSocket: sock, append: [...recipe.append, 'mmaplab.probe'] }), sock, /probe ok/, qemu.binary));
+    }
+    rmSync(dir, { recursive: true, force: true });
+    rows.push({ arch, release: kernel.release, accel: m.accel, machine: m.machineType ?? 'pc', warmS: median(warm), rawBootS: median(raw), ratio: median(warm) / median(raw), warm, raw });
+  }
+  return { runs, host: cpus()[0]?.model ?? 'unknown', rows };
+}
+
+function archMarkdown(x: Awaited<ReturnType<typeof archPhase>>): string {
+  return [
+    `Warm \`mmaplab run --arch X --json\` (the whole grid: 8 strategies x 9 checks, restored from the kernel's snapshot) against a raw QEMU boot to init of the same kernel, the same machine and image, interleaved; medians of ${x.runs}; ${x.host}.`,
+    '',
+    '| arch | kernel | accel, machine | warm run | raw boot to init | ratio |',
+    '|---|---|---|---|---|---|',
+    ...x.rows.map((r) => `| ${r.arch} | ${r.release} | ${r.accel}, ${r.machine} | ${r.warmS.toFixed(2)} s | ${r.rawBootS.toFixed(2)} s | ${r.ratio.toFixed(2)}× |`),
+    '',
+  ].join('\n');
 }
 
 /** Where a restored guest's time goes: the restore with its SYNC, then a job that does nothing. */
@@ -542,6 +584,7 @@ async function main(): Promise<void> {
     sandbox: { title: 'the build sandbox', run: () => sandboxCost(base, runs), md: sandboxMarkdown },
     watch: { title: 'the watch loop', run: () => watchPhase(base, Number(arg('--runs', '5'))), md: watchMarkdown },
     debug: { title: 'mmaplab debug', run: () => debugPhase(base, Number(arg('--runs', '5'))), md: debugMarkdown },
+    arch: { title: 'guests of each architecture', run: () => archPhase(base, Number(arg('--runs', '5'))), md: archMarkdown },
   };
   const phase = only[arg('--only', '')];
   if (phase) {
