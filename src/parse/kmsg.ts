@@ -80,7 +80,8 @@ export function findProblems(lines: readonly KernelLine[]): KernelProblem[] {
     out.push({ kind, title: text.trim(), ...warnMessage(lines, i), time: lines[i]!.time, location: undefined, source: /\bat (\S+:\d+)/.exec(text)?.[1]?.replace(/!$/, ''), modules: [], callTrace: [], line: i, endLine: i + 1 });
   }
   // Attach RIP, module list and call trace from the lines that follow each starter.
-  const REGISTERS = /^(RIP|Code|RSP|RAX|RDX|RBP|R0[89]|R1[0-5]|FS|CS|CR2|Kernel Offset)\b/;
+  // x86-64's registers, and i386's (EIP, EAX, ..., DS, CR0).
+  const REGISTERS = /^(RIP|Code|RSP|RAX|RDX|RBP|R0[89]|R1[0-5]|FS|CS|CR2|Kernel Offset|EIP|EAX|ESI|DS|CR0)\b/;
   const TAIL = /^(Modules linked in|CR2|Kernel Offset|---\[ end )/;
   for (let p = 0; p < out.length; p++) {
     const problem = out[p]!;
@@ -99,7 +100,14 @@ export function findProblems(lines: readonly KernelLine[]): KernelProblem[] {
         problem.endLine = j;
         break;
       }
-      const rip = /^RIP: 0010:(\S+)(?: \[([\w-]+)\])?/.exec(text);
+      // i386 prints "EIP: fn+0x12/0x19 [mod]", without the code segment; its call trace has no <TASK> marks
+      // and ends at the registers the syscall entered with.
+      if (inTrace && /^EIP: /.test(text)) {
+        inTrace = false;
+        traceDone = true;
+        continue;
+      }
+      const rip = /^(?:RIP: 0010:|EIP: )(\S+)(?: \[([\w-]+)\])?/.exec(text);
       if (rip && !problem.location) {
         problem.location = rip[1];
         if (rip[2]) problem.locationModule = rip[2];

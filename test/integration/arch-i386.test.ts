@@ -80,6 +80,15 @@ describe('a driver written on the lab\'s 32-bit VM: read()/write() return int', 
   });
 });
 
+describe('a driver that oopses on i386', () => {
+  it("is named at the driver's own line: the i386 oops (EIP, no <TASK>) parsed and its address resolved in the 32-bit module", async () => {
+    const r = await runCli(['check', '--json', '--arch', 'i386', 'test/fixtures/drivers/null-deref-mmap']);
+    const report = parseValidResults<CheckReport>(r.stdout);
+    expect(report.items.find((i) => i.id === 'shared')).toMatchObject({ verdict: 'fail', reason: expect.stringMatching(/^the driver crashed: BUG: kernel NULL pointer dereference.* in broken_mmap\+0x[0-9a-f]+ \(test\/fixtures\/drivers\/null-deref-mmap\/null_deref\.c:19\)$/) });
+    expect(r.exitCode).toBe(1);
+  });
+});
+
 describe('--arch refusals', () => {
   it('a suite without i386 kernels, a flavour of another architecture and an unknown architecture are usage errors, before any download', async () => {
     const trixie = await runCli(['run', '--arch', 'i386', '--kernel', 'debian:trixie']);

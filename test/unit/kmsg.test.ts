@@ -16,6 +16,20 @@ describe('printk lines', () => {
 });
 
 describe('problems in real guest consoles', () => {
+  it("reads an i386 guest's oops the same way (captured from a real 686-pae guest): EIP without a code segment, a call trace without <TASK> marks", () => {
+    const lines = parseKernelLog(fixture('consoles', 'null-deref-mmap-i386.console.log'));
+    const problems = findProblems(lines);
+    // Five checks, each in a guest restored afresh, each crashed once.
+    expect(problems).toHaveLength(5);
+    const [oops] = problems;
+    expect(oops).toMatchObject({ kind: 'oops', title: 'BUG: kernel NULL pointer dereference, address: 00000000', location: 'broken_mmap+0x12/0x19', locationModule: 'null_deref' });
+    expect(oops!.modules).toContain('null_deref');
+    // The trace stops at the registers the syscall came in with ("EIP: 0xb7fa4559"), which is no frame.
+    expect(oops!.callTrace.map((f) => f.fn).slice(0, 4)).toEqual(['mmap_file', 'mmap_region', 'generic_get_unmapped_area_topdown', 'arch_get_unmapped_area_topdown']);
+    expect(oops!.callTrace.map((f) => f.fn).at(-1)).toBe('entry_SYSENTER_32');
+    expect(lines[oops!.endLine - 1]!.text).toMatch(/^(CR0|DS): /);
+  });
+
   it('finds the NULL dereference oops in the driver, with its location and call trace', () => {
     const lines = parseKernelLog(fixture('consoles', 'null-deref-mmap.console.log'));
     const problems = findProblems(lines);
