@@ -46,7 +46,7 @@ export async function runDebug(driver: string | undefined, o: DebugCliOptions, f
   const { labDebug } = await import('../commands/debug.js');
   const { renderDebugBanner, renderMapEnded, renderPrintGdb } = await import('../report/debug-text.js');
   await checkDriverChoice(driver, o.strategy);
-  if (expandKernelSpecs(o.kernel).length > 1) throw usage('debug opens one guest: give one --kernel');
+  if (expandKernelSpecs(o.kernel).length > 1 || (o.arch?.length ?? 0) > 1) throw usage('debug opens one guest: give one --kernel and one --arch');
   const err = makeStyle({ color: o.color === false ? false : undefined, stream: process.stderr });
   const shown = debugProgress(o);
   const status = await frontEnd(async (fe) => {

@@ -100,7 +100,7 @@ export function addGrade(program: Command): void {
       await checkSheets(sheets);
       const { renderGradeText } = await import('../report/grade-text.js');
       const err = makeStyle({ color: o.color === false ? false : undefined, stream: process.stderr });
-      const guest: GuestCliOptions = { ...o, kernel: [o.kernel ?? DEFAULT_KERNEL], junit: undefined, refreshKernel: false, connectTimeout: 20, outputDir: o.out ? resolve(o.out) : undefined };
+      const guest: GuestCliOptions = { ...o, arch: o.arch ? [o.arch] : undefined, kernel: [o.kernel ?? DEFAULT_KERNEL], junit: undefined, refreshKernel: false, connectTimeout: 20, outputDir: o.out ? resolve(o.out) : undefined };
       const graded = await gradeClass({
         ...setupOptions(guest, !!o.verbose),
         folder: resolve(folder),

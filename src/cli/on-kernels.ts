@@ -4,7 +4,8 @@
  * --json, --junit, GitHub's step summary and annotations from the same model.
  */
 import { appendFile, writeFile } from 'node:fs/promises';
-import { expandKernelSpecs, kernelSlug } from '../kernel/spec.js';
+import { kernelSlug, matrixEntries } from '../kernel/spec.js';
+import type { Arch } from '../kernel/arch.js';
 import { assembleMatrix, kernelError } from '../matrix/model.js';
 import { type MatrixReport } from '../model/report.js';
 import { runMatrix } from '../matrix/run-matrix.js';
@@ -27,6 +28,8 @@ import { Limiter } from '../util/limiter.js';
 /** What onKernels needs of the CLI's options. */
 export interface KernelCliOptions {
   kernel: string[];
+  /** Several: a matrix of kernels x arches, its entries named <spec>/<arch>. */
+  arch?: Arch[];
   /** An SSH target: the one "kernel" of the run, named by its URL. */
   target?: string;
   jobs: number;
@@ -55,7 +58,7 @@ export async function onKernels(
   one: OneKernel,
   renderOne: (report: RunReport | CheckReport, style: ReturnType<typeof makeStyle>) => string,
 ): Promise<void> {
-  const specs = o.target ? [o.target] : expandKernelSpecs(o.kernel);
+  const specs = o.target ? [o.target] : matrixEntries(o.kernel, o.arch);
   const style = makeStyle({ color: o.color === false ? false : undefined });
   const progress = progressOutput(o);
   // Each kernel's progress, its end shown on the live area.

@@ -6,7 +6,7 @@
 import { CommanderError, InvalidArgumentError, Option, type Command } from 'commander';
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
-import { archAndFlavour, DEFAULT_KERNEL, formatKernelSpec, parseKernelSpec } from '../kernel/spec.js';
+import { archAndFlavour, DEFAULT_KERNEL, formatKernelSpec, parseKernelSpec, splitEntry } from '../kernel/spec.js';
 import { ARCHES, defaultArch, type Arch } from '../kernel/arch.js';
 import type { SetupOptions, TargetOptions } from '../machines/setup.js';
 import { makeStyle } from '../report/style.js';
@@ -90,7 +90,8 @@ export interface GuestCliOptions {
   junit?: string;
   html?: string;
   flavour?: string;
-  arch?: Arch;
+  /** --arch, one or several (a matrix: kernels x arches). */
+  arch?: Arch[];
   accel: 'auto' | 'kvm' | 'tcg';
   timeout: number;
   memory: number;
@@ -126,7 +127,7 @@ export function addGuestOptions(cmd: Command): Command {
     )
     .addOption(new Option('--jobs <n>', 'guests to run at once (a matrix shares them between its kernels)').default(cpus().length, 'the number of cores').argParser(parseJobs))
     .option('--junit <file>', 'also write JUnit XML: one testcase per kernel x strategy x check')
-    .addOption(archOption())
+    .addOption(archListOption())
     .addOption(flavourOption())
     .option('--html <file>', 'also write the report as one HTML page that opens offline: the grid, the explanations, each mapping page by page, the kernel log')
     .addOption(new Option('--accel <accel>', 'accelerator: auto probes KVM and falls back to TCG').choices(ACCELS).default('auto'))
@@ -156,7 +157,14 @@ export function addGuestOptions(cmd: Command): Command {
 }
 
 /** --arch: the guest's architecture; default the host's (amd64 where mmaplab boots no guests of it). */
-export const archOption = () => new Option('--arch <arch>', `the guest's architecture (default: ${defaultArch()}, this machine's where mmaplab boots guests of it; arm64 guests are not built yet)`).choices(ARCHES);
+export const archOption = () => new Option('--arch <arch>', `the guest's architecture, ${ARCHES.join(', ')} (default: ${defaultArch()}, this machine's where mmaplab boots guests of it; arm64 guests are not built yet)`).choices(ARCHES);
+
+/** --arch of run and check: one, or several (comma-separated or repeated) for a matrix of kernels x arches. */
+export const archListOption = () =>
+  new Option('--arch <arch>', `the guest's architecture, ${ARCHES.join(', ')} (default: ${defaultArch()}, this machine's where mmaplab boots guests of it; arm64 guests are not built yet); several, comma-separated or repeated, make a matrix of kernels x arches`).argParser((v: string, previous: Arch[] | undefined) => {
+    const picked = listOption('--arch', v, ARCHES) as Arch[];
+    return [...(previous ?? []), ...picked.filter((a) => !previous?.includes(a))];
+  });
 /** --flavour: the kernel flavour, by default the architecture's fastest to boot. */
 export const flavourOption = (of = '') => new Option('--flavour <flavour>', `Debian kernel flavour${of} (default: the architecture's fastest to boot: cloud-amd64, 686-pae, cloud-arm64)`);
 
@@ -167,6 +175,7 @@ export const noConfigOption = () => new Option('--no-config', 'read no project c
 /** --target and its companions, checked: a target runs its own kernel, so --kernel does not go with it. */
 function targetOptions(o: GuestCliOptions): TargetOptions {
   if (o.kernel.length > 0) throw usage("--target runs the lab on the target's own kernel; --kernel does not go with it");
+  if (o.arch?.length) throw usage("--target runs the lab on the target's own machine, whose architecture it reads; --arch does not go with it");
   let target;
   try {
     target = parseTargetUrl(o.target!, SshConfig.load(o.sshConfig));
@@ -187,11 +196,14 @@ function targetOptions(o: GuestCliOptions): TargetOptions {
 }
 
 /** The command layer's options from the CLI's, with progress: where it goes, or true for plain lines on stderr. */
-export function setupOptions(o: GuestCliOptions, progress: boolean | Progress | undefined, kernel = o.kernel[0] ?? DEFAULT_KERNEL, label = ''): SetupOptions {
+export function setupOptions(o: GuestCliOptions, progress: boolean | Progress | undefined, kernelEntry = o.kernel[0] ?? DEFAULT_KERNEL, label = ''): SetupOptions {
   const err = makeStyle({ color: o.color === false ? false : undefined, stream: process.stderr });
+  // A matrix across architectures names its entries <spec>/<arch>.
+  const entry = splitEntry(kernelEntry);
+  const kernel = entry.kernel;
   return {
     kernel,
-    ...archAndFlavour(o.arch, o.flavour),
+    ...archAndFlavour(entry.arch ?? o.arch?.[0], o.flavour),
     accel: o.accel,
     timeoutS: o.timeout,
     memoryMb: o.memory,

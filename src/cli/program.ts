@@ -63,7 +63,7 @@ function addRun(program: Command): void {
     const moduleDir = o.moduleDir ? resolve(o.moduleDir) : projectPaths.kernelModule;
     if (o.watch) {
       if (!o.moduleDir) throw usage('--watch goes with --module-dir: the driver whose folder is watched');
-      if (o.kernel.length > 1 || o.target || o.junit || o.html) throw usage('--watch runs one driver on one kernel in a local guest: leave out --target, --junit, --html and all but one --kernel');
+      if (o.kernel.length > 1 || (o.arch?.length ?? 0) > 1 || o.target || o.junit || o.html) throw usage('--watch runs one driver on one kernel in a local guest: leave out --target, --junit, --html and all but one --kernel and --arch');
       const { watchRunCommand } = await import('./watch-command.js');
       return watchRunCommand({ ...setupOptions(o, o.verbose), moduleDir, strategies, checks, pages: 16 }, o);
     }
@@ -90,9 +90,9 @@ function addCheck(program: Command): void {
     const pattern = o.expectPattern === undefined ? undefined : /^0x[0-9a-f]{1,8}$/i.test(o.expectPattern) ? Number.parseInt(o.expectPattern, 16) : Number.NaN;
     if (Number.isNaN(pattern)) throw usage(`--expect-pattern must be a 32-bit hex word such as 0xaabbccdd, not '${o.expectPattern}'`);
     if (o.rubric && !o.gradescope) throw usage('--rubric goes with --gradescope (a class is graded with mmaplab grade)');
-    if (o.gradescope && o.kernel.length > 1) throw usage('--gradescope scores one check: give one --kernel');
+    if (o.gradescope && (o.kernel.length > 1 || (o.arch?.length ?? 0) > 1)) throw usage('--gradescope scores one check: give one --kernel and one --arch');
     if (o.watch) {
-      if (o.kernel.length > 1 || o.target || o.gradescope || o.junit || o.html) throw usage('--watch checks one driver on one kernel in a local guest: leave out --target, --gradescope, --junit, --html and all but one --kernel');
+      if (o.kernel.length > 1 || (o.arch?.length ?? 0) > 1 || o.target || o.gradescope || o.junit || o.html) throw usage('--watch checks one driver on one kernel in a local guest: leave out --target, --gradescope, --junit, --html and all but one --kernel and --arch');
       const { watchCheckCommand } = await import('./watch-command.js');
       return watchCheckCommand({ ...setupOptions(o, o.verbose), source: resolve(driver), device: o.device, pages: o.pages, pattern }, o);
     }
@@ -159,7 +159,7 @@ function addShell(program: Command): void {
     }
     const { labShell } = await import('../commands/shell.js');
     await checkDriverChoice(driver, o.strategy);
-    if (!o.target && expandKernelSpecs(o.kernel).length > 1) throw usage('shell opens one guest: give one --kernel');
+    if (!o.target && (expandKernelSpecs(o.kernel).length > 1 || (o.arch?.length ?? 0) > 1)) throw usage('shell opens one guest: give one --kernel and one --arch');
     const err = styleFor(o, process.stderr);
     const r = await withTerminal((session) => labShell({ ...setupOptions(o, true), source: driver, strategy: o.strategy, session }));
     for (const n of r.notes) process.stderr.write(err.dim(`mmaplab: note: ${n}\n`));

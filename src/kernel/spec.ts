@@ -93,13 +93,40 @@ export function formatKernelSpec(spec: KernelSpec): string {
   }
 }
 
-/** Every --kernel value, `all` expanded, each spec once, in the order given. */
-export function expandKernelSpecs(values: readonly string[]): string[] {
+/** Every --kernel value, `all` expanded (to the suites that ship the architecture's kernels), each spec once, in the order given. */
+export function expandKernelSpecs(values: readonly string[], arch?: Arch): string[] {
+  const ships = arch ? ARCH_INFO[arch].suites : undefined;
+  const all = ALL_KERNELS.filter((k) => !ships || ships.includes(k.replace(/^debian:/, '')));
   const out: string[] = [];
   for (const v of values.length ? values : [DEFAULT_KERNEL]) {
-    for (const s of v.trim() === 'all' ? ALL_KERNELS : [formatKernelSpec(parseKernelSpec(v))]) if (!out.includes(s)) out.push(s);
+    for (const s of v.trim() === 'all' ? all : [formatKernelSpec(parseKernelSpec(v))]) if (!out.includes(s)) out.push(s);
   }
   return out;
+}
+
+/**
+ * The entries of a run on several kernels and architectures: kernels x
+ * arches, each named `<spec>/<arch>` where more than one architecture is asked
+ * for (the matrix's, JSON's and JUnit's name of it), else the plain spec.
+ */
+export function matrixEntries(values: readonly string[], arches: readonly Arch[] | undefined): string[] {
+  const list: ReadonlyArray<Arch | undefined> = arches?.length ? arches : [undefined];
+  const out: string[] = [];
+  for (const spec of expandKernelSpecs(values)) {
+    for (const a of list) {
+      // `all` is every suite that ships the architecture's kernels; a suite named outright is refused by name, before anything runs.
+      if (a && !expandKernelSpecs(values, a).includes(spec)) continue;
+      if (a && spec.startsWith('debian:')) parseKernelSpec(spec, ARCH_INFO[a].defaultFlavour, a);
+      out.push(list.length > 1 ? `${spec}/${a}` : spec);
+    }
+  }
+  return out;
+}
+
+/** A matrix entry back into its kernel spec and architecture. */
+export function splitEntry(entry: string): { kernel: string; arch: Arch | undefined } {
+  const m = /^(.*)\/(amd64|i386|arm64)$/.exec(entry);
+  return m ? { kernel: m[1]!, arch: m[2] as Arch } : { kernel: entry, arch: undefined };
 }
 
 /** A short, file-name-safe label for a spec: bookworm, bookworm-backports, host, local-bzImage. */

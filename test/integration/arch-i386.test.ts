@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EXPECTATIONS, STRATEGIES } from '../../src/diagnose/expectations.js';
 import { CHECK_NAMES } from '../../src/model/checks.js';
-import type { CheckReport, GuestMachine, RunReport } from '../../src/model/report.js';
+import type { CheckReport, GuestMachine, MatrixReport, RunReport } from '../../src/model/report.js';
 import { qemuProcesses, runCli } from './cli.js';
 import { parseValidResults } from '../support/schema.js';
 
@@ -76,6 +76,20 @@ describe('a driver written on the lab\'s 32-bit VM: read()/write() return int', 
     expect(report.kernel).toMatchObject({ arch: 'i386' });
     expect(report.items.filter((i) => i.verdict === 'fail').map((i) => i.id)).toEqual([]);
     expect(report.items.find((i) => i.id === 'shared')!.reason).toMatch(/^16\/16 pages start with aa bb cc dd/);
+    expect(r.exitCode).toBe(0);
+  });
+});
+
+describe('a matrix of kernels x arches', () => {
+  it('runs each kernel on each architecture, the JSON and JUnit naming every entry <spec>/<arch>', async () => {
+    const junit = join(tmp, 'matrix.xml');
+    const r = await runCli(['run', '--json', '--strategy', 'seed', '--check', 'private,shared', '--arch', 'amd64,i386', '--junit', junit]);
+    const m = JSON.parse(r.stdout) as MatrixReport;
+    expect(m.kernels.map((k) => [k.spec, k.kind === 'run' ? k.report.kernel.arch : k.kind])).toEqual([['debian:bookworm/amd64', 'amd64'], ['debian:bookworm/i386', 'i386']]);
+    for (const k of m.kernels) {
+      expect(k.kind === 'run' && k.report.results.map((x) => [x.check, x.outcome.kind])).toEqual([['private', 'sigbus'], ['shared', 'ok']]);
+    }
+    expect([...readFileSync(junit, 'utf8').matchAll(/<testsuite name="([^"]+)"/g)].map((x) => x[1])).toEqual(['debian:bookworm/amd64', 'debian:bookworm/i386']);
     expect(r.exitCode).toBe(0);
   });
 });

@@ -1,7 +1,7 @@
 /** The architecture table: flavours, suites, Kbuild's ARCH, and where kprobes find the traced calls' arguments. */
 import { describe, expect, it } from 'vitest';
 import { archOfConfig, archOfFlavour, archOfMachine, defaultArch, hostArch, kbuildArchArgs, kprobeArgs } from '../../src/kernel/arch.js';
-import { archAndFlavour, parseKernelSpec } from '../../src/kernel/spec.js';
+import { archAndFlavour, matrixEntries, parseKernelSpec, splitEntry } from '../../src/kernel/spec.js';
 import { kprobeArgsFor, traceEnv } from '../../src/guest/job.js';
 import { userCompiler } from '../../src/kbuild/userspace.js';
 import { qemuArgs } from '../../src/vm/qemu-args.js';
@@ -37,6 +37,21 @@ describe('--arch and --flavour', () => {
     expect(['x86_64', 'i686', 'aarch64', 'riscv64'].map(archOfMachine)).toEqual(['amd64', 'i386', 'arm64', undefined]);
     expect(archOfConfig('CONFIG_X86_32=y\nCONFIG_X86=y\n')).toBe('i386');
     expect(archOfConfig('CONFIG_64BIT=y\nCONFIG_X86_64=y\n')).toBe('amd64');
+  });
+});
+
+describe('a matrix of kernels x arches', () => {
+  it('names its entries <spec>/<arch>, kernels first; one architecture keeps the plain specs', () => {
+    expect(matrixEntries(['debian:bookworm', 'debian:bullseye'], ['amd64', 'i386'])).toEqual(['debian:bookworm/amd64', 'debian:bookworm/i386', 'debian:bullseye/amd64', 'debian:bullseye/i386']);
+    expect(matrixEntries(['debian:bookworm'], ['i386'])).toEqual(['debian:bookworm']);
+    expect(splitEntry('debian:bookworm/i386')).toEqual({ kernel: 'debian:bookworm', arch: 'i386' });
+    expect(splitEntry('local:/k/arch/x86/boot/bzImage')).toEqual({ kernel: 'local:/k/arch/x86/boot/bzImage', arch: undefined });
+  });
+
+  it('`all` is every suite that ships the architecture; a suite named outright that does not is refused before anything runs', () => {
+    expect(matrixEntries(['all'], ['i386'])).toEqual(['debian:bullseye', 'debian:bookworm']);
+    expect(matrixEntries(['all'], ['amd64', 'i386']).filter((e) => e.endsWith('/i386'))).toEqual(['debian:bullseye/i386', 'debian:bookworm/i386']);
+    expect(() => matrixEntries(['debian:trixie'], ['amd64', 'i386'])).toThrow(/debian:trixie ships no i386 kernel/);
   });
 });
 
