@@ -7,7 +7,7 @@ import { CommanderError, InvalidArgumentError, Option, type Command } from 'comm
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { archAndFlavour, DEFAULT_KERNEL, formatKernelSpec, parseKernelSpec, splitEntry } from '../kernel/spec.js';
-import { ARCHES, defaultArch, type Arch } from '../kernel/arch.js';
+import { ARCHES, archOfFlavour, defaultArch, type Arch } from '../kernel/arch.js';
 import type { SetupOptions, TargetOptions } from '../machines/setup.js';
 import { makeStyle } from '../report/style.js';
 import { SshConfig } from '../ssh/ssh-config.js';
@@ -198,12 +198,15 @@ function targetOptions(o: GuestCliOptions): TargetOptions {
 /** The command layer's options from the CLI's, with progress: where it goes, or true for plain lines on stderr. */
 export function setupOptions(o: GuestCliOptions, progress: boolean | Progress | undefined, kernelEntry = o.kernel[0] ?? DEFAULT_KERNEL, label = ''): SetupOptions {
   const err = makeStyle({ color: o.color === false ? false : undefined, stream: process.stderr });
-  // A matrix across architectures names its entries <spec>/<arch>.
-  const entry = splitEntry(kernelEntry);
+  // A matrix across architectures names its entries <spec>/<arch>; its flavour (the project config's, say) serves only its own architecture's entries.
+  const across = (o.arch?.length ?? 0) > 1;
+  const entry = across ? splitEntry(kernelEntry) : { kernel: kernelEntry, arch: o.arch?.[0] };
   const kernel = entry.kernel;
+  const ofFlavour = o.flavour ? archOfFlavour(o.flavour) : undefined;
+  const flavour = across && ofFlavour && ofFlavour !== entry.arch ? undefined : o.flavour;
   return {
     kernel,
-    ...archAndFlavour(entry.arch ?? o.arch?.[0], o.flavour),
+    ...archAndFlavour(entry.arch, flavour),
     accel: o.accel,
     timeoutS: o.timeout,
     memoryMb: o.memory,

@@ -238,8 +238,10 @@ function addKernels(program: Command): void {
     .action(async (specs: string[], o: { flavour?: string; arch?: Arch; archiveUri?: string; securityUri?: string; accel: AccelRequest; memory: number; snapshot?: boolean }) => {
       const { fetchAhead } = await import('../commands/kernels.js');
       let expanded: string[];
+      const af = archAndFlavour(o.arch, o.flavour);
       try {
-        expanded = expandKernelSpecs(specs);
+        // `all` is every suite that ships the architecture's kernels.
+        expanded = expandKernelSpecs(specs, af.arch);
       } catch (e) {
         throw usage(valueError(e));
       }
@@ -247,7 +249,7 @@ function addKernels(program: Command): void {
       for (const spec of expanded) {
         const snapshot = o.snapshot === false ? false : { memoryMb: o.memory, accel: o.accel };
         const progress = progressOutput({ verbose: true }, { live: true });
-        const r = await fetchAhead(spec, { cacheDir: cacheRoot(), ...archAndFlavour(o.arch, o.flavour), archiveUri: o.archiveUri, securityUri: o.securityUri, snapshot, onProgress: progress?.sink(spec, `${spec} `) })
+        const r = await fetchAhead(spec, { cacheDir: cacheRoot(), ...af, archiveUri: o.archiveUri, securityUri: o.securityUri, snapshot, onProgress: progress?.sink(spec, `${spec} `) })
           .then((x) => (progress?.finish(spec, 'done', x.kernel.release), x), (e: unknown) => { progress?.finish(spec, 'failed', (isMmaplabError(e) ? e.message : String(e)).split('\n')[0] ?? ''); throw e; })
           .finally(() => progress?.stop());
         process.stdout.write(`${spec}: ${r.kernel.release} (${r.kernel.packageVersion}), modules built with ${r.compiler}${r.snapshot ? `; ${fetchedSnapshot(r.snapshot)}` : ''}\n`);

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { toolchainFor } from '../kbuild/compiler.js';
 import { buildInitramfs } from '../guest/initramfs.js';
 import { acquireKernel, parseKernelSpec, type Kernel } from '../kernel/index.js';
+import type { Arch } from '../kernel/arch.js';
 import { loadCachedKernel, readAliases } from '../kernel/debian.js';
 import type { ByteCount, Progress } from '../model/progress.js';
 import { buildArchive, snapshotAhead } from '../machines/setup.js';
@@ -70,6 +71,7 @@ export async function listCache(cacheDir: string): Promise<CacheListing> {
 export interface FetchOptions {
   cacheDir: string;
   flavour: string;
+  arch?: Arch | undefined;
   archiveUri: string | undefined;
   securityUri: string | undefined;
   /** Make the kernel's snapshot too (the guest memory and accelerator of the runs to come); false: --no-snapshot. */
@@ -85,13 +87,13 @@ export interface FetchOptions {
 export async function fetchAhead(spec: string, opts: FetchOptions): Promise<{ kernel: Kernel; compiler: string; snapshot: SnapshotUse | undefined }> {
   const progress: Progress = opts.onProgress ?? (() => {});
   const onFetch = (m: string, bytes?: ByteCount) => progress('fetch', m, bytes ? { bytes } : undefined);
-  const kernel = await acquireKernel(parseKernelSpec(spec, opts.flavour), { cacheDir: opts.cacheDir, archiveUri: opts.archiveUri, securityUri: opts.securityUri, refresh: true, onProgress: onFetch });
+  const kernel = await acquireKernel(parseKernelSpec(spec, opts.flavour, opts.arch), { cacheDir: opts.cacheDir, archiveUri: opts.archiveUri, securityUri: opts.securityUri, refresh: true, onProgress: onFetch });
   const archive = buildArchive(opts);
   const snapshot = opts.snapshot;
   const [tc, snap] = await Promise.all([
     toolchainFor(kernel, { cacheDir: opts.cacheDir, archive: archive.uri, keyring: archive.keyring, onProgress: (m) => progress('build', m) }),
     // The initramfs (with the test program in it) is built on the way.
-    snapshot ? snapshotAhead(kernel, { cacheDir: opts.cacheDir, ...snapshot, progress }) : buildInitramfs(kernel, opts.cacheDir).then(() => undefined),
+    snapshot ? snapshotAhead(kernel, { cacheDir: opts.cacheDir, ...snapshot, progress, archiveUri: opts.archiveUri, securityUri: opts.securityUri }) : buildInitramfs(kernel, opts.cacheDir, opts).then(() => undefined),
   ]);
   return { kernel, compiler: tc.describe, snapshot: snap };
 }

@@ -25,17 +25,17 @@ export async function findStaticBusybox(): Promise<string> {
 }
 
 /** A static busybox for a guest of arch; suite: the Debian release to take it from (the kernel's). */
-export async function busyboxFor(arch: Arch, suite: string, cacheDir: string): Promise<string> {
+export async function busyboxFor(arch: Arch, suite: string, cacheDir: string, archives: { archiveUri?: string | undefined; securityUri?: string | undefined } = {}): Promise<string> {
   if (arch === hostArch()) return findStaticBusybox();
   const base = /^(.*?)(-(?:backports|updates|security|proposed-updates))?$/.exec(suite || 'bookworm')![1]!;
   const dir = join(cacheDir, 'userland', `busybox-${arch}-${base}`);
   const path = join(dir, 'busybox');
   if (await exists(path)) return path;
-  const archives = debianArchives({});
-  if (!archives.archive) throw new MmaplabError('fetch', `no Debian archive to fetch an ${arch} busybox from`, { hint: 'give one with --archive-uri URI (or MMAPLAB_DEBIAN_ARCHIVE=URI)' });
+  const a = debianArchives(archives);
+  if (!a.archive) throw new MmaplabError('fetch', `no Debian archive to fetch an ${arch} busybox from`, { hint: 'give one with --archive-uri URI (or MMAPLAB_DEBIAN_ARCHIVE=URI)' });
   await installDirAtomic(dir, async (staging) => {
     const rolling = ['sid', 'unstable', 'experimental'].includes(base);
-    const apt = await PrivateApt.create(join(staging, 'apt'), aptLinesFor(base, archives), rolling ? ['-o', 'Acquire::Check-Valid-Until=false'] : [], [arch]);
+    const apt = await PrivateApt.create(join(staging, 'apt'), aptLinesFor(base, a), rolling ? ['-o', 'Acquire::Check-Valid-Until=false'] : [], [arch]);
     await apt.update();
     const debs = join(staging, 'debs');
     await apt.download(['busybox-static'], debs);

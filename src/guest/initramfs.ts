@@ -36,8 +36,9 @@ export interface Initramfs {
   testProgram: string;
 }
 
-export async function buildInitramfs(kernel: Kernel, cacheDir: string): Promise<Initramfs> {
-  const busybox = await busyboxFor(kernel.arch, kernel.suite, cacheDir);
+/** archives: where a busybox of another architecture than the host's is fetched from (the user's --archive-uri). */
+export async function buildInitramfs(kernel: Kernel, cacheDir: string, archives: { archiveUri?: string | undefined; securityUri?: string | undefined } = {}): Promise<Initramfs> {
+  const busybox = await busyboxFor(kernel.arch, kernel.suite, cacheDir, archives);
   const machine = ARCH_INFO[kernel.arch].unameMachines[0]!;
   const initPath = join(projectPaths.vm, 'init');
   const jobScript = join(projectPaths.vm, 'job.sh');

@@ -51,8 +51,8 @@ async function moduleCalls(ko: string): Promise<Map<string, CallSite[]>> {
     if (label) fn = label[1]!;
     const ins = /^\s*([0-9a-f]+):\s+(call|jmp)\b/.exec(line);
     if (ins) insn = Number.parseInt(ins[1]!, 16);
-    else if (/^\s*[0-9a-f]+:\s+\S/.test(line) && !/R_X86_64|R_AARCH64/.test(line)) insn = undefined;
-    const rel = /R_(?:X86_64_PLT32|X86_64_PC32|AARCH64_CALL26|AARCH64_JUMP26)\s+([\w.]+)(?:[-+]0x[0-9a-f]+)?$/.exec(line);
+    else if (/^\s*[0-9a-f]+:\s+\S/.test(line) && !/R_X86_64|R_386|R_AARCH64/.test(line)) insn = undefined;
+    const rel = /R_(?:X86_64_PLT32|X86_64_PC32|386_PC32|386_PLT32|AARCH64_CALL26|AARCH64_JUMP26)\s+([\w.]+)(?:[-+]0x[0-9a-f]+)?$/.exec(line);
     if (rel && insn !== undefined) {
       const list = calls.get(rel[1]!) ?? [];
       list.push({ section, address: insn, fn });

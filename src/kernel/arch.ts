@@ -68,13 +68,17 @@ export function archOfMachine(unameM: string): Arch | undefined {
 }
 
 /**
- * Where the traced calls' arguments are, as kprobe fetch-args: `$argN`, which
- * the kernel maps to each architecture's calling convention (on i386 the
- * first three in registers, the fourth on the stack), typed by the word size.
+ * Where the traced calls' arguments are, as kprobe fetch-args.
  * remap: remap_pfn_range(vma, addr, pfn, size, prot); pageFree:
- * __free_pages(page, order), page->flags first.
+ * __free_pages(page, order), page->flags first. x86-64 names its registers
+ * (vma %di, addr %si, pfn %dx, size %cx), which every kernel takes, SSH
+ * targets older than 4.20 too; elsewhere `$argN` (4.20 and later), which the
+ * kernel maps to the calling convention (on i386 the first three arguments
+ * in registers, the fourth on the stack, which no register name reaches),
+ * typed by the word size.
  */
 export function kprobeArgs(a: Arch): { remap: string; pageFree: string } {
+  if (a === 'amd64') return { remap: 'addr=%si:x64 pfn=%dx:x64 size=%cx:x64', pageFree: 'flags=+0(%di):x64 order=%si:u32' };
   const w = ARCH_INFO[a].bits === 64 ? 'x64' : 'x32';
   return { remap: `addr=$arg2:${w} pfn=$arg3:${w} size=$arg4:${w}`, pageFree: `flags=+0($arg1):${w} order=$arg2:u32` };
 }

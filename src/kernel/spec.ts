@@ -50,7 +50,7 @@ export function archAndFlavour(arch: Arch | undefined, flavour: string | undefin
   const ofFlavour = flavour ? archOfFlavour(flavour) : undefined;
   const a = arch ?? ofFlavour ?? defaultArch();
   if (!GUEST_ARCHES.includes(a)) throw usageError(`mmaplab does not boot ${a} guests yet`, `it boots ${GUEST_ARCHES.join(' and ')} guests; a machine of ${a} is checked over SSH (--target ssh://host), its own kernel traced`);
-  if (flavour && ofFlavour && ofFlavour !== a) throw usageError(`--flavour ${flavour} is a kernel for ${ofFlavour}, not ${a}`, `leave --flavour out for ${a}'s ${ARCH_INFO[a].defaultFlavour}, or give --arch ${ofFlavour}`);
+  if (flavour && ofFlavour && ofFlavour !== a) throw usageError(`--flavour ${flavour} is a kernel for ${ofFlavour}, not ${a}`, `leave --flavour (or the project config's flavour:) out for ${a}'s ${ARCH_INFO[a].defaultFlavour}, or give --arch ${ofFlavour}`);
   return { arch: a, flavour: flavour ?? ARCH_INFO[a].defaultFlavour };
 }
 

@@ -29,7 +29,7 @@ import { RunDir } from '../rundir/run-dir.js';
 import { ConnectionLost } from '../ssh/connection.js';
 import { RemoteLab } from '../ssh/remote-lab.js';
 import type { SshTarget } from '../ssh/url.js';
-import { isMmaplabError, MmaplabError } from '../util/errors.js';
+import { isMmaplabError, MmaplabError, usageError } from '../util/errors.js';
 import { Limiter, type Slots } from '../util/limiter.js';
 import { requireTool } from '../util/tools.js';
 import { chooseAccel, type AccelRequest } from '../vm/accel.js';
@@ -85,6 +85,9 @@ export async function acquireFor(opts: GuestOptions, cacheDir: string, progress:
     refresh: opts.refreshKernel,
     onProgress: (m, bytes) => progress('fetch', m, bytes ? { bytes } : undefined),
   });
+  // A host or local: kernel is of whatever architecture it was built for; the guest's QEMU follows --arch.
+  const want = guestArch(opts);
+  if (kernel.arch !== want) throw usageError(`${kernel.spec} is a kernel for ${kernel.arch}, not ${want}`, `give --arch ${kernel.arch} to boot it`);
   // PVH (and so microvm) is an x86-64 boot here.
   return { ...kernel, vmlinux: kernel.arch === 'amd64' ? await pvhImage(kernel, cacheDir) : undefined };
 }
@@ -252,7 +255,7 @@ async function openGuestLab(opts: SetupOptions, source: string, runDir: RunDir, 
   // The initramfs builds the test program too (it carries it): one build serves both.
   // Either failing waits for the driver's build to end first: nothing of it is left running (or writing into a kept tree).
   const [initramfs, accel] = await (async () => {
-    const i = await buildInitramfs(kernel, cacheDir);
+    const i = await buildInitramfs(kernel, cacheDir, opts);
     return [i, await chooseAccel({ requested: opts.accel, cacheDir, qemuVersion: qemu.version, probe: kvmProbe(qemu, kernel, i.path, runDir.path, opts.memoryMb) })] as const;
   })().catch(async (e: unknown) => {
     await builtP;
@@ -344,11 +347,11 @@ async function targetLab(opts: SetupOptions, t: TargetOptions, source: string, r
  * first run after it only restores. The boot's console is kept in a run
  * directory only when the boot fails (the error names it).
  */
-export async function snapshotAhead(fetched: Kernel, opts: { cacheDir: string; memoryMb: number; accel: AccelRequest; progress: Progress }): Promise<SnapshotUse> {
+export async function snapshotAhead(fetched: Kernel, opts: { cacheDir: string; memoryMb: number; accel: AccelRequest; progress: Progress; archiveUri?: string | undefined; securityUri?: string | undefined }): Promise<SnapshotUse> {
   const { cacheDir } = opts;
   const qemu = await qemuInfo(fetched.arch);
   const kernel = { ...fetched, vmlinux: fetched.arch === 'amd64' ? await pvhImage(fetched, cacheDir) : undefined };
-  const initramfs = await buildInitramfs(kernel, cacheDir);
+  const initramfs = await buildInitramfs(kernel, cacheDir, opts);
   const runDir = await RunDir.create({});
   const accel = await chooseAccel({ requested: opts.accel, cacheDir, qemuVersion: qemu.version, probe: kvmProbe(qemu, kernel, initramfs.path, runDir.path, opts.memoryMb) });
   const ctx: GuestContext = { qemu, accel, kernel, initramfs, boot: { memoryMb: opts.memoryMb, timeoutS: 120 }, runDir, notes: [], progress: opts.progress, slots: new Limiter(1) };

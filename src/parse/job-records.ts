@@ -164,9 +164,14 @@ function areaOf(line: string): string {
   return line.trim().replace(/^0x(?:[0-9a-f]+|\(_+ptrval_+\))-0x(?:[0-9a-f]+|\(_+ptrval_+\))\s+/, '');
 }
 
-/** Of the areas left after rmmod, those the driver made: named by it, or called from a module's address once it is gone. */
+/**
+ * Of the areas left after rmmod, those the driver made: named by it, or
+ * called from an address the kernel no longer names, which is code that is
+ * gone (kernel text always resolves): x86-64's module area 0xffffffffc...,
+ * or any bare address (an i386 module lives in vmalloc space, 0xd08...).
+ */
 export function leakedAreas(lines: readonly string[], module: string): string[] {
-  return lines.filter((l) => l.includes(`[${module}]`) || /(^|\s)0xffffffffc[0-9a-f]{7,}(\s|$)/.test(l));
+  return lines.filter((l) => l.includes(`[${module}]`) || /(^|\s)0x(?:[0-9a-f]{8}|ffffffffc[0-9a-f]{7,})(\s|$)/.test(l));
 }
 
 /** The areas after rmmod that were not there before insmod, each repeat counted. */

@@ -100,13 +100,7 @@ export function findProblems(lines: readonly KernelLine[]): KernelProblem[] {
         problem.endLine = j;
         break;
       }
-      // i386 prints "EIP: fn+0x12/0x19 [mod]", without the code segment; its call trace has no <TASK> marks
-      // and ends at the registers the syscall entered with.
-      if (inTrace && /^EIP: /.test(text)) {
-        inTrace = false;
-        traceDone = true;
-        continue;
-      }
+      // i386 prints "EIP: fn+0x12/0x19 [mod]", without the code segment (its call trace has no <TASK> marks).
       const rip = /^(?:RIP: 0010:|EIP: )(\S+)(?: \[([\w-]+)\])?/.exec(text);
       if (rip && !problem.location) {
         problem.location = rip[1];

@@ -101,6 +101,13 @@ describe('a driver that oopses on i386', () => {
     expect(report.items.find((i) => i.id === 'shared')).toMatchObject({ verdict: 'fail', reason: expect.stringMatching(/^the driver crashed: BUG: kernel NULL pointer dereference.* in broken_mmap\+0x[0-9a-f]+ \(test\/fixtures\/drivers\/null-deref-mmap\/null_deref\.c:19\)$/) });
     expect(r.exitCode).toBe(1);
   });
+
+  it('a vmalloc area left after rmmod is found though its caller, in the 32-bit module gone, is a bare address', async () => {
+    const r = await runCli(['check', '--json', '--arch', 'i386', 'test/fixtures/drivers/vmalloc-leak']);
+    const report = parseValidResults<CheckReport>(r.stdout);
+    expect(report.items.find((i) => i.id === 'leaks')).toMatchObject({ verdict: 'fail', reason: '1 vmalloc area still allocated' });
+    expect(r.exitCode).toBe(1);
+  });
 });
 
 describe('--arch refusals', () => {
@@ -111,6 +118,9 @@ describe('--arch refusals', () => {
     const mixed = await runCli(['run', '--arch', 'i386', '--flavour', 'cloud-amd64']);
     expect(mixed.exitCode).toBe(2);
     expect(mixed.stderr).toMatch(/--flavour cloud-amd64 is a kernel for amd64, not i386/);
+    const debug = await runCli(['debug', '--arch', 'i386', 'test/fixtures/drivers/null-deref-mmap']);
+    expect(debug.exitCode).toBe(2);
+    expect(debug.stderr).toMatch(/mmaplab debug boots amd64 guests only so far/);
     const sparc = await runCli(['run', '--arch', 'sparc']);
     expect(sparc.exitCode).toBe(2);
     expect(sparc.stderr).toMatch(/--arch.*sparc.*(amd64|choices)/);

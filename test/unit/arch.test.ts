@@ -5,6 +5,7 @@ import { archAndFlavour, matrixEntries, parseKernelSpec, splitEntry } from '../.
 import { kprobeArgsFor, traceEnv } from '../../src/guest/job.js';
 import { userCompiler } from '../../src/kbuild/userspace.js';
 import { qemuArgs } from '../../src/vm/qemu-args.js';
+import { setupOptions, type GuestCliOptions } from '../../src/cli/options.js';
 
 describe('--arch and --flavour', () => {
   it('the flavour follows the architecture, and the architecture the flavour', () => {
@@ -55,6 +56,20 @@ describe('a matrix of kernels x arches', () => {
   });
 });
 
+describe("a run's options per entry", () => {
+  const cli = (over: Partial<GuestCliOptions>): GuestCliOptions => ({ kernel: [], jobs: 1, accel: 'tcg', timeout: 60, memory: 256, connectTimeout: 20, buildTimeout: 60, ...over });
+
+  it("a flavour (the project config's, say) serves only its own architecture's entries of a matrix", () => {
+    const o = cli({ arch: ['amd64', 'i386'], flavour: 'amd64' });
+    expect(setupOptions(o, false, 'debian:bookworm/amd64')).toMatchObject({ kernel: 'debian:bookworm', arch: 'amd64', flavour: 'amd64' });
+    expect(setupOptions(o, false, 'debian:bookworm/i386')).toMatchObject({ kernel: 'debian:bookworm', arch: 'i386', flavour: '686-pae' });
+  });
+
+  it('a spec is split into <spec>/<arch> only in a matrix across architectures: a local tree ending in /amd64 stays whole', () => {
+    expect(setupOptions(cli({}), false, 'local:/k/bzImage,/home/me/build/amd64')).toMatchObject({ kernel: 'local:/k/bzImage,/home/me/build/amd64', arch: defaultArch() });
+  });
+});
+
 describe('building for another architecture on an amd64 host', () => {
   it.runIf(hostArch() === 'amd64')("Kbuild gets ARCH=i386 (the host's gcc builds -m32 for CONFIG_X86_32) and ARCH=arm64 with the cross prefix", () => {
     expect(kbuildArchArgs('amd64')).toEqual([]);
@@ -65,8 +80,9 @@ describe('building for another architecture on an amd64 host', () => {
 });
 
 describe('traced arguments', () => {
-  it('are fetched as $argN, typed by the word size: on i386 the fourth ($arg4, size) is on the stack, which the kernel knows', () => {
-    expect(kprobeArgs('amd64')).toEqual({ remap: 'addr=$arg2:x64 pfn=$arg3:x64 size=$arg4:x64', pageFree: 'flags=+0($arg1):x64 order=$arg2:u32' });
+  it('are fetched as $argN, typed by the word size: on i386 the fourth ($arg4, size) is on the stack, which the kernel knows; x86-64 keeps register names, which kernels before 4.20 take too', () => {
+    expect(kprobeArgs('amd64')).toEqual({ remap: 'addr=%si:x64 pfn=%dx:x64 size=%cx:x64', pageFree: 'flags=+0(%di):x64 order=%si:u32' });
+    expect(kprobeArgs('arm64')).toEqual({ remap: 'addr=$arg2:x64 pfn=$arg3:x64 size=$arg4:x64', pageFree: 'flags=+0($arg1):x64 order=$arg2:u32' });
     expect(kprobeArgs('i386').remap).toBe('addr=$arg2:x32 pfn=$arg3:x32 size=$arg4:x32');
     expect(kprobeArgsFor('i686')).toEqual(kprobeArgs('i386'));
     expect(kprobeArgsFor('aarch64')).toEqual(kprobeArgs('arm64'));

@@ -29,7 +29,7 @@ describe('guest protocol', () => {
       "JOB_ID='3'\nSTRATEGY='seed'\nMODULE='../files/abc-mmaplab.ko'\nMODULE_NAME='mmaplab'\nMODULE_PARAMS='strategy=seed'\n" +
         "DEVICE_NAME='mmaplab'\nDEVICE='/dev/mmaplab0'\nTEST='../files/def-mmap-test'\nCHECKS='private,shared'\nPAGES='16'\n" +
         "PATTERN='0xaabbccdd'\nSTEP_TIMEOUT='20'\nTRACE_KEEP='1'\nLINK_TEST='1'\nINSPECT='0'\nSTATE='0'\nTEST_FLAGS=''\nKEEP_LOADED='0'\nPG_RESERVED_BIT=''\n" +
-        "REMAP_ARGS='addr=$arg2:x64 pfn=$arg3:x64 size=$arg4:x64'\nPAGE_FREE_ARGS='flags=+0($arg1):x64 order=$arg2:u32'\n",
+        "REMAP_ARGS='addr=%si:x64 pfn=%dx:x64 size=%cx:x64'\nPAGE_FREE_ARGS='flags=+0(%di):x64 order=%si:u32'\n",
     );
     expect(jobEnv({ ...job, deviceName: "it's" }, { module: 'm', test: 't' }, { traceKeep: false, linkTest: false, arch: 'x86_64' })).toMatch(/DEVICE_NAME='it'\\''s'\n[^]*TRACE_KEEP='0'\nLINK_TEST='0'/);
   });
