@@ -157,11 +157,12 @@ export function addGuestOptions(cmd: Command): Command {
 }
 
 /** --arch: the guest's architecture; default the host's (amd64 where mmaplab boots no guests of it). */
-export const archOption = () => new Option('--arch <arch>', `the guest's architecture, ${ARCHES.join(', ')} (default: ${defaultArch()}, this machine's where mmaplab boots guests of it; arm64 guests are not built yet)`).choices(ARCHES);
+const ARCH_HELP = `the guest's architecture, ${ARCHES.join(', ')} (default: ${defaultArch()}, this machine's where mmaplab boots guests of it; arm64 guests are not built yet)`;
+export const archOption = () => new Option('--arch <arch>', ARCH_HELP).choices(ARCHES);
 
 /** --arch of run and check: one, or several (comma-separated or repeated) for a matrix of kernels x arches. */
 export const archListOption = () =>
-  new Option('--arch <arch>', `the guest's architecture, ${ARCHES.join(', ')} (default: ${defaultArch()}, this machine's where mmaplab boots guests of it; arm64 guests are not built yet); several, comma-separated or repeated, make a matrix of kernels x arches`).argParser((v: string, previous: Arch[] | undefined) => {
+  new Option('--arch <arch>', `${ARCH_HELP}; several, comma-separated or repeated, make a matrix of kernels x arches`).argParser((v: string, previous: Arch[] | undefined) => {
     const picked = listOption('--arch', v, ARCHES) as Arch[];
     return [...(previous ?? []), ...picked.filter((a) => !previous?.includes(a))];
   });

@@ -6,11 +6,11 @@
 import { copyFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostArch, type Arch } from '../kernel/arch.js';
-import { aptLinesFor, debianArchives } from '../kernel/debian.js';
-import { PrivateApt } from '../kernel/apt.js';
+import { debianArchives, privateAptFor, type DebianFetchOptions } from '../kernel/debian.js';
+import { baseSuite } from '../kernel/spec.js';
 import { MmaplabError } from '../util/errors.js';
 import { runChecked } from '../util/exec.js';
-import { exists, installDirAtomic } from '../util/fsx.js';
+import { exists, installDirAtomic, removeTree } from '../util/fsx.js';
 import { isStaticElfFile } from '../util/elf.js';
 import { which } from '../util/tools.js';
 
@@ -24,18 +24,20 @@ export async function findStaticBusybox(): Promise<string> {
   });
 }
 
+/** The user's Debian archives (--archive-uri, --security-uri). */
+export type ArchiveOptions = Pick<DebianFetchOptions, 'archiveUri' | 'securityUri'>;
+
 /** A static busybox for a guest of arch; suite: the Debian release to take it from (the kernel's). */
-export async function busyboxFor(arch: Arch, suite: string, cacheDir: string, archives: { archiveUri?: string | undefined; securityUri?: string | undefined } = {}): Promise<string> {
+export async function busyboxFor(arch: Arch, suite: string, cacheDir: string, archives: ArchiveOptions = {}): Promise<string> {
   if (arch === hostArch()) return findStaticBusybox();
-  const base = /^(.*?)(-(?:backports|updates|security|proposed-updates))?$/.exec(suite || 'bookworm')![1]!;
+  const base = baseSuite(suite || 'bookworm');
   const dir = join(cacheDir, 'userland', `busybox-${arch}-${base}`);
   const path = join(dir, 'busybox');
   if (await exists(path)) return path;
   const a = debianArchives(archives);
   if (!a.archive) throw new MmaplabError('fetch', `no Debian archive to fetch an ${arch} busybox from`, { hint: 'give one with --archive-uri URI (or MMAPLAB_DEBIAN_ARCHIVE=URI)' });
   await installDirAtomic(dir, async (staging) => {
-    const rolling = ['sid', 'unstable', 'experimental'].includes(base);
-    const apt = await PrivateApt.create(join(staging, 'apt'), aptLinesFor(base, a), rolling ? ['-o', 'Acquire::Check-Valid-Until=false'] : [], [arch]);
+    const apt = await privateAptFor(join(staging, 'apt'), base, a, [arch]);
     await apt.update();
     const debs = join(staging, 'debs');
     await apt.download(['busybox-static'], debs);
@@ -43,7 +45,7 @@ export async function busyboxFor(arch: Arch, suite: string, cacheDir: string, ar
     if (!deb) throw new MmaplabError('fetch', `busybox-static for ${arch} was not downloaded from debian:${base}`);
     await runChecked('fetch', 'dpkg-deb -x', 'dpkg-deb', ['-x', join(debs, deb), join(staging, 'root')]);
     await copyFile(join(staging, 'root', 'bin', 'busybox'), join(staging, 'busybox'));
-    for (const d of ['apt', 'debs', 'root']) await runChecked('fetch', 'rm', 'rm', ['-rf', join(staging, d)]);
+    for (const d of ['apt', 'debs', 'root']) await removeTree(join(staging, d));
   });
   return path;
 }

@@ -15,8 +15,8 @@ import { projectPaths } from '../util/paths.js';
 import { buildStaticProgram } from '../kbuild/userspace.js';
 import { cpioArchive, withParents, type CpioEntry } from './cpio.js';
 import { envFile, jobFileName, traceEnv } from './job.js';
-import { busyboxFor } from './busybox.js';
-import { ARCH_INFO, hostArch } from '../kernel/arch.js';
+import { busyboxFor, type ArchiveOptions } from './busybox.js';
+import { hostArch, unameOf } from '../kernel/arch.js';
 
 export { findStaticBusybox } from './busybox.js';
 
@@ -37,9 +37,9 @@ export interface Initramfs {
 }
 
 /** archives: where a busybox of another architecture than the host's is fetched from (the user's --archive-uri). */
-export async function buildInitramfs(kernel: Kernel, cacheDir: string, archives: { archiveUri?: string | undefined; securityUri?: string | undefined } = {}): Promise<Initramfs> {
+export async function buildInitramfs(kernel: Kernel, cacheDir: string, archives: ArchiveOptions = {}): Promise<Initramfs> {
   const busybox = await busyboxFor(kernel.arch, kernel.suite, cacheDir, archives);
-  const machine = ARCH_INFO[kernel.arch].unameMachines[0]!;
+  const machine = unameOf(kernel.arch);
   const initPath = join(projectPaths.vm, 'init');
   const jobScript = join(projectPaths.vm, 'job.sh');
   // Sets the clock and reseeds the RNG after a snapshot restore (see userspace/guest-sync.c).

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { archOfMachine, ARCH_INFO, kprobeArgs, type Arch } from '../kernel/arch.js';
+import { archOfMachine, kprobeArgs, unameOf, type Arch } from '../kernel/arch.js';
 import { projectPaths } from '../util/paths.js';
 import { shellQuote } from '../util/shell-quote.js';
 import { cpioArchive, withParents, type CpioEntry } from './cpio.js';
@@ -160,7 +160,7 @@ export async function jobPayload(job: LabJob, opts: PayloadOptions = {}): Promis
   const entries: CpioEntry[] = [
     { type: 'file', path: at(`${jobDir}/run.sh`), data: await readFile(join(projectPaths.vm, 'job.sh')), mode: 0o755 },
     // A guest keeps its kprobe events between jobs; it is thrown away afterwards anyway.
-    { type: 'file', path: at(`${jobDir}/job.env`), data: jobEnv(job, { module: module.name, test: test.name }, { traceKeep: true, linkTest: true, arch: ARCH_INFO[opts.arch ?? 'amd64'].unameMachines[0]! }) },
+    { type: 'file', path: at(`${jobDir}/job.env`), data: jobEnv(job, { module: module.name, test: test.name }, { traceKeep: true, linkTest: true, arch: unameOf(opts.arch ?? 'amd64') }) },
   ];
   for (const f of [module, test]) {
     if (opts.inGuest?.has(f.name)) continue;

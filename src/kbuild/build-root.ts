@@ -13,6 +13,7 @@ import { MmaplabError } from '../util/errors.js';
 import { run, type ExecOptions, type ExecResult } from '../util/exec.js';
 import { exists, installDirAtomic } from '../util/fsx.js';
 import { which } from '../util/tools.js';
+import { baseSuite } from '../kernel/spec.js';
 
 export interface BuildRoot {
   dir: string;
@@ -29,7 +30,7 @@ const SUITE_FOR_GCC: Readonly<Record<number, string>> = { 10: 'bullseye', 12: 'b
 
 /** The suite to make a build root from: the kernel's own release, or the release that shipped its gcc. */
 export function buildRootSuite(kernelSuite: string | undefined, gccMajor: number): string | undefined {
-  const base = kernelSuite?.replace(/-(updates|security|backports|proposed-updates)$/, '');
+  const base = kernelSuite === undefined ? undefined : baseSuite(kernelSuite);
   return base || SUITE_FOR_GCC[gccMajor];
 }
 

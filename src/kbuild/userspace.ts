@@ -44,7 +44,7 @@ export async function buildStaticProgram(sourceFile: string, cacheDir: string, a
     if (!r.ok) {
       // -m32 without the 32-bit C library: gcc finds no gnu/stubs-32.h or no -lc.
       const noLibc = /cannot find -lc\b|gnu\/stubs-32\.h|No such file or directory\s*\n.*#include <(stdio|stdlib)\.h>/.test(out);
-      throw new MmaplabError(noLibc ? 'missing-tool' : 'build', noLibc ? `static ${arch} C library not found (${cc} ${archFlags.join(' ')} -static)`.replace('  ', ' ') : `${name}.c does not compile`, {
+      throw new MmaplabError(noLibc ? 'missing-tool' : 'build', noLibc ? `static ${arch} C library not found (${[cc, ...archFlags, '-static'].join(' ')})` : `${name}.c does not compile`, {
         details: parseDiagnostics(out).map(formatDiagnostic),
         hint: noLibc ? `install the Debian/Ubuntu package ${packages}` : undefined,
       });

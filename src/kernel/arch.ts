@@ -62,6 +62,11 @@ export function archOfFlavour(flavour: string): Arch | undefined {
   return undefined;
 }
 
+/** What `uname -m` says on a guest of arch (i386: i686). */
+export function unameOf(a: Arch): string {
+  return ARCH_INFO[a].unameMachines[0]!;
+}
+
 /** The architecture a machine is of, from `uname -m` (an SSH target's); undefined where mmaplab knows none. */
 export function archOfMachine(unameM: string): Arch | undefined {
   return ARCHES.find((a) => ARCH_INFO[a].unameMachines.includes(unameM));

@@ -53,6 +53,13 @@ export function aptLinesFor(suite: string, a: DebianArchives): AptLine[] {
   return lines;
 }
 
+/** A private apt of a suite's lists, for packages of arches (the first the native one). */
+export function privateAptFor(dir: string, suite: string, archives: DebianArchives, arches: readonly Arch[]): Promise<PrivateApt> {
+  // Sid's Release file may be past its Valid-Until by the time it is read.
+  const rolling = ['sid', 'unstable', 'experimental'].includes(suite);
+  return PrivateApt.create(dir, aptLinesFor(suite, archives), rolling ? ['-o', 'Acquire::Check-Valid-Until=false'] : [], arches);
+}
+
 function kernelsDir(cacheDir: string): string {
   return join(cacheDir, 'kernels', 'debian');
 }
@@ -167,10 +174,8 @@ export async function acquireDebianKernel(spec: DebianSpec, opts: DebianFetchOpt
   const work = join(root, `.staging-${process.pid}-apt-${randomBytes(4).toString('hex')}`);
   try {
     progress(`resolving the newest ${spec.flavour} kernel of ${spec.suite}`);
-    // Sid's Release file may be past its Valid-Until by the time it is read.
-    const rolling = ['sid', 'unstable', 'experimental'].includes(spec.suite);
     const arches = spec.arch === hostArch() ? [spec.arch] : [spec.arch, hostArch()];
-    const apt = await PrivateApt.create(join(work, 'apt'), aptLinesFor(spec.suite, archives), rolling ? ['-o', 'Acquire::Check-Valid-Until=false'] : [], arches);
+    const apt = await privateAptFor(join(work, 'apt'), spec.suite, archives, arches);
     await apt.update();
     const meta = `linux-image-${spec.flavour}`;
     const version = await apt.candidate(meta);

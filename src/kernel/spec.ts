@@ -36,9 +36,13 @@ export const DEBIAN_SUITES: readonly string[] = ['bullseye', 'bookworm', 'trixie
 
 /** A suite, or one of its -backports, -updates, -security or -proposed-updates suites (never of a rolling one). */
 function knownSuite(suite: string): boolean {
-  const m = /^(.*?)(-(?:backports|updates|security|proposed-updates))?$/.exec(suite)!;
-  const base = m[1]!;
-  return DEBIAN_SUITES.includes(base) && !(m[2] && ['sid', 'unstable', 'experimental'].includes(base));
+  const base = baseSuite(suite);
+  return DEBIAN_SUITES.includes(base) && !(base !== suite && ['sid', 'unstable', 'experimental'].includes(base));
+}
+
+/** A suite without its -backports, -updates, -security or -proposed-updates: bookworm-backports -> bookworm. */
+export function baseSuite(suite: string): string {
+  return /^(.*?)(-(?:backports|updates|security|proposed-updates))?$/.exec(suite)![1]!;
 }
 
 /**
@@ -56,7 +60,7 @@ export function archAndFlavour(arch: Arch | undefined, flavour: string | undefin
 
 /** A suite that ships no kernels of the architecture, refused by name before any download. */
 function checkSuiteShips(suite: string, arch: Arch, text: string): void {
-  const base = /^(.*?)(-(?:backports|updates|security|proposed-updates))?$/.exec(suite)![1]!;
+  const base = baseSuite(suite);
   const ships = ARCH_INFO[arch].suites;
   // Aliases (stable, oldstable, ...) move with time: the archive answers for them.
   const codename = !['oldoldstable', 'oldstable', 'stable', 'testing', 'unstable', 'experimental'].includes(base);

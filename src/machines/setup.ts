@@ -13,6 +13,7 @@ import { removeTree, sweepStaging } from '../util/fsx.js';
 import { availableParallelism } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { buildInitramfs } from '../guest/initramfs.js';
+import type { ArchiveOptions } from '../guest/busybox.js';
 import { kprobeArgsFor } from '../guest/job.js';
 import { ARCH_INFO, ARCHES, archOfFlavour, archOfMachine, type Arch } from '../kernel/arch.js';
 import { debianArchives } from '../kernel/debian.js';
@@ -347,7 +348,7 @@ async function targetLab(opts: SetupOptions, t: TargetOptions, source: string, r
  * first run after it only restores. The boot's console is kept in a run
  * directory only when the boot fails (the error names it).
  */
-export async function snapshotAhead(fetched: Kernel, opts: { cacheDir: string; memoryMb: number; accel: AccelRequest; progress: Progress; archiveUri?: string | undefined; securityUri?: string | undefined }): Promise<SnapshotUse> {
+export async function snapshotAhead(fetched: Kernel, opts: { cacheDir: string; memoryMb: number; accel: AccelRequest; progress: Progress } & ArchiveOptions): Promise<SnapshotUse> {
   const { cacheDir } = opts;
   const qemu = await qemuInfo(fetched.arch);
   const kernel = { ...fetched, vmlinux: fetched.arch === 'amd64' ? await pvhImage(fetched, cacheDir) : undefined };
