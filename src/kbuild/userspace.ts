@@ -16,6 +16,14 @@ export interface ProgramBuild {
 
 export const TEST_PROGRAM_CFLAGS = ['-static', '-O2', '-Wall', '-Wextra', '-Werror'] as const;
 
+/**
+ * gcc's words for a missing static C library: no -lc at link time, or (-m32
+ * without libc6-dev-i386, which gcc-multilib brings) no 32-bit headers.
+ */
+export function lacksStaticLibc(gccOutput: string): boolean {
+  return /cannot find -lc\b|fatal error: (?:bits\/libc-header-start\.h|gnu\/stubs-32\.h): No such file or directory/.test(gccOutput);
+}
+
 /** The compiler of a static program for arch on this host, and the package that brings it (with its C library). */
 export function userCompiler(arch: Arch): { cc: string; flags: readonly string[]; packages: string } {
   const info = ARCH_INFO[arch];
@@ -42,8 +50,7 @@ export async function buildStaticProgram(sourceFile: string, cacheDir: string, a
     const out = r.all.split(src).join(sourceFile);
     await writeFile(join(staging, 'build.log'), `$ ${r.command}\n${out}`);
     if (!r.ok) {
-      // -m32 without the 32-bit C library: gcc finds no gnu/stubs-32.h or no -lc.
-      const noLibc = /cannot find -lc\b|gnu\/stubs-32\.h|No such file or directory\s*\n.*#include <(stdio|stdlib)\.h>/.test(out);
+      const noLibc = lacksStaticLibc(out);
       throw new MmaplabError(noLibc ? 'missing-tool' : 'build', noLibc ? `static ${arch} C library not found (${[cc, ...archFlags, '-static'].join(' ')})` : `${name}.c does not compile`, {
         details: parseDiagnostics(out).map(formatDiagnostic),
         hint: noLibc ? `install the Debian/Ubuntu package ${packages}` : undefined,

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { archOfConfig, archOfFlavour, archOfMachine, defaultArch, hostArch, kbuildArchArgs, kprobeArgs } from '../../src/kernel/arch.js';
 import { archAndFlavour, matrixEntries, parseKernelSpec, splitEntry } from '../../src/kernel/spec.js';
 import { kprobeArgsFor, traceEnv } from '../../src/guest/job.js';
-import { userCompiler } from '../../src/kbuild/userspace.js';
+import { lacksStaticLibc, userCompiler } from '../../src/kbuild/userspace.js';
 import { qemuArgs } from '../../src/vm/qemu-args.js';
 import { setupOptions, type GuestCliOptions } from '../../src/cli/options.js';
 
@@ -76,6 +76,10 @@ describe('building for another architecture on an amd64 host', () => {
     expect(kbuildArchArgs('i386')).toEqual(['ARCH=i386']);
     expect(kbuildArchArgs('arm64')).toEqual(['ARCH=arm64', 'CROSS_COMPILE=aarch64-linux-gnu-']);
     expect(userCompiler('i386')).toEqual({ cc: 'gcc', flags: ['-m32'], packages: 'gcc-multilib' });
+    // gcc -m32 without libc6-dev-i386 stops at the first libc header; a missing static libc at the link.
+    expect(lacksStaticLibc('In file included from userspace/mmap-test.c:12:\n/usr/include/stdio.h:27:10: fatal error: bits/libc-header-start.h: No such file or directory\n')).toBe(true);
+    expect(lacksStaticLibc('/usr/bin/ld: cannot find -lc: No such file or directory\n')).toBe(true);
+    expect(lacksStaticLibc("mmap-test.c:40:5: error: 'x' undeclared (first use in this function)\n")).toBe(false);
   });
 });
 
