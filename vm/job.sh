@@ -299,7 +299,7 @@ if [ "${1:-}" = --warm ]; then
   emit_awk warm line="$(cat /proc/sys/kernel/tainted)"
   emit_plain warm a=b n:=1
   guest_state warm
-  grep -F -e 0xffffffffc /proc/vmallocinfo
+  grep -E -e ' 0x([0-9a-f]{8}|[0-9a-f]{16})( |$)' /proc/vmallocinfo
   dmesg | awk 'END { print NR }' | emit -l warm
   timeout 5 insmod /lib/mmaplab/no-such-module.ko
   out=$(timeout 5 true 2>&1)
@@ -325,6 +325,15 @@ nodes_before=
 mark "job $JOB_ID begin"
 trace_setup
 emit tracing on:="$([ "$tracing" = 1 ] && echo true || echo false)" off="$tracing_off" probe="$tracing_probe"
+# arm64: without hardware dirty-bit management PAGE_SHARED is writable-clean, and a write to it faults (see assess.ts).
+if [ "${MACHINE:-}" = aarch64 ]; then
+  features=$(dmesg | grep -F 'CPU features: detected: ')
+  case "$features" in
+  *'Hardware dirty bit management'*) emit cpu dirty=hw ;;
+  '') emit cpu dirty=unknown ;;
+  *) emit cpu dirty=sw ;;
+  esac
+fi
 
 if [ "$INSPECT" = 1 ]; then
   devices_before=$(char_devices)
@@ -392,7 +401,8 @@ if [ "$rc" -eq 0 ] && [ -r /proc/vmallocinfo ]; then
   elif [ "$STATE" = 1 ]; then
     # Only the areas that can be the driver's (its name, or a caller in module space once it is gone):
     # a guest restored clean and judged clean after every job holds no other such area.
-    grep -F -e 0xffffffffc -e "[$MODULE_NAME]" /proc/vmallocinfo > "$dir/vmalloc-left"
+    # A caller gone is a bare address (x86-64 0xffffffffc..., i386 0xd08..., arm64 0xffffc76f...); a live one has a name.
+    grep -E -e ' 0x([0-9a-f]{8}|[0-9a-f]{16})( |$)' -e "\[$MODULE_NAME\]" /proc/vmallocinfo > "$dir/vmalloc-left"
     [ -s "$dir/vmalloc-left" ] && emit -l vmalloc when=after < "$dir/vmalloc-left"
   fi
 fi

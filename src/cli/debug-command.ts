@@ -48,7 +48,7 @@ export async function runDebug(driver: string | undefined, o: DebugCliOptions, f
   await checkDriverChoice(driver, o.strategy);
   if (expandKernelSpecs(o.kernel).length > 1 || (o.arch?.length ?? 0) > 1) throw usage('debug opens one guest: give one --kernel and one --arch');
   // Its debug symbols package and gdb's architecture are amd64's so far.
-  if (o.arch?.some((a) => a !== 'amd64')) throw usage('mmaplab debug boots amd64 guests only so far: leave out --arch (check and shell take --arch i386)');
+  if (o.arch?.some((a) => a !== 'amd64')) throw usage('mmaplab debug boots amd64 guests only so far: leave out --arch (check and shell take --arch i386 and --arch arm64)');
   const err = makeStyle({ color: o.color === false ? false : undefined, stream: process.stderr });
   const shown = debugProgress(o);
   const status = await frontEnd(async (fe) => {

@@ -157,7 +157,7 @@ export function addGuestOptions(cmd: Command): Command {
 }
 
 /** --arch: the guest's architecture; default the host's (amd64 where mmaplab boots no guests of it). */
-const ARCH_HELP = `the guest's architecture, ${ARCHES.join(', ')} (default: ${defaultArch()}, this machine's where mmaplab boots guests of it; arm64 guests are not built yet)`;
+const ARCH_HELP = `the guest's architecture, ${ARCHES.join(', ')} (default: ${defaultArch()}, this machine's own, else amd64)`;
 export const archOption = () => new Option('--arch <arch>', ARCH_HELP).choices(ARCHES);
 
 /** --arch of run and check: one, or several (comma-separated or repeated) for a matrix of kernels x arches. */

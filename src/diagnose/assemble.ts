@@ -39,7 +39,7 @@ export function assembleReport(p: ReportParts): RunReport {
     checks: [...p.checks],
     results,
     kernelLog: { lines: p.assessments.flatMap((a) => a.kernelLog), problems },
-    notes: [...p.notes, ...p.assessments.flatMap((a) => a.notes)],
+    notes: once([...p.notes, ...p.assessments.flatMap((a) => a.notes)]),
     consoleTail: p.assessments.find((a) => a.consoleTail.length)?.consoleTail ?? [],
     artifacts: p.artifacts,
     timings: p.timings,

@@ -66,6 +66,10 @@ function forkFailure(console: string, jobId: number): string | undefined {
 }
 
 /** Which step the guest was in when it stopped, from the last marker it logged. */
+/** arm64 CPUs without FEAT_HAFDBS: what the readonly check can and cannot see there. */
+export const SOFTWARE_DIRTY_NOTE =
+  "this arm64 CPU manages the dirty bit in software (no hardware dirty-bit management): PAGE_SHARED is writable-clean here, so a write into a read-only mapping made with PAGE_SHARED faults, where x86 and CPUs with it let the write through; the readonly check cannot catch a driver that passes PAGE_SHARED on this machine (QEMU's max CPU, mmaplab's default arm64 guest, has it)";
+
 export function lastStep(lines: readonly KernelLine[]): string {
   for (let i = lines.length - 1; i >= 0; i--) {
     const m = /^mmaplab: (?:step (\w+)|check ([\w-]+) begin)$/.exec(lines[i]!.text);
@@ -218,6 +222,8 @@ export function assessJob(input: AssessInput): Assessment {
   // A kernel that refused a probe says so; no kprobe events at all is in the report's tracing line, an architecture not traced in the run's notes.
   if (obs.refusedProbe) notes.push(note(`tracing off: the kernel refused a kprobe on ${obs.refusedProbe}`));
   if (obs.noTraceInstance) notes.push(note("tracing off: tracefs would not make mmaplab's trace instance (instances/mmaplab)"));
+  // A fact of the machine, not of one strategy's job: said once (assemble drops the repeats).
+  if (obs.softwareDirty) notes.push(SOFTWARE_DIRTY_NOTE);
   if (obs.stray.length) notes.push(note(`the guest printed ${obs.stray.length} line(s) outside the protocol: ${obs.stray.slice(0, 3).join(' | ')}`));
   return {
     strategy: { strategy: input.strategy, insmod, rmmod: obs.steps.rmmod, boot: input.boot ?? 1, tracing: obs.tracing, end: input.end, problems, ...(input.flood ? { flood: input.flood } : {}) },

@@ -135,6 +135,7 @@ export function jobEnv(job: LabJob, files: { module: string; test: string }, whe
     KEEP_LOADED: job.keepLoaded ? '1' : '0',
     PG_RESERVED_BIT: job.pgReservedBit === undefined ? '' : String(job.pgReservedBit),
     ...traceEnv(where.arch),
+    MACHINE: where.arch,
     // mmaplab debug's own (job.sh reads them as 0 when unset): every other job's env stays as it was.
     ...(job.reportSections ? { SECTIONS: '1' } : {}),
     ...(job.loaded ? { LOADED: '1' } : {}),

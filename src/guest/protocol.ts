@@ -23,6 +23,8 @@ export type GuestRecord =
   | { t: 'step'; step: string; status: number; output: string }
   /** off: when off, why: not asked for (the architecture is not traced), no kprobe events, no trace instance of mmaplab's own, or a probe (probe) the kernel refused. */
   | { t: 'tracing'; on: boolean; off?: '' | 'not-asked' | 'no-kprobe-events' | 'no-instance' | 'refused'; probe?: string }
+  /** arm64 only: whether the CPU manages page-table dirty bits in hardware (the boot log's "CPU features: detected: Hardware dirty bit management"); unknown when the log no longer holds the boot. */
+  | { t: 'cpu'; dirty: 'hw' | 'sw' | 'unknown' }
   /**
    * The device node the job used and how it found it: by name in /proc/devices
    * (a node made for it with mknod, whose status and error are given), given

@@ -43,14 +43,16 @@ export interface BuildRootOptions {
   archive: string;
   keyring: string | undefined;
   onProgress?: (msg: string) => void;
+  /** A root whose gcc builds for another architecture: Debian's gcc-N-<triplet> (aarch64-linux-gnu-gcc-N). */
+  crossTriplet?: string | undefined;
 }
 
-export function buildRootDir(cacheDir: string, suite: string, gccMajor: number): string {
-  return join(cacheDir, 'build-roots', `${suite}-gcc${gccMajor}`);
+export function buildRootDir(cacheDir: string, suite: string, gccMajor: number, crossTriplet?: string): string {
+  return join(cacheDir, 'build-roots', `${suite}-gcc${gccMajor}${crossTriplet ? `-${crossTriplet}` : ''}`);
 }
 
 export async function ensureBuildRoot(suite: string, gccMajor: number, opts: BuildRootOptions): Promise<BuildRoot> {
-  const final = buildRootDir(opts.cacheDir, suite, gccMajor);
+  const final = buildRootDir(opts.cacheDir, suite, gccMajor, opts.crossTriplet);
   let p = making.get(final);
   if (!p) {
     p = makeBuildRoot(final, suite, gccMajor, opts);
@@ -71,10 +73,11 @@ async function makeBuildRoot(final: string, suite: string, gccMajor: number, opt
   opts.onProgress?.(`making a ${suite} build root with gcc-${gccMajor} (once; about 300 MB)`);
   await installDirAtomic(final, async (staging) => {
     const tar = join(staging, 'root.tar');
-    const cc = `gcc-${gccMajor}`;
+    const cc = opts.crossTriplet ? `${opts.crossTriplet}-gcc-${gccMajor}` : `gcc-${gccMajor}`;
+    const pkg = opts.crossTriplet ? `gcc-${gccMajor}-${opts.crossTriplet}` : cc;
     const args = [
       '--variant=apt',
-      `--include=${cc},make,libc6-dev,dwarves`,
+      `--include=${pkg},make,libc6-dev,dwarves`,
       '--components=main',
       ...(opts.keyring ? [`--keyring=${opts.keyring}`] : []),
       // Sid's Release file may be past its Valid-Until date.
@@ -89,7 +92,7 @@ async function makeBuildRoot(final: string, suite: string, gccMajor: number, opt
       await writeFile(join(final, '..', `${suite}-gcc${gccMajor}.log`), r.all).catch(() => {});
       throw new MmaplabError('build', `mmdebstrap could not make a ${suite} build root with ${cc}`, {
         details: r.all.trimEnd().split('\n').filter((l) => /^(E:|W:|Err:|error)/i.test(l)).slice(-8),
-        hint: `does ${suite} ship ${cc}? Is ${opts.archive} reachable? Unprivileged mmdebstrap needs user namespaces and /etc/subuid entries (package uidmap)`,
+        hint: `does ${suite} ship ${pkg}? Is ${opts.archive} reachable? Unprivileged mmdebstrap needs user namespaces and /etc/subuid entries (package uidmap)`,
       });
     }
     // Extracted as the current user: the root's files are ours, device nodes are not needed.

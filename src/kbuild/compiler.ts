@@ -7,6 +7,7 @@ import { MmaplabError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { which } from '../util/tools.js';
 import type { Kernel } from '../kernel/types.js';
+import { ARCH_INFO, crossPrefix } from '../kernel/arch.js';
 import { buildRootSuite, ensureBuildRoot, type BuildRoot } from './build-root.js';
 
 export interface Toolchain extends Compiler {
@@ -35,9 +36,9 @@ async function versionOf(cc: string): Promise<string | undefined> {
   return r?.ok ? r.stdout.trim() : undefined;
 }
 
-/** gcc-N or gcc of major version N on the host, if there is one. */
-export async function hostCompiler(major: number): Promise<Compiler | undefined> {
-  for (const cc of [`gcc-${major}`, 'gcc']) {
+/** gcc-N or gcc of major version N on the host (with a cross prefix: aarch64-linux-gnu-gcc-N), if there is one. */
+export async function hostCompiler(major: number, prefix = ''): Promise<Compiler | undefined> {
+  for (const cc of [`${prefix}gcc-${major}`, `${prefix}gcc`]) {
     if (!which(cc)) continue;
     const v = await versionOf(cc);
     if (v && Number(v.split('.')[0]) === major) return { cc, version: v };
@@ -58,19 +59,22 @@ export interface ToolchainOptions {
  * with, from the host where it matches, else from a build root of the release
  * that ships it.
  */
-export async function toolchainFor(kernel: Pick<Kernel, 'compilerText' | 'suite'>, opts: ToolchainOptions): Promise<Toolchain> {
+export async function toolchainFor(kernel: Pick<Kernel, 'compilerText' | 'suite' | 'arch'>, opts: ToolchainOptions): Promise<Toolchain> {
   const want = compilerMajor(kernel.compilerText);
   if (!want || want.name !== 'gcc') {
     throw new MmaplabError('build', `the kernel was built with '${kernel.compilerText}', which mmaplab cannot match yet`);
   }
-  const host = await hostCompiler(want.major);
+  // A kernel of another architecture (arm64 on an x86 host) takes Debian's cross gcc of the same version.
+  const prefix = crossPrefix(kernel.arch);
+  const host = await hostCompiler(want.major, prefix);
   if (host) return { ...host, root: undefined, describe: `${host.cc} ${host.version}` };
   const suite = buildRootSuite(kernel.suite || undefined, want.major);
+  const pkg = prefix ? `gcc-${want.major}-${ARCH_INFO[kernel.arch].gnuTriplet}` : `gcc-${want.major}`;
   if (!suite || !opts.archive) {
-    throw new MmaplabError('missing-tool', `gcc ${want.major} not found: the kernel was built with ${kernel.compilerText}`, {
-      hint: `install the package gcc-${want.major}${opts.archive ? '' : ', or give a Debian archive (--archive-uri) so mmaplab can make a build root with it'}`,
+    throw new MmaplabError('missing-tool', `${prefix}gcc ${want.major} not found: the kernel was built with ${kernel.compilerText}`, {
+      hint: `install the package ${pkg}${opts.archive ? '' : ', or give a Debian archive (--archive-uri) so mmaplab can make a build root with it'}`,
     });
   }
-  const root = await ensureBuildRoot(suite, want.major, { cacheDir: opts.cacheDir, archive: opts.archive, keyring: opts.keyring, onProgress: opts.onProgress });
+  const root = await ensureBuildRoot(suite, want.major, { cacheDir: opts.cacheDir, archive: opts.archive, keyring: opts.keyring, onProgress: opts.onProgress, crossTriplet: prefix ? ARCH_INFO[kernel.arch].gnuTriplet : undefined });
   return { cc: root.cc, version: root.version, root, describe: `${root.cc} ${root.version} (${root.suite} build root)` };
 }

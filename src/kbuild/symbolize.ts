@@ -11,6 +11,8 @@ import type { TracedCalls } from '../model/outcome.js';
 import { run, type ExecOptions } from '../util/exec.js';
 import { visibleEscapes } from '../util/safe-text.js';
 import { isInside } from '../util/paths.js';
+import { elfMachineOfFile } from '../util/elf.js';
+import { archOfElfMachine, crossPrefix } from '../kernel/arch.js';
 
 /** binutils read the driver's own ELF here: bounded in time and output, like any untrusted input. */
 const ON_MODULE: ExecOptions = { timeoutMs: 30_000, maxOutputBytes: 32 << 20 };
@@ -36,9 +38,16 @@ interface CallSite {
   fn: string;
 }
 
+/** The binutils that read a module of another architecture than the host's x86 ones: its cross tools (aarch64-linux-gnu-addr2line). */
+async function binutilsFor(ko: string): Promise<{ objdump: string; addr2line: string }> {
+  const arch = archOfElfMachine(await elfMachineOfFile(ko));
+  const prefix = arch ? crossPrefix(arch) : '';
+  return { objdump: `${prefix}objdump`, addr2line: `${prefix}addr2line` };
+}
+
 /** Every call and jump out of the module, by callee, from objdump's relocations. */
-async function moduleCalls(ko: string): Promise<Map<string, CallSite[]>> {
-  const r = await run('objdump', ['-dr', '--no-show-raw-insn', ko], ON_MODULE).catch(() => undefined);
+async function moduleCalls(ko: string, objdump: string): Promise<Map<string, CallSite[]>> {
+  const r = await run(objdump, ['-dr', '--no-show-raw-insn', ko], ON_MODULE).catch(() => undefined);
   const calls = new Map<string, CallSite[]>();
   if (!r?.ok) return calls;
   let section = '';
@@ -49,7 +58,8 @@ async function moduleCalls(ko: string): Promise<Map<string, CallSite[]>> {
     if (sec) section = sec[1]!;
     const label = /^[0-9a-f]+ <([^>+]+)>:$/.exec(line);
     if (label) fn = label[1]!;
-    const ins = /^\s*([0-9a-f]+):\s+(call|jmp)\b/.exec(line);
+    // x86's call and jmp; arm64's bl and b (a tail call).
+    const ins = /^\s*([0-9a-f]+):\s+(call|jmp|bl|b)\b/.exec(line);
     if (ins) insn = Number.parseInt(ins[1]!, 16);
     else if (/^\s*[0-9a-f]+:\s+\S/.test(line) && !/R_X86_64|R_386|R_AARCH64/.test(line)) insn = undefined;
     const rel = /R_(?:X86_64_PLT32|X86_64_PC32|386_PC32|386_PLT32|AARCH64_CALL26|AARCH64_JUMP26)\s+([\w.]+)(?:[-+]0x[0-9a-f]+)?$/.exec(line);
@@ -77,6 +87,7 @@ export async function symbolizer(ko: string, module: string, cwd = process.cwd()
     run('readelf', ['-sW', ko], ON_MODULE).catch(() => undefined),
   ]);
   if (!sections?.ok || !symbols?.ok) return undefined;
+  const tools = await binutilsFor(ko);
   const sectionNames = new Map<string, string>();
   for (const m of sections.stdout.matchAll(/^\s*\[\s*(\d+)\]\s+(\S+)/gm)) sectionNames.set(m[1]!, m[2]!);
   const syms = new Map<string, Sym>();
@@ -96,7 +107,7 @@ export async function symbolizer(ko: string, module: string, cwd = process.cwd()
     const { parsed, off, key } = keyOf(fn, offset, returnAddress);
     if (!sym || Number.isNaN(parsed)) return undefined;
     if (cache.has(key)) return cache.get(key);
-    const r = await run('addr2line', ['-i', '-j', sym.section, '-e', ko, `0x${(sym.value + off).toString(16)}`], ON_MODULE).catch(() => undefined);
+    const r = await run(tools.addr2line, ['-i', '-j', sym.section, '-e', ko, `0x${(sym.value + off).toString(16)}`], ON_MODULE).catch(() => undefined);
     // With -i: the line itself, then each line the inlined code was called from, outwards.
     const lines = r?.ok ? r.stdout.split('\n').map((l) => sourceOf(l, cwd)).filter((x): x is string => !!x) : [];
     chains.set(key, lines.slice(1));
@@ -111,11 +122,11 @@ export async function symbolizer(ko: string, module: string, cwd = process.cwd()
       return chains.get(keyOf(fn, offset, returnAddress).key) ?? [];
     },
     async callSites(callee) {
-      calls ??= moduleCalls(ko);
+      calls ??= moduleCalls(ko, tools.objdump);
       const sites = (await calls).get(callee) ?? [];
       return Promise.all(
         sites.map(async (c) => {
-          const r = await run('addr2line', ['-j', c.section, '-e', ko, `0x${c.address.toString(16)}`], ON_MODULE).catch(() => undefined);
+          const r = await run(tools.addr2line, ['-j', c.section, '-e', ko, `0x${c.address.toString(16)}`], ON_MODULE).catch(() => undefined);
           return { fn: c.fn, section: c.section, source: r?.ok ? sourceOf(r.stdout, cwd) : undefined };
         }),
       );

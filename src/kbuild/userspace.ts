@@ -1,4 +1,5 @@
 /** Building the static programs that run inside the guest: the test program and the agent's guest-sync. */
+import { existsSync } from 'node:fs';
 import { copyFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { MmaplabError } from '../util/errors.js';
@@ -18,18 +19,25 @@ export const TEST_PROGRAM_CFLAGS = ['-static', '-O2', '-Wall', '-Wextra', '-Werr
 
 /**
  * gcc's words for a missing static C library: no -lc at link time, or (-m32
- * without libc6-dev-i386, which gcc-multilib brings) no 32-bit headers.
+ * without libc6-dev-i386 or gcc-multilib's asm link) no 32-bit headers.
  */
 export function lacksStaticLibc(gccOutput: string): boolean {
-  return /cannot find -lc\b|fatal error: (?:bits\/libc-header-start\.h|gnu\/stubs-32\.h): No such file or directory/.test(gccOutput);
+  return /cannot find -lc\b|fatal error: (?:bits\/libc-header-start\.h|gnu\/stubs-32\.h|asm\/errno\.h): No such file or directory/.test(gccOutput);
 }
 
-/** The compiler of a static program for arch on this host, and the package that brings it (with its C library). */
-export function userCompiler(arch: Arch): { cc: string; flags: readonly string[]; packages: string } {
+/**
+ * The compiler of a static program for arch on this host, and the packages
+ * that bring it (with its C library): the host's gcc for its own; Debian's
+ * cross gcc for another (i686-linux-gnu-gcc, aarch64-linux-gnu-gcc), which
+ * for i386 on amd64 may also be the host's gcc -m32 where gcc-multilib is
+ * installed instead (it conflicts with every cross gcc, so both cannot be).
+ */
+export function userCompiler(arch: Arch, onPath: (cmd: string) => boolean = (c) => which(c) !== undefined): { cc: string; flags: readonly string[]; packages: string } {
   const info = ARCH_INFO[arch];
   if (arch === hostArch()) return { cc: 'gcc', flags: [], packages: 'libc6-dev' };
-  if (arch === 'i386' && hostArch() === 'amd64') return { cc: 'gcc', flags: info.userCflags, packages: 'gcc-multilib' };
-  return { cc: `${info.gnuTriplet}-gcc`, flags: [], packages: `gcc-${info.gnuTriplet} libc6-dev-${arch}-cross` };
+  const cross = { cc: `${info.gnuTriplet}-gcc`, flags: [], packages: `gcc-${info.gnuTriplet} libc6-dev-${arch}-cross` };
+  if (arch === 'i386' && hostArch() === 'amd64' && !onPath(cross.cc) && existsSync('/usr/include/asm') && existsSync('/usr/include/x86_64-linux-gnu/gnu/stubs-32.h')) return { cc: 'gcc', flags: info.userCflags, packages: 'gcc-multilib' };
+  return cross;
 }
 
 /** One C file into a static program for arch named after it (mmap-test.c -> mmap-test), cached by compiler, flags and source. */

@@ -27,21 +27,23 @@ export interface ArchInfo {
   bits: 32 | 64;
   /** Debian's GNU triplet, the prefix of its cross tools (gcc, addr2line). */
   gnuTriplet: string;
+  /** The kernel's name for the first serial port of QEMU's machine (the console). */
+  serialConsole: string;
 }
 
 export const ARCH_INFO: Readonly<Record<Arch, ArchInfo>> = {
-  amd64: { arch: 'amd64', unameMachines: ['x86_64'], defaultFlavour: 'cloud-amd64', suites: undefined, qemu: { binary: 'qemu-system-x86_64', package: 'qemu-system-x86' }, kbuildArch: 'x86_64', userCflags: [], bits: 64, gnuTriplet: 'x86_64-linux-gnu' },
+  amd64: { arch: 'amd64', unameMachines: ['x86_64'], defaultFlavour: 'cloud-amd64', suites: undefined, qemu: { binary: 'qemu-system-x86_64', package: 'qemu-system-x86' }, kbuildArch: 'x86_64', userCflags: [], bits: 64, gnuTriplet: 'x86_64-linux-gnu', serialConsole: 'ttyS0' },
   // Debian ships i386 kernels up to bookworm; trixie dropped them.
-  i386: { arch: 'i386', unameMachines: ['i686', 'i586', 'i386'], defaultFlavour: '686-pae', suites: ['bullseye', 'bookworm'], qemu: { binary: 'qemu-system-i386', package: 'qemu-system-x86' }, kbuildArch: 'i386', userCflags: ['-m32'], bits: 32, gnuTriplet: 'i686-linux-gnu' },
-  arm64: { arch: 'arm64', unameMachines: ['aarch64'], defaultFlavour: 'cloud-arm64', suites: undefined, qemu: { binary: 'qemu-system-aarch64', package: 'qemu-system-arm' }, kbuildArch: 'arm64', userCflags: [], bits: 64, gnuTriplet: 'aarch64-linux-gnu' },
+  i386: { arch: 'i386', unameMachines: ['i686', 'i586', 'i386'], defaultFlavour: '686-pae', suites: ['bullseye', 'bookworm'], qemu: { binary: 'qemu-system-i386', package: 'qemu-system-x86' }, kbuildArch: 'i386', userCflags: ['-m32'], bits: 32, gnuTriplet: 'i686-linux-gnu', serialConsole: 'ttyS0' },
+  arm64: { arch: 'arm64', unameMachines: ['aarch64'], defaultFlavour: 'cloud-arm64', suites: undefined, qemu: { binary: 'qemu-system-aarch64', package: 'qemu-system-arm' }, kbuildArch: 'arm64', userCflags: [], bits: 64, gnuTriplet: 'aarch64-linux-gnu', serialConsole: 'ttyAMA0' },
 };
 
 export function isArch(s: string): s is Arch {
   return (ARCHES as readonly string[]).includes(s);
 }
 
-/** The architectures mmaplab boots guests of (arm64 guests are not built yet; arm64 SSH targets are traced). */
-export const GUEST_ARCHES: readonly Arch[] = ['amd64', 'i386'];
+/** The architectures mmaplab boots guests of (all it knows). */
+export const GUEST_ARCHES: readonly Arch[] = ['amd64', 'i386', 'arm64'];
 
 /** This machine's architecture, in Debian's words: whose programs (Kbuild's tools, busybox) run here. */
 export function hostArch(node = nodeArch()): Arch {
@@ -60,6 +62,11 @@ export function archOfFlavour(flavour: string): Arch | undefined {
   if (/^686(-pae)?$|^rt-686-pae$/.test(flavour)) return 'i386';
   if (/(^|-)arm64(-16k)?$/.test(flavour)) return 'arm64';
   return undefined;
+}
+
+/** The architecture of an ELF e_machine: EM_386, EM_X86_64, EM_AARCH64. */
+export function archOfElfMachine(machine: number | undefined): Arch | undefined {
+  return machine === 3 ? 'i386' : machine === 62 ? 'amd64' : machine === 183 ? 'arm64' : undefined;
 }
 
 /** What `uname -m` says on a guest of arch (i386: i686). */
@@ -96,11 +103,19 @@ export function archOfConfig(configText: string): Arch | undefined {
   return undefined;
 }
 
-/** Kbuild's ARCH= (and cross prefix) for a module of arch built here; none for the host's own (Kbuild's default). */
-export function kbuildArchArgs(a: Arch): string[] {
-  if (a === hostArch()) return [];
-  // x86 builds either word size with the host's gcc (-m32 follows CONFIG_X86_32); other architectures need a cross toolchain.
+/**
+ * The prefix of the cross tools that build kernel code of arch here ("" for
+ * the host's own tools): x86 builds either word size with the host's gcc
+ * (-m32 follows CONFIG_X86_32); other architectures need a cross toolchain.
+ */
+export function crossPrefix(a: Arch, host: Arch = hostArch()): string {
   const x86 = (x: Arch) => x === 'amd64' || x === 'i386';
-  const cross = x86(a) && x86(hostArch()) ? [] : [`CROSS_COMPILE=${ARCH_INFO[a].gnuTriplet}-`];
-  return [`ARCH=${ARCH_INFO[a].kbuildArch}`, ...cross];
+  return a === host || (x86(a) && x86(host)) ? '' : `${ARCH_INFO[a].gnuTriplet}-`;
+}
+
+/** Kbuild's ARCH= (and cross prefix) for a module of arch built here; none for the host's own (Kbuild's default). */
+export function kbuildArchArgs(a: Arch, host: Arch = hostArch()): string[] {
+  if (a === host) return [];
+  const cross = crossPrefix(a, host);
+  return [`ARCH=${ARCH_INFO[a].kbuildArch}`, ...(cross ? [`CROSS_COMPILE=${cross}`] : [])];
 }

@@ -49,6 +49,8 @@ export interface JobObservation {
   guestState: Partial<Record<'before' | 'after', GuestState>>;
   /** Tracing was off because tracefs would not make mmaplab's trace instance. */
   noTraceInstance?: boolean;
+  /** arm64: the CPU has no hardware dirty-bit management (PAGE_SHARED is writable-clean, so a write to it faults). */
+  softwareDirty?: boolean;
   /** Every vmalloc area that appeared while the driver was loaded and outlived rmmod, the driver's or not. */
   vmallocNew: string[];
 }
@@ -167,11 +169,12 @@ function areaOf(line: string): string {
 /**
  * Of the areas left after rmmod, those the driver made: named by it, or
  * called from an address the kernel no longer names, which is code that is
- * gone (kernel text always resolves): x86-64's module area 0xffffffffc...,
- * or any bare address (an i386 module lives in vmalloc space, 0xd08...).
+ * gone (kernel text always resolves): a bare address of the word size,
+ * wherever modules live (x86-64's module area 0xffffffffc..., i386's vmalloc
+ * space 0xd08..., arm64's beside the randomized kernel image 0xffffc76f...).
  */
 export function leakedAreas(lines: readonly string[], module: string): string[] {
-  return lines.filter((l) => l.includes(`[${module}]`) || /(^|\s)0x(?:[0-9a-f]{8}|ffffffffc[0-9a-f]{7,})(\s|$)/.test(l));
+  return lines.filter((l) => l.includes(`[${module}]`) || /(^|\s)0x(?:[0-9a-f]{8}|[0-9a-f]{16})(\s|$)/.test(l));
 }
 
 /** The areas after rmmod that were not there before insmod, each repeat counted. */
@@ -233,6 +236,9 @@ function fold(obs: JobObservation, acc: PerCheck, r: GuestRecord): void {
       obs.tracing = r.on;
       if (!r.on && r.off === 'refused') obs.refusedProbe = r.probe ?? '?';
       if (!r.on && r.off === 'no-instance') obs.noTraceInstance = true;
+      return;
+    case 'cpu':
+      if (r.dirty === 'sw') obs.softwareDirty = true;
       return;
     case 'device':
       obs.steps.device = deviceStep(r);

@@ -33,6 +33,8 @@ const STARTERS: Array<[ProblemKind, RegExp]> = [
   ['bad-page', /^BUG: Bad page (state|map) in process/],
   ['gpf', /^general protection fault/],
   ['oops', /^BUG: (kernel NULL pointer dereference|unable to handle page fault|unable to handle kernel)/],
+  // arm64: "Unable to handle kernel NULL pointer dereference|paging request|write to read-only memory ... at virtual address".
+  ['oops', /^Unable to handle kernel .* at virtual address /],
   ['bug', /^kernel BUG at /],
   // BUG: lines the kernel survives (the task goes on): problems, not crashes.
   ['warning', /^BUG: (scheduling while atomic|sleeping function called from invalid context|Bad rss-counter state|workqueue lockup|using smp_processor_id\(\) in preemptible)/],
@@ -42,6 +44,8 @@ const STARTERS: Array<[ProblemKind, RegExp]> = [
   ['rcu-stall', /^rcu: INFO: rcu_(sched|preempt) (self-)?detected stall/],
   ['oom', /^\S.* invoked oom-killer: /],
   ['oops', /^Oops: /],
+  // arm64's "Internal error: Oops: 96000006 [#1] SMP" (after a fault's lines, or "Oops - BUG:" after kernel BUG at).
+  ['oops', /^Internal error: Oops\b/],
   // A PTE the kernel cannot make sense of (e.g. a bogus pfn mapped to userspace), then "Bad pagetable: 000c [#1]".
   ['oops', /: Corrupted page table at address [0-9a-f]+$/],
   ['oops', /^Bad pagetable: /],
@@ -76,12 +80,14 @@ export function findProblems(lines: readonly KernelLine[]): KernelProblem[] {
     const [kind] = starter;
     const prev = out[out.length - 1];
     // "BUG: kernel NULL pointer dereference" is followed by "#PF: ..." and "Oops: 0000 [#1]": one report.
-    if (kind === 'oops' && /^(Oops|Bad pagetable): /.test(text) && prev && i - prev.line < 8 && prev.kind !== 'warning' && prev.kind !== 'panic') continue;
+    // arm64's fault prints its abort decoding (about 12 lines) before "Internal error: Oops".
+    const follows = /^Internal error: Oops\b/.test(text) ? 24 : 8;
+    if (kind === 'oops' && /^(Oops|Bad pagetable|Internal error: Oops)\b/.test(text) && prev && i - prev.line < follows && prev.kind !== 'warning' && prev.kind !== 'panic') continue;
     out.push({ kind, title: text.trim(), ...warnMessage(lines, i), time: lines[i]!.time, location: undefined, source: /\bat (\S+:\d+)/.exec(text)?.[1]?.replace(/!$/, ''), modules: [], callTrace: [], line: i, endLine: i + 1 });
   }
   // Attach RIP, module list and call trace from the lines that follow each starter.
-  // x86-64's registers, and i386's (EIP, EAX, ..., DS, CR0).
-  const REGISTERS = /^(RIP|Code|RSP|RAX|RDX|RBP|R0[89]|R1[0-5]|FS|CS|CR2|Kernel Offset|EIP|EAX|ESI|DS|CR0)\b/;
+  // x86-64's registers, i386's (EIP, EAX, ..., DS, CR0), and arm64's (pc, lr, sp, x0-x29, pstate).
+  const REGISTERS = /^(RIP|Code|RSP|RAX|RDX|RBP|R0[89]|R1[0-5]|FS|CS|CR2|Kernel Offset|EIP|EAX|ESI|DS|CR0|pc :|lr :|sp :|x\d+\s*:|pstate:)/;
   const TAIL = /^(Modules linked in|CR2|Kernel Offset|---\[ end )/;
   for (let p = 0; p < out.length; p++) {
     const problem = out[p]!;
@@ -100,15 +106,16 @@ export function findProblems(lines: readonly KernelLine[]): KernelProblem[] {
         problem.endLine = j;
         break;
       }
-      // i386 prints "EIP: fn+0x12/0x19 [mod]", without the code segment (its call trace has no <TASK> marks).
-      const rip = /^(?:RIP: 0010:|EIP: )(\S+)(?: \[([\w-]+)\])?/.exec(text);
+      // i386 prints "EIP: fn+0x12/0x19 [mod]", without the code segment (its call trace has no <TASK> marks); arm64 "pc : fn+0x2c/0x34 [mod]".
+      const rip = /^(?:RIP: 0010:|EIP: |pc : )(\S+)(?: \[([\w-]+)\])?/.exec(text);
       if (rip && !problem.location) {
         problem.location = rip[1];
         if (rip[2]) problem.locationModule = rip[2];
       }
       const mods = /^Modules linked in: (.*)$/.exec(text);
       if (mods) problem.modules = mods[1]!.split(/\s+/).filter(Boolean).map((m) => m.replace(/\(.*\)$/, ''));
-      if (/^(Call Trace:|<TASK>)/.test(text)) {
+      // arm64 spells it "Call trace:".
+      if (/^(Call [Tt]race:|<TASK>)/.test(text)) {
         inTrace = true;
         continue;
       }

@@ -1,4 +1,4 @@
-/** Just enough ELF reading to tell a static executable from a dynamic one. */
+/** Just enough ELF reading to tell a static executable from a dynamic one, and what machine an object is for. */
 import { open } from 'node:fs/promises';
 
 const PT_INTERP = 3;
@@ -23,6 +23,20 @@ export async function isStaticElfFile(path: string): Promise<boolean> {
     const buf = Buffer.alloc(8192);
     const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
     return isStaticElf(buf.subarray(0, bytesRead));
+  } finally {
+    await fh.close();
+  }
+}
+
+/** An ELF object's e_machine (3 EM_386, 62 EM_X86_64, 183 EM_AARCH64); undefined for no little-endian ELF. */
+export async function elfMachineOfFile(path: string): Promise<number | undefined> {
+  const fh = await open(path, 'r').catch(() => undefined);
+  if (!fh) return undefined;
+  try {
+    const head = Buffer.alloc(20);
+    const { bytesRead } = await fh.read(head, 0, 20, 0);
+    if (bytesRead < 20 || head.readUInt32BE(0) !== 0x7f454c46 || head[5] !== 1) return undefined;
+    return head.readUInt16LE(18);
   } finally {
     await fh.close();
   }

@@ -10,7 +10,7 @@ import { forgetPvhImage, microvmRuledOut, ruleOutMicrovm } from '../kernel/vmlin
 import { reachedInit } from '../parse/kmsg.js';
 import { MmaplabError } from '../util/errors.js';
 import { GuestVm, type BootResult } from './guest-vm.js';
-import { BASE_APPEND, DEBUG_APPEND, type Accel, type MachineType } from './qemu-args.js';
+import { baseAppend, DEBUG_APPEND, type Accel, type MachineType } from './qemu-args.js';
 import { freeLoopbackPort } from '../util/net.js';
 import type { QemuInfo } from './qemu.js';
 import type { BootSpec } from './snapshot.js';
@@ -37,7 +37,7 @@ const GDB_PORT_TRIES = 5;
 export function kvmProbe(qemu: QemuInfo, kernel: Kernel, initrd: string, runDir: string, memoryMb: number) {
   return async (): Promise<string | undefined> => {
     const r = await GuestVm.start(
-      { accel: 'kvm', ...(qemu.arch === 'amd64' ? {} : { arch: qemu.arch }), memoryMb, kernelImage: kernel.image, initrd, append: [...BASE_APPEND, 'mmaplab.probe'], firmware: qemu.firmware },
+      { accel: 'kvm', ...(qemu.arch === 'amd64' ? {} : { arch: qemu.arch }), memoryMb, kernelImage: kernel.image, initrd, append: [...baseAppend(qemu.arch), 'mmaplab.probe'], firmware: qemu.firmware },
       { qemu: qemu.binary, consoleLog: join(runDir, 'kvm-probe-console.log'), bootTimeoutMs: 10_000 },
     );
     if (r.kind === 'ready') {
@@ -82,10 +82,11 @@ export async function microvmCanWork(kernel: Pick<Kernel, 'config'>): Promise<bo
 }
 
 /** The QEMU spec of a lab guest (the snapshot key is made from the same spec). */
-export function guestSpec(qemu: QemuInfo, accel: Accel, recipe: BootRecipe, initrd: string, memoryMb: number, debug = false): BootSpec {
+export function guestSpec(qemu: QemuInfo, accel: Accel, recipe: BootRecipe, initrd: string, memoryMb: number, debug = false, env: NodeJS.ProcessEnv = process.env): BootSpec {
   // microvm under TCG cannot calibrate the TSC quickly: tell it the rate, when this machine's is known.
   const tsc = recipe.machine === 'microvm' && accel === 'tcg' && qemu.tscKhz ? [`tsc_early_khz=${qemu.tscKhz}`] : [];
-  return { accel, ...(qemu.arch === 'amd64' ? {} : { arch: qemu.arch }), machine: recipe.machine, memoryMb, kernelImage: recipe.image, initrd, append: [...BASE_APPEND, ...tsc, ...(debug ? DEBUG_APPEND : [])], firmware: qemu.firmware };
+  const cpu = qemu.arch === 'arm64' && env.MMAPLAB_ARM64_CPU ? { cpu: env.MMAPLAB_ARM64_CPU } : {};
+  return { accel, ...(qemu.arch === 'amd64' ? {} : { arch: qemu.arch }), ...cpu, machine: recipe.machine, memoryMb, kernelImage: recipe.image, initrd, append: [...baseAppend(qemu.arch), ...tsc, ...(debug ? DEBUG_APPEND : [])], firmware: qemu.firmware };
 }
 
 export interface Booted {

@@ -3,7 +3,7 @@
  * test and be part of a snapshot's key.
  */
 
-import type { Arch } from '../kernel/arch.js';
+import { ARCH_INFO, type Arch } from '../kernel/arch.js';
 
 export type Accel = 'kvm' | 'tcg';
 
@@ -21,6 +21,8 @@ export interface VmSpec {
   arch?: Arch;
   /** Default pc. */
   machine?: MachineType;
+  /** arm64 under TCG: QEMU's CPU model instead of max,pauth-impdef=on (MMAPLAB_ARM64_CPU: cortex-a57 checks as on a CPU without hardware dirty-bit management). */
+  cpu?: string;
   memoryMb: number;
   kernelImage: string;
   initrd: string;
@@ -58,7 +60,9 @@ export const CHANNEL_NAME = 'mmaplab.0';
  * watchdog_thresh) instead of 20 s, so a driver looping in the kernel is named
  * in seconds; 8 s, not less, so a busy host's scheduling never looks like one.
  */
-export const BASE_APPEND = ['console=ttyS0', 'quiet', 'panic=-1', 'cryptomgr.notests', 'watchdog_thresh=4'] as const;
+export function baseAppend(arch: Arch = 'amd64'): string[] {
+  return [`console=${ARCH_INFO[arch].serialConsole}`, 'quiet', 'panic=-1', 'cryptomgr.notests', 'watchdog_thresh=4'];
+}
 
 /**
  * A guest booted for debugging: the kernel at the addresses its symbols say
@@ -66,18 +70,38 @@ export const BASE_APPEND = ['console=ttyS0', 'quiet', 'panic=-1', 'cryptomgr.not
  */
 export const DEBUG_APPEND = ['nokaslr'] as const;
 
-export function qemuArgs(spec: VmSpec): string[] {
+/**
+ * The CPU model. KVM: the host's. arm64 under TCG: QEMU's max, which manages
+ * the dirty bit in hardware (FEAT_HAFDBS) as x86 does, so a write to a clean
+ * shared page is not a permission fault; with pauth-impdef=on, whose pointer
+ * authentication is cheap to emulate (the default QARMA5 makes a TCG guest
+ * several times slower). x86 under TCG: QEMU's default.
+ */
+function cpuArgs(spec: VmSpec): string[] {
+  if (spec.accel === 'kvm') return ['-cpu', 'host'];
+  return spec.arch === 'arm64' ? ['-cpu', spec.cpu ?? 'max,pauth-impdef=on'] : [];
+}
+
+/** The machine: arm64's virt (PCI, no firmware: QEMU loads the kernel itself), x86's pc or microvm. */
+function machineArgs(spec: VmSpec): string[] {
   const microvm = spec.machine === 'microvm';
+  // Under KVM, virt's interrupt controller is the host's (virt's default GICv2 is missing on GICv3-only hosts).
+  const base = spec.arch === 'arm64' ? (spec.accel === 'kvm' ? 'virt,gic-version=host' : 'virt') : microvm ? 'microvm,acpi=off' : 'pc';
+  // microvm,acpi=off: with ACPI, its boot hangs at ACPI init under TCG here (QEMU 10); without, it is the fastest boot measured.
+  const machine = [base, ...(spec.ram ? ['memory-backend=mem'] : [])].join(',');
+  return base !== 'pc' || spec.ram ? ['-machine', machine] : [];
+}
+
+export function qemuArgs(spec: VmSpec): string[] {
+  const microvm = spec.machine === 'microvm' && spec.arch !== 'arm64';
   // A 32-bit kernel's virtio_pci finds a transitional device's modern interface without VIRTIO_F_VERSION_1: offer it the legacy one only.
   const pci = spec.arch === 'i386' ? ',disable-modern=on' : '';
-  // microvm,acpi=off: with ACPI, its boot hangs at ACPI init under TCG here (QEMU 10); without, it is the fastest boot measured.
-  const machine = [microvm ? 'microvm,acpi=off' : 'pc', ...(spec.ram ? ['memory-backend=mem'] : [])].join(',');
   const args = [
     '-accel', spec.accel,
-    ...(spec.accel === 'kvm' ? ['-cpu', 'host'] : []),
+    ...cpuArgs(spec),
     '-m', String(spec.memoryMb),
     ...(spec.ram ? ['-object', `memory-backend-file,id=mem,size=${spec.memoryMb}M,mem-path=${spec.ram.path},share=${spec.ram.share ? 'on' : 'off'}`] : []),
-    ...(microvm || spec.ram ? ['-machine', machine] : []),
+    ...machineArgs(spec),
     '-smp', String(spec.smp ?? 1),
     '-display', 'none',
     '-monitor', 'none',

@@ -9,7 +9,7 @@ export interface QemuInfo {
   /** The guests' architecture it emulates. */
   arch: Arch;
   version: string;
-  /** qboot skips SeaBIOS: about 0.1-0.2 s less per boot. */
+  /** qboot skips SeaBIOS: about 0.1-0.2 s less per boot (x86; arm64's virt needs no firmware to boot a kernel). */
   firmware: string | undefined;
   /** This machine's TSC rate, when it can be known (microvm under TCG boots faster when told). */
   tscKhz: number | undefined;
@@ -23,7 +23,7 @@ export async function qemuInfo(arch: Arch = 'amd64'): Promise<QemuInfo> {
   const binary = requireTool(name);
   const r = await runChecked('missing-tool', `${name} --version`, binary, ['--version']);
   const version = /version\s+(\S+)/.exec(r.stdout)?.[1] ?? 'unknown';
-  return { binary, arch, version, firmware: QBOOT.find((p) => existsSync(p)), tscKhz: hostTscKhz() };
+  return { binary, arch, version, firmware: arch === 'arm64' ? undefined : QBOOT.find((p) => existsSync(p)), tscKhz: hostTscKhz() };
 }
 
 /**

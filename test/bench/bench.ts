@@ -55,7 +55,7 @@ import type { MatrixReport } from '../../dist/model/report.js';
 import type { GuestMachine, RunReport } from '../../dist/model/report.js';
 import type { JobTiming } from '../../dist/model/timing.js';
 import { cacheRoot, PACKAGE_ROOT } from '../../dist/util/paths.js';
-import { BASE_APPEND, qemuArgs } from '../../dist/vm/qemu-args.js';
+import { baseAppend, qemuArgs } from '../../dist/vm/qemu-args.js';
 import { bootRecipes, guestSpec } from '../../dist/vm/boot.js';
 import { cpioArchive, withParents } from '../../dist/guest/cpio.js';
 import { GuestVm } from '../../dist/vm/guest-vm.js';
@@ -200,8 +200,8 @@ async function interleaved(st: Setup) {
     if (checked.machine?.snapshot?.use !== 'restored') throw new Error('a warm check did not restore its snapshot');
     check.push(c);
     if (checked.timings) checkTimings.push({ ...checked.timings, totalMs: c * 1000 });
-    rawJob.push(await rawQemu(qemuArgs({ ...spec, initrd: rawInitrd, append: [...BASE_APPEND, 'mmaplab.raw'] }), spec.channelSocket, /"t":"job-done"/));
-    rawBoot.push(await rawQemu(qemuArgs({ ...spec, initrd: initramfs.path, append: [...BASE_APPEND, 'mmaplab.probe'] }), spec.channelSocket, /probe ok/));
+    rawJob.push(await rawQemu(qemuArgs({ ...spec, initrd: rawInitrd, append: [...baseAppend(), 'mmaplab.raw'] }), spec.channelSocket, /"t":"job-done"/));
+    rawBoot.push(await rawQemu(qemuArgs({ ...spec, initrd: initramfs.path, append: [...baseAppend(), 'mmaplab.probe'] }), spec.channelSocket, /probe ok/));
   }
 
   return { warm, warmTimings, perJob, booted, check, checkTimings, rawJob, rawBoot, last };
@@ -275,7 +275,7 @@ async function bootWays(qemu: Setup['qemu'], accel: Setup['spec']['accel']) {
  */
 async function archPhase(base: Record<string, string>, runs: number) {
   const rows = [];
-  for (const arch of ['amd64', 'i386'] as const) {
+  for (const arch of ['amd64', 'i386', 'arm64'] as const) {
     process.stderr.write(`arch ${arch}: warm runs of the grid against a raw boot of the same kernel, x${runs}...\n`);
     await mmaplabRun(base, ['--arch', arch]); // fills the cache and makes the snapshot
     const first = (await mmaplabRun(base, ['--arch', arch]))[1];

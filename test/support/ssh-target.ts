@@ -23,7 +23,7 @@ import { resolveModules } from '../../src/kernel/modules.js';
 import { run, runChecked } from '../../src/util/exec.js';
 import { exists, Hasher, installDirAtomic } from '../../src/util/fsx.js';
 import { GuestVm } from '../../src/vm/guest-vm.js';
-import { BASE_APPEND, type Accel } from '../../src/vm/qemu-args.js';
+import { baseAppend, type Accel } from '../../src/vm/qemu-args.js';
 import type { QemuInfo } from '../../src/vm/qemu.js';
 import { ROOT } from '../helpers.js';
 
@@ -203,7 +203,7 @@ export async function bootTarget(qemu: QemuInfo, accel: Accel, kernel: Kernel, i
   await mkdir(join(consoleLog, '..'), { recursive: true });
   const port = await freePort();
   const r = await GuestVm.start(
-    { accel, memoryMb: 2048, smp: 2, kernelImage: kernel.vmlinux ?? kernel.image, initrd: image.initrd, append: [...BASE_APPEND], firmware: qemu.firmware, sshForwardPort: port },
+    { accel, memoryMb: 2048, smp: 2, kernelImage: kernel.vmlinux ?? kernel.image, initrd: image.initrd, append: baseAppend(), firmware: qemu.firmware, sshForwardPort: port },
     { qemu: qemu.binary, consoleLog, bootTimeoutMs: 240_000 },
   );
   if (r.kind !== 'ready') throw new Error(`the SSH target did not boot (${r.kind}); console: ${consoleLog}`);

@@ -1,6 +1,6 @@
 /** The architecture table: flavours, suites, Kbuild's ARCH, and where kprobes find the traced calls' arguments. */
 import { describe, expect, it } from 'vitest';
-import { archOfConfig, archOfFlavour, archOfMachine, defaultArch, hostArch, kbuildArchArgs, kprobeArgs } from '../../src/kernel/arch.js';
+import { archOfConfig, archOfFlavour, archOfMachine, crossPrefix, defaultArch, hostArch, kbuildArchArgs, kprobeArgs } from '../../src/kernel/arch.js';
 import { archAndFlavour, matrixEntries, parseKernelSpec, splitEntry } from '../../src/kernel/spec.js';
 import { kprobeArgsFor, traceEnv } from '../../src/guest/job.js';
 import { lacksStaticLibc, userCompiler } from '../../src/kbuild/userspace.js';
@@ -14,11 +14,17 @@ describe('--arch and --flavour', () => {
     expect(archAndFlavour(undefined, undefined)).toEqual({ arch: defaultArch(), flavour: defaultArch() === 'amd64' ? 'cloud-amd64' : expect.any(String) });
   });
 
-  it('arm64 guests are refused as not built yet, pointing at SSH targets; an arm64 host defaults to amd64 guests', () => {
-    expect(() => archAndFlavour('arm64', undefined)).toThrow(expect.objectContaining({ message: 'mmaplab does not boot arm64 guests yet', hint: expect.stringMatching(/--target ssh:/) }));
-    expect(() => archAndFlavour(undefined, 'cloud-arm64')).toThrow(/does not boot arm64 guests yet/);
-    expect([defaultArch('arm64'), defaultArch('x64'), defaultArch('ia32')]).toEqual(['amd64', 'amd64', 'i386']);
+  it('arm64 guests boot cloud-arm64 by default; an arm64 host defaults to arm64 guests, its own', () => {
+    expect(archAndFlavour('arm64', undefined)).toEqual({ arch: 'arm64', flavour: 'cloud-arm64' });
+    expect(archAndFlavour(undefined, 'arm64')).toEqual({ arch: 'arm64', flavour: 'arm64' });
+    expect([defaultArch('arm64'), defaultArch('x64'), defaultArch('ia32')]).toEqual(['arm64', 'amd64', 'i386']);
     expect(hostArch('arm64')).toBe('arm64');
+  });
+
+  it("cross tools where the host cannot build the guest's code itself: none between x86's word sizes, Debian's triplet prefix otherwise", () => {
+    expect([crossPrefix('i386', 'amd64'), crossPrefix('amd64', 'amd64'), crossPrefix('arm64', 'amd64'), crossPrefix('amd64', 'arm64'), crossPrefix('arm64', 'arm64')]).toEqual(['', '', 'aarch64-linux-gnu-', 'x86_64-linux-gnu-', '']);
+    expect(kbuildArchArgs('amd64', 'arm64')).toEqual(['ARCH=x86_64', 'CROSS_COMPILE=x86_64-linux-gnu-']);
+    expect(kbuildArchArgs('arm64', 'arm64')).toEqual([]);
   });
 
   it("a flavour of another architecture is refused, naming both", () => {
@@ -75,7 +81,9 @@ describe('building for another architecture on an amd64 host', () => {
     expect(kbuildArchArgs('amd64')).toEqual([]);
     expect(kbuildArchArgs('i386')).toEqual(['ARCH=i386']);
     expect(kbuildArchArgs('arm64')).toEqual(['ARCH=arm64', 'CROSS_COMPILE=aarch64-linux-gnu-']);
-    expect(userCompiler('i386')).toEqual({ cc: 'gcc', flags: ['-m32'], packages: 'gcc-multilib' });
+    // Debian's i686 cross gcc (which coexists with arm64's; gcc-multilib conflicts with every cross gcc).
+    expect(userCompiler('i386', () => true)).toEqual({ cc: 'i686-linux-gnu-gcc', flags: [], packages: 'gcc-i686-linux-gnu libc6-dev-i386-cross' });
+    expect(userCompiler('arm64', () => true)).toEqual({ cc: 'aarch64-linux-gnu-gcc', flags: [], packages: 'gcc-aarch64-linux-gnu libc6-dev-arm64-cross' });
     // gcc -m32 without libc6-dev-i386 stops at the first libc header; a missing static libc at the link.
     expect(lacksStaticLibc('In file included from userspace/mmap-test.c:12:\n/usr/include/stdio.h:27:10: fatal error: bits/libc-header-start.h: No such file or directory\n')).toBe(true);
     expect(lacksStaticLibc('/usr/bin/ld: cannot find -lc: No such file or directory\n')).toBe(true);

@@ -30,6 +30,19 @@ describe('problems in real guest consoles', () => {
     expect(lines[oops!.endLine - 1]!.text).toMatch(/^(CR0|DS): /);
   });
 
+  it("reads an arm64 guest's oops (captured from a real cloud-arm64 guest): the fault's lines and 'Internal error: Oops' are one report, pc is the location, 'Call trace:' its frames", () => {
+    const lines = parseKernelLog(fixture('consoles', 'null-deref-mmap-arm64.console.log'));
+    const problems = findProblems(lines);
+    expect(problems.map((p) => p.kind)).toEqual(problems.map(() => 'oops'));
+    expect(problems.length).toBeGreaterThanOrEqual(2);
+    const [oops] = problems;
+    expect(oops).toMatchObject({ kind: 'oops', title: 'Unable to handle kernel NULL pointer dereference at virtual address 0000000000000000', location: 'broken_mmap+0x2c/0x34', locationModule: 'null_deref' });
+    expect(oops!.modules).toContain('null_deref');
+    expect(oops!.callTrace.map((f) => f.fn).slice(0, 4)).toEqual(['broken_mmap', 'mmap_region', 'do_mmap', 'vm_mmap_pgoff']);
+    expect(oops!.callTrace.find((f) => f.fn === 'broken_mmap')).toMatchObject({ module: 'null_deref', offset: '0x2c/0x34' });
+    expect(problems.some((p) => /^Internal error/.test(p.title))).toBe(false);
+  });
+
   it('finds the NULL dereference oops in the driver, with its location and call trace', () => {
     const lines = parseKernelLog(fixture('consoles', 'null-deref-mmap.console.log'));
     const problems = findProblems(lines);

@@ -29,7 +29,7 @@ describe('guest protocol', () => {
       "JOB_ID='3'\nSTRATEGY='seed'\nMODULE='../files/abc-mmaplab.ko'\nMODULE_NAME='mmaplab'\nMODULE_PARAMS='strategy=seed'\n" +
         "DEVICE_NAME='mmaplab'\nDEVICE='/dev/mmaplab0'\nTEST='../files/def-mmap-test'\nCHECKS='private,shared'\nPAGES='16'\n" +
         "PATTERN='0xaabbccdd'\nSTEP_TIMEOUT='20'\nTRACE_KEEP='1'\nLINK_TEST='1'\nINSPECT='0'\nSTATE='0'\nTEST_FLAGS=''\nKEEP_LOADED='0'\nPG_RESERVED_BIT=''\n" +
-        "REMAP_ARGS='addr=%si:x64 pfn=%dx:x64 size=%cx:x64'\nPAGE_FREE_ARGS='flags=+0(%di):x64 order=%si:u32'\n",
+        "REMAP_ARGS='addr=%si:x64 pfn=%dx:x64 size=%cx:x64'\nPAGE_FREE_ARGS='flags=+0(%di):x64 order=%si:u32'\nMACHINE='x86_64'\n",
     );
     expect(jobEnv({ ...job, deviceName: "it's" }, { module: 'm', test: 't' }, { traceKeep: false, linkTest: false, arch: 'x86_64' })).toMatch(/DEVICE_NAME='it'\\''s'\n[^]*TRACE_KEEP='0'\nLINK_TEST='0'/);
   });
@@ -39,7 +39,7 @@ describe('guest protocol', () => {
       id: 1, strategy: 'custom', modulePath: '/c/d.ko', moduleName: 'd', moduleParams: [], deviceName: '', device: '', testProgram: '/c/t', checks: ['shared'], pages: 16, pattern: 0xaabbccdd, stepTimeoutS: 20,
     };
     const env = jobEnv(job, { module: 'm', test: 't' }, { traceKeep: false, linkTest: false, arch: 'riscv64' });
-    expect(env).toMatch(/\nREMAP_ARGS=''\nPAGE_FREE_ARGS=''\n$/);
+    expect(env).toMatch(/\nREMAP_ARGS=''\nPAGE_FREE_ARGS=''\nMACHINE='riscv64'\n$/);
     expect(untracedNote('riscv64')).toMatch(/^tracing off: .* only on x86_64, i686, i586, i386, aarch64, not on riscv64; the lab ran untraced/);
   });
 });

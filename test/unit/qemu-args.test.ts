@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BASE_APPEND, qemuArgs } from '../../src/vm/qemu-args.js';
+import { baseAppend, qemuArgs } from '../../src/vm/qemu-args.js';
 
 describe('QEMU command line', () => {
   const spec = {
@@ -7,7 +7,7 @@ describe('QEMU command line', () => {
     memoryMb: 256,
     kernelImage: '/k/vmlinuz',
     initrd: '/i/initrd.cpio',
-    append: [...BASE_APPEND],
+    append: baseAppend(),
     firmware: '/usr/share/qemu/qboot.rom',
     channelSocket: '/tmp/x/jobs.sock',
   };
@@ -19,6 +19,17 @@ describe('QEMU command line', () => {
         '-append console=ttyS0 quiet panic=-1 cryptomgr.notests watchdog_thresh=4 -device virtio-serial-pci ' +
         '-chardev socket,id=jobs,path=/tmp/x/jobs.sock -device virtserialport,chardev=jobs,name=mmaplab.0',
     );
+  });
+
+  it("boots arm64 on QEMU's virt machine with the max CPU (hardware dirty-bit management, cheap pointer authentication), no firmware, the console on the PL011", () => {
+    const a = qemuArgs({ ...spec, arch: 'arm64', append: baseAppend('arm64'), firmware: undefined });
+    expect(a.join(' ')).toContain('-accel tcg -cpu max,pauth-impdef=on -m 256 -machine virt -smp 1');
+    expect(a.join(' ')).toContain('-append console=ttyAMA0 quiet');
+    expect(a).not.toContain('-bios');
+    expect(a).toContain('virtio-serial-pci');
+    // A snapshot's RAM backend on virt; MMAPLAB_ARM64_CPU's model instead of max.
+    expect(qemuArgs({ ...spec, arch: 'arm64', cpu: 'cortex-a57', ram: { path: '/c/ram', share: true } }).join(' ')).toContain('-cpu cortex-a57 -m 256 -object memory-backend-file,id=mem,size=256M,mem-path=/c/ram,share=on -machine virt,memory-backend=mem');
+    expect(qemuArgs({ ...spec, arch: 'arm64', accel: 'kvm' }).slice(0, 4)).toEqual(['-accel', 'kvm', '-cpu', 'host']);
   });
 
   it('uses the host CPU under KVM and the default BIOS without qboot', () => {
@@ -34,7 +45,7 @@ describe('QEMU command line for snapshots', () => {
     memoryMb: 256,
     kernelImage: '/k/vmlinux',
     initrd: '/i/initrd.cpio',
-    append: [...BASE_APPEND],
+    append: baseAppend(),
     firmware: undefined,
     channelSocket: '/tmp/x/jobs.sock',
   };

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, utimesSync, writeFileSync, existsSync, readd
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { BASE_APPEND } from '../../src/vm/qemu-args.js';
+import { baseAppend } from '../../src/vm/qemu-args.js';
 import { discardSnapshot, keyDifference, keyHash, lookupSnapshot, makeSnapshot, slotDir, snapshotKey, type BootSpec } from '../../src/vm/snapshot.js';
 
 let dir: string;
@@ -18,7 +18,7 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'mmaplab-snap-unit-'));
   writeFileSync(join(dir, 'vmlinux'), 'kernel');
   writeFileSync(join(dir, 'initrd.cpio'), 'initrd');
-  spec = { accel: 'tcg', memoryMb: 256, kernelImage: join(dir, 'vmlinux'), initrd: join(dir, 'initrd.cpio'), append: [...BASE_APPEND], firmware: undefined };
+  spec = { accel: 'tcg', memoryMb: 256, kernelImage: join(dir, 'vmlinux'), initrd: join(dir, 'initrd.cpio'), append: baseAppend(), firmware: undefined };
 });
 
 async function make(slot: string, s: BootSpec = spec) {
@@ -37,7 +37,7 @@ describe('snapshot keys', () => {
     expect(k.args).not.toContain('-incoming');
     expect(keyHash(k)).toBe(keyHash(await snapshotKey(spec, qemu)));
     expect(keyDifference(k, await snapshotKey(spec, { ...qemu, version: '10.1.0' }))).toBe('QEMU changed (10.0.2 -> 10.1.0)');
-    expect(keyDifference(k, await snapshotKey({ ...spec, append: [...BASE_APPEND, 'nokaslr'] }, qemu))).toBe('the QEMU command line changed');
+    expect(keyDifference(k, await snapshotKey({ ...spec, append: [...baseAppend(), 'nokaslr'] }, qemu))).toBe('the QEMU command line changed');
     writeFileSync(spec.initrd, 'another initrd');
     expect(keyDifference(k, await snapshotKey(spec, qemu))).toBe('the initramfs changed');
   });

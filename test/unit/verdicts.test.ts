@@ -70,6 +70,9 @@ describe('check verdicts', () => {
     // An i386 module lives in vmalloc space: once it is gone its caller is a bare 32-bit address (seen on a 686-pae guest).
     const i386 = [' 69632 0xd0888018 pages=16 vmalloc', ' 8192 __vmalloc_node+0x3e/0x50 pages=1 vmalloc'];
     expect(leakedAreas(i386, 'leaky')).toEqual([i386[0]]);
+    // arm64 loads modules beside the randomized kernel image: a bare 64-bit address too (seen on a cloud-arm64 guest).
+    const arm64 = [' 69632 0xffffc76ff3e63028 pages=16 vmalloc N0=16', ' 20480 kernel_clone+0xa0/0x4b0 pages=4 vmalloc N0=4', ' 8192 gicv2m_init_one+0xac/0x238 phys=0x0000000008020000 ioremap'];
+    expect(leakedAreas(arm64, 'leaky')).toEqual([arm64[0]]);
     const items = checkItems({ ...base, results: [], vmallocLeft: lines });
     expect(items.find((i) => i.id === 'leaks')).toMatchObject({ verdict: 'fail', reason: '2 vmalloc areas still allocated' });
   });
