@@ -257,7 +257,7 @@ async function openGuestLab(opts: SetupOptions, source: string, runDir: RunDir, 
   // Either failing waits for the driver's build to end first: nothing of it is left running (or writing into a kept tree).
   const [initramfs, accel] = await (async () => {
     const i = await buildInitramfs(kernel, cacheDir, opts);
-    return [i, await chooseAccel({ requested: opts.accel, cacheDir, qemuVersion: qemu.version, probe: kvmProbe(qemu, kernel, i.path, runDir.path, opts.memoryMb) })] as const;
+    return [i, await chooseAccel({ requested: opts.accel, cacheDir, qemuVersion: qemu.version, arch: qemu.arch, probe: kvmProbe(qemu, kernel, i.path, runDir.path, opts.memoryMb) })] as const;
   })().catch(async (e: unknown) => {
     await builtP;
     throw e;
@@ -354,7 +354,7 @@ export async function snapshotAhead(fetched: Kernel, opts: { cacheDir: string; m
   const kernel = { ...fetched, vmlinux: fetched.arch === 'amd64' ? await pvhImage(fetched, cacheDir) : undefined };
   const initramfs = await buildInitramfs(kernel, cacheDir, opts);
   const runDir = await RunDir.create({});
-  const accel = await chooseAccel({ requested: opts.accel, cacheDir, qemuVersion: qemu.version, probe: kvmProbe(qemu, kernel, initramfs.path, runDir.path, opts.memoryMb) });
+  const accel = await chooseAccel({ requested: opts.accel, cacheDir, qemuVersion: qemu.version, arch: qemu.arch, probe: kvmProbe(qemu, kernel, initramfs.path, runDir.path, opts.memoryMb) });
   const ctx: GuestContext = { qemu, accel, kernel, initramfs, boot: { memoryMb: opts.memoryMb, timeoutS: 120 }, runDir, notes: [], progress: opts.progress, slots: new Limiter(1) };
   const machine = new RestoredGuests(ctx, new BootedGuests(ctx, { firstLog: runDir.file('console-fallback.log'), snapshotOff: '' }), cacheDir);
   let use: SnapshotUse;

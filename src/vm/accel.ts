@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { usageError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsx.js';
 import type { Accel } from './qemu-args.js';
+import { hostArch, type Arch } from '../kernel/arch.js';
 
 export type AccelRequest = 'auto' | Accel;
 
@@ -53,14 +54,33 @@ interface CachedVerdict {
   checkedAt: string;
 }
 
+/** Whether KVM here can run a guest of arch at all: only of the host's own kind (x86 runs amd64 and i386; arm64 runs arm64). */
+export function kvmRunsArch(guest: Arch, host: Arch = hostArch()): boolean {
+  const family = (a: Arch) => (a === 'arm64' ? 'arm' : 'x86');
+  return family(guest) === family(host);
+}
+
+/** The cached verdict of arch's QEMU: amd64's in accel.json (as before), each other's beside it, so two architectures never overwrite each other's. */
+function verdictFile(cacheDir: string, arch: Arch): string {
+  return join(cacheDir, arch === 'amd64' ? 'accel.json' : `accel-${arch}.json`);
+}
+
 export async function chooseAccel(opts: {
   requested: AccelRequest;
   cacheDir: string;
   qemuVersion: string;
+  /** The guest's architecture (default amd64). */
+  arch?: Arch;
   /** Boots a probe guest under KVM; resolves to undefined on success or a reason it failed. */
   probe: () => Promise<string | undefined>;
 }): Promise<AccelChoice> {
   if (opts.requested === 'tcg') return { accel: 'tcg', reason: 'TCG requested (--accel tcg)', probed: false };
+  const arch = opts.arch ?? 'amd64';
+  if (!kvmRunsArch(arch)) {
+    const why = `KVM runs only guests of this machine's own architecture (${hostArch()}), so the ${arch} guest is emulated`;
+    if (opts.requested === 'kvm') throw usageError(`--accel kvm, but ${why}`);
+    return { accel: 'tcg', reason: `TCG: ${why}`, probed: false };
+  }
   const unusable = kvmUsable();
   if (opts.requested === 'kvm') {
     if (unusable) throw usageError(`--accel kvm, but ${unusable}`);
@@ -68,7 +88,7 @@ export async function chooseAccel(opts: {
   }
   if (unusable) return { accel: 'tcg', reason: `TCG: ${unusable}`, probed: false };
 
-  const file = join(opts.cacheDir, 'accel.json');
+  const file = verdictFile(opts.cacheDir, arch);
   const key = accelCacheKey(opts.qemuVersion);
   try {
     const cached = JSON.parse(await readFile(file, 'utf8')) as CachedVerdict;

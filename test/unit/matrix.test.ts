@@ -48,6 +48,23 @@ describe('merge', () => {
     const again = mergeDocuments([{ path: 'c', doc: check }], out);
     expect(again.kernels.map((k) => k.spec)).toEqual(['debian:bullseye', 'debian:sid']);
   });
+
+  it('names the entries <spec>/<arch> when separate jobs ran one kernel on several architectures, and still refuses one twice', () => {
+    const on = (arch: string) => {
+      const doc = structuredClone(load('run-bookworm.json')) as { kernel: { arch?: string } };
+      doc.kernel.arch = arch;
+      return doc;
+    };
+    const m = mergeDocuments([{ path: 'amd64.json', doc: on('amd64') }, { path: 'i386.json', doc: on('i386') }, { path: 'arm64.json', doc: on('arm64') }], out);
+    expect(m.kernels.map((k) => k.spec)).toEqual(['debian:bookworm/amd64', 'debian:bookworm/i386', 'debian:bookworm/arm64']);
+    expectValidResults<MatrixReport>(JSON.parse(JSON.stringify(m)));
+    // Merged again with one more arm64 job of the same kernel: the name it would get is taken.
+    expect(() => mergeDocuments([{ path: 'm.json', doc: m }, { path: 'again.json', doc: on('arm64') }], out)).toThrowError(/kernel debian:bookworm\/arm64 is in both m\.json and again\.json/);
+    // One architecture only: the names stay the kernels'.
+    const sid = structuredClone(load('run-sid.json')) as { kernel: { arch?: string } };
+    sid.kernel.arch = 'i386';
+    expect(mergeDocuments([{ path: 'a', doc: on('i386') }, { path: 'b', doc: sid }], out).kernels.map((k) => k.spec)).toEqual(['debian:bookworm', 'debian:sid']);
+  });
 });
 
 describe('differences between kernels', () => {
