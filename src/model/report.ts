@@ -28,8 +28,8 @@ export interface GuestMachine {
   bootAttempts: number;
   /** What the first guest booted: the uncompressed vmlinux through PVH (faster), or the packaged bzImage. */
   bootImage?: 'pvh' | 'bzimage';
-  /** QEMU's machine: microvm (faster) or pc (where microvm does not boot the kernel). */
-  machineType?: 'pc' | 'microvm';
+  /** QEMU's machine: microvm (faster) or pc (where microvm does not boot the kernel) on x86, virt on arm64. */
+  machineType?: 'pc' | 'microvm' | 'virt';
   /** Whether jobs ran in guests restored from a snapshot; absent in reports from before snapshots. */
   snapshot?: SnapshotUse;
 }

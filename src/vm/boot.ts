@@ -61,6 +61,8 @@ export interface BootRecipe {
  * for this kernel (and, for microvm, this QEMU) is left out from then on.
  */
 export async function bootRecipes(kernel: Kernel, qemu: QemuInfo, env: NodeJS.ProcessEnv = process.env): Promise<BootRecipe[]> {
+  // arm64: QEMU's virt machine loads the packaged Image itself; there is no PVH or microvm there.
+  if (qemu.arch === 'arm64') return [{ machine: 'virt', image: kernel.image }];
   const recipes: BootRecipe[] = [];
   const microvm = env.MMAPLAB_MICROVM === 'try' || (await microvmCanWork(kernel));
   if (kernel.vmlinux && microvm && !(await microvmRuledOut(kernel.vmlinux, qemu.version))) recipes.push({ machine: 'microvm', image: kernel.vmlinux });

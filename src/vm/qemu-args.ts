@@ -11,9 +11,9 @@ export type Accel = 'kvm' | 'tcg';
  * pc: the classic PC (with qboot when installed). microvm: QEMU's minimal
  * machine (no PCI, no ACPI here, virtio over MMIO): a faster boot, but it
  * needs the kernel's PVH entry and is given up per kernel and QEMU version
- * where it does not boot.
+ * where it does not boot. virt: arm64's generic machine, the only one booted there.
  */
-export type MachineType = 'pc' | 'microvm';
+export type MachineType = 'pc' | 'microvm' | 'virt';
 
 export interface VmSpec {
   accel: Accel;

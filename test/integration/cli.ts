@@ -44,5 +44,6 @@ export function processesMatching(pattern: string): string[] {
 
 /** QEMU processes running on this machine right now (tests run one file at a time). */
 export function qemuProcesses(): string[] {
-  return processesMatching('qemu-system-x86_64').filter((l) => l.includes('mmaplab'));
+  // Every architecture's QEMU: qemu-system-x86_64, -i386, -aarch64.
+  return processesMatching('qemu-system-').filter((l) => l.includes('mmaplab'));
 }
