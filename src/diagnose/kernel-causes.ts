@@ -49,13 +49,14 @@ const RULES: readonly Rule[] = [
   },
   {
     id: 'null-deref',
-    when: /^BUG: kernel NULL pointer dereference/,
+    // x86's words, and arm64's.
+    when: /^BUG: kernel NULL pointer dereference|^Unable to handle kernel NULL pointer dereference/,
     cause: 'a pointer used before it was set: an allocation forgotten or unchecked, or file->private_data / vma->vm_private_data never assigned',
     fix: 'set every pointer before its first use and check every allocation (if (!buf) return -ENOMEM;)',
   },
   {
     id: 'page-fault',
-    when: /^BUG: unable to handle page fault|^general protection fault/,
+    when: /^BUG: unable to handle page fault|^general protection fault|^Unable to handle kernel (paging request|read from unreadable memory|write to read-only memory|execute from non-executable memory)/,
     cause: 'a pointer to memory that is not there: freed already, uninitialised, or an address computed wrongly',
     fix: 'check the pointer\'s lifetime: it must be allocated before use and not used after it is freed',
   },

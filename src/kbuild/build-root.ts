@@ -43,16 +43,20 @@ export interface BuildRootOptions {
   archive: string;
   keyring: string | undefined;
   onProgress?: (msg: string) => void;
-  /** A root whose gcc builds for another architecture: Debian's gcc-N-<triplet> (aarch64-linux-gnu-gcc-N). */
-  crossTriplet?: string | undefined;
+  /** A root whose gcc builds for another architecture: Debian's gcc-N-<package> (x86-64-linux-gnu), whose compiler is <triplet>-gcc-N (x86_64-linux-gnu-gcc-N). */
+  cross?: { triplet: string; package: string } | undefined;
 }
 
 export function buildRootDir(cacheDir: string, suite: string, gccMajor: number, crossTriplet?: string): string {
-  return join(cacheDir, 'build-roots', `${suite}-gcc${gccMajor}${crossTriplet ? `-${crossTriplet}` : ''}`);
+  return join(cacheDir, 'build-roots', buildRootName(suite, gccMajor, crossTriplet));
+}
+
+function buildRootName(suite: string, gccMajor: number, crossTriplet?: string): string {
+  return `${suite}-gcc${gccMajor}${crossTriplet ? `-${crossTriplet}` : ''}`;
 }
 
 export async function ensureBuildRoot(suite: string, gccMajor: number, opts: BuildRootOptions): Promise<BuildRoot> {
-  const final = buildRootDir(opts.cacheDir, suite, gccMajor, opts.crossTriplet);
+  const final = buildRootDir(opts.cacheDir, suite, gccMajor, opts.cross?.triplet);
   let p = making.get(final);
   if (!p) {
     p = makeBuildRoot(final, suite, gccMajor, opts);
@@ -73,8 +77,8 @@ async function makeBuildRoot(final: string, suite: string, gccMajor: number, opt
   opts.onProgress?.(`making a ${suite} build root with gcc-${gccMajor} (once; about 300 MB)`);
   await installDirAtomic(final, async (staging) => {
     const tar = join(staging, 'root.tar');
-    const cc = opts.crossTriplet ? `${opts.crossTriplet}-gcc-${gccMajor}` : `gcc-${gccMajor}`;
-    const pkg = opts.crossTriplet ? `gcc-${gccMajor}-${opts.crossTriplet}` : cc;
+    const cc = opts.cross ? `${opts.cross.triplet}-gcc-${gccMajor}` : `gcc-${gccMajor}`;
+    const pkg = opts.cross ? `gcc-${gccMajor}-${opts.cross.package}` : cc;
     const args = [
       '--variant=apt',
       `--include=${pkg},make,libc6-dev,dwarves`,
@@ -89,7 +93,7 @@ async function makeBuildRoot(final: string, suite: string, gccMajor: number, opt
     ];
     const r = await run('mmdebstrap', args, { timeoutMs: 900_000 });
     if (!r.ok) {
-      await writeFile(join(final, '..', `${suite}-gcc${gccMajor}.log`), r.all).catch(() => {});
+      await writeFile(join(final, '..', `${buildRootName(suite, gccMajor, opts.cross?.triplet)}.log`), r.all).catch(() => {});
       throw new MmaplabError('build', `mmdebstrap could not make a ${suite} build root with ${cc}`, {
         details: r.all.trimEnd().split('\n').filter((l) => /^(E:|W:|Err:|error)/i.test(l)).slice(-8),
         hint: `does ${suite} ship ${pkg}? Is ${opts.archive} reachable? Unprivileged mmdebstrap needs user namespaces and /etc/subuid entries (package uidmap)`,

@@ -7,7 +7,7 @@ import { MmaplabError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { which } from '../util/tools.js';
 import type { Kernel } from '../kernel/types.js';
-import { ARCH_INFO, crossPrefix } from '../kernel/arch.js';
+import { ARCH_INFO, crossPackageSuffix, crossPrefix } from '../kernel/arch.js';
 import { buildRootSuite, ensureBuildRoot, type BuildRoot } from './build-root.js';
 
 export interface Toolchain extends Compiler {
@@ -69,12 +69,12 @@ export async function toolchainFor(kernel: Pick<Kernel, 'compilerText' | 'suite'
   const host = await hostCompiler(want.major, prefix);
   if (host) return { ...host, root: undefined, describe: `${host.cc} ${host.version}` };
   const suite = buildRootSuite(kernel.suite || undefined, want.major);
-  const pkg = prefix ? `gcc-${want.major}-${ARCH_INFO[kernel.arch].gnuTriplet}` : `gcc-${want.major}`;
+  const pkg = prefix ? `gcc-${want.major}-${crossPackageSuffix(kernel.arch)}` : `gcc-${want.major}`;
   if (!suite || !opts.archive) {
     throw new MmaplabError('missing-tool', `${prefix}gcc ${want.major} not found: the kernel was built with ${kernel.compilerText}`, {
       hint: `install the package ${pkg}${opts.archive ? '' : ', or give a Debian archive (--archive-uri) so mmaplab can make a build root with it'}`,
     });
   }
-  const root = await ensureBuildRoot(suite, want.major, { cacheDir: opts.cacheDir, archive: opts.archive, keyring: opts.keyring, onProgress: opts.onProgress, crossTriplet: prefix ? ARCH_INFO[kernel.arch].gnuTriplet : undefined });
+  const root = await ensureBuildRoot(suite, want.major, { cacheDir: opts.cacheDir, archive: opts.archive, keyring: opts.keyring, onProgress: opts.onProgress, cross: prefix ? { triplet: ARCH_INFO[kernel.arch].gnuTriplet, package: crossPackageSuffix(kernel.arch) } : undefined });
   return { cc: root.cc, version: root.version, root, describe: `${root.cc} ${root.version} (${root.suite} build root)` };
 }

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { cpus } from 'node:os';
 import type { Kernel } from '../kernel/types.js';
-import { kbuildArchArgs } from '../kernel/arch.js';
+import { crossPrefix, kbuildArchArgs } from '../kernel/arch.js';
 import { modinfo } from '../kernel/modules.js';
 import { MmaplabError } from '../util/errors.js';
 import { run, type ExecResult } from '../util/exec.js';
@@ -157,7 +157,7 @@ export async function buildModule(opts: ModuleBuildOptions): Promise<ModuleBuild
       failure = kbuildFailure(r.all, log, diagnostics, { displayDir, release: kernel.release, logPath, hasTool, ...(r.stopped && limits ? { stopped: { why: r.stopped, limits } } : {}) });
       throw failure;
     }
-    result = await takeModule({ tree, build, staging, entry, displayDir, inBuild, keptTree: opts.keptTree, sandboxed: !!sandbox, hashes, diagnostics, compiler: compiler.describe, isolation, replayed: replay?.file });
+    result = await takeModule({ tree, build, staging, entry, displayDir, inBuild, strip: `${crossPrefix(kernel.arch)}strip`, keptTree: opts.keptTree, sandboxed: !!sandbox, hashes, diagnostics, compiler: compiler.describe, isolation, replayed: replay?.file });
     await writeFile(join(staging, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
   }).catch((e: unknown) => {
     throw failure ?? e;
@@ -174,6 +174,8 @@ async function takeModule(p: {
   entry: string;
   displayDir: string;
   inBuild: (argv: string[]) => Promise<ExecResult>;
+  /** The strip that reads the module's architecture (the host's cannot read an arm64 .ko). */
+  strip: string;
   keptTree: string | undefined;
   sandboxed: boolean;
   hashes: Record<string, string>;
@@ -187,7 +189,7 @@ async function takeModule(p: {
   const ko = await theModule(build, p.displayDir);
   const guestKo = ko.replace(/\.ko$/, '.guest.ko');
   // strip reads the driver's ELF: in the sandbox too, writing next to it.
-  const stripped = await inBuild(['strip', '--strip-debug', '-o', join(build, guestKo), join(build, ko)]);
+  const stripped = await inBuild([p.strip, '--strip-debug', '-o', join(build, guestKo), join(build, ko)]);
   await stillOurs(tree, build);
   await copyOut(build, ko, staging);
   if (stripped.ok && (await isPlainFile(join(build, guestKo)))) await copyOut(build, guestKo, staging);

@@ -7,7 +7,7 @@ import { run } from '../util/exec.js';
 import { exists, Hasher, installDirAtomic } from '../util/fsx.js';
 import { parseDiagnostics } from './diagnostics.js';
 import { formatDiagnostic } from '../model/diagnostic.js';
-import { ARCH_INFO, hostArch, type Arch } from '../kernel/arch.js';
+import { ARCH_INFO, crossPackageSuffix, hostArch, type Arch } from '../kernel/arch.js';
 import { which } from '../util/tools.js';
 
 export interface ProgramBuild {
@@ -35,7 +35,7 @@ export function lacksStaticLibc(gccOutput: string): boolean {
 export function userCompiler(arch: Arch, onPath: (cmd: string) => boolean = (c) => which(c) !== undefined): { cc: string; flags: readonly string[]; packages: string } {
   const info = ARCH_INFO[arch];
   if (arch === hostArch()) return { cc: 'gcc', flags: [], packages: 'libc6-dev' };
-  const cross = { cc: `${info.gnuTriplet}-gcc`, flags: [], packages: `gcc-${info.gnuTriplet} libc6-dev-${arch}-cross` };
+  const cross = { cc: `${info.gnuTriplet}-gcc`, flags: [], packages: `gcc-${crossPackageSuffix(arch)} libc6-dev-${arch}-cross` };
   if (arch === 'i386' && hostArch() === 'amd64' && !onPath(cross.cc) && existsSync('/usr/include/asm') && existsSync('/usr/include/x86_64-linux-gnu/gnu/stubs-32.h')) return { cc: 'gcc', flags: info.userCflags, packages: 'gcc-multilib' };
   return cross;
 }

@@ -113,6 +113,11 @@ export function crossPrefix(a: Arch, host: Arch = hostArch()): string {
   return a === host || (x86(a) && x86(host)) ? '' : `${ARCH_INFO[a].gnuTriplet}-`;
 }
 
+/** Debian's name of a cross package for arch: gcc-12-<this>, binutils-<this> (x86_64 is spelt x86-64 there). */
+export function crossPackageSuffix(a: Arch): string {
+  return ARCH_INFO[a].gnuTriplet.replace(/_/g, '-');
+}
+
 /** Kbuild's ARCH= (and cross prefix) for a module of arch built here; none for the host's own (Kbuild's default). */
 export function kbuildArchArgs(a: Arch, host: Arch = hostArch()): string[] {
   if (a === host) return [];

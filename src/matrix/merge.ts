@@ -21,7 +21,19 @@ function entriesOf(saved: SavedResults): KernelEntry[] {
   }
 }
 
-const archOf = (e: KernelEntry): string | undefined => (e.kind === 'error' ? undefined : e.report.kernel.arch);
+/**
+ * An entry's architecture: its report's (amd64 in results from before
+ * mmaplab knew others), its name's (<spec>/<arch>), or, for a kernel that
+ * could not be tried, that of the other entries of its own file (one CI job,
+ * one architecture).
+ */
+function archOf(e: KernelEntry, sameFile: readonly KernelEntry[]): string | undefined {
+  if (e.kind !== 'error') return e.report.kernel.arch ?? 'amd64';
+  const named = splitEntry(e.spec).arch;
+  if (named) return named;
+  const others = new Set(sameFile.filter((x) => x.kind !== 'error').map((x) => archOf(x, [])));
+  return others.size === 1 ? [...others][0] : undefined;
+}
 
 /**
  * Entries of several architectures (separate CI jobs per arch, each naming its
@@ -29,12 +41,9 @@ const archOf = (e: KernelEntry): string | undefined => (e.kind === 'error' ? und
  * them; an entry named so already keeps its name.
  */
 function namedByArch(entries: ReadonlyArray<{ entry: KernelEntry; path: string }>): Array<{ entry: KernelEntry; path: string }> {
-  const arches = new Set(entries.map((x) => archOf(x.entry)).filter((a) => a !== undefined));
-  if (arches.size < 2) return [...entries];
-  return entries.map((x) => {
-    const arch = archOf(x.entry);
-    return arch && splitEntry(x.entry.spec).arch === undefined ? { ...x, entry: { ...x.entry, spec: `${x.entry.spec}/${arch}` } } : x;
-  });
+  const arched = entries.map((x) => ({ ...x, arch: archOf(x.entry, entries.filter((y) => y.path === x.path).map((y) => y.entry)) }));
+  if (new Set(arched.map((x) => x.arch).filter((a) => a !== undefined)).size < 2) return [...entries];
+  return arched.map(({ entry, path, arch }) => (arch && splitEntry(entry.spec).arch === undefined ? { path, entry: { ...entry, spec: `${entry.spec}/${arch}` } } : { path, entry }));
 }
 
 export function mergeDocuments(docs: ReadonlyArray<{ path: string; doc: unknown }>, out: { dir: string; resultsJson: string }): MatrixReport {

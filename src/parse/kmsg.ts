@@ -44,8 +44,9 @@ const STARTERS: Array<[ProblemKind, RegExp]> = [
   ['rcu-stall', /^rcu: INFO: rcu_(sched|preempt) (self-)?detected stall/],
   ['oom', /^\S.* invoked oom-killer: /],
   ['oops', /^Oops: /],
-  // arm64's "Internal error: Oops: 96000006 [#1] SMP" (after a fault's lines, or "Oops - BUG:" after kernel BUG at).
-  ['oops', /^Internal error: Oops\b/],
+  // arm64's "Internal error: Oops: 96000006 [#1] SMP" (after a fault's lines, or "Oops - BUG:" after kernel BUG at),
+  // and its other fatal exceptions ("Internal error: synchronous external abort: ...", old kernels' "BRK handler:").
+  ['oops', /^Internal error: /],
   // A PTE the kernel cannot make sense of (e.g. a bogus pfn mapped to userspace), then "Bad pagetable: 000c [#1]".
   ['oops', /: Corrupted page table at address [0-9a-f]+$/],
   ['oops', /^Bad pagetable: /],
@@ -56,7 +57,8 @@ export function problemKindOf(text: string): ProblemKind | undefined {
   return STARTERS.find(([, re]) => re.test(text))?.[0];
 }
 
-const FRAME = /^\s*(\?\s+)?([A-Za-z_.$][\w.$]*)(\+0x[0-9a-f]+\/0x[0-9a-f]+)?(?:\s+\[([\w-]+)\])?\s*$/;
+// arm64 from 6.13 marks a frame's source: "broken_mmap+0x2c/0x34 [null_deref] (P)".
+const FRAME = /^\s*(\?\s+)?([A-Za-z_.$][\w.$]*)(\+0x[0-9a-f]+\/0x[0-9a-f]+)?(?:\s+\[([\w-]+)\])?(?:\s+\([A-Z]+\))?\s*$/;
 
 export function parseFrame(text: string): StackFrame | undefined {
   const m = FRAME.exec(text);
@@ -81,8 +83,8 @@ export function findProblems(lines: readonly KernelLine[]): KernelProblem[] {
     const prev = out[out.length - 1];
     // "BUG: kernel NULL pointer dereference" is followed by "#PF: ..." and "Oops: 0000 [#1]": one report.
     // arm64's fault prints its abort decoding (about 12 lines) before "Internal error: Oops".
-    const follows = /^Internal error: Oops\b/.test(text) ? 24 : 8;
-    if (kind === 'oops' && /^(Oops|Bad pagetable|Internal error: Oops)\b/.test(text) && prev && i - prev.line < follows && prev.kind !== 'warning' && prev.kind !== 'panic') continue;
+    const follows = /^Internal error: /.test(text) ? 24 : 8;
+    if (kind === 'oops' && /^(Oops\b|Bad pagetable\b|Internal error: )/.test(text) && prev && i - prev.line < follows && prev.kind !== 'warning' && prev.kind !== 'panic') continue;
     out.push({ kind, title: text.trim(), ...warnMessage(lines, i), time: lines[i]!.time, location: undefined, source: /\bat (\S+:\d+)/.exec(text)?.[1]?.replace(/!$/, ''), modules: [], callTrace: [], line: i, endLine: i + 1 });
   }
   // Attach RIP, module list and call trace from the lines that follow each starter.
@@ -94,8 +96,14 @@ export function findProblems(lines: readonly KernelLine[]): KernelProblem[] {
     const end = Math.min(lines.length, out[p + 1]?.line ?? lines.length, problem.line + 120);
     let inTrace = false;
     let traceDone = false;
+    // arm64 ("Call trace:") ends its trace with no </TASK>: the first line after its frames that is none ends it.
+    let arm64Frames: number | undefined;
     for (let i = problem.line + 1; i < end; i++) {
       const text = lines[i]!.text.trim();
+      if (inTrace && arm64Frames && !parseFrame(text)) {
+        inTrace = false;
+        traceDone = true;
+      }
       // After the trace only the report's tail may follow; anything else is the log going on.
       if (traceDone && !TAIL.test(text) && !REGISTERS.test(text)) break;
       problem.endLine = i + 1;
@@ -114,9 +122,9 @@ export function findProblems(lines: readonly KernelLine[]): KernelProblem[] {
       }
       const mods = /^Modules linked in: (.*)$/.exec(text);
       if (mods) problem.modules = mods[1]!.split(/\s+/).filter(Boolean).map((m) => m.replace(/\(.*\)$/, ''));
-      // arm64 spells it "Call trace:".
-      if (/^(Call [Tt]race:|<TASK>)/.test(text)) {
+      if (/^(Call Trace:|<TASK>|Call trace:)/.test(text)) {
         inTrace = true;
+        if (text === 'Call trace:') arm64Frames = 0;
         continue;
       }
       if (!inTrace) continue;
@@ -128,6 +136,7 @@ export function findProblems(lines: readonly KernelLine[]): KernelProblem[] {
       if (/^<\/?(IRQ|NMI|SOFTIRQ)>$/.test(text)) continue;
       const f = parseFrame(text);
       if (f) problem.callTrace.push(f);
+      if (f && arm64Frames !== undefined) arm64Frames++;
     }
   }
   return out;

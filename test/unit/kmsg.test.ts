@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { findProblems, parseFrame, parseKernelLine, parseKernelLog, reachedInit } from '../../src/parse/kmsg.js';
 import { fixture } from '../helpers.js';
+import { causeOf } from '../../src/diagnose/kernel-causes.js';
 
 describe('printk lines', () => {
   it('splits the timestamp from the text', () => {
@@ -41,6 +42,30 @@ describe('problems in real guest consoles', () => {
     expect(oops!.callTrace.map((f) => f.fn).slice(0, 4)).toEqual(['broken_mmap', 'mmap_region', 'do_mmap', 'vm_mmap_pgoff']);
     expect(oops!.callTrace.find((f) => f.fn === 'broken_mmap')).toMatchObject({ module: 'null_deref', offset: '0x2c/0x34' });
     expect(problems.some((p) => /^Internal error/.test(p.title))).toBe(false);
+  });
+
+  it("ends an arm64 call trace at its last frame (it has no </TASK>), reads 6.13's frame marks, starts on every 'Internal error:', and knows arm64's causes", () => {
+    const hung = parseKernelLog(
+      [
+        '[   30.1] INFO: task mmap-test:147 blocked for more than 10 seconds.',
+        '[   30.2] Call trace:',
+        '[   30.3]  __switch_to+0xf0/0x170 (T)',
+        '[   30.4]  __schedule+0x2f4/0x9c0',
+        '[   30.5]  stuck_mmap+0x24/0x40 [stuck] (P)',
+        '[   30.6] stuck: still waiting',
+        '[   30.7] mmaplab: check 3 end',
+      ].join('\n'),
+    );
+    const [task] = findProblems(hung);
+    expect(task!.callTrace.map((f) => f.fn)).toEqual(['__switch_to', '__schedule', 'stuck_mmap']);
+    expect(task!.callTrace[2]).toMatchObject({ module: 'stuck', offset: '0x24/0x40' });
+    // The driver's next line and the markers are the log going on, not the report.
+    expect(task!.endLine).toBe(5);
+    const abort = findProblems(parseKernelLog('[ 5.0] Internal error: synchronous external abort: 0000000096000010 [#1] SMP\n[ 5.1] pc : poke_mmap+0x10/0x20 [poke]\n'));
+    expect(abort).toMatchObject([{ kind: 'oops', location: 'poke_mmap+0x10/0x20', locationModule: 'poke' }]);
+    const cause = (title: string) => causeOf({ kind: 'oops', title, time: 1, location: undefined, source: undefined, modules: [], callTrace: [], line: 0, endLine: 1 })?.id;
+    expect(cause('Unable to handle kernel NULL pointer dereference at virtual address 0000000000000000')).toBe('null-deref');
+    expect(cause('Unable to handle kernel paging request at virtual address ffff800008ad0000')).toBe('page-fault');
   });
 
   it('finds the NULL dereference oops in the driver, with its location and call trace', () => {

@@ -61,6 +61,11 @@ describe('merge', () => {
     // Merged again with one more arm64 job of the same kernel: the name it would get is taken.
     expect(() => mergeDocuments([{ path: 'm.json', doc: m }, { path: 'again.json', doc: on('arm64') }], out)).toThrowError(/kernel debian:bookworm\/arm64 is in both m\.json and again\.json/);
     // One architecture only: the names stay the kernels'.
+    // Results from before mmaplab knew other architectures are amd64's.
+    expect(mergeDocuments([{ path: 'old.json', doc: load('run-bookworm.json') }, { path: 'i386.json', doc: on('i386') }], out).kernels.map((k) => k.spec)).toEqual(['debian:bookworm/amd64', 'debian:bookworm/i386']);
+    // A kernel an arm64 job could not try takes the architecture of its file's other entries.
+    const failed = assembleMatrix({ command: 'run', kernels: [{ spec: 'debian:bookworm', kind: 'error', error: { kind: 'boot', message: 'the guest did not boot', details: [], hint: undefined, locations: [], apiChanges: [], artifacts: {} } }, { spec: 'debian:sid', kind: 'run', report: on('arm64') as unknown as RunReport }], dir: '', resultsJson: '', totalMs: 0 });
+    expect(mergeDocuments([{ path: 'amd64.json', doc: on('amd64') }, { path: 'arm64.json', doc: JSON.parse(JSON.stringify(failed)) as unknown }], out).kernels.map((k) => k.spec)).toEqual(['debian:bookworm/amd64', 'debian:bookworm/arm64', 'debian:sid/arm64']);
     const sid = structuredClone(load('run-sid.json')) as { kernel: { arch?: string } };
     sid.kernel.arch = 'i386';
     expect(mergeDocuments([{ path: 'a', doc: on('i386') }, { path: 'b', doc: sid }], out).kernels.map((k) => k.spec)).toEqual(['debian:bookworm', 'debian:sid']);
