@@ -274,6 +274,44 @@ finish() {
   exit 0
 }
 
+# The lab's own test program (TEST), run as its instructions run it: ./mmap-test N for each N of
+# LAB_RUNS, in the job's folder, with its device node (LAB_NODE, the lab's MMAP_DEV) naming the
+# driver's device found above. Its stdout is line-buffered (mmaplab built it so): the lab's
+# test 3 sleeps 30 s after its last line ("mmaped :N MB"), so it is stopped once that is out.
+lab_runs() {
+  made_lab_node=
+  if [ ! -e "$LAB_NODE" ] && [ -n "$DEVICE" ] && [ -e "$DEVICE" ]; then
+    ln -s "$DEVICE" "$LAB_NODE" && made_lab_node=1
+  fi
+  for n in $LAB_RUNS; do
+    out="/tmp/lab-$JOB_ID-$n"
+    mark "lab run $n"
+    (cd "$dir" && exec "$dir/$TEST" "$n") > "$out" 2>&1 &
+    pid=$!
+    ticks=0
+    stopped=
+    while kill -0 "$pid" 2> /dev/null; do
+      if grep -q '^mmaped :' "$out"; then
+        stopped=after-result
+        kill "$pid"
+        break
+      fi
+      if [ "$ticks" -ge $((STEP_TIMEOUT * 5)) ]; then
+        stopped=deadline
+        kill -9 "$pid"
+        break
+      fi
+      sleep 0.2
+      ticks=$((ticks + 1))
+    done
+    wait "$pid"
+    rc=$?
+    head -c 65536 "$out" | emit -l lab-output run="$n"
+    emit lab-run run:="$n" status:="$rc" stopped="$stopped"
+  done
+  [ -n "$made_lab_node" ] && rm -f "$LAB_NODE"
+}
+
 # Sourced for its functions only (the agent, the tests).
 [ "${MMAPLAB_JOB_LIB:-0}" = 1 ] && return 0
 set -u
@@ -354,6 +392,7 @@ if [ "${LOADED:-0}" != 1 ]; then
 fi
 
 find_device
+[ -n "${LAB_RUNS:-}" ] && lab_runs
 
 # SECTIONS=1: where the kernel put each of the driver's sections, for gdb.
 [ "${SECTIONS:-0}" = 1 ] && report_sections "/sys/module/$(echo "$MODULE_NAME" | tr - _)/sections"

@@ -20,12 +20,15 @@ import { assessJob, type Assessment } from '../diagnose/assess.js';
 import { CUSTOM_DRIVER } from '../diagnose/expectations.js';
 import { STUDENT_CHECKS } from '../diagnose/verdicts.js';
 import { labJob, type LabJob } from '../guest/job.js';
+import type { LabTestPlan } from '../kbuild/lab-test.js';
+import { labTestReport } from '../diagnose/lab-test.js';
+import { observeJob } from '../parse/job-records.js';
 import { kernelPgReservedBit } from '../kernel/page-flags.js';
 import { jobTiming, type Machine } from '../machines/machine.js';
 import type { JobTiming } from '../model/timing.js';
 import { setUpLab, type BuiltLab, type LabSetup, type SetupOptions } from '../machines/setup.js';
 import type { CheckName } from '../model/checks.js';
-import type { CheckReport } from '../model/report.js';
+import type { CheckReport, LabTestReport } from '../model/report.js';
 import { RunDir } from '../rundir/run-dir.js';
 import { cacheRoot } from '../util/paths.js';
 import { isMmaplabError, type MmaplabError } from '../util/errors.js';
@@ -76,6 +79,15 @@ async function runPasses(machine: Machine, jobFor: (id: number, checks: readonly
     remaining = checksLeft(a);
   }
   return assessments;
+}
+
+/** The lab's own test program in a job of its own (a guest fresh from the snapshot, the driver loaded anew), its runs judged. */
+async function runLabTest(machine: Machine, plan: LabTestPlan, base: LabJob, runDir: RunDir): Promise<LabTestReport> {
+  if (plan.kind !== 'built') return labTestReport(plan, undefined);
+  const job: LabJob = { ...base, testProgram: plan.path, checks: [], lab: { runs: plan.runs, node: plan.node } };
+  const r = await machine.runJob(job);
+  await runDir.appendRecords(job, r.records, { end: r.end, boot: r.boot, command: 'check', console: r.console !== '', ...(r.flood ? { flood: r.flood } : {}) });
+  return labTestReport(plan, observeJob(r.records, []).labRuns);
 }
 
 /**
@@ -177,9 +189,14 @@ export async function checkBuilt(opts: CheckOptions, inputs: CheckInputs, lab: B
     ...(pgReserved === undefined ? {} : { pgReservedBit: pgReserved }),
   });
   let assessments: Assessment[];
+  let labTest: LabTestReport | undefined;
   const jobTimings: JobTiming[] = [];
   try {
     assessments = await runPasses(machine, jobFor, runDir, (remaining) => progress('job', `${module.name}: ${remaining.join(', ')}`, { lane: CUSTOM_DRIVER }), jobTimings, inputs.firstJob);
+    if (lab.labTest) {
+      progress('job', `${module.name}: the lab's test program (${lab.labTest.program})`, { lane: CUSTOM_DRIVER });
+      labTest = await runLabTest(machine, lab.labTest, { ...jobFor(inputs.firstJob + STUDENT_CHECKS.length, []), testFlags: [] }, runDir);
+    }
     progress('job', 'done', { lane: CUSTOM_DRIVER, finished: true });
   } finally {
     await afterJobs();
@@ -201,6 +218,7 @@ export async function checkBuilt(opts: CheckOptions, inputs: CheckInputs, lab: B
     notes,
     artifacts: { dir: runDir.path, consoleLog: machine.consoleLogs()[0], resultsJson: runDir.resultsJson, module: moduleCopy },
   });
+  if (labTest) report.labTest = labTest;
   report.timings = { totalMs: Math.round(performance.now() - inputs.t0), kernelMs: Math.round(lab.kernelMs), buildMs: Math.round(lab.buildMs), jobs: jobTimings };
   await runDir.writeResults(report);
   return report;

@@ -52,6 +52,8 @@ export interface LabJob {
   loaded?: boolean;
   /** No deadline on the host (mmaplab debug: the test may sit at a breakpoint for an hour). */
   untimed?: boolean;
+  /** The lab's own test program is the job's program: run it as `./mmap-test N` for each N, with its device node (MMAP_DEV) made for the driver. */
+  lab?: { runs: readonly number[]; node: string };
 }
 
 /** The lab's job: the bundled driver's device, the seed's pattern, both modes. */
@@ -139,6 +141,7 @@ export function jobEnv(job: LabJob, files: { module: string; test: string }, whe
     // mmaplab debug's own (job.sh reads them as 0 when unset): every other job's env stays as it was.
     ...(job.reportSections ? { SECTIONS: '1' } : {}),
     ...(job.loaded ? { LOADED: '1' } : {}),
+    ...(job.lab ? { LAB_RUNS: job.lab.runs.join(' '), LAB_NODE: job.lab.node } : {}),
   };
   return envFile(vars);
 }

@@ -23,6 +23,9 @@ export type GuestRecord =
   | { t: 'step'; step: string; status: number; output: string }
   /** off: when off, why: not asked for (the architecture is not traced), no kprobe events, no trace instance of mmaplab's own, or a probe (probe) the kernel refused. */
   | { t: 'tracing'; on: boolean; off?: '' | 'not-asked' | 'no-kprobe-events' | 'no-instance' | 'refused'; probe?: string }
+  /** The lab's own test program, run as ./mmap-test <run>: each line it printed, then how it ended (stopped: mmaplab stopped it after its last result line, or at the step deadline). */
+  | { t: 'lab-output'; run: string; line: string }
+  | { t: 'lab-run'; run: number; status: number; stopped: '' | 'after-result' | 'deadline' }
   /** arm64 only: whether the CPU manages page-table dirty bits in hardware (the boot log's "CPU features: detected: Hardware dirty bit management"); unknown when the log no longer holds the boot. */
   | { t: 'cpu'; dirty: 'hw' | 'sw' | 'unknown' }
   /**

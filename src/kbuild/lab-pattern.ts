@@ -125,7 +125,7 @@ export function isProgram(text: string): boolean {
   return /^\s*int\s+main\s*\(/m.test(text);
 }
 
-async function cFiles(dir: string): Promise<string[]> {
+export async function cFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir).catch(() => [] as string[]);
   const out: string[] = [];
   for (const e of entries) {
@@ -137,7 +137,7 @@ async function cFiles(dir: string): Promise<string[]> {
 }
 
 /** The lab's test programs: in the driver's test/ folder, or its sibling ../test/ (the lab's layout). */
-async function labTests(driverDir: string): Promise<string[]> {
+export async function labTests(driverDir: string): Promise<string[]> {
   const dirs = [join(driverDir, 'test'), join(dirname(driverDir), 'test')];
   return (await Promise.all(dirs.map(cFiles))).flat();
 }

@@ -24,6 +24,7 @@ import { buildModule, type ModuleBuild } from '../kbuild/kbuild.js';
 import type { Diagnostic } from '../model/diagnostic.js';
 import type { BuildIsolation } from '../model/isolation.js';
 import { confineBuilds, isolationOf, OWN_DRIVER, type BuildConfinement } from '../sandbox/policy.js';
+import { prepareLabTest, type LabTestPlan } from '../kbuild/lab-test.js';
 import { projectPaths } from '../util/paths.js';
 import type { RunReport, SnapshotUse } from '../model/report.js';
 import { RunDir } from '../rundir/run-dir.js';
@@ -146,11 +147,13 @@ export type LabSetup =
       testProgram: string;
       machine: Machine;
       buildMs: number;
+      /** The lab's own test program, where the driver comes with one (guests only). */
+      labTest?: LabTestPlan | undefined;
     })
   | (Common & { kind: 'build-failed'; error: MmaplabError });
 
 /** What a command needs of a lab whose driver built: the driver, the machine, the kernel. */
-export type BuiltLab = Pick<Extract<LabSetup, { kind: 'ready' }>, 'kernel' | 'guestKernel' | 'module' | 'machine' | 'testProgram' | 'kernelMs' | 'buildMs'>;
+export type BuiltLab = Pick<Extract<LabSetup, { kind: 'ready' }>, 'kernel' | 'guestKernel' | 'module' | 'machine' | 'testProgram' | 'kernelMs' | 'buildMs' | 'labTest'>;
 
 export interface SetupOptions extends GuestOptions {
   target?: TargetOptions;
@@ -187,6 +190,7 @@ export type ModuleOutcome = { kind: 'built'; module: LabModule; buildMs: number 
  */
 export interface WatchLab extends Common {
   testProgram: string;
+  labTest: LabTestPlan | undefined;
   machine: Machine;
   first: ModuleOutcome;
   rebuild(): Promise<ModuleOutcome>;
@@ -210,13 +214,13 @@ export async function setUpWatchLab(opts: GuestOptions, source: string, runDir: 
 
 async function guestLab(opts: SetupOptions, source: string, runDir: RunDir, cacheDir: string, notes: string[]): Promise<LabSetup> {
   const lab = await openGuestLab(opts, source, runDir, cacheDir, notes);
-  const { first, machine, testProgram, kernel, guestKernel, kernelMs, isolation } = lab;
+  const { first, machine, testProgram, kernel, guestKernel, kernelMs, isolation, labTest } = lab;
   const common = { kernel, guestKernel, kernelMs, isolation };
   if (first.kind === 'build-failed') {
     await machine.close();
     return { ...common, kind: 'build-failed', error: first.error };
   }
-  return { ...common, kind: 'ready', module: first.module, testProgram, machine, buildMs: first.buildMs };
+  return { ...common, kind: 'ready', module: first.module, testProgram, machine, buildMs: first.buildMs, labTest };
 }
 
 /** The module a build made, as the lab uses it. */
@@ -253,6 +257,8 @@ async function openGuestLab(opts: SetupOptions, source: string, runDir: RunDir, 
   };
   progress('build', `building ${relative(process.cwd(), source) || '.'} for ${kernel.release}, the test program and the initramfs`);
   const builtP = build().catch((e: unknown) => e as Error);
+  // The lab's own test program, where the driver comes in the lab's layout: built beside the driver, confined as it is.
+  const labTestP = prepareLabTest(source, { arch: kernel.arch, config: kernel.config }, cacheDir, confinement).catch((e: unknown) => e as Error);
   // The initramfs builds the test program too (it carries it): one build serves both.
   // Either failing waits for the driver's build to end first: nothing of it is left running (or writing into a kept tree).
   const [initramfs, accel] = await (async () => {
@@ -281,12 +287,13 @@ async function openGuestLab(opts: SetupOptions, source: string, runDir: RunDir, 
   // The first guest is restored while the driver builds (a cached snapshot only).
   machine.prepare();
   const first = await builtP;
-  if (first instanceof Error) {
+  const labTest = await labTestP;
+  if (first instanceof Error || labTest instanceof Error) {
     await machine.close();
-    throw first;
+    throw first instanceof Error ? first : labTest;
   }
   const isolation = isolationOf(confinement, opts.buildTimeoutS ? { timeS: opts.buildTimeoutS } : {});
-  return { kernel: kernelInfo, guestKernel: kernel, kernelMs: tKernel - t0, isolation, testProgram: initramfs.testProgram, machine, first, rebuild: build, dispose: async () => void (await machine.close()) };
+  return { kernel: kernelInfo, guestKernel: kernel, kernelMs: tKernel - t0, isolation, testProgram: initramfs.testProgram, labTest, machine, first, rebuild: build, dispose: async () => void (await machine.close()) };
 }
 
 /** Why a target of an architecture mmaplab cannot trace yet runs untraced. */

@@ -117,6 +117,22 @@ export interface CheckReport {
   artifacts: { dir: string; consoleLog: string | undefined; resultsJson: string; module: string | undefined };
   /** Absent in reports from before check timed itself. */
   timings?: { totalMs: number; kernelMs: number; buildMs: number; jobs: JobTiming[] };
+  /** The lab's own test program (a driver in the lab's layout, with its test/ folder), run as the lab runs it; absent for a driver without one. */
+  labTest?: LabTestReport;
+}
+
+/** The lab's own test program beside mmaplab's checks: not run (why), not compiling, or each run's verdict. */
+export type LabTestReport =
+  | { kind: 'skipped'; program: string; reason: string }
+  | { kind: 'build-failed'; program: string; message: string; details: string[] }
+  | { kind: 'ran'; program: string; command: string; node: string; runs: LabTestRun[] };
+
+/** One `./mmap-test N` as the lab's instructions run it: its verdict, why, and what it printed. */
+export interface LabTestRun {
+  run: number;
+  verdict: Verdict;
+  reason: string;
+  output: string[];
 }
 
 export type Verdict = 'pass' | 'fail' | 'skip';

@@ -28,6 +28,14 @@ export interface CheckObservation {
   pattern?: string;
 }
 
+export interface LabProgramRun {
+  run: number;
+  output: string[];
+  /** undefined: the job stopped before the run ended. */
+  status: number | undefined;
+  stopped: '' | 'after-result' | 'deadline';
+}
+
 export interface JobObservation {
   steps: Partial<Record<'insmod' | 'device' | 'rmmod', StepResult>>;
   checks: CheckObservation[];
@@ -51,6 +59,8 @@ export interface JobObservation {
   noTraceInstance?: boolean;
   /** arm64: the CPU has no hardware dirty-bit management (PAGE_SHARED is writable-clean, so a write to it faults). */
   softwareDirty?: boolean;
+  /** The lab's own test program's runs (./mmap-test N): what each printed and how it ended. */
+  labRuns: LabProgramRun[];
   /** Every vmalloc area that appeared while the driver was loaded and outlived rmmod, the driver's or not. */
   vmallocNew: string[];
 }
@@ -212,6 +222,16 @@ export interface GuestState {
 
 const words = (s: string | undefined, sep: string): string[] => (s ?? '').split(sep).filter(Boolean);
 
+/** The lab's program's records: its lines of a run (sent after it ended), then how it ended. */
+function foldLabRun(runs: LabProgramRun[], r: Extract<GuestRecord, { t: 'lab-output' | 'lab-run' }>): void {
+  const run = Number(r.run);
+  let entry = runs.find((x) => x.run === run && x.status === undefined);
+  if (!entry) runs.push((entry = { run, output: [], status: undefined, stopped: '' }));
+  if (r.t === 'lab-output') {
+    if (entry.output.length < 200) entry.output.push(r.line);
+  } else Object.assign(entry, { status: r.status, stopped: r.stopped });
+}
+
 /** One record into what the job saw. */
 function fold(obs: JobObservation, acc: PerCheck, r: GuestRecord): void {
   switch (r.t) {
@@ -236,6 +256,10 @@ function fold(obs: JobObservation, acc: PerCheck, r: GuestRecord): void {
       obs.tracing = r.on;
       if (!r.on && r.off === 'refused') obs.refusedProbe = r.probe ?? '?';
       if (!r.on && r.off === 'no-instance') obs.noTraceInstance = true;
+      return;
+    case 'lab-output':
+    case 'lab-run':
+      foldLabRun(obs.labRuns, r);
       return;
     case 'cpu':
       if (r.dirty === 'sw') obs.softwareDirty = true;
@@ -297,7 +321,7 @@ function observeCheck(check: CheckName, acc: PerCheck): CheckObservation {
 }
 
 export function observeJob(records: readonly GuestRecord[], checks: readonly CheckName[]): JobObservation {
-  const obs: JobObservation = { steps: {}, checks: [], kmsg: [], tracing: false, complete: false, stray: [], vmallocLeft: [], tainted: undefined, reservedFreed: undefined, guestState: {}, vmallocNew: [] };
+  const obs: JobObservation = { steps: {}, checks: [], kmsg: [], tracing: false, complete: false, stray: [], vmallocLeft: [], tainted: undefined, reservedFreed: undefined, guestState: {}, vmallocNew: [], labRuns: [] };
   const acc: PerCheck = { recs: new Map(), exits: new Map(), traces: new Map(), current: undefined, vmalloc: { before: [], after: [], seen: false } };
   for (const r of records) {
     // The guest is the driver's to run: a record of the wrong shape (a field of another type) is stray text, not a crash of mmaplab.

@@ -1,6 +1,6 @@
 /** The terminal report of `mmaplab check`: one line per check, a reason, and for a failure a hint. */
 import type { ChalkInstance } from 'chalk';
-import type { CheckReport } from '../model/report.js';
+import type { CheckReport, LabTestReport } from '../model/report.js';
 import { formatDiagnostic } from '../model/diagnostic.js';
 import { describeIsolation } from './isolation.js';
 import { pictureLegend, renderPicture } from './picture-text.js';
@@ -18,6 +18,21 @@ function mappings(r: CheckReport, c: ChalkInstance): string[] {
   return out;
 }
 
+/** The lab's own test program beside the checks: each ./mmap-test N as the lab runs it, with what a failed one printed. */
+function labTestLines(t: LabTestReport | undefined, c: ChalkInstance): string[] {
+  if (!t) return [];
+  const head = `${c.bold("the lab's test program")}  ${t.program}`;
+  if (t.kind === 'skipped') return ['', head, `${MARK.skip} ${c.dim(`not run: ${t.reason}`)}`];
+  if (t.kind === 'build-failed') return ['', head, `${c.red.bold(MARK.fail)} ${c.red(t.message)}`, ...t.details.map((d) => `    ${d}`)];
+  const out = ['', `${head}  ${c.dim(`(${t.command}; ${t.node} is the driver's device)`)}`];
+  for (const x of t.runs) {
+    const colour = x.verdict === 'pass' ? c.green : x.verdict === 'fail' ? c.red.bold : c.dim;
+    out.push(`${colour(MARK[x.verdict])} ${`./mmap-test ${x.run}`.padEnd(46)} ${x.verdict === 'fail' ? c.red(x.reason) : c.dim(x.reason)}`);
+    if (x.verdict === 'fail') for (const l of x.output.slice(0, 12)) out.push(c.dim(`    | ${l}`));
+  }
+  return out;
+}
+
 export function renderCheckText(r: CheckReport, c: ChalkInstance): string {
   const out: string[] = [];
   out.push(c.bold(`mmaplab check: ${r.driver.source}${r.driver.module ? ` (${r.driver.module}.ko)` : ''} on ${r.kernel.spec}`));
@@ -31,6 +46,7 @@ export function renderCheckText(r: CheckReport, c: ChalkInstance): string {
     if (i.verdict !== 'pass' || i.id === 'builds') for (const d of i.details ?? []) out.push(`    ${d}`);
     if (i.verdict === 'fail' && i.hint) out.push(`    ${c.yellow('hint:')} ${i.hint}`);
   }
+  out.push(...labTestLines(r.labTest, c));
   out.push(...mappings(r, c));
   for (const w of r.driver.buildWarnings) if (!r.items.some((i) => i.details?.includes(formatDiagnostic(w)))) out.push(c.yellow(`    ${formatDiagnostic(w)}`));
   for (const n of r.notes) out.push(c.dim(`note  ${n}`));

@@ -71,6 +71,13 @@ describe('drivers that fail on arm64', () => {
     expect(r.exitCode).toBe(1);
   });
 
+  it("the lab's own test program, 32-bit x86, is not run on arm64, and the report says why", async () => {
+    const r = await runCli(['check', '--json', '--arch', 'arm64', 'test/fixtures/students/lab-vmmap-layout']);
+    const report = parseValidResults<CheckReport>(r.stdout);
+    expect(report.labTest).toEqual({ kind: 'skipped', program: 'test/fixtures/students/lab-vmmap-layout/test/mmap-test.c', reason: expect.stringMatching(/32-bit x86, which an arm64 guest does not run/) });
+    expect(r.exitCode).toBe(0);
+  });
+
   it('a vmalloc area left after rmmod is found though its caller, in the module gone, is a bare address beside the kernel image', async () => {
     const r = await runCli(['check', '--json', '--arch', 'arm64', 'test/fixtures/drivers/vmalloc-leak']);
     const report = parseValidResults<CheckReport>(r.stdout);

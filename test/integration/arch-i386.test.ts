@@ -3,7 +3,8 @@
  * under qemu-system-i386, a 32-bit busybox and test program), the whole grid
  * run on it, and a driver written for the lab's 32-bit VM checked there.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -77,6 +78,49 @@ describe('a driver written on the lab\'s 32-bit VM: read()/write() return int', 
     expect(report.items.filter((i) => i.verdict === 'fail').map((i) => i.id)).toEqual([]);
     expect(report.items.find((i) => i.id === 'shared')!.reason).toMatch(/^16\/16 pages start with aa bb cc dd/);
     expect(r.exitCode).toBe(0);
+  });
+});
+
+describe("the lab's own test program, beside mmaplab's checks", () => {
+  const lab = 'test/fixtures/students/lab-vmmap-layout';
+  const ran = (report: CheckReport) => (report.labTest?.kind === 'ran' ? report.labTest.runs.map((x) => [x.run, x.verdict]) : report.labTest);
+
+  it('is built -m32 -static by mmaplab and run as the lab runs it on i386: ./mmap-test 1, 2 and 3 with its /dev/mymmap and /proc/my-vma-stats', async () => {
+    const r = await runCli(['check', '--json', '--arch', 'i386', lab]);
+    const report = parseValidResults<CheckReport>(r.stdout);
+    expect(report.labTest).toMatchObject({ kind: 'ran', program: `${lab}/test/mmap-test.c`, node: '/dev/mymmap', command: expect.stringMatching(/-static .*-o mmap-test mmap-test\.c$/) });
+    expect(ran(report)).toEqual([[1, 'pass'], [2, 'pass'], [3, 'pass']]);
+    expect(r.exitCode).toBe(0);
+  });
+
+  it('runs the same 32-bit program on amd64, whose kernel has IA32 emulation', async () => {
+    const r = await runCli(['check', '--json', lab]);
+    const report = parseValidResults<CheckReport>(r.stdout);
+    expect(report.kernel.arch).toBe('amd64');
+    expect(ran(report)).toEqual([[1, 'pass'], [2, 'pass'], [3, 'pass']]);
+  });
+
+  it("says what the student's own variant of it printed when it fails (a driver writing dd cc bb aa)", async () => {
+    const r = await runCli(['check', '--json', '--arch', 'i386', 'test/fixtures/students/wrong-byte-order/kernel']);
+    const report = parseValidResults<CheckReport>(r.stdout);
+    expect(report.labTest).toMatchObject({ kind: 'ran', node: '/dev/pagemap', runs: [{ run: 1, verdict: 'fail', reason: expect.stringMatching(/^0\/16 pages matched aa bb cc dd; it printed "page 0: expected aa bb cc dd, got dd cc bb aa"; it exited with status 1$/) }] });
+  });
+
+  it("is compiled in the sandbox: its #include of a host file finds nothing, which --trust-driver would have read", async () => {
+    const base = mkdtempSync(join(tmp, 'labtest-'));
+    const token = randomBytes(8).toString('hex');
+    const secret = join(base, 'secret.h');
+    writeFileSync(secret, `SECRET-${token}\n`);
+    cpSync(lab, join(base, 'driver'), { recursive: true });
+    const program = join(base, 'driver', 'test', 'mmap-test.c');
+    writeFileSync(program, `#include "${secret}"\n${readFileSync(program, 'utf8')}`);
+    const r = await runCli(['check', '--json', '--arch', 'i386', join(base, 'driver')]);
+    const report = parseValidResults<CheckReport>(r.stdout);
+    expect(report.labTest).toMatchObject({ kind: 'build-failed', details: [expect.stringMatching(/mmap-test\.c:1:\d+: (fatal )?error: .*secret\.h: No such file or directory/)] });
+    expect(r.stdout + r.stderr).not.toContain(token);
+    // The fixture is what it claims: trusted, gcc reads the file (and stumbles on its first line).
+    const trusted = parseValidResults<CheckReport>((await runCli(['check', '--json', '--arch', 'i386', '--trust-driver', join(base, 'driver')])).stdout);
+    expect(trusted.labTest).toMatchObject({ kind: 'build-failed', details: expect.arrayContaining([expect.stringMatching(/secret\.h:1:\d+: error: /)]) });
   });
 });
 
