@@ -28,7 +28,8 @@ function labTestLines(t: LabTestReport | undefined, c: ChalkInstance): string[] 
   for (const x of t.runs) {
     const colour = x.verdict === 'pass' ? c.green : x.verdict === 'fail' ? c.red.bold : c.dim;
     out.push(`${colour(MARK[x.verdict])} ${`./mmap-test ${x.run}`.padEnd(46)} ${x.verdict === 'fail' ? c.red(x.reason) : c.dim(x.reason)}`);
-    if (x.verdict === 'fail') for (const l of x.output.slice(0, 12)) out.push(c.dim(`    | ${l}`));
+    // What a failed run said, past test 1's "matched" lines (which the reason counts).
+    if (x.verdict === 'fail') for (const l of x.output.filter((o) => o.trim() !== 'matched').slice(0, 12)) out.push(c.dim(`    | ${l}`));
   }
   return out;
 }

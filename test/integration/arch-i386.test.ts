@@ -100,6 +100,14 @@ describe("the lab's own test program, beside mmaplab's checks", () => {
     expect(ran(report)).toEqual([[1, 'pass'], [2, 'pass'], [3, 'pass']]);
   });
 
+  it('on drivers written from the lab\'s description by someone who had not seen mmaplab: a correct kmmap passes 1, 2 and 3 (amd64); a /proc entry summing one VMA fails 3 only (i386)', async () => {
+    const kmmap = parseValidResults<CheckReport>((await runCli(['check', '--json', 'test/fixtures/students/lab-kmmap-indep/kmmap'])).stdout);
+    expect(ran(kmmap)).toEqual([[1, 'pass'], [2, 'pass'], [3, 'pass']]);
+    const vmmap = parseValidResults<CheckReport>((await runCli(['check', '--json', '--arch', 'i386', 'test/fixtures/students/lab-vmmap-proc-first-vma/vmmap'])).stdout);
+    expect(ran(vmmap)).toEqual([[1, 'pass'], [2, 'pass'], [3, 'fail']]);
+    expect(vmmap.labTest?.kind === 'ran' && vmmap.labTest.runs[2]!.reason).toBe("the driver's /proc entry saw the mappings grow by 0 MB, not the 10 MB mapped");
+  });
+
   it("says what the student's own variant of it printed when it fails (a driver writing dd cc bb aa)", async () => {
     const r = await runCli(['check', '--json', '--arch', 'i386', 'test/fixtures/students/wrong-byte-order/kernel']);
     const report = parseValidResults<CheckReport>(r.stdout);
