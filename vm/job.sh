@@ -275,41 +275,48 @@ finish() {
 }
 
 # The lab's own test program (TEST), run as its instructions run it: ./mmap-test N for each N of
-# LAB_RUNS, in the job's folder, with its device node (LAB_NODE, the lab's MMAP_DEV) naming the
-# driver's device found above. Its stdout is line-buffered (mmaplab built it so): the lab's
-# test 3 sleeps 30 s after its last line ("mmaped :N MB"), so it is stopped once that is out.
+# LAB_RUNS, in the job's folder. A program that opens its device node without making it gets
+# LAB_NODE (the lab's MMAP_DEV) linked to the driver's device found above; the lab's own makes
+# it (mknod MMAP_DEV c 42 0, the lab's fixed major) and removes it at exit, as in the lab's VM.
+# Its stdout is line-buffered (mmaplab built it so): the lab's test 3 sleeps 30 s after its
+# last line ("mmaped :N MB"), so it is stopped once that is out. It is the submission's
+# program: in a session of its own (its children are stopped with it), without the job
+# channel (fd 3), its output cut in the guest.
 lab_runs() {
-  made_lab_node=
-  if [ ! -e "$LAB_NODE" ] && [ -n "$DEVICE" ] && [ -e "$DEVICE" ]; then
-    ln -s "$DEVICE" "$LAB_NODE" && made_lab_node=1
-  fi
   for n in $LAB_RUNS; do
+    made_lab_node=
+    if [ -n "$LAB_NODE" ] && [ ! -e "$LAB_NODE" ] && [ -n "$DEVICE" ] && [ -e "$DEVICE" ]; then
+      ln -s "$DEVICE" "$LAB_NODE" && made_lab_node=1
+    fi
     out="/tmp/lab-$JOB_ID-$n"
     mark "lab run $n"
-    (cd "$dir" && exec "$dir/$TEST" "$n") > "$out" 2>&1 &
+    (cd "$dir" && exec setsid "$dir/$TEST" "$n") < /dev/null > "$out" 2>&1 3>&- &
     pid=$!
     ticks=0
     stopped=
     while kill -0 "$pid" 2> /dev/null; do
       if grep -q '^mmaped :' "$out"; then
         stopped=after-result
-        kill "$pid"
         break
       fi
       if [ "$ticks" -ge $((STEP_TIMEOUT * 5)) ]; then
         stopped=deadline
-        kill -9 "$pid"
         break
       fi
       sleep 0.2
       ticks=$((ticks + 1))
     done
+    if [ -n "$stopped" ]; then
+      kill -TERM -- "-$pid" 2> /dev/null || kill -TERM "$pid" 2> /dev/null
+      for _ in 1 2 3 4 5; do kill -0 "$pid" 2> /dev/null || break; sleep 0.2; done
+      kill -KILL -- "-$pid" 2> /dev/null || kill -KILL "$pid" 2> /dev/null
+    fi
     wait "$pid"
     rc=$?
-    head -c 65536 "$out" | emit -l lab-output run="$n"
+    head -c 65536 "$out" | head -n 200 | emit -l lab-output run="$n"
     emit lab-run run:="$n" status:="$rc" stopped="$stopped"
+    [ -n "$made_lab_node" ] && rm -f "$LAB_NODE"
   done
-  [ -n "$made_lab_node" ] && rm -f "$LAB_NODE"
 }
 
 # Sourced for its functions only (the agent, the tests).

@@ -21,7 +21,7 @@ import { CUSTOM_DRIVER } from '../diagnose/expectations.js';
 import { STUDENT_CHECKS } from '../diagnose/verdicts.js';
 import { labJob, type LabJob } from '../guest/job.js';
 import type { LabTestPlan } from '../kbuild/lab-test.js';
-import { labTestReport } from '../diagnose/lab-test.js';
+import { LAB_TEST_JOB, labTestReport } from '../diagnose/lab-test.js';
 import { observeJob } from '../parse/job-records.js';
 import { kernelPgReservedBit } from '../kernel/page-flags.js';
 import { jobTiming, type Machine } from '../machines/machine.js';
@@ -81,13 +81,29 @@ async function runPasses(machine: Machine, jobFor: (id: number, checks: readonly
   return assessments;
 }
 
-/** The lab's own test program in a job of its own (a guest fresh from the snapshot, the driver loaded anew), its runs judged. */
-async function runLabTest(machine: Machine, plan: LabTestPlan, base: LabJob, runDir: RunDir): Promise<LabTestReport> {
+/**
+ * The lab's own test program in a job of its own (a guest fresh from the
+ * snapshot, the driver loaded anew), its runs judged. Not after checks that
+ * hung, lost the target or could not load the driver: it would only do the
+ * same. Its job is labelled apart (mmaplab parse leaves it out of the checks).
+ */
+async function runLabTest(machine: Machine, plan: LabTestPlan, base: LabJob, runDir: RunDir, passes: readonly Assessment[], timings: JobTiming[]): Promise<LabTestReport> {
   if (plan.kind !== 'built') return labTestReport(plan, undefined);
-  const job: LabJob = { ...base, testProgram: plan.path, checks: [], lab: { runs: plan.runs, node: plan.node } };
-  const r = await machine.runJob(job);
-  await runDir.appendRecords(job, r.records, { end: r.end, boot: r.boot, command: 'check', console: r.console !== '', ...(r.flood ? { flood: r.flood } : {}) });
-  return labTestReport(plan, observeJob(r.records, []).labRuns);
+  const last = passes.at(-1)?.strategy;
+  const why = last?.end === 'timeout' || last?.end === 'connection-lost' || last?.end === 'flooded' ? `the checks before it ended in a ${last.end}` : last?.insmod && !last.insmod.ok ? 'the driver did not load' : undefined;
+  if (why) return { kind: 'skipped', program: plan.program, reason: `not run: ${why}` };
+  const job: LabJob = { ...base, strategy: LAB_TEST_JOB, testProgram: plan.path, checks: [], lab: { runs: plan.runs, node: plan.makesNode ? '' : plan.node } };
+  try {
+    const r = await machine.runJob(job);
+    if (r.timing) timings.push(jobTiming(job.id, LAB_TEST_JOB, r.timing));
+    await runDir.appendRecords(job, r.records, { end: r.end, boot: r.boot, command: 'check', console: r.console !== '', ...(r.flood ? { flood: r.flood } : {}) });
+    const obs = observeJob(r.records, []);
+    if (obs.steps.insmod && !obs.steps.insmod.ok) return { kind: 'skipped', program: plan.program, reason: 'not run: the driver did not load in its guest' };
+    return labTestReport(plan, obs.labRuns);
+  } catch (e) {
+    // The checks' report stands whatever became of this job.
+    return { kind: 'skipped', program: plan.program, reason: `not run: ${e instanceof Error ? e.message : String(e)}` };
+  }
 }
 
 /**
@@ -140,7 +156,7 @@ export async function checkInputs(opts: CheckOptions, runDir: RunDir, firstJob =
 export async function checkDriver(opts: CheckOptions): Promise<CheckReport> {
   const inputs = await checkInputs(opts, await RunDir.create(opts));
   const { runDir, notes } = inputs;
-  const lab = await setUpLab(opts, opts.source, runDir, opts.cacheDir ?? cacheRoot(), notes);
+  const lab = await setUpLab({ ...opts, labTest: opts.labTest ?? true }, opts.source, runDir, opts.cacheDir ?? cacheRoot(), notes);
   if (lab.kind === 'build-failed' && opts.olderOnDrift) {
     const there = await onOlderKernel(opts, lab, runDir, notes);
     if (there) return there;
@@ -195,7 +211,7 @@ export async function checkBuilt(opts: CheckOptions, inputs: CheckInputs, lab: B
     assessments = await runPasses(machine, jobFor, runDir, (remaining) => progress('job', `${module.name}: ${remaining.join(', ')}`, { lane: CUSTOM_DRIVER }), jobTimings, inputs.firstJob);
     if (lab.labTest) {
       progress('job', `${module.name}: the lab's test program (${lab.labTest.program})`, { lane: CUSTOM_DRIVER });
-      labTest = await runLabTest(machine, lab.labTest, { ...jobFor(inputs.firstJob + STUDENT_CHECKS.length, []), testFlags: [] }, runDir);
+      labTest = await runLabTest(machine, lab.labTest, { ...jobFor(inputs.firstJob + STUDENT_CHECKS.length, []), testFlags: [] }, runDir, assessments, jobTimings);
     }
     progress('job', 'done', { lane: CUSTOM_DRIVER, finished: true });
   } finally {

@@ -86,6 +86,8 @@ async function checkOf(ctx: Context, sub: Submission, root: string, content: str
     pages: ctx.opts.pages,
     // A class is graded on the kernel the teacher chose.
     olderOnDrift: false,
+    // The grade is mmaplab's checks; a test/ beside a submission's top folder may be another student's.
+    labTest: false,
     outputDir: ctx.dir.below('checks', sub.slug),
     guestSlots: ctx.guests,
   });

@@ -17,6 +17,7 @@ import { stat } from 'node:fs/promises';
 import { assembleCheckReport, assembleReport, checksLeft } from '../diagnose/assemble.js';
 import { assessJob, type Assessment, type JobEnd } from '../diagnose/assess.js';
 import { symbolizeFindings, symbolizer } from '../kbuild/symbolize.js';
+import { LAB_TEST_JOB } from '../diagnose/lab-test.js';
 import { kernelSlug } from '../kernel/spec.js';
 import { assembleMatrix } from '../matrix/model.js';
 import { LAB_WORD, patternChoice, type PatternChoice } from '../model/pattern.js';
@@ -92,7 +93,8 @@ async function reassess(dir: RunDir, consoleName: string, jobs: SavedJob[], save
   // check's passes: each ran the checks the pass before it left not run, as checkDriver does.
   let remaining: readonly CheckName[] = STUDENT_CHECKS;
   // Jobs that ran side by side may have ended in any order: assess them in the order they were sent.
-  for (const j of [...jobs].sort((a, b) => a.id - b.id)) {
+  // check's job of the lab's own test program is no pass of the checks: its verdict is kept as saved.
+  for (const j of [...jobs].filter((x) => x.strategy !== LAB_TEST_JOB).sort((a, b) => a.id - b.id)) {
     const before = prior?.kind === 'run' ? prior.report.strategies.find((s) => s.strategy === j.strategy) : undefined;
     const boot = j.ending?.boot ?? before?.boot ?? 1;
     // How the job ended, as its machine saw it (records of earlier versions: from results.json, else guessed).
@@ -131,6 +133,7 @@ async function reassess(dir: RunDir, consoleName: string, jobs: SavedJob[], save
       notes,
       artifacts: p?.artifacts ?? { dir: dir.path, consoleLog: dir.file(consoleName), resultsJson: dir.resultsJson, module: undefined },
     });
+    if (p?.labTest) report.labTest = p.labTest;
     return { kind: 'check', report };
   }
   const p = prior?.kind === 'run' ? prior.report : undefined;

@@ -52,7 +52,7 @@ export interface LabJob {
   loaded?: boolean;
   /** No deadline on the host (mmaplab debug: the test may sit at a breakpoint for an hour). */
   untimed?: boolean;
-  /** The lab's own test program is the job's program: run it as `./mmap-test N` for each N, with its device node (MMAP_DEV) made for the driver. */
+  /** The lab's own test program is the job's program: run it as `./mmap-test N` for each N; node: its MMAP_DEV to link to the driver's device ('' where it makes its own). */
   lab?: { runs: readonly number[]; node: string };
 }
 

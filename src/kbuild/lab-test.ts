@@ -5,7 +5,7 @@
  * command, never by the submission's Makefile, confined as the driver's build
  * is, then run in the guest as the lab's instructions run it (see vm/job.sh).
  */
-import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { MmaplabError } from '../util/errors.js';
 import { run } from '../util/exec.js';
@@ -29,17 +29,28 @@ export interface LabTestSource {
   runs: number[];
   /** NPAGES: the pages test 1 expects to match. */
   pages: number;
+  /** The program makes its node itself (the lab's: mknod MMAP_DEV c 42 0, rm at exit); else the guest links it to the driver's device. */
+  makesNode: boolean;
 }
 
 /** A #define's value: a string, or a string after a macro of one ("/dev/" MMAP_DEV_NAME). */
-function defineOf(texts: readonly string[], name: string): string | undefined {
-  const all = texts.join('\n');
-  const m = new RegExp(`^\\s*#\\s*define\\s+${name}\\s+(.+)$`, 'm').exec(all);
-  if (!m) return undefined;
+function defineOf(texts: readonly string[], name: string, depth = 0): string | undefined {
+  // The submission's headers: a macro defined by itself, or a line of a megabyte, is no node's name.
+  if (depth > 4) return undefined;
+  let line: string | undefined;
+  for (const text of texts) {
+    for (const l of text.split('\n')) {
+      const m = /^\s*#\s*define\s+(\w+)\s+(.*)$/.exec(l.length > 4096 ? '' : l);
+      if (m?.[1] === name) line = m[2];
+    }
+    if (line !== undefined) break;
+  }
+  if (line === undefined) return undefined;
   let value = '';
-  for (const part of m[1]!.replace(/\/\*.*?\*\/|\/\/.*$/g, '').trim().split(/\s+(?=(?:[^"]*"[^"]*")*[^"]*$)/)) {
-    if (/^".*"$/.test(part)) value += part.slice(1, -1);
-    else if (/^\w+$/.test(part)) value += defineOf(texts, part) ?? '';
+  // Tokens: "strings" and macro names, as in "/dev/" MMAP_DEV_NAME.
+  for (const part of line.replace(/\/\*.*?\*\/|\/\/.*$/g, '').trim().match(/"[^"]*"|\S+/g) ?? []) {
+    if (part.startsWith('"')) value += part.slice(1, -1);
+    else if (/^\w+$/.test(part)) value += defineOf(texts, part, depth + 1) ?? '';
     else return undefined;
   }
   return value || undefined;
@@ -52,16 +63,19 @@ export async function findLabTest(source: string): Promise<LabTestSource | undef
     const text = await readFile(main, 'utf8').catch(() => '');
     if (!isProgram(text)) continue;
     const dir = dirname(main);
+    // A test/ that is a symlink could lead anywhere on the host.
+    if ((await lstat(dir).catch(() => undefined))?.isSymbolicLink() !== false) continue;
     const files = await cFiles(dir);
     const texts = await Promise.all(files.map((f) => readFile(f, 'utf8').catch(() => '')));
     const node = defineOf(texts, 'MMAP_DEV');
-    if (!node?.startsWith('/dev/')) continue;
+    // A node the guest's shell can name as it is (it goes into its scripts): /dev/ and plain characters.
+    if (!node || !/^\/dev\/[\w.+-]+(\/[\w.+-]+)*$/.test(node)) continue;
     // The lab's program runs test N when its argument is at least N (test >= 2: read/write, test >= 3: the proc entry).
     const levels = [...text.matchAll(/\btest\s*>=\s*(\d)\b/g)].map((m) => Number(m[1])).filter((n) => n >= 2 && n <= 3);
-    const pages = Number(defineOf(texts, 'NPAGES') ?? /^\s*#\s*define\s+NPAGES\s+(\d+)/m.exec(texts.join('\n'))?.[1] ?? 16);
+    const pages = Number(/^[ \t]*#[ \t]*define[ \t]+NPAGES[ \t]+(\d+)/m.exec(texts.join('\n'))?.[1] ?? 16);
     // The program and what it may include: its headers and any other C file that is no program of its own.
     const own = files.filter((f, i) => f === main || !f.endsWith('.c') || !isProgram(texts[i]!));
-    return { dir, main, files: own, node, runs: [1, ...new Set(levels)].sort(), pages: Number.isInteger(pages) && pages > 0 ? pages : 16 };
+    return { dir, main, files: own, node, makesNode: /\bmknod\b/.test(text), runs: [1, ...new Set(levels)].sort(), pages: Number.isInteger(pages) && pages > 0 ? pages : 16 };
   }
   return undefined;
 }
@@ -80,7 +94,7 @@ export async function buildLabTest(src: LabTestSource, cacheDir: string, confine
   const { cc, flags: archFlags, packages } = userCompiler('i386');
   if (!which(cc)) throw new MmaplabError('missing-tool', `${cc} not found: it builds the lab's 32-bit test program`, { hint: `install the Debian/Ubuntu package ${packages}` });
   const flags = ['-static', '-O2', '-Wall', ...archFlags];
-  const hasher = new Hasher().add('cc', cc).add('flags', flags.join(' ')).add('gcc', (await run(cc, ['-dumpfullversion'])).stdout).add('confinement', confinement.kind);
+  const hasher = new Hasher().add('cc', cc).add('flags', flags.join(' ')).add('line-buffered', LINE_BUFFERED).add('gcc', (await run(cc, ['-dumpfullversion'])).stdout).add('confinement', confinement.kind);
   for (const f of src.files) await hasher.addFile(basename(f), f);
   const entry = join(cacheDir, 'builds', `lab-test-${hasher.digest()}`);
   const result = join(entry, 'result.json');
@@ -111,7 +125,7 @@ export async function buildLabTest(src: LabTestSource, cacheDir: string, confine
 export type LabTestPlan =
   | { kind: 'skipped'; program: string; reason: string }
   | { kind: 'build-failed'; program: string; message: string; details: string[] }
-  | { kind: 'built'; program: string; command: string; path: string; node: string; runs: number[]; pages: number };
+  | { kind: 'built'; program: string; command: string; path: string; node: string; makesNode: boolean; runs: number[]; pages: number };
 
 /**
  * The lab's program for a driver checked on a guest of arch: undefined where
@@ -127,5 +141,5 @@ export async function prepareLabTest(source: string, guest: { arch: Arch; config
     return { kind: 'skipped', program, reason: "this kernel runs no 32-bit programs (no CONFIG_IA32_EMULATION); check with --arch i386 to run the lab's test program" };
   }
   const built = await buildLabTest(src, cacheDir, confinement);
-  return built.kind === 'built' ? { kind: 'built', program, command: built.command, path: built.path, node: src.node, runs: src.runs, pages: src.pages } : { kind: 'build-failed', program, message: built.message, details: built.details };
+  return built.kind === 'built' ? { kind: 'built', program, command: built.command, path: built.path, node: src.node, makesNode: src.makesNode, runs: src.runs, pages: src.pages } : { kind: 'build-failed', program, message: built.message, details: built.details };
 }

@@ -24,7 +24,7 @@ function labTestLines(t: LabTestReport | undefined, c: ChalkInstance): string[] 
   const head = `${c.bold("the lab's test program")}  ${t.program}`;
   if (t.kind === 'skipped') return ['', head, `${MARK.skip} ${c.dim(`not run: ${t.reason}`)}`];
   if (t.kind === 'build-failed') return ['', head, `${c.red.bold(MARK.fail)} ${c.red(t.message)}`, ...t.details.map((d) => `    ${d}`)];
-  const out = ['', `${head}  ${c.dim(`(${t.command}; ${t.node} is the driver's device)`)}`];
+  const out = ['', `${head}  ${c.dim(`(${t.command}; its device node ${t.node})`)}`];
   for (const x of t.runs) {
     const colour = x.verdict === 'pass' ? c.green : x.verdict === 'fail' ? c.red.bold : c.dim;
     out.push(`${colour(MARK[x.verdict])} ${`./mmap-test ${x.run}`.padEnd(46)} ${x.verdict === 'fail' ? c.red(x.reason) : c.dim(x.reason)}`);

@@ -93,6 +93,11 @@ describe("the lab's own test program, beside mmaplab's checks", () => {
     expect(r.exitCode).toBe(0);
   });
 
+  it("runs a program that makes its node every time (mknod c 42 0, rm at exit), as the lab's own does, three times over", async () => {
+    const report = parseValidResults<CheckReport>((await runCli(['check', '--json', '--arch', 'i386', 'test/fixtures/students/lab-mknod-always'])).stdout);
+    expect(ran(report)).toEqual([[1, 'pass'], [2, 'pass'], [3, 'pass']]);
+  });
+
   it('runs the same 32-bit program on amd64, whose kernel has IA32 emulation', async () => {
     const r = await runCli(['check', '--json', lab]);
     const report = parseValidResults<CheckReport>(r.stdout);
