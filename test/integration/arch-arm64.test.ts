@@ -5,7 +5,7 @@
  * on a CPU without hardware dirty-bit management, where the report says what
  * the readonly check cannot see.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +14,9 @@ import { SOFTWARE_DIRTY_NOTE } from '../../src/diagnose/assess.js';
 import { CHECK_NAMES } from '../../src/model/checks.js';
 import type { CheckReport, GuestMachine, RunReport } from '../../src/model/report.js';
 import { qemuProcesses, runCli } from './cli.js';
+import { acquireKernel, parseKernelSpec } from '../../src/kernel/index.js';
+import { kprobeArgs, type Arch } from '../../src/kernel/arch.js';
+import { cacheRoot } from '../../src/util/paths.js';
 import { parseValidResults } from '../support/schema.js';
 
 afterEach(() => {
@@ -96,5 +99,37 @@ describe('an arm64 CPU without hardware dirty-bit management (QEMU cortex-a57)',
     expect(readonly.matchesExpected).toBe(false);
     expect(report.notes.filter((n) => n === SOFTWARE_DIRTY_NOTE)).toHaveLength(1);
     expect(r.exitCode).toBe(1);
+  });
+});
+
+describe("the kprobe fetch-args checked against each kernel's own pt_regs and config", () => {
+  /** The fields of the n-th `struct pt_regs {` in a header (x86's: the 32-bit one first, then the 64-bit one). */
+  const fieldsOf = (header: string, n: number) => {
+    const block = header.split(/^struct pt_regs \{$/m)[n + 1]!.split(/^\};$/m)[0]!;
+    return [...block.matchAll(/^\s*(?:unsigned long|u64|s64)\s+(\w+)(?:\[\d+\])?;/gm)].map((m) => m[1]);
+  };
+  const headersOf = async (arch: Arch) => {
+    const k = await acquireKernel(parseKernelSpec('debian:bookworm', undefined, arch), { cacheDir: cacheRoot() });
+    const common = join(k.headersDir, '..', readdirSync(join(k.headersDir, '..')).find((d) => /-common$/.test(d))!);
+    return { k, common, config: readFileSync(k.config, 'utf8') };
+  };
+
+  it("x86-64's register names are fields of its pt_regs; i386 and arm64 fetch $argN, which their kernels map (HAVE_FUNCTION_ARG_ACCESS_API)", async () => {
+    const amd64 = await headersOf('amd64');
+    const x86 = readFileSync(join(amd64.common, 'arch/x86/include/asm/ptrace.h'), 'utf8');
+    const named = [...new Set([...Object.values(kprobeArgs('amd64')).join(' ').matchAll(/%(\w+)/g)].map((m) => m[1]))];
+    expect(named.sort()).toEqual(['cx', 'di', 'dx', 'si']);
+    expect(fieldsOf(x86, 1)).toEqual(expect.arrayContaining(named));
+    for (const arch of ['i386', 'arm64'] as const) {
+      const { config, common } = await headersOf(arch);
+      expect(Object.values(kprobeArgs(arch)).join(' ')).toMatch(/\$arg4/);
+      // $argN needs regs_get_kernel_argument(), which an architecture has with this config.
+      expect(config).toMatch(/^CONFIG_HAVE_FUNCTION_ARG_ACCESS_API=y$/m);
+      expect(config).toMatch(/^CONFIG_KPROBE_EVENTS=y$/m);
+      // Where it finds them: i386's first three in ax, dx, cx (the fourth on the stack), arm64's in regs[0..7].
+      const header = readFileSync(join(common, arch === 'i386' ? 'arch/x86/include/asm/ptrace.h' : 'arch/arm64/include/asm/ptrace.h'), 'utf8');
+      if (arch === 'i386') expect(fieldsOf(header, 0)).toEqual(expect.arrayContaining(['ax', 'dx', 'cx', 'sp']));
+      else expect(header).toMatch(/struct pt_regs \{[^]*?u64 regs\[31\];/);
+    }
   });
 });
