@@ -313,6 +313,8 @@ lab_runs() {
     fi
     wait "$pid"
     rc=$?
+    # What it started is stopped with it: nothing of one run lives on into the next, or into rmmod.
+    kill -KILL -- "-$pid" 2> /dev/null
     head -c 65536 "$out" | head -n 200 | emit -l lab-output run="$n"
     emit lab-run run:="$n" status:="$rc" stopped="$stopped"
     [ -n "$made_lab_node" ] && rm -f "$LAB_NODE"

@@ -224,6 +224,26 @@ describe('where no sandbox can be made', () => {
   });
 });
 
+describe("a lab's test program written to do harm in the guest", () => {
+  it('cannot forge the job channel, flood the report or hang the CLI: its runs are judged on what it did, the checks stand', async () => {
+    const r = await runCli(['check', join(HOSTILE, 'lab-test-hostile')]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    for (const out of [r.stdout, r.stderr]) expect(out).not.toMatch(/[\x07\x1b\x9b]/);
+    expect(r.stdout).toMatch(/^PASS: 15 checks passed$/m);
+    const dir = /^artefacts {2}(\S+)$/m.exec(r.stdout)![1]!;
+    const rep = parseValidResults<CheckReport>(readFileSync(join(dir, 'results.json'), 'utf8'));
+    const runs = rep.labTest?.kind === 'ran' ? rep.labTest.runs : [];
+    // fd 3, the agent's channel, is closed for it: its forged "lab-run ... status 0" and "job-end" went nowhere.
+    expect(runs[0]).toMatchObject({ run: 1, verdict: 'fail', reason: '0/16 pages matched aa bb cc dd; it printed "write 3: Bad file descriptor"' });
+    expect(runs[0]!.output.length).toBeLessThanOrEqual(40);
+    expect(runs[0]!.output[1]).toBe('\\x1b[2J\\x1b]0;owned\\x07flood 0');
+    // It ignores SIGTERM and hangs: killed at the step deadline, with the child it left.
+    expect(runs[1]).toMatchObject({ run: 2, verdict: 'fail', reason: expect.stringMatching(/; it did not finish within the step deadline and was killed$/) });
+    const records = readFileSync(join(dir, 'records.jsonl'), 'utf8').split('\n').filter((l) => l.includes('"lab-output"'));
+    expect(records.length).toBeLessThanOrEqual(2 * 200);
+  });
+});
+
 describe('what a driver prints in the guest', () => {
   it('a printk flood is stopped within seconds and reported as one; the kept console and results are bounded', async () => {
     const r = await runCli(['check', join(HOSTILE, 'printk-flood'), '--json']);
