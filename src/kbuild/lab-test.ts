@@ -7,7 +7,7 @@
  */
 import { copyFile, lstat, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
-import { MmaplabError } from '../util/errors.js';
+import { isMmaplabError, MmaplabError } from '../util/errors.js';
 import { run } from '../util/exec.js';
 import { exists, Hasher, installDirAtomic } from '../util/fsx.js';
 import { which } from '../util/tools.js';
@@ -17,6 +17,7 @@ import { userCompiler } from './userspace.js';
 import { parseDiagnostics } from './diagnostics.js';
 import { formatDiagnostic } from '../model/diagnostic.js';
 import type { Arch } from '../kernel/arch.js';
+import type { LabTestReport } from '../model/report.js';
 
 export interface LabTestSource {
   /** The program's folder, its main file, and its C files (the program and what it includes). */
@@ -123,8 +124,7 @@ export async function buildLabTest(src: LabTestSource, cacheDir: string, confine
 
 /** What check does with the lab's program: why it does not run it, its compile errors, or the program to run. */
 export type LabTestPlan =
-  | { kind: 'skipped'; program: string; reason: string }
-  | { kind: 'build-failed'; program: string; message: string; details: string[] }
+  | Exclude<LabTestReport, { kind: 'ran' }>
   | { kind: 'built'; program: string; command: string; path: string; node: string; makesNode: boolean; runs: number[]; pages: number };
 
 /**
@@ -140,6 +140,8 @@ export async function prepareLabTest(source: string, guest: { arch: Arch; config
   if (guest.arch === 'amd64' && !/^CONFIG_IA32_EMULATION=y$/m.test(await readFile(guest.config, 'utf8').catch(() => ''))) {
     return { kind: 'skipped', program, reason: "this kernel runs no 32-bit programs (no CONFIG_IA32_EMULATION); check with --arch i386 to run the lab's test program" };
   }
-  const built = await buildLabTest(src, cacheDir, confinement);
+  // A failure to build it at all (no 32-bit compiler here) is the lab test's, said in its report, never the check's.
+  const built = await buildLabTest(src, cacheDir, confinement).catch((e: unknown) => e as Error);
+  if (built instanceof Error) return { kind: 'skipped', program, reason: `it could not be built: ${built.message}${isMmaplabError(built) && built.hint ? ` (${built.hint})` : ''}` };
   return built.kind === 'built' ? { kind: 'built', program, command: built.command, path: built.path, node: src.node, makesNode: src.makesNode, runs: src.runs, pages: src.pages } : { kind: 'build-failed', program, message: built.message, details: built.details };
 }

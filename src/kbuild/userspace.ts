@@ -35,6 +35,7 @@ export function lacksStaticLibc(gccOutput: string): boolean {
 export function userCompiler(arch: Arch, onPath: (cmd: string) => boolean = (c) => which(c) !== undefined): { cc: string; flags: readonly string[]; packages: string } {
   const info = ARCH_INFO[arch];
   if (arch === hostArch()) return { cc: 'gcc', flags: [], packages: 'libc6-dev' };
+  // Userspace needs a cross C library even where Kbuild needs no cross prefix (i386 on amd64): the triplet's, always.
   const cross = { cc: `${info.gnuTriplet}-gcc`, flags: [], packages: `gcc-${crossPackageSuffix(arch)} libc6-dev-${arch}-cross` };
   if (arch === 'i386' && hostArch() === 'amd64' && !onPath(cross.cc) && existsSync('/usr/include/asm') && existsSync('/usr/include/x86_64-linux-gnu/gnu/stubs-32.h')) return { cc: 'gcc', flags: info.userCflags, packages: 'gcc-multilib' };
   return cross;

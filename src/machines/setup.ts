@@ -260,10 +260,8 @@ async function openGuestLab(opts: SetupOptions, source: string, runDir: RunDir, 
   progress('build', `building ${relative(process.cwd(), source) || '.'} for ${kernel.release}, the test program and the initramfs`);
   const builtP = build().catch((e: unknown) => e as Error);
   // The lab's own test program, where the driver comes in the lab's layout: built beside the driver, confined as it is.
-  // A failure of it (no 32-bit compiler here) is the lab test's, said in its report, never the check's.
-  const labTestP = opts.labTest
-    ? prepareLabTest(source, { arch: kernel.arch, config: kernel.config }, cacheDir, confinement).catch((e: unknown): LabTestPlan => ({ kind: 'skipped', program: 'test/', reason: `it could not be built: ${e instanceof Error ? e.message : String(e)}${isMmaplabError(e) && e.hint ? ` (${e.hint})` : ''}` }))
-    : Promise.resolve(undefined);
+  // Held as a value until the driver's build ends (an unexpected error then ends the setup as the build's would).
+  const labTestP = opts.labTest ? prepareLabTest(source, { arch: kernel.arch, config: kernel.config }, cacheDir, confinement).catch((e: unknown) => e as Error) : Promise.resolve(undefined);
   // The initramfs builds the test program too (it carries it): one build serves both.
   // Either failing waits for the driver's build to end first: nothing of it is left running (or writing into a kept tree).
   const [initramfs, accel] = await (async () => {
@@ -293,9 +291,9 @@ async function openGuestLab(opts: SetupOptions, source: string, runDir: RunDir, 
   machine.prepare();
   const first = await builtP;
   const labTest = await labTestP;
-  if (first instanceof Error) {
+  if (first instanceof Error || labTest instanceof Error) {
     await machine.close();
-    throw first;
+    throw first instanceof Error ? first : labTest;
   }
   const isolation = isolationOf(confinement, opts.buildTimeoutS ? { timeS: opts.buildTimeoutS } : {});
   return { kernel: kernelInfo, guestKernel: kernel, kernelMs: tKernel - t0, isolation, testProgram: initramfs.testProgram, labTest, machine, first, rebuild: build, dispose: async () => void (await machine.close()) };

@@ -17,27 +17,25 @@ export function isStaticElf(head: Buffer): boolean {
   return true;
 }
 
-export async function isStaticElfFile(path: string): Promise<boolean> {
+/** A file's first bytes (fewer where it is shorter). */
+async function headOf(path: string, bytes: number): Promise<Buffer> {
   const fh = await open(path, 'r');
   try {
-    const buf = Buffer.alloc(8192);
-    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
-    return isStaticElf(buf.subarray(0, bytesRead));
+    const buf = Buffer.alloc(bytes);
+    const { bytesRead } = await fh.read(buf, 0, bytes, 0);
+    return buf.subarray(0, bytesRead);
   } finally {
     await fh.close();
   }
 }
 
+export async function isStaticElfFile(path: string): Promise<boolean> {
+  return isStaticElf(await headOf(path, 8192));
+}
+
 /** An ELF object's e_machine (3 EM_386, 62 EM_X86_64, 183 EM_AARCH64); undefined for no little-endian ELF. */
 export async function elfMachineOfFile(path: string): Promise<number | undefined> {
-  const fh = await open(path, 'r').catch(() => undefined);
-  if (!fh) return undefined;
-  try {
-    const head = Buffer.alloc(20);
-    const { bytesRead } = await fh.read(head, 0, 20, 0);
-    if (bytesRead < 20 || head.readUInt32BE(0) !== 0x7f454c46 || head[5] !== 1) return undefined;
-    return head.readUInt16LE(18);
-  } finally {
-    await fh.close();
-  }
+  const head = await headOf(path, 20).catch(() => undefined);
+  if (!head || head.length < 20 || head.readUInt32BE(0) !== 0x7f454c46 || head[5] !== 1) return undefined;
+  return head.readUInt16LE(18);
 }

@@ -50,6 +50,7 @@ import { join } from 'node:path';
 import { buildInitramfs } from '../../dist/guest/initramfs.js';
 import { jobPayload, labJob } from '../../dist/guest/job.js';
 import { acquireKernel, parseKernelSpec } from '../../dist/kernel/index.js';
+import { GUEST_ARCHES } from '../../dist/kernel/arch.js';
 import { pvhImage } from '../../dist/kernel/vmlinux.js';
 import type { MatrixReport } from '../../dist/model/report.js';
 import type { GuestMachine, RunReport } from '../../dist/model/report.js';
@@ -275,7 +276,7 @@ async function bootWays(qemu: Setup['qemu'], accel: Setup['spec']['accel']) {
  */
 async function archPhase(base: Record<string, string>, runs: number) {
   const rows = [];
-  for (const arch of ['amd64', 'i386', 'arm64'] as const) {
+  for (const arch of GUEST_ARCHES) {
     process.stderr.write(`arch ${arch}: warm runs of the grid against a raw boot of the same kernel, x${runs}...\n`);
     await mmaplabRun(base, ['--arch', arch]); // fills the cache and makes the snapshot
     const first = (await mmaplabRun(base, ['--arch', arch]))[1];

@@ -9,15 +9,15 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { EXPECTATIONS, STRATEGIES } from '../../src/diagnose/expectations.js';
+import { EXPECTATIONS } from '../../src/diagnose/expectations.js';
 import { SOFTWARE_DIRTY_NOTE } from '../../src/diagnose/assess.js';
-import { CHECK_NAMES } from '../../src/model/checks.js';
 import type { CheckReport, GuestMachine, RunReport } from '../../src/model/report.js';
 import { qemuProcesses, runCli } from './cli.js';
 import { acquireKernel, parseKernelSpec } from '../../src/kernel/index.js';
 import { kprobeArgs, type Arch } from '../../src/kernel/arch.js';
 import { cacheRoot } from '../../src/util/paths.js';
 import { parseValidResults } from '../support/schema.js';
+import { expectedGrid, gridOf, remapSizes } from '../support/grid.js';
 
 afterEach(() => {
   expect(qemuProcesses()).toEqual([]);
@@ -38,9 +38,7 @@ describe('mmaplab run --arch arm64 on debian:bookworm', () => {
     expect(grid.stderr).toBe('');
     const r = parseValidResults<RunReport & { machine: GuestMachine }>(grid.stdout);
     expect(r.kernel).toMatchObject({ spec: 'debian:bookworm', flavour: 'cloud-arm64', arch: 'arm64', release: expect.stringMatching(/^6\.1\.0-\d+-cloud-arm64$/) });
-    const actual = Object.fromEntries(STRATEGIES.map((s) => [s, Object.fromEntries(r.results.filter((x) => x.strategy === s).map((x) => [x.check, x.outcome.kind]))]));
-    const expected = Object.fromEntries(STRATEGIES.map((s) => [s, Object.fromEntries(CHECK_NAMES.map((c) => [c, EXPECTATIONS[s]![c].kind]))]));
-    expect(actual).toEqual(expected);
+    expect(gridOf(r)).toEqual(expectedGrid());
     expect(r.kernelLog.problems).toEqual([]);
     // QEMU's max CPU manages the dirty bit in hardware: nothing to warn about.
     expect(r.notes).not.toContain(SOFTWARE_DIRTY_NOTE);
@@ -55,7 +53,7 @@ describe('mmaplab run --arch arm64 on debian:bookworm', () => {
     expect(cell('private').traced).toEqual([expect.objectContaining({ fn: 'remap_pfn_range', calls: 16, returns: { '-22': 16 }, sizes: [4096] })]);
     expect(cell('shared')).toMatchObject({ outcome: { kind: 'ok', pagesOk: 16 }, matchesExpected: true });
     const records = readFileSync(join(r.artifacts.dir, 'records.jsonl'), 'utf8');
-    const sizes = [...records.matchAll(/"strategy":"seed".*remap_pfn_range_args: .* addr=0x[0-9a-f]+ pfn=0x[0-9a-f]+ size=(0x[0-9a-f]+)/g)].map((m) => m[1]);
+    const sizes = remapSizes(records, 'seed');
     expect(sizes.length).toBeGreaterThanOrEqual(16);
     expect(new Set(sizes)).toEqual(new Set(['0x1000']));
   });

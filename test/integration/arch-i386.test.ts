@@ -8,11 +8,10 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { EXPECTATIONS, STRATEGIES } from '../../src/diagnose/expectations.js';
-import { CHECK_NAMES } from '../../src/model/checks.js';
 import type { CheckReport, GuestMachine, MatrixReport, RunReport } from '../../src/model/report.js';
 import { qemuProcesses, runCli } from './cli.js';
 import { parseValidResults } from '../support/schema.js';
+import { expectedGrid, gridOf } from '../support/grid.js';
 
 afterEach(() => {
   expect(qemuProcesses()).toEqual([]);
@@ -33,9 +32,7 @@ describe('mmaplab run --arch i386 on debian:bookworm', () => {
     expect(grid.stderr).toBe('');
     const r = parseValidResults<RunReport & { machine: GuestMachine }>(grid.stdout);
     expect(r.kernel).toMatchObject({ spec: 'debian:bookworm', flavour: '686-pae', arch: 'i386', release: expect.stringMatching(/^6\.1\.0-\d+-686-pae$/) });
-    const actual = Object.fromEntries(STRATEGIES.map((s) => [s, Object.fromEntries(r.results.filter((x) => x.strategy === s).map((x) => [x.check, x.outcome.kind]))]));
-    const expected = Object.fromEntries(STRATEGIES.map((s) => [s, Object.fromEntries(CHECK_NAMES.map((c) => [c, EXPECTATIONS[s]![c].kind]))]));
-    expect(actual).toEqual(expected);
+    expect(gridOf(r)).toEqual(expectedGrid());
     expect(r.kernelLog.problems).toEqual([]);
     expect(grid.exitCode).toBe(0);
   });
